@@ -1,0 +1,65 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+)
+
+// Credentials are what a client presented when it connected.
+type Credentials struct {
+	Transport string // "websocket" or "tcp"
+	// Token is the bearer token: the WebSocket ?token= query parameter or
+	// Authorization: Bearer header, or the payload of the TCP hello frame.
+	Token string
+	// Session is the session the client asked for by name (?session= or
+	// the hello frame's ID). Only development authentication honours it.
+	Session string
+	Local   net.Addr // the listener's side
+	Remote  net.Addr // the client's side
+}
+
+// Authenticator decides which session a client holds. It runs during the
+// handshake, bounded by Config.HandshakeTimeout through ctx. An error
+// rejects the client with close reason auth; its text is sent to the
+// client, so it must not reveal secrets.
+type Authenticator interface {
+	Authenticate(ctx context.Context, cr Credentials) (session string, err error)
+}
+
+// AuthFunc adapts a function to an Authenticator.
+type AuthFunc func(ctx context.Context, cr Credentials) (string, error)
+
+// Authenticate calls f.
+func (f AuthFunc) Authenticate(ctx context.Context, cr Credentials) (string, error) {
+	return f(ctx, cr)
+}
+
+// DevAuth is development mode: a client gets the session it names, with no
+// token. It serves only loopback listeners and loopback clients, and the
+// server logs loudly when it is in use.
+type DevAuth struct{}
+
+// Authenticate accepts cr.Session if both ends are on loopback.
+func (DevAuth) Authenticate(_ context.Context, cr Credentials) (string, error) {
+	if !isLoopback(cr.Local) || !isLoopback(cr.Remote) {
+		return "", errors.New("development authentication accepts loopback clients only")
+	}
+	if !ValidSession(cr.Session) {
+		return "", fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", cr.Session)
+	}
+	return cr.Session, nil
+}
+
+func (DevAuth) loopbackOnly() {}
+
+func isLoopback(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}

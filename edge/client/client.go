@@ -1,0 +1,428 @@
+// Package client is the Go client for pushfabric edges. It speaks the frame
+// format of package wire over WebSocket or framed TCP: it connects and
+// authenticates, receives pushes, answers keepalive pings, and sends
+// requests whose responses it streams back.
+//
+// A Conn has one reader goroutine, which Close (or the server closing the
+// connection) ends. Pushes are delivered in order through Recv, or to
+// Options.OnPush. A client that stops taking pushes stops reading its
+// socket: the server then sees a slow client, which is what it should see.
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// Frame is a protocol frame; see [wire.Frame].
+type Frame = wire.Frame
+
+// Options configure a connection. The zero value works for development
+// mode with Session set.
+type Options struct {
+	// Token is the bearer token (production authentication).
+	Token string
+	// Session names the session in the edge's development mode.
+	Session string
+	// MaxFrameSize bounds frames from the server; 0: wire.DefaultMaxFrameSize.
+	MaxFrameSize int
+	// Buffer is how many pushes wait for Recv before the client stops
+	// reading; 0: 1024.
+	Buffer int
+	// OnPush, when set, receives every push on the reader goroutine instead
+	// of Recv. The frame's Payload is valid only during the call.
+	OnPush func(Frame)
+	// ReadBufferSize is the socket read buffer; 0: 64 KiB.
+	ReadBufferSize int
+}
+
+// CloseError is how a connection ended when the server closed it: the
+// close reason it sent (replaced, shutdown, auth, too_slow, protocol, idle,
+// normal) and its message.
+type CloseError struct {
+	Reason  string
+	Message string
+}
+
+func (e *CloseError) Error() string {
+	if e.Message == "" {
+		return "closed by server: " + e.Reason
+	}
+	return "closed by server: " + e.Reason + ": " + e.Message
+}
+
+// RequestError is an error frame the server sent for a request.
+type RequestError struct {
+	Code    string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
+
+// ErrClosed is returned by operations on a connection that has ended for a
+// reason other than the server's close frame (Close, or a broken socket).
+var ErrClosed = errors.New("client: connection closed")
+
+// Conn is a client connection to an edge.
+type Conn struct {
+	nc       net.Conn
+	ws       bool
+	max      int
+	br       *bufio.Reader
+	session  string
+	node     string
+	onPush   func(Frame)
+	pushes   chan Frame    // closed by the reader when the connection ends
+	done     chan struct{} // closed by the reader when the connection ends
+	wmu      sync.Mutex    // serialises writes
+	nextReq  atomic.Uint64
+	readDone sync.WaitGroup
+
+	mu    sync.Mutex
+	calls map[string]*call // guarded by mu
+	close *CloseError      // guarded by mu: the server's close frame
+	err   error            // guarded by mu: why the reader ended
+}
+
+// Dial connects to addr and waits for the server's welcome: addr is
+// ws://host:port/path for WebSocket or tcp://host:port for framed TCP. It
+// fails with a *CloseError if the server rejects the client.
+func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	c := &Conn{max: o.MaxFrameSize, onPush: o.OnPush, done: make(chan struct{}), calls: map[string]*call{}}
+	if c.max == 0 {
+		c.max = wire.DefaultMaxFrameSize
+	}
+	bufSize := o.ReadBufferSize
+	if bufSize == 0 {
+		bufSize = 64 << 10
+	}
+	switch u.Scheme {
+	case "ws":
+		err = c.dialWS(ctx, u, o, bufSize)
+	case "tcp":
+		err = c.dialTCP(ctx, u.Host, o, bufSize)
+	default:
+		err = fmt.Errorf("scheme %q: want ws or tcp", u.Scheme)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if err := c.awaitWelcome(ctx); err != nil {
+		_ = c.nc.Close()
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	buffer := o.Buffer
+	if buffer == 0 {
+		buffer = 1024
+	}
+	c.pushes = make(chan Frame, buffer)
+	c.readDone.Add(1)
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Conn) dialTCP(ctx context.Context, host string, o Options, bufSize int) error {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	c.nc, c.br = nc, bufio.NewReaderSize(nc, bufSize)
+	return c.send(&Frame{Type: wire.TypeHello, ID: o.Session, Payload: []byte(o.Token)})
+}
+
+func (c *Conn) dialWS(ctx context.Context, u *url.URL, o Options, bufSize int) error {
+	q := u.Query()
+	if o.Session != "" {
+		q.Set("session", o.Session)
+	}
+	if o.Token != "" {
+		q.Set("token", o.Token)
+	}
+	u.RawQuery = q.Encode()
+	nc, br, _, err := ws.Dialer{ReadBufferSize: bufSize}.Dial(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	c.nc, c.ws = nc, true
+	if br == nil {
+		br = bufio.NewReaderSize(nc, bufSize)
+	}
+	c.br = br
+	return nil
+}
+
+// awaitWelcome reads the first frame, bounded by ctx.
+func (c *Conn) awaitWelcome(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.nc.SetReadDeadline(d)
+		defer c.nc.SetReadDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	body, err := c.readFrame(nil)
+	if err != nil {
+		return err
+	}
+	f, err := wire.Decode(body)
+	if err != nil {
+		return err
+	}
+	switch f.Type {
+	case wire.TypeWelcome:
+		c.session, c.node = f.ID, f.Name
+		return nil
+	case wire.TypeClose:
+		return &CloseError{Reason: f.Name, Message: string(f.Payload)}
+	}
+	return fmt.Errorf("first frame is %v, want welcome", f.Type)
+}
+
+// Session is the session the server gave this connection.
+func (c *Conn) Session() string { return c.session }
+
+// Node is the edge node that holds the connection.
+func (c *Conn) Node() string { return c.node }
+
+// Done is closed when the connection has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err says why the connection ended: a *CloseError if the server closed it
+// with a close frame, ErrClosed or the transport's error otherwise. Nil
+// while it is open.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.close != nil {
+		return c.close
+	}
+	return c.err
+}
+
+// Recv returns the next push, or a connection-level error frame (Type
+// wire.TypeError, empty ID). Once the connection has ended and every push
+// was received, it returns Err().
+func (c *Conn) Recv(ctx context.Context) (Frame, error) {
+	select {
+	case f, ok := <-c.pushes:
+		if !ok {
+			return Frame{}, c.Err()
+		}
+		return f, nil
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	}
+}
+
+// Request sends a request and yields its response frames in order. The
+// sequence ends after the server's end frame; an error frame is yielded as
+// a *RequestError and ends it. Stopping early, or ctx ending, cancels the
+// request on the server.
+func (c *Conn) Request(ctx context.Context, method string, payload []byte) iter.Seq2[Frame, error] {
+	return func(yield func(Frame, error) bool) {
+		id := strconv.FormatUint(c.nextReq.Add(1), 36)
+		cl := &call{frames: make(chan Frame, 64), gone: make(chan struct{})}
+		c.mu.Lock()
+		c.calls[id] = cl
+		c.mu.Unlock()
+		defer c.forget(id, cl)
+		if err := c.send(&Frame{Type: wire.TypeRequest, ID: id, Name: method, Payload: payload}); err != nil {
+			yield(Frame{}, err)
+			return
+		}
+		for {
+			f, err := c.nextResponse(ctx, cl.frames)
+			if err != nil {
+				_ = c.send(&Frame{Type: wire.TypeCancel, ID: id})
+				yield(Frame{}, err)
+				return
+			}
+			switch f.Type {
+			case wire.TypeEnd:
+				return
+			case wire.TypeError:
+				yield(Frame{}, &RequestError{Code: f.Name, Message: string(f.Payload)})
+				return
+			}
+			if !yield(f, nil) {
+				_ = c.send(&Frame{Type: wire.TypeCancel, ID: id})
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) nextResponse(ctx context.Context, ch chan Frame) (Frame, error) {
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			if err := c.Err(); err != nil {
+				return Frame{}, err
+			}
+			return Frame{}, ErrClosed
+		}
+		return f, nil
+	case <-ctx.Done():
+		return Frame{}, ctx.Err()
+	}
+}
+
+// call is a request in flight: the reader sends its frames until the
+// caller is gone.
+type call struct {
+	frames chan Frame    // closed by the reader when the connection ends
+	gone   chan struct{} // closed by the caller when it stops listening
+}
+
+func (c *Conn) forget(id string, cl *call) {
+	c.mu.Lock()
+	delete(c.calls, id)
+	c.mu.Unlock()
+	close(cl.gone)
+}
+
+// Close sends a close frame and closes the connection, then waits for the
+// reader goroutine to end.
+func (c *Conn) Close() error {
+	_ = c.send(&Frame{Type: wire.TypeClose, Name: "normal"})
+	err := c.nc.Close()
+	c.readDone.Wait()
+	return err
+}
+
+// send writes one frame.
+func (c *Conn) send(f *Frame) error {
+	var (
+		b   []byte
+		err error
+	)
+	if c.ws {
+		b, err = wire.AppendWSMasked(nil, f, mask())
+	} else {
+		b, err = wire.AppendTCP(nil, f)
+	}
+	if err != nil {
+		return err
+	}
+	return c.write(b)
+}
+
+func (c *Conn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.nc.Write(b)
+	return err
+}
+
+func mask() (m [4]byte) {
+	v := rand.Uint32()
+	m[0], m[1], m[2], m[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	return m
+}
+
+// readFrame reads one frame body into buf, answering WebSocket pings.
+func (c *Conn) readFrame(buf []byte) ([]byte, error) {
+	if !c.ws {
+		return wire.ReadTCP(c.br, buf, c.max)
+	}
+	return wire.ReadWS(c.br, buf, c.max, false, c.onControl)
+}
+
+func (c *Conn) onControl(op byte, p []byte) error {
+	switch op {
+	case wire.WSPing:
+		m := mask()
+		return c.write(wire.AppendWSControl(nil, wire.WSPong, p, &m))
+	case wire.WSClose:
+		m := mask()
+		_ = c.write(wire.AppendWSControl(nil, wire.WSClose, p, &m))
+		return io.EOF
+	}
+	return nil
+}
+
+// readLoop delivers frames until the connection ends.
+func (c *Conn) readLoop() {
+	defer c.readDone.Done()
+	var buf []byte
+	var err error
+	for {
+		var body []byte
+		if body, err = c.readFrame(buf); err != nil {
+			break
+		}
+		buf = body[:0]
+		if err = c.dispatch(body); err != nil {
+			break
+		}
+	}
+	c.end(err)
+}
+
+func (c *Conn) dispatch(body []byte) error {
+	f, err := wire.Decode(body)
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.Type == wire.TypePush && c.onPush != nil:
+		c.onPush(f)
+	case f.Type == wire.TypePush || f.Type == wire.TypeError && f.ID == "":
+		f.Payload = append([]byte(nil), f.Payload...)
+		c.pushes <- f
+	case f.Type == wire.TypeResponse || f.Type == wire.TypeEnd || f.Type == wire.TypeError:
+		f.Payload = append([]byte(nil), f.Payload...)
+		c.mu.Lock()
+		cl := c.calls[f.ID]
+		c.mu.Unlock()
+		if cl != nil {
+			select {
+			case cl.frames <- f:
+			case <-cl.gone:
+			}
+		}
+	case f.Type == wire.TypePing:
+		return c.send(&Frame{Type: wire.TypePong, Payload: f.Payload})
+	case f.Type == wire.TypeClose:
+		c.mu.Lock()
+		c.close = &CloseError{Reason: f.Name, Message: string(f.Payload)}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// end records why the connection ended and releases everyone waiting.
+func (c *Conn) end(err error) {
+	_ = c.nc.Close()
+	c.mu.Lock()
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		err = ErrClosed
+	}
+	c.err = err
+	for id, cl := range c.calls {
+		close(cl.frames)
+		delete(c.calls, id)
+	}
+	c.mu.Unlock()
+	close(c.pushes)
+	close(c.done)
+}

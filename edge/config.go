@@ -1,0 +1,146 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// TryPushPolicy says what TryPush does with a frame it cannot queue.
+type TryPushPolicy int
+
+const (
+	// TryPushReturns: TryPush returns ErrQueueFull or ErrClosed and the
+	// caller keeps the frame.
+	TryPushReturns TryPushPolicy = iota
+	// TryPushDeadLetters: TryPush hands the frame to the dead-letter sink
+	// and returns a *DeadLetteredError saying with which reason.
+	TryPushDeadLetters
+)
+
+// Config tunes connections. Start from [DefaultConfig]; [Config.Validate]
+// says what is wrong with a Config.
+type Config struct {
+	// QueueLen and QueueBytes bound each priority's queue per connection. A
+	// bound is not an allocation: an empty queue holds no buffer.
+	QueueLen   int
+	QueueBytes int
+	// TryPush is the policy for frames TryPush cannot queue.
+	TryPush TryPushPolicy
+
+	// MaxHighBeforeLow: after this many high-priority frames in a row, one
+	// waiting low-priority frame goes out. FairnessSlice does the same once
+	// a run of high frames has lasted that long. Both zero: strict priority.
+	MaxHighBeforeLow int
+	FairnessSlice    time.Duration
+	// Rate limits pushes written per second per connection, both priorities
+	// together, with bursts of up to Burst. Zero: no limit. Pushes wait in
+	// their queue for tokens; control and response frames are not limited.
+	Rate  rate.Limit
+	Burst int
+	// BatchFrames and BatchBytes bound one coalesced write.
+	BatchFrames int
+	BatchBytes  int
+	// Flushers is the number of shared goroutines that write for
+	// connections with pending frames. Zero: each connection with pending
+	// frames gets a goroutine of its own until its queues are empty. Either
+	// way a socket that blocks gets its own goroutine for the rest of the
+	// write, so a stalled client never holds up another.
+	Flushers int
+	// WriteTimeout ends a connection whose socket accepted nothing for this
+	// long, with close reason too_slow.
+	WriteTimeout time.Duration
+
+	// MaxFrameSize bounds frames both ways. Larger client frames close the
+	// connection with reason protocol; larger pushes are refused.
+	MaxFrameSize int
+	// HandshakeTimeout bounds the WebSocket upgrade or TCP hello plus
+	// authentication.
+	HandshakeTimeout time.Duration
+	// PingInterval: a ping goes to a client not heard from for this long.
+	// IdleTimeout: a client not heard from for this long is closed (idle).
+	PingInterval time.Duration
+	IdleTimeout  time.Duration
+
+	// MaxRequests bounds concurrent requests per connection; StreamBuffer
+	// bounds the response frames one request may have queued.
+	MaxRequests  int
+	StreamBuffer int
+
+	// DrainTimeout bounds how long a closing connection keeps writing what
+	// is queued before dead-lettering the rest.
+	DrainTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		QueueLen:         512,
+		QueueBytes:       1 << 20,
+		MaxHighBeforeLow: 8,
+		BatchFrames:      128,
+		BatchBytes:       64 << 10,
+		Flushers:         1,
+		WriteTimeout:     10 * time.Second,
+		MaxFrameSize:     wire.DefaultMaxFrameSize,
+		HandshakeTimeout: 10 * time.Second,
+		PingInterval:     25 * time.Second,
+		IdleTimeout:      60 * time.Second,
+		MaxRequests:      16,
+		StreamBuffer:     32,
+		DrainTimeout:     5 * time.Second,
+	}
+}
+
+// Validate reports every field that is out of range.
+func (c Config) Validate() error {
+	var errs []error
+	positive := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+		}
+	}
+	notNegative := func(name string, v int64) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative, got %d", name, v))
+		}
+	}
+	positive("QueueLen", c.QueueLen)
+	positive("QueueBytes", c.QueueBytes)
+	positive("BatchFrames", c.BatchFrames)
+	positive("BatchBytes", c.BatchBytes)
+	positive("MaxRequests", c.MaxRequests)
+	positive("StreamBuffer", c.StreamBuffer)
+	positive("MaxFrameSize", c.MaxFrameSize)
+	notNegative("MaxHighBeforeLow", int64(c.MaxHighBeforeLow))
+	notNegative("Flushers", int64(c.Flushers))
+	notNegative("Burst", int64(c.Burst))
+	notNegative("FairnessSlice", int64(c.FairnessSlice))
+	notNegative("WriteTimeout", int64(c.WriteTimeout))
+	notNegative("HandshakeTimeout", int64(c.HandshakeTimeout))
+	notNegative("PingInterval", int64(c.PingInterval))
+	notNegative("IdleTimeout", int64(c.IdleTimeout))
+	notNegative("DrainTimeout", int64(c.DrainTimeout))
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("Rate must not be negative, got %v", c.Rate))
+	}
+	if c.TryPush != TryPushReturns && c.TryPush != TryPushDeadLetters {
+		errs = append(errs, fmt.Errorf("TryPush policy %d is unknown", c.TryPush))
+	}
+	if c.MaxFrameSize < wire.HeaderLen {
+		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least %d", wire.HeaderLen))
+	}
+	return errors.Join(errs...)
+}
+
+// burst is the token bucket size: Burst, or one second's worth of tokens.
+func (c Config) burst() int {
+	if c.Burst > 0 {
+		return c.Burst
+	}
+	return max(1, int(c.Rate))
+}

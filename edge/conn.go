@@ -1,0 +1,326 @@
+package edge
+
+import (
+	"context"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// PushHandle is how a producer in the process pushes to one session's
+// connection. [*Conn] implements it.
+type PushHandle interface {
+	// Session is the session the connection holds.
+	Session() string
+	// Push queues f at priority p, waiting for room while the queue is
+	// full. It returns nil once f is queued, ErrClosed if the connection is
+	// closing, ctx.Err() if ctx ends first, or an error for a frame that
+	// can never be queued. It never dead-letters: on error the caller still
+	// holds f.
+	Push(ctx context.Context, p Priority, f Frame) error
+	// TryPush queues f at priority p without waiting. When it cannot, it
+	// returns ErrQueueFull or ErrClosed, or, under the TryPushDeadLetters
+	// policy, hands f to the dead-letter sink and returns a
+	// *DeadLetteredError wrapping one of them.
+	TryPush(p Priority, f Frame) error
+	// Done is closed when the connection has ended and everything it held
+	// was written or dead-lettered.
+	Done() <-chan struct{}
+}
+
+var _ PushHandle = (*Conn)(nil)
+
+type connState uint8
+
+const (
+	stateOpen     connState = iota
+	stateDraining           // intake stopped; writing what is left until the deadline
+	stateClosed             // socket closed; nothing more is written
+)
+
+type writerState uint8
+
+const (
+	writerIdle     writerState = iota // no owner: the next frame schedules one
+	writerRunning                     // an owner is scheduled or writing
+	writerSleeping                    // waiting for rate-limit tokens; rateTimer owns the write side
+)
+
+// Conn is one client connection holding one session: an actor whose write
+// side has exactly one owner at a time. Its methods are safe for concurrent
+// use.
+type Conn struct {
+	// Set before the connection is shared; read-only after.
+	srv     *Server
+	session string
+	started time.Time
+	nc      net.Conn
+	raw     syscall.RawConn // nil when the transport gives no raw access
+	fr      framing
+	limiter *rate.Limiter // nil without a rate limit; used by the write side's owner
+	done    chan struct{} // closed by the reader goroutine at the very end
+
+	mu sync.Mutex
+	// Guarded by mu.
+	state         connState
+	writer        writerState
+	out           outbox
+	room          chan struct{} // closed when pushes leave the queues; made by a waiting Push
+	writerGone    chan struct{} // closed when the write side's owner lets go; made by the reader at the end
+	reqs          map[string]*request
+	closeReason   CloseReason
+	closeErr      error     // what ended the connection, for the close hook; nil for a requested close
+	leftover      Reason    // the reason pushes still queued at the end are dead-lettered with
+	drainDeadline time.Time // when a draining connection gives up
+	rateTimer     *time.Timer
+
+	// Owned by the reader goroutine.
+	lastRead time.Time
+	reqWG    sync.WaitGroup // request goroutines
+}
+
+// Session returns the session id the connection holds.
+func (c *Conn) Session() string { return c.session }
+
+// Started is when the connection was accepted.
+func (c *Conn) Started() time.Time { return c.started }
+
+// RemoteAddr is the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// Done is closed when the connection has ended completely: the socket is
+// closed, every push was written or dead-lettered, every request ended and
+// the close hook ran.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Push implements [PushHandle].
+func (c *Conn) Push(ctx context.Context, p Priority, f Frame) error {
+	f.Type, f.Priority = wire.TypePush, p
+	if err := c.srv.checkPush(&f); err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		refused := c.enqueueLocked(p, f)
+		if refused != ReasonQueueFull {
+			c.mu.Unlock()
+			return refusalErr(refused)
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// TryPush implements [PushHandle].
+func (c *Conn) TryPush(p Priority, f Frame) error {
+	f.Type, f.Priority = wire.TypePush, p
+	if err := c.srv.checkPush(&f); err != nil {
+		if c.srv.cfg.TryPush == TryPushDeadLetters {
+			c.srv.deadLetter(DeadLetter{Session: c.session, Priority: p, Frame: f, Reason: ReasonInvalid})
+			return &DeadLetteredError{Reason: ReasonInvalid, Err: err}
+		}
+		return err
+	}
+	c.mu.Lock()
+	refused := c.enqueueLocked(p, f)
+	c.mu.Unlock()
+	if refused == "" {
+		return nil
+	}
+	if c.srv.cfg.TryPush != TryPushDeadLetters {
+		return refusalErr(refused)
+	}
+	c.srv.deadLetter(DeadLetter{Session: c.session, Priority: p, Frame: f, Reason: refused})
+	switch refused {
+	case ReasonQueueFull:
+		return errDeadQueueFull
+	case ReasonShutdown:
+		return errDeadShutdown
+	}
+	return errDeadClosed
+}
+
+// enqueueLocked queues f, or returns the reason it cannot: queue_full, or
+// the reason the closing connection dead-letters with.
+func (c *Conn) enqueueLocked(p Priority, f Frame) Reason {
+	if c.state != stateOpen {
+		return c.leftover
+	}
+	cfg := &c.srv.cfg
+	q := c.out.queue(p)
+	if q.len() >= cfg.QueueLen || c.out.bytes[p]+len(f.Payload) > cfg.QueueBytes {
+		return ReasonQueueFull
+	}
+	q.push(item{f: f})
+	c.out.bytes[p] += len(f.Payload)
+	c.wakeWriterLocked()
+	return ""
+}
+
+func refusalErr(r Reason) error {
+	switch r {
+	case "":
+		return nil
+	case ReasonQueueFull:
+		return ErrQueueFull
+	}
+	return ErrClosed
+}
+
+// wakeWriterLocked gives the write side an owner if it has none.
+func (c *Conn) wakeWriterLocked() {
+	if c.writer == writerIdle {
+		c.writer = writerRunning
+		c.srv.sched.schedule(c)
+	}
+}
+
+// Close ends the connection gracefully: intake stops at once, a close frame
+// with the reason goes out first, what is queued is written until the drain
+// timeout, and what is left then is dead-lettered (reason shutdown for
+// CloseShutdown, closed otherwise). Active requests are canceled. Close does
+// not wait; [Conn.Done] is closed when the connection has ended.
+func (c *Conn) Close(reason CloseReason) {
+	leftover := ReasonClosed
+	if reason == CloseShutdown {
+		leftover = ReasonShutdown
+	}
+	c.beginClose(reason, leftover, true, c.srv.cfg.DrainTimeout)
+}
+
+// abortTimeout bounds how long an abrupt close waits to get its close frame
+// out before it closes the socket anyway.
+const abortTimeout = time.Second
+
+// abort closes the connection without writing what is queued: a close frame
+// goes out (best effort, for up to abortTimeout) and every queued push is
+// dead-lettered with leftover.
+func (c *Conn) abort(reason CloseReason, leftover Reason) {
+	for _, it := range c.beginClose(reason, leftover, false, abortTimeout) {
+		c.srv.deadLetterItem(c.session, it, leftover)
+	}
+}
+
+// beginClose starts closing: intake stops, requests are canceled, a close
+// frame is due, and the reader wakes at the deadline to finish. A graceful
+// close leaves the queues to the writer; an abrupt one takes them out and
+// returns them. It does nothing if the connection is already closing.
+func (c *Conn) beginClose(reason CloseReason, leftover Reason, graceful bool, timeout time.Duration) []item {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		return nil
+	}
+	c.state, c.closeReason, c.leftover = stateDraining, reason, leftover
+	c.drainDeadline = time.Now().Add(timeout)
+	c.out.closing = true
+	var taken []item
+	if !graceful {
+		taken = c.takeQueuedLocked()
+	}
+	c.cancelRequestsLocked()
+	c.wakeWaitersLocked()
+	c.wakeWriterLocked()
+	_ = c.nc.SetReadDeadline(c.drainDeadline) // wakes the reader to finish
+	return taken
+}
+
+// terminate ends the connection now: the socket is closed and every queued
+// push is dead-lettered. A connection that was already closing keeps the
+// reason it was closing with; terminate returns the dead-letter reason in
+// effect. Safe to call more than once.
+func (c *Conn) terminate(leftover Reason, reason CloseReason, cause error) Reason {
+	c.mu.Lock()
+	if c.state == stateClosed {
+		leftover = c.leftover
+		c.mu.Unlock()
+		return leftover
+	}
+	if c.state == stateDraining {
+		leftover = c.leftover
+	} else {
+		c.closeReason, c.closeErr = reason, cause
+	}
+	c.state, c.leftover = stateClosed, leftover
+	taken := c.takeQueuedLocked()
+	c.out.closing, c.out.ping, c.out.pong, c.out.welcome = false, false, nil, false
+	c.cancelRequestsLocked()
+	c.wakeWaitersLocked()
+	if c.writer == writerSleeping {
+		c.rateTimer.Stop()
+		c.writer = writerIdle
+	}
+	c.mu.Unlock()
+	_ = c.nc.Close()
+	for _, it := range taken {
+		c.srv.deadLetterItem(c.session, it, leftover)
+	}
+	return leftover
+}
+
+// takeQueuedLocked empties the queues and returns the pushes that were in
+// them, high before low. Response frames are dropped: their requests are
+// canceled.
+func (c *Conn) takeQueuedLocked() []item {
+	o := &c.out
+	if o.high.len()+o.low.len() == 0 && o.resp.len() == 0 {
+		return nil
+	}
+	taken := make([]item, 0, o.high.len()+o.low.len())
+	o.high.drain(func(it item) { taken = append(taken, it) })
+	o.low.drain(func(it item) { taken = append(taken, it) })
+	o.resp.drain(func(item) {})
+	o.bytes, o.looseErrors = [2]int{}, 0
+	return taken
+}
+
+// wakeWaitersLocked wakes producers blocked in Push and request streams
+// waiting for room.
+func (c *Conn) wakeWaitersLocked() {
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+	for _, r := range c.reqs {
+		r.wakeLocked()
+	}
+}
+
+// releaseWriterLocked lets go of the write side.
+func (c *Conn) releaseWriterLocked() {
+	c.writer = writerIdle
+	if c.writerGone != nil {
+		close(c.writerGone)
+		c.writerGone = nil
+	}
+}
+
+// waitWriterGone waits until no one owns the write side. Called by the
+// reader goroutine after terminate, when nothing can schedule a writer.
+func (c *Conn) waitWriterGone() {
+	c.mu.Lock()
+	if c.writer == writerIdle {
+		c.mu.Unlock()
+		return
+	}
+	gone := make(chan struct{})
+	c.writerGone = gone
+	c.mu.Unlock()
+	<-gone
+}

@@ -1,0 +1,227 @@
+package edge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// gate holds a connection's writer inside the BeforeSend hook on a frame
+// with ID "gate", so a test can queue frames behind it and know they are all
+// queued before the writer chooses among them.
+type gate struct {
+	mu      sync.Mutex
+	entered map[string]chan struct{}
+	release map[string]chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{entered: map[string]chan struct{}{}, release: map[string]chan struct{}{}}
+}
+
+func (g *gate) beforeSend(c *edge.Conn, f *edge.Frame) {
+	if f.ID != "gate" {
+		return
+	}
+	g.mu.Lock()
+	entered, release := g.entered[c.Session()], g.release[c.Session()]
+	g.mu.Unlock()
+	entered <- struct{}{}
+	<-release
+}
+
+// hold pushes the gate frame (low priority, so it starts no run of highs)
+// and returns once the writer is held on it; the returned func lets it go.
+func (g *gate) hold(t testing.TB, h *edge.Conn) func() {
+	t.Helper()
+	entered, release := make(chan struct{}), make(chan struct{})
+	g.mu.Lock()
+	g.entered[h.Session()], g.release[h.Session()] = entered, release
+	g.mu.Unlock()
+	if err := h.TryPush(edge.Low, push("gate", "")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	return func() { close(release) }
+}
+
+func TestPriorityOrderEndToEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		max  int
+		want string
+	}{
+		{"fairness 3", 3, "H1 H2 H3 L1 H4 H5 H6 L2"},
+		{"strict", 0, "H1 H2 H3 H4 H5 H6 L1 L2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGate()
+			cfg := edge.DefaultConfig()
+			cfg.MaxHighBeforeLow = tc.max
+			n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{BeforeSend: g.beforeSend}})
+			for _, addr := range []string{n.tcp, n.ws} {
+				c := dial(t, addr, "order-"+addr[:2], client.Options{})
+				h := n.handle(t, c.Session())
+				release := g.hold(t, h)
+				for i := 1; i <= 6; i++ {
+					mustTryPush(t, h, edge.High, fmt.Sprintf("H%d", i))
+				}
+				mustTryPush(t, h, edge.Low, "L1")
+				mustTryPush(t, h, edge.Low, "L2")
+				release()
+				var got []string
+				for range 9 {
+					got = append(got, recv(t, c).ID)
+				}
+				if s := strings.Join(got[1:], " "); got[0] != "gate" || s != tc.want {
+					t.Fatalf("%s: order %q; want gate then %q", addr, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func mustTryPush(t testing.TB, h edge.PushHandle, p edge.Priority, id string) {
+	t.Helper()
+	if err := h.TryPush(p, push(id, id)); err != nil {
+		t.Fatalf("TryPush %s: %v", id, err)
+	}
+}
+
+// TryPush under the dead-letter policy hands what does not fit to the sink.
+func TestTryPushDeadLetterPolicy(t *testing.T) {
+	g := newGate()
+	cfg := edge.DefaultConfig()
+	cfg.QueueLen, cfg.TryPush = 2, edge.TryPushDeadLetters
+	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{BeforeSend: g.beforeSend}})
+	c := dial(t, n.tcp, "policy", client.Options{})
+	h := n.handle(t, "policy")
+	release := g.hold(t, h)
+	mustTryPush(t, h, edge.High, "1")
+	mustTryPush(t, h, edge.High, "2")
+	err := h.TryPush(edge.High, push("3", ""))
+	var dle *edge.DeadLetteredError
+	if !errors.As(err, &dle) || dle.Reason != edge.ReasonQueueFull || !errors.Is(err, edge.ErrQueueFull) {
+		t.Fatalf("TryPush over the bound: %v; want dead-lettered queue_full", err)
+	}
+	err = h.TryPush(edge.High, edge.Frame{ID: strings.Repeat("x", 300)})
+	if !errors.As(err, &dle) || dle.Reason != edge.ReasonInvalid || !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("TryPush of an invalid frame: %v; want dead-lettered invalid", err)
+	}
+	dls := n.sink.waitLen(t, 2)
+	if dls[0].Frame.ID != "3" || dls[0].Reason != edge.ReasonQueueFull || dls[1].Reason != edge.ReasonInvalid {
+		t.Fatalf("dead letters %+v", dls)
+	}
+	release()
+	for _, want := range []string{"gate", "1", "2"} {
+		if f := recv(t, c); f.ID != want {
+			t.Fatalf("got %s; want %s", f.ID, want)
+		}
+	}
+	// A frame larger than the queue's byte bound can never fit.
+	if err := h.Push(context.Background(), edge.High, edge.Frame{Payload: make([]byte, cfg.QueueBytes+1)}); !errors.Is(err, edge.ErrFrameTooLarge) {
+		t.Fatalf("oversized Push: %v; want ErrFrameTooLarge", err)
+	}
+}
+
+// A second connection for a session replaces the first, which is told
+// why, and takes over what it had queued.
+func TestTakeoverWithinNode(t *testing.T) {
+	g := newGate()
+	closed := make(chan edge.CloseReason, 1)
+	cfg := edge.DefaultConfig()
+	cfg.Flushers = 0 // the gate holds one writer; the new connection needs another
+	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{
+		BeforeSend: g.beforeSend,
+		OnClose:    func(_ *edge.Conn, r edge.CloseReason, _ error) { closed <- r },
+	}})
+	old := dial(t, n.ws, "s1", client.Options{})
+	h := n.handle(t, "s1")
+	release := g.hold(t, h)
+	mustTryPush(t, h, edge.High, "queued-1")
+	mustTryPush(t, h, edge.Low, "queued-2")
+	fresh := dial(t, n.tcp, "s1", client.Options{})
+	release()
+	if r := <-closed; r != edge.CloseReplaced {
+		t.Fatalf("old connection closed with %q; want replaced", r)
+	}
+	<-old.Done()
+	var ce *client.CloseError
+	if err := old.Err(); !errors.As(err, &ce) || ce.Reason != "replaced" {
+		t.Fatalf("old client saw %v; want close reason replaced", old.Err())
+	}
+	for _, want := range []string{"queued-1", "queued-2"} {
+		if f := recv(t, fresh); f.ID != want {
+			t.Fatalf("new connection got %s; want %s", f.ID, want)
+		}
+	}
+	if got := n.srv.Registry().Get("s1"); got == nil || got == h {
+		t.Fatal("the registry does not hold the new connection")
+	}
+	// The gate frame was already the old writer's: the old client got it.
+	if f := recv(t, old); f.ID != "gate" {
+		t.Fatalf("old client got %s; want gate", f.ID)
+	}
+	if dls := n.sink.all(); len(dls) != 0 {
+		t.Fatalf("dead letters %+v; want none: every push was handed over", dls)
+	}
+}
+
+func TestAuthRejected(t *testing.T) {
+	deny := edge.AuthFunc(func(ctx context.Context, cr edge.Credentials) (string, error) {
+		if cr.Token != "good" {
+			return "", errors.New("bad token")
+		}
+		return "authed", nil
+	})
+	n := startNode(t, edge.DefaultConfig(), edge.Options{Auth: deny})
+	for _, addr := range []string{n.tcp, n.ws} {
+		_, err := client.Dial(context.Background(), addr, client.Options{Token: "bad"})
+		var ce *client.CloseError
+		if !errors.As(err, &ce) || ce.Reason != "auth" || ce.Message != "bad token" {
+			t.Fatalf("%s: %v; want close reason auth: bad token", addr, err)
+		}
+		c := dial(t, addr, "", client.Options{Token: "good"})
+		if c.Session() != "authed" {
+			t.Fatalf("session %q; want authed", c.Session())
+		}
+		h := n.handle(t, "authed")
+		c.Close()
+		<-h.Done()
+	}
+	if n.srv.Len() != 0 {
+		t.Fatalf("%d connections after rejections and closes", n.srv.Len())
+	}
+}
+
+func TestDevAuthRejectsBadSession(t *testing.T) {
+	n := startNode(t, edge.DefaultConfig(), edge.Options{})
+	for _, s := range []string{"", "has space", "dot.ted", strings.Repeat("a", 129)} {
+		_, err := client.Dial(context.Background(), n.tcp, client.Options{Session: s})
+		var ce *client.CloseError
+		if !errors.As(err, &ce) || ce.Reason != "auth" {
+			t.Fatalf("session %q: %v; want close reason auth", s, err)
+		}
+	}
+}
+
+// An oversized TCP frame cannot be skipped: the connection is closed with
+// reason protocol.
+func TestOversizedFrameClosesWithProtocol(t *testing.T) {
+	cfg := edge.DefaultConfig()
+	cfg.MaxFrameSize = 1024
+	n := startNode(t, cfg, edge.Options{})
+	raw := rawTCP(t, n, "big")
+	raw.sendBytes(t, []byte{0, 0, 0x10, 0}) // 4096 bytes announced
+	f := raw.next(t)
+	if f.Type != wire.TypeClose || f.Name != string(edge.CloseProtocol) {
+		t.Fatalf("got %v %q; want close protocol", f.Type, f.Name)
+	}
+}

@@ -1,0 +1,22 @@
+// Package edge holds client connections and writes pushes to them.
+//
+// A [Server] accepts WebSocket and framed-TCP connections, authenticates
+// each one to a session and registers it in the node's session table. Every
+// connection is an actor: its write side has exactly one owner at a time,
+// which takes frames in a fixed order (control and close, then high-priority
+// pushes, then low-priority pushes, then response frames), applies the
+// fairness rule, the per-connection rate limit and push expiry, and writes
+// everything that is ready in one system call. An idle connection holds no
+// goroutine on its write side, no queue buffer and no read buffer.
+//
+// Producers in the process push through a [PushHandle] ([Conn] implements
+// it): Push waits for room, TryPush never waits. Nothing is dropped without a
+// trace: a push that cannot be written goes to the [DeadLetterSink] with a
+// [Reason].
+//
+// Clients can send requests; a [Handler] answers with one frame, nothing or a
+// stream (an iter.Seq2), whose frames go out behind pushes.
+//
+// The package knows nothing of NATS: the bus feeds it through PushHandles
+// found in the registry, and receives dead letters through the sink.
+package edge

@@ -1,0 +1,28 @@
+package edge_test
+
+import (
+	"context"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestPushOverBothTransports(t *testing.T) {
+	n := startNode(t, edge.DefaultConfig(), edge.Options{})
+	for _, addr := range []string{n.tcp, n.ws} {
+		c := dial(t, addr, "s-"+addr[:2], client.Options{})
+		h := n.handle(t, c.Session())
+		if err := h.Push(context.Background(), edge.Low, push("p1", "hello")); err != nil {
+			t.Fatal(err)
+		}
+		f := recv(t, c)
+		if f.ID != "p1" || string(f.Payload) != "hello" || f.Priority != edge.Low {
+			t.Fatalf("%s: got %+v; want push p1 hello low", addr, f)
+		}
+	}
+}

@@ -1,0 +1,350 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/pushfabric/pushfabric/registry"
+)
+
+// Hooks are optional callbacks into the protocol. They run on the edge's
+// goroutines: BeforeSend on the write path, so it must be quick and must
+// not block; the others may do modest work.
+type Hooks struct {
+	// OnConnect runs once a connection holds its session, before it reads
+	// anything; c is its PushHandle.
+	OnConnect func(c *Conn)
+	// BeforeSend runs for every push and response frame just before it is
+	// encoded, and may rewrite it.
+	BeforeSend func(c *Conn, f *Frame)
+	// OnCommandEnd runs exactly once for every request that reached its
+	// handler, after its last frame was queued, whether it ended normally,
+	// with an error, canceled or abandoned by a closing connection. err is
+	// what the handler or its stream returned (nil when it completed).
+	OnCommandEnd func(c *Conn, req *Request, err error)
+	// OnProtocolError runs for every error frame sent to the client.
+	OnProtocolError func(c *Conn, err *ProtocolError)
+	// OnClose runs once, when the connection has ended completely. err is
+	// nil when the connection was closed on purpose or the client left.
+	OnClose func(c *Conn, reason CloseReason, err error)
+}
+
+// Options are a Server's collaborators. Only Auth is required.
+type Options struct {
+	Config Config
+	Logger *zap.Logger // nil: no logging
+	// Sink takes pushes that will not be written. Nil: each one is logged
+	// at warn level with its session, id and reason.
+	Sink  DeadLetterSink
+	Hooks Hooks
+	// Handlers answer requests by method; Fallback answers methods that
+	// have no handler (nil: they are refused with code unknown_method).
+	Handlers map[string]Handler
+	Fallback Handler
+	Auth     Authenticator
+	// Registry is the node's session table; nil: the server makes its own.
+	Registry *registry.Registry[Conn]
+	// Node names this node to clients (in the welcome frame) and in logs.
+	Node string
+}
+
+// Server accepts connections and runs them. Create it with [NewServer],
+// serve listeners with ServeTCP and ServeWebSocket, and end it with
+// Shutdown, which also stops the goroutines NewServer starts.
+type Server struct {
+	cfg      Config
+	log      *zap.Logger
+	sink     DeadLetterSink
+	hooks    Hooks
+	handlers map[string]Handler
+	fallback Handler
+	auth     Authenticator
+	reg      *registry.Registry[Conn]
+	node     string
+	sched    scheduler
+	baseCtx  context.Context // parent of request contexts; ends at shutdown
+	stopCtx  context.CancelFunc
+	wg       sync.WaitGroup // accept loops, handshakes, readers, writers of their own
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{} // guarded by mu
+	conns     map[*Conn]struct{}        // guarded by mu
+	closing   bool                      // guarded by mu
+}
+
+// NewServer validates the options and starts the shared flushers.
+func NewServer(o Options) (*Server, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("edge config: %w", err)
+	}
+	if o.Auth == nil {
+		return nil, errors.New("edge: no authenticator (use edge.DevAuth{} for loopback development)")
+	}
+	s := &Server{
+		cfg: o.Config, log: o.Logger, sink: o.Sink, hooks: o.Hooks,
+		handlers: o.Handlers, fallback: o.Fallback, auth: o.Auth,
+		reg: o.Registry, node: o.Node,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*Conn]struct{}),
+	}
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if s.sink == nil {
+		s.sink = logSink{s.log}
+	}
+	if s.reg == nil {
+		s.reg = registry.New[Conn]()
+	}
+	if s.node == "" {
+		s.node = "edge"
+	}
+	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
+	s.sched.start(s, s.cfg.Flushers)
+	return s, nil
+}
+
+// Registry is the server's session table.
+func (s *Server) Registry() *registry.Registry[Conn] { return s.reg }
+
+// ServeTCP accepts framed-TCP clients on ln until Shutdown, then returns
+// ErrServerClosed. Other accept errors are returned as they are.
+func (s *Server) ServeTCP(ln net.Listener) error { return s.serve(ln, tcpFraming{}) }
+
+// ServeWebSocket accepts WebSocket clients on ln (any path; the HTTP
+// upgrade is read straight off the connection) until Shutdown, then returns
+// ErrServerClosed.
+func (s *Server) ServeWebSocket(ln net.Listener) error { return s.serve(ln, wsFraming{}) }
+
+func (s *Server) serve(ln net.Listener, fr framing) error {
+	if _, dev := s.auth.(interface{ loopbackOnly() }); dev {
+		if !isLoopback(ln.Addr()) {
+			return fmt.Errorf("serve %s: development authentication serves loopback listeners only", ln.Addr())
+		}
+		s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only",
+			zap.Stringer("addr", ln.Addr()))
+	}
+	if !s.track(ln) {
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	s.log.Info("listening", zap.String("transport", fr.name()), zap.Stringer("addr", ln.Addr()))
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			if backoff, err = s.acceptBackoff(backoff, err); err != nil {
+				return err
+			}
+			continue
+		}
+		backoff = 0
+		s.wg.Go(func() { s.handshake(nc, fr) })
+	}
+}
+
+// acceptBackoff waits after a failed Accept that may pass (out of file
+// descriptors, say), doubling up to a second, as net/http does.
+func (s *Server) acceptBackoff(prev time.Duration, err error) (time.Duration, error) {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() && !isTemporary(err) {
+		return 0, err
+	}
+	d := min(max(2*prev, 5*time.Millisecond), time.Second)
+	s.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("in", d))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.baseCtx.Done():
+	}
+	return d, nil
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// track registers an accept loop; false once the server is closing.
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Shutdown stops accepting, closes every connection gracefully with reason
+// shutdown (each writes what is queued for up to DrainTimeout and
+// dead-letters the rest), waits for them, and stops the flushers. If ctx
+// ends first, the remaining connections are ended at once, their queued
+// pushes dead-lettered as shutdown, and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	lns := make([]net.Listener, 0, len(s.listeners))
+	for ln := range s.listeners {
+		lns = append(lns, ln)
+	}
+	conns := s.connsLocked()
+	s.mu.Unlock()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	for _, c := range conns {
+		c.Close(CloseShutdown)
+	}
+	var err error
+	for _, c := range conns {
+		select {
+		case <-c.Done():
+		case <-ctx.Done():
+			err = ctx.Err()
+			c.terminate(ReasonShutdown, CloseShutdown, nil)
+		}
+	}
+	s.stopCtx()
+	s.wg.Wait()
+	s.sched.stop()
+	return err
+}
+
+func (s *Server) connsLocked() []*Conn {
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// Len is the number of open connections.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// newConn makes the connection for an authenticated client, with its
+// welcome frame due.
+func (s *Server) newConn(nc net.Conn, fr framing, session string) *Conn {
+	c := &Conn{
+		srv: s, session: session, started: time.Now(), nc: nc,
+		raw: rawConnOf(nc), fr: fr, done: make(chan struct{}),
+	}
+	if s.cfg.Rate > 0 {
+		c.limiter = rate.NewLimiter(s.cfg.Rate, s.cfg.burst())
+	}
+	c.out.welcome = true
+	return c
+}
+
+// admit makes c the holder of its session (closing a previous holder on
+// this node, whose queued pushes move to c), runs the connect hook and
+// starts the reader goroutine. It reports false if the server is closing.
+func (s *Server) admit(c *Conn) bool {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if prev := s.reg.Insert(c.session, c); prev != nil {
+		prev.replaceWith(c)
+	}
+	c.mu.Lock()
+	c.wakeWriterLocked() // the welcome frame
+	c.mu.Unlock()
+	if h := s.hooks.OnConnect; h != nil {
+		h(c)
+	}
+	go func() {
+		defer s.wg.Done()
+		c.readLoop()
+	}()
+	return true
+}
+
+// replaceWith closes c because next took its session, moving what c still
+// had queued to next; what does not fit is dead-lettered as replaced.
+func (c *Conn) replaceWith(next *Conn) {
+	for _, it := range c.beginClose(CloseReplaced, ReasonReplaced, false, abortTimeout) {
+		next.mu.Lock()
+		refused := next.enqueueLocked(it.f.Priority, it.f)
+		next.mu.Unlock()
+		if refused != "" {
+			c.srv.deadLetterItem(c.session, it, ReasonReplaced)
+		}
+	}
+}
+
+// forget removes an ended connection from the server and the registry.
+func (s *Server) forget(c *Conn) {
+	s.reg.Remove(c.session, c)
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// handler finds the handler for a method.
+func (s *Server) handler(method string) Handler {
+	if h, ok := s.handlers[method]; ok {
+		return h
+	}
+	return s.fallback
+}
+
+// checkPush refuses frames that can never be queued or encoded.
+func (s *Server) checkPush(f *Frame) error {
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	if f.Len() > s.cfg.MaxFrameSize || len(f.Payload) > s.cfg.QueueBytes {
+		return fmt.Errorf("push of %d bytes: %w", len(f.Payload), ErrFrameTooLarge)
+	}
+	return nil
+}
+
+func (s *Server) deadLetter(dl DeadLetter) { s.sink.DeadLetter(dl) }
+
+func (s *Server) deadLetterItem(session string, it item, reason Reason) {
+	s.sink.DeadLetter(DeadLetter{Session: session, Priority: it.f.Priority, Frame: it.f, Reason: reason})
+}
+
+// logSink is the sink of a server configured without one: every dead
+// letter is at least in the log.
+type logSink struct{ log *zap.Logger }
+
+func (l logSink) DeadLetter(dl DeadLetter) {
+	l.log.Warn("push dead-lettered with no sink configured",
+		zap.String("session", dl.Session), zap.String("push", dl.Frame.ID),
+		zap.Stringer("priority", dl.Priority), zap.String("reason", string(dl.Reason)))
+}

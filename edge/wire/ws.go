@@ -1,0 +1,240 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/gobwas/ws"
+)
+
+// WebSocket opcodes (RFC 6455 §5.2) that this protocol uses.
+const (
+	WSContinuation byte = 0x0
+	WSText         byte = 0x1
+	WSBinary       byte = 0x2
+	WSClose        byte = 0x8
+	WSPing         byte = 0x9
+	WSPong         byte = 0xA
+)
+
+// MaxWSHeader is the largest WebSocket frame header.
+const MaxWSHeader = 14
+
+// maxControl is the largest control frame payload (RFC 6455 §5.5).
+const maxControl = 125
+
+// AppendWS appends f as one unmasked binary WebSocket message, the way a
+// server sends it.
+func AppendWS(dst []byte, f *Frame) ([]byte, error) {
+	if err := f.Validate(); err != nil {
+		return dst, err
+	}
+	dst = AppendWSHeader(dst, WSBinary, f.Len(), nil)
+	return appendValid(dst, f), nil
+}
+
+// AppendWSMasked appends f as one binary WebSocket message masked with mask,
+// the way a client must send it.
+func AppendWSMasked(dst []byte, f *Frame, mask [4]byte) ([]byte, error) {
+	if err := f.Validate(); err != nil {
+		return dst, err
+	}
+	dst = AppendWSHeader(dst, WSBinary, f.Len(), &mask)
+	start := len(dst)
+	dst = appendValid(dst, f)
+	ws.Cipher(dst[start:], mask, 0)
+	return dst, nil
+}
+
+// AppendWSControl appends a control frame (close, ping, pong). The payload is
+// cut to 125 bytes, the limit for control frames. A nil mask sends it
+// unmasked (server side).
+func AppendWSControl(dst []byte, op byte, payload []byte, mask *[4]byte) []byte {
+	if len(payload) > maxControl {
+		payload = payload[:maxControl]
+	}
+	dst = AppendWSHeader(dst, op, len(payload), mask)
+	start := len(dst)
+	dst = append(dst, payload...)
+	if mask != nil {
+		ws.Cipher(dst[start:], *mask, 0)
+	}
+	return dst
+}
+
+// AppendWSClose appends a close frame with a status code and reason text.
+func AppendWSClose(dst []byte, code uint16, reason string, mask *[4]byte) []byte {
+	var body [maxControl]byte
+	binary.BigEndian.PutUint16(body[:], code)
+	n := 2 + copy(body[2:], reason)
+	return AppendWSControl(dst, WSClose, body[:n], mask)
+}
+
+// AppendWSHeader appends a final-fragment frame header for a payload of n
+// bytes, masked when mask is not nil.
+func AppendWSHeader(dst []byte, op byte, n int, mask *[4]byte) []byte {
+	var maskBit byte
+	if mask != nil {
+		maskBit = 0x80
+	}
+	dst = append(dst, 0x80|op)
+	switch {
+	case n < 126:
+		dst = append(dst, maskBit|byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, maskBit|126)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	default:
+		dst = append(dst, maskBit|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	if mask != nil {
+		dst = append(dst, mask[:]...)
+	}
+	return dst
+}
+
+// WSControlFunc handles a control frame met while reading a message. The
+// payload is unmasked and valid only during the call. A non-nil error stops
+// the read and is returned by [ReadWS].
+type WSControlFunc func(op byte, payload []byte) error
+
+// ReadWS reads one WebSocket data message from r into buf (growing it when
+// too small) and returns its payload, reassembling fragments and unmasking.
+// Control frames met on the way, including between fragments, go to
+// onControl. fromClient says which side sent the bytes: a client must mask
+// every frame and a server must not (RFC 6455 §5.1). A message longer than
+// max wraps [ErrTooLarge]; a protocol violation wraps [ErrMalformed]. Both
+// leave the stream unusable.
+func ReadWS(r *bufio.Reader, buf []byte, max int, fromClient bool, onControl WSControlFunc) ([]byte, error) {
+	msg := buf[:0]
+	inMessage := false
+	for {
+		h, err := readWSHeader(r, fromClient)
+		if err != nil {
+			return nil, err
+		}
+		if h.op >= WSClose {
+			if err := readWSControl(r, h, onControl); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if (h.op == WSContinuation) != inMessage {
+			return nil, fmt.Errorf("%w: websocket opcode %#x out of sequence", ErrMalformed, h.op)
+		}
+		inMessage = true
+		if uint64(len(msg))+h.length > uint64(max) {
+			return nil, fmt.Errorf("%w: websocket message over %d bytes", ErrTooLarge, max)
+		}
+		if msg, err = readWSPayload(r, msg, int(h.length), h); err != nil {
+			return nil, err
+		}
+		if h.fin {
+			return msg, nil
+		}
+	}
+}
+
+type wsHeader struct {
+	fin    bool
+	op     byte
+	masked bool
+	mask   [4]byte
+	length uint64
+}
+
+func readWSHeader(r *bufio.Reader, fromClient bool) (wsHeader, error) {
+	var h wsHeader
+	b, err := r.Peek(2)
+	if err != nil {
+		return h, unexpectedEOF(err, len(b))
+	}
+	h.fin, h.op, h.masked = b[0]&0x80 != 0, b[0]&0x0F, b[1]&0x80 != 0
+	size, ext := 2, 0
+	switch l := b[1] & 0x7F; l {
+	case 126:
+		ext = 2
+	case 127:
+		ext = 8
+	default:
+		h.length = uint64(l)
+	}
+	size += ext
+	if h.masked {
+		size += 4
+	}
+	if err := checkWSHeader(b[0], h, fromClient); err != nil {
+		return h, err
+	}
+	if b, err = r.Peek(size); err != nil {
+		return h, io.ErrUnexpectedEOF
+	}
+	switch ext {
+	case 2:
+		h.length = uint64(binary.BigEndian.Uint16(b[2:]))
+	case 8:
+		h.length = binary.BigEndian.Uint64(b[2:])
+	}
+	if h.masked {
+		copy(h.mask[:], b[2+ext:])
+	}
+	_, _ = r.Discard(size)
+	return h, nil
+}
+
+func checkWSHeader(b0 byte, h wsHeader, fromClient bool) error {
+	switch {
+	case b0&0x70 != 0:
+		return fmt.Errorf("%w: websocket reserved bits set", ErrMalformed)
+	case h.op > WSBinary && h.op < WSClose, h.op > WSPong:
+		return fmt.Errorf("%w: websocket opcode %#x", ErrMalformed, h.op)
+	case h.masked != fromClient:
+		return fmt.Errorf("%w: websocket frame masking (masked=%v)", ErrMalformed, h.masked)
+	case h.op >= WSClose && !h.fin:
+		return fmt.Errorf("%w: fragmented websocket control frame", ErrMalformed)
+	}
+	return nil
+}
+
+func readWSControl(r *bufio.Reader, h wsHeader, onControl WSControlFunc) error {
+	if h.length > maxControl {
+		return fmt.Errorf("%w: websocket control frame of %d bytes", ErrMalformed, h.length)
+	}
+	p, err := r.Peek(int(h.length))
+	if err != nil {
+		return io.ErrUnexpectedEOF
+	}
+	if h.masked {
+		ws.Cipher(p, h.mask, 0)
+	}
+	err = onControl(h.op, p)
+	_, _ = r.Discard(len(p))
+	return err
+}
+
+func readWSPayload(r *bufio.Reader, msg []byte, n int, h wsHeader) ([]byte, error) {
+	start := len(msg)
+	if cap(msg)-start < n {
+		grown := make([]byte, start, start+n)
+		copy(grown, msg)
+		msg = grown
+	}
+	msg = msg[:start+n]
+	if _, err := io.ReadFull(r, msg[start:]); err != nil {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if h.masked {
+		ws.Cipher(msg[start:], h.mask, 0)
+	}
+	return msg, nil
+}
+
+func unexpectedEOF(err error, got int) error {
+	if err == io.EOF && got > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
