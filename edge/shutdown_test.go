@@ -1,0 +1,98 @@
+package edge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+)
+
+// A client that stops reading fills its socket; the shared flusher passes
+// it on and keeps writing for everyone else. At shutdown, what the stuck
+// client could not take is dead-lettered as shutdown, while a reading
+// client gets everything that was queued for it, after the close frame.
+func TestStuckClientAndShutdown(t *testing.T) {
+	cfg := edge.DefaultConfig()
+	cfg.Flushers = 1
+	cfg.QueueLen, cfg.QueueBytes = 10_000, 64<<20
+	cfg.DrainTimeout = 300 * time.Millisecond
+	n := startNode(t, cfg, edge.Options{})
+	rawTCP(t, n, "stuck") // never reads again
+	hs := n.handle(t, "stuck")
+	big := make([]byte, 64<<10)
+	const stuckPushes = 300 // 19 MB: far more than loopback socket buffers hold
+	for i := range stuckPushes {
+		if err := hs.TryPush(edge.Low, edge.Frame{ID: fmt.Sprint(i), Payload: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reader := dial(t, n.tcp, "reader", client.Options{})
+	hr := n.handle(t, "reader")
+	for i := range 100 {
+		mustTryPush(t, hr, edge.High, fmt.Sprint(i))
+		if f := recv(t, reader); f.ID != fmt.Sprint(i) {
+			t.Fatalf("reader got %s; want %d", f.ID, i)
+		}
+	}
+
+	// Queue pushes for the reader that it will only get during the drain.
+	for i := range 50 {
+		mustTryPush(t, hr, edge.High, fmt.Sprintf("late-%d", i))
+	}
+	n.stop(t)
+
+	for i := range 50 {
+		f := recv(t, reader)
+		if f.ID != fmt.Sprintf("late-%d", i) {
+			t.Fatalf("during drain the reader got %s; want late-%d", f.ID, i)
+		}
+	}
+	if _, err := reader.Recv(context.Background()); !isClose(err, "shutdown") {
+		t.Fatalf("reader ended with %v; want close reason shutdown", err)
+	}
+	dls := n.sink.all()
+	if len(dls) == 0 || len(dls) >= stuckPushes {
+		t.Fatalf("%d dead letters for the stuck client; want some but not all of %d", len(dls), stuckPushes)
+	}
+	for _, dl := range dls {
+		if dl.Session != "stuck" || dl.Reason != edge.ReasonShutdown {
+			t.Fatalf("dead letter %s/%s as %s; want stuck's pushes as shutdown", dl.Session, dl.Frame.ID, dl.Reason)
+		}
+	}
+	// Nothing is lost: the dead letters are exactly the tail of the stuck
+	// client's queue (what its socket never took), each once.
+	seen := make([]bool, stuckPushes)
+	for _, dl := range dls {
+		i, err := strconv.Atoi(dl.Frame.ID)
+		if err != nil || seen[i] {
+			t.Fatalf("dead letter %q is unknown or repeated", dl.Frame.ID)
+		}
+		seen[i] = true
+	}
+	first := stuckPushes - len(dls)
+	for i := first; i < stuckPushes; i++ {
+		if !seen[i] {
+			t.Fatalf("push %d is neither written nor dead-lettered (dead letters start at %d)", i, first)
+		}
+	}
+}
+
+func isClose(err error, reason string) bool {
+	var ce *client.CloseError
+	return errors.As(err, &ce) && ce.Reason == reason
+}
+
+// A server that is shut down refuses new clients and its Serve calls
+// return ErrServerClosed.
+func TestServeAfterShutdown(t *testing.T) {
+	n := startNode(t, edge.DefaultConfig(), edge.Options{})
+	n.stop(t)
+	if err := n.srv.ServeTCP(listen(t)); !errors.Is(err, edge.ErrServerClosed) {
+		t.Fatalf("ServeTCP after Shutdown: %v; want ErrServerClosed", err)
+	}
+}
