@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -10,7 +11,12 @@ import (
 	"github.com/pushfabric/pushfabric/edge/client"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(holdAddrEnv) != "" { // the idle-memory benchmark's client process
+		os.Exit(holdClients())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestPushOverBothTransports(t *testing.T) {
 	n := startNode(t, edge.DefaultConfig(), edge.Options{})

@@ -15,6 +15,8 @@ import (
 	"github.com/pushfabric/pushfabric/edge/wire"
 )
 
+var timeZero time.Time
+
 // testTimeout bounds every wait in these tests; reaching it is a failure.
 const testTimeout = 20 * time.Second
 

@@ -235,22 +235,24 @@ func (c *Conn) encode(w *writer, ctl *control) {
 	if ctl.close {
 		b, _ = c.fr.appendFrame(b, &Frame{Type: wire.TypeClose, Name: string(ctl.reason)})
 	}
-	kept := w.items[:0]
-	for _, it := range w.items {
+	kept := 0
+	for i := range w.items {
+		f := &w.items[i].f
 		if hook := c.srv.hooks.BeforeSend; hook != nil {
-			hook(c, &it.f)
+			hook(c, f)
 		}
 		var err error
-		if b, err = c.fr.appendFrame(b, &it.f); err != nil {
-			if it.f.Type == wire.TypePush {
-				c.srv.deadLetterItem(c.session, it, ReasonInvalid)
+		if b, err = c.fr.appendFrame(b, f); err != nil {
+			if f.Type == wire.TypePush {
+				c.srv.deadLetterItem(c.session, w.items[i], ReasonInvalid)
 			}
 			continue
 		}
-		kept = append(kept, it)
+		w.items[kept] = w.items[i]
+		kept++
 	}
-	clear(w.items[len(kept):])
-	w.items, w.buf = kept, b
+	clear(w.items[kept:])
+	w.items, w.buf = w.items[:kept], b
 }
 
 // writeBuf writes w.buf. It first tries without waiting; if the socket

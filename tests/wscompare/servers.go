@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	coderws "github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/gorilla/websocket"
+
+	"github.com/pushfabric/pushfabric/edge"
+)
+
+var message = make([]byte, msgSize)
+
+// pushfabric: the edge itself (gobwas/ws upgrade on the raw connection, a
+// reader that waits for readability without a buffer, writes coalesced by
+// the shared flusher).
+type pushfabricServer struct {
+	srv *edge.Server
+	ln  net.Listener
+}
+
+func startPushfabric() (server, error) {
+	blast := func(c *edge.Conn) {
+		rest, ok := strings.CutPrefix(c.Session(), "blast-")
+		if !ok {
+			return
+		}
+		n, _ := strconv.Atoi(rest)
+		go func() {
+			f := edge.Frame{Payload: message[:msgSize-wire6]}
+			for range n {
+				if c.Push(context.Background(), edge.High, f) != nil {
+					return
+				}
+			}
+		}()
+	}
+	srv, err := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}, Hooks: edge.Hooks{OnConnect: blast}})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := listen()
+	if err != nil {
+		return nil, err
+	}
+	go srv.ServeWebSocket(ln)
+	return &pushfabricServer{srv, ln}, nil
+}
+
+// wire6 is the frame header of a push with no id and no content type.
+const wire6 = 6
+
+func (p *pushfabricServer) url() string { return "ws://" + p.ln.Addr().String() + "/" }
+func (p *pushfabricServer) conns() int  { return p.srv.Len() }
+func (p *pushfabricServer) close()      { p.srv.Shutdown(context.Background()) }
+
+// gobwas: the library on its own, the way its README suggests: upgrade the
+// raw connection, then one goroutine per connection reading with wsutil
+// and one write call per message.
+type gobwasServer struct {
+	ln   net.Listener
+	open atomic.Int64
+}
+
+func startGobwas() (server, error) {
+	ln, err := listen()
+	if err != nil {
+		return nil, err
+	}
+	s := &gobwasServer{ln: ln}
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(nc)
+		}
+	}()
+	return s, nil
+}
+
+func (s *gobwasServer) serve(nc net.Conn) {
+	var n int
+	u := ws.Upgrader{OnRequest: func(uri []byte) error { n = blastCount(string(uri)); return nil }}
+	if _, err := u.Upgrade(nc); err != nil {
+		nc.Close()
+		return
+	}
+	s.open.Add(1)
+	defer s.open.Add(-1)
+	defer nc.Close()
+	for range n {
+		if wsutil.WriteServerBinary(nc, message) != nil {
+			return
+		}
+	}
+	for {
+		if _, _, err := wsutil.ReadClientData(nc); err != nil {
+			return
+		}
+	}
+}
+
+func (s *gobwasServer) url() string { return "ws://" + s.ln.Addr().String() + "/" }
+func (s *gobwasServer) conns() int  { return int(s.open.Load()) }
+func (s *gobwasServer) close()      { s.ln.Close() }
+
+// gorilla: small buffers, and the handler returns after the upgrade (the
+// cheapest way to hold a gorilla connection); a goroutine per connection
+// reads; one WriteMessage per message.
+func startGorilla() (server, error) {
+	var open atomic.Int64
+	up := websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 512}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		open.Add(1)
+		n := blastCount(r.URL.RawQuery)
+		go func() {
+			defer open.Add(-1)
+			defer c.Close()
+			for range n {
+				if c.WriteMessage(websocket.BinaryMessage, message) != nil {
+					return
+				}
+			}
+			for {
+				if _, _, err := c.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+	})
+	return startHTTP(h, open.Load)
+}
+
+// coder: coder/websocket with the handler returning after Accept; a
+// goroutine per connection reads; one Write per message.
+func startCoder() (server, error) {
+	var open atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := coderws.Accept(w, r, &coderws.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return
+		}
+		open.Add(1)
+		n := blastCount(r.URL.RawQuery)
+		go func() {
+			defer open.Add(-1)
+			defer c.CloseNow()
+			ctx := context.Background()
+			for range n {
+				if c.Write(ctx, coderws.MessageBinary, message) != nil {
+					return
+				}
+			}
+			for {
+				if _, _, err := c.Reader(ctx); err != nil {
+					return
+				}
+			}
+		}()
+	})
+	return startHTTP(h, open.Load)
+}
+
+func startHTTP(h http.Handler, count func() int64) (server, error) {
+	ln, err := listen()
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	return &httpServer{ln: ln, srv: srv, count: func() int { return int(count()) }}, nil
+}
