@@ -115,7 +115,6 @@ func (c Config) Validate() error {
 	positive("BatchBytes", c.BatchBytes)
 	positive("MaxRequests", c.MaxRequests)
 	positive("StreamBuffer", c.StreamBuffer)
-	positive("MaxFrameSize", c.MaxFrameSize)
 	notNegative("MaxHighBeforeLow", int64(c.MaxHighBeforeLow))
 	notNegative("Flushers", int64(c.Flushers))
 	notNegative("Burst", int64(c.Burst))
@@ -126,13 +125,13 @@ func (c Config) Validate() error {
 	notNegative("IdleTimeout", int64(c.IdleTimeout))
 	notNegative("DrainTimeout", int64(c.DrainTimeout))
 	if c.Rate < 0 {
-		errs = append(errs, fmt.Errorf("Rate must not be negative, got %v", c.Rate))
+		errs = append(errs, fmt.Errorf("the rate limit Rate must not be negative, got %v", c.Rate))
 	}
 	if c.TryPush != TryPushReturns && c.TryPush != TryPushDeadLetters {
-		errs = append(errs, fmt.Errorf("TryPush policy %d is unknown", c.TryPush))
+		errs = append(errs, fmt.Errorf("the TryPush policy %d is unknown", c.TryPush))
 	}
 	if c.MaxFrameSize < wire.HeaderLen {
-		errs = append(errs, fmt.Errorf("MaxFrameSize must be at least %d", wire.HeaderLen))
+		errs = append(errs, fmt.Errorf("the frame size limit MaxFrameSize must be at least %d, got %d", wire.HeaderLen, c.MaxFrameSize))
 	}
 	return errors.Join(errs...)
 }

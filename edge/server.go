@@ -115,7 +115,8 @@ func NewServer(o Options) (*Server, error) {
 func (s *Server) Registry() *registry.Registry[Conn] { return s.reg }
 
 // ServeTCP accepts framed-TCP clients on ln until Shutdown, then returns
-// ErrServerClosed. Other accept errors are returned as they are.
+// ErrServerClosed. Other accept errors are returned as they are. It closes
+// ln before it returns.
 func (s *Server) ServeTCP(ln net.Listener) error { return s.serve(ln, tcpFraming{}) }
 
 // ServeWebSocket accepts WebSocket clients on ln (any path; the HTTP
@@ -124,6 +125,7 @@ func (s *Server) ServeTCP(ln net.Listener) error { return s.serve(ln, tcpFraming
 func (s *Server) ServeWebSocket(ln net.Listener) error { return s.serve(ln, wsFraming{}) }
 
 func (s *Server) serve(ln net.Listener, fr framing) error {
+	defer ln.Close()
 	if _, dev := s.auth.(interface{ loopbackOnly() }); dev {
 		if !isLoopback(ln.Addr()) {
 			return fmt.Errorf("serve %s: development authentication serves loopback listeners only", ln.Addr())

@@ -1,0 +1,109 @@
+package edge_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+)
+
+// A server in development mode on loopback, a client holding session
+// "alice", and a push to her from the same process.
+func Example() {
+	srv, err := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}})
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	served := make(chan error)
+	go func() { served <- srv.ServeTCP(ln) }()
+
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "tcp://"+ln.Addr().String(), client.Options{Session: "alice"})
+	if err != nil {
+		panic(err)
+	}
+	alice := srv.Registry().Get("alice") // her connection's PushHandle
+	err = alice.Push(ctx, edge.High, edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("hello, alice")})
+	if err != nil {
+		panic(err)
+	}
+	f, err := c.Recv(ctx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s %s %s: %s\n", f.ID, f.Priority, f.ContentType, f.Payload)
+
+	c.Close()
+	srv.Shutdown(ctx)
+	fmt.Println(<-served)
+	// Output:
+	// p1 high text/plain: hello, alice
+	// edge: server closed
+}
+
+// A handler answering with a stream, and a client reading it. The stream is
+// an iter.Seq2: each yield queues one response frame behind any pushes, and
+// returns false once the client has gone or canceled.
+func ExampleStream() {
+	squares := func(ctx context.Context, req *edge.Request) (edge.Response, error) {
+		return edge.Stream(func(yield func(edge.Frame, error) bool) {
+			for i := 1; i <= 3; i++ {
+				if !yield(edge.Frame{Payload: fmt.Appendf(nil, "%d", i*i)}, nil) {
+					return
+				}
+			}
+		}), nil
+	}
+	srv, _ := edge.NewServer(edge.Options{
+		Config:   edge.DefaultConfig(),
+		Auth:     edge.DevAuth{},
+		Handlers: map[string]edge.Handler{"squares": squares},
+	})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.ServeWebSocket(ln)
+	defer srv.Shutdown(context.Background())
+
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "ws://"+ln.Addr().String()+"/", client.Options{Session: "bob"})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	var frames iter.Seq2[client.Frame, error] = c.Request(ctx, "squares", nil)
+	for f, err := range frames {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(string(f.Payload))
+	}
+	// Output:
+	// 1
+	// 4
+	// 9
+}
+
+// TryPush never waits; what it cannot queue is the caller's to handle, or,
+// under the TryPushDeadLetters policy, goes to the dead-letter sink.
+func ExampleConn_TryPush() {
+	srv, _ := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}})
+	defer srv.Shutdown(context.Background())
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.ServeTCP(ln)
+
+	c, _ := client.Dial(context.Background(), "tcp://"+ln.Addr().String(), client.Options{Session: "carol"})
+	carol := srv.Registry().Get("carol")
+	fmt.Println(carol.TryPush(edge.Low, edge.Frame{ID: "p1", Payload: []byte("hi")}))
+	c.Close()
+	<-carol.Done()
+	fmt.Println(carol.TryPush(edge.Low, edge.Frame{ID: "p2", Payload: []byte("hi")}))
+	// Output:
+	// <nil>
+	// edge: connection closed
+}
