@@ -41,10 +41,13 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./edge/... ./registry/...
 
 # Server memory per idle connection over real sockets (clients in a child
-# process). IDLE_CONNS up to ~19000 under a 20,000 open-file limit.
+# process), each transport in a fresh process. IDLE_CONNS up to ~19000
+# under a 20,000 open-file limit.
 IDLE_CONNS ?= 15000
 bench-idle:
-	PUSHFABRIC_IDLE_CONNS=$(IDLE_CONNS) $(GO) test -run '^$$' -bench IdleMemory -benchtime 1x ./edge/
+	@for transport in tcp ws; do \
+		PUSHFABRIC_IDLE_CONNS=$(IDLE_CONNS) $(GO) test -run '^$$' -bench "IdleMemory/$$transport" -benchtime 1x ./edge/ || exit 1; \
+	done
 
 # WebSocket libraries side by side (a module of its own).
 wscompare:

@@ -24,6 +24,11 @@ const maxHello = 16 << 10
 // transport handshake and authentication, which need deep stacks and
 // buffers, happen here so the connection's long-lived reader starts small.
 func (s *Server) handshake(nc net.Conn, fr framing) {
+	if !s.trackHandshake(nc) {
+		_ = nc.Close()
+		return
+	}
+	defer s.untrackHandshake(nc)
 	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
 	if s.cfg.HandshakeTimeout > 0 {
 		_ = nc.SetDeadline(deadline)
@@ -54,6 +59,24 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	if !s.admit(s.newConn(nc, fr, session)) {
 		s.reject(nc, fr, CloseShutdown, "the node is shutting down")
 	}
+}
+
+// trackHandshake records a socket in its handshake so Shutdown can cut it
+// short; false once the server is closing.
+func (s *Server) trackHandshake(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.shaking[nc] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackHandshake(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.shaking, nc)
+	s.mu.Unlock()
 }
 
 // reject tells a client that never got a session why, and closes.

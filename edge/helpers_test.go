@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,11 +21,13 @@ const testTimeout = 20 * time.Second
 
 // node is a running edge server with a TCP and a WebSocket listener.
 type node struct {
-	srv    *edge.Server
-	sink   *recorder
-	tcp    string // tcp://addr
-	ws     string // ws://addr/
-	served chan error
+	srv  *edge.Server
+	sink *recorder
+	tcp  string // tcp://addr
+	ws   string // ws://addr/
+	// the listeners' host:port
+	tcpAddr, wsAddr string
+	served          chan error
 	// started receives a value when a test handler begins (see requestNode).
 	started chan struct{}
 }
@@ -47,7 +48,8 @@ func startNode(t testing.TB, cfg edge.Config, o edge.Options) *node {
 	}
 	n.srv = srv
 	tl, wl := listen(t), listen(t)
-	n.tcp, n.ws = "tcp://"+tl.Addr().String(), "ws://"+wl.Addr().String()+"/"
+	n.tcpAddr, n.wsAddr = tl.Addr().String(), wl.Addr().String()
+	n.tcp, n.ws = "tcp://"+n.tcpAddr, "ws://"+n.wsAddr+"/"
 	go func() { n.served <- srv.ServeTCP(tl) }()
 	go func() { n.served <- srv.ServeWebSocket(wl) }()
 	t.Cleanup(func() { n.stop(t) })
@@ -176,7 +178,7 @@ type rawConn struct {
 // rawTCP connects as session and reads the welcome.
 func rawTCP(t testing.TB, n *node, session string) *rawConn {
 	t.Helper()
-	nc, err := net.Dial("tcp", strings.TrimPrefix(n.tcp, "tcp://"))
+	nc, err := net.Dial("tcp", n.tcpAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

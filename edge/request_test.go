@@ -7,6 +7,7 @@ import (
 	"iter"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
@@ -45,9 +46,15 @@ func (e *ends) wait(t *testing.T, key string) error {
 // more.
 func (e *ends) waitN(t *testing.T, key string, n int) error {
 	t.Helper()
+	timeout := time.After(testTimeout)
 	for seen := 0; seen < n; {
-		if got := <-e.done; got == key {
-			seen++
+		select {
+		case got := <-e.done:
+			if got == key {
+				seen++
+			}
+		case <-timeout:
+			t.Fatalf("saw %d command ends for %s; want %d", seen, key, n)
 		}
 	}
 	e.mu.Lock()
@@ -92,6 +99,9 @@ func requestNode(t *testing.T, cfg edge.Config, e *ends) *node {
 		},
 		"fail": func(context.Context, *edge.Request) (edge.Response, error) {
 			return edge.Response{}, errors.New("db down")
+		},
+		"kill": func(context.Context, *edge.Request) (edge.Response, error) {
+			return edge.Response{}, &edge.TransportError{Op: "session", Err: errors.New("revoked")}
 		},
 		"panic": func(context.Context, *edge.Request) (edge.Response, error) { panic("boom") },
 		"forever": func(ctx context.Context, r *edge.Request) (edge.Response, error) {
@@ -313,5 +323,46 @@ func TestClientProtocolErrors(t *testing.T) {
 	}
 	if got, err := collect(t, c.Request(context.Background(), "one", []byte("ok"))); err != nil || got[0] != "echo:ok" {
 		t.Fatalf("other connection: %q %v", got, err)
+	}
+}
+
+// A handler's TransportError ends the connection, after command end.
+func TestHandlerTransportErrorClosesConnection(t *testing.T) {
+	e := newEnds()
+	n := requestNode(t, edge.DefaultConfig(), e)
+	c := dial(t, n.ws, "killed", client.Options{})
+	for range c.Request(context.Background(), "kill", nil) {
+	}
+	if err := e.wait(t, "killed/kill"); err == nil {
+		t.Fatal("command end got no error")
+	}
+	<-c.Done()
+	if !isClose(c.Err(), "protocol") {
+		t.Fatalf("client ended with %v; want close reason protocol", c.Err())
+	}
+}
+
+// Shutdown ends active streams; their command end still fires, once.
+func TestShutdownEndsStreams(t *testing.T) {
+	e := newEnds()
+	n := requestNode(t, edge.DefaultConfig(), e)
+	c := dial(t, n.tcp, "draining", client.Options{})
+	streamErr := make(chan error, 1)
+	go func() {
+		for _, err := range c.Request(context.Background(), "forever", nil) {
+			if err != nil {
+				streamErr <- err
+				return
+			}
+		}
+		streamErr <- nil
+	}()
+	<-n.started
+	n.stop(t)
+	if err := e.wait(t, "draining/forever"); err == nil {
+		t.Fatal("command end of an abandoned stream got no error")
+	}
+	if err := <-streamErr; !isClose(err, "shutdown") {
+		t.Fatalf("client's stream ended with %v; want close reason shutdown", err)
 	}
 }

@@ -75,6 +75,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{} // guarded by mu
+	shaking   map[net.Conn]struct{}     // guarded by mu: sockets in their handshake
 	conns     map[*Conn]struct{}        // guarded by mu
 	closing   bool                      // guarded by mu
 }
@@ -92,6 +93,7 @@ func NewServer(o Options) (*Server, error) {
 		handlers: o.Handlers, fallback: o.Fallback, auth: o.Auth,
 		reg: o.Registry, node: o.Node,
 		listeners: make(map[net.Listener]struct{}),
+		shaking:   make(map[net.Conn]struct{}),
 		conns:     make(map[*Conn]struct{}),
 	}
 	if s.log == nil {
@@ -216,6 +218,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		lns = append(lns, ln)
 	}
 	conns := s.connsLocked()
+	for nc := range s.shaking {
+		_ = nc.Close() // its handshake fails at once
+	}
 	s.mu.Unlock()
 	for _, ln := range lns {
 		_ = ln.Close()

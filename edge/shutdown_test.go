@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -64,20 +66,25 @@ func TestStuckClientAndShutdown(t *testing.T) {
 			t.Fatalf("dead letter %s/%s as %s; want stuck's pushes as shutdown", dl.Session, dl.Frame.ID, dl.Reason)
 		}
 	}
-	// Nothing is lost: the dead letters are exactly the tail of the stuck
-	// client's queue (what its socket never took), each once.
-	seen := make([]bool, stuckPushes)
+	checkTail(t, dls, stuckPushes)
+}
+
+// checkTail checks that nothing was lost on a connection that took the
+// first pushes of 0..total-1 and no more: the dead letters are exactly the
+// rest, each once.
+func checkTail(t *testing.T, dls []edge.DeadLetter, total int) {
+	t.Helper()
+	seen := make([]bool, total)
 	for _, dl := range dls {
 		i, err := strconv.Atoi(dl.Frame.ID)
-		if err != nil || seen[i] {
+		if err != nil || i < 0 || i >= total || seen[i] {
 			t.Fatalf("dead letter %q is unknown or repeated", dl.Frame.ID)
 		}
 		seen[i] = true
 	}
-	first := stuckPushes - len(dls)
-	for i := first; i < stuckPushes; i++ {
+	for i := total - len(dls); i < total; i++ {
 		if !seen[i] {
-			t.Fatalf("push %d is neither written nor dead-lettered (dead letters start at %d)", i, first)
+			t.Fatalf("push %d is neither written nor dead-lettered (dead letters start at %d)", i, total-len(dls))
 		}
 	}
 }
@@ -94,5 +101,56 @@ func TestServeAfterShutdown(t *testing.T) {
 	n.stop(t)
 	if err := n.srv.ServeTCP(listen(t)); !errors.Is(err, edge.ErrServerClosed) {
 		t.Fatalf("ServeTCP after Shutdown: %v; want ErrServerClosed", err)
+	}
+}
+
+// A client whose socket stops taking bytes for WriteTimeout is closed as
+// too_slow; what its socket never took is dead-lettered as write_error.
+func TestWriteTimeoutEndsStuckClient(t *testing.T) {
+	cfg := edge.DefaultConfig()
+	cfg.WriteTimeout = 100 * time.Millisecond
+	cfg.QueueLen, cfg.QueueBytes = 10_000, 64<<20
+	closed := make(chan edge.CloseReason, 1)
+	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(_ *edge.Conn, r edge.CloseReason, _ error) { closed <- r }}})
+	rawTCP(t, n, "stuck") // never reads again
+	h := n.handle(t, "stuck")
+	const pushes = 300
+	big := make([]byte, 64<<10)
+	for i := range pushes {
+		if err := h.TryPush(edge.High, edge.Frame{ID: strconv.Itoa(i), Payload: big}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := <-closed; r != edge.CloseTooSlow {
+		t.Fatalf("closed with %q; want too_slow", r)
+	}
+	dls := n.sink.all()
+	if len(dls) == 0 {
+		t.Fatal("no dead letters for a client that took almost nothing")
+	}
+	for _, dl := range dls {
+		if dl.Reason != edge.ReasonWriteError {
+			t.Fatalf("dead letter %s as %s; want write_error", dl.Frame.ID, dl.Reason)
+		}
+	}
+	checkTail(t, dls, pushes)
+}
+
+// A client that connects and says nothing is dropped after the handshake
+// timeout.
+func TestHandshakeTimeout(t *testing.T) {
+	cfg := edge.DefaultConfig()
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	n := startNode(t, cfg, edge.Options{})
+	for _, addr := range []string{n.tcpAddr, n.wsAddr} {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(testTimeout))
+		if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("%s: silent client read %v; want EOF when the server gives up", addr, err)
+		}
+		nc.Close()
 	}
 }

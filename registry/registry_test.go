@@ -100,3 +100,19 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("len %d after every holder removed itself; want 0", r.Len())
 	}
 }
+
+func BenchmarkGet(b *testing.B) {
+	r := New[conn]()
+	held := make([]*conn, 1000)
+	for i := range held {
+		held[i] = &conn{fmt.Sprint(i)}
+		r.Insert(held[i].name, held[i])
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if r.Get(held[i%len(held)].name) == nil {
+			b.Fatal("missing")
+		}
+	}
+	runtime.KeepAlive(held)
+}

@@ -21,8 +21,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -31,6 +29,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/tests/idle"
 )
 
 // A server under test. blast: when a client connects with ?blast=N (or a
@@ -53,75 +52,70 @@ var libraries = map[string]func() (server, error){
 func main() {
 	conns := flag.Int("conns", 5000, "idle connections to hold (each costs the server one open file)")
 	messages := flag.Int("messages", 500000, "messages for the throughput run")
-	libs := flag.String("libs", "pushfabric,gobwas,gorilla,coder", "libraries to measure")
+	libs := flag.String("libs", "pushfabric,gobwas,gorilla,coder", "libraries to measure, each in a process of its own")
 	hold := flag.Bool("hold", false, "internal: be the client process holding idle connections")
 	addr := flag.String("addr", "", "internal: the server for -hold")
+	row := flag.Bool("row", false, "internal: measure the one library in -libs and print its row")
 	flag.Parse()
-	if *hold {
-		os.Exit(holdClients(*addr, *conns))
+	switch {
+	case *hold:
+		os.Exit(idle.Hold(*addr, *conns, false))
+	case *row:
+		if err := printRow(os.Stdout, *libs, *conns, *messages); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", *libs, err)
+			os.Exit(1)
+		}
+		return
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "library\tidle conns\tRSS B/conn\theap B/conn\tstack B/conn\tgoroutines/conn\tmsgs/s to one client\t\n")
 	for _, name := range strings.Split(*libs, ",") {
-		start, ok := libraries[name]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "unknown library %q\n", name)
-			os.Exit(2)
-		}
-		idle, err := measureIdle(start, *conns)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s idle: %v\n", name, err)
+		// A fresh process per library: one that ran before would leave heap
+		// mapped that the next reuses, and flatter it.
+		cmd := exec.Command(os.Args[0], "-row", "-libs", name, "-conns", strconv.Itoa(*conns), "-messages", strconv.Itoa(*messages))
+		cmd.Stdout, cmd.Stderr = tw, os.Stderr
+		if err := cmd.Run(); err != nil {
+			tw.Flush()
 			os.Exit(1)
 		}
-		rate, err := measureThroughput(start, *messages)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s throughput: %v\n", name, err)
-			os.Exit(1)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.0f\t\n", name, *conns, idle.rss, idle.heap, idle.stack, idle.goroutines, rate)
 	}
 	tw.Flush()
 }
 
-type figures struct{ rss, heap, stack, goroutines float64 }
-
-func readMem() figures {
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	var size, resident float64
-	if statm, err := os.ReadFile("/proc/self/statm"); err == nil {
-		fmt.Sscan(string(statm), &size, &resident)
+// printRow measures one library and prints its tab-separated row.
+func printRow(w io.Writer, name string, conns, messages int) error {
+	start, ok := libraries[name]
+	if !ok {
+		return fmt.Errorf("unknown library")
 	}
-	return figures{resident * float64(os.Getpagesize()), float64(ms.HeapInuse), float64(ms.StackInuse), float64(runtime.NumGoroutine())}
+	mem, err := measureIdle(start, conns)
+	if err != nil {
+		return fmt.Errorf("idle: %w", err)
+	}
+	rate, err := measureThroughput(start, messages)
+	if err != nil {
+		return fmt.Errorf("throughput: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\t%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.0f\t\n", name, conns, mem.RSS, mem.Heap, mem.Stack, mem.Goroutines, rate)
+	return err
 }
 
-func measureIdle(start func() (server, error), conns int) (figures, error) {
+func measureIdle(start func() (server, error), conns int) (idle.Mem, error) {
 	srv, err := start()
 	if err != nil {
-		return figures{}, err
+		return idle.Mem{}, err
 	}
 	defer srv.close()
-	before := readMem()
-	cmd := exec.Command(os.Args[0], "-hold", "-addr", srv.url(), "-conns", strconv.Itoa(conns))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return figures{}, err
+	before := idle.ReadMem()
+	release, err := idle.Spawn(exec.Command(os.Args[0], "-hold", "-addr", srv.url(), "-conns", strconv.Itoa(conns)))
+	if err != nil {
+		return idle.Mem{}, err
 	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
-		return figures{}, fmt.Errorf("client process: %q %v", line, err)
-	}
+	defer release()
 	for srv.conns() < conns { // the last upgrades may still be finishing
 		time.Sleep(time.Millisecond)
 	}
-	after := readMem()
-	n := float64(conns)
-	return figures{(after.rss - before.rss) / n, (after.heap - before.heap) / n,
-		(after.stack - before.stack) / n, (after.goroutines - before.goroutines) / n}, nil
+	return idle.PerConn(before, idle.ReadMem(), conns), nil
 }
 
 func measureThroughput(start func() (server, error), messages int) (float64, error) {
@@ -152,26 +146,6 @@ func measureThroughput(start func() (server, error), messages int) (float64, err
 		}
 	}
 	return float64(messages) / time.Since(begin).Seconds(), nil
-}
-
-// holdClients opens conns connections with no goroutines, says ready, and
-// holds them until stdin closes.
-func holdClients(addr string, conns int) int {
-	held := make([]net.Conn, 0, conns)
-	for i := range conns {
-		nc, _, _, err := ws.Dial(context.Background(), fmt.Sprintf("%s?session=idle-%d", addr, i))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "connection %d: %v\n", i, err)
-			return 1
-		}
-		held = append(held, nc)
-	}
-	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	for _, nc := range held {
-		nc.Close()
-	}
-	return 0
 }
 
 // blastCount reads N from ?blast=N.

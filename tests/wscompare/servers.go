@@ -97,15 +97,19 @@ func (s *gobwasServer) serve(nc net.Conn) {
 	s.open.Add(1)
 	defer s.open.Add(-1)
 	defer nc.Close()
+	run(n, func() error { return wsutil.WriteServerBinary(nc, message) },
+		func() error { _, _, err := wsutil.ReadClientData(nc); return err })
+}
+
+// run is a connection's life in every library server here: write it n
+// messages, then read until it goes.
+func run(n int, write, read func() error) {
 	for range n {
-		if wsutil.WriteServerBinary(nc, message) != nil {
+		if write() != nil {
 			return
 		}
 	}
-	for {
-		if _, _, err := wsutil.ReadClientData(nc); err != nil {
-			return
-		}
+	for read() == nil {
 	}
 }
 
@@ -129,16 +133,8 @@ func startGorilla() (server, error) {
 		go func() {
 			defer open.Add(-1)
 			defer c.Close()
-			for range n {
-				if c.WriteMessage(websocket.BinaryMessage, message) != nil {
-					return
-				}
-			}
-			for {
-				if _, _, err := c.NextReader(); err != nil {
-					return
-				}
-			}
+			run(n, func() error { return c.WriteMessage(websocket.BinaryMessage, message) },
+				func() error { _, _, err := c.NextReader(); return err })
 		}()
 	})
 	return startHTTP(h, open.Load)
@@ -159,16 +155,8 @@ func startCoder() (server, error) {
 			defer open.Add(-1)
 			defer c.CloseNow()
 			ctx := context.Background()
-			for range n {
-				if c.Write(ctx, coderws.MessageBinary, message) != nil {
-					return
-				}
-			}
-			for {
-				if _, _, err := c.Reader(ctx); err != nil {
-					return
-				}
-			}
+			run(n, func() error { return c.Write(ctx, coderws.MessageBinary, message) },
+				func() error { _, _, err := c.Reader(ctx); return err })
 		}()
 	})
 	return startHTTP(h, open.Load)
