@@ -147,8 +147,8 @@ pushfabric example edge (development mode: a client names its session, loopback 
     go run ./examples/stream/client -session alice                 # WebSocket
     go run ./examples/stream/client -session bob -addr tcp://%s   # framed TCP
 
-  or from a browser console (see docs/protocol.md for decoding frames):
-    new WebSocket("ws://%s/?session=carol")
+  or from a browser: serve examples/browser (python3 -m http.server -d examples/browser 8000)
+    and open http://127.0.0.1:8000/?session=carol (it connects to ws://%s/)
 
   send a push: type a line here and press Enter; every session receives it.
   stop: Ctrl-C (clients are told "shutdown" and get what was queued).
