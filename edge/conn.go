@@ -157,10 +157,13 @@ func (c *Conn) TryPush(p Priority, f Frame) error {
 }
 
 // enqueueLocked queues f, or returns the reason it cannot: queue_full, or
-// the reason the closing connection dead-letters with.
+// for a closing connection shutdown (the node is stopping) or closed.
 func (c *Conn) enqueueLocked(p Priority, f Frame) Reason {
 	if c.state != stateOpen {
-		return c.leftover
+		if c.leftover == ReasonShutdown {
+			return ReasonShutdown
+		}
+		return ReasonClosed
 	}
 	cfg := &c.srv.cfg
 	q := c.out.queue(p)
