@@ -121,31 +121,49 @@ func (s *gobwasServer) close()      { s.ln.Close() }
 // cheapest way to hold a gorilla connection); a goroutine per connection
 // reads; one WriteMessage per message.
 func startGorilla() (server, error) {
-	var open atomic.Int64
 	up := websocket.Upgrader{ReadBufferSize: 512, WriteBufferSize: 512}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return startHTTP(func(w http.ResponseWriter, r *http.Request) (libConn, error) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
-			return
+			return libConn{}, err
 		}
-		open.Add(1)
-		n := blastCount(r.URL.RawQuery)
-		go func() {
-			defer open.Add(-1)
-			defer c.Close()
-			run(n, func() error { return c.WriteMessage(websocket.BinaryMessage, message) },
-				func() error { _, _, err := c.NextReader(); return err })
-		}()
+		return libConn{
+			write: func() error { return c.WriteMessage(websocket.BinaryMessage, message) },
+			read:  func() error { _, _, err := c.NextReader(); return err },
+			close: func() { c.Close() },
+		}, nil
 	})
-	return startHTTP(h, open.Load)
 }
 
 // coder: coder/websocket with the handler returning after Accept; a
 // goroutine per connection reads; one Write per message.
 func startCoder() (server, error) {
+	return startHTTP(func(w http.ResponseWriter, r *http.Request) (libConn, error) {
+		c, err := coderws.Accept(w, r, &coderws.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			return libConn{}, err
+		}
+		ctx := context.Background()
+		return libConn{
+			write: func() error { return c.Write(ctx, coderws.MessageBinary, message) },
+			read:  func() error { _, _, err := c.Reader(ctx); return err },
+			close: func() { c.CloseNow() },
+		}, nil
+	})
+}
+
+// libConn is what a net/http based server needs of a library's connection.
+type libConn struct {
+	write, read func() error
+	close       func()
+}
+
+// startHTTP serves accept's connections: each gets a goroutine that blasts
+// what the client asked for, then reads until it goes.
+func startHTTP(accept func(http.ResponseWriter, *http.Request) (libConn, error)) (server, error) {
 	var open atomic.Int64
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := coderws.Accept(w, r, &coderws.AcceptOptions{InsecureSkipVerify: true})
+		c, err := accept(w, r)
 		if err != nil {
 			return
 		}
@@ -153,21 +171,15 @@ func startCoder() (server, error) {
 		n := blastCount(r.URL.RawQuery)
 		go func() {
 			defer open.Add(-1)
-			defer c.CloseNow()
-			ctx := context.Background()
-			run(n, func() error { return c.Write(ctx, coderws.MessageBinary, message) },
-				func() error { _, _, err := c.Reader(ctx); return err })
+			defer c.close()
+			run(n, c.write, c.read)
 		}()
 	})
-	return startHTTP(h, open.Load)
-}
-
-func startHTTP(h http.Handler, count func() int64) (server, error) {
 	ln, err := listen()
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
-	return &httpServer{ln: ln, srv: srv, count: func() int { return int(count()) }}, nil
+	return &httpServer{ln: ln, srv: srv, count: func() int { return int(open.Load()) }}, nil
 }
