@@ -296,12 +296,17 @@ func (c *Conn) takeQueuedLocked() []item {
 // wakeWaitersLocked wakes producers blocked in Push and request streams
 // waiting for room.
 func (c *Conn) wakeWaitersLocked() {
+	c.wakePushersLocked()
+	for _, r := range c.reqs {
+		r.wakeLocked()
+	}
+}
+
+// wakePushersLocked tells producers blocked in Push to look again.
+func (c *Conn) wakePushersLocked() {
 	if c.room != nil {
 		close(c.room)
 		c.room = nil
-	}
-	for _, r := range c.reqs {
-		r.wakeLocked()
 	}
 }
 

@@ -116,7 +116,7 @@ func (c *Conn) fillLocked(w *writer, now *lazyNow) (ctl control, wait time.Durat
 		w.items = append(w.items, it)
 	}
 	if len(w.items) > 0 || len(w.expired) > 0 {
-		c.wakeWaitersOnPopLocked()
+		c.wakePushersLocked()
 	}
 	return ctl, wait
 }
@@ -142,14 +142,6 @@ func (c *Conn) rateWaitLocked(now *lazyNow) time.Duration {
 	}
 	missing := 1 - c.limiter.TokensAt(now.get())
 	return max(time.Duration(math.Ceil(missing/float64(c.limiter.Limit())*1e9)), time.Microsecond)
-}
-
-// wakeWaitersOnPopLocked tells producers blocked in Push that there is room.
-func (c *Conn) wakeWaitersOnPopLocked() {
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
-	}
 }
 
 // idleLocked is reached when nothing is ready: the owner sleeps until a
