@@ -14,8 +14,6 @@ import (
 	"github.com/pushfabric/pushfabric/edge/wire"
 )
 
-var timeZero time.Time
-
 // testTimeout bounds every wait in these tests; reaching it is a failure.
 const testTimeout = 20 * time.Second
 
@@ -183,7 +181,6 @@ func rawTCP(t testing.TB, n *node, session string) *rawConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(testTimeout))
 	r := &rawConn{nc: nc, br: bufio.NewReader(nc)}
 	r.send(t, wire.Frame{Type: wire.TypeHello, ID: session})
 	if f := r.next(t); f.Type != wire.TypeWelcome {
@@ -203,6 +200,7 @@ func (r *rawConn) send(t testing.TB, f wire.Frame) {
 
 func (r *rawConn) sendBytes(t testing.TB, b []byte) {
 	t.Helper()
+	_ = r.nc.SetWriteDeadline(time.Now().Add(testTimeout))
 	if _, err := r.nc.Write(b); err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +209,7 @@ func (r *rawConn) sendBytes(t testing.TB, b []byte) {
 // next reads the next frame, skipping pings.
 func (r *rawConn) next(t testing.TB) wire.Frame {
 	t.Helper()
+	_ = r.nc.SetReadDeadline(time.Now().Add(testTimeout))
 	for {
 		body, err := wire.ReadTCP(r.br, nil, wire.DefaultMaxFrameSize)
 		if err != nil {
