@@ -1,12 +1,17 @@
 package edge_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
@@ -223,5 +228,41 @@ func TestOversizedFrameClosesWithProtocol(t *testing.T) {
 	f := raw.next(t)
 	if f.Type != wire.TypeClose || f.Name != string(edge.CloseProtocol) {
 		t.Fatalf("got %v %q; want close protocol", f.Type, f.Name)
+	}
+
+	// Over WebSocket, a message announcing more than the limit.
+	nc, br, _, err := ws.Dial(context.Background(), n.ws+"?session=big-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if br == nil {
+		br = bufio.NewReader(nc)
+	}
+	_ = nc.SetDeadline(time.Now().Add(testTimeout))
+	mask := [4]byte{1, 2, 3, 4}
+	if _, err := nc.Write(wire.AppendWSHeader(nil, wire.WSBinary, 4096, &mask)); err != nil {
+		t.Fatal(err)
+	}
+	var closeFrame, wsClose bool
+	for !wsClose {
+		msg, err := wire.ReadWS(br, nil, wire.DefaultMaxFrameSize, false, func(op byte, p []byte) error {
+			if op == wire.WSClose {
+				wsClose = binary.BigEndian.Uint16(p) == 1002 && string(p[2:]) == "protocol"
+			}
+			return nil
+		})
+		if err != nil {
+			if wsClose { // the server's last frame; its half-close follows
+				break
+			}
+			t.Fatalf("read: %v (close frame seen: %v)", err, closeFrame)
+		}
+		if f, _ := wire.Decode(msg); f.Type == wire.TypeClose && f.Name == "protocol" {
+			closeFrame = true
+		}
+	}
+	if !closeFrame {
+		t.Fatal("WebSocket close 1002 came without the close frame")
 	}
 }
