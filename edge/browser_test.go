@@ -43,8 +43,8 @@ func TestBrowserModule(t *testing.T) {
 	}
 	n := startNode(t, edge.DefaultConfig(), edge.Options{
 		Handlers: map[string]edge.Handler{"countdown": countdown},
-		Hooks: edge.Hooks{OnConnect: func(c *edge.Conn) {
-			_ = c.TryPush(edge.Low, edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("héllo")})
+		Hooks: edge.Hooks{OnConnect: func(c *edge.Conn) error {
+			return c.TryPush(edge.Low, edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("héllo")})
 		}},
 	})
 	module, _ := filepath.Abs("../examples/browser/pushfabric.js")

@@ -266,3 +266,30 @@ func TestOversizedFrameClosesWithProtocol(t *testing.T) {
 		t.Fatal("WebSocket close 1002 came without the close frame")
 	}
 }
+
+// A connect hook that fails refuses the client with close reason shutdown;
+// OnWritten sees every push once it is in the socket.
+func TestConnectAndWrittenHooks(t *testing.T) {
+	written := make(chan string, 10)
+	n := startNode(t, edge.DefaultConfig(), edge.Options{Hooks: edge.Hooks{
+		OnConnect: func(c *edge.Conn) error {
+			if c.Session() == "refused" {
+				return errors.New("no subscription")
+			}
+			return nil
+		},
+		OnWritten: func(_ *edge.Conn, f *edge.Frame) { written <- f.ID },
+	}})
+	_, err := client.Dial(context.Background(), n.tcp, client.Options{Session: "refused"})
+	if !isClose(err, "shutdown") {
+		t.Fatalf("refused client: %v; want close reason shutdown", err)
+	}
+	c := dial(t, n.ws, "welcome", client.Options{})
+	mustTryPush(t, n.handle(t, "welcome"), edge.Low, "w1")
+	if f := recv(t, c); f.ID != "w1" {
+		t.Fatalf("got %s", f.ID)
+	}
+	if id := <-written; id != "w1" {
+		t.Fatalf("OnWritten saw %s; want w1", id)
+	}
+}

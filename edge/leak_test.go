@@ -20,7 +20,7 @@ func TestConnectDisconnectCyclesLeaveNothing(t *testing.T) {
 	var closes atomic.Int64
 	allClosed := make(chan struct{})
 	n := startNode(t, edge.DefaultConfig(), edge.Options{Hooks: edge.Hooks{
-		OnConnect: func(c *edge.Conn) { _ = c.TryPush(edge.High, push("hi", "hello")) },
+		OnConnect: func(c *edge.Conn) error { return c.TryPush(edge.High, push("hi", "hello")) },
 		OnClose: func(*edge.Conn, edge.CloseReason, error) {
 			if closes.Add(1) == cycles {
 				close(allClosed)

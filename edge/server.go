@@ -18,12 +18,19 @@ import (
 // goroutines: BeforeSend on the write path, so it must be quick and must
 // not block; the others may do modest work.
 type Hooks struct {
-	// OnConnect runs once a connection holds its session, before it reads
-	// anything; c is its PushHandle.
-	OnConnect func(c *Conn)
+	// OnConnect runs once a connection holds its session, before the client
+	// is welcomed or anything is read; c is its PushHandle. A client that
+	// has its welcome frame can therefore count on what OnConnect set up.
+	// An error refuses the connection: it is closed with reason shutdown
+	// (the client should reconnect, to another node if it can).
+	OnConnect func(c *Conn) error
 	// BeforeSend runs for every push and response frame just before it is
 	// encoded, and may rewrite it.
 	BeforeSend func(c *Conn, f *Frame)
+	// OnWritten runs for every push once the write that carried it
+	// returned: the bytes are in the socket. It runs on the write path, so
+	// it must be quick and must not block.
+	OnWritten func(c *Conn, f *Frame)
 	// OnCommandEnd runs exactly once for every request that reached its
 	// handler, after its last frame was queued, whether it ended normally,
 	// with an error, canceled or abandoned by a closing connection. err is
@@ -287,12 +294,18 @@ func (s *Server) admit(c *Conn) bool {
 	if prev := s.reg.Insert(c.session, c); prev != nil {
 		prev.replaceWith(c)
 	}
-	c.mu.Lock()
-	c.wakeWriterLocked() // the welcome frame
-	c.mu.Unlock()
 	if h := s.hooks.OnConnect; h != nil {
-		h(c)
+		if err := h(c); err != nil {
+			s.log.Warn("connect hook refused the connection", zap.String("session", c.session), zap.Error(err))
+			c.mu.Lock()
+			c.out.welcome = false
+			c.mu.Unlock()
+			c.abort(CloseShutdown, ReasonClosed)
+		}
 	}
+	c.mu.Lock()
+	c.wakeWriterLocked() // the welcome frame, or the refusal
+	c.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		c.readLoop()
@@ -300,14 +313,24 @@ func (s *Server) admit(c *Conn) bool {
 	return true
 }
 
-// replaceWith closes c because next took its session, moving what c still
-// had queued to next; what does not fit is dead-lettered as replaced.
+// replaceWith closes c because next, on this node, took its session, moving
+// what c still had queued to next.
 func (c *Conn) replaceWith(next *Conn) {
-	for _, it := range c.beginClose(CloseReplaced, ReasonReplaced, false, abortTimeout) {
+	c.CloseReplaced(func(f Frame) error {
 		next.mu.Lock()
-		refused := next.enqueueLocked(it.f.Priority, it.f)
-		next.mu.Unlock()
-		if refused != "" {
+		defer next.mu.Unlock()
+		return refusalErr(next.enqueueLocked(f.Priority, f))
+	})
+}
+
+// CloseReplaced closes the connection because a newer connection holds its
+// session: the client gets close reason replaced, and every push still
+// queued is passed, in order (high before low), to forward so that it
+// follows the session. A push forward refuses is dead-lettered as replaced.
+// It does nothing if the connection is already closing.
+func (c *Conn) CloseReplaced(forward func(Frame) error) {
+	for _, it := range c.beginClose(CloseReplaced, ReasonReplaced, false, abortTimeout) {
+		if forward(it.f) != nil {
 			c.srv.deadLetterItem(c.session, it, ReasonReplaced)
 		}
 	}

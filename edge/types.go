@@ -94,17 +94,6 @@ type DeadLetterSink interface {
 	DeadLetter(dl DeadLetter)
 }
 
-// ValidSession reports whether id is a well-formed session id: 1 to 128
-// characters of [A-Za-z0-9_-].
-func ValidSession(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// ValidSession reports whether id is a well-formed session id; see
+// [wire.ValidSession].
+func ValidSession(id string) bool { return wire.ValidSession(id) }

@@ -336,6 +336,7 @@ func (c *Conn) runWriter(w *writer) {
 // whether the caller still owns the write side.
 func (c *Conn) afterWrite(w *writer, err error) bool {
 	if err == nil {
+		c.written(w)
 		w.reset()
 		return true
 	}
@@ -354,6 +355,19 @@ func (c *Conn) afterWrite(w *writer, err error) bool {
 	c.releaseWriterLocked()
 	c.mu.Unlock()
 	return false
+}
+
+// written runs the OnWritten hook for the pushes of a batch just written.
+func (c *Conn) written(w *writer) {
+	hook := c.srv.hooks.OnWritten
+	if hook == nil {
+		return
+	}
+	for i := range w.items {
+		if f := &w.items[i].f; f.Type == wire.TypePush {
+			hook(c, f)
+		}
+	}
 }
 
 // isTimeout reports whether err is a deadline expiry.

@@ -132,3 +132,18 @@ func (f *Frame) Validate() error {
 	}
 	return nil
 }
+
+// ValidSession reports whether id is a well-formed session id: 1 to 128
+// characters of [A-Za-z0-9_-]. Session ids are also NATS subject tokens.
+func ValidSession(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,101 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config says how an edge node reaches NATS.
+type Config struct {
+	// URLs of the NATS servers. Empty: start an embedded server.
+	URLs []string
+	// Prefix of push subjects (DESIGN §2).
+	Prefix string
+	// Node names this edge node: in takeover announcements, acks and dead
+	// letters. Default: the host name and process id.
+	Node string
+
+	// Credentials for URLs: a .creds file, an NKey seed file, or a token;
+	// TLS: a CA bundle to trust and a client certificate and key.
+	CredsFile    string
+	NKeySeedFile string
+	Token        string
+	TLSCA        string
+	TLSCert      string
+	TLSKey       string
+
+	// PingInterval is how often the connection checks the server is there.
+	PingInterval time.Duration
+
+	// Embedded is used when URLs is empty.
+	Embedded EmbeddedConfig
+
+	// DispatchBuffer bounds pushes received from NATS and not yet handed to
+	// their connection. NATS drops what does not fit (a slow consumer), so
+	// it is large, and the dispatcher never blocks.
+	DispatchBuffer int
+}
+
+// EmbeddedConfig is the embedded NATS server: JetStream on, listening on
+// loopback so the nats CLI and producers on this machine can reach it.
+type EmbeddedConfig struct {
+	Listen  string // host:port; default 127.0.0.1:4222
+	DataDir string // JetStream storage; default ./data/nats
+}
+
+// DefaultConfig is an embedded server on 127.0.0.1:4222, prefix "push".
+func DefaultConfig() Config {
+	return Config{
+		Prefix:         "push",
+		Node:           defaultNode(),
+		PingInterval:   10 * time.Second,
+		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", DataDir: "data/nats"},
+		DispatchBuffer: 1 << 16,
+	}
+}
+
+func defaultNode() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "edge"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// Validate reports every field out of range.
+func (c Config) Validate() error {
+	var errs []error
+	if !validToken(c.Prefix) {
+		errs = append(errs, fmt.Errorf("prefix %q must be one subject token (no dots, spaces or wildcards)", c.Prefix))
+	}
+	if !validToken(c.Node) {
+		errs = append(errs, fmt.Errorf("node %q must be one subject token", c.Node))
+	}
+	if c.DispatchBuffer <= 0 {
+		errs = append(errs, fmt.Errorf("dispatch buffer must be positive, got %d", c.DispatchBuffer))
+	}
+	if c.PingInterval <= 0 {
+		errs = append(errs, fmt.Errorf("ping interval must be positive, got %v", c.PingInterval))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("a TLS client certificate needs both the certificate and the key"))
+	}
+	if len(c.URLs) == 0 {
+		if _, _, err := net.SplitHostPort(c.Embedded.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("embedded listen address %q: %w", c.Embedded.Listen, err))
+		}
+		if c.Embedded.DataDir == "" {
+			errs = append(errs, errors.New("embedded data folder is empty"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validToken reports whether s is a single NATS subject token.
+func validToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ". \t\r\n*>")
+}

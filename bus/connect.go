@@ -1,0 +1,235 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// Conn is an edge node's NATS connection, and the embedded server when the
+// node runs one.
+type Conn struct {
+	NC     *nats.Conn
+	cfg    Config
+	log    *zap.Logger
+	server *server.Server // nil when connected to URLs
+
+	slowConsumers, permissionErrors, reconnects atomic.Uint64
+}
+
+// ConnStats count the connection's troubles.
+type ConnStats struct {
+	SlowConsumers    uint64 // messages NATS dropped because the node read too slowly
+	PermissionErrors uint64 // publishes or subscriptions the server refused
+	Reconnects       uint64
+}
+
+// Connect connects to cfg.URLs, or starts an embedded server and connects
+// to it in-process. The connection reconnects without limit and never
+// receives its own messages (a forwarded push does not come back).
+func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bus config: %w", err)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	c := &Conn{cfg: cfg, log: log}
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	url := ""
+	if len(cfg.URLs) == 0 {
+		if c.server, err = startEmbedded(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.InProcessServer(c.server))
+	} else {
+		url = joinURLs(cfg.URLs)
+	}
+	if c.NC, err = nats.Connect(url, opts...); err != nil {
+		c.stopEmbedded()
+		return nil, fmt.Errorf("connect to nats %s: %w", c.URL(), err)
+	}
+	return c, nil
+}
+
+func joinURLs(urls []string) string {
+	s := ""
+	for i, u := range urls {
+		if i > 0 {
+			s += ","
+		}
+		s += u
+	}
+	return s
+}
+
+func (c *Conn) options() ([]nats.Option, error) {
+	cfg := c.cfg
+	opts := []nats.Option{
+		nats.Name("pushfabric edge " + cfg.Node),
+		nats.MaxReconnects(-1),
+		nats.PingInterval(cfg.PingInterval),
+		nats.NoEcho(),
+		nats.ErrorHandler(c.onAsyncError),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			c.reconnects.Add(1)
+			c.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				c.log.Warn("nats disconnected", zap.Error(err))
+			}
+		}),
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("nkey seed %s: %w", cfg.NKeySeedFile, err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.Token != "" {
+		opts = append(opts, nats.Token(cfg.Token))
+	}
+	if cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.TLSCA))
+	}
+	if cfg.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
+	}
+	return opts, nil
+}
+
+// onAsyncError counts what NATS reports outside any call.
+func (c *Conn) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	subject := ""
+	if sub != nil {
+		subject = sub.Subject
+	}
+	switch {
+	case errors.Is(err, nats.ErrSlowConsumer):
+		c.slowConsumers.Add(1)
+		c.log.Error("nats slow consumer: pushes were dropped by NATS", zap.String("subject", subject))
+	case errors.Is(err, nats.ErrPermissionViolation):
+		c.permissionErrors.Add(1)
+		c.log.Error("nats permission violation", zap.String("subject", subject), zap.Error(err))
+	default:
+		c.log.Warn("nats error", zap.String("subject", subject), zap.Error(err))
+	}
+}
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() ConnStats {
+	return ConnStats{SlowConsumers: c.slowConsumers.Load(), PermissionErrors: c.permissionErrors.Load(), Reconnects: c.reconnects.Load()}
+}
+
+// Embedded reports whether the node runs its own NATS server.
+func (c *Conn) Embedded() bool { return c.server != nil }
+
+// URL is where producers and the nats CLI reach this node's NATS.
+func (c *Conn) URL() string {
+	if c.server != nil {
+		return c.server.ClientURL()
+	}
+	return joinURLs(c.cfg.URLs)
+}
+
+// Close drains the connection (what is buffered is sent) and then shuts the
+// embedded server down, waiting for both within ctx.
+func (c *Conn) Close(ctx context.Context) error {
+	var err error
+	if c.NC != nil {
+		closed := make(chan struct{})
+		c.NC.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if derr := c.NC.Drain(); derr != nil {
+			c.NC.Close()
+		} else {
+			select {
+			case <-closed:
+			case <-ctx.Done():
+				c.NC.Close()
+				err = fmt.Errorf("drain nats: %w", ctx.Err())
+			}
+		}
+	}
+	c.stopEmbedded()
+	return err
+}
+
+func (c *Conn) stopEmbedded() {
+	if c.server != nil {
+		c.server.Shutdown()
+		c.server.WaitForShutdown()
+	}
+}
+
+// startEmbedded starts a JetStream server on cfg.Embedded.Listen.
+func startEmbedded(ctx context.Context, cfg Config, log *zap.Logger) (*server.Server, error) {
+	host, portStr, _ := net.SplitHostPort(cfg.Embedded.Listen)
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded listen port %q: %w", portStr, err)
+	}
+	opts := &server.Options{
+		ServerName: cfg.Node,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.Embedded.DataDir,
+		NoSigs:     true,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	sl := &serverLog{log: log.Named("nats-server")}
+	s.SetLoggerV2(sl, false, false, false)
+	go s.Start()
+	for !s.ReadyForConnections(50 * time.Millisecond) {
+		if err := sl.fatal.Load(); err != nil {
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded nats on %s: %s", cfg.Embedded.Listen, *err)
+		}
+		if ctx.Err() != nil {
+			s.Shutdown()
+			return nil, fmt.Errorf("embedded nats on %s did not start: %w", cfg.Embedded.Listen, ctx.Err())
+		}
+	}
+	return s, nil
+}
+
+// serverLog sends the embedded server's log to zap. A fatal error (the
+// port is taken, say) is recorded for startEmbedded instead of exiting.
+type serverLog struct {
+	log   *zap.Logger
+	fatal atomic.Pointer[string]
+}
+
+const serverLogMsg = "embedded nats-server"
+
+func (l *serverLog) Noticef(f string, v ...any) { l.log.Debug(serverLogMsg, text(f, v)) }
+func (l *serverLog) Warnf(f string, v ...any)   { l.log.Warn(serverLogMsg, text(f, v)) }
+func (l *serverLog) Errorf(f string, v ...any)  { l.log.Error(serverLogMsg, text(f, v)) }
+func (l *serverLog) Debugf(f string, v ...any)  { l.log.Debug(serverLogMsg, text(f, v)) }
+func (l *serverLog) Tracef(f string, v ...any)  { l.log.Debug(serverLogMsg, text(f, v)) }
+func (l *serverLog) Fatalf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	l.fatal.CompareAndSwap(nil, &msg)
+	l.log.Error(serverLogMsg, zap.String("text", msg))
+}
+
+func text(f string, v []any) zap.Field { return zap.String("text", fmt.Sprintf(f, v...)) }

@@ -1,0 +1,355 @@
+package bus
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/registry"
+)
+
+// timeFormat is how Push-Expires and the other times are written.
+const timeFormat = time.RFC3339Nano
+
+// Dispatcher connects the sessions held on this node to NATS. Each session
+// gets one subscription, <prefix>.<session>.*, delivering into one channel
+// shared by all sessions; a single goroutine reads it and hands each push
+// to the session's connection with TryPush, which never waits. No
+// goroutine exists per subscription, and the dispatcher never blocks on a
+// session: what does not fit is dead-lettered as queue_full.
+type Dispatcher struct {
+	nc     *nats.Conn
+	prefix string
+	node   string
+	reg    *registry.Registry[edge.Conn]
+	sink   *Sink
+	log    *zap.Logger
+	ch     chan *nats.Msg // every session subscription delivers here; never closed
+	stop   chan struct{}  // closed by Stop
+	done   chan struct{}  // closed when the dispatch loop has ended
+
+	mu       sync.RWMutex
+	bindings map[string]*binding // guarded by mu
+
+	dispatched, forwarded, invalid atomic.Uint64
+}
+
+// binding is a session's subscription on this node.
+type binding struct {
+	sub *nats.Subscription
+	// replaced: a newer connection on another node holds the session. Until
+	// the local connection has gone, what arrives is forwarded to it.
+	replaced atomic.Bool
+}
+
+// DispatcherStats count what the dispatcher did.
+type DispatcherStats struct {
+	Dispatched uint64 // pushes handed to a connection (queued or dead-lettered by it)
+	Forwarded  uint64 // pushes republished to follow a session to another node
+	Invalid    uint64 // messages that were not valid pushes
+	Sessions   int    // sessions subscribed
+}
+
+// NewDispatcher starts dispatching for the sessions in reg. Wire its
+// Hooks into the edge server; call Stop after the server has shut down.
+func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *zap.Logger) *Dispatcher {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	d := &Dispatcher{
+		nc: c.NC, prefix: c.cfg.Prefix, node: c.cfg.Node, reg: reg, sink: sink, log: log,
+		ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), stop: make(chan struct{}), done: make(chan struct{}),
+		bindings: make(map[string]*binding),
+	}
+	go d.loop()
+	return d
+}
+
+// Hooks are the edge hooks that bind sessions to NATS: subscribe and
+// announce on connect, unsubscribe when the last local connection of a
+// session ends, answer `written` acknowledgements.
+func (d *Dispatcher) Hooks() edge.Hooks {
+	return edge.Hooks{OnConnect: d.attach, OnClose: d.detach, OnWritten: d.written}
+}
+
+// Stats returns the counters so far.
+func (d *Dispatcher) Stats() DispatcherStats {
+	d.mu.RLock()
+	n := len(d.bindings)
+	d.mu.RUnlock()
+	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Invalid: d.invalid.Load(), Sessions: n}
+}
+
+// Stop ends dispatching: what is still in the channel is handled (nobody
+// holds those sessions any more, so it is dead-lettered as closed), then
+// the loop ends.
+func (d *Dispatcher) Stop() {
+	d.mu.Lock()
+	for s, b := range d.bindings {
+		_ = b.sub.Unsubscribe()
+		delete(d.bindings, s)
+	}
+	d.mu.Unlock()
+	close(d.stop)
+	<-d.done
+}
+
+// attach subscribes the session (unless a connection on this node already
+// did), makes sure the server has the subscription before the client is
+// welcomed, and announces the connection so older holders elsewhere let go.
+func (d *Dispatcher) attach(c *edge.Conn) error {
+	d.mu.Lock()
+	b := d.bindings[c.Session()]
+	if b == nil {
+		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), d.ch)
+		if err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		b = &binding{sub: sub}
+		d.bindings[c.Session()] = b
+	}
+	b.replaced.Store(false)
+	d.mu.Unlock()
+	if err := d.nc.Flush(); err != nil {
+		d.log.Warn("subscription not confirmed; it is sent when NATS is back", zap.String("session", c.Session()), zap.Error(err))
+	}
+	d.announce(c)
+	return nil
+}
+
+// detach unsubscribes a session no connection on this node holds any more.
+func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reg.Get(c.Session()) != nil {
+		return // a newer local connection holds it
+	}
+	if b := d.bindings[c.Session()]; b != nil {
+		_ = b.sub.Unsubscribe()
+		delete(d.bindings, c.Session())
+	}
+}
+
+// announce publishes a takeover for c's session: this node holds it with a
+// connection started at c.Started().
+func (d *Dispatcher) announce(c *edge.Conn) {
+	m := &nats.Msg{
+		Subject: protocol.PushSubject(d.prefix, c.Session(), protocol.Control),
+		Header: nats.Header{
+			protocol.HeaderControl: []string{protocol.ControlTakeover},
+			protocol.HeaderNode:    []string{d.node},
+			protocol.HeaderConn:    []string{strconv.FormatInt(c.Started().UnixNano(), 10)},
+		},
+	}
+	if err := d.nc.PublishMsg(m); err != nil {
+		d.log.Warn("takeover announcement failed", zap.String("session", c.Session()), zap.Error(err))
+	}
+}
+
+func (d *Dispatcher) loop() {
+	defer close(d.done)
+	for {
+		select {
+		case m := <-d.ch:
+			d.dispatch(m)
+		case <-d.stop:
+			for {
+				select {
+				case m := <-d.ch:
+					d.dispatch(m)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// dispatch handles one message from a session subscription.
+func (d *Dispatcher) dispatch(m *nats.Msg) {
+	session, token, ok := protocol.ParseSubject(d.prefix, m.Subject)
+	switch {
+	case !ok:
+		d.invalid.Add(1)
+		d.log.Error("message on an unexpected subject", zap.String("subject", m.Subject))
+	case token == protocol.High:
+		d.push(m, session, edge.High)
+	case token == protocol.Low:
+		d.push(m, session, edge.Low)
+	case token == protocol.Control:
+		d.control(m, session)
+	default:
+		d.reject(m, session, token, edge.ReasonInvalid)
+	}
+}
+
+// push hands one push to the session's connection.
+func (d *Dispatcher) push(m *nats.Msg, session string, p edge.Priority) {
+	if d.replaced(session) {
+		d.forward(m, session, p)
+		return
+	}
+	f, mode, err := frameOf(m)
+	if err != nil {
+		d.log.Debug("invalid push", zap.String("subject", m.Subject), zap.Error(err))
+		d.reject(m, session, p.String(), edge.ReasonInvalid)
+		return
+	}
+	c := d.reg.Get(session)
+	if c == nil {
+		d.reject(m, session, p.String(), edge.ReasonClosed)
+		return
+	}
+	d.dispatched.Add(1)
+	err = c.TryPush(p, f)
+	var dle *edge.DeadLetteredError
+	switch {
+	case err == nil:
+		if mode == protocol.AckEnqueued {
+			d.sink.ack(m, protocol.StatusEnqueued, "", f.ID)
+		}
+	case errors.As(err, &dle): // the edge has dead-lettered it (and told a `written` waiter)
+		if mode == protocol.AckEnqueued {
+			d.sink.ack(m, protocol.StatusDead, string(dle.Reason), f.ID)
+		}
+	default:
+		d.reject(m, session, p.String(), refusalReason(err))
+	}
+}
+
+// refusalReason is the dead-letter reason for a TryPush error under the
+// TryPushReturns policy.
+func refusalReason(err error) edge.Reason {
+	switch {
+	case errors.Is(err, edge.ErrQueueFull):
+		return edge.ReasonQueueFull
+	case errors.Is(err, edge.ErrClosed):
+		return edge.ReasonClosed
+	}
+	return edge.ReasonInvalid
+}
+
+// reject dead-letters a push the node will not queue and tells a producer
+// waiting for any acknowledgement.
+func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason edge.Reason) {
+	if reason == edge.ReasonInvalid {
+		d.invalid.Add(1)
+	}
+	id := ensureID(m)
+	if mode, err := protocol.AckMode(m.Header); err != nil || mode != protocol.AckNone {
+		d.sink.ack(m, protocol.StatusDead, string(reason), id)
+	}
+	d.sink.w.Write(d.sink.letter(session, priority, string(reason), m, nil))
+}
+
+// ensureID returns the push's id, giving it one (in its headers, so that
+// it keeps it wherever it goes) if it had none.
+func ensureID(m *nats.Msg) string {
+	if id := m.Header.Get(protocol.HeaderID); id != "" {
+		return id
+	}
+	id := nuid.Next()
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	m.Header.Set(protocol.HeaderID, id)
+	return id
+}
+
+// frameOf reads a push from its message. The message keeps the push (its
+// Meta) for acknowledgements, dead letters and forwarding; a push without
+// an id gets one, in its headers too, so it keeps it wherever it goes.
+func frameOf(m *nats.Msg) (edge.Frame, string, error) {
+	f := edge.Frame{ID: ensureID(m), ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data, Meta: m}
+	mode, err := protocol.AckMode(m.Header)
+	if err != nil {
+		return f, "", err
+	}
+	if m.Reply == "" {
+		mode = protocol.AckNone
+	}
+	if exp := m.Header.Get(protocol.HeaderExpires); exp != "" {
+		if f.Expires, err = time.Parse(time.RFC3339Nano, exp); err != nil {
+			return f, "", err
+		}
+	}
+	return f, mode, nil
+}
+
+// written answers a producer that asked to hear when its push reached the
+// client's socket.
+func (d *Dispatcher) written(_ *edge.Conn, f *edge.Frame) {
+	m, ok := f.Meta.(*nats.Msg)
+	if !ok || m.Reply == "" {
+		return
+	}
+	if mode, _ := protocol.AckMode(m.Header); mode == protocol.AckWritten {
+		d.sink.ack(m, protocol.StatusWritten, "", f.ID)
+	}
+}
+
+func (d *Dispatcher) replaced(session string) bool {
+	d.mu.RLock()
+	b := d.bindings[session]
+	d.mu.RUnlock()
+	return b != nil && b.replaced.Load()
+}
+
+// control handles a takeover announcement for a session this node may
+// hold. The newer connection (start time, then node name) keeps the
+// session: an older local one is closed as replaced and its queued pushes
+// follow the session; a newer local one answers with its own announcement,
+// so an older holder that missed it learns.
+func (d *Dispatcher) control(m *nats.Msg, session string) {
+	if m.Header.Get(protocol.HeaderControl) != protocol.ControlTakeover {
+		d.reject(m, session, protocol.Control, edge.ReasonInvalid)
+		return
+	}
+	node := m.Header.Get(protocol.HeaderNode)
+	started, err := strconv.ParseInt(m.Header.Get(protocol.HeaderConn), 10, 64)
+	local := d.reg.Get(session)
+	if err != nil || node == "" || local == nil || node == d.node {
+		return
+	}
+	mine := local.Started().UnixNano()
+	if started < mine || started == mine && node < d.node {
+		d.announce(local)
+		return
+	}
+	d.mu.RLock()
+	if b := d.bindings[session]; b != nil {
+		b.replaced.Store(true)
+	}
+	d.mu.RUnlock()
+	d.log.Debug("session taken over", zap.String("session", session), zap.String("by", node))
+	local.CloseReplaced(func(f edge.Frame) error {
+		m, _ := f.Meta.(*nats.Msg)
+		if m == nil { // pushed in this process: give it a message of its own
+			m = pushMsg(d.prefix, session, &f)
+		}
+		return d.republish(m)
+	})
+}
+
+// forward republishes a push that arrived for a session now held on
+// another node. The connection never echoes its own messages, so it does
+// not come back here.
+func (d *Dispatcher) forward(m *nats.Msg, session string, p edge.Priority) {
+	if err := d.republish(m); err != nil {
+		d.reject(m, session, p.String(), edge.ReasonReplaced)
+	}
+}
+
+func (d *Dispatcher) republish(m *nats.Msg) error {
+	d.forwarded.Add(1)
+	return d.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data})
+}

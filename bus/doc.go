@@ -1,0 +1,10 @@
+// Package bus is the NATS side of an edge node: it connects to NATS (or
+// starts an embedded server), subscribes once per connected session to
+// <prefix>.<session>.*, hands each push to the session's connection
+// without ever blocking on it, answers producers' acknowledgements, writes
+// dead letters, and runs the cross-node takeover of a session.
+//
+// Subjects and headers are the public contract of DESIGN §2–§4: a push for
+// session S is published to <prefix>.S.high or <prefix>.S.low; control for
+// S (takeover announcements, edge nodes only) to <prefix>.S.ctl.
+package bus

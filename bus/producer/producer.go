@@ -1,0 +1,346 @@
+// Package producer publishes pushes to pushfabric sessions over NATS. It
+// needs nothing but a NATS connection: any backend service can push.
+//
+// Push waits for the edge node's acknowledgement. Publish is the fast path:
+// it waits for nothing, yet a push for a session no node holds still ends up
+// in the dead-letter stream as offline (DESIGN §4): it is published with a
+// reply subject in the producer's status inbox, NATS answers "no
+// responders" within a round trip when nobody holds the session, and the
+// producer writes the dead letter.
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// Priority of a push.
+type Priority string
+
+// The two priorities.
+const (
+	High Priority = protocol.High
+	Low  Priority = protocol.Low
+)
+
+// Options configure a Producer. The zero value works with the defaults.
+type Options struct {
+	Prefix string // subject prefix; default "push"
+	Name   string // names the producer in offline dead letters (Push-Node); default "producer"
+	// StatusWindow is how long Publish remembers a push to learn that no
+	// one holds its session (the answer comes within a round trip).
+	StatusWindow time.Duration
+	// MaxTracked bounds the pushes remembered for that; past it a push is
+	// published untracked (and counted): if its session is offline it is
+	// lost, as with a plain NATS publish.
+	MaxTracked int
+	// Logger for dead-letter writes that fail; nil: none.
+	Logger *zap.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Prefix == "" {
+		o.Prefix = protocol.DefaultPrefix
+	}
+	if o.Name == "" {
+		o.Name = "producer"
+	}
+	if o.StatusWindow <= 0 {
+		o.StatusWindow = 2 * time.Second
+	}
+	if o.MaxTracked <= 0 {
+		o.MaxTracked = 100_000
+	}
+}
+
+// Stats count what a Producer did.
+type Stats struct {
+	Published uint64 // pushes sent by Publish
+	Offline   uint64 // pushes dead-lettered because no node held the session
+	Untracked uint64 // Publish pushes sent while MaxTracked were remembered
+}
+
+// Producer publishes pushes. Its methods are safe for concurrent use.
+type Producer struct {
+	nc    *nats.Conn
+	opts  Options
+	dl    *dlq.Writer
+	inbox string
+	sub   *nats.Subscription
+	seq   atomic.Uint64
+
+	published, offline, untracked atomic.Uint64
+
+	mu      sync.Mutex
+	tracked map[string]tracked // guarded by mu: reply token → push
+	order   []string           // guarded by mu: tokens in publish order, for expiry
+	empty   chan struct{}      // guarded by mu: closed when tracked empties, for Close
+
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the expiry goroutine ends
+}
+
+type tracked struct {
+	m       *nats.Msg
+	session string
+	prio    Priority
+	until   time.Time
+}
+
+// New makes a Producer on nc. Close it to stop its goroutines and write the
+// dead letters it still holds.
+func New(nc *nats.Conn, opts Options) (*Producer, error) {
+	opts.defaults()
+	w, err := dlq.NewWriter(nc, dlq.WriterConfig{
+		Prefix: opts.Prefix, Node: opts.Name, Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second,
+	}, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
+		nc: nc, opts: opts, dl: w, inbox: nc.NewInbox(),
+		tracked: make(map[string]tracked), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if p.sub, err = nc.Subscribe(p.inbox+".*", p.onStatus); err != nil {
+		_ = w.Close(context.Background())
+		return nil, fmt.Errorf("status inbox: %w", err)
+	}
+	go p.expire()
+	return p, nil
+}
+
+// Option sets something on one push.
+type Option func(*nats.Msg) error
+
+// WithID sets the push id (default: a fresh unique id).
+func WithID(id string) Option {
+	return func(m *nats.Msg) error {
+		if id == "" || len(id) > wire.MaxFieldLen {
+			return fmt.Errorf("push id of %d bytes: want 1 to %d", len(id), wire.MaxFieldLen)
+		}
+		m.Header.Set(protocol.HeaderID, id)
+		return nil
+	}
+}
+
+// WithExpiry dead-letters the push as expired if it is not written by t.
+func WithExpiry(t time.Time) Option {
+	return func(m *nats.Msg) error {
+		m.Header.Set(protocol.HeaderExpires, t.UTC().Format(time.RFC3339Nano))
+		return nil
+	}
+}
+
+// WithContentType passes the payload's content type to the client.
+func WithContentType(ct string) Option {
+	return func(m *nats.Msg) error {
+		if len(ct) > wire.MaxFieldLen {
+			return fmt.Errorf("content type of %d bytes: at most %d", len(ct), wire.MaxFieldLen)
+		}
+		m.Header.Set(protocol.HeaderContentType, ct)
+		return nil
+	}
+}
+
+// WithHeader sets another header (for example traceparent). It travels
+// with the push into dead letters.
+func WithHeader(key, value string) Option {
+	return func(m *nats.Msg) error {
+		m.Header.Set(key, value)
+		return nil
+	}
+}
+
+// WithAck asks Push for another acknowledgement: protocol.AckWritten waits
+// until the push reached the client's socket.
+func WithAck(mode string) Option {
+	return func(m *nats.Msg) error {
+		if mode != protocol.AckEnqueued && mode != protocol.AckWritten {
+			return fmt.Errorf("ack mode %q: want %s or %s", mode, protocol.AckEnqueued, protocol.AckWritten)
+		}
+		m.Header.Set(protocol.HeaderAck, mode)
+		return nil
+	}
+}
+
+// msg builds the NATS message of a push.
+func (p *Producer) msg(session string, prio Priority, payload []byte, opts []Option) (*nats.Msg, error) {
+	if !wire.ValidSession(session) {
+		return nil, fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", session)
+	}
+	if prio != High && prio != Low {
+		return nil, fmt.Errorf("priority %q: want high or low", prio)
+	}
+	m := &nats.Msg{Subject: protocol.PushSubject(p.opts.Prefix, session, string(prio)), Header: nats.Header{}, Data: payload}
+	for _, o := range opts {
+		if err := o(m); err != nil {
+			return nil, err
+		}
+	}
+	if m.Header.Get(protocol.HeaderID) == "" {
+		m.Header.Set(protocol.HeaderID, nuid.Next())
+	}
+	m.Header.Set(protocol.HeaderSentAt, time.Now().UTC().Format(time.RFC3339Nano))
+	return m, nil
+}
+
+// Push publishes a push and waits for the node holding the session to
+// acknowledge it: enqueued (the default), written (WithAck), or dead with a
+// reason. If no node holds the session, the push is dead-lettered as
+// offline and the ack says so. An error means the outcome is unknown (ctx
+// ended, NATS is unreachable) or the push was refused as invalid.
+func (p *Producer) Push(ctx context.Context, session string, prio Priority, payload []byte, opts ...Option) (protocol.Ack, error) {
+	m, err := p.msg(session, prio, payload, opts)
+	if err != nil {
+		return protocol.Ack{}, err
+	}
+	id := m.Header.Get(protocol.HeaderID)
+	reply, err := p.nc.RequestMsgWithContext(ctx, m)
+	if errors.Is(err, nats.ErrNoResponders) {
+		p.deadLetter(m, session, prio)
+		return protocol.Ack{Status: protocol.StatusDead, Reason: "offline", Node: p.opts.Name, ID: id}, nil
+	}
+	if err != nil {
+		return protocol.Ack{}, fmt.Errorf("push %s to %s: %w", id, session, err)
+	}
+	return protocol.ParseAck(reply)
+}
+
+// Publish sends a push without waiting. If no node holds the session, the
+// push is dead-lettered as offline shortly after (see Options.StatusWindow).
+// An error means the push was not sent.
+func (p *Producer) Publish(session string, prio Priority, payload []byte, opts ...Option) error {
+	m, err := p.msg(session, prio, payload, opts)
+	if err != nil {
+		return err
+	}
+	m.Header.Set(protocol.HeaderAck, protocol.AckNone)
+	token := strconv.FormatUint(p.seq.Add(1), 36)
+	m.Reply = p.inbox + "." + token
+	p.track(token, tracked{m: m, session: session, prio: prio, until: time.Now().Add(p.opts.StatusWindow)})
+	if err := p.nc.PublishMsg(m); err != nil {
+		p.untrack(token)
+		return fmt.Errorf("publish to %s: %w", session, err)
+	}
+	p.published.Add(1)
+	return nil
+}
+
+func (p *Producer) track(token string, t tracked) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.tracked) >= p.opts.MaxTracked {
+		p.untracked.Add(1)
+		t.m.Reply = "" // nobody would listen
+		return
+	}
+	p.tracked[token] = t
+	p.order = append(p.order, token)
+}
+
+func (p *Producer) untrack(token string) (tracked, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.tracked[token]
+	delete(p.tracked, token)
+	p.signalEmptyLocked()
+	return t, ok
+}
+
+func (p *Producer) signalEmptyLocked() {
+	if len(p.tracked) == 0 && p.empty != nil {
+		close(p.empty)
+		p.empty = nil
+	}
+}
+
+// onStatus receives NATS's "no responders" for a tracked push.
+func (p *Producer) onStatus(m *nats.Msg) {
+	if m.Header.Get("Status") != "503" {
+		return
+	}
+	token := m.Subject[len(p.inbox)+1:]
+	if t, ok := p.untrack(token); ok {
+		t.m.Reply = ""
+		p.deadLetter(t.m, t.session, t.prio)
+	}
+}
+
+// expire forgets tracked pushes whose status window has passed: somebody
+// held their session.
+func (p *Producer) expire() {
+	defer close(p.done)
+	tick := time.NewTicker(p.opts.StatusWindow / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-tick.C:
+			p.expireUntil(now)
+		}
+	}
+}
+
+func (p *Producer) expireUntil(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := 0
+	for ; i < len(p.order); i++ {
+		t, ok := p.tracked[p.order[i]]
+		if ok && t.until.After(now) {
+			break
+		}
+		delete(p.tracked, p.order[i])
+	}
+	p.order = append(p.order[:0], p.order[i:]...)
+	p.signalEmptyLocked()
+}
+
+func (p *Producer) deadLetter(m *nats.Msg, session string, prio Priority) {
+	p.offline.Add(1)
+	p.dl.Write(dlq.Letter{Subject: m.Subject, Session: session, Priority: string(prio), Reason: "offline", Header: m.Header, Data: m.Data})
+}
+
+// Stats returns the counters so far.
+func (p *Producer) Stats() Stats {
+	return Stats{Published: p.published.Load(), Offline: p.offline.Load(), Untracked: p.untracked.Load()}
+}
+
+// Close waits until every push sent by Publish is known delivered or
+// dead-lettered (at most the status window), writes the remaining dead
+// letters, and stops. It does not close the NATS connection.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	var empty chan struct{}
+	if len(p.tracked) > 0 {
+		empty = make(chan struct{})
+		p.empty = empty
+	}
+	p.mu.Unlock()
+	var err error
+	if empty != nil {
+		select {
+		case <-empty:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	close(p.stop)
+	<-p.done
+	_ = p.sub.Unsubscribe()
+	return errors.Join(err, p.dl.Close(ctx))
+}

@@ -1,0 +1,128 @@
+// Package protocol is pushfabric's contract on NATS (DESIGN §2–§4): the
+// subjects pushes travel on, the headers they carry and the
+// acknowledgements edge nodes send back. It is a leaf package (nats.go
+// only), shared by the edge's bus, the producer client and the dead-letter
+// tools.
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
+// DefaultPrefix is the subject prefix unless configured otherwise.
+const DefaultPrefix = "push"
+
+// Priorities and the control token: the last token of a session's subject.
+const (
+	High    = "high"
+	Low     = "low"
+	Control = "ctl"
+)
+
+// PushSubject is where a push for session at priority (High or Low) is
+// published: <prefix>.<session>.<priority>.
+func PushSubject(prefix, session, priority string) string {
+	return prefix + "." + session + "." + priority
+}
+
+// SessionWildcard is the one subscription a node holds per session:
+// <prefix>.<session>.* (both priorities and control).
+func SessionWildcard(prefix, session string) string { return prefix + "." + session + ".*" }
+
+// ParseSubject splits <prefix>.<session>.<token>.
+func ParseSubject(prefix, subject string) (session, token string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, prefix+".")
+	if !ok {
+		return "", "", false
+	}
+	session, token, ok = strings.Cut(rest, ".")
+	if !ok || session == "" || token == "" || strings.Contains(token, ".") {
+		return "", "", false
+	}
+	return session, token, true
+}
+
+// Header keys. NATS header keys are case-sensitive: these exact spellings.
+const (
+	HeaderID          = "Push-Id"
+	HeaderExpires     = "Push-Expires"
+	HeaderSentAt      = "Push-Sent-At"
+	HeaderAck         = "Push-Ack"
+	HeaderContentType = "Content-Type"
+	HeaderStatus      = "Push-Status"
+
+	HeaderReason      = "Push-Reason"
+	HeaderSubject     = "Push-Subject"
+	HeaderSession     = "Push-Session"
+	HeaderPriority    = "Push-Priority"
+	HeaderNode        = "Push-Node"
+	HeaderDeadAt      = "Push-Dead-At"
+	HeaderReplayCount = "Push-Replay-Count"
+
+	HeaderControl = "Push-Control"
+	HeaderConn    = "Push-Conn"
+)
+
+// Ack modes, the values of Push-Ack.
+const (
+	AckEnqueued = "enqueued" // the default when the push has a reply subject
+	AckWritten  = "written"
+	AckNone     = "none"
+)
+
+// AckMode returns the push's acknowledgement mode, or an error for a value
+// that is not one.
+func AckMode(h nats.Header) (string, error) {
+	switch v := h.Get(HeaderAck); v {
+	case "":
+		return AckEnqueued, nil
+	case AckEnqueued, AckWritten, AckNone:
+		return v, nil
+	default:
+		return "", fmt.Errorf("%s %q: want %s, %s or %s", HeaderAck, v, AckEnqueued, AckWritten, AckNone)
+	}
+}
+
+// Ack statuses.
+const (
+	StatusEnqueued = "enqueued"
+	StatusWritten  = "written"
+	StatusDead     = "dead"
+)
+
+// Ack is an edge node's answer to a push with a reply subject.
+type Ack struct {
+	Status string `json:"status"`           // enqueued, written or dead
+	Reason string `json:"reason,omitempty"` // why it is dead
+	Node   string `json:"node,omitempty"`   // the node that answered
+	ID     string `json:"id,omitempty"`     // the push id
+}
+
+// Msg encodes the ack as a reply to subject.
+func (a Ack) Msg(subject string) *nats.Msg {
+	body, _ := json.Marshal(a)
+	return &nats.Msg{Subject: subject, Header: nats.Header{HeaderStatus: []string{a.Status}}, Data: body}
+}
+
+// ParseAck decodes an edge node's reply.
+func ParseAck(m *nats.Msg) (Ack, error) {
+	var a Ack
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		return a, fmt.Errorf("ack %q: %w", m.Data, err)
+	}
+	if a.Status == "" {
+		a.Status = m.Header.Get(HeaderStatus)
+	}
+	switch a.Status {
+	case StatusEnqueued, StatusWritten, StatusDead:
+		return a, nil
+	}
+	return a, fmt.Errorf("ack status %q is not one of enqueued, written, dead", a.Status)
+}
+
+// Control messages: the value of Push-Control.
+const ControlTakeover = "takeover"

@@ -1,0 +1,68 @@
+package bus
+
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/edge"
+)
+
+// Sink is the edge's dead-letter sink on a node: every dead letter goes to
+// the dlq writer, and a producer still waiting for a `written`
+// acknowledgement is told the push is dead instead.
+type Sink struct {
+	w      *dlq.Writer
+	prefix string
+	node   string
+	nc     *nats.Conn
+}
+
+// NewSink writes dead letters with w and answers producers on nc.
+func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config) *Sink {
+	return &Sink{w: w, prefix: cfg.Prefix, node: cfg.Node, nc: nc}
+}
+
+// DeadLetter implements edge.DeadLetterSink. It never blocks.
+func (s *Sink) DeadLetter(dl edge.DeadLetter) {
+	m, _ := dl.Frame.Meta.(*nats.Msg)
+	if m != nil {
+		if mode, _ := protocol.AckMode(m.Header); mode == protocol.AckWritten {
+			s.ack(m, protocol.StatusDead, string(dl.Reason), dl.Frame.ID)
+		}
+	}
+	s.w.Write(s.letter(dl.Session, dl.Priority.String(), string(dl.Reason), m, &dl.Frame))
+}
+
+// letter builds the dead letter for a push: from its NATS message when it
+// came over NATS, from the frame when it was pushed in the process.
+func (s *Sink) letter(session, priority, reason string, m *nats.Msg, f *edge.Frame) dlq.Letter {
+	if m == nil {
+		m = pushMsg(s.prefix, session, f)
+	}
+	return dlq.Letter{
+		Subject: m.Subject, Session: session, Priority: priority, Reason: reason, Node: s.node,
+		Header: m.Header, Data: m.Data,
+	}
+}
+
+// pushMsg is the NATS message of a push made in the process, as a producer
+// would have published it.
+func pushMsg(prefix, session string, f *edge.Frame) *nats.Msg {
+	h := nats.Header{protocol.HeaderID: []string{f.ID}}
+	if f.ContentType != "" {
+		h.Set(protocol.HeaderContentType, f.ContentType)
+	}
+	if !f.Expires.IsZero() {
+		h.Set(protocol.HeaderExpires, f.Expires.UTC().Format(timeFormat))
+	}
+	return &nats.Msg{Subject: protocol.PushSubject(prefix, session, f.Priority.String()), Header: h, Data: f.Payload}
+}
+
+// ack answers the producer of m, if it asked.
+func (s *Sink) ack(m *nats.Msg, status, reason, id string) {
+	if m.Reply == "" {
+		return
+	}
+	_ = s.nc.PublishMsg(protocol.Ack{Status: status, Reason: reason, Node: s.node, ID: id}.Msg(m.Reply))
+}

@@ -1,0 +1,182 @@
+// Package app composes an edge node from pushfabric's modules with fx: the
+// NATS bus, the dead-letter writer, the session registry and the edge
+// server, plus its listeners. cmd/edge runs it; tests run it in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus"
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/registry"
+)
+
+// Config is an edge node's whole configuration.
+type Config struct {
+	WSListen  string // WebSocket listener; "" for none
+	TCPListen string // framed-TCP listener; "" for none
+	// Client authentication: a JWT HS256 secret file or a PEM public key
+	// file. With neither, and every listener on loopback, development mode:
+	// clients name their session.
+	JWTSecretFile    string
+	JWTPublicKeyFile string
+
+	Bus    bus.Config
+	Edge   edge.Config
+	Stream dlq.StreamConfig
+	Writer dlq.WriterConfig
+}
+
+// DefaultConfig listens on loopback (WebSocket 8080, TCP 8081) with an
+// embedded NATS server on 4222.
+func DefaultConfig() Config {
+	c := Config{
+		WSListen:  "127.0.0.1:8080",
+		TCPListen: "127.0.0.1:8081",
+		Bus:       bus.DefaultConfig(),
+		Edge:      edge.DefaultConfig(),
+		Stream:    dlq.DefaultStreamConfig(),
+		Writer:    dlq.DefaultWriterConfig(),
+	}
+	return c
+}
+
+// Node is a running edge node, for whoever started it in-process.
+type Node struct {
+	Server     *edge.Server
+	Bus        *bus.Conn
+	Dispatcher *bus.Dispatcher
+	Writer     *dlq.Writer
+	Auth       string // the authentication mode: jwt-hs256, jwt-public-key or development
+
+	mu    sync.Mutex
+	addrs map[string]net.Addr // guarded by mu: "websocket", "tcp" → listening address
+}
+
+// Addr is where the node listens for the transport ("websocket" or "tcp"),
+// once started; nil if it does not.
+func (n *Node) Addr(transport string) net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.addrs[transport]
+}
+
+// Options is the fx application of an edge node. node, if not nil, is
+// filled in as the application is built.
+func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
+	if node == nil {
+		node = &Node{}
+	}
+	// Every dead letter goes through the bus, which tells producers; the
+	// edge must hand refused pushes to it, not return them.
+	cfg.Edge.TryPush = edge.TryPushDeadLetters
+	cfg.Writer.Prefix, cfg.Stream.Prefix, cfg.Writer.Node = cfg.Bus.Prefix, cfg.Bus.Prefix, cfg.Bus.Node
+	return fx.Options(
+		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }), // errors come back from Start and Stop
+		fx.Supply(cfg.Bus, cfg.Edge, cfg.Stream, cfg.Writer, log),
+		fx.Supply(fx.Annotate(cfg.Bus.Node, fx.ResultTags(`name:"node"`))),
+		fx.Provide(func() (edge.Authenticator, error) {
+			a, mode, err := authenticator(cfg)
+			node.Auth = mode
+			return a, err
+		}),
+		registry.Module[edge.Conn](),
+		bus.Module,
+		dlq.Module,
+		edge.Module,
+		fx.Invoke(func(lc fx.Lifecycle, sh fx.Shutdowner, srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
+			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
+			lc.Append(fx.StartHook(func() error { return node.listen(cfg, srv, sh, log) }))
+		}),
+	)
+}
+
+// listen opens the configured listeners and serves them; a listener that
+// fails while serving stops the application.
+func (n *Node) listen(cfg Config, srv *edge.Server, sh fx.Shutdowner, log *zap.Logger) error {
+	n.addrs = map[string]net.Addr{}
+	for _, l := range []struct {
+		transport, addr string
+		serve       func(net.Listener) error
+	}{{"websocket", cfg.WSListen, srv.ServeWebSocket}, {"tcp", cfg.TCPListen, srv.ServeTCP}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", l.transport, err)
+		}
+		n.mu.Lock()
+		n.addrs[l.transport] = ln.Addr()
+		n.mu.Unlock()
+		go func() {
+			if err := l.serve(ln); !errors.Is(err, edge.ErrServerClosed) {
+				log.Error("listener failed; stopping", zap.String("transport", l.transport), zap.Error(err))
+				_ = sh.Shutdown(fx.ExitCode(1))
+			}
+		}()
+	}
+	return nil
+}
+
+// authenticator picks client authentication from cfg.
+func authenticator(cfg Config) (edge.Authenticator, string, error) {
+	switch {
+	case cfg.JWTSecretFile != "" && cfg.JWTPublicKeyFile != "":
+		return nil, "", errors.New("give a JWT secret file or a public key file, not both")
+	case cfg.JWTSecretFile != "":
+		b, err := os.ReadFile(cfg.JWTSecretFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("jwt secret: %w", err)
+		}
+		a, err := edge.NewHS256Auth([]byte(strings.TrimSpace(string(b))))
+		return a, "jwt-hs256", err
+	case cfg.JWTPublicKeyFile != "":
+		b, err := os.ReadFile(cfg.JWTPublicKeyFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("jwt public key: %w", err)
+		}
+		a, err := edge.NewPublicKeyAuth(b)
+		return a, "jwt-public-key", err
+	}
+	for _, addr := range []string{cfg.WSListen, cfg.TCPListen} {
+		if addr != "" && !loopback(addr) {
+			return nil, "", fmt.Errorf("listener %s is not on loopback: configure a JWT secret or public key file (development mode serves loopback only)", addr)
+		}
+	}
+	return edge.DevAuth{}, "development", nil
+}
+
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Run starts the node and returns once it is serving: stop it with the
+// returned function, which drains within ctx.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Node, func(context.Context) error, error) {
+	node := &Node{}
+	app := fx.New(Options(cfg, log, node))
+	if err := app.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	return node, app.Stop, nil
+}

@@ -1,0 +1,177 @@
+// Command edge runs a pushfabric edge node: it holds client connections
+// (WebSocket and framed TCP), delivers the pushes producers publish to
+// NATS, and dead-letters what it cannot deliver. With no NATS URL it starts
+// an embedded NATS server with JetStream on loopback.
+//
+//	edge                                   # everything on loopback, development mode
+//	edge --jwt-secret-file secret --nats-url nats://n1:4222,nats://n2:4222 --ws-listen :8080
+//
+// Run edge --help for every flag; each can also be set by an environment
+// variable PUSHFABRIC_<FLAG>.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/cmd/edge/app"
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+type options struct {
+	cfg        app.Config
+	natsURLs   string
+	logLevel   string
+	logFormat  string
+	quickstart bool
+}
+
+func flags(o *options) *flag.FlagSet {
+	c := &o.cfg
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	fs.Usage = cli.Usage(fs, "Usage: edge [flags]\n\nRuns a pushfabric edge node. With no --nats-url it starts an embedded NATS server with JetStream\non --nats-listen; with no JWT key file and every listener on loopback, clients name their session\n(development mode).")
+	fs.StringVar(&c.WSListen, "ws-listen", c.WSListen, "WebSocket listen address; empty: none")
+	fs.StringVar(&c.TCPListen, "tcp-listen", c.TCPListen, "framed-TCP listen address; empty: none")
+	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", "", "file holding the HS256 secret clients' tokens are signed with (at least 32 bytes)")
+	fs.StringVar(&c.JWTPublicKeyFile, "jwt-public-key-file", "", "PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with")
+
+	fs.StringVar(&o.natsURLs, "nats-url", "", "NATS server URLs, comma-separated; empty: start an embedded server")
+	fs.StringVar(&c.Bus.CredsFile, "nats-creds", "", "NATS credentials (.creds) file")
+	fs.StringVar(&c.Bus.NKeySeedFile, "nats-nkey", "", "NATS NKey seed file")
+	fs.StringVar(&c.Bus.Token, "nats-token", "", "NATS authentication token")
+	fs.StringVar(&c.Bus.TLSCA, "nats-tls-ca", "", "CA bundle to trust for NATS TLS")
+	fs.StringVar(&c.Bus.TLSCert, "nats-tls-cert", "", "client certificate for NATS TLS")
+	fs.StringVar(&c.Bus.TLSKey, "nats-tls-key", "", "client key for NATS TLS")
+	fs.StringVar(&c.Bus.Embedded.Listen, "nats-listen", c.Bus.Embedded.Listen, "where the embedded NATS server listens (for producers and the nats CLI)")
+	fs.StringVar(&c.Bus.Embedded.DataDir, "data-dir", c.Bus.Embedded.DataDir, "the embedded NATS server's JetStream storage")
+	fs.StringVar(&c.Bus.Prefix, "prefix", c.Bus.Prefix, "subject prefix: pushes are published to <prefix>.<session>.high|low")
+	fs.StringVar(&c.Bus.Node, "node", c.Bus.Node, "this node's name, in acks, dead letters and takeovers; unique per node")
+
+	fs.DurationVar(&c.Stream.MaxAge, "dlq-max-age", c.Stream.MaxAge, "how long dead letters are kept")
+	fs.Int64Var(&c.Stream.MaxBytes, "dlq-max-bytes", c.Stream.MaxBytes, "size limit of the dead-letter stream; the oldest go first")
+	fs.Int64Var(&c.Stream.MaxMsgsPerSubject, "dlq-max-per-subject", c.Stream.MaxMsgsPerSubject, "dead letters kept per reason, session and priority")
+	fs.IntVar(&c.Stream.Replicas, "dlq-replicas", c.Stream.Replicas, "replicas of the dead-letter stream (3 in a cluster)")
+
+	e := &c.Edge
+	fs.IntVar(&e.QueueLen, "queue-len", e.QueueLen, "pushes queued per connection and priority")
+	fs.IntVar(&e.QueueBytes, "queue-bytes", e.QueueBytes, "payload bytes queued per connection and priority")
+	fs.IntVar(&e.MaxHighBeforeLow, "max-high-before-low", e.MaxHighBeforeLow, "high pushes in a row before a waiting low one goes out; 0 with no --fairness-slice: strict priority")
+	fs.DurationVar(&e.FairnessSlice, "fairness-slice", e.FairnessSlice, "a run of high pushes this long lets a waiting low one out; 0: off")
+	fs.Float64Var((*float64)(&e.Rate), "rate", float64(e.Rate), "pushes written per second per connection; 0: no limit")
+	fs.IntVar(&e.Burst, "burst", e.Burst, "rate limit burst; 0: one second's worth")
+	fs.IntVar(&e.Flushers, "flushers", e.Flushers, "shared writer goroutines; 0: one per busy connection")
+	fs.DurationVar(&e.DrainTimeout, "drain-timeout", e.DrainTimeout, "how long a closing connection keeps writing what is queued")
+	fs.DurationVar(&e.WriteTimeout, "write-timeout", e.WriteTimeout, "a client that takes no bytes for this long is closed (too_slow)")
+	fs.DurationVar(&e.HandshakeTimeout, "handshake-timeout", e.HandshakeTimeout, "time allowed to connect and authenticate")
+	fs.DurationVar(&e.PingInterval, "ping-interval", e.PingInterval, "ping a client not heard from for this long")
+	fs.DurationVar(&e.IdleTimeout, "idle-timeout", e.IdleTimeout, "close a client not heard from for this long")
+	fs.IntVar(&e.MaxFrameSize, "max-frame-size", e.MaxFrameSize, "largest frame either way, bytes")
+	fs.IntVar(&e.MaxRequests, "max-requests", e.MaxRequests, "concurrent requests per connection")
+
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")
+	fs.BoolVar(&o.quickstart, "quickstart", false, "print how to connect a client and send a push once started")
+	return fs
+}
+
+func run(args []string) int {
+	o := &options{cfg: app.DefaultConfig()}
+	fs := flags(o)
+	if err := cli.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "edge:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "edge: unexpected arguments %q (see edge --help)\n", fs.Args())
+		return 2
+	}
+	if o.natsURLs != "" {
+		o.cfg.Bus.URLs = strings.Split(o.natsURLs, ",")
+	}
+	log, err := cli.Logger(o.logLevel, o.logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "edge:", err)
+		return 2
+	}
+	defer log.Sync()
+	return serve(o, log)
+}
+
+// stopMargin is added to the drain timeout for writing dead letters and
+// draining NATS at shutdown.
+const stopMargin = 10 * time.Second
+
+func serve(o *options, log *zap.Logger) int {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	startCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	node, stop, err := app.Run(startCtx, o.cfg, log)
+	cancel()
+	if err != nil {
+		log.Error("edge failed to start", zap.Error(err))
+		return 1
+	}
+	logStarted(log, o, node)
+	if o.quickstart {
+		printQuickstart(o, node)
+	}
+	sig := <-signals
+	log.Info("stopping: clients are told to reconnect elsewhere; queued pushes are written until the drain deadline",
+		zap.Stringer("signal", sig), zap.Duration("drain_timeout", o.cfg.Edge.DrainTimeout))
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.Edge.DrainTimeout+stopMargin)
+		defer cancel()
+		stopped <- stop(ctx)
+	}()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			log.Error("edge stopped with errors", zap.Error(err))
+			return 1
+		}
+		log.Info("edge stopped")
+		return 0
+	case sig := <-signals:
+		log.Warn("second signal: exiting at once, without draining", zap.Stringer("signal", sig))
+		return 1
+	}
+}
+
+func logStarted(log *zap.Logger, o *options, node *app.Node) {
+	fields := []zap.Field{
+		zap.String("node", o.cfg.Bus.Node),
+		zap.String("auth", node.Auth),
+		zap.String("prefix", o.cfg.Bus.Prefix),
+		zap.String("nats", node.Bus.URL()),
+		zap.Bool("nats_embedded", node.Bus.Embedded()),
+	}
+	for _, t := range []string{"websocket", "tcp"} {
+		if a := node.Addr(t); a != nil {
+			fields = append(fields, zap.Stringer(t, a))
+		}
+	}
+	if node.Bus.Embedded() {
+		fields = append(fields, zap.String("data_dir", o.cfg.Bus.Embedded.DataDir))
+	}
+	log.Info("edge started", fields...)
+	if node.Auth == "development" {
+		log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only. Give --jwt-secret-file or --jwt-public-key-file for real clients.")
+	}
+}

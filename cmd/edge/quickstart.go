@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/pushfabric/pushfabric/cmd/edge/app"
+)
+
+// printQuickstart tells a new user how to reach this node.
+func printQuickstart(o *options, node *app.Node) {
+	ws, tcp := node.Addr("websocket"), node.Addr("tcp")
+	nats := node.Bus.URL()
+	prefix := o.cfg.Bus.Prefix
+	fmt.Fprintf(os.Stderr, "\npushfabric edge %q is up.\n\n", o.cfg.Bus.Node)
+	if ws != nil {
+		fmt.Fprintf(os.Stderr, "  WebSocket clients: ws://%s/\n", ws)
+	}
+	if tcp != nil {
+		fmt.Fprintf(os.Stderr, "  framed-TCP clients: tcp://%s\n", tcp)
+	}
+	fmt.Fprintf(os.Stderr, "  producers and the nats CLI: %s\n\n", nats)
+	listen := "go run ./cmd/pushctl listen alice"
+	if o.cfg.JWTSecretFile != "" {
+		fmt.Fprintf(os.Stderr, "In another terminal, mint a token and connect as session alice:\n")
+		fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl token --secret-file %s alice\n", o.cfg.JWTSecretFile)
+		listen = fmt.Sprintf("go run ./cmd/pushctl listen --secret-file %s alice", o.cfg.JWTSecretFile)
+	} else {
+		fmt.Fprintf(os.Stderr, "In another terminal, connect as session alice:\n")
+	}
+	if ws != nil {
+		listen += fmt.Sprintf(" --addr ws://%s/", ws)
+	}
+	fmt.Fprintf(os.Stderr, "  %s\n\n", listen)
+	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI:\n")
+	fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl push --nats %s alice 'hello from pushctl'\n", nats)
+	fmt.Fprintf(os.Stderr, "  nats --server %s request %s.alice.high 'hello from nats'\n\n", nats, prefix)
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+	"github.com/pushfabric/pushfabric/edge/client"
+)
+
+func runListen(args []string) int {
+	var (
+		kf     keyFlags
+		addr   string
+		token  string
+		asJSON bool
+	)
+	fs := flag.NewFlagSet("pushctl listen", flag.ContinueOnError)
+	fs.Usage = cli.Usage(fs, "Usage: pushctl listen [flags] <session>\n\nConnects to an edge as a client holding the session and prints every push as it arrives,\nuntil interrupted or the edge closes the connection. Authenticate with --token, or mint one\nwith --secret-file or --key-file; with none of them the edge must be in development mode.")
+	kf.register(fs)
+	fs.StringVar(&addr, "addr", "ws://127.0.0.1:8080/", "edge address: ws://host:port/ or tcp://host:port")
+	fs.StringVar(&token, "token", "", "client token (see pushctl token)")
+	fs.BoolVar(&asJSON, "json", false, "print each push as a JSON object")
+	if err := cli.Parse(fs, args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	session := fs.Arg(0)
+	o := client.Options{Token: token}
+	switch {
+	case token != "":
+	case kf.given():
+		var err error
+		if o.Token, err = kf.mint(session); err != nil {
+			return fail("listen", err)
+		}
+	default:
+		o.Session = session
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return listen(ctx, addr, o, asJSON)
+}
+
+func listen(ctx context.Context, addr string, o client.Options, asJSON bool) int {
+	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := client.Dial(dialCtx, addr, o)
+	cancel()
+	if err != nil {
+		return fail("listen", err)
+	}
+	defer c.Close()
+	fmt.Fprintf(os.Stderr, "listening as session %q on node %q (%s); Ctrl-C to stop\n", c.Session(), c.Node(), addr)
+	for {
+		f, err := c.Recv(ctx)
+		var closed *client.CloseError
+		switch {
+		case errors.Is(err, context.Canceled):
+			return 0
+		case errors.As(err, &closed):
+			fmt.Fprintf(os.Stderr, "the edge closed the connection: %s %s\n", closed.Reason, closed.Message)
+			if closed.Reason == "shutdown" || closed.Reason == "replaced" {
+				return 0
+			}
+			return 1
+		case err != nil:
+			return fail("listen", err)
+		}
+		printFrame(f, asJSON)
+	}
+}
+
+// printFrame prints a push; a payload that is not text is shown quoted.
+func printFrame(f client.Frame, asJSON bool) {
+	if asJSON {
+		b, _ := json.Marshal(struct {
+			Type        string `json:"type"`
+			ID          string `json:"id,omitempty"`
+			Priority    string `json:"priority"`
+			ContentType string `json:"content_type,omitempty"`
+			Payload     string `json:"payload"`
+			Code        string `json:"code,omitempty"`
+		}{f.Type.String(), f.ID, f.Priority.String(), f.ContentType, string(f.Payload), f.Name})
+		fmt.Println(string(b))
+		return
+	}
+	body := string(f.Payload)
+	if !utf8.Valid(f.Payload) {
+		body = strconv.Quote(body)
+	}
+	if f.ContentType != "" {
+		fmt.Printf("%s %s %s [%s]: %s\n", f.Type, f.Priority, f.ID, f.ContentType, body)
+		return
+	}
+	fmt.Printf("%s %s %s: %s\n", f.Type, f.Priority, f.ID, body)
+}

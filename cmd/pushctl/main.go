@@ -1,0 +1,71 @@
+// Command pushctl is pushfabric's operator and developer tool: push to a
+// session, listen as a client, and mint client tokens.
+//
+//	pushctl token --secret-file data/jwt-secret alice
+//	pushctl listen --secret-file data/jwt-secret alice
+//	pushctl push alice 'hello'
+//
+// Every flag can also be set by an environment variable PUSHFABRIC_<FLAG>;
+// pushctl <command> --help lists them.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// A command is one of pushctl's subcommands.
+type command struct {
+	summary string
+	run     func(args []string) int
+}
+
+var commands = map[string]command{
+	"push":   {"publish a push to a session and print the acknowledgement", runPush},
+	"listen": {"connect as a client and print pushes as they arrive", runListen},
+	"token":  {"mint a client token for a session", runToken},
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "pushctl: unknown command %q\n\n", args[0])
+		usage()
+		return 2
+	}
+	return cmd.run(args[1:])
+}
+
+func usage() {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("Usage: pushctl <command> [flags] [arguments]\n\nCommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-8s %s\n", n, commands[n].summary)
+	}
+	b.WriteString("\nRun pushctl <command> --help for its flags.\n")
+	fmt.Fprint(os.Stderr, b.String())
+}
+
+// fail prints an error for command and returns exit code 1.
+func fail(command string, err error) int {
+	fmt.Fprintf(os.Stderr, "pushctl %s: %v\n", command, err)
+	return 1
+}

@@ -1,0 +1,168 @@
+package dlq_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestEnsureStreamIsIdempotentAndUpdatesLimits(t *testing.T) {
+	js := natstest.JetStream(t, natstest.Server(t))
+	cfg := dlq.DefaultStreamConfig()
+	for range 2 {
+		if _, err := dlq.EnsureStream(ctx(t), js, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg.MaxAge, cfg.MaxMsgsPerSubject = time.Hour, 10
+	s, err := dlq.EnsureStream(ctx(t), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.CachedInfo().Config
+	if got.MaxAge != time.Hour || got.MaxMsgsPerSubject != 10 || got.Duplicates != 10*time.Minute ||
+		got.Discard != jetstream.DiscardOld || got.Storage != jetstream.FileStorage || got.Subjects[0] != "dlq.push.>" {
+		t.Fatalf("stream config %+v", got)
+	}
+	bad := cfg
+	bad.Replicas = 0
+	if _, err := dlq.EnsureStream(ctx(t), js, bad); err == nil || !strings.Contains(err.Error(), "replicas") {
+		t.Fatalf("bad config: %v; want an error about replicas", err)
+	}
+}
+
+func letter(id string, replay string) dlq.Letter {
+	h := nats.Header{}
+	h.Set(protocol.HeaderID, id)
+	h.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	if replay != "" {
+		h.Set(protocol.HeaderReplayCount, replay)
+	}
+	return dlq.Letter{Subject: "push.s1.low", Session: "s1", Priority: "low", Reason: "queue_full", Node: "n1", Header: h, Data: []byte("payload")}
+}
+
+func newWriter(t *testing.T, nc *nats.Conn, cfg dlq.WriterConfig) *dlq.Writer {
+	t.Helper()
+	w, err := dlq.NewWriter(nc, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// A written dead letter keeps the push and says why, where and when; a
+// retried write of it is absorbed, a second death after a replay is kept.
+func TestWriterWritesDeadLetters(t *testing.T) {
+	s := natstest.Server(t)
+	js := natstest.JetStream(t, s)
+	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, natstest.Connect(t, s), dlq.DefaultWriterConfig())
+	w.Write(letter("p1", ""))
+	w.Write(letter("p1", ""))  // the same death written twice
+	w.Write(letter("p1", "1")) // it died again after one replay
+	if err := w.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d dead letters; want 2 (one absorbed as a duplicate)", info.State.Msgs)
+	}
+	m, err := stream.GetMsg(ctx(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		protocol.HeaderID: "p1", protocol.HeaderReason: "queue_full", protocol.HeaderSubject: "push.s1.low",
+		protocol.HeaderSession: "s1", protocol.HeaderPriority: "low", protocol.HeaderNode: "n1",
+		protocol.HeaderReplayCount: "0", nats.MsgIdHdr: "p1.0",
+		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	}
+	for k, v := range want {
+		if got := m.Header.Get(k); got != v {
+			t.Errorf("header %s = %q; want %q", k, got, v)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339Nano, m.Header.Get(protocol.HeaderDeadAt)); err != nil {
+		t.Errorf("Push-Dead-At %q: %v", m.Header.Get(protocol.HeaderDeadAt), err)
+	}
+	if m.Subject != "dlq.push.queue_full.s1.low" || string(m.Data) != "payload" {
+		t.Fatalf("subject %q data %q", m.Subject, m.Data)
+	}
+	if st := w.Stats(); st.Written != 3 || st.Lost != 0 {
+		t.Fatalf("stats %+v; want 3 written (the duplicate is acknowledged too), none lost", st)
+	}
+}
+
+// With no stream to write to, letters wait and are retried; once the
+// stream exists they are all written.
+func TestWriterRetriesUntilTheStreamIsBack(t *testing.T) {
+	s := natstest.Server(t)
+	w := newWriter(t, natstest.Connect(t, s), dlq.DefaultWriterConfig())
+	for _, id := range []string{"a", "b", "c"} {
+		w.Write(letter(id, ""))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for w.Stats().Retried == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no retry while the stream is missing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	js := natstest.JetStream(t, s)
+	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := stream.Info(ctx(t))
+	if info.State.Msgs != 3 || w.Stats().Lost != 0 {
+		t.Fatalf("%d dead letters stored, stats %+v; want 3, none lost", info.State.Msgs, w.Stats())
+	}
+}
+
+// A full buffer drops letters, counted; Close that runs out of time counts
+// the rest as lost.
+func TestWriterCountsWhatItLoses(t *testing.T) {
+	s := natstest.Server(t)
+	cfg := dlq.DefaultWriterConfig()
+	cfg.Buffer = 2
+	w := newWriter(t, natstest.Connect(t, s), cfg) // no stream: nothing is ever written
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		w.Write(letter(id, ""))
+	}
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := w.Close(short)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v; want the deadline", err)
+	}
+	if st := w.Stats(); st.Written != 0 || st.Lost != 5 {
+		t.Fatalf("stats %+v; want all 5 lost", st)
+	}
+}

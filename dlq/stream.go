@@ -1,0 +1,84 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig are the dead-letter stream's limits.
+type StreamConfig struct {
+	Prefix            string        // the push subject prefix; default "push"
+	MaxAge            time.Duration // how long a dead letter is kept
+	MaxBytes          int64         // the stream's size limit; the oldest go first
+	MaxMsgsPerSubject int64         // per reason, session and priority
+	Replicas          int           // 1 for a single server, 3 in a cluster
+}
+
+// DefaultStreamConfig keeps dead letters a week, up to 1 GiB, 100,000 per
+// reason, session and priority, on one replica.
+func DefaultStreamConfig() StreamConfig {
+	return StreamConfig{
+		Prefix:            "push",
+		MaxAge:            7 * 24 * time.Hour,
+		MaxBytes:          1 << 30,
+		MaxMsgsPerSubject: 100_000,
+		Replicas:          1,
+	}
+}
+
+// Validate reports every field out of range.
+func (c StreamConfig) Validate() error {
+	var errs []error
+	if c.Prefix == "" {
+		errs = append(errs, errors.New("dlq prefix is empty"))
+	}
+	if c.MaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("dlq max age must be positive, got %v", c.MaxAge))
+	}
+	if c.MaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("dlq max bytes must be positive, got %d", c.MaxBytes))
+	}
+	if c.MaxMsgsPerSubject <= 0 {
+		errs = append(errs, fmt.Errorf("dlq max messages per subject must be positive, got %d", c.MaxMsgsPerSubject))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("dlq replicas must be 1 to 5, got %d", c.Replicas))
+	}
+	return errors.Join(errs...)
+}
+
+// dedupeWindow absorbs retried writes of the same dead letter.
+const dedupeWindow = 10 * time.Minute
+
+func (c StreamConfig) stream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              StreamName,
+		Description:       "pushfabric dead letters: pushes that could not be delivered, with the reason",
+		Subjects:          []string{SubjectPrefix(c.Prefix) + ".>"},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxAge:            c.MaxAge,
+		MaxBytes:          c.MaxBytes,
+		MaxMsgsPerSubject: c.MaxMsgsPerSubject,
+		Duplicates:        dedupeWindow,
+		Replicas:          c.Replicas,
+	}
+}
+
+// EnsureStream creates the dead-letter stream, or updates it in place to
+// cfg's limits. It is safe to call on every start and from every node.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg.stream())
+	if err != nil {
+		return nil, fmt.Errorf("create or update stream %s: %w", StreamName, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,242 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+)
+
+// WriterConfig tunes a Writer.
+type WriterConfig struct {
+	Prefix string // the push subject prefix
+	Node   string // written into Push-Node
+	// Buffer bounds dead letters waiting to be written, retries included.
+	// When it is full a dead letter is logged with its push id and counted
+	// as lost.
+	Buffer int
+	// InFlight bounds writes waiting for JetStream's acknowledgement.
+	InFlight int
+	// AckTimeout is how long a write waits for its acknowledgement before
+	// it is retried.
+	AckTimeout time.Duration
+}
+
+// DefaultWriterConfig buffers 65,536 dead letters with 1,024 in flight.
+func DefaultWriterConfig() WriterConfig {
+	return WriterConfig{Prefix: "push", Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second}
+}
+
+// WriterStats count what a Writer did.
+type WriterStats struct {
+	Written uint64 // acknowledged by the stream
+	Retried uint64 // writes that failed and were queued again
+	Lost    uint64 // dead letters dropped: the buffer was full or Close ran out of time
+}
+
+// Writer writes dead letters to the stream asynchronously. Write never
+// blocks: letters wait in a bounded buffer, go out with a bounded number in
+// flight, and are retried (with backoff) until the stream acknowledges
+// them, so a JetStream outage holds up no one. Only when the buffer is full
+// is a letter dropped, and then it is logged with its push id and counted.
+type Writer struct {
+	cfg WriterConfig
+	js  jetstream.JetStream
+	log *zap.Logger
+
+	written, retried, lost atomic.Uint64
+
+	mu      sync.Mutex
+	queue   []*nats.Msg // guarded by mu: a ring of Buffer messages
+	head, n int         // guarded by mu
+	closing bool        // guarded by mu: Close was called
+	aborted bool        // guarded by mu: Close ran out of time; nothing more is written
+
+	wake  chan struct{} // capacity 1: a letter or a retry arrived, or Close was called
+	abort chan struct{} // closed by Close when its context ends
+	done  chan struct{} // closed when the write loop has ended
+
+	backoff time.Duration // owned by the write loop
+}
+
+// NewWriter starts a Writer on nc. Close stops it.
+func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error) {
+	if cfg.Buffer <= 0 || cfg.InFlight <= 0 || cfg.AckTimeout <= 0 || cfg.Prefix == "" {
+		return nil, fmt.Errorf("dlq writer config: buffer, in-flight and ack timeout must be positive and the prefix set: %+v", cfg)
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	w := &Writer{
+		cfg: cfg, log: log, queue: make([]*nats.Msg, cfg.Buffer),
+		wake: make(chan struct{}, 1), abort: make(chan struct{}), done: make(chan struct{}),
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.InFlight),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithPublishAsyncAckHandler(w.acked),
+		jetstream.WithPublishAsyncErrHandler(w.failed))
+	if err != nil {
+		return nil, err
+	}
+	w.js = js
+	go w.loop()
+	return w, nil
+}
+
+// Write queues a dead letter. It never blocks.
+func (w *Writer) Write(l Letter) {
+	if l.Node == "" {
+		l.Node = w.cfg.Node
+	}
+	w.enqueue(l.Msg(w.cfg.Prefix, time.Now()), false)
+}
+
+// Stats returns the counters so far.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{Written: w.written.Load(), Retried: w.retried.Load(), Lost: w.lost.Load()}
+}
+
+func (w *Writer) enqueue(m *nats.Msg, retry bool) {
+	w.mu.Lock()
+	if w.aborted || w.n == len(w.queue) {
+		why := "dead-letter buffer full"
+		if w.aborted {
+			why = "shutting down before it could be written"
+		}
+		w.mu.Unlock()
+		w.drop(m, why)
+		return
+	}
+	w.queue[(w.head+w.n)%len(w.queue)] = m
+	w.n++
+	w.mu.Unlock()
+	if retry {
+		w.retried.Add(1)
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Writer) drop(m *nats.Msg, why string) {
+	w.lost.Add(1)
+	w.log.Error("dead letter lost", zap.String("why", why),
+		zap.String("push", m.Header.Get(protocol.HeaderID)), zap.String("subject", m.Subject))
+}
+
+func (w *Writer) acked(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) {
+	w.written.Add(1)
+}
+
+// failed runs when a write was refused, timed out or cut by a reconnect: the
+// letter goes back in the queue.
+func (w *Writer) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
+	w.log.Debug("dead-letter write failed; retrying", zap.String("push", m.Header.Get(protocol.HeaderID)), zap.Error(err))
+	w.enqueue(m, true)
+}
+
+// next takes the oldest queued letter. With nothing queued it reports
+// whether Close was called; after an abort it reports stop.
+func (w *Writer) next() (m *nats.Msg, closing, stop bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.aborted {
+		return nil, true, true
+	}
+	if w.n == 0 {
+		return nil, w.closing, false
+	}
+	m = w.queue[w.head]
+	w.queue[w.head] = nil
+	w.head = (w.head + 1) % len(w.queue)
+	w.n--
+	return m, w.closing, false
+}
+
+// loop is the writer's goroutine: it publishes queued letters, backing off
+// after failures, until Close has been called and nothing is left queued or
+// in flight, or Close gave up.
+func (w *Writer) loop() {
+	defer close(w.done)
+	for {
+		m, closing, stop := w.next()
+		switch {
+		case stop:
+			return
+		case m != nil:
+			w.publish(m)
+		case closing && w.js.PublishAsyncPending() == 0:
+			return
+		case closing:
+			select { // acks or failures are still coming
+			case <-w.wake:
+			case <-w.js.PublishAsyncComplete():
+			case <-w.abort:
+			}
+		default:
+			select {
+			case <-w.wake:
+			case <-w.abort:
+			}
+		}
+	}
+}
+
+// publish sends one letter; a refusal puts it back and backs off, doubling
+// up to a second.
+func (w *Writer) publish(m *nats.Msg) {
+	if _, err := w.js.PublishMsgAsync(m); err == nil {
+		w.backoff = 0
+		return
+	}
+	w.enqueue(m, true)
+	w.backoff = min(max(2*w.backoff, 10*time.Millisecond), time.Second)
+	t := time.NewTimer(w.backoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.abort:
+	}
+}
+
+// Close writes what is queued and in flight, and stops the writer. If ctx
+// ends first, every letter not yet written is logged with its push id,
+// counted as lost, and ctx's error returned.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	w.aborted = true
+	left := w.n
+	for ; w.n > 0; w.n-- {
+		w.drop(w.queue[w.head], "shutting down before it could be written")
+		w.queue[w.head] = nil
+		w.head = (w.head + 1) % len(w.queue)
+	}
+	w.mu.Unlock()
+	close(w.abort)
+	<-w.done
+	inFlight := w.js.PublishAsyncPending()
+	w.js.CleanupPublisher() // fails what is in flight, which is dropped as lost
+	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", left, inFlight))
+}

@@ -1,0 +1,118 @@
+package edge_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pushfabric/pushfabric/edge"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+func pemBlock(t *testing.T, typ string, der []byte, err error) []byte {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+// keyPairs returns, per algorithm, the key a minter signs with and the
+// authenticator that checks it.
+func keyPairs(t *testing.T) map[string]struct {
+	sign []byte
+	auth *edge.JWTAuth
+} {
+	t.Helper()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edPub, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]struct {
+		sign []byte
+		auth *edge.JWTAuth
+	}{}
+	hs, err := edge.NewHS256Auth(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["HS256"] = struct {
+		sign []byte
+		auth *edge.JWTAuth
+	}{secret, hs}
+	for name, k := range map[string]struct{ priv, pub any }{"RS256": {rsaKey, &rsaKey.PublicKey}, "EdDSA": {edPriv, edPub}} {
+		privDER, perr := x509.MarshalPKCS8PrivateKey(k.priv)
+		pubDER, uerr := x509.MarshalPKIXPublicKey(k.pub)
+		a, err := edge.NewPublicKeyAuth(pemBlock(t, "PUBLIC KEY", pubDER, uerr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = struct {
+			sign []byte
+			auth *edge.JWTAuth
+		}{pemBlock(t, "PRIVATE KEY", privDER, perr), a}
+	}
+	return out
+}
+
+func TestJWTAuth(t *testing.T) {
+	for alg, kp := range keyPairs(t) {
+		tok, err := edge.MintToken(kp.sign, "alice", time.Minute)
+		if err != nil {
+			t.Fatalf("%s: %v", alg, err)
+		}
+		session, err := kp.auth.Authenticate(context.Background(), edge.Credentials{Token: tok})
+		if err != nil || session != "alice" {
+			t.Fatalf("%s: %q, %v; want alice", alg, session, err)
+		}
+	}
+	kps := keyPairs(t)
+	hs := kps["HS256"].auth
+	sign := func(claims jwt.Claims, method jwt.SigningMethod, key any) string {
+		s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	past := jwt.NewNumericDate(time.Now().Add(-time.Hour))
+	future := jwt.NewNumericDate(time.Now().Add(time.Hour))
+	rsTok, _ := edge.MintToken(kps["RS256"].sign, "alice", time.Minute)
+	for name, tc := range map[string]struct {
+		token string
+		want  string
+	}{
+		"missing":      {"", "missing token"},
+		"garbage":      {"not.a.token", "not valid"},
+		"expired":      {sign(jwt.RegisteredClaims{Subject: "a", ExpiresAt: past}, jwt.SigningMethodHS256, secret), "expired"},
+		"no exp":       {sign(jwt.RegisteredClaims{Subject: "a"}, jwt.SigningMethodHS256, secret), "no expiry"},
+		"other secret": {sign(jwt.RegisteredClaims{Subject: "a", ExpiresAt: future}, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32))), "signature"},
+		"other method": {rsTok, "not valid"},
+		"bad subject":  {sign(jwt.RegisteredClaims{Subject: "a.b", ExpiresAt: future}, jwt.SigningMethodHS256, secret), "not a session id"},
+		"none alg":     {sign(jwt.RegisteredClaims{Subject: "a", ExpiresAt: future}, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType), "not valid"},
+	} {
+		_, err := hs.Authenticate(context.Background(), edge.Credentials{Token: tc.token})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want an error containing %q", name, err, tc.want)
+		}
+	}
+	if _, err := edge.NewHS256Auth([]byte("short")); err == nil {
+		t.Error("a 5-byte secret was accepted")
+	}
+	if _, err := edge.MintToken(secret, "bad session", time.Minute); err == nil {
+		t.Error("minted a token for an invalid session")
+	}
+}

@@ -1,0 +1,122 @@
+// Package natstest starts real nats-server instances in the test process:
+// one JetStream server, or a cluster of them routed over loopback. Every
+// server and connection is shut down when the test ends.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// readyTimeout bounds how long a server or cluster may take to come up.
+const readyTimeout = 30 * time.Second
+
+func options(t testing.TB, name string) *server.Options {
+	return &server.Options{
+		ServerName: name,
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   t.TempDir(),
+		NoLog:      true,
+		NoSigs:     true,
+	}
+}
+
+func start(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats-server %s: %v", opts.ServerName, err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(readyTimeout) {
+		t.Fatalf("nats-server %s did not start", opts.ServerName)
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Server starts one JetStream-enabled server on a random loopback port.
+func Server(t testing.TB) *server.Server {
+	t.Helper()
+	return start(t, options(t, "n1"))
+}
+
+// Cluster starts n JetStream-enabled servers named n1…nN, routed to each
+// other on loopback, and waits until JetStream has a meta leader and every
+// server sees the others.
+func Cluster(t testing.TB, n int) []*server.Server {
+	t.Helper()
+	servers := make([]*server.Server, 0, n)
+	var seed []*url.URL
+	for i := range n {
+		o := options(t, fmt.Sprintf("n%d", i+1))
+		o.Cluster = server.ClusterOpts{Name: "pushfabric-test", Host: "127.0.0.1", Port: server.RANDOM_PORT}
+		o.Routes = seed
+		s := start(t, o)
+		if i == 0 {
+			seed = server.RoutesFromStr(fmt.Sprintf("nats://%s", s.ClusterAddr()))
+		}
+		servers = append(servers, s)
+	}
+	deadline := time.Now().Add(readyTimeout)
+	for _, s := range servers {
+		for s.NumRoutes() < n-1 || !jetStreamReady(t, s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster not ready: %s has %d routes", s.Name(), s.NumRoutes())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return servers
+}
+
+// jetStreamReady asks the server for the account's JetStream info, which
+// only succeeds once the cluster has a meta leader.
+func jetStreamReady(t testing.TB, s *server.Server) bool {
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		return false
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = js.AccountInfo(ctx)
+	return err == nil
+}
+
+// Connect opens a client connection to s, closed at cleanup.
+func Connect(t testing.TB, s *server.Server, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", s.Name(), err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream returns a JetStream context on a new connection to s.
+func JetStream(t testing.TB, s *server.Server) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(Connect(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
