@@ -6,7 +6,8 @@ package natstest
 import (
 	"context"
 	"fmt"
-	"net/url"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,21 +59,21 @@ func Server(t testing.TB) *server.Server {
 // server sees the others.
 func Cluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
-	servers := make([]*server.Server, 0, n)
-	var seed []*url.URL
+	ports := freePorts(t, n)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	servers := make([]*server.Server, n)
 	for i := range n {
 		o := options(t, fmt.Sprintf("n%d", i+1))
-		o.Cluster = server.ClusterOpts{Name: "pushfabric-test", Host: "127.0.0.1", Port: server.RANDOM_PORT}
-		o.Routes = seed
-		s := start(t, o)
-		if i == 0 {
-			seed = server.RoutesFromStr(fmt.Sprintf("nats://%s", s.ClusterAddr()))
-		}
-		servers = append(servers, s)
+		o.Cluster = server.ClusterOpts{Name: "pushfabric-test", Host: "127.0.0.1", Port: ports[i]}
+		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		servers[i] = start(t, o)
 	}
 	deadline := time.Now().Add(readyTimeout)
 	for _, s := range servers {
-		for s.NumRoutes() < n-1 || !jetStreamReady(t, s) {
+		for s.NumRoutes() < n-1 || !jetStreamReady(s) {
 			if time.Now().After(deadline) {
 				t.Fatalf("cluster not ready: %s has %d routes", s.Name(), s.NumRoutes())
 			}
@@ -82,9 +83,25 @@ func Cluster(t testing.TB, n int) []*server.Server {
 	return servers
 }
 
+// freePorts finds n free loopback ports (the cluster's route URLs must be
+// known before its servers start).
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		defer ln.Close()
+	}
+	return ports
+}
+
 // jetStreamReady asks the server for the account's JetStream info, which
 // only succeeds once the cluster has a meta leader.
-func jetStreamReady(t testing.TB, s *server.Server) bool {
+func jetStreamReady(s *server.Server) bool {
 	nc, err := nats.Connect(s.ClientURL())
 	if err != nil {
 		return false

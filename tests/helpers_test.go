@@ -1,0 +1,184 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/cmd/edge/app"
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+// testTimeout bounds every wait; reaching it is a failure.
+const testTimeout = 60 * time.Second
+
+var secret = []byte("an HS256 secret of at least 32 bytes, for tests")
+
+func timeout(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// edgeConfig is a node on s with listeners on random loopback ports and
+// JWT authentication.
+func edgeConfig(t testing.TB, s *server.Server, node string) app.Config {
+	cfg := app.DefaultConfig()
+	cfg.WSListen, cfg.TCPListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Bus.URLs = []string{s.ClientURL()}
+	cfg.Bus.Node = node
+	cfg.JWTSecretFile = filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(cfg.JWTSecretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startEdge runs an edge node in the test process, stopped at cleanup.
+func startEdge(t testing.TB, cfg app.Config) *edgeNode {
+	t.Helper()
+	node, stop, err := app.Run(timeout(t), cfg, zap.NewNop())
+	if err != nil {
+		t.Fatalf("edge %s: %v", cfg.Bus.Node, err)
+	}
+	n := &edgeNode{Node: node, stop: stop}
+	t.Cleanup(func() { n.shutdown(t) })
+	return n
+}
+
+type edgeNode struct {
+	*app.Node
+	stop func(context.Context) error
+	once sync.Once
+}
+
+func (n *edgeNode) shutdown(t testing.TB) {
+	n.once.Do(func() {
+		if err := n.stop(timeout(t)); err != nil {
+			t.Errorf("edge stop: %v", err)
+		}
+	})
+}
+
+func (n *edgeNode) ws() string  { return fmt.Sprintf("ws://%s/", n.Addr("websocket")) }
+func (n *edgeNode) tcp() string { return fmt.Sprintf("tcp://%s", n.Addr("tcp")) }
+
+func token(t testing.TB, session string) string {
+	t.Helper()
+	tok, err := edge.MintToken(secret, session, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// dial connects a client holding session, closed at cleanup.
+func dial(t testing.TB, addr, session string, o client.Options) *client.Conn {
+	t.Helper()
+	o.Token = token(t, session)
+	c, err := client.Dial(timeout(t), addr, o)
+	if err != nil {
+		t.Fatalf("dial %s as %s: %v", addr, session, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func recv(t testing.TB, c *client.Conn) client.Frame {
+	t.Helper()
+	f, err := c.Recv(timeout(t))
+	if err != nil {
+		t.Fatalf("recv: %v", err)
+	}
+	return f
+}
+
+// pushMsg is a push as a producer publishes it with nats.go.
+func pushMsg(session, prio, id, payload string) *nats.Msg {
+	return &nats.Msg{
+		Subject: protocol.PushSubject(protocol.DefaultPrefix, session, prio),
+		Header:  nats.Header{protocol.HeaderID: []string{id}},
+		Data:    []byte(payload),
+	}
+}
+
+// dlqStream returns the dead-letter stream on s.
+func dlqStream(t testing.TB, s *server.Server) jetstream.Stream {
+	t.Helper()
+	js := natstest.JetStream(t, s)
+	st, err := js.Stream(timeout(t), dlq.StreamName)
+	if err != nil {
+		t.Fatalf("stream %s: %v", dlq.StreamName, err)
+	}
+	return st
+}
+
+// deadLetter is one message of the dead-letter stream.
+type deadLetter struct {
+	Subject string
+	Header  nats.Header
+	Data    []byte
+}
+
+// deadLetters reads every dead letter in the stream, with an ordered
+// consumer.
+func deadLetters(t testing.TB, s *server.Server) []deadLetter {
+	t.Helper()
+	st := dlqStream(t, s)
+	info, err := st.Info(timeout(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	cons, err := st.OrderedConsumer(timeout(t), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]deadLetter, 0, info.State.Msgs)
+	for uint64(len(out)) < info.State.Msgs {
+		batch, err := cons.Fetch(int(min(1000, info.State.Msgs-uint64(len(out)))), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			out = append(out, deadLetter{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the test times out.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func isClose(err error, reason string) bool {
+	var ce *client.CloseError
+	return errors.As(err, &ce) && ce.Reason == reason
+}
