@@ -4,6 +4,9 @@ GO          ?= go
 BIN         := $(CURDIR)/bin
 STATICCHECK := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
+# The stock NATS CLI, which the end-to-end tests drive as operators would.
+NATS_CLI    := $(BIN)/nats
+NATS_CLI_VERSION := v0.5.0
 # Property tests run this many cases each.
 RAPID_CHECKS ?= 10000
 # Each fuzz target runs this long in `make test`; `make fuzz FUZZTIME=5m` for longer.
@@ -12,12 +15,13 @@ FUZZ_TARGETS := FuzzDecode FuzzReadTCP FuzzReadWS
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
-.PHONY: test unit fuzz lint bench bench-idle wscompare run tools clean
+.PHONY: test unit fuzz lint bench bench-idle wscompare run build tools clean
 
 test: lint unit fuzz
 
-unit:
-	RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -race -count=1 -timeout 10m ./...
+unit: $(NATS_CLI)
+	PUSHFABRIC_REQUIRE_NATS_CLI=1 PUSHFABRIC_NATS_CLI=$(NATS_CLI) RAPID_CHECKS=$(RAPID_CHECKS) \
+		$(GO) test -race -count=1 -timeout 12m ./...
 
 fuzz:
 	@for target in $(FUZZ_TARGETS); do \
@@ -34,7 +38,14 @@ lint: $(STATICCHECK)
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-tools: $(STATICCHECK)
+$(NATS_CLI):
+	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)
+
+tools: $(STATICCHECK) $(NATS_CLI)
+
+# The binaries, into ./bin.
+build:
+	GOBIN=$(BIN) $(GO) install ./cmd/edge ./cmd/pushctl
 
 # Micro benchmarks, benchstat-friendly: make bench > new.txt; benchstat old.txt new.txt
 bench:
@@ -53,10 +64,13 @@ bench-idle:
 wscompare:
 	cd tests/wscompare && $(GO) run . -conns $(IDLE_CONNS) -messages 1000000
 
-# One edge on loopback in development mode. Type a line to push it to every
-# connected session.
+# One edge node with everything on loopback: an embedded NATS server with
+# JetStream on 4222 (data in ./data), WebSocket on 8080, framed TCP on 8081,
+# clients authenticated with tokens signed by a secret made here once.
 run:
-	$(GO) run ./examples/stream/server
+	@mkdir -p data
+	@test -s data/jwt-secret || head -c 48 /dev/urandom | base64 > data/jwt-secret
+	$(GO) run ./cmd/edge --jwt-secret-file data/jwt-secret --quickstart
 
 clean:
 	rm -rf $(BIN)

@@ -108,7 +108,7 @@ func (n *Node) listen(cfg Config, srv *edge.Server, sh fx.Shutdowner, log *zap.L
 	n.addrs = map[string]net.Addr{}
 	for _, l := range []struct {
 		transport, addr string
-		serve       func(net.Listener) error
+		serve           func(net.Listener) error
 	}{{"websocket", cfg.WSListen, srv.ServeWebSocket}, {"tcp", cfg.TCPListen, srv.ServeTCP}} {
 		if l.addr == "" {
 			continue

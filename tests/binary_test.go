@@ -1,0 +1,144 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The real binaries, built once for the tests that run them.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "pushfabric-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, cmd := range []string{"edge", "pushctl"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), "../cmd/"+cmd).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", cmd, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+// edgeProcess is the edge binary running as a child process.
+type edgeProcess struct {
+	cmd     *exec.Cmd
+	started map[string]any // the "edge started" log line
+	exited  chan error
+	logs    *logLines
+}
+
+// logLines keeps a process's JSON log lines.
+type logLines struct {
+	mu    sync.Mutex
+	lines []map[string]any
+}
+
+func (l *logLines) find(msg string) map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if line["msg"] == msg {
+			return line
+		}
+	}
+	return nil
+}
+
+// startEdgeProcess runs the edge binary with args in dir and waits for its
+// "edge started" log line.
+func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
+	t.Helper()
+	cmd := exec.Command(binary(t, "edge"), append([]string{"--log-format", "json"}, args...)...)
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &edgeProcess{cmd: cmd, exited: make(chan error, 1), logs: &logLines{}}
+	started := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			p.logs.mu.Lock()
+			p.logs.lines = append(p.logs.lines, line)
+			p.logs.mu.Unlock()
+			if line["msg"] == "edge started" {
+				started <- line
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	select {
+	case p.started = <-started:
+	case err := <-p.exited:
+		t.Fatalf("edge exited before it started: %v; log: %v", err, p.logs.lines)
+	case <-time.After(testTimeout):
+		t.Fatal("edge did not start")
+	}
+	return p
+}
+
+func (p *edgeProcess) addr(key string) string {
+	s, _ := p.started[key].(string)
+	return s
+}
+
+// stop sends SIGTERM and returns the exit error and how long it took.
+func (p *edgeProcess) stop(t testing.TB) (error, time.Duration) {
+	t.Helper()
+	begin := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		return err, time.Since(begin)
+	case <-time.After(testTimeout):
+		t.Fatal("edge did not exit after SIGTERM")
+	}
+	return nil, 0
+}
+
+func writeSecret(t testing.TB) string {
+	f := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(f, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}

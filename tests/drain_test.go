@@ -1,0 +1,63 @@
+package tests
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+// The edge binary, on SIGTERM with pushes queued: clients are told
+// shutdown, what can be written by the drain deadline is, the rest is
+// dead-lettered as shutdown, and the process exits 0 within the deadline.
+func TestGracefulDrainOfTheBinary(t *testing.T) {
+	s := natstest.Server(t)
+	const drain = 2 * time.Second
+	p := startEdgeProcess(t, t.TempDir(),
+		"--nats-url", s.ClientURL(), "--node", "drainer",
+		"--ws-listen", "", "--tcp-listen", "127.0.0.1:0",
+		"--jwt-secret-file", writeSecret(t),
+		"--rate", "100", "--burst", "1", // 100 pushes a second per connection: most stay queued
+		"--drain-timeout", drain.String())
+	c := dial(t, "tcp://"+p.addr("tcp"), "drained", client.Options{})
+	nc := natstest.Connect(t, s)
+	const n = 400
+	for i := range n {
+		if ack := request(t, nc, pushMsg("drained", "low", fmt.Sprintf("d%d", i), "")); ack.Status != "enqueued" {
+			t.Fatalf("push %d: %+v", i, ack)
+		}
+	}
+	err, took := p.stop(t)
+	if err != nil {
+		t.Fatalf("edge exited with %v; want status 0", err)
+	}
+	if took > drain+5*time.Second {
+		t.Fatalf("edge took %v to exit; drain deadline %v", took, drain)
+	}
+	got := map[string]int{}
+	for {
+		f, err := c.Recv(timeout(t))
+		if err != nil {
+			if !isClose(err, "shutdown") {
+				t.Fatalf("client ended with %v; want close reason shutdown", err)
+			}
+			break
+		}
+		got[f.ID]++
+	}
+	for _, dl := range deadLetters(t, s) {
+		if r := dl.Header.Get(protocol.HeaderReason); r != "shutdown" {
+			t.Fatalf("dead letter as %s; want shutdown", r)
+		}
+		got[dl.Header.Get(protocol.HeaderID)]++
+	}
+	for i := range n {
+		if k := got[fmt.Sprintf("d%d", i)]; k != 1 {
+			t.Fatalf("push d%d delivered or dead-lettered %d times", i, k)
+		}
+	}
+	t.Logf("drain took %v", took)
+}
