@@ -56,17 +56,6 @@ type logLines struct {
 	lines []map[string]any
 }
 
-func (l *logLines) find(msg string) map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if line["msg"] == msg {
-			return line
-		}
-	}
-	return nil
-}
-
 // startEdgeProcess runs the edge binary with args in dir and waits for its
 // "edge started" log line.
 func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
@@ -119,8 +108,9 @@ func (p *edgeProcess) addr(key string) string {
 	return s
 }
 
-// stop sends SIGTERM and returns the exit error and how long it took.
-func (p *edgeProcess) stop(t testing.TB) (error, time.Duration) {
+// stop sends SIGTERM and returns how long the process took to exit, and
+// how it exited.
+func (p *edgeProcess) stop(t testing.TB) (time.Duration, error) {
 	t.Helper()
 	begin := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -128,11 +118,11 @@ func (p *edgeProcess) stop(t testing.TB) (error, time.Duration) {
 	}
 	select {
 	case err := <-p.exited:
-		return err, time.Since(begin)
+		return time.Since(begin), err
 	case <-time.After(testTimeout):
 		t.Fatal("edge did not exit after SIGTERM")
 	}
-	return nil, 0
+	return 0, nil
 }
 
 func writeSecret(t testing.TB) string {

@@ -30,7 +30,7 @@ func TestGracefulDrainOfTheBinary(t *testing.T) {
 			t.Fatalf("push %d: %+v", i, ack)
 		}
 	}
-	err, took := p.stop(t)
+	took, err := p.stop(t)
 	if err != nil {
 		t.Fatalf("edge exited with %v; want status 0", err)
 	}

@@ -68,7 +68,7 @@ func TestEmbeddedDefaultWithTheNATSCLI(t *testing.T) {
 	if f := recv(t, c); string(f.Payload) != "hello from the nats CLI" {
 		t.Fatalf("client got %q", f.Payload)
 	}
-	if err, _ := p.stop(t); err != nil {
+	if _, err := p.stop(t); err != nil {
 		t.Fatalf("edge exited with %v", err)
 	}
 }
