@@ -11,7 +11,9 @@ NATS_CLI_VERSION := v0.5.0
 RAPID_CHECKS ?= 10000
 # Each fuzz target runs this long in `make test`; `make fuzz FUZZTIME=5m` for longer.
 FUZZTIME    ?= 10s
-FUZZ_TARGETS := FuzzDecode FuzzReadTCP FuzzReadWS
+# package:target pairs: every decoder of outside input.
+FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS \
+	bus:FuzzFrameOf bus/protocol:FuzzParseSubject
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
@@ -24,9 +26,10 @@ unit: $(NATS_CLI)
 		$(GO) test -race -count=1 -timeout 12m ./...
 
 fuzz:
-	@for target in $(FUZZ_TARGETS); do \
-		echo "fuzz $$target for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./edge/wire || exit 1; \
+	@for pt in $(FUZZ_TARGETS); do \
+		pkg=$${pt%%:*}; target=$${pt#*:}; \
+		echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 	done
 
 lint: $(STATICCHECK)

@@ -1,0 +1,61 @@
+package bus
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+)
+
+func TestFrameOf(t *testing.T) {
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	m := &nats.Msg{Subject: "push.s.high", Reply: "r", Data: []byte("p"), Header: nats.Header{
+		protocol.HeaderID: {"id1"}, protocol.HeaderContentType: {"text/plain"},
+		protocol.HeaderExpires: {exp.Format(time.RFC3339Nano)}, protocol.HeaderAck: {"written"},
+	}}
+	f, mode, err := frameOf(m)
+	if err != nil || f.ID != "id1" || f.ContentType != "text/plain" || !f.Expires.Equal(exp) || mode != "written" || f.Meta != m {
+		t.Fatalf("frameOf: %+v %q %v", f, mode, err)
+	}
+	// No id: one is made, and written into the message so it follows it.
+	m = &nats.Msg{Subject: "push.s.low", Data: []byte("p")}
+	f, mode, err = frameOf(m)
+	if err != nil || f.ID == "" || m.Header.Get(protocol.HeaderID) != f.ID || mode != protocol.AckNone {
+		t.Fatalf("frameOf without id or reply: %+v %q %v", f, mode, err)
+	}
+	for _, h := range []nats.Header{{protocol.HeaderExpires: {"soon"}}, {protocol.HeaderAck: {"later"}}} {
+		if _, _, err := frameOf(&nats.Msg{Subject: "push.s.low", Header: h}); err == nil {
+			t.Errorf("frameOf accepted %v", h)
+		}
+	}
+}
+
+// FuzzFrameOf: whatever headers a producer sends, reading the push either
+// fails or gives a push with an id and a known ack mode; it never panics.
+func FuzzFrameOf(f *testing.F) {
+	f.Add("id", "2030-01-02T03:04:05Z", "written", "text/plain", "reply")
+	f.Add("", "", "", "", "")
+	f.Add("x", "not a time", "none", "", "r")
+	f.Fuzz(func(t *testing.T, id, expires, ack, ct, reply string) {
+		h := nats.Header{}
+		for k, v := range map[string]string{protocol.HeaderID: id, protocol.HeaderExpires: expires, protocol.HeaderAck: ack, protocol.HeaderContentType: ct} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		fr, mode, err := frameOf(&nats.Msg{Subject: "push.s.high", Reply: reply, Header: h})
+		if err != nil {
+			return
+		}
+		if fr.ID == "" {
+			t.Fatal("push without an id")
+		}
+		switch mode {
+		case protocol.AckEnqueued, protocol.AckWritten, protocol.AckNone:
+		default:
+			t.Fatalf("ack mode %q", mode)
+		}
+	})
+}
