@@ -20,18 +20,18 @@ func printQuickstart(o *options, node *app.Node) {
 		fmt.Fprintf(os.Stderr, "  framed-TCP clients: tcp://%s\n", tcp)
 	}
 	fmt.Fprintf(os.Stderr, "  producers and the nats CLI: %s\n\n", nats)
-	listen := "go run ./cmd/pushctl listen alice"
+	listen := "go run ./cmd/pushctl listen"
 	if o.cfg.JWTSecretFile != "" {
 		fmt.Fprintf(os.Stderr, "In another terminal, mint a token and connect as session alice:\n")
 		fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl token --secret-file %s alice\n", o.cfg.JWTSecretFile)
-		listen = fmt.Sprintf("go run ./cmd/pushctl listen --secret-file %s alice", o.cfg.JWTSecretFile)
+		listen += " --secret-file " + o.cfg.JWTSecretFile
 	} else {
 		fmt.Fprintf(os.Stderr, "In another terminal, connect as session alice:\n")
 	}
 	if ws != nil {
 		listen += fmt.Sprintf(" --addr ws://%s/", ws)
 	}
-	fmt.Fprintf(os.Stderr, "  %s\n\n", listen)
+	fmt.Fprintf(os.Stderr, "  %s alice\n\n", listen)
 	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make tools installs it as ./bin/nats):\n")
 	fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl push --nats %s alice 'hello from pushctl'\n", nats)
 	fmt.Fprintf(os.Stderr, "  ./bin/nats --server %s request %s.alice.high 'hello from nats'\n\n", nats, prefix)
