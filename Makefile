@@ -73,7 +73,8 @@ wscompare:
 run:
 	@mkdir -p data
 	@test -s data/jwt-secret || head -c 48 /dev/urandom | base64 > data/jwt-secret
-	$(GO) run ./cmd/edge --jwt-secret-file data/jwt-secret --quickstart
+	@GOBIN=$(BIN) $(GO) install ./cmd/edge ./cmd/pushctl
+	$(BIN)/edge --jwt-secret-file data/jwt-secret --quickstart
 
 clean:
 	rm -rf $(BIN)

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/dig"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
@@ -34,6 +35,7 @@ func main() {
 type options struct {
 	cfg        app.Config
 	natsURLs   string
+	node       string
 	logLevel   string
 	logFormat  string
 	quickstart bool
@@ -58,7 +60,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&c.Bus.Embedded.Listen, "nats-listen", c.Bus.Embedded.Listen, "where the embedded NATS server listens (for producers and the nats CLI)")
 	fs.StringVar(&c.Bus.Embedded.DataDir, "data-dir", c.Bus.Embedded.DataDir, "the embedded NATS server's JetStream storage")
 	fs.StringVar(&c.Bus.Prefix, "prefix", c.Bus.Prefix, "subject prefix: pushes are published to <prefix>.<session>.high|low")
-	fs.StringVar(&c.Bus.Node, "node", c.Bus.Node, "this node's name, in acks, dead letters and takeovers; unique per node")
+	fs.StringVar(&o.node, "node", "", "this node's name, in acks, dead letters and takeovers; unique per node (default: host name and process id)")
 
 	fs.DurationVar(&c.Stream.MaxAge, "dlq-max-age", c.Stream.MaxAge, "how long dead letters are kept")
 	fs.Int64Var(&c.Stream.MaxBytes, "dlq-max-bytes", c.Stream.MaxBytes, "size limit of the dead-letter stream; the oldest go first")
@@ -104,6 +106,9 @@ func run(args []string) int {
 	if o.natsURLs != "" {
 		o.cfg.Bus.URLs = strings.Split(o.natsURLs, ",")
 	}
+	if o.node != "" {
+		o.cfg.Bus.Node = o.node
+	}
 	log, err := cli.Logger(o.logLevel, o.logFormat)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "edge:", err)
@@ -124,7 +129,7 @@ func serve(o *options, log *zap.Logger) int {
 	node, stop, err := app.Run(startCtx, o.cfg, log)
 	cancel()
 	if err != nil {
-		log.Error("edge failed to start", zap.Error(err))
+		fmt.Fprintln(os.Stderr, "edge:", dig.RootCause(err))
 		return 1
 	}
 	logStarted(log, o, node)

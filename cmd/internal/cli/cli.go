@@ -101,10 +101,10 @@ func Logger(level, format string) (*zap.Logger, error) {
 	case "console":
 		cfg = zap.NewDevelopmentConfig()
 		cfg.Development = false
-		cfg.DisableStacktrace = true
 	default:
 		return nil, fmt.Errorf("log format %q: want json, console or auto", format)
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.DisableStacktrace = true // messages are static and carry their fields
 	return cfg.Build()
 }
