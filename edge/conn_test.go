@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -291,5 +292,34 @@ func TestConnectAndWrittenHooks(t *testing.T) {
 	}
 	if id := <-written; id != "w1" {
 		t.Fatalf("OnWritten saw %s; want w1", id)
+	}
+}
+
+// WebSocket clients that are not browsers send the token in an
+// Authorization: Bearer header.
+func TestBearerHeader(t *testing.T) {
+	auth := edge.AuthFunc(func(_ context.Context, cr edge.Credentials) (string, error) {
+		if cr.Token != "tok-123" || cr.Transport != "websocket" {
+			return "", errors.New("bad token")
+		}
+		return "bearer", nil
+	})
+	n := startNode(t, edge.DefaultConfig(), edge.Options{Auth: auth})
+	d := ws.Dialer{Header: ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer tok-123"}})}
+	nc, br, _, err := d.Dial(context.Background(), n.ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if br == nil {
+		br = bufio.NewReader(nc)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(testTimeout))
+	msg, err := wire.ReadWS(br, nil, wire.DefaultMaxFrameSize, false, func(byte, []byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := wire.Decode(msg); err != nil || f.Type != wire.TypeWelcome || f.ID != "bearer" {
+		t.Fatalf("first frame %v %q, %v; want welcome for bearer", f.Type, f.ID, err)
 	}
 }
