@@ -1,9 +1,12 @@
 // Command pushctl is pushfabric's operator and developer tool: push to a
-// session, listen as a client, and mint client tokens.
+// session, listen as a client, mint client tokens, and inspect, replay and
+// purge dead letters.
 //
 //	pushctl token --secret-file data/jwt-secret alice
 //	pushctl listen --secret-file data/jwt-secret alice
 //	pushctl push alice 'hello'
+//	pushctl dlq ls --reason offline
+//	pushctl dlq replay --session alice
 //
 // Every flag can also be set by an environment variable PUSHFABRIC_<FLAG>;
 // pushctl <command> --help lists them.
@@ -26,6 +29,7 @@ var commands = map[string]command{
 	"push":   {"publish a push to a session and print the acknowledgement", runPush},
 	"listen": {"connect as a client and print pushes as they arrive", runListen},
 	"token":  {"mint a client token for a session", runToken},
+	"dlq":    {"dead letters: ls, show, stats, replay, purge", runDLQ},
 }
 
 func main() {

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+	"github.com/pushfabric/pushfabric/dlq"
+)
+
+var dlqCommands = map[string]command{
+	"ls":     {"list dead letters: age, reason, session, size, id", runDLQList},
+	"show":   {"show one dead letter (by stream sequence or push id): headers and payload", runDLQShow},
+	"stats":  {"count dead letters by reason and session, and the stream's use of its limits", runDLQStats},
+	"replay": {"republish dead letters to their sessions; delete each once it is acknowledged", runDLQReplay},
+	"purge":  {"delete dead letters", runDLQPurge},
+}
+
+func runDLQ(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(os.Stderr, "Usage: pushctl dlq <command> [flags]\n\nThe dead-letter stream PUSH_DLQ: pushes that could not be delivered, with the reason.\n\nCommands:\n")
+		names := make([]string, 0, len(dlqCommands))
+		for n := range dlqCommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(os.Stderr, "  %-7s %s\n", n, dlqCommands[n].summary)
+		}
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := dlqCommands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "pushctl dlq: unknown command %q (see pushctl dlq --help)\n", args[0])
+		return 2
+	}
+	return cmd.run(args[1:])
+}
+
+// filterFlags select dead letters.
+type filterFlags struct {
+	session, reason, priority, since string
+	limit                            int
+}
+
+func (f *filterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.session, "session", "", "only this session")
+	fs.StringVar(&f.reason, "reason", "", "only this reason: offline, queue_full, closed, replaced, shutdown, expired, write_error, invalid")
+	fs.StringVar(&f.priority, "priority", "", "only this priority: high or low")
+	fs.StringVar(&f.since, "since", "", "only dead letters from this long ago (1h30m) or since this RFC 3339 time")
+	fs.IntVar(&f.limit, "limit", 0, "at most this many, oldest first; 0: all")
+}
+
+func (f *filterFlags) filter() (dlq.Filter, error) {
+	flt := dlq.Filter{Session: f.session, Reason: f.reason, Priority: f.priority, Limit: f.limit}
+	if f.since != "" {
+		if d, err := time.ParseDuration(f.since); err == nil {
+			flt.Since = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, f.since); err == nil {
+			flt.Since = t
+		} else {
+			return flt, fmt.Errorf("--since %q: want a duration (1h30m) or an RFC 3339 time", f.since)
+		}
+	}
+	return flt, flt.Validate()
+}
+
+// dlqSession is what every dlq command opens: a connection and the store.
+type dlqSession struct {
+	nc    *nats.Conn
+	store *dlq.Store
+}
+
+func openDLQ(ctx context.Context, nf *natsFlags) (*dlqSession, error) {
+	nc, err := nf.connect()
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	store, err := dlq.Open(ctx, js, nf.prefix)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &dlqSession{nc: nc, store: store}, nil
+}
+
+// dlqFlags parses the flags common to the dlq commands plus extra ones.
+func dlqFlags(name, synopsis string, args []string, extra func(*flag.FlagSet)) (*flag.FlagSet, *natsFlags, *filterFlags, int) {
+	var nf natsFlags
+	var ff filterFlags
+	fs := flag.NewFlagSet("pushctl dlq "+name, flag.ContinueOnError)
+	fs.Usage = cli.Usage(fs, synopsis)
+	nf.register(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	ff.register(fs)
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, nil, nil, flagExit(err)
+	}
+	return fs, &nf, &ff, -1
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func runDLQList(args []string) int {
+	fs, nf, ff, code := dlqFlags("ls", "Usage: pushctl dlq ls [flags]\n\nLists dead letters, oldest first.", args, nil)
+	if code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	flt, err := ff.filter()
+	if err != nil {
+		return fail("dlq ls", err)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	s, err := openDLQ(ctx, nf)
+	if err != nil {
+		return fail("dlq ls", err)
+	}
+	defer s.nc.Close()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tAGE\tREASON\tSESSION\tPRIORITY\tSIZE\tPUSH ID")
+	n := 0
+	now := time.Now()
+	err = s.store.Each(ctx, flt, func(e dlq.Entry) error {
+		n++
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Seq, age(now.Sub(e.Time)), e.Reason(), e.Session(), e.Priority(), len(e.Data), e.ID())
+		return nil
+	})
+	tw.Flush()
+	if err != nil {
+		return fail("dlq ls", err)
+	}
+	fmt.Fprintf(os.Stderr, "%d dead letter(s)\n", n)
+	return 0
+}
+
+// age prints a duration the way people read ages.
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func runDLQShow(args []string) int {
+	fs, nf, _, code := dlqFlags("show", "Usage: pushctl dlq show [flags] <sequence | push id>\n\nShows a dead letter's headers and payload. Given a push id, shows every dead letter of that\npush (more than one if it died again after a replay). A payload that is not text is shown as\na hex dump.", args, nil)
+	if code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	s, err := openDLQ(ctx, nf)
+	if err != nil {
+		return fail("dlq show", err)
+	}
+	defer s.nc.Close()
+	var entries []dlq.Entry
+	if seq, perr := strconv.ParseUint(fs.Arg(0), 10, 64); perr == nil {
+		e, err := s.store.Get(ctx, seq)
+		if err != nil {
+			return fail("dlq show", err)
+		}
+		entries = []dlq.Entry{e}
+	} else if entries, err = s.store.Find(ctx, fs.Arg(0)); err != nil {
+		return fail("dlq show", err)
+	}
+	for i, e := range entries {
+		if i > 0 {
+			fmt.Println()
+		}
+		printEntry(e)
+	}
+	return 0
+}
+
+func printEntry(e dlq.Entry) {
+	fmt.Printf("sequence %d, stored %s on %s\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Subject)
+	keys := make([]string, 0, len(e.Header))
+	for k := range e.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range e.Header[k] {
+			fmt.Printf("  %s: %s\n", k, v)
+		}
+	}
+	fmt.Printf("payload (%d bytes):\n", len(e.Data))
+	if utf8.Valid(e.Data) && printable(string(e.Data)) {
+		fmt.Println(string(e.Data))
+		return
+	}
+	fmt.Print(hex.Dump(e.Data))
+}
+
+// printable reports whether s is text a terminal shows as it is.
+func printable(s string) bool {
+	for _, r := range s {
+		if r < ' ' && r != '\n' && r != '\t' && r != '\r' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func runDLQStats(args []string) int {
+	fs, nf, _, code := dlqFlags("stats", "Usage: pushctl dlq stats [flags]\n\nCounts dead letters by reason and by session; shows the oldest and newest and the stream's\nuse of its limits.", args, nil)
+	if code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	s, err := openDLQ(ctx, nf)
+	if err != nil {
+		return fail("dlq stats", err)
+	}
+	defer s.nc.Close()
+	st, err := s.store.Stats(ctx)
+	if err != nil {
+		return fail("dlq stats", err)
+	}
+	printStats(st)
+	return 0
+}
+
+func printStats(st dlq.Stats) {
+	fmt.Printf("dead letters: %d, %s of %s (%.1f%%)\n", st.Messages, bytesize(st.Bytes), bytesize(uint64(st.Limits.MaxBytes)),
+		100*float64(st.Bytes)/float64(max(st.Limits.MaxBytes, 1)))
+	if st.Messages > 0 {
+		fmt.Printf("oldest: %s (%s ago)\nnewest: %s (%s ago)\n", st.Oldest.UTC().Format(time.RFC3339), age(time.Since(st.Oldest)),
+			st.Newest.UTC().Format(time.RFC3339), age(time.Since(st.Newest)))
+	}
+	fmt.Printf("limits: kept %s, at most %d per reason, session and priority, %d replica(s)\n",
+		st.Limits.MaxAge, st.Limits.MaxMsgsPerSubject, st.Limits.Replicas)
+	printCounts("by reason", st.ByReason, 0)
+	printCounts("by session (top 20)", st.BySession, 20)
+}
+
+func printCounts(title string, counts map[string]uint64, top int) {
+	if len(counts) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	if top > 0 && len(keys) > top {
+		keys = keys[:top]
+	}
+	fmt.Printf("%s:\n", title)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "  %s\t%d\t\n", k, counts[k])
+	}
+	tw.Flush()
+}
+
+func bytesize(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func runDLQReplay(args []string) int {
+	var o dlq.ReplayOptions
+	fs, nf, ff, code := dlqFlags("replay", "Usage: pushctl dlq replay [flags]\n\nRepublishes the selected dead letters, oldest first, to their original subjects with their\noriginal headers and Push-Replay-Count + 1, waits for each acknowledgement, and deletes a dead\nletter only once its push is enqueued or written. Dead letters of sessions still offline stay.\nInterrupting loses nothing: run it again. Exit status 1 if any replay failed.", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&o.DryRun, "dry-run", false, "count what would be replayed; change nothing")
+		fs.Float64Var(&o.Rate, "rate", 0, "dead letters replayed per second; 0: as fast as acknowledgements come")
+		fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for each acknowledgement")
+	})
+	if code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	flt, err := ff.filter()
+	if err != nil {
+		return fail("dlq replay", err)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	s, err := openDLQ(ctx, nf)
+	if err != nil {
+		return fail("dlq replay", err)
+	}
+	defer s.nc.Close()
+	o.Progress = progress(time.Now())
+	r, err := s.store.Replay(ctx, s.nc, flt, o)
+	summary := fmt.Sprintf("replayed %d, still offline %d, failed %d (of %d selected)", r.Replayed, r.Offline, r.Failed, r.Seen)
+	if o.DryRun {
+		summary = fmt.Sprintf("dry run: %d dead letter(s) would be replayed", r.Seen)
+	}
+	fmt.Println(summary)
+	if r.LastErr != nil {
+		fmt.Fprintln(os.Stderr, "last failure:", r.LastErr)
+	}
+	if err != nil {
+		return fail("dlq replay", fmt.Errorf("stopped: %w (nothing is lost: run it again)", err))
+	}
+	if r.Failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// progress prints a line a second while a replay runs for longer than that.
+func progress(begin time.Time) func(dlq.ReplayResult) {
+	last := begin
+	return func(r dlq.ReplayResult) {
+		if now := time.Now(); now.Sub(last) >= time.Second {
+			last = now
+			fmt.Fprintf(os.Stderr, "… %d done: %d replayed, %d offline, %d failed\n", r.Seen, r.Replayed, r.Offline, r.Failed)
+		}
+	}
+}
+
+func runDLQPurge(args []string) int {
+	var yes bool
+	fs, nf, ff, code := dlqFlags("purge", "Usage: pushctl dlq purge [flags]\n\nDeletes the selected dead letters, after asking (unless --yes).", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
+	})
+	if code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	flt, err := ff.filter()
+	if err != nil {
+		return fail("dlq purge", err)
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	s, err := openDLQ(ctx, nf)
+	if err != nil {
+		return fail("dlq purge", err)
+	}
+	defer s.nc.Close()
+	if !yes {
+		n := 0
+		if err := s.store.Each(ctx, flt, func(dlq.Entry) error { n++; return nil }); err != nil {
+			return fail("dlq purge", err)
+		}
+		if n == 0 {
+			fmt.Println("nothing to purge")
+			return 0
+		}
+		if !confirm(fmt.Sprintf("delete %d dead letter(s) matching %s? [y/N] ", n, describe(flt))) {
+			fmt.Println("nothing deleted")
+			return 1
+		}
+	}
+	n, err := s.store.Purge(ctx, flt)
+	if err != nil {
+		return fail("dlq purge", err)
+	}
+	fmt.Printf("deleted %d dead letter(s)\n", n)
+	return 0
+}
+
+func describe(f dlq.Filter) string {
+	var parts []string
+	for _, p := range []struct{ name, v string }{{"reason", f.Reason}, {"session", f.Session}, {"priority", f.Priority}} {
+		if p.v != "" {
+			parts = append(parts, p.name+"="+p.v)
+		}
+	}
+	if !f.Since.IsZero() {
+		parts = append(parts, "since="+f.Since.UTC().Format(time.RFC3339))
+	}
+	if f.Limit > 0 {
+		parts = append(parts, fmt.Sprintf("limit=%d", f.Limit))
+	}
+	if len(parts) == 0 {
+		return "everything"
+	}
+	return strings.Join(parts, " ")
+}
+
+// confirm asks on the terminal; anything but y or yes is no.
+func confirm(question string) bool {
+	fmt.Fprint(os.Stderr, question)
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes"
+}

@@ -1,0 +1,309 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// Filter selects dead letters. Empty fields match everything.
+type Filter struct {
+	Reason   string
+	Session  string
+	Priority string    // high or low
+	Since    time.Time // dead letters stored at or after this time
+	Limit    int       // at most this many, oldest first; 0: all
+}
+
+// Validate reports a filter that cannot match anything well-formed.
+func (f Filter) Validate() error {
+	var errs []error
+	if f.Reason != "" && !token(f.Reason) {
+		errs = append(errs, fmt.Errorf("reason %q is not a subject token", f.Reason))
+	}
+	if f.Session != "" && !wire.ValidSession(f.Session) {
+		errs = append(errs, fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", f.Session))
+	}
+	if f.Priority != "" && f.Priority != protocol.High && f.Priority != protocol.Low {
+		errs = append(errs, fmt.Errorf("priority %q: want high or low", f.Priority))
+	}
+	if f.Limit < 0 {
+		errs = append(errs, fmt.Errorf("limit %d: want 0 (all) or more", f.Limit))
+	}
+	return errors.Join(errs...)
+}
+
+func token(s string) bool { return s != "" && !strings.ContainsAny(s, ". \t\r\n*>") }
+
+// Subject is the stream subject filter for f under prefix.
+func (f Filter) Subject(prefix string) string {
+	or := func(s string) string {
+		if s == "" {
+			return "*"
+		}
+		return s
+	}
+	return SubjectPrefix(prefix) + "." + or(f.Reason) + "." + or(f.Session) + "." + or(f.Priority)
+}
+
+// Entry is one stored dead letter.
+type Entry struct {
+	Seq     uint64
+	Subject string
+	Time    time.Time // when it was stored
+	Header  nats.Header
+	Data    []byte
+}
+
+// Reason, Session and Priority come from the dead letter's headers.
+func (e Entry) Reason() string   { return e.Header.Get(protocol.HeaderReason) }
+func (e Entry) Session() string  { return e.Header.Get(protocol.HeaderSession) }
+func (e Entry) Priority() string { return e.Header.Get(protocol.HeaderPriority) }
+
+// ID is the push id.
+func (e Entry) ID() string { return e.Header.Get(protocol.HeaderID) }
+
+// Store reads, replays and removes dead letters.
+type Store struct {
+	prefix string
+	stream jetstream.Stream
+}
+
+// Open finds the dead-letter stream for pushes under prefix.
+func Open(ctx context.Context, js jetstream.JetStream, prefix string) (*Store, error) {
+	s, err := js.Stream(ctx, StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	return &Store{prefix: prefix, stream: s}, nil
+}
+
+// Each calls fn for every dead letter f selects, oldest first, until fn
+// returns an error (which Each returns) or the selection ends. Dead letters
+// stored while it runs are not included.
+func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.Subject(s.prefix)}}
+	if !f.Since.IsZero() {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &f.Since
+	}
+	cons, err := s.stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", StreamName, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", StreamName, err)
+	}
+	left := int(info.NumPending)
+	if f.Limit > 0 {
+		left = min(left, f.Limit)
+	}
+	for left > 0 {
+		batch, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", StreamName, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if err := fn(entryOf(m)); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("read %s: %w", StreamName, err)
+		}
+		if n == 0 {
+			return nil // what was pending was removed meanwhile
+		}
+		left -= n
+	}
+	return nil
+}
+
+func entryOf(m jetstream.Msg) Entry {
+	e := Entry{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
+	if md, err := m.Metadata(); err == nil {
+		e.Seq, e.Time = md.Sequence.Stream, md.Timestamp
+	}
+	return e
+}
+
+// List returns the dead letters f selects, oldest first.
+func (s *Store) List(ctx context.Context, f Filter) ([]Entry, error) {
+	var out []Entry
+	err := s.Each(ctx, f, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// Get returns the dead letter with stream sequence seq.
+func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
+	m, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	return Entry{Seq: m.Sequence, Subject: m.Subject, Time: m.Time, Header: m.Header, Data: m.Data}, nil
+}
+
+// ErrNotFound: no dead letter has that id.
+var ErrNotFound = errors.New("no such dead letter")
+
+// Find returns the dead letters of the push with id (more than one if it
+// died again after a replay), oldest first.
+func (s *Store) Find(ctx context.Context, id string) ([]Entry, error) {
+	var out []Entry
+	err := s.Each(ctx, Filter{}, func(e Entry) error {
+		if e.ID() == id {
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("push %s: %w", id, ErrNotFound)
+	}
+	return out, err
+}
+
+// Delete removes one dead letter.
+func (s *Store) Delete(ctx context.Context, seq uint64) error {
+	if err := s.stream.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("delete dead letter %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Purge removes the dead letters f selects and returns how many.
+func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
+	if err := f.Validate(); err != nil {
+		return 0, err
+	}
+	if f.Since.IsZero() && f.Limit == 0 { // the server does it in one go
+		before, err := s.count(ctx, f)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(f.Subject(s.prefix))); err != nil {
+			return 0, fmt.Errorf("purge %s: %w", f.Subject(s.prefix), err)
+		}
+		return before, nil
+	}
+	n := 0
+	err := s.Each(ctx, f, func(e Entry) error {
+		if err := s.Delete(ctx, e.Seq); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// count is how many dead letters match f's subject.
+func (s *Store) count(ctx context.Context, f Filter) (int, error) {
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(f.Subject(s.prefix)))
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n, nil
+}
+
+// Stats describes the stream.
+type Stats struct {
+	Messages     uint64
+	Bytes        uint64
+	Oldest       time.Time // zero when empty
+	Newest       time.Time
+	ByReason     map[string]uint64
+	BySession    map[string]uint64
+	Limits       StreamConfig
+	FirstSeq     uint64
+	LastSeq      uint64
+	Subjects     int // distinct reason, session and priority triples
+}
+
+// Stats counts dead letters by reason and by session and reports the
+// stream's use against its limits.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix(s.prefix)+".>"))
+	if err != nil {
+		return Stats{}, fmt.Errorf("stream %s: %w", StreamName, err)
+	}
+	st := Stats{
+		Messages: info.State.Msgs, Bytes: info.State.Bytes,
+		ByReason: map[string]uint64{}, BySession: map[string]uint64{},
+		Limits: StreamConfig{
+			Prefix: s.prefix, MaxAge: info.Config.MaxAge, MaxBytes: info.Config.MaxBytes,
+			MaxMsgsPerSubject: info.Config.MaxMsgsPerSubject, Replicas: info.Config.Replicas,
+		},
+		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, Subjects: len(info.State.Subjects),
+	}
+	if info.State.Msgs > 0 {
+		st.Oldest, st.Newest = info.State.FirstTime, info.State.LastTime
+	}
+	for subject, n := range info.State.Subjects {
+		reason, session, _, ok := ParseSubject(s.prefix, subject)
+		if !ok {
+			continue
+		}
+		st.ByReason[reason] += n
+		st.BySession[session] += n
+	}
+	return st, nil
+}
+
+// ParseSubject splits a dead letter's subject.
+func ParseSubject(prefix, subject string) (reason, session, priority string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix(prefix)+".")
+	if !ok {
+		return "", "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// ReplayMsg is the push a dead letter replays as: to its original subject,
+// with its original headers, Push-Replay-Count one higher, and an
+// acknowledgement requested (written if the original asked for it,
+// enqueued otherwise).
+func ReplayMsg(e Entry) (*nats.Msg, error) {
+	subject := e.Header.Get(protocol.HeaderSubject)
+	if subject == "" {
+		return nil, fmt.Errorf("dead letter %d has no %s", e.Seq, protocol.HeaderSubject)
+	}
+	h := make(nats.Header, len(e.Header))
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	for _, k := range []string{protocol.HeaderReason, protocol.HeaderSubject, protocol.HeaderSession,
+		protocol.HeaderPriority, protocol.HeaderNode, protocol.HeaderDeadAt, nats.MsgIdHdr} {
+		delete(h, k)
+	}
+	n, _ := strconv.Atoi(e.Header.Get(protocol.HeaderReplayCount))
+	h.Set(protocol.HeaderReplayCount, strconv.Itoa(n+1))
+	if h.Get(protocol.HeaderAck) != protocol.AckWritten {
+		h.Set(protocol.HeaderAck, protocol.AckEnqueued)
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: e.Data}, nil
+}
