@@ -228,16 +228,16 @@ func (s *Store) count(ctx context.Context, f Filter) (int, error) {
 
 // Stats describes the stream.
 type Stats struct {
-	Messages     uint64
-	Bytes        uint64
-	Oldest       time.Time // zero when empty
-	Newest       time.Time
-	ByReason     map[string]uint64
-	BySession    map[string]uint64
-	Limits       StreamConfig
-	FirstSeq     uint64
-	LastSeq      uint64
-	Subjects     int // distinct reason, session and priority triples
+	Messages  uint64
+	Bytes     uint64
+	Oldest    time.Time // zero when empty
+	Newest    time.Time
+	ByReason  map[string]uint64
+	BySession map[string]uint64
+	Limits    StreamConfig
+	FirstSeq  uint64
+	LastSeq   uint64
+	Subjects  int // distinct reason, session and priority triples
 }
 
 // Stats counts dead letters by reason and by session and reports the
