@@ -38,6 +38,11 @@ type Config struct {
 	// their connection. NATS drops what does not fit (a slow consumer), so
 	// it is large, and the dispatcher never blocks.
 	DispatchBuffer int
+
+	// RedeliverOffline: when a session connects, its offline dead letters
+	// (pushes published while no node held it) are delivered first, oldest
+	// first, and each is deleted from the stream once written.
+	RedeliverOffline bool
 }
 
 // EmbeddedConfig is the embedded NATS server: JetStream on, listening on

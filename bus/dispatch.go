@@ -36,6 +36,8 @@ type Dispatcher struct {
 	stop   chan struct{}  // closed by Stop
 	done   chan struct{}  // closed when the dispatch loop has ended
 
+	parking *parking // nil unless parked pushes are redelivered on connect
+
 	mu       sync.RWMutex
 	bindings map[string]*binding // guarded by mu
 
@@ -48,6 +50,12 @@ type binding struct {
 	// replaced: a newer connection on another node holds the session. Until
 	// the local connection has gone, what arrives is forwarded to it.
 	replaced atomic.Bool
+
+	// While the session's parked pushes are redelivered, what arrives waits
+	// here so that it goes out after them.
+	mu      sync.Mutex
+	holding bool        // guarded by mu
+	held    []*nats.Msg // guarded by mu
 }
 
 // DispatcherStats count what the dispatcher did.
@@ -68,6 +76,9 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 		nc: c.NC, prefix: c.cfg.Prefix, node: c.cfg.Node, reg: reg, sink: sink, log: log,
 		ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), stop: make(chan struct{}), done: make(chan struct{}),
 		bindings: make(map[string]*binding),
+	}
+	if c.cfg.RedeliverOffline {
+		d.parking = newParking(c.NC, c.cfg.Prefix, log)
 	}
 	go d.loop()
 	return d
@@ -100,6 +111,9 @@ func (d *Dispatcher) Stop() {
 	d.mu.Unlock()
 	close(d.stop)
 	<-d.done
+	if d.parking != nil {
+		d.parking.stop()
+	}
 }
 
 // attach subscribes the session (unless a connection on this node already
@@ -108,13 +122,15 @@ func (d *Dispatcher) Stop() {
 func (d *Dispatcher) attach(c *edge.Conn) error {
 	d.mu.Lock()
 	b := d.bindings[c.Session()]
-	if b == nil {
+	fresh := b == nil
+	if fresh {
+		b = &binding{holding: d.parking != nil}
 		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), d.ch)
 		if err != nil {
 			d.mu.Unlock()
 			return err
 		}
-		b = &binding{sub: sub}
+		b.sub = sub
 		d.bindings[c.Session()] = b
 	}
 	b.replaced.Store(false)
@@ -123,6 +139,13 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 		d.log.Warn("subscription not confirmed; it is sent when NATS is back", zap.String("session", c.Session()), zap.Error(err))
 	}
 	d.announce(c)
+	if fresh && d.parking != nil {
+		d.parking.redeliver(c)
+		select {
+		case d.parking.release <- c.Session():
+		case <-d.stop:
+		}
+	}
 	return nil
 }
 
@@ -136,6 +159,14 @@ func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
 	if b := d.bindings[c.Session()]; b != nil {
 		_ = b.sub.Unsubscribe()
 		delete(d.bindings, c.Session())
+		b.mu.Lock()
+		held := b.held
+		b.held, b.holding = nil, false
+		b.mu.Unlock()
+		for _, m := range held { // nobody holds the session any more
+			session, token, _ := protocol.ParseSubject(d.prefix, m.Subject)
+			d.reject(m, session, token, edge.ReasonClosed)
+		}
 	}
 }
 
@@ -161,6 +192,8 @@ func (d *Dispatcher) loop() {
 		select {
 		case m := <-d.ch:
 			d.dispatch(m)
+		case s := <-d.releases():
+			d.releaseHeld(s)
 		case <-d.stop:
 			for {
 				select {
@@ -194,8 +227,12 @@ func (d *Dispatcher) dispatch(m *nats.Msg) {
 
 // push hands one push to the session's connection.
 func (d *Dispatcher) push(m *nats.Msg, session string, p edge.Priority) {
-	if d.replaced(session) {
+	b := d.binding(session)
+	if b != nil && b.replaced.Load() {
 		d.forward(m, session, p)
+		return
+	}
+	if b != nil && d.hold(b, m, session, p) {
 		return
 	}
 	f, mode, err := frameOf(m)
@@ -286,8 +323,12 @@ func frameOf(m *nats.Msg) (edge.Frame, string, error) {
 }
 
 // written answers a producer that asked to hear when its push reached the
-// client's socket.
+// client's socket, and removes a redelivered parked push from the stream.
 func (d *Dispatcher) written(_ *edge.Conn, f *edge.Frame) {
+	if p, ok := f.Meta.(*parked); ok {
+		d.parking.delivered(p)
+		return
+	}
 	m, ok := f.Meta.(*nats.Msg)
 	if !ok || m.Reply == "" {
 		return
@@ -297,11 +338,10 @@ func (d *Dispatcher) written(_ *edge.Conn, f *edge.Frame) {
 	}
 }
 
-func (d *Dispatcher) replaced(session string) bool {
+func (d *Dispatcher) binding(session string) *binding {
 	d.mu.RLock()
-	b := d.bindings[session]
-	d.mu.RUnlock()
-	return b != nil && b.replaced.Load()
+	defer d.mu.RUnlock()
+	return d.bindings[session]
 }
 
 // control handles a takeover announcement for a session this node may

@@ -25,6 +25,9 @@ func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config) *Sink {
 
 // DeadLetter implements edge.DeadLetterSink. It never blocks.
 func (s *Sink) DeadLetter(dl edge.DeadLetter) {
+	if _, ok := dl.Frame.Meta.(*parked); ok {
+		return // a redelivered parked push: its dead letter is still in the stream
+	}
 	m, _ := dl.Frame.Meta.(*nats.Msg)
 	if m != nil {
 		if mode, _ := protocol.AckMode(m.Header); mode == protocol.AckWritten {

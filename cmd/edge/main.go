@@ -59,6 +59,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&c.Bus.TLSKey, "nats-tls-key", "", "client key for NATS TLS")
 	fs.StringVar(&c.Bus.Embedded.Listen, "nats-listen", c.Bus.Embedded.Listen, "where the embedded NATS server listens (for producers and the nats CLI)")
 	fs.StringVar(&c.Bus.Embedded.DataDir, "data-dir", c.Bus.Embedded.DataDir, "the embedded NATS server's JetStream storage")
+	fs.BoolVar(&c.Bus.RedeliverOffline, "redeliver-offline", false, "when a session connects, deliver its offline dead letters first, oldest first, deleting each once written")
 	fs.StringVar(&c.Bus.Prefix, "prefix", c.Bus.Prefix, "subject prefix: pushes are published to <prefix>.<session>.high|low")
 	fs.StringVar(&o.node, "node", "", "this node's name, in acks, dead letters and takeovers; unique per node (default: host name and process id)")
 

@@ -1,0 +1,166 @@
+package bus
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/edge"
+)
+
+// Limits of redelivering parked pushes.
+const (
+	maxRedeliver  = 1000             // parked pushes read per connect
+	maxHeld       = 4096             // new pushes held back meanwhile
+	parkedTimeout = 5 * time.Second  // reading them
+	deleteQueue   = 4096             // deletions waiting to be sent
+	deleteTimeout = 10 * time.Second // one deletion
+)
+
+// parked marks a frame redelivered from the dead-letter stream: written, its
+// dead letter is deleted; not written, its dead letter simply stays.
+type parked struct{ seq uint64 }
+
+// parking redelivers a connecting session's offline dead letters.
+type parking struct {
+	prefix  string
+	js      jetstream.JetStream
+	log     *zap.Logger
+	release chan string // a session whose parked pushes are queued: let the held ones go
+	deletes chan uint64 // closed by stop
+	done    chan struct{}
+
+	mu    sync.Mutex
+	store *dlq.Store // guarded by mu: opened on first use (the stream is made on start)
+}
+
+func newParking(nc *nats.Conn, prefix string, log *zap.Logger) *parking {
+	js, _ := jetstream.New(nc) // fails only for bad options
+	p := &parking{prefix: prefix, js: js, log: log, release: make(chan string, 64),
+		deletes: make(chan uint64, deleteQueue), done: make(chan struct{})}
+	go p.deleter()
+	return p
+}
+
+func (p *parking) open(ctx context.Context) (*dlq.Store, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.store == nil {
+		s, err := dlq.Open(ctx, p.js, p.prefix)
+		if err != nil {
+			return nil, err
+		}
+		p.store = s
+	}
+	return p.store, nil
+}
+
+// redeliver queues c's parked pushes, oldest first, up to maxRedeliver and
+// what the queues take; the rest stay parked for the next connect.
+func (p *parking) redeliver(c *edge.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), parkedTimeout)
+	defer cancel()
+	store, err := p.open(ctx)
+	if err == nil {
+		err = store.Each(ctx, dlq.Filter{Reason: string(edge.ReasonOffline), Session: c.Session(), Limit: maxRedeliver}, func(e dlq.Entry) error {
+			p.queue(c, e)
+			return nil
+		})
+	}
+	if err != nil {
+		p.log.Warn("parked pushes not redelivered", zap.String("session", c.Session()), zap.Error(err))
+	}
+}
+
+func (p *parking) queue(c *edge.Conn, e dlq.Entry) {
+	f := edge.Frame{ID: e.ID(), ContentType: e.Header.Get(protocol.HeaderContentType), Payload: e.Data, Meta: &parked{seq: e.Seq}}
+	if exp := e.Header.Get(protocol.HeaderExpires); exp != "" {
+		t, err := time.Parse(time.RFC3339Nano, exp)
+		if err != nil || !t.After(time.Now()) {
+			return // expired, or never valid: it stays a dead letter
+		}
+		f.Expires = t
+	}
+	prio := edge.High
+	if e.Priority() == protocol.Low {
+		prio = edge.Low
+	}
+	_ = c.TryPush(prio, f) // refused: it stays parked
+}
+
+// delivered deletes the dead letter of a parked push that was written.
+func (p *parking) delivered(pk *parked) {
+	select {
+	case p.deletes <- pk.seq:
+	default:
+		p.log.Warn("redelivered push stays in the dead-letter stream: deletions are backed up", zap.Uint64("seq", pk.seq))
+	}
+}
+
+func (p *parking) deleter() {
+	defer close(p.done)
+	for seq := range p.deletes {
+		ctx, cancel := context.WithTimeout(context.Background(), deleteTimeout)
+		store, err := p.open(ctx)
+		if err == nil {
+			err = store.Delete(ctx, seq)
+		}
+		cancel()
+		if err != nil {
+			p.log.Warn("redelivered push stays in the dead-letter stream", zap.Uint64("seq", seq), zap.Error(err))
+		}
+	}
+}
+
+func (p *parking) stop() {
+	close(p.deletes)
+	<-p.done
+}
+
+// releases is the channel the dispatch loop takes released sessions from;
+// nil (never ready) without redelivery.
+func (d *Dispatcher) releases() <-chan string {
+	if d.parking == nil {
+		return nil
+	}
+	return d.parking.release
+}
+
+// hold keeps a push back while the session's parked pushes are being
+// queued, reporting whether it did.
+func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p edge.Priority) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.holding {
+		return false
+	}
+	if len(b.held) >= maxHeld {
+		d.reject(m, session, p.String(), edge.ReasonQueueFull)
+		return true
+	}
+	b.held = append(b.held, m)
+	return true
+}
+
+// releaseHeld dispatches, in order, what arrived for session while its
+// parked pushes were queued. It runs on the dispatch loop, so nothing that
+// arrives later overtakes them.
+func (d *Dispatcher) releaseHeld(session string) {
+	b := d.binding(session)
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	held := b.held
+	b.held, b.holding = nil, false
+	b.mu.Unlock()
+	for _, m := range held {
+		d.dispatch(m)
+	}
+}
