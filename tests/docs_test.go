@@ -1,0 +1,129 @@
+package tests
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pushfabric/pushfabric/bus/producer"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+// docCommands returns the pushctl and nats command lines of a document's
+// sh blocks, in order, without their trailing comments.
+func docCommands(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	inBlock := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "```sh"):
+			inBlock = true
+		case strings.HasPrefix(line, "```"):
+			inBlock = false
+		case inBlock:
+			if i := strings.Index(line, "  #"); i >= 0 {
+				line = line[:i]
+			}
+			if line = strings.TrimSpace(line); strings.HasPrefix(line, "nats ") || strings.HasPrefix(line, "pushctl ") {
+				out = append(out, line)
+			}
+		}
+	}
+	return out
+}
+
+// Every command of docs/dead-letters.md, run as written (in a terminal, as
+// an operator would) against a real server holding dead letters for alice
+// and bob, in the order the page gives them.
+func TestDeadLetterRecipes(t *testing.T) {
+	nats := natsCLI(t)
+	pushctl := binary(t, "pushctl")
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	nc := natstest.Connect(t, s)
+	p, err := producer.New(nc, producer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct{ session, id, payload string }{{"alice", "p-1", "hello alice"}, {"alice", "p-2", "second"}, {"bob", "p-3", "for bob"}} {
+		if ack, err := p.Push(timeout(t), d.session, producer.High, []byte(d.payload), producer.WithID(d.id)); err != nil || ack.Reason != "offline" {
+			t.Fatalf("park %s: %+v %v", d.id, ack, err)
+		}
+	}
+	if err := p.Close(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
+
+	bin := t.TempDir()
+	for name, target := range map[string]string{"nats": nats, "pushctl": pushctl} {
+		if err := os.Symlink(target, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var alice *client.Conn
+	commands := docCommands(t, "../docs/dead-letters.md")
+	if len(commands) < 15 {
+		t.Fatalf("found %d commands in docs/dead-letters.md", len(commands))
+	}
+	for _, line := range commands {
+		if strings.HasPrefix(line, "nats request push.alice") {
+			alice = dial(t, n.ws(), "alice", client.Options{}) // alice is back
+		}
+		cmd := exec.Command("script", "-qec", line, "/dev/null")
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "SHELL=/bin/sh", "PATH="+bin+":"+os.Getenv("PATH"),
+			"NATS_URL="+s.ClientURL(), "PUSHFABRIC_NATS="+s.ClientURL())
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		t.Logf("$ %s\n%s", line, out)
+		switch {
+		case strings.HasPrefix(line, "pushctl dlq show p-1"):
+			mustContain(t, line, out, "Push-Reason: offline", "hello alice")
+		case strings.HasPrefix(line, "pushctl dlq replay --session alice --dry-run"):
+			mustContain(t, line, out, "2 dead letter(s) would be replayed")
+		case line == "pushctl dlq replay --session alice":
+			mustContain(t, line, out, "still offline 2")
+		case strings.HasPrefix(line, "nats stream get PUSH_DLQ 1"):
+			mustContain(t, line, out, "Push-Id: p-1")
+		case strings.HasPrefix(line, "nats request push.alice"):
+			if f := recv(t, alice); f.ID != "p-1" || string(f.Payload) != "hello alice" {
+				t.Fatalf("alice got %s %q after the replay by hand", f.ID, f.Payload)
+			}
+		case strings.HasPrefix(line, "nats stream add --config"):
+			if f := recv(t, alice); f.ID != "p-2" {
+				t.Fatalf("alice got %s from the server-side replay; want p-2", f.ID)
+			}
+		}
+	}
+	left := map[string]bool{}
+	for _, dl := range deadLetters(t, s) {
+		left[dl.Header.Get("Push-Id")] = true
+	}
+	if len(left) != 1 || !left["p-3"] {
+		t.Fatalf("dead letters left %v; want only bob's p-3", left)
+	}
+}
+
+func mustContain(t *testing.T, cmd string, out []byte, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Fatalf("%s: output lacks %q:\n%s", cmd, w, out)
+		}
+	}
+}
