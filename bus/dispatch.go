@@ -105,10 +105,11 @@ func (d *Dispatcher) Stats() DispatcherStats {
 func (d *Dispatcher) Stop() {
 	d.mu.Lock()
 	for s, b := range d.bindings {
-		_ = b.sub.Unsubscribe()
+		_ = b.sub.Drain()
 		delete(d.bindings, s)
 	}
 	d.mu.Unlock()
+	_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
 	close(d.stop)
 	<-d.done
 	if d.parking != nil {
@@ -157,7 +158,10 @@ func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
 		return // a newer local connection holds it
 	}
 	if b := d.bindings[c.Session()]; b != nil {
-		_ = b.sub.Unsubscribe()
+		// Drain, not Unsubscribe: pushes NATS sent before it learns of the
+		// unsubscription still reach the channel (and are dead-lettered),
+		// instead of vanishing in the client.
+		_ = b.sub.Drain()
 		delete(d.bindings, c.Session())
 		b.mu.Lock()
 		held := b.held

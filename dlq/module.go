@@ -16,20 +16,19 @@ import (
 var Module = fx.Module("dlq", fx.Provide(newModuleWriter))
 
 func newModuleWriter(lc fx.Lifecycle, nc *nats.Conn, scfg StreamConfig, wcfg WriterConfig, log *zap.Logger) (*Writer, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ensure := func(ctx context.Context) error {
+		_, err := EnsureStream(ctx, js, scfg)
+		return err
+	}
+	wcfg.Ensure = ensure
 	w, err := NewWriter(nc, wcfg, log.Named("dlq"))
 	if err != nil {
 		return nil, err
 	}
-	lc.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			_, err = EnsureStream(ctx, js, scfg)
-			return err
-		},
-		OnStop: w.Close,
-	})
+	lc.Append(fx.Hook{OnStart: ensure, OnStop: w.Close})
 	return w, nil
 }

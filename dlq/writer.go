@@ -28,6 +28,10 @@ type WriterConfig struct {
 	// AckTimeout is how long a write waits for its acknowledgement before
 	// it is retried.
 	AckTimeout time.Duration
+	// Ensure, when set, is called (at most once a second) when a write finds
+	// no stream to take it — the stream was deleted, or JetStream lost it —
+	// to create it again.
+	Ensure func(context.Context) error
 }
 
 // DefaultWriterConfig buffers 65,536 dead letters with 1,024 in flight.
@@ -65,6 +69,9 @@ type Writer struct {
 	done  chan struct{} // closed when the write loop has ended
 
 	backoff time.Duration // owned by the write loop
+
+	missing  atomic.Bool  // a write found no stream; set by failed, cleared by the loop
+	ensuring atomic.Int64 // unix nanos of the last Ensure call; owned by the loop
 }
 
 // NewWriter starts a Writer on nc. Close stops it.
@@ -142,7 +149,26 @@ func (w *Writer) acked(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) {
 // letter goes back in the queue.
 func (w *Writer) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
 	w.log.Debug("dead-letter write failed; retrying", zap.String("push", m.Header.Get(protocol.HeaderID)), zap.Error(err))
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		w.missing.Store(true)
+	}
 	w.enqueue(m, true)
+}
+
+// ensureStream creates the stream again after writes found none.
+func (w *Writer) ensureStream() {
+	if w.cfg.Ensure == nil || !w.missing.Load() || time.Since(time.Unix(0, w.ensuring.Load())) < time.Second {
+		return
+	}
+	w.ensuring.Store(time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.AckTimeout)
+	defer cancel()
+	if err := w.cfg.Ensure(ctx); err != nil {
+		w.log.Warn("dead-letter stream missing and not created", zap.Error(err))
+		return
+	}
+	w.missing.Store(false)
+	w.log.Warn("dead-letter stream was missing: created it again")
 }
 
 // next takes the oldest queued letter. With nothing queued it reports
@@ -195,6 +221,7 @@ func (w *Writer) loop() {
 // publish sends one letter; a refusal puts it back and backs off, doubling
 // up to a second.
 func (w *Writer) publish(m *nats.Msg) {
+	w.ensureStream()
 	if _, err := w.js.PublishMsgAsync(m); err == nil {
 		w.backoff = 0
 		return

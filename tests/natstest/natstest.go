@@ -19,6 +19,20 @@ import (
 // readyTimeout bounds how long a server or cluster may take to come up.
 const readyTimeout = 30 * time.Second
 
+// Options are the options Server uses: JetStream on, a random loopback
+// port, storage in a temporary folder.
+func Options(t testing.TB, name string) *server.Options { return options(t, name) }
+
+// StartWith starts a server with opts (for a restart on the same port and
+// storage, say); it is shut down at cleanup.
+func StartWith(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	return start(t, opts)
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
 func options(t testing.TB, name string) *server.Options {
 	return &server.Options{
 		ServerName: name,
