@@ -53,10 +53,7 @@ func TestDeadLetterRecipes(t *testing.T) {
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
 	nc := natstest.Connect(t, s)
-	p, err := producer.New(nc, producer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newProducer(t, nc, "")
 	for _, d := range []struct{ session, id, payload string }{{"alice", "p-1", "hello alice"}, {"alice", "p-2", "second"}, {"bob", "p-3", "for bob"}} {
 		if ack, err := p.Push(timeout(t), d.session, producer.High, []byte(d.payload), producer.WithID(d.id)); err != nil || ack.Reason != "offline" {
 			t.Fatalf("park %s: %+v %v", d.id, ack, err)

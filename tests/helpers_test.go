@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/pushfabric/pushfabric/bus/producer"
 	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/dlq"
@@ -181,4 +182,16 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func isClose(err error, reason string) bool {
 	var ce *client.CloseError
 	return errors.As(err, &ce) && ce.Reason == reason
+}
+
+// newProducer is a producer client on nc, named name (default "producer"),
+// closed at cleanup.
+func newProducer(t testing.TB, nc *nats.Conn, name string) *producer.Producer {
+	t.Helper()
+	p, err := producer.New(nc, producer.Options{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
 }

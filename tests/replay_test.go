@@ -50,11 +50,7 @@ func TestReplayRoundTrip(t *testing.T) {
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
 	nc := natstest.Connect(t, s)
-	p, err := producer.New(nc, producer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(context.Background())
+	p := newProducer(t, nc, "")
 	store := openStore(t, s)
 	park(t, p, "away", "r", 6)
 	waitFor(t, "6 dead letters", func() bool { l, _ := store.List(timeout(t), dlq.Filter{Session: "away"}); return len(l) == 6 })
@@ -103,17 +99,15 @@ func TestRedeliverOfflineOnConnect(t *testing.T) {
 	cfg.Bus.RedeliverOffline = true
 	n := startEdge(t, cfg)
 	nc := natstest.Connect(t, s)
-	p, err := producer.New(nc, producer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close(context.Background())
+	p := newProducer(t, nc, "")
 	store := openStore(t, s)
 	park(t, p, "returning", "parked", 4) // high, low, high, low
 	waitFor(t, "4 dead letters", func() bool { l, _ := store.List(timeout(t), dlq.Filter{}); return len(l) == 4 })
 
 	c := dial(t, n.ws(), "returning", client.Options{})
-	if ack, err := p.Push(timeout(t), "returning", producer.High, []byte("new"), producer.WithID("new")); err != nil || ack.Status != "enqueued" {
+	// A new low push: it goes after the parked ones (a new high one would
+	// overtake parked lows, as priority always does).
+	if ack, err := p.Push(timeout(t), "returning", producer.Low, []byte("new"), producer.WithID("new")); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("new push: %+v %v", ack, err)
 	}
 	var got []string

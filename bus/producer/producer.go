@@ -89,8 +89,10 @@ type Producer struct {
 	order   []string           // guarded by mu: tokens in publish order, for expiry
 	empty   chan struct{}      // guarded by mu: closed when tracked empties, for Close
 
-	stop chan struct{} // closed by Close
-	done chan struct{} // closed when the expiry goroutine ends
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the expiry goroutine ends
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type tracked struct {
@@ -322,8 +324,14 @@ func (p *Producer) Stats() Stats {
 
 // Close waits until every push sent by Publish is known delivered or
 // dead-lettered (at most the status window), writes the remaining dead
-// letters, and stops. It does not close the NATS connection.
+// letters, and stops. It does not close the NATS connection. Calling it
+// again returns the first call's result.
 func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
+	return p.closeErr
+}
+
+func (p *Producer) close(ctx context.Context) error {
 	p.mu.Lock()
 	var empty chan struct{}
 	if len(p.tracked) > 0 {

@@ -32,27 +32,7 @@ var dlqCommands = map[string]command{
 }
 
 func runDLQ(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, "Usage: pushctl dlq <command> [flags]\n\nThe dead-letter stream PUSH_DLQ: pushes that could not be delivered, with the reason.\n\nCommands:\n")
-		names := make([]string, 0, len(dlqCommands))
-		for n := range dlqCommands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			fmt.Fprintf(os.Stderr, "  %-7s %s\n", n, dlqCommands[n].summary)
-		}
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	cmd, ok := dlqCommands[args[0]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "pushctl dlq: unknown command %q (see pushctl dlq --help)\n", args[0])
-		return 2
-	}
-	return cmd.run(args[1:])
+	return runCommands("pushctl dlq", "Usage: pushctl dlq <command> [flags]\n\nThe dead-letter stream PUSH_DLQ: pushes that could not be delivered, with the reason.", dlqCommands, args)
 }
 
 // filterFlags select dead letters.
@@ -107,8 +87,11 @@ func openDLQ(ctx context.Context, nf *natsFlags) (*dlqSession, error) {
 	return &dlqSession{nc: nc, store: store}, nil
 }
 
-// dlqFlags parses the flags common to the dlq commands plus extra ones.
-func dlqFlags(name, synopsis string, args []string, extra func(*flag.FlagSet)) (*flag.FlagSet, *natsFlags, *filterFlags, int) {
+// dlqRun runs a dlq command: it parses the common flags plus extra ones,
+// checks there are nargs arguments, builds the filter, opens the store and
+// calls body, which returns the exit status.
+func dlqRun(name, synopsis string, args []string, nargs int, extra func(*flag.FlagSet),
+	body func(ctx context.Context, s *dlqSession, f dlq.Filter, args []string) int) int {
 	var nf natsFlags
 	var ff filterFlags
 	fs := flag.NewFlagSet("pushctl dlq "+name, flag.ContinueOnError)
@@ -119,50 +102,45 @@ func dlqFlags(name, synopsis string, args []string, extra func(*flag.FlagSet)) (
 	}
 	ff.register(fs)
 	if err := cli.Parse(fs, args); err != nil {
-		return nil, nil, nil, flagExit(err)
+		return flagExit(err)
 	}
-	return fs, &nf, &ff, -1
-}
-
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
-func runDLQList(args []string) int {
-	fs, nf, ff, code := dlqFlags("ls", "Usage: pushctl dlq ls [flags]\n\nLists dead letters, oldest first.", args, nil)
-	if code >= 0 {
-		return code
-	}
-	if fs.NArg() != 0 {
+	if fs.NArg() != nargs {
 		fs.Usage()
 		return 2
 	}
 	flt, err := ff.filter()
 	if err != nil {
-		return fail("dlq ls", err)
+		return fail("dlq "+name, err)
 	}
-	ctx, cancel := signalContext()
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	s, err := openDLQ(ctx, nf)
+	s, err := openDLQ(ctx, &nf)
 	if err != nil {
-		return fail("dlq ls", err)
+		return fail("dlq "+name, err)
 	}
 	defer s.nc.Close()
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tAGE\tREASON\tSESSION\tPRIORITY\tSIZE\tPUSH ID")
-	n := 0
-	now := time.Now()
-	err = s.store.Each(ctx, flt, func(e dlq.Entry) error {
-		n++
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Seq, age(now.Sub(e.Time)), e.Reason(), e.Session(), e.Priority(), len(e.Data), e.ID())
-		return nil
-	})
-	tw.Flush()
-	if err != nil {
-		return fail("dlq ls", err)
-	}
-	fmt.Fprintf(os.Stderr, "%d dead letter(s)\n", n)
-	return 0
+	return body(ctx, s, flt, fs.Args())
+}
+
+func runDLQList(args []string) int {
+	return dlqRun("ls", "Usage: pushctl dlq ls [flags]\n\nLists dead letters, oldest first.", args, 0, nil,
+		func(ctx context.Context, s *dlqSession, flt dlq.Filter, _ []string) int {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEQ\tAGE\tREASON\tSESSION\tPRIORITY\tSIZE\tPUSH ID")
+			n := 0
+			now := time.Now()
+			err := s.store.Each(ctx, flt, func(e dlq.Entry) error {
+				n++
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Seq, age(now.Sub(e.Time)), e.Reason(), e.Session(), e.Priority(), len(e.Data), e.ID())
+				return nil
+			})
+			tw.Flush()
+			if err != nil {
+				return fail("dlq ls", err)
+			}
+			fmt.Fprintf(os.Stderr, "%d dead letter(s)\n", n)
+			return 0
+		})
 }
 
 // age prints a duration the way people read ages.
@@ -179,38 +157,28 @@ func age(d time.Duration) string {
 }
 
 func runDLQShow(args []string) int {
-	fs, nf, _, code := dlqFlags("show", "Usage: pushctl dlq show [flags] <sequence | push id>\n\nShows a dead letter's headers and payload. Given a push id, shows every dead letter of that\npush (more than one if it died again after a replay). A payload that is not text is shown as\na hex dump.", args, nil)
-	if code >= 0 {
-		return code
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	s, err := openDLQ(ctx, nf)
-	if err != nil {
-		return fail("dlq show", err)
-	}
-	defer s.nc.Close()
-	var entries []dlq.Entry
-	if seq, perr := strconv.ParseUint(fs.Arg(0), 10, 64); perr == nil {
-		e, err := s.store.Get(ctx, seq)
-		if err != nil {
-			return fail("dlq show", err)
-		}
-		entries = []dlq.Entry{e}
-	} else if entries, err = s.store.Find(ctx, fs.Arg(0)); err != nil {
-		return fail("dlq show", err)
-	}
-	for i, e := range entries {
-		if i > 0 {
-			fmt.Println()
-		}
-		printEntry(e)
-	}
-	return 0
+	return dlqRun("show", "Usage: pushctl dlq show [flags] <sequence | push id>\n\nShows a dead letter's headers and payload. Given a push id, shows every dead letter of that\npush (more than one if it died again after a replay). A payload that is not text is shown as\na hex dump.", args, 1, nil,
+		func(ctx context.Context, s *dlqSession, _ dlq.Filter, args []string) int {
+			var entries []dlq.Entry
+			var err error
+			if seq, perr := strconv.ParseUint(args[0], 10, 64); perr == nil {
+				var e dlq.Entry
+				e, err = s.store.Get(ctx, seq)
+				entries = []dlq.Entry{e}
+			} else {
+				entries, err = s.store.Find(ctx, args[0])
+			}
+			if err != nil {
+				return fail("dlq show", err)
+			}
+			for i, e := range entries {
+				if i > 0 {
+					fmt.Println()
+				}
+				printEntry(e)
+			}
+			return 0
+		})
 }
 
 func printEntry(e dlq.Entry) {
@@ -244,27 +212,15 @@ func printable(s string) bool {
 }
 
 func runDLQStats(args []string) int {
-	fs, nf, _, code := dlqFlags("stats", "Usage: pushctl dlq stats [flags]\n\nCounts dead letters by reason and by session; shows the oldest and newest and the stream's\nuse of its limits.", args, nil)
-	if code >= 0 {
-		return code
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	s, err := openDLQ(ctx, nf)
-	if err != nil {
-		return fail("dlq stats", err)
-	}
-	defer s.nc.Close()
-	st, err := s.store.Stats(ctx)
-	if err != nil {
-		return fail("dlq stats", err)
-	}
-	printStats(st)
-	return 0
+	return dlqRun("stats", "Usage: pushctl dlq stats [flags]\n\nCounts dead letters by reason and by session; shows the oldest and newest and the stream's\nuse of its limits.", args, 0, nil,
+		func(ctx context.Context, s *dlqSession, _ dlq.Filter, _ []string) int {
+			st, err := s.store.Stats(ctx)
+			if err != nil {
+				return fail("dlq stats", err)
+			}
+			printStats(st)
+			return 0
+		})
 }
 
 func printStats(st dlq.Stats) {
@@ -319,46 +275,31 @@ func bytesize(n uint64) string {
 
 func runDLQReplay(args []string) int {
 	var o dlq.ReplayOptions
-	fs, nf, ff, code := dlqFlags("replay", "Usage: pushctl dlq replay [flags]\n\nRepublishes the selected dead letters, oldest first, to their original subjects with their\noriginal headers and Push-Replay-Count + 1, waits for each acknowledgement, and deletes a dead\nletter only once its push is enqueued or written. Dead letters of sessions still offline stay.\nInterrupting loses nothing: run it again. Exit status 1 if any replay failed.", args, func(fs *flag.FlagSet) {
-		fs.BoolVar(&o.DryRun, "dry-run", false, "count what would be replayed; change nothing")
-		fs.Float64Var(&o.Rate, "rate", 0, "dead letters replayed per second; 0: as fast as acknowledgements come")
-		fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for each acknowledgement")
-	})
-	if code >= 0 {
-		return code
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
-	}
-	flt, err := ff.filter()
-	if err != nil {
-		return fail("dlq replay", err)
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	s, err := openDLQ(ctx, nf)
-	if err != nil {
-		return fail("dlq replay", err)
-	}
-	defer s.nc.Close()
-	o.Progress = progress(time.Now())
-	r, err := s.store.Replay(ctx, s.nc, flt, o)
-	summary := fmt.Sprintf("replayed %d, still offline %d, failed %d (of %d selected)", r.Replayed, r.Offline, r.Failed, r.Seen)
-	if o.DryRun {
-		summary = fmt.Sprintf("dry run: %d dead letter(s) would be replayed", r.Seen)
-	}
-	fmt.Println(summary)
-	if r.LastErr != nil {
-		fmt.Fprintln(os.Stderr, "last failure:", r.LastErr)
-	}
-	if err != nil {
-		return fail("dlq replay", fmt.Errorf("stopped: %w (nothing is lost: run it again)", err))
-	}
-	if r.Failed > 0 {
-		return 1
-	}
-	return 0
+	return dlqRun("replay", "Usage: pushctl dlq replay [flags]\n\nRepublishes the selected dead letters, oldest first, to their original subjects with their\noriginal headers and Push-Replay-Count + 1, waits for each acknowledgement, and deletes a dead\nletter only once its push is enqueued or written. Dead letters of sessions still offline stay.\nInterrupting loses nothing: run it again. Exit status 1 if any replay failed.", args, 0,
+		func(fs *flag.FlagSet) {
+			fs.BoolVar(&o.DryRun, "dry-run", false, "count what would be replayed; change nothing")
+			fs.Float64Var(&o.Rate, "rate", 0, "dead letters replayed per second; 0: as fast as acknowledgements come")
+			fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for each acknowledgement")
+		},
+		func(ctx context.Context, s *dlqSession, flt dlq.Filter, _ []string) int {
+			o.Progress = progress(time.Now())
+			r, err := s.store.Replay(ctx, s.nc, flt, o)
+			if o.DryRun {
+				fmt.Printf("dry run: %d dead letter(s) would be replayed\n", r.Seen)
+			} else {
+				fmt.Printf("replayed %d, still offline %d, failed %d (of %d selected)\n", r.Replayed, r.Offline, r.Failed, r.Seen)
+			}
+			if r.LastErr != nil {
+				fmt.Fprintln(os.Stderr, "last failure:", r.LastErr)
+			}
+			if err != nil {
+				return fail("dlq replay", fmt.Errorf("stopped: %w (nothing is lost: run it again)", err))
+			}
+			if r.Failed > 0 {
+				return 1
+			}
+			return 0
+		})
 }
 
 // progress prints a line a second while a replay runs for longer than that.
@@ -374,47 +315,30 @@ func progress(begin time.Time) func(dlq.ReplayResult) {
 
 func runDLQPurge(args []string) int {
 	var yes bool
-	fs, nf, ff, code := dlqFlags("purge", "Usage: pushctl dlq purge [flags]\n\nDeletes the selected dead letters, after asking (unless --yes).", args, func(fs *flag.FlagSet) {
-		fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
-	})
-	if code >= 0 {
-		return code
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
-	}
-	flt, err := ff.filter()
-	if err != nil {
-		return fail("dlq purge", err)
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	s, err := openDLQ(ctx, nf)
-	if err != nil {
-		return fail("dlq purge", err)
-	}
-	defer s.nc.Close()
-	if !yes {
-		n := 0
-		if err := s.store.Each(ctx, flt, func(dlq.Entry) error { n++; return nil }); err != nil {
-			return fail("dlq purge", err)
-		}
-		if n == 0 {
-			fmt.Println("nothing to purge")
+	return dlqRun("purge", "Usage: pushctl dlq purge [flags]\n\nDeletes the selected dead letters, after asking (unless --yes).", args, 0,
+		func(fs *flag.FlagSet) { fs.BoolVar(&yes, "yes", false, "do not ask for confirmation") },
+		func(ctx context.Context, s *dlqSession, flt dlq.Filter, _ []string) int {
+			if !yes {
+				n := 0
+				if err := s.store.Each(ctx, flt, func(dlq.Entry) error { n++; return nil }); err != nil {
+					return fail("dlq purge", err)
+				}
+				if n == 0 {
+					fmt.Println("nothing to purge")
+					return 0
+				}
+				if !confirm(fmt.Sprintf("delete %d dead letter(s) matching %s? [y/N] ", n, describe(flt))) {
+					fmt.Println("nothing deleted")
+					return 1
+				}
+			}
+			n, err := s.store.Purge(ctx, flt)
+			if err != nil {
+				return fail("dlq purge", err)
+			}
+			fmt.Printf("deleted %d dead letter(s)\n", n)
 			return 0
-		}
-		if !confirm(fmt.Sprintf("delete %d dead letter(s) matching %s? [y/N] ", n, describe(flt))) {
-			fmt.Println("nothing deleted")
-			return 1
-		}
-	}
-	n, err := s.store.Purge(ctx, flt)
-	if err != nil {
-		return fail("dlq purge", err)
-	}
-	fmt.Printf("deleted %d dead letter(s)\n", n)
-	return 0
+		})
 }
 
 func describe(f dlq.Filter) string {

@@ -37,35 +37,37 @@ func main() {
 }
 
 func dispatch(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "pushctl: unknown command %q\n\n", args[0])
-		usage()
-		return 2
-	}
-	return cmd.run(args[1:])
+	return runCommands("pushctl", "Usage: pushctl <command> [flags] [arguments]", commands, args)
 }
 
-func usage() {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
+// runCommands runs the command args name from cmds, or prints the list of
+// commands (exit status 0 when asked for, 2 otherwise).
+func runCommands(prog, synopsis string, cmds map[string]command, args []string) int {
+	if len(args) > 0 {
+		if cmd, ok := cmds[args[0]]; ok {
+			return cmd.run(args[1:])
+		}
+	}
+	asked := len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
+	if len(args) > 0 && !asked {
+		fmt.Fprintf(os.Stderr, "%s: unknown command %q\n\n", prog, args[0])
+	}
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var b strings.Builder
-	b.WriteString("Usage: pushctl <command> [flags] [arguments]\n\nCommands:\n")
+	b.WriteString(synopsis + "\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(&b, "  %-8s %s\n", n, cmds[n].summary)
 	}
-	b.WriteString("\nRun pushctl <command> --help for its flags.\n")
+	fmt.Fprintf(&b, "\nRun %s <command> --help for its flags.\n", prog)
 	fmt.Fprint(os.Stderr, b.String())
+	if asked {
+		return 0
+	}
+	return 2
 }
 
 // fail prints an error for command and returns exit code 1.
