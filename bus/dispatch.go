@@ -40,6 +40,7 @@ type Dispatcher struct {
 
 	mu       sync.RWMutex
 	bindings map[string]*binding // guarded by mu
+	wg       sync.WaitGroup      // goroutines waiting for a draining subscription to close
 
 	dispatched, forwarded, invalid atomic.Uint64
 }
@@ -47,6 +48,10 @@ type Dispatcher struct {
 // binding is a session's subscription on this node.
 type binding struct {
 	sub *nats.Subscription
+	// closing: the session left this node; the subscription drains (what
+	// NATS already sent still arrives) and the binding goes when it closes.
+	// Guarded by the dispatcher's mu.
+	closing bool
 	// replaced: a newer connection on another node holds the session. Until
 	// the local connection has gone, what arrives is forwarded to it.
 	replaced atomic.Bool
@@ -112,6 +117,7 @@ func (d *Dispatcher) Stop() {
 	_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
 	close(d.stop)
 	<-d.done
+	d.wg.Wait()
 	if d.parking != nil {
 		d.parking.stop()
 	}
@@ -123,7 +129,7 @@ func (d *Dispatcher) Stop() {
 func (d *Dispatcher) attach(c *edge.Conn) error {
 	d.mu.Lock()
 	b := d.bindings[c.Session()]
-	fresh := b == nil
+	fresh := b == nil || b.closing
 	if fresh {
 		b = &binding{holding: d.parking != nil}
 		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), d.ch)
@@ -150,28 +156,50 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 	return nil
 }
 
-// detach unsubscribes a session no connection on this node holds any more.
+// detach unsubscribes a session no connection on this node holds any
+// more. It drains rather than unsubscribes: pushes NATS sent before it
+// learned of the unsubscription still reach the channel — to be forwarded
+// if the session moved to another node, dead-lettered otherwise — instead
+// of vanishing in the client; the binding goes once the drain is done.
 func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
+	session := c.Session()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.reg.Get(c.Session()) != nil {
-		return // a newer local connection holds it
+	b := d.bindings[session]
+	if b == nil || b.closing || d.reg.Get(session) != nil { // gone, going, or a newer local connection holds it
+		d.mu.Unlock()
+		return
 	}
-	if b := d.bindings[c.Session()]; b != nil {
-		// Drain, not Unsubscribe: pushes NATS sent before it learns of the
-		// unsubscription still reach the channel (and are dead-lettered),
-		// instead of vanishing in the client.
-		_ = b.sub.Drain()
-		delete(d.bindings, c.Session())
-		b.mu.Lock()
-		held := b.held
-		b.held, b.holding = nil, false
-		b.mu.Unlock()
-		for _, m := range held { // nobody holds the session any more
-			session, token, _ := protocol.ParseSubject(d.prefix, m.Subject)
-			d.reject(m, session, token, edge.ReasonClosed)
+	b.closing = true
+	d.mu.Unlock()
+	b.mu.Lock()
+	held := b.held
+	b.held, b.holding = nil, false
+	b.mu.Unlock()
+	for _, m := range held { // nobody holds the session any more
+		_, token, _ := protocol.ParseSubject(d.prefix, m.Subject)
+		d.reject(m, session, token, edge.ReasonClosed)
+	}
+	closed := b.sub.StatusChanged(nats.SubscriptionClosed)
+	if err := b.sub.Drain(); err != nil {
+		d.remove(session, b)
+		return
+	}
+	d.wg.Go(func() {
+		select {
+		case <-closed:
+		case <-d.stop:
 		}
+		d.remove(session, b)
+	})
+}
+
+// remove forgets b, unless a newer binding took its place.
+func (d *Dispatcher) remove(session string, b *binding) {
+	d.mu.Lock()
+	if d.bindings[session] == b {
+		delete(d.bindings, session)
 	}
+	d.mu.Unlock()
 }
 
 // announce publishes a takeover for c's session: this node holds it with a

@@ -73,6 +73,9 @@ func TestClusterDeliveryAndTakeover(t *testing.T) {
 		node.shutdown(t)
 	}
 	if dls := deadLetters(t, servers[0]); len(dls) != 0 {
+		for _, dl := range dls {
+			t.Logf("dead letter %s: %s by %s", dl.Header.Get("Push-Id"), dl.Header.Get("Push-Reason"), dl.Header.Get("Push-Node"))
+		}
 		t.Fatalf("%d dead letters; want none: every push was delivered", len(dls))
 	}
 }
