@@ -2,7 +2,9 @@ package bus
 
 import (
 	"errors"
+
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"net"
 	"os"
 	"strings"
@@ -43,6 +45,11 @@ type Config struct {
 	// (pushes published while no node held it) are delivered first, oldest
 	// first, and each is deleted from the stream once written.
 	RedeliverOffline bool
+
+	// TracerProvider, when set, traces each push that carries a producer's
+	// trace context from dispatch to its write or dead letter. Nil: no
+	// tracing and no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // EmbeddedConfig is the embedded NATS server: JetStream on, listening on

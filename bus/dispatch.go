@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
@@ -36,7 +37,8 @@ type Dispatcher struct {
 	stop   chan struct{}  // closed by Stop
 	done   chan struct{}  // closed when the dispatch loop has ended
 
-	parking *parking // nil unless parked pushes are redelivered on connect
+	parking *parking     // nil unless parked pushes are redelivered on connect
+	tracer  trace.Tracer // nil: tracing off
 
 	mu       sync.RWMutex
 	bindings map[string]*binding // guarded by mu
@@ -84,6 +86,9 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	}
 	if c.cfg.RedeliverOffline {
 		d.parking = newParking(c.NC, c.cfg.Prefix, log)
+	}
+	if c.cfg.TracerProvider != nil {
+		d.tracer = c.cfg.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus")
 	}
 	go d.loop()
 	return d
@@ -279,10 +284,14 @@ func (d *Dispatcher) push(m *nats.Msg, session string, p edge.Priority) {
 		return
 	}
 	d.dispatched.Add(1)
+	f.Meta = d.traceDelivery(m, session, p, f.ID)
 	err = c.TryPush(p, f)
 	var dle *edge.DeadLetteredError
 	switch {
 	case err == nil:
+		if _, span := msgOf(f.Meta); span != nil {
+			span.AddEvent("enqueued")
+		}
 		if mode == protocol.AckEnqueued {
 			d.sink.ack(m, protocol.StatusEnqueued, "", f.ID)
 		}
@@ -317,7 +326,7 @@ func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason edge.R
 	if mode, err := protocol.AckMode(m.Header); err != nil || mode != protocol.AckNone {
 		d.sink.ack(m, protocol.StatusDead, string(reason), id)
 	}
-	d.sink.w.Write(d.sink.letter(session, priority, string(reason), m, nil))
+	d.sink.write(session, priority, string(reason), m, nil)
 }
 
 // ensureID returns the push's id, giving it one (in its headers, so that
@@ -361,8 +370,17 @@ func (d *Dispatcher) written(_ *edge.Conn, f *edge.Frame) {
 		d.parking.delivered(p)
 		return
 	}
-	m, ok := f.Meta.(*nats.Msg)
-	if !ok || m.Reply == "" {
+	m, span := msgOf(f.Meta)
+	if m == nil {
+		return
+	}
+	endSpan(span, "")
+	if sent := m.Header.Get(protocol.HeaderSentAt); sent != "" {
+		if t, err := time.Parse(time.RFC3339Nano, sent); err == nil {
+			d.sink.m.latency.Observe(time.Since(t).Seconds())
+		}
+	}
+	if m.Reply == "" {
 		return
 	}
 	if mode, _ := protocol.AckMode(m.Header); mode == protocol.AckWritten {
@@ -404,7 +422,11 @@ func (d *Dispatcher) control(m *nats.Msg, session string) {
 	d.mu.RUnlock()
 	d.log.Debug("session taken over", zap.String("session", session), zap.String("by", node))
 	local.CloseReplaced(func(f edge.Frame) error {
-		m, _ := f.Meta.(*nats.Msg)
+		m, span := msgOf(f.Meta)
+		if span != nil {
+			span.AddEvent("forwarded to the session's new node")
+			span.End()
+		}
 		if m == nil { // pushed in this process: give it a message of its own
 			m = pushMsg(d.prefix, session, &f)
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -17,21 +18,39 @@ import (
 const connectTimeout = 30 * time.Second
 
 // Module provides the node's NATS connection (*Conn and its *nats.Conn),
-// the dead-letter Sink and the Dispatcher, and with them the edge.Hooks and
-// edge.DeadLetterSink the edge server takes. It needs a Config, a
-// *zap.Logger, the session registry and a *dlq.Writer (dlq.Module). On
-// stop, after the edge server has shut down, the dispatcher stops and the
-// connection drains; the embedded server stops last.
+// the bus Metrics, the dead-letter Sink and the Dispatcher, and with them
+// the edge.Hooks and edge.DeadLetterSink the edge server takes. It needs a
+// Config, a *zap.Logger, the session registry and a *dlq.Writer
+// (dlq.Module); it registers its metrics on the application's
+// prometheus.Registerer if there is one. On stop, after the edge server has
+// shut down, the dispatcher stops and the connection drains; the embedded
+// server stops last.
 var Module = fx.Module("bus",
 	fx.Provide(
 		newModuleConn,
 		func(c *Conn) *nats.Conn { return c.NC },
-		func(w *dlq.Writer, c *Conn, cfg Config) *Sink { return NewSink(w, c.NC, cfg) },
+		newModuleMetrics,
+		func(w *dlq.Writer, c *Conn, cfg Config, m *Metrics) *Sink { return NewSink(w, c.NC, cfg, m) },
 		func(s *Sink) edge.DeadLetterSink { return s },
 		newModuleDispatcher,
 		func(d *Dispatcher) edge.Hooks { return d.Hooks() },
 	),
 )
+
+// metricsParams take the application's Prometheus registerer, if it has one.
+type metricsParams struct {
+	fx.In
+	Registerer prometheus.Registerer `optional:"true"`
+	Conn       *Conn
+}
+
+func newModuleMetrics(p metricsParams) (*Metrics, error) {
+	reg := p.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	return NewMetrics(reg, p.Conn)
+}
 
 func newModuleConn(lc fx.Lifecycle, cfg Config, log *zap.Logger) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)

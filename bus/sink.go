@@ -2,6 +2,7 @@ package bus
 
 import (
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
@@ -16,11 +17,16 @@ type Sink struct {
 	prefix string
 	node   string
 	nc     *nats.Conn
+	m      *Metrics
 }
 
-// NewSink writes dead letters with w and answers producers on nc.
-func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config) *Sink {
-	return &Sink{w: w, prefix: cfg.Prefix, node: cfg.Node, nc: nc}
+// NewSink writes dead letters with w and answers producers on nc, counting
+// in m (nil: nowhere anyone looks).
+func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config, m *Metrics) *Sink {
+	if m == nil {
+		m, _ = NewMetrics(prometheus.NewRegistry(), &Conn{})
+	}
+	return &Sink{w: w, prefix: cfg.Prefix, node: cfg.Node, nc: nc, m: m}
 }
 
 // DeadLetter implements edge.DeadLetterSink. It never blocks.
@@ -28,13 +34,20 @@ func (s *Sink) DeadLetter(dl edge.DeadLetter) {
 	if _, ok := dl.Frame.Meta.(*parked); ok {
 		return // a redelivered parked push: its dead letter is still in the stream
 	}
-	m, _ := dl.Frame.Meta.(*nats.Msg)
+	m, span := msgOf(dl.Frame.Meta)
+	endSpan(span, string(dl.Reason))
 	if m != nil {
 		if mode, _ := protocol.AckMode(m.Header); mode == protocol.AckWritten {
 			s.ack(m, protocol.StatusDead, string(dl.Reason), dl.Frame.ID)
 		}
 	}
-	s.w.Write(s.letter(dl.Session, dl.Priority.String(), string(dl.Reason), m, &dl.Frame))
+	s.write(dl.Session, dl.Priority.String(), string(dl.Reason), m, &dl.Frame)
+}
+
+// write counts a dead letter and hands it to the writer.
+func (s *Sink) write(session, priority, reason string, m *nats.Msg, f *edge.Frame) {
+	s.m.deadLetter(reason)
+	s.w.Write(s.letter(session, priority, reason, m, f))
 }
 
 // letter builds the dead letter for a push: from its NATS message when it
@@ -67,5 +80,6 @@ func (s *Sink) ack(m *nats.Msg, status, reason, id string) {
 	if m.Reply == "" {
 		return
 	}
+	s.m.ack(status)
 	_ = s.nc.PublishMsg(protocol.Ack{Status: status, Reason: reason, Node: s.node, ID: id}.Msg(m.Reply))
 }

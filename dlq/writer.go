@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
@@ -266,4 +267,21 @@ func (w *Writer) Close(ctx context.Context) error {
 	inFlight := w.js.PublishAsyncPending()
 	w.js.CleanupPublisher() // fails what is in flight, which is dropped as lost
 	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", left, inFlight))
+}
+
+// Collectors are the writer's Prometheus collectors: dead letters written,
+// writes that failed (and were retried), dead letters lost.
+func (w *Writer) Collectors() []prometheus.Collector {
+	stat := func(name, help string, v func(WriterStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(w.Stats())) })
+	}
+	return []prometheus.Collector{
+		stat("pushfabric_dead_letters_written_total", "Dead letters acknowledged by the PUSH_DLQ stream.",
+			func(s WriterStats) uint64 { return s.Written }),
+		stat("pushfabric_dead_letter_write_failures_total", "Dead-letter writes that failed and were queued again.",
+			func(s WriterStats) uint64 { return s.Retried }),
+		stat("pushfabric_pushes_lost_total", "Pushes neither delivered nor dead-lettered: the dead-letter buffer was full, or the node stopped before writing them. Each is logged with its push id.",
+			func(s WriterStats) uint64 { return s.Lost }),
+	}
 }

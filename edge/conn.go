@@ -101,6 +101,7 @@ func (c *Conn) Done() <-chan struct{} { return c.done }
 // Push implements [PushHandle].
 func (c *Conn) Push(ctx context.Context, p Priority, f Frame) error {
 	f.Type, f.Priority = wire.TypePush, p
+	c.srv.metrics.received[p&1].Inc()
 	if err := c.srv.checkPush(&f); err != nil {
 		return err
 	}
@@ -130,6 +131,7 @@ func (c *Conn) Push(ctx context.Context, p Priority, f Frame) error {
 // TryPush implements [PushHandle].
 func (c *Conn) TryPush(p Priority, f Frame) error {
 	f.Type, f.Priority = wire.TypePush, p
+	c.srv.metrics.received[p&1].Inc()
 	if err := c.srv.checkPush(&f); err != nil {
 		if c.srv.cfg.TryPush == TryPushDeadLetters {
 			c.srv.deadLetter(DeadLetter{Session: c.session, Priority: p, Frame: f, Reason: ReasonInvalid})
@@ -170,7 +172,7 @@ func (c *Conn) enqueueLocked(p Priority, f Frame) Reason {
 	if q.len() >= cfg.QueueLen || c.out.bytes[p]+len(f.Payload) > cfg.QueueBytes {
 		return ReasonQueueFull
 	}
-	q.push(item{f: f})
+	q.push(item{f: f, at: c.srv.now()})
 	c.out.bytes[p] += len(f.Payload)
 	c.wakeWriterLocked()
 	return ""

@@ -37,6 +37,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	if err != nil {
 		s.log.Debug("handshake failed", zap.String("transport", fr.name()),
 			zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
+		s.metrics.rejections[RejectHandshake].Inc()
 		if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLarge) {
 			s.reject(nc, fr, CloseProtocol, err.Error())
 		}
@@ -51,12 +52,14 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		err = fmt.Errorf("authenticator returned invalid session id %q", session)
 	}
 	if err != nil {
+		s.metrics.rejections[RejectAuth].Inc()
 		s.log.Debug("client rejected", zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
 		s.reject(nc, fr, CloseAuth, err.Error())
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
 	if !s.admit(s.newConn(nc, fr, session)) {
+		s.metrics.rejections[RejectShutdown].Inc()
 		s.reject(nc, fr, CloseShutdown, "the node is shutting down")
 	}
 }

@@ -21,6 +21,7 @@ type Params struct {
 	Sink      DeadLetterSink     `optional:"true"`
 	Hooks     Hooks              `optional:"true"`
 	Handlers  map[string]Handler `optional:"true"`
+	Metrics   *Metrics           `optional:"true"`
 	Node      string             `name:"node" optional:"true"`
 }
 
@@ -32,7 +33,7 @@ var Module = fx.Module("edge", fx.Provide(newModuleServer))
 func newModuleServer(p Params) (*Server, error) {
 	srv, err := NewServer(Options{
 		Config: p.Config, Logger: p.Logger.Named("edge"), Sink: p.Sink, Hooks: p.Hooks,
-		Handlers: p.Handlers, Auth: p.Auth, Registry: p.Registry, Node: p.Node,
+		Handlers: p.Handlers, Auth: p.Auth, Registry: p.Registry, Node: p.Node, Metrics: p.Metrics,
 	})
 	if err != nil {
 		return nil, err

@@ -1,12 +1,16 @@
 package edge
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // item is one queued frame. req is set on response frames: popping one
 // gives its request room for the next.
 type item struct {
 	f   Frame
 	req *request
+	at  time.Duration // when it was queued, on the server's clock (pushes only)
 }
 
 // chunkLen items share one pooled chunk. Small enough that a connection

@@ -207,6 +207,14 @@ func (c *Conn) finish() {
 	c.mu.Lock()
 	reason, cause := c.closeReason, c.closeErr
 	c.mu.Unlock()
+	m := c.srv.metrics
+	m.sessions.Dec()
+	if d := m.disconnects[reason]; d != nil {
+		d.Inc()
+	}
+	if reason == CloseReplaced {
+		m.takeovers.Inc()
+	}
 	if h := c.srv.hooks.OnClose; h != nil {
 		h(c, reason, cause)
 	}

@@ -192,6 +192,7 @@ func (c *Conn) enqueueResponse(r *request, f Frame) error {
 // command-end hook: exactly once per started request.
 func (c *Conn) endRequest(r *request, err error) {
 	last, perr, fatal := c.lastFrame(r, err)
+	c.srv.metrics.streams[streamOutcome(r, err, last, fatal)].Inc()
 	c.mu.Lock()
 	delete(c.reqs, r.ID)
 	if last != nil && c.state == stateOpen {
@@ -232,6 +233,19 @@ func (c *Conn) lastFrame(r *request, err error) (last *Frame, perr *ProtocolErro
 		perr = &ProtocolError{Code: CodeInternal, Message: "the request failed; see the server log"}
 	}
 	return errorFrame(r.ID, perr), perr, false
+}
+
+// streamOutcome names how a request ended, for the metrics.
+func streamOutcome(r *request, err error, last *Frame, fatal bool) string {
+	switch {
+	case err == nil:
+		return StreamCompleted
+	case r.canceled:
+		return StreamCanceled
+	case last == nil && !fatal:
+		return StreamAbandoned
+	}
+	return StreamFailed
 }
 
 func errorFrame(id string, perr *ProtocolError) *Frame {

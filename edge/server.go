@@ -60,6 +60,8 @@ type Options struct {
 	Registry *registry.Registry[Conn]
 	// Node names this node to clients (in the welcome frame) and in logs.
 	Node string
+	// Metrics are where the server counts; nil: a private set.
+	Metrics *Metrics
 }
 
 // Server accepts connections and runs them. Create it with [NewServer],
@@ -76,6 +78,8 @@ type Server struct {
 	reg      *registry.Registry[Conn]
 	node     string
 	sched    scheduler
+	metrics  *Metrics
+	epoch    time.Time       // the server's clock: queue times are durations since it
 	baseCtx  context.Context // parent of request contexts; ends at shutdown
 	stopCtx  context.CancelFunc
 	wg       sync.WaitGroup // accept loops, handshakes, readers, writers of their own
@@ -98,7 +102,7 @@ func NewServer(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, log: o.Logger, sink: o.Sink, hooks: o.Hooks,
 		handlers: o.Handlers, fallback: o.Fallback, auth: o.Auth,
-		reg: o.Registry, node: o.Node,
+		reg: o.Registry, node: o.Node, metrics: o.Metrics, epoch: time.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		shaking:   make(map[net.Conn]struct{}),
 		conns:     make(map[*Conn]struct{}),
@@ -114,6 +118,9 @@ func NewServer(o Options) (*Server, error) {
 	}
 	if s.node == "" {
 		s.node = "edge"
+	}
+	if s.metrics == nil {
+		s.metrics = privateMetrics()
 	}
 	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
 	s.sched.start(s, s.cfg.Flushers)
@@ -294,14 +301,21 @@ func (s *Server) admit(c *Conn) bool {
 	if prev := s.reg.Insert(c.session, c); prev != nil {
 		prev.replaceWith(c)
 	}
+	s.metrics.sessions.Inc()
+	refused := false
 	if h := s.hooks.OnConnect; h != nil {
 		if err := h(c); err != nil {
+			refused = true
+			s.metrics.rejections[RejectRefused].Inc()
 			s.log.Warn("connect hook refused the connection", zap.String("session", c.session), zap.Error(err))
 			c.mu.Lock()
 			c.out.welcome = false
 			c.mu.Unlock()
 			c.abort(CloseShutdown, ReasonClosed)
 		}
+	}
+	if !refused {
+		s.metrics.connects.Inc()
 	}
 	c.mu.Lock()
 	c.wakeWriterLocked() // the welcome frame, or the refusal
@@ -335,6 +349,9 @@ func (c *Conn) CloseReplaced(forward func(Frame) error) {
 		}
 	}
 }
+
+// now is the time on the server's clock (monotonic).
+func (s *Server) now() time.Duration { return time.Since(s.epoch) }
 
 // forget removes an ended connection from the server and the registry.
 func (s *Server) forget(c *Conn) {

@@ -357,16 +357,28 @@ func (c *Conn) afterWrite(w *writer, err error) bool {
 	return false
 }
 
-// written runs the OnWritten hook for the pushes of a batch just written.
+// written counts a batch just written and runs the OnWritten hook for its
+// pushes.
 func (c *Conn) written(w *writer) {
-	hook := c.srv.hooks.OnWritten
-	if hook == nil {
-		return
-	}
+	m, hook := c.srv.metrics, c.srv.hooks.OnWritten
+	m.bytesWritten.Add(float64(len(w.buf)))
+	var pushes [2]int
+	now := c.srv.now()
 	for i := range w.items {
-		if f := &w.items[i].f; f.Type == wire.TypePush {
-			hook(c, f)
+		it := &w.items[i]
+		if it.f.Type != wire.TypePush {
+			continue
 		}
+		pushes[it.f.Priority&1]++
+		m.queueWait.Observe((now - it.at).Seconds())
+		if hook != nil {
+			hook(c, &it.f)
+		}
+	}
+	if n := pushes[0] + pushes[1]; n > 0 {
+		m.batchSize.Observe(float64(n))
+		m.written[High].Add(float64(pushes[High]))
+		m.written[Low].Add(float64(pushes[Low]))
 	}
 }
 

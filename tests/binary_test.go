@@ -60,7 +60,11 @@ type logLines struct {
 // "edge started" log line.
 func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
 	t.Helper()
-	cmd := exec.Command(binary(t, "edge"), append([]string{"--log-format", "json"}, args...)...)
+	base := []string{"--log-format", "json"}
+	if len(args) > 0 { // a node configured by the test: no fixed ports
+		base = append(base, "--admin-listen", "127.0.0.1:0")
+	}
+	cmd := exec.Command(binary(t, "edge"), append(base, args...)...)
 	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -41,7 +41,7 @@ func natsCLI(t testing.TB) string {
 // stock nats CLI pushes to it.
 func TestEmbeddedDefaultWithTheNATSCLI(t *testing.T) {
 	nats := natsCLI(t)
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:4222"} {
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:4222", "127.0.0.1:9090"} {
 		if ln, err := net.Listen("tcp", addr); err != nil {
 			t.Fatalf("the default address %s is taken: %v", addr, err)
 		} else {

@@ -39,7 +39,7 @@ func timeout(t testing.TB) context.Context {
 // JWT authentication.
 func edgeConfig(t testing.TB, s *server.Server, node string) app.Config {
 	cfg := app.DefaultConfig()
-	cfg.WSListen, cfg.TCPListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.WSListen, cfg.TCPListen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Bus.URLs = []string{s.ClientURL()}
 	cfg.Bus.Node = node
 	cfg.JWTSecretFile = filepath.Join(t.TempDir(), "secret")

@@ -20,6 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
@@ -49,6 +54,11 @@ type Options struct {
 	MaxTracked int
 	// Logger for dead-letter writes that fail; nil: none.
 	Logger *zap.Logger
+	// TracerProvider traces each push (a producer span whose context travels
+	// in the traceparent header to the edge and into dead letters). Nil:
+	// OpenTelemetry's global provider, which does nothing unless the program
+	// set one.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) defaults() {
@@ -64,6 +74,9 @@ func (o *Options) defaults() {
 	if o.MaxTracked <= 0 {
 		o.MaxTracked = 100_000
 	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
 }
 
 // Stats count what a Producer did.
@@ -75,12 +88,13 @@ type Stats struct {
 
 // Producer publishes pushes. Its methods are safe for concurrent use.
 type Producer struct {
-	nc    *nats.Conn
-	opts  Options
-	dl    *dlq.Writer
-	inbox string
-	sub   *nats.Subscription
-	seq   atomic.Uint64
+	nc     *nats.Conn
+	opts   Options
+	tracer trace.Tracer
+	dl     *dlq.Writer
+	inbox  string
+	sub    *nats.Subscription
+	seq    atomic.Uint64
 
 	published, offline, untracked atomic.Uint64
 
@@ -114,6 +128,7 @@ func New(nc *nats.Conn, opts Options) (*Producer, error) {
 	}
 	p := &Producer{
 		nc: nc, opts: opts, dl: w, inbox: nc.NewInbox(),
+		tracer:  opts.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus/producer"),
 		tracked: make(map[string]tracked), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if p.sub, err = nc.Subscribe(p.inbox+".*", p.onStatus); err != nil {
@@ -178,25 +193,32 @@ func WithAck(mode string) Option {
 	}
 }
 
-// msg builds the NATS message of a push.
-func (p *Producer) msg(session string, prio Priority, payload []byte, opts []Option) (*nats.Msg, error) {
+// msg builds the NATS message of a push, and starts its producer span (the
+// caller ends it), whose context goes into the headers.
+func (p *Producer) msg(ctx context.Context, session string, prio Priority, payload []byte, opts []Option) (*nats.Msg, trace.Span, error) {
 	if !wire.ValidSession(session) {
-		return nil, fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", session)
+		return nil, nil, fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", session)
 	}
 	if prio != High && prio != Low {
-		return nil, fmt.Errorf("priority %q: want high or low", prio)
+		return nil, nil, fmt.Errorf("priority %q: want high or low", prio)
 	}
 	m := &nats.Msg{Subject: protocol.PushSubject(p.opts.Prefix, session, string(prio)), Header: nats.Header{}, Data: payload}
 	for _, o := range opts {
 		if err := o(m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if m.Header.Get(protocol.HeaderID) == "" {
 		m.Header.Set(protocol.HeaderID, nuid.Next())
 	}
+	_, span := p.tracer.Start(ctx, "pushfabric.push", trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // nothing to build when tracing is off
+		span.SetAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("pushfabric.session", session), attribute.String("pushfabric.push_id", m.Header.Get(protocol.HeaderID)))
+		propagation.TraceContext{}.Inject(trace.ContextWithSpan(ctx, span), protocol.Carrier(m.Header))
+	}
 	m.Header.Set(protocol.HeaderSentAt, time.Now().UTC().Format(time.RFC3339Nano))
-	return m, nil
+	return m, span, nil
 }
 
 // Push publishes a push and waits for the node holding the session to
@@ -205,30 +227,36 @@ func (p *Producer) msg(session string, prio Priority, payload []byte, opts []Opt
 // offline and the ack says so. An error means the outcome is unknown (ctx
 // ended, NATS is unreachable) or the push was refused as invalid.
 func (p *Producer) Push(ctx context.Context, session string, prio Priority, payload []byte, opts ...Option) (protocol.Ack, error) {
-	m, err := p.msg(session, prio, payload, opts)
+	m, span, err := p.msg(ctx, session, prio, payload, opts)
 	if err != nil {
 		return protocol.Ack{}, err
 	}
+	defer span.End()
 	id := m.Header.Get(protocol.HeaderID)
 	reply, err := p.nc.RequestMsgWithContext(ctx, m)
 	if errors.Is(err, nats.ErrNoResponders) {
 		p.deadLetter(m, session, prio)
+		span.SetAttributes(attribute.String("pushfabric.ack", protocol.StatusDead), attribute.String("pushfabric.dead_reason", "offline"))
 		return protocol.Ack{Status: protocol.StatusDead, Reason: "offline", Node: p.opts.Name, ID: id}, nil
 	}
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return protocol.Ack{}, fmt.Errorf("push %s to %s: %w", id, session, err)
 	}
-	return protocol.ParseAck(reply)
+	ack, err := protocol.ParseAck(reply)
+	span.SetAttributes(attribute.String("pushfabric.ack", ack.Status))
+	return ack, err
 }
 
 // Publish sends a push without waiting. If no node holds the session, the
 // push is dead-lettered as offline shortly after (see Options.StatusWindow).
 // An error means the push was not sent.
 func (p *Producer) Publish(session string, prio Priority, payload []byte, opts ...Option) error {
-	m, err := p.msg(session, prio, payload, opts)
+	m, span, err := p.msg(context.Background(), session, prio, payload, opts)
 	if err != nil {
 		return err
 	}
+	defer span.End()
 	m.Header.Set(protocol.HeaderAck, protocol.AckNone)
 	token := strconv.FormatUint(p.seq.Add(1), 36)
 	m.Reply = p.inbox + "." + token

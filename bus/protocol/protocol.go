@@ -126,3 +126,29 @@ func ParseAck(m *nats.Msg) (Ack, error) {
 
 // Control messages: the value of Push-Control.
 const ControlTakeover = "takeover"
+
+// Carrier carries W3C trace context in a push's headers with the exact
+// lowercase keys (traceparent, tracestate); it satisfies OpenTelemetry's
+// propagation.TextMapCarrier.
+type Carrier nats.Header
+
+// Get returns the value of key.
+func (c Carrier) Get(key string) string { return nats.Header(c).Get(key) }
+
+// Set sets key to value.
+func (c Carrier) Set(key, value string) { nats.Header(c).Set(key, value) }
+
+// Keys lists the keys present.
+func (c Carrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Trace context header keys.
+const (
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+)

@@ -47,6 +47,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.Usage = cli.Usage(fs, "Usage: edge [flags]\n\nRuns a pushfabric edge node. With no --nats-url it starts an embedded NATS server with JetStream\non --nats-listen; with no JWT key file and every listener on loopback, clients name their session\n(development mode).")
 	fs.StringVar(&c.WSListen, "ws-listen", c.WSListen, "WebSocket listen address; empty: none")
 	fs.StringVar(&c.TCPListen, "tcp-listen", c.TCPListen, "framed-TCP listen address; empty: none")
+	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "admin listen address (/metrics, /healthz, /readyz); empty: none")
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", "", "file holding the HS256 secret clients' tokens are signed with (at least 32 bytes)")
 	fs.StringVar(&c.JWTPublicKeyFile, "jwt-public-key-file", "", "PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with")
 
@@ -167,8 +168,9 @@ func logStarted(log *zap.Logger, o *options, node *app.Node) {
 		zap.String("prefix", o.cfg.Bus.Prefix),
 		zap.String("nats", node.Bus.URL()),
 		zap.Bool("nats_embedded", node.Bus.Embedded()),
+		zap.Bool("tracing", node.Tracing),
 	}
-	for _, t := range []string{"websocket", "tcp"} {
+	for _, t := range []string{"websocket", "tcp", "admin"} {
 		if a := node.Addr(t); a != nil {
 			fields = append(fields, zap.Stringer(t, a))
 		}

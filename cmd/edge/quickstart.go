@@ -19,7 +19,11 @@ func printQuickstart(o *options, node *app.Node) {
 	if tcp != nil {
 		fmt.Fprintf(os.Stderr, "  framed-TCP clients: tcp://%s\n", tcp)
 	}
-	fmt.Fprintf(os.Stderr, "  producers and the nats CLI: %s\n\n", nats)
+	fmt.Fprintf(os.Stderr, "  producers and the nats CLI: %s\n", nats)
+	if a := node.Addr("admin"); a != nil {
+		fmt.Fprintf(os.Stderr, "  metrics and health: http://%s/metrics  /healthz  /readyz\n", a)
+	}
+	fmt.Fprintln(os.Stderr)
 	listen := "go run ./cmd/pushctl listen"
 	if o.cfg.JWTSecretFile != "" {
 		fmt.Fprintf(os.Stderr, "In another terminal, mint a token and connect as session alice:\n")

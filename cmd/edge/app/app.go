@@ -12,6 +12,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 	"go.uber.org/zap"
@@ -24,8 +27,9 @@ import (
 
 // Config is an edge node's whole configuration.
 type Config struct {
-	WSListen  string // WebSocket listener; "" for none
-	TCPListen string // framed-TCP listener; "" for none
+	WSListen    string // WebSocket listener; "" for none
+	TCPListen   string // framed-TCP listener; "" for none
+	AdminListen string // /metrics, /healthz, /readyz; "" for none
 	// Client authentication: a JWT HS256 secret file or a PEM public key
 	// file. With neither, and every listener on loopback, development mode:
 	// clients name their session.
@@ -42,12 +46,13 @@ type Config struct {
 // embedded NATS server on 4222.
 func DefaultConfig() Config {
 	c := Config{
-		WSListen:  "127.0.0.1:8080",
-		TCPListen: "127.0.0.1:8081",
-		Bus:       bus.DefaultConfig(),
-		Edge:      edge.DefaultConfig(),
-		Stream:    dlq.DefaultStreamConfig(),
-		Writer:    dlq.DefaultWriterConfig(),
+		WSListen:    "127.0.0.1:8080",
+		TCPListen:   "127.0.0.1:8081",
+		AdminListen: "127.0.0.1:9090",
+		Bus:         bus.DefaultConfig(),
+		Edge:        edge.DefaultConfig(),
+		Stream:      dlq.DefaultStreamConfig(),
+		Writer:      dlq.DefaultWriterConfig(),
 	}
 	return c
 }
@@ -59,13 +64,14 @@ type Node struct {
 	Dispatcher *bus.Dispatcher
 	Writer     *dlq.Writer
 	Auth       string // the authentication mode: jwt-hs256, jwt-public-key or development
+	Tracing    bool   // pushes carrying a trace context are traced
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr // guarded by mu: "websocket", "tcp" → listening address
 }
 
-// Addr is where the node listens for the transport ("websocket" or "tcp"),
-// once started; nil if it does not.
+// Addr is where the node listens for "websocket", "tcp" or "admin", once
+// started; nil if it does not.
 func (n *Node) Addr(transport string) net.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -82,30 +88,109 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	// edge must hand refused pushes to it, not return them.
 	cfg.Edge.TryPush = edge.TryPushDeadLetters
 	cfg.Writer.Prefix, cfg.Stream.Prefix, cfg.Writer.Node = cfg.Bus.Prefix, cfg.Bus.Prefix, cfg.Bus.Node
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h := &health{}
 	return fx.Options(
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }), // errors come back from Start and Stop
-		fx.Supply(cfg.Bus, cfg.Edge, cfg.Stream, cfg.Writer, log),
+		fx.Supply(cfg.Edge, cfg.Stream, cfg.Writer, log, metrics),
+		fx.Supply(fx.Annotate(metrics, fx.As(new(prometheus.Registerer)))),
 		fx.Supply(fx.Annotate(cfg.Bus.Node, fx.ResultTags(`name:"node"`))),
-		fx.Provide(func() (edge.Authenticator, error) {
-			a, mode, err := authenticator(cfg)
-			node.Auth = mode
-			return a, err
-		}),
+		fx.Provide(
+			func(lc fx.Lifecycle) (bus.Config, error) {
+				c, err := withTracing(lc, cfg.Bus)
+				node.Tracing = c.TracerProvider != nil
+				return c, err
+			},
+			func() (edge.Authenticator, error) {
+				a, mode, err := authenticator(cfg)
+				node.Auth = mode
+				return a, err
+			},
+			func(reg prometheus.Registerer) (*edge.Metrics, error) { return edge.NewMetrics(reg) },
+		),
 		registry.Module[edge.Conn](),
 		bus.Module,
 		dlq.Module,
 		edge.Module,
+		// The admin listener first, so that it stops last: /readyz answers
+		// "draining" while the node drains.
+		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {
+			return node.serveAdmin(lc, cfg.AdminListen, metrics, h, c, log)
+		}),
 		fx.Invoke(func(lc fx.Lifecycle, sh fx.Shutdowner, srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
 			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
-			lc.Append(fx.StartHook(func() error { return node.listen(cfg, srv, sh, log) }))
+			lc.Append(fx.StartHook(func() error {
+				if err := node.listen(cfg, srv, sh, log); err != nil {
+					return err
+				}
+				h.serving.Store(true)
+				return nil
+			}))
+		}),
+		// Registered last, so it runs first on stop.
+		fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.StopHook(func() { h.draining.Store(true) }))
 		}),
 	)
+}
+
+// withTracing gives the bus the tracer provider the OTEL_* environment
+// asks for (none: tracing off), unless the config has one already; the
+// exporter is flushed when the node has stopped.
+func withTracing(lc fx.Lifecycle, cfg bus.Config) (bus.Config, error) {
+	if cfg.TracerProvider != nil {
+		return cfg, nil
+	}
+	tp, shutdown, err := tracingFromEnv(context.Background())
+	if err != nil {
+		return cfg, err
+	}
+	cfg.TracerProvider = tp
+	lc.Append(fx.StopHook(shutdown))
+	return cfg, nil
+}
+
+// serveAdmin starts the admin listener, if configured.
+func (n *Node) serveAdmin(lc fx.Lifecycle, addr string, reg *prometheus.Registry, h *health, c *bus.Conn, log *zap.Logger) error {
+	js, err := jetstream.New(c.NC)
+	if err != nil {
+		return err
+	}
+	h.conn, h.js = c, js
+	if err := reg.Register(readyGauge(h)); err != nil {
+		return err
+	}
+	if addr == "" {
+		return nil
+	}
+	var a *admin
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			var err error
+			if a, err = newAdmin(addr, reg, h, log.Named("admin")); err != nil {
+				return err
+			}
+			n.setAddr("admin", a.ln.Addr())
+			return nil
+		},
+		OnStop: func(ctx context.Context) error { return a.stop(ctx) },
+	})
+	return nil
+}
+
+func (n *Node) setAddr(name string, a net.Addr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.addrs == nil {
+		n.addrs = map[string]net.Addr{}
+	}
+	n.addrs[name] = a
 }
 
 // listen opens the configured listeners and serves them; a listener that
 // fails while serving stops the application.
 func (n *Node) listen(cfg Config, srv *edge.Server, sh fx.Shutdowner, log *zap.Logger) error {
-	n.addrs = map[string]net.Addr{}
 	for _, l := range []struct {
 		transport, addr string
 		serve           func(net.Listener) error
@@ -117,9 +202,7 @@ func (n *Node) listen(cfg Config, srv *edge.Server, sh fx.Shutdowner, log *zap.L
 		if err != nil {
 			return fmt.Errorf("%s listener: %w", l.transport, err)
 		}
-		n.mu.Lock()
-		n.addrs[l.transport] = ln.Addr()
-		n.mu.Unlock()
+		n.setAddr(l.transport, ln.Addr())
 		go func() {
 			if err := l.serve(ln); !errors.Is(err, edge.ErrServerClosed) {
 				log.Error("listener failed; stopping", zap.String("transport", l.transport), zap.Error(err))

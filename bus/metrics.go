@@ -1,0 +1,62 @@
+package bus
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge"
+)
+
+// Metrics are the bus's Prometheus collectors (pushfabric_*), every label
+// value present from the start.
+type Metrics struct {
+	deadLetters map[string]prometheus.Counter // by reason
+	acks        map[string]prometheus.Counter // by status
+	latency     prometheus.Histogram
+}
+
+// NewMetrics makes the bus's collectors for the connection c and registers
+// them on reg.
+func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
+	deadLetters := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_dead_letters_total",
+		Help: "Pushes dead-lettered by this node, by reason."}, []string{"reason"})
+	acks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_acks_total",
+		Help: "Acknowledgements sent to producers, by status."}, []string{"status"})
+	m := &Metrics{
+		deadLetters: map[string]prometheus.Counter{},
+		acks:        map[string]prometheus.Counter{},
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushfabric_delivery_latency_seconds",
+			Help:    "Time from the producer's send (Push-Sent-At) to the push's write to the client socket.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12)}),
+	}
+	for _, r := range edge.Reasons {
+		m.deadLetters[string(r)] = deadLetters.WithLabelValues(string(r))
+	}
+	for _, s := range []string{protocol.StatusEnqueued, protocol.StatusWritten, protocol.StatusDead} {
+		m.acks[s] = acks.WithLabelValues(s)
+	}
+	stat := func(name, help string, v func(ConnStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(c.Stats())) })
+	}
+	for _, col := range []prometheus.Collector{deadLetters, acks, m.latency,
+		stat("pushfabric_nats_reconnects_total", "Reconnections to NATS.", func(s ConnStats) uint64 { return s.Reconnects }),
+		stat("pushfabric_nats_slow_consumer_events_total", "Times NATS dropped messages because this node read too slowly.",
+			func(s ConnStats) uint64 { return s.SlowConsumers }),
+		stat("pushfabric_nats_permission_errors_total", "Publishes or subscriptions the NATS server refused.",
+			func(s ConnStats) uint64 { return s.PermissionErrors }),
+	} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) deadLetter(reason string) {
+	if c := m.deadLetters[reason]; c != nil {
+		c.Inc()
+	}
+}
+
+func (m *Metrics) ack(status string) { m.acks[status].Inc() }

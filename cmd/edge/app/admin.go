@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus"
+)
+
+// health tracks whether the node should get clients: NATS connected,
+// JetStream answering, listeners up, not draining.
+type health struct {
+	conn     *bus.Conn
+	js       jetstream.JetStream
+	serving  atomic.Bool // listeners are up
+	draining atomic.Bool // the node is stopping
+}
+
+// jsProbeTimeout bounds one JetStream check.
+const jsProbeTimeout = time.Second
+
+// check answers whether the node is ready, and if not, why. It asks
+// JetStream, for at most jsProbeTimeout.
+func (h *health) check(ctx context.Context) []string {
+	var why []string
+	if h.draining.Load() {
+		why = append(why, "draining: the node is stopping")
+	}
+	if !h.serving.Load() {
+		why = append(why, "not accepting clients")
+	}
+	if !h.conn.NC.IsConnected() {
+		why = append(why, "NATS is not connected ("+h.conn.NC.Status().String()+")")
+	}
+	ctx, cancel := context.WithTimeout(ctx, jsProbeTimeout)
+	defer cancel()
+	if _, err := h.js.AccountInfo(ctx); err != nil {
+		why = append(why, "JetStream is not answering: "+err.Error())
+	}
+	return why
+}
+
+// admin is the admin listener: /metrics, /healthz, /readyz.
+type admin struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func newAdmin(addr string, reg *prometheus.Registry, h *health, log *zap.Logger) (*admin, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(log)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if why := h.check(r.Context()); len(why) > 0 {
+			http.Error(w, "not ready: "+strings.Join(why, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	a := &admin{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	go func() {
+		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener failed", zap.Error(err))
+		}
+	}()
+	return a, nil
+}
+
+func (a *admin) stop(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+
+// readyGauge exports the node's readiness as pushfabric_ready, checked at
+// each scrape.
+func readyGauge(h *health) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushfabric_ready",
+		Help: "1 when the node should get clients (NATS connected, JetStream answering, listening, not draining), 0 otherwise."},
+		func() float64 {
+			if len(h.check(context.Background())) > 0 {
+				return 0
+			}
+			return 1
+		})
+}

@@ -1,0 +1,403 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pushfabric/pushfabric/bus/producer"
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+// scrape reads the node's /metrics.
+func scrape(t *testing.T, n *edgeNode) ([]byte, map[string]*dto.MetricFamily) {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", n.Addr("admin")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return body, mfs
+}
+
+// value is the value of the metric family name with the given label pairs
+// (name=value), counter, gauge or histogram count.
+func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	mf := mfs[name]
+	if mf == nil {
+		t.Fatalf("no metric %s", name)
+	}
+	for _, m := range mf.Metric {
+		if matches(m, labels) {
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			case m.Histogram != nil:
+				return float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	t.Fatalf("no %s with %v", name, labels)
+	return 0
+}
+
+func matches(m *dto.Metric, labels []string) bool {
+	for _, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		found := false
+		for _, lp := range m.Label {
+			if lp.GetName() == k && lp.GetValue() == v {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// After a scripted run — pushes of both priorities, dead letters, acks of
+// every kind, a takeover — /metrics shows exactly what happened, with every
+// label value present, and passes the Prometheus linter.
+func TestMetricsAfterAScriptedRun(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	nc := natstest.Connect(t, s)
+	p := newProducer(t, nc, "")
+
+	c := dial(t, n.ws(), "alpha", client.Options{})
+	for i := range 5 {
+		if ack, err := p.Push(timeout(t), "alpha", producer.High, []byte("x"), producer.WithID(fmt.Sprint("h", i))); err != nil || ack.Status != "enqueued" {
+			t.Fatalf("push: %+v %v", ack, err)
+		}
+		recv(t, c)
+	}
+	if ack, err := p.Push(timeout(t), "alpha", producer.High, []byte("x"), producer.WithAck("written")); err != nil || ack.Status != "written" {
+		t.Fatalf("push: %+v %v", ack, err)
+	}
+	recv(t, c)
+	// One that is stale when its turn comes: enqueued, then expired.
+	if ack, err := p.Push(timeout(t), "alpha", producer.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+		t.Fatalf("push: %+v %v", ack, err)
+	}
+	// Two invalid ones: dead at once.
+	for _, m := range []*nats.Msg{{Subject: "push.alpha.urgent"}, {Subject: "push.alpha.high", Header: nats.Header{protocol.HeaderExpires: {"soon"}}}} {
+		if ack := request(t, nc, m); ack.Status != "dead" {
+			t.Fatalf("invalid push: %+v", ack)
+		}
+	}
+	// A takeover: alpha connects again.
+	dial(t, n.tcp(), "alpha", client.Options{})
+	<-c.Done()
+	waitFor(t, "the expired push dead-lettered and the old connection gone", func() bool {
+		_, mfs := scrape(t, n)
+		return value(t, mfs, "pushfabric_dead_letters_total", "reason=expired") == 1 &&
+			value(t, mfs, "pushfabric_disconnects_total", "reason=replaced") == 1
+	})
+
+	body, mfs := scrape(t, n)
+	want := []struct {
+		name   string
+		labels []string
+		value  float64
+	}{
+		{"pushfabric_pushes_received_total", []string{"priority=high"}, 6},
+		{"pushfabric_pushes_received_total", []string{"priority=low"}, 1},
+		{"pushfabric_pushes_written_total", []string{"priority=high"}, 6},
+		{"pushfabric_pushes_written_total", []string{"priority=low"}, 0},
+		{"pushfabric_dead_letters_total", []string{"reason=expired"}, 1},
+		{"pushfabric_dead_letters_total", []string{"reason=invalid"}, 2},
+		{"pushfabric_dead_letters_total", []string{"reason=queue_full"}, 0},
+		{"pushfabric_acks_total", []string{"status=enqueued"}, 6},
+		{"pushfabric_acks_total", []string{"status=written"}, 1},
+		{"pushfabric_acks_total", []string{"status=dead"}, 2},
+		{"pushfabric_connects_total", nil, 2},
+		{"pushfabric_sessions", nil, 1},
+		{"pushfabric_takeovers_total", nil, 1},
+		{"pushfabric_disconnects_total", []string{"reason=replaced"}, 1},
+		{"pushfabric_disconnects_total", []string{"reason=shutdown"}, 0},
+		{"pushfabric_rejections_total", []string{"reason=auth"}, 0},
+		{"pushfabric_response_streams_total", []string{"outcome=completed"}, 0},
+		{"pushfabric_delivery_latency_seconds", nil, 6},
+		{"pushfabric_queue_wait_seconds", nil, 6},
+		{"pushfabric_nats_slow_consumer_events_total", nil, 0},
+		{"pushfabric_pushes_lost_total", nil, 0},
+		{"pushfabric_ready", nil, 1},
+	}
+	for _, w := range want {
+		if got := value(t, mfs, w.name, w.labels...); got != w.value {
+			t.Errorf("%s%v = %v; want %v", w.name, w.labels, got, w.value)
+		}
+	}
+	if bw := value(t, mfs, "pushfabric_bytes_written_total"); bw <= 0 {
+		t.Errorf("bytes written %v", bw)
+	}
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range problems {
+		if strings.HasPrefix(pr.Metric, "pushfabric_") {
+			t.Errorf("lint: %s: %s", pr.Metric, pr.Text)
+		}
+	}
+}
+
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// /readyz turns not-ready when NATS goes away and while the node drains,
+// and ready again when NATS is back; /healthz stays up.
+func TestReadiness(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.Port = natstest.FreePort(t)
+	s := natstest.StartWith(t, opts)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Edge.Rate, cfg.Edge.Burst, cfg.Edge.DrainTimeout = 20, 1, 2*time.Second
+	n := startEdge(t, cfg)
+	admin := fmt.Sprintf("http://%s", n.Addr("admin"))
+	ready := func() (int, string) { return getStatus(t, admin+"/readyz") }
+	if code, body := ready(); code != 200 {
+		t.Fatalf("/readyz %d %s; want 200", code, body)
+	}
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	waitFor(t, "not ready without NATS", func() bool {
+		code, body := ready()
+		return code == 503 && strings.Contains(body, "NATS")
+	})
+	if code, _ := getStatus(t, admin+"/healthz"); code != 200 {
+		t.Fatalf("/healthz %d without NATS; want 200 (the process is alive)", code)
+	}
+	s = natstest.StartWith(t, opts)
+	waitFor(t, "ready again", func() bool { code, _ := ready(); return code == 200 })
+
+	// Drain: a client with pushes queued keeps the node draining a while.
+	c := dial(t, n.tcp(), "slow", client.Options{})
+	nc := natstest.Connect(t, s)
+	for i := range 30 {
+		_ = nc.PublishMsg(pushMsg("slow", "low", fmt.Sprint(i), ""))
+	}
+	_ = nc.Flush()
+	recv(t, c)
+	stopped := make(chan struct{})
+	go func() { n.shutdown(t); close(stopped) }()
+	waitFor(t, "not ready while draining", func() bool {
+		code, body := ready()
+		return code == 503 && strings.Contains(body, "draining")
+	})
+	<-stopped
+}
+
+// A trace started by the producer client continues at the edge: same trace
+// id, the delivery span a child of the producer's; a dead letter keeps the
+// producer's traceparent.
+func TestTraceFromProducerToEdge(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(timeout(t)) })
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Bus.TracerProvider = tp
+	n := startEdge(t, cfg)
+	nc := natstest.Connect(t, s)
+	p, err := producer.New(nc, producer.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(timeout(t)) })
+	c := dial(t, n.tcp(), "traced", client.Options{})
+
+	if ack, err := p.Push(timeout(t), "traced", producer.High, []byte("x"), producer.WithID("t1")); err != nil || ack.Status != "enqueued" {
+		t.Fatalf("push: %+v %v", ack, err)
+	}
+	recv(t, c)
+	// A stale one: it dies at the edge, after being traced there.
+	if ack, err := p.Push(timeout(t), "traced", producer.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+		t.Fatalf("push: %+v %v", ack, err)
+	}
+	var pushes, deliveries []tracetest.SpanStub
+	waitFor(t, "two delivery spans ended", func() bool {
+		pushes, deliveries = nil, nil
+		for _, sp := range exp.GetSpans() {
+			switch sp.Name {
+			case "pushfabric.push":
+				pushes = append(pushes, sp)
+			case "pushfabric.deliver":
+				deliveries = append(deliveries, sp)
+			}
+		}
+		return len(deliveries) == 2
+	})
+	byID := func(list []tracetest.SpanStub, id string) tracetest.SpanStub {
+		for _, sp := range list {
+			for _, a := range sp.Attributes {
+				if a.Key == "pushfabric.push_id" && a.Value.AsString() == id {
+					return sp
+				}
+			}
+		}
+		t.Fatalf("no span for push %s", id)
+		return tracetest.SpanStub{}
+	}
+	for _, id := range []string{"t1", "t2"} {
+		prod, del := byID(pushes, id), byID(deliveries, id)
+		if del.SpanContext.TraceID() != prod.SpanContext.TraceID() || del.Parent.SpanID() != prod.SpanContext.SpanID() {
+			t.Fatalf("push %s: delivery span in trace %s under %s; want trace %s under %s", id,
+				del.SpanContext.TraceID(), del.Parent.SpanID(), prod.SpanContext.TraceID(), prod.SpanContext.SpanID())
+		}
+	}
+	if dead := byID(deliveries, "t2"); dead.Status.Description != "dead-lettered: expired" {
+		t.Fatalf("the stale push's span status %q", dead.Status.Description)
+	}
+	n.shutdown(t) // flush the dead letters
+	prod := byID(pushes, "t2")
+	wantParent := fmt.Sprintf("00-%s-%s-01", prod.SpanContext.TraceID(), prod.SpanContext.SpanID())
+	dls := deadLetters(t, s)
+	if len(dls) != 1 || dls[0].Header.Get("traceparent") != wantParent {
+		t.Fatalf("dead letters %v; want one with traceparent %s", dls, wantParent)
+	}
+}
+
+var metricName = regexp.MustCompile(`pushfabric_[a-z_]+`)
+
+// The Grafana dashboard and the Prometheus files parse, and every metric
+// they name is one a node serves.
+func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	_, mfs := scrape(t, n)
+	served := map[string]bool{}
+	for name, mf := range mfs {
+		served[name] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				served[name+suffix] = true
+			}
+		}
+	}
+	check := func(file, text string) {
+		t.Helper()
+		names := metricName.FindAllString(text, -1)
+		if len(names) == 0 {
+			t.Fatalf("%s names no pushfabric metric", file)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if !served[name] {
+				t.Errorf("%s uses %s, which no node serves", file, name)
+			}
+		}
+	}
+
+	var dash struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	raw, err := os.ReadFile("../deployments/grafana/pushfabric.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	if len(dash.Panels) < 8 {
+		t.Fatalf("dashboard has %d panels", len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			check("dashboard panel "+p.Title, tg.Expr)
+		}
+	}
+
+	var rules struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	raw, err = os.ReadFile("../deployments/prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &rules); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	alerts := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			alerts++
+			if r.Alert == "" || r.Expr == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("rule %+v lacks an alert name, expression, severity or summary", r)
+			}
+			if !strings.Contains(r.Expr, "up{") {
+				check("alert "+r.Alert, r.Expr)
+			}
+		}
+	}
+	if alerts < 5 {
+		t.Fatalf("%d alerts", alerts)
+	}
+	var prom map[string]any
+	raw, err = os.ReadFile("../deployments/prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, &prom); err != nil || prom["scrape_configs"] == nil {
+		t.Fatalf("prometheus.yml: %v %v", err, prom)
+	}
+}
