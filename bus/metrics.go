@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 		acks:        map[string]prometheus.Counter{},
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushfabric_delivery_latency_seconds",
 			Help:    "Time from the producer's send (Push-Sent-At) to the push's write to the client socket.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 12)}),
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}),
 	}
 	for _, r := range edge.Reasons {
 		m.deadLetters[string(r)] = deadLetters.WithLabelValues(string(r))

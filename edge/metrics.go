@@ -47,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
 		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushfabric_queue_wait_seconds",
 			Help:    "Time from a push entering its session's queue to its write.",
-			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10)}),
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5}}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushfabric_sessions",
 			Help: "Client connections holding a session on this node."}),
 		connects: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushfabric_connects_total",

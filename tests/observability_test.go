@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -14,8 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -399,5 +400,27 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	}
 	if err := yaml.Unmarshal(raw, &prom); err != nil || prom["scrape_configs"] == nil {
 		t.Fatalf("prometheus.yml: %v %v", err, prom)
+	}
+}
+
+// pushctl top shows a node's figures from its /metrics.
+func TestPushctlTop(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	dial(t, n.tcp(), "watched", client.Options{})
+	out, err := exec.Command(binary(t, "pushctl"), "top", "--once", "--interval", "200ms",
+		"--admin", fmt.Sprintf("http://%s", n.Addr("admin"))).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pushctl top: %v\n%s", err, out)
+	}
+	lines := strings.Split(string(out), "\n")
+	var row []string
+	for _, l := range lines {
+		if strings.Contains(l, n.Addr("admin").String()) {
+			row = strings.Fields(l)
+		}
+	}
+	if len(row) < 4 || row[1] != "yes" || row[2] != "1" {
+		t.Fatalf("pushctl top printed:\n%s\nwant the node ready with 1 session", out)
 	}
 }

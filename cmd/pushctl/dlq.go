@@ -87,6 +87,10 @@ func openDLQ(ctx context.Context, nf *natsFlags) (*dlqSession, error) {
 	return &dlqSession{nc: nc, store: store}, nil
 }
 
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
 // dlqRun runs a dlq command: it parses the common flags plus extra ones,
 // checks there are nargs arguments, builds the filter, opens the store and
 // calls body, which returns the exit status.
@@ -112,7 +116,7 @@ func dlqRun(name, synopsis string, args []string, nargs int, extra func(*flag.Fl
 	if err != nil {
 		return fail("dlq "+name, err)
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := signalContext()
 	defer cancel()
 	s, err := openDLQ(ctx, &nf)
 	if err != nil {

@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"listen": {"connect as a client and print pushes as they arrive", runListen},
 	"token":  {"mint a client token for a session", runToken},
 	"dlq":    {"dead letters: ls, show, stats, replay, purge", runDLQ},
+	"top":    {"a live view of edge nodes from their /metrics", runTop},
 }
 
 func main() {

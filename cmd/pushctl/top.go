@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+)
+
+func runTop(args []string) int {
+	var (
+		admins   string
+		interval time.Duration
+		once     bool
+	)
+	fs := flag.NewFlagSet("pushctl top", flag.ContinueOnError)
+	fs.Usage = cli.Usage(fs, "Usage: pushctl top [flags]\n\nA live view of edge nodes, read from their admin listeners' /metrics: readiness, sessions,\npushes in and out per second, dead letters per second by reason, delivery latency, and the\ncounters that must stay at zero.")
+	fs.StringVar(&admins, "admin", "http://127.0.0.1:9090", "admin listener URLs of the edge nodes, comma-separated")
+	fs.DurationVar(&interval, "interval", 2*time.Second, "how often to refresh (rates are over this interval)")
+	fs.BoolVar(&once, "once", false, "print one view (two scrapes, interval apart) and exit")
+	if err := cli.Parse(fs, args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() != 0 || interval <= 0 {
+		fs.Usage()
+		return 2
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	nodes := strings.Split(admins, ",")
+	prev := scrapeAll(ctx, nodes)
+	tty := isTerminal(os.Stdout)
+	for {
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(interval):
+		}
+		cur := scrapeAll(ctx, nodes)
+		if tty && !once {
+			fmt.Print("\033[H\033[2J")
+		}
+		printTop(os.Stdout, nodes, prev, cur, interval)
+		if once {
+			return 0
+		}
+		prev = cur
+	}
+}
+
+// sample is one scrape of one node.
+type sample struct {
+	mfs map[string]*dto.MetricFamily
+	err error
+}
+
+func scrapeAll(ctx context.Context, nodes []string) []sample {
+	out := make([]sample, len(nodes))
+	for i, n := range nodes {
+		out[i].mfs, out[i].err = scrapeNode(ctx, strings.TrimRight(n, "/")+"/metrics")
+	}
+	return out
+}
+
+func scrapeNode(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(resp.Body)
+}
+
+func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Duration) {
+	fmt.Fprintf(w, "pushfabric  %s  (rates over %s)\n\n", time.Now().Format("15:04:05"), interval)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\tready\tsessions\tin/s\tout/s\tdead/s\tp50 ms\tp99 ms\tlost\tslow-cons\treconnects\t")
+	dead := map[string]float64{}
+	for i, node := range nodes {
+		c, p := cur[i], prev[i]
+		if c.err != nil {
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\t\t\n", node, "DOWN: "+c.err.Error())
+			continue
+		}
+		rate := func(name string) float64 {
+			return perSecond(sum(c.mfs, name, nil)-sum(p.mfs, name, nil), interval, p.err)
+		}
+		for _, r := range labelValues(c.mfs, "pushfabric_dead_letters_total", "reason") {
+			sel := map[string]string{"reason": r}
+			dead[r] += perSecond(sum(c.mfs, "pushfabric_dead_letters_total", sel)-sum(p.mfs, "pushfabric_dead_letters_total", sel), interval, p.err)
+		}
+		p50, p99 := latency(p.mfs, c.mfs, p.err)
+		ready := "no"
+		if sum(c.mfs, "pushfabric_ready", nil) == 1 {
+			ready = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f\t\n", node, ready,
+			sum(c.mfs, "pushfabric_sessions", nil), rate("pushfabric_pushes_received_total"),
+			rate("pushfabric_pushes_written_total"), rate("pushfabric_dead_letters_total"), p50, p99,
+			sum(c.mfs, "pushfabric_pushes_lost_total", nil), sum(c.mfs, "pushfabric_nats_slow_consumer_events_total", nil),
+			sum(c.mfs, "pushfabric_nats_reconnects_total", nil))
+	}
+	tw.Flush()
+	reasons := make([]string, 0, len(dead))
+	for r, v := range dead {
+		if v > 0 {
+			reasons = append(reasons, r)
+		}
+	}
+	sort.Slice(reasons, func(i, j int) bool { return dead[reasons[i]] > dead[reasons[j]] })
+	if len(reasons) > 0 {
+		fmt.Fprint(w, "\ndead letters/s by reason:")
+		for _, r := range reasons {
+			fmt.Fprintf(w, "  %s %.1f", r, dead[r])
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func perSecond(delta float64, interval time.Duration, prevErr error) float64 {
+	if prevErr != nil || delta < 0 {
+		return 0
+	}
+	return delta / interval.Seconds()
+}
+
+// sum adds the values of a family's metrics whose labels include sel.
+func sum(mfs map[string]*dto.MetricFamily, name string, sel map[string]string) float64 {
+	mf := mfs[name]
+	if mf == nil {
+		return 0
+	}
+	total := 0.0
+	for _, m := range mf.Metric {
+		if !hasLabels(m, sel) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.Counter.GetValue()
+		case m.Gauge != nil:
+			total += m.Gauge.GetValue()
+		}
+	}
+	return total
+}
+
+func hasLabels(m *dto.Metric, sel map[string]string) bool {
+	for k, v := range sel {
+		ok := false
+		for _, lp := range m.Label {
+			if lp.GetName() == k && lp.GetValue() == v {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func labelValues(mfs map[string]*dto.MetricFamily, name, label string) []string {
+	var out []string
+	if mf := mfs[name]; mf != nil {
+		for _, m := range mf.Metric {
+			for _, lp := range m.Label {
+				if lp.GetName() == label {
+					out = append(out, lp.GetValue())
+				}
+			}
+		}
+	}
+	return out
+}
+
+// latency is the delivery latency's p50 and p99 over the interval, in
+// milliseconds, from the histogram's buckets; "-" without deliveries.
+func latency(prev, cur map[string]*dto.MetricFamily, prevErr error) (string, string) {
+	h := func(mfs map[string]*dto.MetricFamily) *dto.Histogram {
+		if mf := mfs["pushfabric_delivery_latency_seconds"]; mf != nil && len(mf.Metric) == 1 {
+			return mf.Metric[0].Histogram
+		}
+		return nil
+	}
+	c, p := h(cur), h(prev)
+	if c == nil || p == nil || prevErr != nil {
+		return "-", "-"
+	}
+	n := float64(c.GetSampleCount() - p.GetSampleCount())
+	if n <= 0 {
+		return "-", "-"
+	}
+	q := func(phi float64) string {
+		want := phi * n
+		lower, lowerCount := 0.0, 0.0
+		for i, b := range c.Bucket {
+			count := float64(b.GetCumulativeCount() - p.Bucket[i].GetCumulativeCount())
+			if count >= want {
+				frac := (want - lowerCount) / math.Max(count-lowerCount, 1)
+				return fmt.Sprintf("%.1f", 1000*(lower+frac*(b.GetUpperBound()-lower)))
+			}
+			lower, lowerCount = b.GetUpperBound(), count
+		}
+		return fmt.Sprintf(">%.0f", 1000*lower)
+	}
+	return q(0.5), q(0.99)
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
