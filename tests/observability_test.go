@@ -110,7 +110,7 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 	}
 	recv(t, c)
 	// One that is stale when its turn comes: enqueued, then expired.
-	if ack, err := p.Push(timeout(t), "alpha", producer.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "alpha", producer.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second)), producer.WithAck(protocol.AckWritten)); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	// Two invalid ones: dead at once.
@@ -255,7 +255,7 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 	}
 	recv(t, c)
 	// A stale one: it dies at the edge, after being traced there.
-	if ack, err := p.Push(timeout(t), "traced", producer.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "traced", producer.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second)), producer.WithAck(protocol.AckWritten)); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	var pushes, deliveries []tracetest.SpanStub
@@ -403,24 +403,36 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	}
 }
 
-// pushctl top shows a node's figures from its /metrics.
+// pushctl top shows a node's figures from its /metrics: the live table and
+// the totals since start.
 func TestPushctlTop(t *testing.T) {
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
-	dial(t, n.tcp(), "watched", client.Options{})
+	c := dial(t, n.tcp(), "watched", client.Options{})
+	p := newProducer(t, natstest.Connect(t, s), "")
+	for i := range 3 {
+		if _, err := p.Push(timeout(t), "watched", producer.High, fmt.Appendf(nil, "p%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, c)
+	}
+	if ack, err := p.Push(timeout(t), "watched", producer.Low, []byte("late"), producer.WithExpiry(time.Now().Add(-time.Second)), producer.WithAck(protocol.AckWritten)); err != nil || ack.Status != protocol.StatusDead {
+		t.Fatalf("expired push: %+v, %v", ack, err)
+	}
 	out, err := exec.Command(binary(t, "pushctl"), "top", "--once", "--interval", "200ms",
 		"--admin", fmt.Sprintf("http://%s", n.Addr("admin"))).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pushctl top: %v\n%s", err, out)
 	}
-	lines := strings.Split(string(out), "\n")
-	var row []string
-	for _, l := range lines {
+	var rows [][]string
+	for _, l := range strings.Split(string(out), "\n") {
 		if strings.Contains(l, n.Addr("admin").String()) {
-			row = strings.Fields(l)
+			rows = append(rows, strings.Fields(l))
 		}
 	}
-	if len(row) < 4 || row[1] != "yes" || row[2] != "1" {
-		t.Fatalf("pushctl top printed:\n%s\nwant the node ready with 1 session", out)
+	// node ready sessions ... and node received written dead-lettered (by reason) connects takeovers
+	if len(rows) != 2 || len(rows[0]) < 3 || rows[0][1] != "yes" || rows[0][2] != "1" ||
+		strings.Join(rows[1][1:], " ") != "4 3 1 (expired 1) 1 0" {
+		t.Fatalf("pushctl top printed:\n%s\nwant the node ready with 1 session; 4 received, 3 written, 1 expired, 1 connect", out)
 	}
 }

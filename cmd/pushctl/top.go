@@ -99,10 +99,12 @@ func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Dur
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\tready\tsessions\tin/s\tout/s\tdead/s\tp50 ms\tp99 ms\tlost\tslow-cons\treconnects\t")
 	dead := map[string]float64{}
+	var down []string
 	for i, node := range nodes {
 		c, p := cur[i], prev[i]
 		if c.err != nil {
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\t\t\n", node, "DOWN: "+c.err.Error())
+			fmt.Fprintf(tw, "%s\tDOWN\t\t\t\t\t\t\t\t\t\t\n", node)
+			down = append(down, c.err.Error())
 			continue
 		}
 		rate := func(name string) float64 {
@@ -124,6 +126,10 @@ func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Dur
 			sum(c.mfs, "pushfabric_nats_reconnects_total", nil))
 	}
 	tw.Flush()
+	for _, e := range down {
+		fmt.Fprintln(w, "  DOWN:", e)
+	}
+	printTotals(w, nodes, cur)
 	reasons := make([]string, 0, len(dead))
 	for r, v := range dead {
 		if v > 0 {
@@ -138,6 +144,35 @@ func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Dur
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// printTotals prints each node's counts since it started: pushes received,
+// written and dead-lettered (by reason), connects and takeovers.
+func printTotals(w io.Writer, nodes []string, cur []sample) {
+	fmt.Fprintln(w, "\nsince start:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\treceived\twritten\tdead-lettered\tconnects\ttakeovers\t")
+	for i, node := range nodes {
+		c := cur[i]
+		if c.err != nil {
+			continue
+		}
+		var byReason []string
+		for _, r := range labelValues(c.mfs, "pushfabric_dead_letters_total", "reason") {
+			if n := sum(c.mfs, "pushfabric_dead_letters_total", map[string]string{"reason": r}); n > 0 {
+				byReason = append(byReason, fmt.Sprintf("%s %.0f", r, n))
+			}
+		}
+		deadText := fmt.Sprintf("%.0f", sum(c.mfs, "pushfabric_dead_letters_total", nil))
+		if len(byReason) > 0 {
+			deadText += " (" + strings.Join(byReason, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%.0f\t%.0f\t\n", node,
+			sum(c.mfs, "pushfabric_pushes_received_total", nil), sum(c.mfs, "pushfabric_pushes_written_total", nil), deadText,
+			sum(c.mfs, "pushfabric_connects_total", nil),
+			sum(c.mfs, "pushfabric_takeovers_total", nil))
+	}
+	tw.Flush()
 }
 
 func perSecond(delta float64, interval time.Duration, prevErr error) float64 {
