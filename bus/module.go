@@ -30,7 +30,9 @@ var Module = fx.Module("bus",
 		newModuleConn,
 		func(c *Conn) *nats.Conn { return c.NC },
 		newModuleMetrics,
-		func(w *dlq.Writer, c *Conn, cfg Config, m *Metrics) *Sink { return NewSink(w, c.NC, cfg, m) },
+		func(w *dlq.Writer, c *Conn, cfg Config, m *Metrics, log *zap.Logger) *Sink {
+			return NewSink(w, c.NC, cfg, m, log)
+		},
 		func(s *Sink) edge.DeadLetterSink { return s },
 		newModuleDispatcher,
 		func(d *Dispatcher) edge.Hooks { return d.Hooks() },

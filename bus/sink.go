@@ -3,6 +3,7 @@ package bus
 import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
@@ -18,15 +19,20 @@ type Sink struct {
 	node   string
 	nc     *nats.Conn
 	m      *Metrics
+	log    *zap.Logger
 }
 
 // NewSink writes dead letters with w and answers producers on nc, counting
-// in m (nil: nowhere anyone looks).
-func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config, m *Metrics) *Sink {
+// in m (nil: nowhere anyone looks) and logging each dead letter at debug
+// level on log (nil: nowhere).
+func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config, m *Metrics, log *zap.Logger) *Sink {
 	if m == nil {
 		m, _ = NewMetrics(prometheus.NewRegistry(), &Conn{})
 	}
-	return &Sink{w: w, prefix: cfg.Prefix, node: cfg.Node, nc: nc, m: m}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Sink{w: w, prefix: cfg.Prefix, node: cfg.Node, nc: nc, m: m, log: log}
 }
 
 // DeadLetter implements edge.DeadLetterSink. It never blocks.
@@ -47,7 +53,12 @@ func (s *Sink) DeadLetter(dl edge.DeadLetter) {
 // write counts a dead letter and hands it to the writer.
 func (s *Sink) write(session, priority, reason string, m *nats.Msg, f *edge.Frame) {
 	s.m.deadLetter(reason)
-	s.w.Write(s.letter(session, priority, reason, m, f))
+	l := s.letter(session, priority, reason, m, f)
+	if ce := s.log.Check(zap.DebugLevel, "push dead-lettered"); ce != nil {
+		ce.Write(zap.String("session", session), zap.String("push_id", l.Header.Get(protocol.HeaderID)),
+			zap.String("priority", priority), zap.String("reason", reason))
+	}
+	s.w.Write(l)
 }
 
 // letter builds the dead letter for a push: from its NATS message when it

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/pushfabric/pushfabric/edge/wire"
 )
 
@@ -214,6 +216,10 @@ func (c *Conn) finish() {
 	}
 	if reason == CloseReplaced {
 		m.takeovers.Inc()
+	}
+	if ce := c.srv.log.Check(zap.DebugLevel, "client disconnected"); ce != nil {
+		ce.Write(zap.String("session", c.session), zap.String("reason", string(reason)),
+			zap.Duration("connected_for", time.Since(c.started)), zap.Error(cause))
 	}
 	if h := c.srv.hooks.OnClose; h != nil {
 		h(c, reason, cause)

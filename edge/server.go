@@ -316,6 +316,9 @@ func (s *Server) admit(c *Conn) bool {
 	}
 	if !refused {
 		s.metrics.connects.Inc()
+		if ce := s.log.Check(zap.DebugLevel, "client connected"); ce != nil {
+			ce.Write(zap.String("session", c.session), zap.String("transport", c.fr.name()), zap.Stringer("remote", c.nc.RemoteAddr()))
+		}
 	}
 	c.mu.Lock()
 	c.wakeWriterLocked() // the welcome frame, or the refusal

@@ -117,7 +117,8 @@ func run(args []string) int {
 		return 2
 	}
 	defer log.Sync()
-	return serve(o, log)
+	// Every line says which node wrote it, for logs gathered from many.
+	return serve(o, log.With(zap.String("node", o.cfg.Bus.Node)))
 }
 
 // stopMargin is added to the drain timeout for writing dead letters and
@@ -163,7 +164,6 @@ func serve(o *options, log *zap.Logger) int {
 
 func logStarted(log *zap.Logger, o *options, node *app.Node) {
 	fields := []zap.Field{
-		zap.String("node", o.cfg.Bus.Node),
 		zap.String("auth", node.Auth),
 		zap.String("prefix", o.cfg.Bus.Prefix),
 		zap.String("nats", node.Bus.URL()),
