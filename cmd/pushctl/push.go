@@ -104,12 +104,17 @@ func runPush(args []string) int {
 		return fail("push", err)
 	}
 	defer nc.Close()
-	p, err := producer.New(nc, producer.Options{Prefix: nf.prefix, Name: "pushctl"})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tp, flushSpans, err := cli.TracingFromEnv(ctx)
 	if err != nil {
 		return fail("push", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	defer flushSpans(ctx)
+	p, err := producer.New(nc, producer.Options{Prefix: nf.prefix, Name: "pushctl", TracerProvider: tp})
+	if err != nil {
+		return fail("push", err)
+	}
 	a, err := p.Push(ctx, session, producer.Priority(priority), payload, opts...)
 	if cerr := p.Close(ctx); err == nil && cerr != nil {
 		err = fmt.Errorf("writing the dead letter: %w", cerr)

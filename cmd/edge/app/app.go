@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus"
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/registry"
@@ -142,7 +143,7 @@ func withTracing(lc fx.Lifecycle, cfg bus.Config) (bus.Config, error) {
 	if cfg.TracerProvider != nil {
 		return cfg, nil
 	}
-	tp, shutdown, err := tracingFromEnv(context.Background())
+	tp, shutdown, err := cli.TracingFromEnv(context.Background())
 	if err != nil {
 		return cfg, err
 	}

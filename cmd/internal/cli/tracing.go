@@ -1,4 +1,4 @@
-package app
+package cli
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// tracingFromEnv sets up OpenTelemetry tracing from the standard OTEL_*
+// TracingFromEnv sets up OpenTelemetry tracing from the standard OTEL_*
 // environment variables: an OTLP/HTTP exporter when OTEL_TRACES_EXPORTER is
 // otlp or an OTLP endpoint is set. With neither, or OTEL_TRACES_EXPORTER=none,
 // tracing is off and costs nothing. The returned shutdown flushes spans.
-func tracingFromEnv(ctx context.Context) (trace.TracerProvider, func(context.Context) error, error) {
+func TracingFromEnv(ctx context.Context) (trace.TracerProvider, func(context.Context) error, error) {
 	exporter := os.Getenv("OTEL_TRACES_EXPORTER")
 	endpoint := os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") + os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	switch {
