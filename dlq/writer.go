@@ -139,7 +139,7 @@ func (w *Writer) enqueue(m *nats.Msg, retry bool) {
 func (w *Writer) drop(m *nats.Msg, why string) {
 	w.lost.Add(1)
 	w.log.Error("dead letter lost", zap.String("why", why),
-		zap.String("push", m.Header.Get(protocol.HeaderID)), zap.String("subject", m.Subject))
+		zap.String("push_id", m.Header.Get(protocol.HeaderID)), zap.String("subject", m.Subject))
 }
 
 func (w *Writer) acked(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) {
@@ -149,7 +149,7 @@ func (w *Writer) acked(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) {
 // failed runs when a write was refused, timed out or cut by a reconnect: the
 // letter goes back in the queue.
 func (w *Writer) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
-	w.log.Debug("dead-letter write failed; retrying", zap.String("push", m.Header.Get(protocol.HeaderID)), zap.Error(err))
+	w.log.Debug("dead-letter write failed; retrying", zap.String("push_id", m.Header.Get(protocol.HeaderID)), zap.Error(err))
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		w.missing.Store(true)
 	}

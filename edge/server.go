@@ -395,6 +395,6 @@ type logSink struct{ log *zap.Logger }
 
 func (l logSink) DeadLetter(dl DeadLetter) {
 	l.log.Warn("push dead-lettered with no sink configured",
-		zap.String("session", dl.Session), zap.String("push", dl.Frame.ID),
+		zap.String("session", dl.Session), zap.String("push_id", dl.Frame.ID),
 		zap.Stringer("priority", dl.Priority), zap.String("reason", string(dl.Reason)))
 }

@@ -304,7 +304,8 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 var metricName = regexp.MustCompile(`pushfabric_[a-z_]+`)
 
 // The Grafana dashboard and the Prometheus files parse, and every metric
-// they name is one a node serves.
+// they name is one a node serves; docs/operations.md explains every metric
+// a node serves and every alert.
 func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
@@ -393,6 +394,24 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	if alerts < 5 {
 		t.Fatalf("%d alerts", alerts)
 	}
+	raw, err = os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := string(raw)
+	for name := range mfs {
+		if short, ok := strings.CutPrefix(name, "pushfabric_"); ok && !strings.Contains(ops, "| `"+short) {
+			t.Errorf("docs/operations.md has no row for %s", name)
+		}
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if !strings.Contains(ops, "**"+r.Alert+"**") {
+				t.Errorf("docs/operations.md does not say what to do when %s fires", r.Alert)
+			}
+		}
+	}
+	check("docs/operations.md", ops)
 	var prom map[string]any
 	raw, err = os.ReadFile("../deployments/prometheus/prometheus.yml")
 	if err != nil {

@@ -39,4 +39,8 @@ func printQuickstart(o *options, node *app.Node) {
 	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make tools installs it as ./bin/nats):\n")
 	fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl push --nats %s alice 'hello from pushctl'\n", nats)
 	fmt.Fprintf(os.Stderr, "  ./bin/nats --server %s request %s.alice.high 'hello from nats'\n\n", nats, prefix)
+	if a := node.Addr("admin"); a != nil {
+		fmt.Fprintf(os.Stderr, "Watch the node (docs/operations.md says what each figure means):\n")
+		fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl top --admin http://%s\n\n", a)
+	}
 }
