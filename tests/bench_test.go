@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/edge/client"
@@ -59,7 +60,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			lat.wait()
+			lat.wait(b, func() string { return deliveryReport(b, s, n) })
 			elapsed := time.Since(begin)
 			b.StopTimer()
 			p50, p99 := lat.percentiles()
@@ -95,11 +96,41 @@ func (l *latencies) record(f client.Frame) {
 	l.mu.Unlock()
 }
 
-func (l *latencies) wait() {
+// wait waits for every push to arrive. If none arrives for 10 s it gives
+// up with report(), saying where the rest went.
+func (l *latencies) wait(b *testing.B, report func() string) {
 	l.mu.Lock()
 	done := l.done
 	l.mu.Unlock()
-	<-done
+	last := -1
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(10 * time.Second):
+		}
+		l.mu.Lock()
+		got := len(l.all)
+		l.mu.Unlock()
+		if got == last {
+			b.Fatalf("%d of %d pushes arrived, then none for 10 s; %s", got, l.want, report())
+		}
+		last = got
+	}
+}
+
+// deliveryReport says what the node and the NATS server counted.
+func deliveryReport(b *testing.B, s *server.Server, n *edgeNode) string {
+	_, mfs := scrape(b, n)
+	dead := map[string]float64{}
+	for _, m := range mfs["pushfabric_dead_letters_total"].GetMetric() {
+		if v := m.GetCounter().GetValue(); v > 0 {
+			dead[m.GetLabel()[0].GetValue()] = v
+		}
+	}
+	return fmt.Sprintf("node: high pushes received %v, written %v, dead letters %v, NATS slow-consumer events %v; server: %d slow consumers",
+		value(b, mfs, "pushfabric_pushes_received_total", "priority=high"), value(b, mfs, "pushfabric_pushes_written_total", "priority=high"), dead,
+		value(b, mfs, "pushfabric_nats_slow_consumer_events_total"), s.NumSlowConsumers())
 }
 
 func (l *latencies) percentiles() (p50, p99 time.Duration) {

@@ -30,7 +30,7 @@ import (
 )
 
 // scrape reads the node's /metrics.
-func scrape(t *testing.T, n *edgeNode) ([]byte, map[string]*dto.MetricFamily) {
+func scrape(t testing.TB, n *edgeNode) ([]byte, map[string]*dto.MetricFamily) {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", n.Addr("admin")))
 	if err != nil {
@@ -51,7 +51,7 @@ func scrape(t *testing.T, n *edgeNode) ([]byte, map[string]*dto.MetricFamily) {
 
 // value is the value of the metric family name with the given label pairs
 // (name=value), counter, gauge or histogram count.
-func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+func value(t testing.TB, mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	t.Helper()
 	mf := mfs[name]
 	if mf == nil {
