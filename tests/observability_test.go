@@ -110,7 +110,7 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 	}
 	recv(t, c)
 	// One that is stale when its turn comes: enqueued, then expired.
-	if ack, err := p.Push(timeout(t), "alpha", producer.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second)), producer.WithAck(protocol.AckWritten)); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "alpha", producer.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	// Two invalid ones: dead at once.
@@ -255,7 +255,7 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 	}
 	recv(t, c)
 	// A stale one: it dies at the edge, after being traced there.
-	if ack, err := p.Push(timeout(t), "traced", producer.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second)), producer.WithAck(protocol.AckWritten)); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "traced", producer.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	var pushes, deliveries []tracetest.SpanStub
