@@ -20,7 +20,7 @@ FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS 
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
-.PHONY: test unit fuzz lint bench bench-idle wscompare run build tools clean
+.PHONY: test unit fuzz lint bench bench-idle bench-load bench-scale wscompare run build tools clean
 
 test: lint unit fuzz
 
@@ -51,7 +51,18 @@ tools: $(STATICCHECK) $(NATS_CLI)
 
 # The binaries, into ./bin.
 build:
-	GOBIN=$(BIN) $(GO) install ./cmd/edge ./cmd/pushctl
+	GOBIN=$(BIN) $(GO) install ./cmd/edge ./cmd/pushctl ./cmd/pushbench
+
+# End to end: NATS server, edge and clients in their own processes, beside a
+# raw NATS baseline from the same run. LOAD_FLAGS / SCALE_FLAGS for more
+# (pushbench load --help).
+LOAD_FLAGS  ?= --sessions 1000 --duration 10s
+SCALE_FLAGS ?= --sessions 19000
+bench-load: build
+	$(BIN)/pushbench load $(LOAD_FLAGS)
+
+bench-scale: build
+	$(BIN)/pushbench scale $(SCALE_FLAGS)
 
 # Micro benchmarks, benchstat-friendly: make bench > new.txt; benchstat old.txt new.txt
 bench:

@@ -28,7 +28,7 @@ func binary(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for _, cmd := range []string{"edge", "pushctl"} {
+		for _, cmd := range []string{"edge", "pushctl", "pushbench"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), "../cmd/"+cmd).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", cmd, err, out)

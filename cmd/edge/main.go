@@ -48,6 +48,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&c.WSListen, "ws-listen", c.WSListen, "WebSocket listen address; empty: none")
 	fs.StringVar(&c.TCPListen, "tcp-listen", c.TCPListen, "framed-TCP listen address; empty: none")
 	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "admin listen address (/metrics, /healthz, /readyz); empty: none")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve Go profiles (/debug/pprof/) on the admin listener")
 	fs.StringVar(&c.JWTSecretFile, "jwt-secret-file", "", "file holding the HS256 secret clients' tokens are signed with (at least 32 bytes)")
 	fs.StringVar(&c.JWTPublicKeyFile, "jwt-public-key-file", "", "PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with")
 

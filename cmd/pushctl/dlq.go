@@ -106,7 +106,7 @@ func dlqRun(name, synopsis string, args []string, nargs int, extra func(*flag.Fl
 	}
 	ff.register(fs)
 	if err := cli.Parse(fs, args); err != nil {
-		return flagExit(err)
+		return cli.FlagExit(err)
 	}
 	if fs.NArg() != nargs {
 		fs.Usage()

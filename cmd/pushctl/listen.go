@@ -31,7 +31,7 @@ func runListen(args []string) int {
 	fs.StringVar(&token, "token", "", "client token (see pushctl token)")
 	fs.BoolVar(&asJSON, "json", false, "print each push as a JSON object")
 	if err := cli.Parse(fs, args); err != nil {
-		return flagExit(err)
+		return cli.FlagExit(err)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -72,7 +72,7 @@ func runPush(args []string) int {
 	fs.DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the acknowledgement")
 	fs.BoolVar(&asJSON, "json", false, "print the acknowledgement as JSON")
 	if err := cli.Parse(fs, args); err != nil {
-		return flagExit(err)
+		return cli.FlagExit(err)
 	}
 	if fs.NArg() != 2 {
 		fs.Usage()
@@ -141,13 +141,4 @@ func printAck(a protocol.Ack, asJSON bool) {
 	default:
 		fmt.Printf("%s on node %s (push %s)\n", a.Status, a.Node, a.ID)
 	}
-}
-
-// flagExit is the exit status for a flag parsing error: 0 for --help.
-func flagExit(err error) int {
-	if err == flag.ErrHelp {
-		return 0
-	}
-	fmt.Fprintln(os.Stderr, err)
-	return 2
 }

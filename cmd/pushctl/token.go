@@ -53,7 +53,7 @@ func runToken(args []string) int {
 	fs.Usage = cli.Usage(fs, "Usage: pushctl token (--secret-file F | --key-file F) [--ttl D] <session>\n\nPrints a client token (a JWT whose subject is the session) for the edge to accept.")
 	kf.register(fs)
 	if err := cli.Parse(fs, args); err != nil {
-		return flagExit(err)
+		return cli.FlagExit(err)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

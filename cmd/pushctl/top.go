@@ -32,7 +32,7 @@ func runTop(args []string) int {
 	fs.DurationVar(&interval, "interval", 2*time.Second, "how often to refresh (rates are over this interval)")
 	fs.BoolVar(&once, "once", false, "print one view (two scrapes, interval apart) and exit")
 	if err := cli.Parse(fs, args); err != nil {
-		return flagExit(err)
+		return cli.FlagExit(err)
 	}
 	if fs.NArg() != 0 || interval <= 0 {
 		fs.Usage()

@@ -49,6 +49,9 @@ type Options struct {
 	OnPush func(Frame)
 	// ReadBufferSize is the socket read buffer; 0: 64 KiB.
 	ReadBufferSize int
+	// LocalAddr is the local address to dial from (a *net.TCPAddr, port 0
+	// for any); nil: the system's choice.
+	LocalAddr net.Addr
 }
 
 // CloseError is how a connection ended when the server closed it: the
@@ -141,7 +144,7 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 }
 
 func (c *Conn) dialTCP(ctx context.Context, host string, o Options, bufSize int) error {
-	var d net.Dialer
+	d := net.Dialer{LocalAddr: o.LocalAddr}
 	nc, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return err
@@ -159,7 +162,8 @@ func (c *Conn) dialWS(ctx context.Context, u *url.URL, o Options, bufSize int) e
 		q.Set("token", o.Token)
 	}
 	u.RawQuery = q.Encode()
-	nc, br, _, err := ws.Dialer{ReadBufferSize: bufSize}.Dial(ctx, u.String())
+	d := net.Dialer{LocalAddr: o.LocalAddr}
+	nc, br, _, err := ws.Dialer{ReadBufferSize: bufSize, NetDial: d.DialContext}.Dial(ctx, u.String())
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	WSListen    string // WebSocket listener; "" for none
 	TCPListen   string // framed-TCP listener; "" for none
 	AdminListen string // /metrics, /healthz, /readyz; "" for none
+	Pprof       bool   // also /debug/pprof/ on the admin listener
 	// Client authentication: a JWT HS256 secret file or a PEM public key
 	// file. With neither, and every listener on loopback, development mode:
 	// clients name their session.
@@ -117,7 +118,7 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		// The admin listener first, so that it stops last: /readyz answers
 		// "draining" while the node drains.
 		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {
-			return node.serveAdmin(lc, cfg.AdminListen, metrics, h, c, log)
+			return node.serveAdmin(lc, cfg, metrics, h, c, log)
 		}),
 		fx.Invoke(func(lc fx.Lifecycle, sh fx.Shutdowner, srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
 			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
@@ -153,7 +154,7 @@ func withTracing(lc fx.Lifecycle, cfg bus.Config) (bus.Config, error) {
 }
 
 // serveAdmin starts the admin listener, if configured.
-func (n *Node) serveAdmin(lc fx.Lifecycle, addr string, reg *prometheus.Registry, h *health, c *bus.Conn, log *zap.Logger) error {
+func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, reg *prometheus.Registry, h *health, c *bus.Conn, log *zap.Logger) error {
 	js, err := jetstream.New(c.NC)
 	if err != nil {
 		return err
@@ -162,14 +163,14 @@ func (n *Node) serveAdmin(lc fx.Lifecycle, addr string, reg *prometheus.Registry
 	if err := reg.Register(readyGauge(h)); err != nil {
 		return err
 	}
-	if addr == "" {
+	if cfg.AdminListen == "" {
 		return nil
 	}
 	var a *admin
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			var err error
-			if a, err = newAdmin(addr, reg, h, log.Named("admin")); err != nil {
+			if a, err = newAdmin(cfg.AdminListen, cfg.Pprof, reg, h, log.Named("admin")); err != nil {
 				return err
 			}
 			n.setAddr("admin", a.ln.Addr())

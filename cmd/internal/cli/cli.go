@@ -111,3 +111,13 @@ func Logger(level, format string) (*zap.Logger, error) {
 	cfg.Sampling = &zap.SamplingConfig{Initial: 100, Thereafter: 100}
 	return cfg.Build()
 }
+
+// FlagExit is the exit status for an error from Parse: 0 after --help
+// (the usage is printed), 2 otherwise, with the error printed.
+func FlagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return 2
+}

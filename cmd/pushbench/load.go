@@ -1,0 +1,604 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushfabric/pushfabric/bus/producer"
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+)
+
+// loadSpec is what the producers do.
+type loadSpec struct {
+	sessions  int
+	producers int
+	rate      float64 // pushes/s in all; 0: as fast as they can
+	duration  time.Duration
+	payload   int
+	lowShare  float64 // share of pushes sent low
+	publish   string  // raw, fast or acked
+	inflight  int     // acked: pushes waiting for their ack per producer
+	transport string
+	clients   int // client processes
+}
+
+func (s loadSpec) describe() string {
+	rate := "unpaced"
+	if s.rate > 0 {
+		rate = fmt.Sprintf("%s pushes/s", group(s.rate))
+	}
+	return fmt.Sprintf("%d sessions over %s, %d producer(s), %s, %d B payload, %.0f%% low, %s publish, %s",
+		s.sessions, s.transport, s.producers, rate, s.payload, 100*s.lowShare, s.publish, s.duration)
+}
+
+func runLoadCommand(args []string) int {
+	var (
+		spec     loadSpec
+		edges    string
+		admins   string
+		natsURL  string
+		edgeBin  string
+		edgeArgs stringList
+		baseline bool
+		asJSON   bool
+		profile  string
+	)
+	fs := flag.NewFlagSet("pushbench load", flag.ContinueOnError)
+	fs.Usage = cli.Usage(fs, `Usage: pushbench load [flags]
+
+Pushes to S client sessions from P producer connections for a while and reports delivered
+pushes/s, latency from the producer's send to the client's read (HDR histogram), dead letters
+by reason, the edge's and the NATS server's CPU and the edge's memory per session. First, the
+same load goes over plain NATS (publish -> one subscriber holding the same subjects on the same
+server) as the baseline the fabric's figures are divided by.
+
+With no --edge, pushbench starts a NATS server and an edge node (the edge binary next to
+pushbench, or on PATH) on loopback, each in its own process; the clients run in child processes.`)
+	fs.IntVar(&spec.sessions, "sessions", 1000, "client sessions")
+	fs.StringVar(&spec.transport, "transport", "tcp", "client transport: tcp or ws")
+	fs.IntVar(&spec.clients, "client-procs", 1, "processes the clients are spread over")
+	fs.IntVar(&spec.producers, "producers", 1, "producer connections")
+	fs.Float64Var(&spec.rate, "rate", 0, "pushes per second in all; 0: as fast as the producers can")
+	fs.DurationVar(&spec.duration, "duration", 10*time.Second, "how long the producers publish")
+	fs.IntVar(&spec.payload, "payload", 128, "payload bytes (at least 8: the send time)")
+	fs.Float64Var(&spec.lowShare, "low", 0, "share of pushes sent with low priority, 0 to 1")
+	fs.StringVar(&spec.publish, "publish", "fast", "raw (plain NATS publish), fast (producer client Publish) or acked (producer client Push, waiting for enqueued)")
+	fs.IntVar(&spec.inflight, "inflight", 64, "with --publish acked: pushes awaiting their ack per producer")
+	fs.BoolVar(&baseline, "baseline", true, "measure raw NATS publish -> subscribe first")
+	fs.StringVar(&edges, "edge", "", "edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one")
+	fs.StringVar(&admins, "admin", "", "with --edge: the edges' admin addresses, for CPU, memory and dead letters")
+	fs.StringVar(&natsURL, "nats", "", "with --edge: the NATS server the edges use")
+	fs.StringVar(&edgeBin, "edge-bin", "", "edge binary to start (default: next to pushbench, or on PATH)")
+	fs.Var(&edgeArgs, "edge-flag", "extra flag for the edge it starts, e.g. --edge-flag=--queue-len=4096 (repeatable)")
+	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	fs.StringVar(&profile, "profile", "", "write the started edge's CPU profile (over the load) and heap profile (after it) into this folder")
+	if err := cli.Parse(fs, args); err != nil {
+		return cli.FlagExit(err)
+	}
+	if profile != "" {
+		edgeArgs = append(edgeArgs, "--pprof")
+	}
+	if err := spec.validate(edges, natsURL); fs.NArg() != 0 || err != nil {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pushbench load:", err)
+		}
+		return 2
+	}
+	env, err := newBenchEnv(edges, admins, natsURL, edgeBin, edgeArgs)
+	if err != nil {
+		return fail("load", err)
+	}
+	defer env.close()
+	env.profileDir = profile
+	out := loadOutput{Spec: spec.describe()}
+	if baseline {
+		r, err := env.phase("raw NATS", spec, true)
+		if err != nil {
+			return fail("load", err)
+		}
+		out.Raw = &r
+	}
+	r, err := env.phase("pushfabric", spec, false)
+	if err != nil {
+		return fail("load", err)
+	}
+	out.Fabric = &r
+	out.finish()
+	if asJSON {
+		return printJSON(out)
+	}
+	out.print(os.Stdout)
+	return 0
+}
+
+func (s *loadSpec) validate(edges, natsURL string) error {
+	switch {
+	case s.sessions < 1 || s.producers < 1 || s.clients < 1 || s.inflight < 1:
+		return errors.New("--sessions, --producers, --client-procs and --inflight must be at least 1")
+	case s.transport != "tcp" && s.transport != "ws":
+		return fmt.Errorf("--transport %q: want tcp or ws", s.transport)
+	case s.publish != "raw" && s.publish != "fast" && s.publish != "acked":
+		return fmt.Errorf("--publish %q: want raw, fast or acked", s.publish)
+	case s.payload < 8:
+		return errors.New("--payload must be at least 8 bytes")
+	case s.lowShare < 0 || s.lowShare > 1:
+		return errors.New("--low must be between 0 and 1")
+	case s.duration <= 0 || s.rate < 0:
+		return errors.New("--duration must be positive and --rate not negative")
+	case edges != "" && natsURL == "":
+		return errors.New("--edge needs --nats, the NATS server the edges use")
+	}
+	return nil
+}
+
+// benchEnv is the system under test: a NATS server and edges, started by
+// the bench or given.
+type benchEnv struct {
+	natsURL string
+	nats    *child // nil when given
+	edge    *edgeChild
+	edges   []string // given client addresses (tcp://…, ws://…)
+	admins  []string
+	workers []*child
+	// profileDir, when set, gets the edge's profiles of the fabric phase.
+	profileDir string
+}
+
+func newBenchEnv(edges, admins, natsURL, edgeBin string, edgeArgs []string) (*benchEnv, error) {
+	env := &benchEnv{natsURL: natsURL}
+	if edges != "" {
+		env.edges = strings.Split(edges, ",")
+		if admins != "" {
+			env.admins = strings.Split(admins, ",")
+		}
+		return env, nil
+	}
+	bin, err := findEdge(edgeBin)
+	if err != nil {
+		return nil, err
+	}
+	if env.nats, err = startWorker("nats"); err != nil {
+		return nil, err
+	}
+	env.natsURL = env.nats.ready.URL
+	if env.edge, err = startEdge(bin, env.natsURL, edgeArgs); err != nil {
+		env.close()
+		return nil, err
+	}
+	env.admins = []string{env.edge.addrs["admin"]}
+	return env, nil
+}
+
+func (env *benchEnv) close() {
+	env.stopWorkers()
+	if env.edge != nil {
+		_, _ = env.edge.terminate(30 * time.Second)
+	}
+	if env.nats != nil {
+		env.nats.stop()
+	}
+}
+
+func (env *benchEnv) stopWorkers() {
+	for _, w := range env.workers {
+		w.stop()
+	}
+	env.workers = nil
+}
+
+// clientAddrs are the edges' client addresses for a transport.
+func (env *benchEnv) clientAddrs(transport string) string {
+	if env.edge == nil {
+		return strings.Join(env.edges, ",")
+	}
+	if transport == "ws" {
+		return "ws://" + env.edge.addrs["websocket"] + "/"
+	}
+	return "tcp://" + env.edge.addrs["tcp"]
+}
+
+// startClients spreads sessions prefix0… over spec.clients worker processes.
+func (env *benchEnv) startClients(spec loadSpec, raw bool, prefix string) error {
+	per := (spec.sessions + spec.clients - 1) / spec.clients
+	for first := 0; first < spec.sessions; first += per {
+		args := []string{"clients", "--prefix", prefix, "--first", strconv.Itoa(first), "--count", strconv.Itoa(min(per, spec.sessions-first))}
+		if raw {
+			args = append(args, "--mode", "raw", "--addr", env.natsURL)
+		} else {
+			args = append(args, "--mode", spec.transport, "--addr", env.clientAddrs(spec.transport))
+		}
+		w, err := startWorker(args...)
+		if err != nil {
+			return err
+		}
+		env.workers = append(env.workers, w)
+		if w.ready.Failed > 0 {
+			return fmt.Errorf("%d of %d sessions failed to connect: %s", w.ready.Failed, w.ready.Failed+w.ready.Connected, w.ready.Error)
+		}
+	}
+	return nil
+}
+
+// sample is the system's counters at one moment.
+type sample struct {
+	at       time.Time
+	edge     []edgeMetrics
+	natsCPU  float64
+	natsRSS  int64
+	received uint64
+}
+
+func (env *benchEnv) sample() sample {
+	s := sample{at: time.Now()}
+	for _, a := range env.admins {
+		m, err := scrapeEdge(a)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pushbench: scrape", a+":", err)
+		}
+		s.edge = append(s.edge, m)
+	}
+	if env.nats != nil {
+		s.natsCPU, s.natsRSS, _ = procStat(env.nats.pid())
+	}
+	for _, w := range env.workers {
+		if r, err := w.call("stats"); err == nil {
+			s.received += r.Received
+		}
+	}
+	return s
+}
+
+func (s sample) edgeSum(f func(edgeMetrics) float64) float64 {
+	t := 0.0
+	for _, m := range s.edge {
+		t += f(m)
+	}
+	return t
+}
+
+// phase runs one measurement: clients up, load, settle, reports.
+func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, error) {
+	defer env.stopWorkers()
+	prefix := "b"
+	if raw {
+		prefix = "raw"
+	}
+	before := env.sample()
+	if err := env.startClients(spec, raw, prefix); err != nil {
+		return phaseResult{}, err
+	}
+	res := phaseResult{Name: name, Dead: map[string]uint64{}}
+	connected := env.sample()
+	if !raw && env.admins != nil {
+		res.EdgeRSSBytes = connected.edgeSum(func(m edgeMetrics) float64 { return m.rss })
+		res.BytesPerSession = (res.EdgeRSSBytes - before.edgeSum(func(m edgeMetrics) float64 { return m.rss })) / float64(spec.sessions)
+	}
+	for _, w := range env.workers {
+		res.ConnectSeconds = max(res.ConnectSeconds, w.ready.ConnectSeconds)
+	}
+	fmt.Fprintf(os.Stderr, "%s: %d sessions ready in %.2fs; pushing for %s\n", name, spec.sessions, res.ConnectSeconds, spec.duration)
+
+	ld := newLoad(spec, prefix, raw)
+	stopProgress := env.progress(name, ld)
+	profiled := env.profile(raw, spec.duration)
+	err := ld.run(env.natsURL)
+	stopProgress()
+	if perr := profiled(); perr != nil {
+		fmt.Fprintln(os.Stderr, "pushbench: profile:", perr)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Sent = ld.sent.Load()
+	res.Dead["offline"] = ld.offline.Load()
+
+	// Settle: wait until every push is delivered or dead-lettered, or
+	// nothing moves for 3 s.
+	var last sample
+	deadOf := func(s sample) uint64 {
+		return uint64(s.edgeSum(func(m edgeMetrics) float64 { return sum(m.dead) }) - connected.edgeSum(func(m edgeMetrics) float64 { return sum(m.dead) }))
+	}
+	for moved, lastTotal := time.Now(), uint64(0); ; {
+		last = env.sample()
+		total := last.received + deadOf(last) + ld.offline.Load()
+		if total >= res.Sent || time.Since(moved) > 3*time.Second {
+			break
+		}
+		if total != lastTotal {
+			moved, lastTotal = time.Now(), total
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	hist := newHistogram()
+	var lastRecv int64
+	for _, w := range env.workers {
+		r, err := w.call("report")
+		if err != nil {
+			return res, err
+		}
+		res.Delivered += r.Received
+		res.DroppedByNATS += r.Dropped
+		lastRecv = max(lastRecv, r.LastNanos)
+		if r.Hist != nil {
+			hist.Merge(hdrhistogram.Import(r.Hist))
+		}
+	}
+	for i, m := range last.edge {
+		for reason, v := range m.dead {
+			if d := uint64(v - connected.edge[i].dead[reason]); d > 0 {
+				res.Dead[reason] += d
+			}
+		}
+		res.SlowConsumerEvents += m.slow - connected.edge[i].slow
+	}
+	if res.Dead["offline"] == 0 {
+		delete(res.Dead, "offline")
+	}
+	var dead uint64
+	for _, v := range res.Dead {
+		dead += v
+	}
+	res.Missing = int64(res.Sent) - int64(res.Delivered) - int64(dead)
+	if lastRecv > 0 {
+		res.Seconds = time.Unix(0, lastRecv).Sub(ld.began).Seconds()
+		res.PushesPerSecond = float64(res.Delivered) / res.Seconds
+	}
+	res.Latency = latencyOf(hist)
+	res.EdgeCPUSeconds = last.edgeSum(func(m edgeMetrics) float64 { return m.cpu }) - connected.edgeSum(func(m edgeMetrics) float64 { return m.cpu })
+	res.NATSCPUSeconds = last.natsCPU - connected.natsCPU
+	if raw {
+		res.EdgeCPUSeconds = 0
+	}
+	return res, nil
+}
+
+// profile starts fetching the edge's CPU profile over the load, if asked;
+// the returned function waits for it and fetches a heap profile.
+func (env *benchEnv) profile(raw bool, d time.Duration) (wait func() error) {
+	if env.profileDir == "" || raw || len(env.admins) == 0 {
+		return func() error { return nil }
+	}
+	base := "http://" + env.admins[0] + "/debug/pprof/"
+	errc := make(chan error, 1)
+	go func() {
+		errc <- fetch(base+fmt.Sprintf("profile?seconds=%d", max(int(d.Seconds()), 1)), filepath.Join(env.profileDir, "edge-cpu.pprof"))
+	}()
+	return func() error {
+		if err := <-errc; err != nil {
+			return err
+		}
+		return fetch(base+"heap", filepath.Join(env.profileDir, "edge-heap.pprof"))
+	}
+}
+
+func fetch(url, file string) error {
+	r, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, r.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r.Body); err != nil {
+		f.Close()
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "wrote", file)
+	return f.Close()
+}
+
+func sum(m map[string]float64) float64 {
+	t := 0.0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+// progress prints sent and delivered per second to stderr every second.
+func (env *benchEnv) progress(name string, ld *load) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		prevSent, prevRecv, begin := uint64(0), uint64(0), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var recv uint64
+			for _, w := range env.workers {
+				if r, err := w.call("stats"); err == nil {
+					recv += r.Received
+				}
+			}
+			sent := ld.sent.Load()
+			fmt.Fprintf(os.Stderr, "  %s %3.0fs  sent %s (%s/s)  delivered %s (%s/s)\n", name, time.Since(begin).Seconds(),
+				group(float64(sent)), group(float64(sent-prevSent)), group(float64(recv)), group(float64(recv-prevRecv)))
+			prevSent, prevRecv = sent, recv
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// load is the producers' side of one phase.
+type load struct {
+	spec    loadSpec
+	raw     bool // the baseline: plain publishes whatever spec.publish says
+	high    []string
+	low     []string
+	names   []string
+	next    atomic.Uint64 // the next push's number
+	sent    atomic.Uint64
+	offline atomic.Uint64 // dead-lettered by the producer client: no session
+	began   time.Time
+	mu      sync.Mutex
+	err     error
+}
+
+func newLoad(spec loadSpec, prefix string, raw bool) *load {
+	l := &load{spec: spec, raw: raw}
+	for i := range spec.sessions {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		l.names = append(l.names, name)
+		l.high = append(l.high, protocol.PushSubject(protocol.DefaultPrefix, name, protocol.High))
+		l.low = append(l.low, protocol.PushSubject(protocol.DefaultPrefix, name, protocol.Low))
+	}
+	return l
+}
+
+func (l *load) fail(err error) {
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	l.mu.Unlock()
+}
+
+// run publishes for spec.duration from spec.producers connections.
+func (l *load) run(natsURL string) error {
+	mode := l.spec.publish
+	if l.raw {
+		mode = "raw"
+	}
+	workersPer := 1
+	if mode == "acked" {
+		workersPer = l.spec.inflight
+	}
+	type prod struct {
+		nc *nats.Conn
+		p  *producer.Producer
+	}
+	prods := make([]prod, l.spec.producers)
+	for i := range prods {
+		nc, err := nats.Connect(natsURL, nats.Name(fmt.Sprintf("pushbench producer %d", i)), nats.NoEcho())
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		prods[i].nc = nc
+		if mode != "raw" {
+			p, err := producer.New(nc, producer.Options{Name: "pushbench"})
+			if err != nil {
+				return err
+			}
+			prods[i].p = p
+		}
+	}
+	l.began = time.Now()
+	end := l.began.Add(l.spec.duration)
+	var wg sync.WaitGroup
+	for _, pr := range prods {
+		for range workersPer {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.publishUntil(end, mode, pr.nc, pr.p)
+			}()
+		}
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, pr := range prods {
+		if pr.p != nil {
+			if err := pr.p.Close(ctx); err != nil {
+				l.fail(err)
+			}
+			l.offline.Add(pr.p.Stats().Offline)
+		}
+		if err := pr.nc.FlushWithContext(ctx); err != nil {
+			l.fail(err)
+		}
+	}
+	return l.err
+}
+
+func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *producer.Producer) {
+	payload := make([]byte, l.spec.payload)
+	var interval time.Duration
+	if l.spec.rate > 0 {
+		interval = time.Duration(float64(time.Second) / l.spec.rate)
+	}
+	lowEvery := 0.0
+	if l.spec.lowShare > 0 {
+		lowEvery = 1 / l.spec.lowShare
+	}
+	for {
+		n := l.next.Add(1) - 1
+		if interval > 0 {
+			due := l.began.Add(time.Duration(n) * interval)
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		if !time.Now().Before(end) {
+			return
+		}
+		i := int(n % uint64(len(l.names)))
+		low := lowEvery > 0 && float64(n)-lowEvery*float64(int(float64(n)/lowEvery)) < 1
+		binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+		var err error
+		switch {
+		case mode == "raw" && low:
+			err = nc.Publish(l.low[i], payload)
+		case mode == "raw":
+			err = nc.Publish(l.high[i], payload)
+		case mode == "fast":
+			err = p.Publish(l.names[i], prio(low), payload)
+		default:
+			// A dead ack is counted where the dead letter is: the edge's
+			// metrics, or the producer's offline count.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err = p.Push(ctx, l.names[i], prio(low), payload)
+			cancel()
+		}
+		if err != nil {
+			l.fail(err)
+			return
+		}
+		l.sent.Add(1)
+	}
+}
+
+func prio(low bool) producer.Priority {
+	if low {
+		return producer.Low
+	}
+	return producer.High
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, " ") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

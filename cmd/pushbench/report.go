@@ -1,0 +1,205 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// latency is a latency distribution in microseconds.
+type latency struct {
+	P50  int64 `json:"p50_us"`
+	P90  int64 `json:"p90_us"`
+	P99  int64 `json:"p99_us"`
+	P999 int64 `json:"p99_9_us"`
+	Max  int64 `json:"max_us"`
+}
+
+func latencyOf(h *hdrhistogram.Histogram) latency {
+	return latency{P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90), P99: h.ValueAtQuantile(99),
+		P999: h.ValueAtQuantile(99.9), Max: h.Max()}
+}
+
+// phaseResult is one measured run: the raw NATS baseline or the fabric.
+type phaseResult struct {
+	Name               string            `json:"name"`
+	Sent               uint64            `json:"sent"`
+	Delivered          uint64            `json:"delivered"`
+	Dead               map[string]uint64 `json:"dead_letters"`
+	Missing            int64             `json:"missing"` // sent − delivered − dead: lost, or still on the way when the bench gave up
+	DroppedByNATS      uint64            `json:"dropped_by_nats"`
+	SlowConsumerEvents float64           `json:"edge_slow_consumer_events"`
+	Seconds            float64           `json:"seconds"` // first send to last delivery
+	PushesPerSecond    float64           `json:"delivered_per_second"`
+	Latency            latency           `json:"latency"`
+	ConnectSeconds     float64           `json:"connect_seconds"`
+	EdgeCPUSeconds     float64           `json:"edge_cpu_seconds"`
+	NATSCPUSeconds     float64           `json:"nats_cpu_seconds"`
+	EdgeRSSBytes       float64           `json:"edge_rss_bytes"`
+	BytesPerSession    float64           `json:"edge_rss_bytes_per_session"`
+}
+
+func (r *phaseResult) deadTotal() uint64 {
+	var t uint64
+	for _, v := range r.Dead {
+		t += v
+	}
+	return t
+}
+
+// loadOutput is what pushbench load prints.
+type loadOutput struct {
+	Spec   string       `json:"spec"`
+	Raw    *phaseResult `json:"raw_nats,omitempty"`
+	Fabric *phaseResult `json:"pushfabric"`
+	// Ratios of the fabric's figures to the baseline's.
+	ThroughputRatio float64 `json:"throughput_ratio,omitempty"`
+	// Edge CPU per delivered push over NATS server CPU per message, both
+	// in the fabric run.
+	EdgeCPUPerPushOverNATS float64 `json:"edge_cpu_per_push_over_nats_cpu_per_message,omitempty"`
+}
+
+func (o *loadOutput) finish() {
+	f := o.Fabric
+	if o.Raw != nil && o.Raw.PushesPerSecond > 0 {
+		o.ThroughputRatio = f.PushesPerSecond / o.Raw.PushesPerSecond
+	}
+	if f.Delivered > 0 && f.Sent > 0 && f.NATSCPUSeconds > 0 {
+		o.EdgeCPUPerPushOverNATS = (f.EdgeCPUSeconds / float64(f.Delivered)) / (f.NATSCPUSeconds / float64(f.Sent))
+	}
+}
+
+func (o *loadOutput) print(w io.Writer) {
+	fmt.Fprintf(w, "\npushbench load: %s\n\n", o.Spec)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	cols := []*phaseResult{o.Fabric}
+	header := "\tpushfabric\t"
+	if o.Raw != nil {
+		cols = []*phaseResult{o.Raw, o.Fabric}
+		header = "\traw NATS\tpushfabric\tratio\t"
+	}
+	fmt.Fprintln(tw, header)
+	row := func(label string, f func(*phaseResult) string, ratio string) {
+		fmt.Fprint(tw, label+"\t")
+		for _, c := range cols {
+			fmt.Fprint(tw, f(c)+"\t")
+		}
+		if o.Raw != nil {
+			fmt.Fprint(tw, ratio+"\t")
+		}
+		fmt.Fprintln(tw)
+	}
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	row("delivered pushes/s", func(r *phaseResult) string { return group(r.PushesPerSecond) }, fmt.Sprintf("%.2f", o.ThroughputRatio))
+	for _, q := range []struct {
+		name string
+		f    func(latency) int64
+	}{{"latency p50", func(l latency) int64 { return l.P50 }}, {"p90", func(l latency) int64 { return l.P90 }},
+		{"p99", func(l latency) int64 { return l.P99 }}, {"p99.9", func(l latency) int64 { return l.P999 }},
+		{"max", func(l latency) int64 { return l.Max }}} {
+		r := ""
+		if o.Raw != nil {
+			r = ratio(float64(q.f(o.Fabric.Latency)), float64(q.f(o.Raw.Latency)))
+		}
+		row(q.name, func(p *phaseResult) string { return micros(q.f(p.Latency)) }, r)
+	}
+	row("sent", func(r *phaseResult) string { return group(float64(r.Sent)) }, "")
+	row("delivered", func(r *phaseResult) string { return group(float64(r.Delivered)) }, "")
+	row("dead-lettered", func(r *phaseResult) string { return group(float64(r.deadTotal())) }, "")
+	row("missing", func(r *phaseResult) string { return group(float64(r.Missing)) }, "")
+	row("NATS CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.NATSCPUSeconds) }, "")
+	row("NATS CPU µs/msg", func(r *phaseResult) string { return perMsg(r.NATSCPUSeconds, r.Sent) }, "")
+	row("edge CPU s", func(r *phaseResult) string { return dash(r.Name != "raw NATS", fmt.Sprintf("%.2f", r.EdgeCPUSeconds)) }, "")
+	row("edge CPU µs/push", func(r *phaseResult) string {
+		return dash(r.Name != "raw NATS", perMsg(r.EdgeCPUSeconds, r.Delivered))
+	}, "")
+	row("edge RSS", func(r *phaseResult) string { return dash(r.EdgeRSSBytes > 0, mib(r.EdgeRSSBytes)) }, "")
+	row("edge RSS per session", func(r *phaseResult) string {
+		return dash(r.BytesPerSession > 0, group(r.BytesPerSession)+" B")
+	}, "")
+	tw.Flush()
+	if d := o.Fabric.Dead; len(d) > 0 {
+		reasons := make([]string, 0, len(d))
+		for k := range d {
+			reasons = append(reasons, k)
+		}
+		sort.Strings(reasons)
+		var parts []string
+		for _, k := range reasons {
+			parts = append(parts, fmt.Sprintf("%s %s", k, group(float64(d[k]))))
+		}
+		fmt.Fprintf(w, "\ndead letters by reason: %s\n", strings.Join(parts, ", "))
+	}
+	if o.EdgeCPUPerPushOverNATS > 0 {
+		fmt.Fprintf(w, "edge CPU per push / NATS CPU per message (same run): %.2f\n", o.EdgeCPUPerPushOverNATS)
+	}
+	for _, c := range cols {
+		if c.Missing != 0 || c.DroppedByNATS > 0 || c.SlowConsumerEvents > 0 {
+			fmt.Fprintf(w, "%s: %d missing (lost, or not there when the bench stopped waiting), %d dropped by NATS, %.0f slow-consumer events\n",
+				c.Name, c.Missing, c.DroppedByNATS, c.SlowConsumerEvents)
+		}
+	}
+}
+
+func printJSON(v any) int {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fail("json", err)
+	}
+	return 0
+}
+
+func dash(ok bool, s string) string {
+	if !ok {
+		return "-"
+	}
+	return s
+}
+
+func perMsg(seconds float64, n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", seconds*1e6/float64(n))
+}
+
+func micros(us int64) string {
+	switch {
+	case us >= 10_000:
+		return fmt.Sprintf("%.1f ms", float64(us)/1000)
+	case us >= 1000:
+		return fmt.Sprintf("%.2f ms", float64(us)/1000)
+	}
+	return fmt.Sprintf("%d µs", us)
+}
+
+func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+
+// group formats a number with thousands separators.
+func group(v float64) string {
+	neg := v < 0
+	s := fmt.Sprintf("%.0f", max(v, -v))
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

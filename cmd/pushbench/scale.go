@@ -1,0 +1,235 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+)
+
+// scaleOutput is what pushbench scale prints.
+type scaleOutput struct {
+	Sessions          int            `json:"sessions"`
+	Transport         string         `json:"transport"`
+	ClientProcs       int            `json:"client_procs"`
+	SourceAddrs       int            `json:"source_addresses"`
+	Connected         int            `json:"connected"`
+	ConnectSeconds    float64        `json:"connect_seconds"`
+	ConnectsPerSecond float64        `json:"connects_per_second"`
+	EdgeRSSBytes      float64        `json:"edge_rss_bytes"`
+	EdgePerSession    float64        `json:"edge_rss_bytes_per_session"`
+	GoroutinesPerSess float64        `json:"edge_goroutines_per_session"`
+	NATSPerSession    float64        `json:"nats_rss_bytes_per_session"`
+	KernelPerSession  float64        `json:"kernel_bytes_per_session"`
+	DrainSeconds      float64        `json:"drain_seconds,omitempty"`
+	Closed            map[string]int `json:"close_reasons,omitempty"`
+}
+
+func runScaleCommand(args []string) int {
+	var (
+		out      scaleOutput
+		procs    int
+		srcAddrs int
+		edgeBin  string
+		edgeArgs stringList
+		drain    bool
+		asJSON   bool
+	)
+	fs := flag.NewFlagSet("pushbench scale", flag.ContinueOnError)
+	fs.Usage = cli.Usage(fs, `Usage: pushbench scale [flags]
+
+Starts a NATS server and an edge node, connects N idle client sessions from child processes
+spread over source addresses 127.0.0.2, 127.0.0.3, …, and reports the connect rate, the edge's
+memory per session (its NATS subscription included), the NATS server's, the kernel's memory
+per session (socket slab and TCP buffers of both ends, in no process's RSS), and how long the edge takes to drain on
+SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
+	fs.IntVar(&out.Sessions, "sessions", 10000, "idle sessions to hold")
+	fs.StringVar(&out.Transport, "transport", "tcp", "client transport: tcp or ws")
+	fs.IntVar(&procs, "client-procs", 0, "client processes (default: one per 5,000 sessions)")
+	fs.IntVar(&srcAddrs, "source-addrs", 4, "source addresses (127.0.0.2 and up) the clients dial from")
+	fs.StringVar(&edgeBin, "edge-bin", "", "edge binary to start (default: next to pushbench, or on PATH)")
+	fs.Var(&edgeArgs, "edge-flag", "extra flag for the edge (repeatable)")
+	fs.BoolVar(&drain, "drain", true, "stop the edge with SIGTERM at the end and time its drain")
+	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	if err := cli.Parse(fs, args); err != nil {
+		return cli.FlagExit(err)
+	}
+	if procs == 0 {
+		procs = (out.Sessions + 4999) / 5000
+	}
+	switch {
+	case fs.NArg() != 0:
+		fs.Usage()
+		return 2
+	case out.Sessions < 1 || procs < 1 || srcAddrs < 1 || srcAddrs > 250:
+		fmt.Fprintln(os.Stderr, "pushbench scale: --sessions and --client-procs must be at least 1, --source-addrs 1 to 250")
+		return 2
+	case out.Transport != "tcp" && out.Transport != "ws":
+		fmt.Fprintf(os.Stderr, "pushbench scale: --transport %q: want tcp or ws\n", out.Transport)
+		return 2
+	}
+	out.ClientProcs, out.SourceAddrs = procs, srcAddrs
+	env, err := newBenchEnv("", "", "", edgeBin, edgeArgs)
+	if err != nil {
+		return fail("scale", err)
+	}
+	defer env.close()
+	if err := out.measure(env, drain); err != nil {
+		return fail("scale", err)
+	}
+	if asJSON {
+		return printJSON(out)
+	}
+	out.print(os.Stdout)
+	return 0
+}
+
+func (o *scaleOutput) measure(env *benchEnv, drain bool) error {
+	var ips []string
+	for i := range o.SourceAddrs {
+		ips = append(ips, fmt.Sprintf("127.0.0.%d", i+2))
+	}
+	before := env.sample()
+	kernelBefore, err := kernelMemory()
+	if err != nil {
+		return err
+	}
+	per := (o.Sessions + o.ClientProcs - 1) / o.ClientProcs
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	fmt.Fprintf(os.Stderr, "connecting %d sessions from %d processes…\n", o.Sessions, o.ClientProcs)
+	begin := time.Now()
+	for first := 0; first < o.Sessions; first += per {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, err := startWorker("clients", "--mode", o.Transport, "--addr", env.clientAddrs(o.Transport), "--prefix", "s",
+				"--first", strconv.Itoa(first), "--count", strconv.Itoa(min(per, o.Sessions-first)),
+				"--local-ips", strings.Join(ips, ","), "--read-buffer", "4096")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			env.workers = append(env.workers, w)
+			o.Connected += w.ready.Connected
+			if w.ready.Failed > 0 {
+				errs = append(errs, fmt.Errorf("%d sessions failed to connect: %s", w.ready.Failed, w.ready.Error))
+			}
+		}()
+	}
+	wg.Wait()
+	o.ConnectSeconds = time.Since(begin).Seconds()
+	o.ConnectsPerSecond = float64(o.Connected) / o.ConnectSeconds
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	after := env.sample()
+	kernelAfter, err := kernelMemory()
+	if err != nil {
+		return err
+	}
+	n := float64(o.Connected)
+	o.EdgeRSSBytes = after.edge[0].rss
+	o.EdgePerSession = (after.edge[0].rss - before.edge[0].rss) / n
+	o.GoroutinesPerSess = (after.edge[0].routines - before.edge[0].routines) / n
+	o.NATSPerSession = float64(after.natsRSS-before.natsRSS) / n
+	o.KernelPerSession = float64(kernelAfter-kernelBefore) / n
+	if after.edge[0].sessions != n {
+		return fmt.Errorf("the edge holds %.0f sessions, the clients %d", after.edge[0].sessions, o.Connected)
+	}
+	if !drain {
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, "draining the edge (SIGTERM)…")
+	took, err := env.edge.terminate(time.Minute)
+	env.edge = nil
+	if err != nil {
+		return err
+	}
+	o.DrainSeconds = took.Seconds()
+	o.Closed = map[string]int{}
+	for _, w := range env.workers {
+		r, err := w.call("await-close")
+		if err != nil {
+			return err
+		}
+		for k, v := range r.Closed {
+			o.Closed[k] += v
+		}
+	}
+	return nil
+}
+
+// kernelMemory is the kernel's memory that grows with connections: slab
+// caches (sockets, inodes, files, epoll entries; /proc/meminfo Slab) and TCP
+// buffers (/proc/net/sockstat, in pages).
+func kernelMemory() (int64, error) {
+	var total int64
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Slab:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			total += kb << 10
+		}
+	}
+	if b, err = os.ReadFile("/proc/net/sockstat"); err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TCP:" {
+			continue
+		}
+		for i := 1; i+1 < len(f); i += 2 {
+			if f[i] == "mem" {
+				pages, err := strconv.ParseInt(f[i+1], 10, 64)
+				if err != nil {
+					return 0, err
+				}
+				total += pages * int64(os.Getpagesize())
+			}
+		}
+	}
+	return total, nil
+}
+
+func (o *scaleOutput) print(w io.Writer) {
+	fmt.Fprintf(w, "\npushbench scale: %s idle sessions over %s, clients in %d processes from %d source addresses\n\n",
+		group(float64(o.Sessions)), o.Transport, o.ClientProcs, o.SourceAddrs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "connected\t%s in %.2f s: %s sessions/s\n", group(float64(o.Connected)), o.ConnectSeconds, group(o.ConnectsPerSecond))
+	fmt.Fprintf(tw, "edge RSS\t%s; %s B per session, %.2f goroutines per session\n", mib(o.EdgeRSSBytes), group(o.EdgePerSession), o.GoroutinesPerSess)
+	fmt.Fprintf(tw, "NATS server RSS\t%s B per session (its subscription)\n", group(o.NATSPerSession))
+	fmt.Fprintf(tw, "kernel memory\t%s B per session (slab and TCP buffers of both socket ends; in no process's RSS)\n", group(o.KernelPerSession))
+	if o.DrainSeconds > 0 {
+		var parts []string
+		for k, v := range o.Closed {
+			parts = append(parts, fmt.Sprintf("%s %s", k, group(float64(v))))
+		}
+		fmt.Fprintf(tw, "drain on SIGTERM\t%.2f s; clients closed with: %s\n", o.DrainSeconds, strings.Join(parts, ", "))
+	}
+	tw.Flush()
+	const target = 100_000
+	fmt.Fprintf(w, "\nper node at %s sessions, from the per-session figures: edge %s, NATS server %s, kernel %s\n",
+		group(target), mib(o.EdgeRSSBytes-float64(o.Connected)*o.EdgePerSession+target*o.EdgePerSession),
+		mib(target*o.NATSPerSession), mib(target*o.KernelPerSession))
+}

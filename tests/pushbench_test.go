@@ -1,0 +1,77 @@
+package tests
+
+import (
+	"encoding/json"
+	"os/exec"
+	"testing"
+)
+
+// pushbench load, briefly: both runs account for every push sent, and the
+// figures it reports are there.
+func TestPushbenchLoadAccountsForEveryPush(t *testing.T) {
+	out, err := exec.Command(binary(t, "pushbench"), "load", "--sessions", "20", "--duration", "1s", "--rate", "2000",
+		"--low", "0.25", "--json").Output()
+	if err != nil {
+		t.Fatalf("pushbench load: %v\n%s", err, out)
+	}
+	type phase struct {
+		Name      string            `json:"name"`
+		Sent      uint64            `json:"sent"`
+		Delivered uint64            `json:"delivered"`
+		Dead      map[string]uint64 `json:"dead_letters"`
+		Missing   int64             `json:"missing"`
+		PerSecond float64           `json:"delivered_per_second"`
+		Latency   struct {
+			P50 int64 `json:"p50_us"`
+			Max int64 `json:"max_us"`
+		} `json:"latency"`
+		EdgeCPU float64 `json:"edge_cpu_seconds"`
+	}
+	var res struct {
+		Raw    *phase  `json:"raw_nats"`
+		Fabric *phase  `json:"pushfabric"`
+		Ratio  float64 `json:"throughput_ratio"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.Raw == nil || res.Fabric == nil {
+		t.Fatalf("want both runs:\n%s", out)
+	}
+	for _, p := range []*phase{res.Raw, res.Fabric} {
+		var dead uint64
+		for _, n := range p.Dead {
+			dead += n
+		}
+		if p.Sent < 1000 || p.Sent != p.Delivered+dead || p.Missing != 0 {
+			t.Errorf("%s: sent %d, delivered %d, dead %v, missing %d: want sent = delivered + dead", p.Name, p.Sent, p.Delivered, p.Dead, p.Missing)
+		}
+		if p.PerSecond <= 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P50 {
+			t.Errorf("%s: figures missing: %+v", p.Name, p)
+		}
+	}
+	if res.Fabric.EdgeCPU <= 0 || res.Ratio <= 0 {
+		t.Errorf("edge CPU %v, ratio %v", res.Fabric.EdgeCPU, res.Ratio)
+	}
+}
+
+// pushbench scale, briefly: every session connects, the edge holds them
+// all, and each is closed with shutdown when the edge drains.
+func TestPushbenchScale(t *testing.T) {
+	out, err := exec.Command(binary(t, "pushbench"), "scale", "--sessions", "300", "--client-procs", "2", "--json").Output()
+	if err != nil {
+		t.Fatalf("pushbench scale: %v\n%s", err, out)
+	}
+	var res struct {
+		Connected  int            `json:"connected"`
+		PerSession float64        `json:"edge_rss_bytes_per_session"`
+		Drain      float64        `json:"drain_seconds"`
+		Closed     map[string]int `json:"close_reasons"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.Connected != 300 || res.Drain <= 0 || res.Closed["shutdown"] != 300 || len(res.Closed) != 1 {
+		t.Fatalf("pushbench scale: %s", out)
+	}
+}
