@@ -2,13 +2,14 @@ package bus
 
 import (
 	"errors"
-
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config says how an edge node reaches NATS.
@@ -37,9 +38,13 @@ type Config struct {
 	Embedded EmbeddedConfig
 
 	// DispatchBuffer bounds pushes received from NATS and not yet handed to
-	// their connection. NATS drops what does not fit (a slow consumer), so
-	// it is large, and the dispatcher never blocks.
+	// their connection, per dispatch lane. NATS drops what does not fit (a
+	// slow consumer), so it is large, and the dispatcher never blocks.
 	DispatchBuffer int
+
+	// DispatchLanes is how many goroutines hand pushes from NATS to the
+	// sessions' queues (a session always uses the same one).
+	DispatchLanes int
 
 	// RedeliverOffline: when a session connects, its offline dead letters
 	// (pushes published while no node held it) are delivered first, oldest
@@ -67,6 +72,7 @@ func DefaultConfig() Config {
 		PingInterval:   10 * time.Second,
 		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", DataDir: "data/nats"},
 		DispatchBuffer: 1 << 16,
+		DispatchLanes:  runtime.GOMAXPROCS(0),
 	}
 }
 
@@ -86,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if !validToken(c.Node) {
 		errs = append(errs, fmt.Errorf("node %q must be one subject token", c.Node))
+	}
+	if c.DispatchLanes <= 0 {
+		errs = append(errs, fmt.Errorf("dispatch lanes must be positive, got %d", c.DispatchLanes))
 	}
 	if c.DispatchBuffer <= 0 {
 		errs = append(errs, fmt.Errorf("dispatch buffer must be positive, got %d", c.DispatchBuffer))

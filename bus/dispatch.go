@@ -21,11 +21,13 @@ import (
 const timeFormat = time.RFC3339Nano
 
 // Dispatcher connects the sessions held on this node to NATS. Each session
-// gets one subscription, <prefix>.<session>.*, delivering into one channel
-// shared by all sessions; a single goroutine reads it and hands each push
-// to the session's connection with TryPush, which never waits. No
-// goroutine exists per subscription, and the dispatcher never blocks on a
-// session: what does not fit is dead-lettered as queue_full.
+// gets one subscription, <prefix>.<session>.*, delivering into one of a few
+// dispatch lanes (a channel and the goroutine reading it; a session always
+// uses the same lane, so its pushes stay in order), which hands each push to
+// the session's connection with TryPush, which never waits. No goroutine
+// exists per subscription, and the dispatcher never blocks on a session:
+// what does not fit is dead-lettered as queue_full. More than one lane lets
+// dispatch keep up with NATS reads while the writers keep the cores busy.
 type Dispatcher struct {
 	nc     *nats.Conn
 	prefix string
@@ -33,9 +35,9 @@ type Dispatcher struct {
 	reg    *registry.Registry[edge.Conn]
 	sink   *Sink
 	log    *zap.Logger
-	ch     chan *nats.Msg // every session subscription delivers here; never closed
+	lanes  []*lane
 	stop   chan struct{}  // closed by Stop
-	done   chan struct{}  // closed when the dispatch loop has ended
+	done   sync.WaitGroup // the lanes' loops
 
 	parking *parking     // nil unless parked pushes are redelivered on connect
 	tracer  trace.Tracer // nil: tracing off
@@ -45,6 +47,14 @@ type Dispatcher struct {
 	wg       sync.WaitGroup      // goroutines waiting for a draining subscription to close
 
 	dispatched, forwarded, invalid atomic.Uint64
+}
+
+// lane is one dispatch goroutine and the channel its sessions'
+// subscriptions deliver into.
+type lane struct {
+	ch      chan *nats.Msg // never closed
+	release chan string    // a session whose parked pushes are queued: let the held ones go
+	ids     *nuid.NUID     // ids for pushes that came without one; the lane's own, so no lock
 }
 
 // binding is a session's subscription on this node.
@@ -81,8 +91,10 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	}
 	d := &Dispatcher{
 		nc: c.NC, prefix: c.cfg.Prefix, node: c.cfg.Node, reg: reg, sink: sink, log: log,
-		ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), stop: make(chan struct{}), done: make(chan struct{}),
-		bindings: make(map[string]*binding),
+		stop: make(chan struct{}), bindings: make(map[string]*binding),
+	}
+	for range c.cfg.DispatchLanes {
+		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan string, 64), ids: nuid.New()})
 	}
 	if c.cfg.RedeliverOffline {
 		d.parking = newParking(c.NC, c.cfg.Prefix, log)
@@ -90,8 +102,19 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	if c.cfg.TracerProvider != nil {
 		d.tracer = c.cfg.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus")
 	}
-	go d.loop()
+	for _, l := range d.lanes {
+		d.done.Go(func() { d.loop(l) })
+	}
 	return d
+}
+
+// laneOf is the lane a session's pushes go through (FNV-1a of its name).
+func (d *Dispatcher) laneOf(session string) *lane {
+	h := uint32(2166136261)
+	for i := range len(session) {
+		h = (h ^ uint32(session[i])) * 16777619
+	}
+	return d.lanes[h%uint32(len(d.lanes))]
 }
 
 // Hooks are the edge hooks that bind sessions to NATS: subscribe and
@@ -121,7 +144,7 @@ func (d *Dispatcher) Stop() {
 	d.mu.Unlock()
 	_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
 	close(d.stop)
-	<-d.done
+	d.done.Wait()
 	d.wg.Wait()
 	if d.parking != nil {
 		d.parking.stop()
@@ -137,7 +160,7 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 	fresh := b == nil || b.closing
 	if fresh {
 		b = &binding{holding: d.parking != nil}
-		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), d.ch)
+		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), d.laneOf(c.Session()).ch)
 		if err != nil {
 			d.mu.Unlock()
 			return err
@@ -154,7 +177,7 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 	if fresh && d.parking != nil {
 		d.parking.redeliver(c)
 		select {
-		case d.parking.release <- c.Session():
+		case d.laneOf(c.Session()).release <- c.Session():
 		case <-d.stop:
 		}
 	}
@@ -223,19 +246,28 @@ func (d *Dispatcher) announce(c *edge.Conn) {
 	}
 }
 
-func (d *Dispatcher) loop() {
-	defer close(d.done)
+func (d *Dispatcher) loop(l *lane) {
 	for {
 		select {
-		case m := <-d.ch:
-			d.dispatch(m)
-		case s := <-d.releases():
-			d.releaseHeld(s)
+		case m := <-l.ch:
+			d.dispatch(l, m)
+			// Take what else is there without a full select each time.
+			for range 256 {
+				select {
+				case m := <-l.ch:
+					d.dispatch(l, m)
+					continue
+				default:
+				}
+				break
+			}
+		case s := <-l.release:
+			d.releaseHeld(l, s)
 		case <-d.stop:
 			for {
 				select {
-				case m := <-d.ch:
-					d.dispatch(m)
+				case m := <-l.ch:
+					d.dispatch(l, m)
 				default:
 					return
 				}
@@ -245,16 +277,16 @@ func (d *Dispatcher) loop() {
 }
 
 // dispatch handles one message from a session subscription.
-func (d *Dispatcher) dispatch(m *nats.Msg) {
+func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 	session, token, ok := protocol.ParseSubject(d.prefix, m.Subject)
 	switch {
 	case !ok:
 		d.invalid.Add(1)
 		d.log.Error("message on an unexpected subject", zap.String("subject", m.Subject))
 	case token == protocol.High:
-		d.push(m, session, edge.High)
+		d.push(l, m, session, edge.High)
 	case token == protocol.Low:
-		d.push(m, session, edge.Low)
+		d.push(l, m, session, edge.Low)
 	case token == protocol.Control:
 		d.control(m, session)
 	default:
@@ -263,7 +295,7 @@ func (d *Dispatcher) dispatch(m *nats.Msg) {
 }
 
 // push hands one push to the session's connection.
-func (d *Dispatcher) push(m *nats.Msg, session string, p edge.Priority) {
+func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p edge.Priority) {
 	b := d.binding(session)
 	if b != nil && b.replaced.Load() {
 		d.forward(m, session, p)
@@ -272,7 +304,7 @@ func (d *Dispatcher) push(m *nats.Msg, session string, p edge.Priority) {
 	if b != nil && d.hold(b, m, session, p) {
 		return
 	}
-	f, mode, err := frameOf(m)
+	f, mode, err := frameOf(m, l.ids)
 	if err != nil {
 		d.log.Debug("invalid push", zap.String("subject", m.Subject), zap.Error(err))
 		d.reject(m, session, p.String(), edge.ReasonInvalid)
@@ -285,23 +317,30 @@ func (d *Dispatcher) push(m *nats.Msg, session string, p edge.Priority) {
 	}
 	d.dispatched.Add(1)
 	f.Meta = d.traceDelivery(m, session, p, f.ID)
-	err = c.TryPush(p, f)
-	var dle *edge.DeadLetteredError
-	switch {
-	case err == nil:
+	if err = c.TryPush(p, f); err == nil {
 		if _, span := msgOf(f.Meta); span != nil {
 			span.AddEvent("enqueued")
 		}
 		if mode == protocol.AckEnqueued {
 			d.sink.ack(m, protocol.StatusEnqueued, "", f.ID)
 		}
-	case errors.As(err, &dle): // the edge has dead-lettered it (and told a `written` waiter)
-		if mode == protocol.AckEnqueued {
-			d.sink.ack(m, protocol.StatusDead, string(dle.Reason), f.ID)
-		}
-	default:
-		d.reject(m, session, p.String(), refusalReason(err))
+		return
 	}
+	d.refused(m, session, p, mode, f.ID, err)
+}
+
+// refused answers for a push TryPush did not queue: the edge has
+// dead-lettered it (and told a `written` waiter), or it is rejected here.
+// (Apart from push, so that the error's target escapes only on this path.)
+func (d *Dispatcher) refused(m *nats.Msg, session string, p edge.Priority, mode, id string, err error) {
+	var dle *edge.DeadLetteredError
+	if errors.As(err, &dle) {
+		if mode == protocol.AckEnqueued {
+			d.sink.ack(m, protocol.StatusDead, string(dle.Reason), id)
+		}
+		return
+	}
+	d.reject(m, session, p.String(), refusalReason(err))
 }
 
 // refusalReason is the dead-letter reason for a TryPush error under the
@@ -332,22 +371,37 @@ func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason edge.R
 // ensureID returns the push's id, giving it one (in its headers, so that
 // it keeps it wherever it goes) if it had none.
 func ensureID(m *nats.Msg) string {
-	if id := m.Header.Get(protocol.HeaderID); id != "" {
-		return id
+	id := m.Header.Get(protocol.HeaderID)
+	if id == "" {
+		id = nuid.Next()
+		stampID(m, id)
 	}
-	id := nuid.Next()
+	return id
+}
+
+// stampID puts the push id its frame was given into the message's headers,
+// if they lack one, before the message goes anywhere else (a dead letter,
+// another node).
+func stampID(m *nats.Msg, id string) {
+	if m.Header.Get(protocol.HeaderID) != "" {
+		return
+	}
 	if m.Header == nil {
 		m.Header = nats.Header{}
 	}
 	m.Header.Set(protocol.HeaderID, id)
-	return id
 }
 
 // frameOf reads a push from its message. The message keeps the push (its
-// Meta) for acknowledgements, dead letters and forwarding; a push without
-// an id gets one, in its headers too, so it keeps it wherever it goes.
-func frameOf(m *nats.Msg) (edge.Frame, string, error) {
-	f := edge.Frame{ID: ensureID(m), ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data, Meta: m}
+// Meta) for acknowledgements, dead letters and forwarding. A push without an
+// id gets one; it goes into the message's headers only if the message
+// travels on (stampID), which most never do.
+func frameOf(m *nats.Msg, ids *nuid.NUID) (edge.Frame, string, error) {
+	id := m.Header.Get(protocol.HeaderID)
+	if id == "" {
+		id = ids.Next()
+	}
+	f := edge.Frame{ID: id, ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data, Meta: m}
 	mode, err := protocol.AckMode(m.Header)
 	if err != nil {
 		return f, "", err
@@ -429,6 +483,8 @@ func (d *Dispatcher) control(m *nats.Msg, session string) {
 		}
 		if m == nil { // pushed in this process: give it a message of its own
 			m = pushMsg(d.prefix, session, &f)
+		} else {
+			stampID(m, f.ID) // the same id on the new node
 		}
 		return d.republish(m)
 	})

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
 )
@@ -15,18 +16,26 @@ func TestFrameOf(t *testing.T) {
 		protocol.HeaderID: {"id1"}, protocol.HeaderContentType: {"text/plain"},
 		protocol.HeaderExpires: {exp.Format(time.RFC3339Nano)}, protocol.HeaderAck: {"written"},
 	}}
-	f, mode, err := frameOf(m)
+	f, mode, err := frameOf(m, nuid.New())
 	if err != nil || f.ID != "id1" || f.ContentType != "text/plain" || !f.Expires.Equal(exp) || mode != "written" || f.Meta != m {
 		t.Fatalf("frameOf: %+v %q %v", f, mode, err)
 	}
-	// No id: one is made, and written into the message so it follows it.
+	// No id: one is made; the message gets it when it travels on.
 	m = &nats.Msg{Subject: "push.s.low", Data: []byte("p")}
-	f, mode, err = frameOf(m)
-	if err != nil || f.ID == "" || m.Header.Get(protocol.HeaderID) != f.ID || mode != protocol.AckNone {
+	f, mode, err = frameOf(m, nuid.New())
+	if err != nil || f.ID == "" || m.Header != nil || mode != protocol.AckNone {
 		t.Fatalf("frameOf without id or reply: %+v %q %v", f, mode, err)
 	}
+	stampID(m, f.ID)
+	if m.Header.Get(protocol.HeaderID) != f.ID {
+		t.Fatalf("stampID: headers %v, want id %s", m.Header, f.ID)
+	}
+	stampID(m, "other")
+	if m.Header.Get(protocol.HeaderID) != f.ID {
+		t.Fatalf("stampID replaced an id: %v", m.Header)
+	}
 	for _, h := range []nats.Header{{protocol.HeaderExpires: {"soon"}}, {protocol.HeaderAck: {"later"}}} {
-		if _, _, err := frameOf(&nats.Msg{Subject: "push.s.low", Header: h}); err == nil {
+		if _, _, err := frameOf(&nats.Msg{Subject: "push.s.low", Header: h}, nuid.New()); err == nil {
 			t.Errorf("frameOf accepted %v", h)
 		}
 	}
@@ -45,7 +54,7 @@ func FuzzFrameOf(f *testing.F) {
 				h.Set(k, v)
 			}
 		}
-		fr, mode, err := frameOf(&nats.Msg{Subject: "push.s.high", Reply: reply, Header: h})
+		fr, mode, err := frameOf(&nats.Msg{Subject: "push.s.high", Reply: reply, Header: h}, nuid.New())
 		if err != nil {
 			return
 		}

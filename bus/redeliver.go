@@ -32,7 +32,6 @@ type parking struct {
 	prefix  string
 	js      jetstream.JetStream
 	log     *zap.Logger
-	release chan string // a session whose parked pushes are queued: let the held ones go
 	deletes chan uint64 // closed by stop
 	done    chan struct{}
 
@@ -42,7 +41,7 @@ type parking struct {
 
 func newParking(nc *nats.Conn, prefix string, log *zap.Logger) *parking {
 	js, _ := jetstream.New(nc) // fails only for bad options
-	p := &parking{prefix: prefix, js: js, log: log, release: make(chan string, 64),
+	p := &parking{prefix: prefix, js: js, log: log,
 		deletes: make(chan uint64, deleteQueue), done: make(chan struct{})}
 	go p.deleter()
 	return p
@@ -123,15 +122,6 @@ func (p *parking) stop() {
 	<-p.done
 }
 
-// releases is the channel the dispatch loop takes released sessions from;
-// nil (never ready) without redelivery.
-func (d *Dispatcher) releases() <-chan string {
-	if d.parking == nil {
-		return nil
-	}
-	return d.parking.release
-}
-
 // hold keeps a push back while the session's parked pushes are being
 // queued, reporting whether it did.
 func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p edge.Priority) bool {
@@ -151,7 +141,7 @@ func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p edge.Priori
 // releaseHeld dispatches, in order, what arrived for session while its
 // parked pushes were queued. It runs on the dispatch loop, so nothing that
 // arrives later overtakes them.
-func (d *Dispatcher) releaseHeld(session string) {
+func (d *Dispatcher) releaseHeld(l *lane, session string) {
 	b := d.binding(session)
 	if b == nil {
 		return
@@ -161,6 +151,6 @@ func (d *Dispatcher) releaseHeld(session string) {
 	b.held, b.holding = nil, false
 	b.mu.Unlock()
 	for _, m := range held {
-		d.dispatch(m)
+		d.dispatch(l, m)
 	}
 }

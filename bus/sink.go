@@ -66,6 +66,8 @@ func (s *Sink) write(session, priority, reason string, m *nats.Msg, f *edge.Fram
 func (s *Sink) letter(session, priority, reason string, m *nats.Msg, f *edge.Frame) dlq.Letter {
 	if m == nil {
 		m = pushMsg(s.prefix, session, f)
+	} else if f != nil {
+		stampID(m, f.ID)
 	}
 	return dlq.Letter{
 		Subject: m.Subject, Session: session, Priority: priority, Reason: reason, Node: s.node,

@@ -278,3 +278,27 @@ func TestClientAuth(t *testing.T) {
 		}
 	}
 }
+
+// A push published without an id gets one: the client sees it, and a dead
+// letter made after the push was queued carries it too.
+func TestPushWithoutAnIDGetsOne(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	c := dial(t, n.tcp(), "anon", client.Options{})
+	nc := natstest.Connect(t, s)
+	if err := nc.Publish("push.anon.high", []byte("plain")); err != nil {
+		t.Fatal(err)
+	}
+	if f := recv(t, c); f.ID == "" || string(f.Payload) != "plain" {
+		t.Fatalf("push %+v: want an id", f)
+	}
+	stale := &nats.Msg{Subject: "push.anon.low", Data: []byte("stale"),
+		Header: nats.Header{protocol.HeaderExpires: {time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)}}}
+	if err := nc.PublishMsg(stale); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stale push's dead letter", func() bool { return len(deadLetters(t, s)) == 1 })
+	if dl := deadLetters(t, s)[0]; dl.Header.Get(protocol.HeaderID) == "" || dl.Header.Get(protocol.HeaderReason) != "expired" {
+		t.Fatalf("dead letter headers %v: want an id and reason expired", dl.Header)
+	}
+}

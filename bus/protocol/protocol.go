@@ -35,11 +35,10 @@ func SessionWildcard(prefix, session string) string { return prefix + "." + sess
 
 // ParseSubject splits <prefix>.<session>.<token>.
 func ParseSubject(prefix, subject string) (session, token string, ok bool) {
-	rest, ok := strings.CutPrefix(subject, prefix+".")
-	if !ok {
+	if len(subject) <= len(prefix) || subject[len(prefix)] != '.' || subject[:len(prefix)] != prefix {
 		return "", "", false
 	}
-	session, token, ok = strings.Cut(rest, ".")
+	session, token, ok = strings.Cut(subject[len(prefix)+1:], ".")
 	if !ok || session == "" || token == "" || strings.Contains(token, ".") {
 		return "", "", false
 	}
