@@ -42,9 +42,7 @@ type Dispatcher struct {
 	parking *parking     // nil unless parked pushes are redelivered on connect
 	tracer  trace.Tracer // nil: tracing off
 
-	mu       sync.RWMutex
-	bindings map[string]*binding // guarded by mu
-	wg       sync.WaitGroup      // goroutines waiting for a draining subscription to close
+	wg sync.WaitGroup // goroutines waiting for a draining subscription to close
 
 	dispatched, forwarded, invalid atomic.Uint64
 }
@@ -54,7 +52,51 @@ type Dispatcher struct {
 type lane struct {
 	ch      chan *nats.Msg // never closed
 	release chan string    // a session whose parked pushes are queued: let the held ones go
-	ids     *nuid.NUID     // ids for pushes that came without one; the lane's own, so no lock
+	ids     idSource       // ids for pushes that came without one
+
+	// The bindings of the lane's sessions: read on every push by the lane,
+	// changed as sessions come and go.
+	mu       sync.RWMutex
+	bindings map[string]*binding // guarded by mu
+}
+
+// idSource makes push ids for one goroutine, in the NUID format (22
+// characters of [0-9A-Za-z]: a random 12-character prefix and a 10-character
+// sequence). A block of ids is one string and each id a slice of it, so an
+// id costs no allocation of its own; a block stays in memory while any of
+// its ids does.
+type idSource struct {
+	prefix string // random, from a new NUID
+	seq    uint64
+	block  string
+}
+
+const (
+	idLen       = 22
+	idSeqLen    = 10
+	idsPerBlock = 128
+	idDigits    = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+func newIDSource() idSource { return idSource{prefix: nuid.New().Next()[:idLen-idSeqLen]} }
+
+func (s *idSource) next() string {
+	if len(s.block) < idLen {
+		b := make([]byte, 0, idsPerBlock*idLen)
+		for range idsPerBlock {
+			b = append(b, s.prefix...)
+			var seq [idSeqLen]byte
+			for i, v := idSeqLen-1, s.seq; i >= 0; i, v = i-1, v/62 {
+				seq[i] = idDigits[v%62]
+			}
+			b = append(b, seq[:]...)
+			s.seq++
+		}
+		s.block = string(b)
+	}
+	id := s.block[:idLen]
+	s.block = s.block[idLen:]
+	return id
 }
 
 // binding is a session's subscription on this node.
@@ -62,7 +104,7 @@ type binding struct {
 	sub *nats.Subscription
 	// closing: the session left this node; the subscription drains (what
 	// NATS already sent still arrives) and the binding goes when it closes.
-	// Guarded by the dispatcher's mu.
+	// Guarded by its lane's mu.
 	closing bool
 	// replaced: a newer connection on another node holds the session. Until
 	// the local connection has gone, what arrives is forwarded to it.
@@ -91,10 +133,11 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	}
 	d := &Dispatcher{
 		nc: c.NC, prefix: c.cfg.Prefix, node: c.cfg.Node, reg: reg, sink: sink, log: log,
-		stop: make(chan struct{}), bindings: make(map[string]*binding),
+		stop: make(chan struct{}),
 	}
 	for range c.cfg.DispatchLanes {
-		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan string, 64), ids: nuid.New()})
+		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan string, 64), ids: newIDSource(),
+			bindings: make(map[string]*binding)})
 	}
 	if c.cfg.RedeliverOffline {
 		d.parking = newParking(c.NC, c.cfg.Prefix, log)
@@ -126,9 +169,12 @@ func (d *Dispatcher) Hooks() edge.Hooks {
 
 // Stats returns the counters so far.
 func (d *Dispatcher) Stats() DispatcherStats {
-	d.mu.RLock()
-	n := len(d.bindings)
-	d.mu.RUnlock()
+	n := 0
+	for _, l := range d.lanes {
+		l.mu.RLock()
+		n += len(l.bindings)
+		l.mu.RUnlock()
+	}
 	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Invalid: d.invalid.Load(), Sessions: n}
 }
 
@@ -136,12 +182,14 @@ func (d *Dispatcher) Stats() DispatcherStats {
 // holds those sessions any more, so it is dead-lettered as closed), then
 // the loop ends.
 func (d *Dispatcher) Stop() {
-	d.mu.Lock()
-	for s, b := range d.bindings {
-		_ = b.sub.Drain()
-		delete(d.bindings, s)
+	for _, l := range d.lanes {
+		l.mu.Lock()
+		for s, b := range l.bindings {
+			_ = b.sub.Drain()
+			delete(l.bindings, s)
+		}
+		l.mu.Unlock()
 	}
-	d.mu.Unlock()
 	_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
 	close(d.stop)
 	d.done.Wait()
@@ -155,21 +203,22 @@ func (d *Dispatcher) Stop() {
 // did), makes sure the server has the subscription before the client is
 // welcomed, and announces the connection so older holders elsewhere let go.
 func (d *Dispatcher) attach(c *edge.Conn) error {
-	d.mu.Lock()
-	b := d.bindings[c.Session()]
+	l := d.laneOf(c.Session())
+	l.mu.Lock()
+	b := l.bindings[c.Session()]
 	fresh := b == nil || b.closing
 	if fresh {
 		b = &binding{holding: d.parking != nil}
-		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), d.laneOf(c.Session()).ch)
+		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), l.ch)
 		if err != nil {
-			d.mu.Unlock()
+			l.mu.Unlock()
 			return err
 		}
 		b.sub = sub
-		d.bindings[c.Session()] = b
+		l.bindings[c.Session()] = b
 	}
 	b.replaced.Store(false)
-	d.mu.Unlock()
+	l.mu.Unlock()
 	if err := d.nc.Flush(); err != nil {
 		d.log.Warn("subscription not confirmed; it is sent when NATS is back", zap.String("session", c.Session()), zap.Error(err))
 	}
@@ -177,7 +226,7 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 	if fresh && d.parking != nil {
 		d.parking.redeliver(c)
 		select {
-		case d.laneOf(c.Session()).release <- c.Session():
+		case l.release <- c.Session():
 		case <-d.stop:
 		}
 	}
@@ -191,14 +240,15 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 // of vanishing in the client; the binding goes once the drain is done.
 func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
 	session := c.Session()
-	d.mu.Lock()
-	b := d.bindings[session]
+	l := d.laneOf(session)
+	l.mu.Lock()
+	b := l.bindings[session]
 	if b == nil || b.closing || d.reg.Get(session) != nil { // gone, going, or a newer local connection holds it
-		d.mu.Unlock()
+		l.mu.Unlock()
 		return
 	}
 	b.closing = true
-	d.mu.Unlock()
+	l.mu.Unlock()
 	b.mu.Lock()
 	held := b.held
 	b.held, b.holding = nil, false
@@ -209,7 +259,7 @@ func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
 	}
 	closed := b.sub.StatusChanged(nats.SubscriptionClosed)
 	if err := b.sub.Drain(); err != nil {
-		d.remove(session, b)
+		l.remove(session, b)
 		return
 	}
 	d.wg.Go(func() {
@@ -217,17 +267,17 @@ func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
 		case <-closed:
 		case <-d.stop:
 		}
-		d.remove(session, b)
+		l.remove(session, b)
 	})
 }
 
 // remove forgets b, unless a newer binding took its place.
-func (d *Dispatcher) remove(session string, b *binding) {
-	d.mu.Lock()
-	if d.bindings[session] == b {
-		delete(d.bindings, session)
+func (l *lane) remove(session string, b *binding) {
+	l.mu.Lock()
+	if l.bindings[session] == b {
+		delete(l.bindings, session)
 	}
-	d.mu.Unlock()
+	l.mu.Unlock()
 }
 
 // announce publishes a takeover for c's session: this node holds it with a
@@ -296,7 +346,7 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 
 // push hands one push to the session's connection.
 func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p edge.Priority) {
-	b := d.binding(session)
+	b := l.binding(session)
 	if b != nil && b.replaced.Load() {
 		d.forward(m, session, p)
 		return
@@ -304,7 +354,7 @@ func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p edge.Priority)
 	if b != nil && d.hold(b, m, session, p) {
 		return
 	}
-	f, mode, err := frameOf(m, l.ids)
+	f, mode, err := frameOf(m, &l.ids)
 	if err != nil {
 		d.log.Debug("invalid push", zap.String("subject", m.Subject), zap.Error(err))
 		d.reject(m, session, p.String(), edge.ReasonInvalid)
@@ -396,10 +446,10 @@ func stampID(m *nats.Msg, id string) {
 // Meta) for acknowledgements, dead letters and forwarding. A push without an
 // id gets one; it goes into the message's headers only if the message
 // travels on (stampID), which most never do.
-func frameOf(m *nats.Msg, ids *nuid.NUID) (edge.Frame, string, error) {
+func frameOf(m *nats.Msg, ids *idSource) (edge.Frame, string, error) {
 	id := m.Header.Get(protocol.HeaderID)
 	if id == "" {
-		id = ids.Next()
+		id = ids.next()
 	}
 	f := edge.Frame{ID: id, ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data, Meta: m}
 	mode, err := protocol.AckMode(m.Header)
@@ -442,10 +492,10 @@ func (d *Dispatcher) written(_ *edge.Conn, f *edge.Frame) {
 	}
 }
 
-func (d *Dispatcher) binding(session string) *binding {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.bindings[session]
+func (l *lane) binding(session string) *binding {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.bindings[session]
 }
 
 // control handles a takeover announcement for a session this node may
@@ -469,11 +519,9 @@ func (d *Dispatcher) control(m *nats.Msg, session string) {
 		d.announce(local)
 		return
 	}
-	d.mu.RLock()
-	if b := d.bindings[session]; b != nil {
+	if b := d.laneOf(session).binding(session); b != nil {
 		b.replaced.Store(true)
 	}
-	d.mu.RUnlock()
 	d.log.Debug("session taken over", zap.String("session", session), zap.String("by", node))
 	local.CloseReplaced(func(f edge.Frame) error {
 		m, span := msgOf(f.Meta)

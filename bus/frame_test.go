@@ -1,28 +1,29 @@
 package bus
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
 )
 
 func TestFrameOf(t *testing.T) {
+	ids := newIDSource()
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
 	m := &nats.Msg{Subject: "push.s.high", Reply: "r", Data: []byte("p"), Header: nats.Header{
 		protocol.HeaderID: {"id1"}, protocol.HeaderContentType: {"text/plain"},
 		protocol.HeaderExpires: {exp.Format(time.RFC3339Nano)}, protocol.HeaderAck: {"written"},
 	}}
-	f, mode, err := frameOf(m, nuid.New())
+	f, mode, err := frameOf(m, &ids)
 	if err != nil || f.ID != "id1" || f.ContentType != "text/plain" || !f.Expires.Equal(exp) || mode != "written" || f.Meta != m {
 		t.Fatalf("frameOf: %+v %q %v", f, mode, err)
 	}
 	// No id: one is made; the message gets it when it travels on.
 	m = &nats.Msg{Subject: "push.s.low", Data: []byte("p")}
-	f, mode, err = frameOf(m, nuid.New())
+	f, mode, err = frameOf(m, &ids)
 	if err != nil || f.ID == "" || m.Header != nil || mode != protocol.AckNone {
 		t.Fatalf("frameOf without id or reply: %+v %q %v", f, mode, err)
 	}
@@ -35,7 +36,7 @@ func TestFrameOf(t *testing.T) {
 		t.Fatalf("stampID replaced an id: %v", m.Header)
 	}
 	for _, h := range []nats.Header{{protocol.HeaderExpires: {"soon"}}, {protocol.HeaderAck: {"later"}}} {
-		if _, _, err := frameOf(&nats.Msg{Subject: "push.s.low", Header: h}, nuid.New()); err == nil {
+		if _, _, err := frameOf(&nats.Msg{Subject: "push.s.low", Header: h}, &ids); err == nil {
 			t.Errorf("frameOf accepted %v", h)
 		}
 	}
@@ -44,6 +45,7 @@ func TestFrameOf(t *testing.T) {
 // FuzzFrameOf: whatever headers a producer sends, reading the push either
 // fails or gives a push with an id and a known ack mode; it never panics.
 func FuzzFrameOf(f *testing.F) {
+	ids := newIDSource()
 	f.Add("id", "2030-01-02T03:04:05Z", "written", "text/plain", "reply")
 	f.Add("", "", "", "", "")
 	f.Add("x", "not a time", "none", "", "r")
@@ -54,7 +56,7 @@ func FuzzFrameOf(f *testing.F) {
 				h.Set(k, v)
 			}
 		}
-		fr, mode, err := frameOf(&nats.Msg{Subject: "push.s.high", Reply: reply, Header: h}, nuid.New())
+		fr, mode, err := frameOf(&nats.Msg{Subject: "push.s.high", Reply: reply, Header: h}, &ids)
 		if err != nil {
 			return
 		}
@@ -67,4 +69,23 @@ func FuzzFrameOf(f *testing.F) {
 			t.Fatalf("ack mode %q", mode)
 		}
 	})
+}
+
+// Push ids are unique, 22 characters of [0-9A-Za-z], across blocks and
+// sources.
+func TestIDSource(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2 {
+		ids := newIDSource()
+		for range 3*idsPerBlock + 7 {
+			id := ids.next()
+			if len(id) != idLen || strings.Trim(id, idDigits) != "" || seen[id] {
+				t.Fatalf("id %q: want 22 characters of [0-9A-Za-z], never repeated", id)
+			}
+			seen[id] = true
+		}
+	}
+	if ids := newIDSource(); testing.AllocsPerRun(1000, func() { ids.next() }) > 0.05 {
+		t.Errorf("an id allocates")
+	}
 }

@@ -142,7 +142,7 @@ func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p edge.Priori
 // parked pushes were queued. It runs on the dispatch loop, so nothing that
 // arrives later overtakes them.
 func (d *Dispatcher) releaseHeld(l *lane, session string) {
-	b := d.binding(session)
+	b := l.binding(session)
 	if b == nil {
 		return
 	}
