@@ -66,7 +66,7 @@ bench-scale: build
 
 # Micro benchmarks, benchstat-friendly: make bench > new.txt; benchstat old.txt new.txt
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./edge/... ./registry/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./edge/... ./registry/... ./bus/...
 
 # Server memory per idle connection over real sockets (clients in a child
 # process), each transport in a fresh process. IDLE_CONNS up to ~19000

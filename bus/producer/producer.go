@@ -94,26 +94,17 @@ type Producer struct {
 	dl     *dlq.Writer
 	inbox  string
 	sub    *nats.Subscription
-	seq    atomic.Uint64
 
 	published, offline, untracked atomic.Uint64
 
 	mu      sync.Mutex
-	tracked map[string]tracked // guarded by mu: reply token → push
-	order   []string           // guarded by mu: tokens in publish order, for expiry
-	empty   chan struct{}      // guarded by mu: closed when tracked empties, for Close
+	tracked ring          // guarded by mu: pushes sent by Publish in their status window
+	empty   chan struct{} // guarded by mu: closed when nothing is tracked, for Close
 
 	stop      chan struct{} // closed by Close
 	done      chan struct{} // closed when the expiry goroutine ends
 	closeOnce sync.Once
 	closeErr  error
-}
-
-type tracked struct {
-	m       *nats.Msg
-	session string
-	prio    Priority
-	until   time.Time
 }
 
 // New makes a Producer on nc. Close it to stop its goroutines and write the
@@ -128,8 +119,8 @@ func New(nc *nats.Conn, opts Options) (*Producer, error) {
 	}
 	p := &Producer{
 		nc: nc, opts: opts, dl: w, inbox: nc.NewInbox(),
-		tracer:  opts.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus/producer"),
-		tracked: make(map[string]tracked), stop: make(chan struct{}), done: make(chan struct{}),
+		tracer: opts.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus/producer"),
+		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
 	if p.sub, err = nc.Subscribe(p.inbox+".*", p.onStatus); err != nil {
 		_ = w.Close(context.Background())
@@ -193,6 +184,8 @@ func WithAck(mode string) Option {
 	}
 }
 
+var producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+
 // msg builds the NATS message of a push, and starts its producer span (the
 // caller ends it), whose context goes into the headers.
 func (p *Producer) msg(ctx context.Context, session string, prio Priority, payload []byte, opts []Option) (*nats.Msg, trace.Span, error) {
@@ -211,7 +204,7 @@ func (p *Producer) msg(ctx context.Context, session string, prio Priority, paylo
 	if m.Header.Get(protocol.HeaderID) == "" {
 		m.Header.Set(protocol.HeaderID, nuid.Next())
 	}
-	_, span := p.tracer.Start(ctx, "pushfabric.push", trace.WithSpanKind(trace.SpanKindProducer))
+	_, span := p.tracer.Start(ctx, "pushfabric.push", producerSpan...)
 	if span.IsRecording() { // nothing to build when tracing is off
 		span.SetAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject),
 			attribute.String("pushfabric.session", session), attribute.String("pushfabric.push_id", m.Header.Get(protocol.HeaderID)))
@@ -257,41 +250,45 @@ func (p *Producer) Publish(session string, prio Priority, payload []byte, opts .
 		return err
 	}
 	defer span.End()
-	m.Header.Set(protocol.HeaderAck, protocol.AckNone)
-	token := strconv.FormatUint(p.seq.Add(1), 36)
-	m.Reply = p.inbox + "." + token
-	p.track(token, tracked{m: m, session: session, prio: prio, until: time.Now().Add(p.opts.StatusWindow)})
+	m.Header[protocol.HeaderAck] = ackNone
+	seq, ok := p.track(m, session, prio)
+	if ok {
+		m.Reply = p.inbox + "." + strconv.FormatUint(seq, 36)
+	}
 	if err := p.nc.PublishMsg(m); err != nil {
-		p.untrack(token)
+		if ok {
+			p.untrack(seq)
+		}
 		return fmt.Errorf("publish to %s: %w", session, err)
 	}
 	p.published.Add(1)
 	return nil
 }
 
-func (p *Producer) track(token string, t tracked) {
+// track remembers a push sent by Publish for its status window, unless
+// MaxTracked are remembered already (it is then counted untracked).
+func (p *Producer) track(m *nats.Msg, session string, prio Priority) (uint64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.tracked) >= p.opts.MaxTracked {
+	seq, ok := p.tracked.add(m, session, prio, time.Now().Add(p.opts.StatusWindow), p.opts.MaxTracked)
+	if !ok {
 		p.untracked.Add(1)
-		t.m.Reply = "" // nobody would listen
-		return
 	}
-	p.tracked[token] = t
-	p.order = append(p.order, token)
+	return seq, ok
 }
 
-func (p *Producer) untrack(token string) (tracked, bool) {
+// untrack forgets a push, returning what its dead letter needs if it was
+// still tracked.
+func (p *Producer) untrack(seq uint64) (dlq.Letter, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t, ok := p.tracked[token]
-	delete(p.tracked, token)
+	l, ok := p.tracked.take(seq)
 	p.signalEmptyLocked()
-	return t, ok
+	return l, ok
 }
 
 func (p *Producer) signalEmptyLocked() {
-	if len(p.tracked) == 0 && p.empty != nil {
+	if p.tracked.live == 0 && p.empty != nil {
 		close(p.empty)
 		p.empty = nil
 	}
@@ -302,10 +299,13 @@ func (p *Producer) onStatus(m *nats.Msg) {
 	if m.Header.Get("Status") != "503" {
 		return
 	}
-	token := m.Subject[len(p.inbox)+1:]
-	if t, ok := p.untrack(token); ok {
-		t.m.Reply = ""
-		p.deadLetter(t.m, t.session, t.prio)
+	seq, err := strconv.ParseUint(m.Subject[len(p.inbox)+1:], 36, 64)
+	if err != nil {
+		return
+	}
+	if l, ok := p.untrack(seq); ok {
+		p.offline.Add(1)
+		p.dl.Write(l)
 	}
 }
 
@@ -328,21 +328,15 @@ func (p *Producer) expire() {
 func (p *Producer) expireUntil(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	i := 0
-	for ; i < len(p.order); i++ {
-		t, ok := p.tracked[p.order[i]]
-		if ok && t.until.After(now) {
-			break
-		}
-		delete(p.tracked, p.order[i])
-	}
-	p.order = append(p.order[:0], p.order[i:]...)
+	p.tracked.expire(now)
 	p.signalEmptyLocked()
 }
 
 func (p *Producer) deadLetter(m *nats.Msg, session string, prio Priority) {
 	p.offline.Add(1)
-	p.dl.Write(dlq.Letter{Subject: m.Subject, Session: session, Priority: string(prio), Reason: "offline", Header: m.Header, Data: m.Data})
+	// The payload is copied: the caller may reuse it once Push returns.
+	p.dl.Write(dlq.Letter{Subject: m.Subject, Session: session, Priority: string(prio), Reason: "offline", Header: m.Header,
+		Data: append([]byte(nil), m.Data...)})
 }
 
 // Stats returns the counters so far.
@@ -362,7 +356,7 @@ func (p *Producer) Close(ctx context.Context) error {
 func (p *Producer) close(ctx context.Context) error {
 	p.mu.Lock()
 	var empty chan struct{}
-	if len(p.tracked) > 0 {
+	if p.tracked.live > 0 {
 		empty = make(chan struct{})
 		p.empty = empty
 	}

@@ -65,8 +65,9 @@ func runLoadCommand(args []string) int {
 Pushes to S client sessions from P producer connections for a while and reports delivered
 pushes/s, latency from the producer's send to the client's read (HDR histogram), dead letters
 by reason, the edge's and the NATS server's CPU and the edge's memory per session. First, the
-same load goes over plain NATS (publish -> one subscriber holding the same subjects on the same
-server) as the baseline the fabric's figures are divided by.
+same sessions, payload, rate and duration go over plain NATS - plain publishes to one subscriber
+holding the same subjects on the same server - as the baseline the fabric's figures are divided
+by (the baseline always publishes plainly, whatever --publish says).
 
 With no --edge, pushbench starts a NATS server and an edge node (the edge binary next to
 pushbench, or on PATH) on loopback, each in its own process; the clients run in child processes.`)
@@ -346,6 +347,7 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 			}
 		}
 		res.SlowConsumerEvents += m.slow - connected.edge[i].slow
+		res.Lost += m.lost - connected.edge[i].lost
 	}
 	if res.Dead["offline"] == 0 {
 		delete(res.Dead, "offline")

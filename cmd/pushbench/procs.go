@@ -237,6 +237,7 @@ type edgeMetrics struct {
 	rss      float64
 	sessions float64
 	routines float64 // goroutines
+	lost     float64 // pushes neither delivered nor dead-lettered
 	dead     map[string]float64
 	slow     float64
 }
@@ -261,7 +262,7 @@ func scrapeEdge(admin string) (edgeMetrics, error) {
 	}
 	m.cpu, m.rss = one("process_cpu_seconds_total"), one("process_resident_memory_bytes")
 	m.sessions, m.slow = one("pushfabric_sessions"), one("pushfabric_nats_slow_consumer_events_total")
-	m.routines = one("go_goroutines")
+	m.routines, m.lost = one("go_goroutines"), one("pushfabric_pushes_lost_total")
 	if mf := mfs["pushfabric_dead_letters_total"]; mf != nil {
 		for _, x := range mf.Metric {
 			for _, l := range x.Label {

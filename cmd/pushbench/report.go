@@ -35,6 +35,7 @@ type phaseResult struct {
 	Missing            int64             `json:"missing"` // sent − delivered − dead: lost, or still on the way when the bench gave up
 	DroppedByNATS      uint64            `json:"dropped_by_nats"`
 	SlowConsumerEvents float64           `json:"edge_slow_consumer_events"`
+	Lost               float64           `json:"lost"`    // counted lost by the edge: its dead letters could not be written
 	Seconds            float64           `json:"seconds"` // first send to last delivery
 	PushesPerSecond    float64           `json:"delivered_per_second"`
 	Latency            latency           `json:"latency"`
@@ -145,9 +146,9 @@ func (o *loadOutput) print(w io.Writer) {
 		fmt.Fprintf(w, "edge CPU per push / NATS CPU per message (same run): %.2f\n", o.EdgeCPUPerPushOverNATS)
 	}
 	for _, c := range cols {
-		if c.Missing != 0 || c.DroppedByNATS > 0 || c.SlowConsumerEvents > 0 {
-			fmt.Fprintf(w, "%s: %d missing (lost, or not there when the bench stopped waiting), %d dropped by NATS, %.0f slow-consumer events\n",
-				c.Name, c.Missing, c.DroppedByNATS, c.SlowConsumerEvents)
+		if c.Missing != 0 || c.DroppedByNATS > 0 || c.SlowConsumerEvents > 0 || c.Lost > 0 {
+			fmt.Fprintf(w, "%s: %d missing (lost, or not there when the bench stopped waiting), %d dropped by NATS, %.0f slow-consumer events on the edge, %.0f counted lost by the edge\n",
+				c.Name, c.Missing, c.DroppedByNATS, c.SlowConsumerEvents, c.Lost)
 		}
 	}
 }
