@@ -315,16 +315,26 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	deadOf := func(s sample) uint64 {
 		return uint64(s.edgeSum(func(m edgeMetrics) float64 { return sum(m.dead) }) - connected.edgeSum(func(m edgeMetrics) float64 { return sum(m.dead) }))
 	}
+	writtenAt, lastWritten := time.Now(), uint64(0) // when the dead letters written last grew
 	for moved, lastTotal := time.Now(), uint64(0); ; {
 		last = env.sample()
 		total := last.received + deadOf(last) + ld.offline.Load()
-		if total >= res.Sent || time.Since(moved) > 3*time.Second {
+		written := uint64(last.edgeSum(func(m edgeMetrics) float64 { return m.written + m.lost }) -
+			connected.edgeSum(func(m edgeMetrics) float64 { return m.written + m.lost }))
+		if written != lastWritten {
+			writtenAt, lastWritten = last.at, written
+		}
+		if total >= res.Sent && written >= deadOf(last) || time.Since(moved) > 3*time.Second {
 			break
 		}
+		total += written
 		if total != lastTotal {
 			moved, lastTotal = time.Now(), total
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if lastWritten > 0 {
+		res.DeadLetterSeconds = writtenAt.Sub(ld.began).Seconds()
 	}
 	hist := newHistogram()
 	var lastRecv int64
@@ -348,6 +358,7 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 		}
 		res.SlowConsumerEvents += m.slow - connected.edge[i].slow
 		res.Lost += m.lost - connected.edge[i].lost
+		res.DeadLettersWritten += uint64(m.written - connected.edge[i].written)
 	}
 	if res.Dead["offline"] == 0 {
 		delete(res.Dead, "offline")

@@ -127,6 +127,9 @@ func findEdge(given string) (string, error) {
 	return p, nil
 }
 
+// maxEdgeLines is how many of the edge's warnings and errors are shown.
+const maxEdgeLines = 5
+
 // startEdge starts the edge on natsURL with every listener on a free
 // loopback port and waits for its "edge started" log line.
 func startEdge(bin, natsURL string, extra []string) (*edgeChild, error) {
@@ -145,7 +148,7 @@ func startEdge(bin, natsURL string, extra []string) (*edgeChild, error) {
 	go func() {
 		sc := bufio.NewScanner(errPipe)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sent := false
+		sent, shown := false, 0
 		for sc.Scan() {
 			var line map[string]any
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "edge started" && !sent {
@@ -157,10 +160,16 @@ func startEdge(bin, natsURL string, extra []string) (*edgeChild, error) {
 				sent = true
 				continue
 			}
-			// Warnings and errors only; development mode is the point here.
+			// Warnings and errors only, and the first few of them; development
+			// mode is the point here.
 			if (line["level"] == "warn" || line["level"] == "error") && !strings.Contains(sc.Text(), "DEVELOPMENT MODE") {
-				fmt.Fprintln(os.Stderr, "edge:", sc.Text())
+				if shown++; shown <= maxEdgeLines {
+					fmt.Fprintln(os.Stderr, "edge:", sc.Text())
+				}
 			}
+		}
+		if shown > maxEdgeLines {
+			fmt.Fprintf(os.Stderr, "edge: … and %d more warnings and errors\n", shown-maxEdgeLines)
 		}
 		if !sent {
 			close(started)
@@ -238,6 +247,7 @@ type edgeMetrics struct {
 	sessions float64
 	routines float64 // goroutines
 	lost     float64 // pushes neither delivered nor dead-lettered
+	written  float64 // dead letters the stream acknowledged
 	dead     map[string]float64
 	slow     float64
 }
@@ -263,6 +273,7 @@ func scrapeEdge(admin string) (edgeMetrics, error) {
 	m.cpu, m.rss = one("process_cpu_seconds_total"), one("process_resident_memory_bytes")
 	m.sessions, m.slow = one("pushfabric_sessions"), one("pushfabric_nats_slow_consumer_events_total")
 	m.routines, m.lost = one("go_goroutines"), one("pushfabric_pushes_lost_total")
+	m.written = one("pushfabric_dead_letters_written_total")
 	if mf := mfs["pushfabric_dead_letters_total"]; mf != nil {
 		for _, x := range mf.Metric {
 			for _, l := range x.Label {

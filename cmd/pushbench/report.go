@@ -35,8 +35,10 @@ type phaseResult struct {
 	Missing            int64             `json:"missing"` // sent − delivered − dead: lost, or still on the way when the bench gave up
 	DroppedByNATS      uint64            `json:"dropped_by_nats"`
 	SlowConsumerEvents float64           `json:"edge_slow_consumer_events"`
-	Lost               float64           `json:"lost"`    // counted lost by the edge: its dead letters could not be written
-	Seconds            float64           `json:"seconds"` // first send to last delivery
+	Lost               float64           `json:"lost"`                      // counted lost by the edge: its dead letters could not be written
+	DeadLettersWritten uint64            `json:"dead_letters_written"`      // by the edge, acknowledged by the stream
+	DeadLetterSeconds  float64           `json:"dead_letter_write_seconds"` // first send to the last dead letter written
+	Seconds            float64           `json:"seconds"`                   // first send to last delivery
 	PushesPerSecond    float64           `json:"delivered_per_second"`
 	Latency            latency           `json:"latency"`
 	ConnectSeconds     float64           `json:"connect_seconds"`
@@ -119,6 +121,9 @@ func (o *loadOutput) print(w io.Writer) {
 	row("delivered", func(r *phaseResult) string { return group(float64(r.Delivered)) }, "")
 	row("dead-lettered", func(r *phaseResult) string { return group(float64(r.deadTotal())) }, "")
 	row("missing", func(r *phaseResult) string { return group(float64(r.Missing)) }, "")
+	row("dead letters written/s", func(r *phaseResult) string {
+		return dash(r.DeadLetterSeconds > 0, group(float64(r.DeadLettersWritten)/r.DeadLetterSeconds))
+	}, "")
 	row("NATS CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.NATSCPUSeconds) }, "")
 	row("NATS CPU µs/msg", func(r *phaseResult) string { return perMsg(r.NATSCPUSeconds, r.Sent) }, "")
 	row("edge CPU s", func(r *phaseResult) string { return dash(r.Name != "raw NATS", fmt.Sprintf("%.2f", r.EdgeCPUSeconds)) }, "")
