@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"os/exec"
 	"testing"
 )
@@ -9,11 +10,7 @@ import (
 // pushbench load, briefly: both runs account for every push sent, and the
 // figures it reports are there.
 func TestPushbenchLoadAccountsForEveryPush(t *testing.T) {
-	out, err := exec.Command(binary(t, "pushbench"), "load", "--sessions", "20", "--duration", "1s", "--rate", "2000",
-		"--low", "0.25", "--json").Output()
-	if err != nil {
-		t.Fatalf("pushbench load: %v\n%s", err, out)
-	}
+	out := pushbench(t, "load", "--sessions", "20", "--duration", "1s", "--rate", "2000", "--low", "0.25", "--json")
 	type phase struct {
 		Name      string            `json:"name"`
 		Sent      uint64            `json:"sent"`
@@ -58,10 +55,7 @@ func TestPushbenchLoadAccountsForEveryPush(t *testing.T) {
 // pushbench scale, briefly: every session connects, the edge holds them
 // all, and each is closed with shutdown when the edge drains.
 func TestPushbenchScale(t *testing.T) {
-	out, err := exec.Command(binary(t, "pushbench"), "scale", "--sessions", "300", "--client-procs", "2", "--json").Output()
-	if err != nil {
-		t.Fatalf("pushbench scale: %v\n%s", err, out)
-	}
+	out := pushbench(t, "scale", "--sessions", "300", "--client-procs", "2", "--json")
 	var res struct {
 		Connected  int            `json:"connected"`
 		PerSession float64        `json:"edge_rss_bytes_per_session"`
@@ -74,4 +68,18 @@ func TestPushbenchScale(t *testing.T) {
 	if res.Connected != 300 || res.Drain <= 0 || res.Closed["shutdown"] != 300 || len(res.Closed) != 1 {
 		t.Fatalf("pushbench scale: %s", out)
 	}
+}
+
+// pushbench runs the built pushbench with args and returns what it printed.
+func pushbench(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(binary(t, "pushbench"), args...).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		t.Fatalf("pushbench %s: %v\n%s%s", args[0], err, out, ee.Stderr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -53,8 +53,7 @@ func runLoadCommand(args []string) int {
 		edges    string
 		admins   string
 		natsURL  string
-		edgeBin  string
-		edgeArgs stringList
+		ef       edgeFlags
 		baseline bool
 		asJSON   bool
 		profile  string
@@ -85,15 +84,14 @@ pushbench, or on PATH) on loopback, each in its own process; the clients run in 
 	fs.StringVar(&edges, "edge", "", "edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one")
 	fs.StringVar(&admins, "admin", "", "with --edge: the edges' admin addresses, for CPU, memory and dead letters")
 	fs.StringVar(&natsURL, "nats", "", "with --edge: the NATS server the edges use")
-	fs.StringVar(&edgeBin, "edge-bin", "", "edge binary to start (default: next to pushbench, or on PATH)")
-	fs.Var(&edgeArgs, "edge-flag", "extra flag for the edge it starts, e.g. --edge-flag=--queue-len=4096 (repeatable)")
+	ef.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	fs.StringVar(&profile, "profile", "", "write the started edge's CPU profile (over the load) and heap profile (after it) into this folder")
 	if err := cli.Parse(fs, args); err != nil {
 		return cli.FlagExit(err)
 	}
 	if profile != "" {
-		edgeArgs = append(edgeArgs, "--pprof")
+		ef.args = append(ef.args, "--pprof")
 	}
 	if err := spec.validate(edges, natsURL); fs.NArg() != 0 || err != nil {
 		if err != nil {
@@ -101,7 +99,7 @@ pushbench, or on PATH) on loopback, each in its own process; the clients run in 
 		}
 		return 2
 	}
-	env, err := newBenchEnv(edges, admins, natsURL, edgeBin, edgeArgs)
+	env, err := newBenchEnv(edges, admins, natsURL, ef)
 	if err != nil {
 		return fail("load", err)
 	}
@@ -161,7 +159,7 @@ type benchEnv struct {
 	profileDir string
 }
 
-func newBenchEnv(edges, admins, natsURL, edgeBin string, edgeArgs []string) (*benchEnv, error) {
+func newBenchEnv(edges, admins, natsURL string, ef edgeFlags) (*benchEnv, error) {
 	env := &benchEnv{natsURL: natsURL}
 	if edges != "" {
 		env.edges = strings.Split(edges, ",")
@@ -170,7 +168,7 @@ func newBenchEnv(edges, admins, natsURL, edgeBin string, edgeArgs []string) (*be
 		}
 		return env, nil
 	}
-	bin, err := findEdge(edgeBin)
+	bin, err := findEdge(ef.bin)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +176,7 @@ func newBenchEnv(edges, admins, natsURL, edgeBin string, edgeArgs []string) (*be
 		return nil, err
 	}
 	env.natsURL = env.nats.ready.URL
-	if env.edge, err = startEdge(bin, env.natsURL, edgeArgs); err != nil {
+	if env.edge, err = startEdge(bin, env.natsURL, ef.args); err != nil {
 		env.close()
 		return nil, err
 	}
@@ -608,6 +606,17 @@ func prio(low bool) producer.Priority {
 		return producer.Low
 	}
 	return producer.High
+}
+
+// edgeFlags say which edge binary to start and with what extra flags.
+type edgeFlags struct {
+	bin  string
+	args stringList
+}
+
+func (e *edgeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&e.bin, "edge-bin", "", "edge binary to start (default: next to pushbench, or on PATH)")
+	fs.Var(&e.args, "edge-flag", "extra flag for the edge it starts, e.g. --edge-flag=--queue-len=4096 (repeatable)")
 }
 
 // stringList is a repeatable string flag.

@@ -38,8 +38,7 @@ func runScaleCommand(args []string) int {
 		out      scaleOutput
 		procs    int
 		srcAddrs int
-		edgeBin  string
-		edgeArgs stringList
+		ef       edgeFlags
 		drain    bool
 		asJSON   bool
 	)
@@ -55,8 +54,7 @@ SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
 	fs.StringVar(&out.Transport, "transport", "tcp", "client transport: tcp or ws")
 	fs.IntVar(&procs, "client-procs", 0, "client processes (default: one per 5,000 sessions)")
 	fs.IntVar(&srcAddrs, "source-addrs", 4, "source addresses (127.0.0.2 and up) the clients dial from")
-	fs.StringVar(&edgeBin, "edge-bin", "", "edge binary to start (default: next to pushbench, or on PATH)")
-	fs.Var(&edgeArgs, "edge-flag", "extra flag for the edge (repeatable)")
+	ef.register(fs)
 	fs.BoolVar(&drain, "drain", true, "stop the edge with SIGTERM at the end and time its drain")
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	if err := cli.Parse(fs, args); err != nil {
@@ -77,7 +75,7 @@ SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
 		return 2
 	}
 	out.ClientProcs, out.SourceAddrs = procs, srcAddrs
-	env, err := newBenchEnv("", "", "", edgeBin, edgeArgs)
+	env, err := newBenchEnv("", "", "", ef)
 	if err != nil {
 		return fail("scale", err)
 	}
