@@ -241,6 +241,9 @@ type sample struct {
 	natsCPU  float64
 	natsRSS  int64
 	received uint64
+	// CPU seconds of the client processes and of pushbench itself (the
+	// producers, mostly).
+	clientsCPU, selfCPU float64
 }
 
 func (env *benchEnv) sample() sample {
@@ -259,7 +262,11 @@ func (env *benchEnv) sample() sample {
 		if r, err := w.call("stats"); err == nil {
 			s.received += r.Received
 		}
+		if cpu, _, err := procStat(w.pid()); err == nil {
+			s.clientsCPU += cpu
+		}
 	}
+	s.selfCPU, _, _ = procStat(os.Getpid())
 	return s
 }
 
@@ -373,6 +380,8 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	res.Latency = latencyOf(hist)
 	res.EdgeCPUSeconds = last.edgeSum(func(m edgeMetrics) float64 { return m.cpu }) - connected.edgeSum(func(m edgeMetrics) float64 { return m.cpu })
 	res.NATSCPUSeconds = last.natsCPU - connected.natsCPU
+	res.ClientsCPUSeconds = last.clientsCPU - connected.clientsCPU
+	res.ProducerCPUSeconds = last.selfCPU - connected.selfCPU
 	if raw {
 		res.EdgeCPUSeconds = 0
 	}

@@ -44,6 +44,8 @@ type phaseResult struct {
 	ConnectSeconds     float64           `json:"connect_seconds"`
 	EdgeCPUSeconds     float64           `json:"edge_cpu_seconds"`
 	NATSCPUSeconds     float64           `json:"nats_cpu_seconds"`
+	ClientsCPUSeconds  float64           `json:"clients_cpu_seconds"`
+	ProducerCPUSeconds float64           `json:"producers_cpu_seconds"` // pushbench's own process
 	EdgeRSSBytes       float64           `json:"edge_rss_bytes"`
 	BytesPerSession    float64           `json:"edge_rss_bytes_per_session"`
 }
@@ -130,6 +132,8 @@ func (o *loadOutput) print(w io.Writer) {
 	row("edge CPU µs/push", func(r *phaseResult) string {
 		return dash(r.Name != "raw NATS", perMsg(r.EdgeCPUSeconds, r.Delivered))
 	}, "")
+	row("clients CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.ClientsCPUSeconds) }, "")
+	row("producers CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.ProducerCPUSeconds) }, "")
 	row("edge RSS", func(r *phaseResult) string { return dash(r.EdgeRSSBytes > 0, mib(r.EdgeRSSBytes)) }, "")
 	row("edge RSS per session", func(r *phaseResult) string {
 		return dash(r.BytesPerSession > 0, group(r.BytesPerSession)+" B")
