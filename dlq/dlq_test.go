@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
@@ -146,23 +148,37 @@ func TestWriterRetriesUntilTheStreamIsBack(t *testing.T) {
 	}
 }
 
-// A full buffer drops letters, counted; Close that runs out of time counts
-// the rest as lost.
+// A full buffer drops letters, counted and logged; Close that runs out of
+// time counts and logs the rest as lost. Every lost push id is in the log.
 func TestWriterCountsWhatItLoses(t *testing.T) {
 	s := natstest.Server(t)
 	cfg := dlq.DefaultWriterConfig()
 	cfg.Buffer = 2
-	w := newWriter(t, natstest.Connect(t, s), cfg) // no stream: nothing is ever written
+	core, logs := observer.New(zap.ErrorLevel)
+	w, err := dlq.NewWriter(natstest.Connect(t, s), cfg, zap.New(core)) // no stream: nothing is ever written
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
 		w.Write(letter(id, ""))
 	}
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err := w.Close(short)
+	err = w.Close(short)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close: %v; want the deadline", err)
 	}
 	if st := w.Stats(); st.Written != 0 || st.Lost != 5 {
 		t.Fatalf("stats %+v; want all 5 lost", st)
+	}
+	logged := map[string]bool{}
+	for _, e := range logs.FilterMessage("dead letters lost").All() {
+		for _, p := range e.ContextMap()["pushes"].([]any) {
+			id, _, _ := strings.Cut(p.(string), " ")
+			logged[id] = true
+		}
+	}
+	if len(logged) != 5 {
+		t.Fatalf("lost push ids in the log: %v; want a, b, c, d and e", logged)
 	}
 }

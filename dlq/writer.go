@@ -51,13 +51,15 @@ type WriterStats struct {
 // blocks: letters wait in a bounded buffer, go out with a bounded number in
 // flight, and are retried (with backoff) until the stream acknowledges
 // them, so a JetStream outage holds up no one. Only when the buffer is full
-// is a letter dropped, and then it is logged with its push id and counted.
+// is a letter dropped, and then it is counted and logged with its push id
+// (lost ones are logged in batches, see lostLog).
 type Writer struct {
 	cfg WriterConfig
 	js  jetstream.JetStream
 	log *zap.Logger
 
 	written, retried, lost atomic.Uint64
+	lostLog                lostLog
 
 	mu      sync.Mutex
 	queue   []*nats.Msg // guarded by mu: a ring of Buffer messages
@@ -87,6 +89,7 @@ func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error
 		cfg: cfg, log: log, queue: make([]*nats.Msg, cfg.Buffer),
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), done: make(chan struct{}),
 	}
+	w.lostLog.log = log
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.InFlight),
 		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
@@ -138,8 +141,59 @@ func (w *Writer) enqueue(m *nats.Msg, retry bool) {
 
 func (w *Writer) drop(m *nats.Msg, why string) {
 	w.lost.Add(1)
-	w.log.Error("dead letter lost", zap.String("why", why),
-		zap.String("push_id", m.Header.Get(protocol.HeaderID)), zap.String("subject", m.Subject))
+	w.lostLog.add(why, m.Header.Get(protocol.HeaderID)+" "+m.Subject)
+}
+
+// lostLog logs lost dead letters in batches: one line ("dead letters lost")
+// per lostBatch pushes or lostFlush, whichever comes first, each push as
+// "<push id> <subject>". Every lost push is in the log, and a flood of them
+// makes a few long lines rather than a line each that the log's sampling
+// would thin out.
+type lostLog struct {
+	mu     sync.Mutex
+	log    *zap.Logger
+	why    string      // guarded by mu: why the batch's pushes were lost
+	pushes []string    // guarded by mu
+	timer  *time.Timer // guarded by mu: flushes the batch
+}
+
+const (
+	lostBatch = 5000
+	lostFlush = 100 * time.Millisecond
+)
+
+func (l *lostLog) add(why, push string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pushes) > 0 && why != l.why {
+		l.flushLocked()
+	}
+	l.why = why
+	l.pushes = append(l.pushes, push)
+	switch {
+	case len(l.pushes) >= lostBatch:
+		l.flushLocked()
+	case l.timer == nil:
+		l.timer = time.AfterFunc(lostFlush, l.flush)
+	}
+}
+
+func (l *lostLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushLocked()
+}
+
+func (l *lostLog) flushLocked() {
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	if len(l.pushes) == 0 {
+		return
+	}
+	l.log.Error("dead letters lost", zap.String("why", l.why), zap.Int("count", len(l.pushes)), zap.Strings("pushes", l.pushes))
+	l.pushes = nil
 }
 
 func (w *Writer) acked(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) {
@@ -250,6 +304,7 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 	select {
 	case <-w.done:
+		w.lostLog.flush()
 		return nil
 	case <-ctx.Done():
 	}
@@ -266,6 +321,7 @@ func (w *Writer) Close(ctx context.Context) error {
 	<-w.done
 	inFlight := w.js.PublishAsyncPending()
 	w.js.CleanupPublisher() // fails what is in flight, which is dropped as lost
+	w.lostLog.flush()
 	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", left, inFlight))
 }
 

@@ -106,7 +106,7 @@ func Logger(level, format string) (*zap.Logger, error) {
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.DisableStacktrace = true // messages are static and carry their fields
-	// A flood of one message (a dead letter lost per push, say) is sampled:
+	// A flood of one message (a rejected client per connect, say) is sampled:
 	// the first 100 a second, then one in 100.
 	cfg.Sampling = &zap.SamplingConfig{Initial: 100, Thereafter: 100}
 	return cfg.Build()
