@@ -24,7 +24,7 @@ const (
 	ReasonQueueFull  Reason = "queue_full"  // the session's queue was full
 	ReasonClosed     Reason = "closed"      // the connection ended with the push still queued
 	ReasonReplaced   Reason = "replaced"    // a takeover could not hand the push to the new connection
-	ReasonShutdown   Reason = "shutdown"    // the node's drain deadline passed
+	ReasonShutdown   Reason = "shutdown"    // the node was stopping: still queued at the drain deadline, or arrived after the sessions were closed
 	ReasonExpired    Reason = "expired"     // Expires passed before the push was written
 	ReasonWriteError Reason = "write_error" // writing to the client failed
 	ReasonInvalid    Reason = "invalid"     // the push could not be parsed or encoded

@@ -53,20 +53,31 @@ func TestPushbenchLoadAccountsForEveryPush(t *testing.T) {
 }
 
 // pushbench scale, briefly: every session connects, the edge holds them
-// all, and each is closed with shutdown when the edge drains.
+// all, each is closed with shutdown when the edge drains, and every push
+// published just before is delivered or dead-lettered.
 func TestPushbenchScale(t *testing.T) {
-	out := pushbench(t, "scale", "--sessions", "300", "--client-procs", "2", "--json")
+	out := pushbench(t, "scale", "--sessions", "300", "--client-procs", "2", "--queued", "3", "--json")
 	var res struct {
 		Connected  int            `json:"connected"`
 		PerSession float64        `json:"edge_rss_bytes_per_session"`
 		Drain      float64        `json:"drain_seconds"`
 		Closed     map[string]int `json:"close_reasons"`
+		Queued     struct {
+			Sent      uint64            `json:"sent"`
+			Delivered uint64            `json:"delivered"`
+			Dead      map[string]uint64 `json:"dead_letters"`
+			Missing   int64             `json:"missing"`
+		} `json:"queued"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if res.Connected != 300 || res.Drain <= 0 || res.Closed["shutdown"] != 300 || len(res.Closed) != 1 {
 		t.Fatalf("pushbench scale: %s", out)
+	}
+	q := res.Queued
+	if q.Sent != 900 || q.Sent != q.Delivered+q.Dead["shutdown"] || q.Missing != 0 {
+		t.Fatalf("pushes sent before the drain: %+v; want 900, each delivered or dead-lettered shutdown", q)
 	}
 }
 

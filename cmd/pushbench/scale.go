@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +14,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+	"github.com/pushfabric/pushfabric/dlq"
 )
 
 // scaleOutput is what pushbench scale prints.
@@ -31,6 +38,17 @@ type scaleOutput struct {
 	KernelPerSession  float64        `json:"kernel_bytes_per_session"`
 	DrainSeconds      float64        `json:"drain_seconds,omitempty"`
 	Closed            map[string]int `json:"close_reasons,omitempty"`
+	// With --queued: the pushes published just before SIGTERM, and where
+	// they went.
+	Queued *drainAccount `json:"queued,omitempty"`
+}
+
+// drainAccount is what became of the pushes published before the drain.
+type drainAccount struct {
+	Sent      uint64            `json:"sent"`
+	Delivered uint64            `json:"delivered"`
+	Dead      map[string]uint64 `json:"dead_letters"`
+	Missing   int64             `json:"missing"`
 }
 
 func runScaleCommand(args []string) int {
@@ -41,6 +59,7 @@ func runScaleCommand(args []string) int {
 		ef       edgeFlags
 		drain    bool
 		asJSON   bool
+		queued   int
 	)
 	fs := flag.NewFlagSet("pushbench scale", flag.ContinueOnError)
 	fs.Usage = cli.Usage(fs, `Usage: pushbench scale [flags]
@@ -56,6 +75,7 @@ SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
 	fs.IntVar(&srcAddrs, "source-addrs", 4, "source addresses (127.0.0.2 and up) the clients dial from")
 	ef.register(fs)
 	fs.BoolVar(&drain, "drain", true, "stop the edge with SIGTERM at the end and time its drain")
+	fs.IntVar(&queued, "queued", 0, "with --drain: publish this many pushes per session just before SIGTERM and account for each (delivered or dead-lettered)")
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	if err := cli.Parse(fs, args); err != nil {
 		return cli.FlagExit(err)
@@ -80,7 +100,7 @@ SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
 		return fail("scale", err)
 	}
 	defer env.close()
-	if err := out.measure(env, drain); err != nil {
+	if err := out.measure(env, drain, queued); err != nil {
 		return fail("scale", err)
 	}
 	if asJSON {
@@ -90,7 +110,7 @@ SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
 	return 0
 }
 
-func (o *scaleOutput) measure(env *benchEnv, drain bool) error {
+func (o *scaleOutput) measure(env *benchEnv, drain bool, queued int) error {
 	var ips []string
 	for i := range o.SourceAddrs {
 		ips = append(ips, fmt.Sprintf("127.0.0.%d", i+2))
@@ -151,6 +171,12 @@ func (o *scaleOutput) measure(env *benchEnv, drain bool) error {
 	if !drain {
 		return nil
 	}
+	if queued > 0 {
+		o.Queued = &drainAccount{}
+		if err := o.publishEach(env, queued); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(os.Stderr, "draining the edge (SIGTERM)…")
 	took, err := env.edge.terminate(time.Minute)
 	env.edge = nil
@@ -168,6 +194,69 @@ func (o *scaleOutput) measure(env *benchEnv, drain bool) error {
 			o.Closed[k] += v
 		}
 	}
+	if o.Queued != nil {
+		return o.account(env)
+	}
+	return nil
+}
+
+// publishEach publishes n plain pushes to every session, as fast as it
+// can, after zeroing the clients' counters.
+func (o *scaleOutput) publishEach(env *benchEnv, n int) error {
+	for _, w := range env.workers {
+		if _, err := w.call("reset"); err != nil {
+			return err
+		}
+	}
+	nc, err := nats.Connect(env.natsURL, nats.Name("pushbench scale"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	payload := make([]byte, 128)
+	for range n {
+		for i := range o.Sessions {
+			binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+			if err := nc.Publish(fmt.Sprintf("push.s%d.high", i), payload); err != nil {
+				return err
+			}
+			o.Queued.Sent++
+		}
+	}
+	return nc.Flush()
+}
+
+// account counts what the clients received and what the dead-letter
+// stream holds after the drain.
+func (o *scaleOutput) account(env *benchEnv) error {
+	for _, w := range env.workers {
+		r, err := w.call("report")
+		if err != nil {
+			return err
+		}
+		o.Queued.Delivered += r.Received
+	}
+	nc, err := nats.Connect(env.natsURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := dlq.Open(ctx, js, protocol.DefaultPrefix)
+	if err != nil {
+		return err
+	}
+	st, err := store.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	o.Queued.Dead = st.ByReason
+	o.Queued.Missing = int64(o.Queued.Sent) - int64(o.Queued.Delivered) - int64(st.Messages)
 	return nil
 }
 
@@ -224,6 +313,14 @@ func (o *scaleOutput) print(w io.Writer) {
 			parts = append(parts, fmt.Sprintf("%s %s", k, group(float64(v))))
 		}
 		fmt.Fprintf(tw, "drain on SIGTERM\t%.2f s; clients closed with: %s\n", o.DrainSeconds, strings.Join(parts, ", "))
+	}
+	if q := o.Queued; q != nil {
+		var dead []string
+		for k, v := range q.Dead {
+			dead = append(dead, fmt.Sprintf("%s %s", k, group(float64(v))))
+		}
+		fmt.Fprintf(tw, "pushes sent before SIGTERM\t%s: delivered %s, dead-lettered %s, missing %d\n", group(float64(q.Sent)),
+			group(float64(q.Delivered)), dash(len(dead) > 0, strings.Join(dead, ", ")), q.Missing)
 	}
 	tw.Flush()
 	const target = 100_000
