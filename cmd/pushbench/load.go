@@ -176,7 +176,7 @@ func newBenchEnv(edges, admins, natsURL string, ef edgeFlags) (*benchEnv, error)
 		return nil, err
 	}
 	env.natsURL = env.nats.ready.URL
-	if env.edge, err = startEdge(bin, env.natsURL, ef.args); err != nil {
+	if env.edge, err = startEdge(bin, env.natsURL, ef.args, ef.env); err != nil {
 		env.close()
 		return nil, err
 	}
@@ -621,11 +621,13 @@ func prio(low bool) producer.Priority {
 type edgeFlags struct {
 	bin  string
 	args stringList
+	env  stringList
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.bin, "edge-bin", "", "edge binary to start (default: next to pushbench, or on PATH)")
 	fs.Var(&e.args, "edge-flag", "extra flag for the edge it starts, e.g. --edge-flag=--queue-len=4096 (repeatable)")
+	fs.Var(&e.env, "edge-env", "extra environment variable for the edge it starts, e.g. --edge-env=GOGC=200 (repeatable)")
 }
 
 // stringList is a repeatable string flag.

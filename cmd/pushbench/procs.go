@@ -132,10 +132,11 @@ const maxEdgeLines = 5
 
 // startEdge starts the edge on natsURL with every listener on a free
 // loopback port and waits for its "edge started" log line.
-func startEdge(bin, natsURL string, extra []string) (*edgeChild, error) {
+func startEdge(bin, natsURL string, extra, env []string) (*edgeChild, error) {
 	args := append([]string{"--nats-url", natsURL, "--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0", "--node", "bench", "--log-format", "json"}, extra...)
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	errPipe, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
