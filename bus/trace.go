@@ -13,12 +13,15 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 )
 
-// tracedMsg is a push's Meta when its delivery is traced: the message, and
-// the span that follows it from dispatch through its queue to its write (or
-// its dead letter).
+// tracedMsg is a push's Meta when something waits for its write: the span
+// that follows it from dispatch through its queue to its write (or its dead
+// letter), when its delivery is traced, or a producer that asked for a
+// `written` acknowledgement. Other pushes keep the bare message, which
+// their write does not touch.
 type tracedMsg struct {
 	*nats.Msg
-	span trace.Span
+	span       trace.Span // nil: not traced
+	ackWritten bool       // the producer waits for `written`
 }
 
 // msgOf returns the NATS message behind a frame's Meta and its span, if

@@ -86,6 +86,9 @@ type Frame struct {
 	// Expires, when not zero, is the time after which a queued push is no
 	// longer written but dead-lettered as expired.
 	Expires time.Time
+	// Sent, when not zero, is when the producer sent the push (for the
+	// delivery latency).
+	Sent time.Time
 	// Meta is opaque to the edge: it is handed back with the frame to the
 	// dead-letter sink and the hooks (for example the NATS message headers).
 	Meta any
