@@ -50,9 +50,10 @@ type Dispatcher struct {
 // lane is one dispatch goroutine and the channel its sessions'
 // subscriptions deliver into.
 type lane struct {
-	ch      chan *nats.Msg // never closed
-	release chan string    // a session whose parked pushes are queued: let the held ones go
-	ids     idSource       // ids for pushes that came without one
+	ch       chan *nats.Msg // never closed
+	release  chan string    // a session whose parked pushes are queued: let the held ones go
+	removals chan removal   // bindings whose drained subscription has closed
+	ids      idSource       // ids for pushes that came without one
 
 	// The bindings of the lane's sessions: read on every push by the lane,
 	// changed as sessions come and go.
@@ -136,7 +137,7 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 		stop: make(chan struct{}),
 	}
 	for range c.cfg.DispatchLanes {
-		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan string, 64), ids: newIDSource(),
+		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan string, 64), removals: make(chan removal, 64), ids: newIDSource(),
 			bindings: make(map[string]*binding)})
 	}
 	if c.cfg.RedeliverOffline {
@@ -266,9 +267,24 @@ func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
 		select {
 		case <-closed:
 		case <-d.stop:
+			l.remove(session, b)
+			return
 		}
-		l.remove(session, b)
+		// Pushes the subscription took in may still wait in the lane's
+		// channel; the lane lets the binding go after them, so that they
+		// are still forwarded if the session moved.
+		select {
+		case l.removals <- removal{session, b}:
+		case <-d.stop:
+			l.remove(session, b)
+		}
 	})
+}
+
+// removal asks a lane to forget a binding whose subscription has closed.
+type removal struct {
+	session string
+	b       *binding
 }
 
 // remove forgets b, unless a newer binding took its place.
@@ -313,6 +329,13 @@ func (d *Dispatcher) loop(l *lane) {
 			}
 		case s := <-l.release:
 			d.releaseHeld(l, s)
+		case r := <-l.removals:
+			// Everything the closed subscription delivered is already in
+			// the channel: dispatch it with the binding still there.
+			for n := len(l.ch); n > 0; n-- {
+				d.dispatch(l, <-l.ch)
+			}
+			l.remove(r.session, r.b)
 		case <-d.stop:
 			for {
 				select {

@@ -11,7 +11,8 @@ import (
 // Three NATS servers routed on loopback, an edge node on each: a push
 // published on any server reaches the node holding the session; a session
 // that reconnects to another node takes over, and the pushes queued on the
-// old node follow it. Every push is delivered or dead-lettered.
+// old node follow it. Every push is delivered (during the hand-over perhaps
+// twice, with its id) and none is dead-lettered.
 func TestClusterDeliveryAndTakeover(t *testing.T) {
 	servers := natstest.Cluster(t, 3)
 	var nodes []*edgeNode
@@ -64,11 +65,20 @@ func TestClusterDeliveryAndTakeover(t *testing.T) {
 	for len(got) < n {
 		got[recv(t, fresh).ID]++
 	}
+	// During a hand-over a push can reach both nodes (NATS routes it to the
+	// old one until it learns the subscription is gone, and that one
+	// forwards it): clients drop repeats by id (docs/pushing.md). None may be
+	// missing.
+	repeats := 0
 	for i := range n {
-		if got[fmt.Sprintf("q%d", i)] != 1 {
-			t.Fatalf("push q%d delivered %d times: %v", i, got[fmt.Sprintf("q%d", i)], got)
+		switch k := got[fmt.Sprintf("q%d", i)]; {
+		case k == 0 || k > 2:
+			t.Fatalf("push q%d delivered %d times: %v", i, k, got)
+		case k == 2:
+			repeats++
 		}
 	}
+	t.Logf("%d of %d pushes reached the client twice during the hand-over", repeats, n)
 	for _, node := range nodes {
 		node.shutdown(t)
 	}
