@@ -518,7 +518,7 @@ func (d *Dispatcher) written(_ *edge.Conn, f *edge.Frame) {
 		return
 	}
 	endSpan(tm.span, "")
-	if tm.ackWritten && tm.Reply != "" {
+	if tm.ackWritten {
 		d.sink.ack(tm.Msg, protocol.StatusWritten, "", f.ID)
 	}
 }

@@ -42,10 +42,8 @@ func (s *Sink) DeadLetter(dl edge.DeadLetter) {
 	}
 	m, span := msgOf(dl.Frame.Meta)
 	endSpan(span, string(dl.Reason))
-	if m != nil {
-		if mode, _ := protocol.AckMode(m.Header); mode == protocol.AckWritten {
-			s.ack(m, protocol.StatusDead, string(dl.Reason), dl.Frame.ID)
-		}
+	if tm, ok := dl.Frame.Meta.(*tracedMsg); ok && tm.ackWritten {
+		s.ack(m, protocol.StatusDead, string(dl.Reason), dl.Frame.ID)
 	}
 	s.write(dl.Session, dl.Priority.String(), string(dl.Reason), m, &dl.Frame)
 }

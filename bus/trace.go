@@ -21,7 +21,7 @@ import (
 type tracedMsg struct {
 	*nats.Msg
 	span       trace.Span // nil: not traced
-	ackWritten bool       // the producer waits for `written`
+	ackWritten bool       // the producer waits for `written` (on the message's reply subject)
 }
 
 // msgOf returns the NATS message behind a frame's Meta and its span, if

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 )
 
 // child is a pushbench worker process.
@@ -255,44 +254,17 @@ type edgeMetrics struct {
 
 func scrapeEdge(admin string) (edgeMetrics, error) {
 	m := edgeMetrics{dead: map[string]float64{}}
-	r, err := http.Get("http://" + strings.TrimPrefix(admin, "http://") + "/metrics")
+	mfs, err := cli.ScrapeMetrics(context.Background(), "http://"+strings.TrimPrefix(admin, "http://")+"/metrics")
 	if err != nil {
 		return m, err
 	}
-	defer r.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(r.Body)
-	if err != nil {
-		return m, err
-	}
-	one := func(name string) float64 {
-		if mf := mfs[name]; mf != nil && len(mf.Metric) > 0 {
-			return value(mf.Metric[0])
-		}
-		return 0
-	}
+	one := func(name string) float64 { return cli.Sum(mfs, name, nil) }
 	m.cpu, m.rss = one("process_cpu_seconds_total"), one("process_resident_memory_bytes")
 	m.sessions, m.slow = one("pushfabric_sessions"), one("pushfabric_nats_slow_consumer_events_total")
 	m.routines, m.lost = one("go_goroutines"), one("pushfabric_pushes_lost_total")
 	m.written = one("pushfabric_dead_letters_written_total")
-	if mf := mfs["pushfabric_dead_letters_total"]; mf != nil {
-		for _, x := range mf.Metric {
-			for _, l := range x.Label {
-				if l.GetName() == "reason" {
-					m.dead[l.GetValue()] += value(x)
-				}
-			}
-		}
+	for _, r := range cli.LabelValues(mfs, "pushfabric_dead_letters_total", "reason") {
+		m.dead[r] = cli.Sum(mfs, "pushfabric_dead_letters_total", map[string]string{"reason": r})
 	}
 	return m, nil
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	}
-	return 0
 }

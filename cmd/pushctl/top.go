@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 )
@@ -70,28 +67,9 @@ type sample struct {
 func scrapeAll(ctx context.Context, nodes []string) []sample {
 	out := make([]sample, len(nodes))
 	for i, n := range nodes {
-		out[i].mfs, out[i].err = scrapeNode(ctx, strings.TrimRight(n, "/")+"/metrics")
+		out[i].mfs, out[i].err = cli.ScrapeMetrics(ctx, strings.TrimRight(n, "/")+"/metrics")
 	}
 	return out
-}
-
-func scrapeNode(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(resp.Body)
 }
 
 func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Duration) {
@@ -108,22 +86,22 @@ func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Dur
 			continue
 		}
 		rate := func(name string) float64 {
-			return perSecond(sum(c.mfs, name, nil)-sum(p.mfs, name, nil), interval, p.err)
+			return perSecond(cli.Sum(c.mfs, name, nil)-cli.Sum(p.mfs, name, nil), interval, p.err)
 		}
-		for _, r := range labelValues(c.mfs, "pushfabric_dead_letters_total", "reason") {
+		for _, r := range cli.LabelValues(c.mfs, "pushfabric_dead_letters_total", "reason") {
 			sel := map[string]string{"reason": r}
-			dead[r] += perSecond(sum(c.mfs, "pushfabric_dead_letters_total", sel)-sum(p.mfs, "pushfabric_dead_letters_total", sel), interval, p.err)
+			dead[r] += perSecond(cli.Sum(c.mfs, "pushfabric_dead_letters_total", sel)-cli.Sum(p.mfs, "pushfabric_dead_letters_total", sel), interval, p.err)
 		}
 		p50, p99 := latency(p.mfs, c.mfs, p.err)
 		ready := "no"
-		if sum(c.mfs, "pushfabric_ready", nil) == 1 {
+		if cli.Sum(c.mfs, "pushfabric_ready", nil) == 1 {
 			ready = "yes"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f\t\n", node, ready,
-			sum(c.mfs, "pushfabric_sessions", nil), rate("pushfabric_pushes_received_total"),
+			cli.Sum(c.mfs, "pushfabric_sessions", nil), rate("pushfabric_pushes_received_total"),
 			rate("pushfabric_pushes_written_total"), rate("pushfabric_dead_letters_total"), p50, p99,
-			sum(c.mfs, "pushfabric_pushes_lost_total", nil), sum(c.mfs, "pushfabric_nats_slow_consumer_events_total", nil),
-			sum(c.mfs, "pushfabric_nats_reconnects_total", nil))
+			cli.Sum(c.mfs, "pushfabric_pushes_lost_total", nil), cli.Sum(c.mfs, "pushfabric_nats_slow_consumer_events_total", nil),
+			cli.Sum(c.mfs, "pushfabric_nats_reconnects_total", nil))
 	}
 	tw.Flush()
 	for _, e := range down {
@@ -158,19 +136,19 @@ func printTotals(w io.Writer, nodes []string, cur []sample) {
 			continue
 		}
 		var byReason []string
-		for _, r := range labelValues(c.mfs, "pushfabric_dead_letters_total", "reason") {
-			if n := sum(c.mfs, "pushfabric_dead_letters_total", map[string]string{"reason": r}); n > 0 {
+		for _, r := range cli.LabelValues(c.mfs, "pushfabric_dead_letters_total", "reason") {
+			if n := cli.Sum(c.mfs, "pushfabric_dead_letters_total", map[string]string{"reason": r}); n > 0 {
 				byReason = append(byReason, fmt.Sprintf("%s %.0f", r, n))
 			}
 		}
-		deadText := fmt.Sprintf("%.0f", sum(c.mfs, "pushfabric_dead_letters_total", nil))
+		deadText := fmt.Sprintf("%.0f", cli.Sum(c.mfs, "pushfabric_dead_letters_total", nil))
 		if len(byReason) > 0 {
 			deadText += " (" + strings.Join(byReason, ", ") + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%.0f\t%.0f\t\n", node,
-			sum(c.mfs, "pushfabric_pushes_received_total", nil), sum(c.mfs, "pushfabric_pushes_written_total", nil), deadText,
-			sum(c.mfs, "pushfabric_connects_total", nil),
-			sum(c.mfs, "pushfabric_takeovers_total", nil))
+			cli.Sum(c.mfs, "pushfabric_pushes_received_total", nil), cli.Sum(c.mfs, "pushfabric_pushes_written_total", nil), deadText,
+			cli.Sum(c.mfs, "pushfabric_connects_total", nil),
+			cli.Sum(c.mfs, "pushfabric_takeovers_total", nil))
 	}
 	tw.Flush()
 }
@@ -180,56 +158,6 @@ func perSecond(delta float64, interval time.Duration, prevErr error) float64 {
 		return 0
 	}
 	return delta / interval.Seconds()
-}
-
-// sum adds the values of a family's metrics whose labels include sel.
-func sum(mfs map[string]*dto.MetricFamily, name string, sel map[string]string) float64 {
-	mf := mfs[name]
-	if mf == nil {
-		return 0
-	}
-	total := 0.0
-	for _, m := range mf.Metric {
-		if !hasLabels(m, sel) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			total += m.Counter.GetValue()
-		case m.Gauge != nil:
-			total += m.Gauge.GetValue()
-		}
-	}
-	return total
-}
-
-func hasLabels(m *dto.Metric, sel map[string]string) bool {
-	for k, v := range sel {
-		ok := false
-		for _, lp := range m.Label {
-			if lp.GetName() == k && lp.GetValue() == v {
-				ok = true
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func labelValues(mfs map[string]*dto.MetricFamily, name, label string) []string {
-	var out []string
-	if mf := mfs[name]; mf != nil {
-		for _, m := range mf.Metric {
-			for _, lp := range m.Label {
-				if lp.GetName() == label {
-					out = append(out, lp.GetValue())
-				}
-			}
-		}
-	}
-	return out
 }
 
 // latency is the delivery latency's p50 and p99 over the interval, in
