@@ -51,6 +51,14 @@ type Config struct {
 	// first, and each is deleted from the stream once written.
 	RedeliverOffline bool
 
+	// RequestTimeout ends a client request forwarded over NATS with
+	// timeout when no reply came for this long. RequestBuffer and
+	// RequestBufferBytes bound the replies a request holds that its client
+	// has not taken yet; past either, its stream ends with too_slow.
+	RequestTimeout     time.Duration
+	RequestBuffer      int
+	RequestBufferBytes int
+
 	// TracerProvider, when set, traces each push that carries a producer's
 	// trace context from dispatch to its write or dead letter. Nil: no
 	// tracing and no cost.
@@ -73,6 +81,10 @@ func DefaultConfig() Config {
 		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", DataDir: "data/nats"},
 		DispatchBuffer: 1 << 16,
 		DispatchLanes:  runtime.GOMAXPROCS(0),
+
+		RequestTimeout:     30 * time.Second,
+		RequestBuffer:      4096,
+		RequestBufferBytes: 4 << 20,
 	}
 }
 
@@ -98,6 +110,15 @@ func (c Config) Validate() error {
 	}
 	if c.DispatchBuffer <= 0 {
 		errs = append(errs, fmt.Errorf("dispatch buffer must be positive, got %d", c.DispatchBuffer))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("request timeout must be positive, got %v", c.RequestTimeout))
+	}
+	if c.RequestBuffer <= 0 {
+		errs = append(errs, fmt.Errorf("request buffer must be positive, got %d", c.RequestBuffer))
+	}
+	if c.RequestBufferBytes <= 0 {
+		errs = append(errs, fmt.Errorf("request buffer bytes must be positive, got %d", c.RequestBufferBytes))
 	}
 	if c.PingInterval <= 0 {
 		errs = append(errs, fmt.Errorf("ping interval must be positive, got %v", c.PingInterval))

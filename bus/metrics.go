@@ -13,6 +13,8 @@ type Metrics struct {
 	deadLetters map[string]prometheus.Counter // by reason
 	acks        map[string]prometheus.Counter // by status
 	latency     prometheus.Histogram
+	requests    map[string]prometheus.Counter // by outcome
+	lateReplies prometheus.Counter
 }
 
 // NewMetrics makes the bus's collectors for the connection c and registers
@@ -29,6 +31,14 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 			Help:    "Time from the producer's send (Push-Sent-At) to the push's write to the client socket.",
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}),
 	}
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_backend_requests_total",
+		Help: "Client requests forwarded to backends over NATS, by how they ended."}, []string{"outcome"})
+	m.requests = map[string]prometheus.Counter{}
+	for _, o := range Outcomes {
+		m.requests[o] = requests.WithLabelValues(o)
+	}
+	m.lateReplies = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushfabric_backend_replies_discarded_total",
+		Help: "Backend replies that arrived after their request had ended."})
 	for _, r := range edge.Reasons {
 		m.deadLetters[string(r)] = deadLetters.WithLabelValues(string(r))
 	}
@@ -39,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(v(c.Stats())) })
 	}
-	for _, col := range []prometheus.Collector{deadLetters, acks, m.latency,
+	for _, col := range []prometheus.Collector{deadLetters, acks, m.latency, requests, m.lateReplies,
 		stat("pushfabric_nats_reconnects_total", "Reconnections to NATS.", func(s ConnStats) uint64 { return s.Reconnects }),
 		stat("pushfabric_nats_slow_consumer_events_total", "Times NATS dropped messages because this node read too slowly.",
 			func(s ConnStats) uint64 { return s.SlowConsumers }),
@@ -60,3 +70,7 @@ func (m *Metrics) deadLetter(reason string) {
 }
 
 func (m *Metrics) ack(status string) { m.acks[status].Inc() }
+
+func (m *Metrics) request(outcome string) { m.requests[outcome].Inc() }
+
+func (m *Metrics) lateReply() { m.lateReplies.Inc() }

@@ -19,7 +19,8 @@ const connectTimeout = 30 * time.Second
 
 // Module provides the node's NATS connection (*Conn and its *nats.Conn),
 // the bus Metrics, the dead-letter Sink and the Dispatcher, and with them
-// the edge.Hooks and edge.DeadLetterSink the edge server takes. It needs a
+// the edge.Hooks and edge.DeadLetterSink the edge server takes, and the
+// Forwarder, whose handler is the edge's fallback (name:"fallback"). It needs a
 // Config, a *zap.Logger, the session registry and a *dlq.Writer
 // (dlq.Module); it registers its metrics on the application's
 // prometheus.Registerer if there is one. On stop, after the edge server has
@@ -36,6 +37,8 @@ var Module = fx.Module("bus",
 		func(s *Sink) edge.DeadLetterSink { return s },
 		newModuleDispatcher,
 		func(d *Dispatcher) edge.Hooks { return d.Hooks() },
+		newModuleForwarder,
+		fx.Annotate(func(f *Forwarder) edge.Handler { return f.Handler() }, fx.ResultTags(`name:"fallback"`)),
 	),
 )
 
@@ -69,4 +72,13 @@ func newModuleDispatcher(lc fx.Lifecycle, c *Conn, reg *registry.Registry[edge.C
 	d := NewDispatcher(c, reg, s, log.Named("dispatch"))
 	lc.Append(fx.StopHook(d.Stop))
 	return d
+}
+
+func newModuleForwarder(lc fx.Lifecycle, c *Conn, cfg Config, m *Metrics, log *zap.Logger) (*Forwarder, error) {
+	f, err := NewForwarder(c, cfg, m, log.Named("requests"))
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.StopHook(f.Stop))
+	return f, nil
 }

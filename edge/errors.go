@@ -42,6 +42,7 @@ const (
 	CodeTooManyRequests = "too_many_requests" // over the per-connection request limit
 	CodeCanceled        = "canceled"          // the client canceled the request
 	CodeInternal        = "internal"          // the handler failed; details are in the server log
+	CodeTooLarge        = "too_large"         // a response frame over the frame size or a field limit
 )
 
 // TransportError ends the connection: the socket failed, or a handler

@@ -21,8 +21,11 @@ type Params struct {
 	Sink      DeadLetterSink     `optional:"true"`
 	Hooks     Hooks              `optional:"true"`
 	Handlers  map[string]Handler `optional:"true"`
-	Metrics   *Metrics           `optional:"true"`
-	Node      string             `name:"node" optional:"true"`
+	// Fallback answers methods Handlers has not (bus.Module provides one
+	// that forwards them over NATS).
+	Fallback Handler  `name:"fallback" optional:"true"`
+	Metrics  *Metrics `optional:"true"`
+	Node     string   `name:"node" optional:"true"`
 }
 
 // Module provides the *Server, built from [Params], and shuts it down when
@@ -33,7 +36,7 @@ var Module = fx.Module("edge", fx.Provide(newModuleServer))
 func newModuleServer(p Params) (*Server, error) {
 	srv, err := NewServer(Options{
 		Config: p.Config, Logger: p.Logger.Named("edge"), Sink: p.Sink, Hooks: p.Hooks,
-		Handlers: p.Handlers, Auth: p.Auth, Registry: p.Registry, Node: p.Node, Metrics: p.Metrics,
+		Handlers: p.Handlers, Fallback: p.Fallback, Auth: p.Auth, Registry: p.Registry, Node: p.Node, Metrics: p.Metrics,
 	})
 	if err != nil {
 		return nil, err

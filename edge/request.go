@@ -163,6 +163,9 @@ func (c *Conn) runHandler(r *request) (err error) {
 // connection is closing.
 func (c *Conn) enqueueResponse(r *request, f Frame) error {
 	f.Type, f.Priority, f.ID = wire.TypeResponse, High, r.ID
+	if err := c.srv.checkFrame(&f); err != nil {
+		return &ProtocolError{Code: CodeTooLarge, Message: "response " + err.Error()}
+	}
 	for {
 		c.mu.Lock()
 		if err := r.ctx.Err(); err != nil || c.state != stateOpen {

@@ -374,11 +374,23 @@ func (s *Server) handler(method string) Handler {
 
 // checkPush refuses frames that can never be queued or encoded.
 func (s *Server) checkPush(f *Frame) error {
-	if err := f.Validate(); err != nil {
+	if err := s.checkFrame(f); err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	if f.Len() > s.cfg.MaxFrameSize || len(f.Payload) > s.cfg.QueueBytes {
-		return fmt.Errorf("push of %d bytes: %w", len(f.Payload), ErrFrameTooLarge)
+	if len(f.Payload) > s.cfg.QueueBytes {
+		return fmt.Errorf("push of %d bytes is over the queue's %d: %w", len(f.Payload), s.cfg.QueueBytes, ErrFrameTooLarge)
+	}
+	return nil
+}
+
+// checkFrame refuses a frame that cannot be encoded or is over the frame
+// size limit.
+func (s *Server) checkFrame(f *Frame) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	if n := f.Len(); n > s.cfg.MaxFrameSize {
+		return fmt.Errorf("frame of %d bytes is over the limit of %d: %w", n, s.cfg.MaxFrameSize, ErrFrameTooLarge)
 	}
 	return nil
 }

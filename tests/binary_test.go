@@ -28,8 +28,9 @@ func binary(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for _, cmd := range []string{"edge", "pushctl", "pushbench"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), "../cmd/"+cmd).CombinedOutput()
+		for cmd, pkg := range map[string]string{"edge": "../cmd/edge", "pushctl": "../cmd/pushctl",
+			"pushbench": "../cmd/pushbench", "rpc-service": "../examples/rpc-service"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), pkg).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", cmd, err, out)
 				return

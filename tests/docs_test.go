@@ -2,6 +2,8 @@ package tests
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,4 +125,107 @@ func mustContain(t *testing.T, cmd string, out []byte, want ...string) {
 			t.Fatalf("%s: output lacks %q:\n%s", cmd, w, out)
 		}
 	}
+}
+
+// The commands of docs/requests.md, run as written against a node: the
+// backends (examples/rpc-service, nats reply) in the background, pushctl
+// request as a user types it, from a folder holding data/jwt-secret as
+// make run leaves it.
+func TestRequestRecipes(t *testing.T) {
+	natsBin := natsCLI(t)
+	pushctl := binary(t, "pushctl")
+	rpc := binary(t, "rpc-service")
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+
+	dir, bin := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "jwt-secret"), secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"nats": natsBin, "pushctl": pushctl} {
+		if err := os.Symlink(target, filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"),
+		"NATS_URL="+s.ClientURL(), "PUSHFABRIC_ADDR="+n.ws())
+
+	doc, err := os.ReadFile("../docs/requests.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "go run ./examples/rpc-service") {
+		t.Fatal("docs/requests.md no longer runs examples/rpc-service")
+	}
+	background(t, dir, env, "serving req.push.feed", rpc, "--nats", s.ClientURL(), "--interval", "10ms")
+
+	commands := docCommands(t, "../docs/requests.md")
+	if len(commands) != 5 {
+		t.Fatalf("found %d commands in docs/requests.md: %q", len(commands), commands)
+	}
+	for _, line := range commands {
+		if strings.HasPrefix(line, "nats reply") {
+			background(t, dir, env, "Listening on", "sh", "-c", "exec "+line)
+			continue
+		}
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		t.Logf("$ %s\n%s", line, out)
+		switch {
+		case strings.HasSuffix(line, " feed 3"):
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			mustContain(t, line, out, "page 1 of 3 for alice\npage 2 of 3 for alice\npage 3 of 3 for alice\n")
+		case strings.HasSuffix(line, " hello alice"):
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			mustContain(t, line, out, "hello alice, from the nats CLI\n")
+		case strings.HasSuffix(line, " denied"):
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("%s: %v, want exit status 1", line, err)
+			}
+			mustContain(t, line, out, "error forbidden: not for you")
+		default:
+			t.Fatalf("no check for %s", line)
+		}
+	}
+}
+
+// background runs a long-lived command in dir until the test ends, and
+// waits for ready in its output.
+func background(t *testing.T, dir string, env []string, ready string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir, cmd.Env = dir, env
+	r, w := io.Pipe()
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		w.Close()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		t.Logf("%s: %s", name, sc.Text())
+		if strings.Contains(sc.Text(), ready) {
+			go func() { _, _ = io.Copy(io.Discard, r) }()
+			return
+		}
+	}
+	t.Fatalf("%s %q ended without saying %q", name, args, ready)
 }

@@ -64,6 +64,22 @@ const (
 
 	HeaderControl = "Push-Control"
 	HeaderConn    = "Push-Conn"
+
+	HeaderRequestID = "Push-Request-Id"
+	HeaderStream    = "Push-Stream"
+	HeaderError     = "Push-Error"
+)
+
+// RequestSubject is where an edge node forwards a client's request for
+// method: req.<prefix>.<method>. Backends subscribe to it in a queue group.
+func RequestSubject(prefix, method string) string { return "req." + prefix + "." + method }
+
+// Values of Push-Stream on a backend's replies. A reply without the header
+// is the last one and is a frame; StreamEnd ends the stream too, and is a
+// frame only if it has a body.
+const (
+	StreamMore = "more"
+	StreamEnd  = "end"
 )
 
 // Ack modes, the values of Push-Ack.

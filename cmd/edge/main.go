@@ -84,7 +84,11 @@ func flags(o *options) *flag.FlagSet {
 	fs.DurationVar(&e.PingInterval, "ping-interval", e.PingInterval, "ping a client not heard from for this long")
 	fs.DurationVar(&e.IdleTimeout, "idle-timeout", e.IdleTimeout, "close a client not heard from for this long")
 	fs.IntVar(&e.MaxFrameSize, "max-frame-size", e.MaxFrameSize, "largest frame either way, bytes")
-	fs.IntVar(&e.MaxRequests, "max-requests", e.MaxRequests, "concurrent requests per connection")
+	fs.IntVar(&e.MaxRequests, "max-requests", e.MaxRequests, "concurrent requests per connection (over: error too_many_requests)")
+	fs.IntVar(&e.StreamBuffer, "stream-buffer", e.StreamBuffer, "response frames of one request queued for the client's socket")
+	fs.DurationVar(&c.Bus.RequestTimeout, "request-timeout", c.Bus.RequestTimeout, "a request forwarded to req.<prefix>.<method> ends with timeout after this long without a reply")
+	fs.IntVar(&c.Bus.RequestBuffer, "request-buffer", c.Bus.RequestBuffer, "replies held per request beyond --stream-buffer while the client is behind; over: too_slow")
+	fs.IntVar(&c.Bus.RequestBufferBytes, "request-buffer-bytes", c.Bus.RequestBufferBytes, "reply bytes held per request while the client is behind; over: too_slow")
 
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "json, console, or auto (console on a terminal)")

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 )
@@ -39,6 +40,10 @@ func printQuickstart(o *options, node *app.Node) {
 	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make tools installs it as ./bin/nats):\n")
 	fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl push --nats %s alice 'hello from pushctl'\n", nats)
 	fmt.Fprintf(os.Stderr, "  ./bin/nats --server %s request %s.alice.high 'hello from nats'\n\n", nats, prefix)
+	request := strings.Replace(listen, " listen", " request", 1)
+	fmt.Fprintf(os.Stderr, "Clients' requests go to backends over NATS (docs/requests.md): start one, then ask it as alice:\n")
+	fmt.Fprintf(os.Stderr, "  go run ./examples/rpc-service --nats %s --prefix %s\n", nats, prefix)
+	fmt.Fprintf(os.Stderr, "  %s --session alice feed 3\n\n", request)
 	if a := node.Addr("admin"); a != nil {
 		fmt.Fprintf(os.Stderr, "Watch the node (docs/operations.md says what each figure means):\n")
 		fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl top --admin http://%s\n\n", a)

@@ -37,31 +37,37 @@ func runListen(args []string) int {
 		fs.Usage()
 		return 2
 	}
-	session := fs.Arg(0)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := dialAs(ctx, addr, fs.Arg(0), token, kf)
+	if err != nil {
+		return fail("listen", err)
+	}
+	defer c.Close()
+	return listen(ctx, c, addr, asJSON)
+}
+
+// dialAs connects to the edge at addr as a client holding session: with
+// token, with a token minted from kf's key, or (neither) in the edge's
+// development mode.
+func dialAs(ctx context.Context, addr, session, token string, kf keyFlags) (*client.Conn, error) {
 	o := client.Options{Token: token}
 	switch {
 	case token != "":
 	case kf.given():
 		var err error
 		if o.Token, err = kf.mint(session); err != nil {
-			return fail("listen", err)
+			return nil, err
 		}
 	default:
 		o.Session = session
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return listen(ctx, addr, o, asJSON)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return client.Dial(ctx, addr, o)
 }
 
-func listen(ctx context.Context, addr string, o client.Options, asJSON bool) int {
-	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := client.Dial(dialCtx, addr, o)
-	cancel()
-	if err != nil {
-		return fail("listen", err)
-	}
-	defer c.Close()
+func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
 	fmt.Fprintf(os.Stderr, "listening as session %q on node %q (%s); Ctrl-C to stop\n", c.Session(), c.Node(), addr)
 	for {
 		f, err := c.Recv(ctx)

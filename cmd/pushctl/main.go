@@ -1,10 +1,11 @@
 // Command pushctl is pushfabric's operator and developer tool: push to a
-// session, listen as a client, mint client tokens, and inspect, replay and
-// purge dead letters.
+// session, listen as a client, send a request as a client, mint client
+// tokens, and inspect, replay and purge dead letters.
 //
 //	pushctl token --secret-file data/jwt-secret alice
 //	pushctl listen --secret-file data/jwt-secret alice
 //	pushctl push alice 'hello'
+//	pushctl request echo 'hi'
 //	pushctl dlq ls --reason offline
 //	pushctl dlq replay --session alice
 //
@@ -26,11 +27,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"push":   {"publish a push to a session and print the acknowledgement", runPush},
-	"listen": {"connect as a client and print pushes as they arrive", runListen},
-	"token":  {"mint a client token for a session", runToken},
-	"dlq":    {"dead letters: ls, show, stats, replay, purge", runDLQ},
-	"top":    {"a live view of edge nodes from their /metrics", runTop},
+	"push":    {"publish a push to a session and print the acknowledgement", runPush},
+	"listen":  {"connect as a client and print pushes as they arrive", runListen},
+	"request": {"send a request as a client and print the streamed response", runRequest},
+	"token":   {"mint a client token for a session", runToken},
+	"dlq":     {"dead letters: ls, show, stats, replay, purge", runDLQ},
+	"top":     {"a live view of edge nodes from their /metrics", runTop},
 }
 
 func main() {

@@ -310,6 +310,9 @@ func (c *Conn) Close() error {
 	_ = c.send(&Frame{Type: wire.TypeClose, Name: "normal"})
 	err := c.nc.Close()
 	c.readDone.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		return nil // the server answered the close frame first
+	}
 	return err
 }
 

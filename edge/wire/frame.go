@@ -136,14 +136,19 @@ func (f *Frame) Validate() error {
 	return nil
 }
 
-// ValidSession reports whether id is a well-formed session id: 1 to 128
-// characters of [A-Za-z0-9_-]. Session ids are also NATS subject tokens.
-func ValidSession(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
+// ValidSession reports whether id is a well-formed session id: a
+// [ValidName].
+func ValidSession(id string) bool { return ValidName(id) }
+
+// ValidName reports whether s is 1 to 128 characters of [A-Za-z0-9_-], the
+// form of session ids and of request methods that travel over NATS: both
+// are NATS subject tokens.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
 			return false
 		}

@@ -1,0 +1,283 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// Error codes of requests forwarded over NATS, sent to the client in error
+// frames (besides a backend's own Push-Error codes).
+const (
+	CodeInvalidMethod = "invalid_method" // not 1–128 characters of [A-Za-z0-9_-]
+	CodeNoHandler     = "no_handler"     // no backend subscribes to the method
+	CodeTimeout       = "timeout"        // no reply for RequestTimeout
+	CodeTooSlow       = "too_slow"       // the client read more slowly than the backend replied
+	CodeUnavailable   = "unavailable"    // the node could not publish the request
+	CodeBackendError  = "backend_error"  // a backend's Push-Error that is not a valid code
+)
+
+// Outcomes of forwarded requests, the label values of
+// pushfabric_backend_requests_total.
+const (
+	OutcomeCompleted   = "completed"
+	OutcomeError       = "error" // the backend answered Push-Error
+	OutcomeNoHandler   = CodeNoHandler
+	OutcomeTimeout     = CodeTimeout
+	OutcomeTooSlow     = CodeTooSlow
+	OutcomeInvalid     = CodeInvalidMethod
+	OutcomeUnavailable = CodeUnavailable
+	OutcomeCanceled    = "canceled" // the client canceled or left
+	OutcomeRefused     = "refused"  // the node refused a reply (over the frame size limit)
+)
+
+// Outcomes lists every outcome, for metrics.
+var Outcomes = []string{OutcomeCompleted, OutcomeError, OutcomeNoHandler, OutcomeTimeout, OutcomeTooSlow,
+	OutcomeInvalid, OutcomeUnavailable, OutcomeCanceled, OutcomeRefused}
+
+// Forwarder carries clients' requests to backend services over NATS: a
+// request for method goes to req.<prefix>.<method> with Push-Session (the
+// authenticated session) and Push-Request-Id, and every reply comes back
+// as a response frame until one arrives without Push-Stream: more. Its
+// [Forwarder.Handler] is the edge server's fallback handler.
+//
+// Replies arrive on one wildcard subscription per node
+// (<inbox>.<request>), so a request costs no subscription. Each request
+// buffers at most RequestBuffer replies and RequestBufferBytes bytes that
+// its client has not taken yet; past that it takes no more, and its stream
+// ends with too_slow after what it holds.
+type Forwarder struct {
+	nc      *nats.Conn
+	prefix  string
+	timeout time.Duration
+	maxLen  int
+	maxSize int
+	metrics *Metrics
+	log     *zap.Logger
+
+	inbox string // reply subjects are inbox + request number
+	sub   *nats.Subscription
+
+	mu    sync.Mutex
+	calls map[string]*call // guarded by mu, by reply subject
+	next  uint64           // guarded by mu
+}
+
+// NewForwarder subscribes to the node's reply subjects.
+func NewForwarder(c *Conn, cfg Config, m *Metrics, log *zap.Logger) (*Forwarder, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	f := &Forwarder{
+		nc: c.NC, prefix: cfg.Prefix, timeout: cfg.RequestTimeout,
+		maxLen: cfg.RequestBuffer, maxSize: cfg.RequestBufferBytes, metrics: m, log: log,
+		inbox: c.NC.NewInbox() + ".", calls: make(map[string]*call),
+	}
+	sub, err := c.NC.Subscribe(f.inbox+"*", f.reply)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to request replies: %w", err)
+	}
+	// The callback never blocks, so the client-side limits are not what
+	// bounds replies: each request's buffer is.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return nil, err
+	}
+	f.sub = sub
+	return f, nil
+}
+
+// Stop unsubscribes; requests still waiting end with timeout.
+func (f *Forwarder) Stop() error { return f.sub.Unsubscribe() }
+
+// call is one forwarded request waiting for replies.
+type call struct {
+	mu       sync.Mutex
+	replies  []*nats.Msg // guarded by mu
+	size     int         // guarded by mu: payload bytes in replies
+	last     time.Time   // guarded by mu: when the latest reply arrived
+	overflow bool        // guarded by mu
+	ready    chan struct{}
+}
+
+// reply runs on the subscription's goroutine: it files a reply with its
+// request and never blocks.
+func (f *Forwarder) reply(m *nats.Msg) {
+	f.mu.Lock()
+	c := f.calls[m.Subject]
+	f.mu.Unlock()
+	if c == nil {
+		f.metrics.lateReply()
+		return
+	}
+	c.mu.Lock()
+	switch {
+	case c.overflow:
+	case len(c.replies) >= f.maxLen || c.size+len(m.Data) > f.maxSize:
+		c.overflow = true // what is buffered still goes out, then too_slow
+	default:
+		c.replies = append(c.replies, m)
+		c.size += len(m.Data)
+		c.last = time.Now()
+	}
+	c.mu.Unlock()
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+// next waits for the request's next reply, at most the idle timeout after
+// the latest one arrived.
+func (c *call) next(ctx context.Context, timeout time.Duration) (*nats.Msg, error) {
+	for {
+		c.mu.Lock()
+		if len(c.replies) > 0 {
+			m := c.replies[0]
+			c.replies[0] = nil
+			c.replies = c.replies[1:]
+			c.size -= len(m.Data)
+			c.mu.Unlock()
+			return m, nil
+		}
+		if c.overflow {
+			c.mu.Unlock()
+			return nil, errTooSlow
+		}
+		wait := time.Until(c.last.Add(timeout))
+		c.mu.Unlock()
+		if wait <= 0 {
+			return nil, &edge.ProtocolError{Code: CodeTimeout, Message: fmt.Sprintf("no reply from the backend for %v", timeout)}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-c.ready:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, context.Cause(ctx)
+		}
+		t.Stop()
+	}
+}
+
+var errTooSlow = &edge.ProtocolError{Code: CodeTooSlow, Message: "the client read replies more slowly than the backend sent them"}
+
+// Handler is the edge handler that forwards requests.
+func (f *Forwarder) Handler() edge.Handler { return f.forward }
+
+func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Response, error) {
+	if !wire.ValidName(req.Method) {
+		f.metrics.request(OutcomeInvalid)
+		return edge.Response{}, &edge.ProtocolError{Code: CodeInvalidMethod,
+			Message: fmt.Sprintf("method %q: want 1 to 128 characters of A-Z a-z 0-9 _ -", req.Method)}
+	}
+	c := &call{ready: make(chan struct{}, 1), last: time.Now()}
+	f.mu.Lock()
+	f.next++
+	reply := f.inbox + strconv.FormatUint(f.next, 36)
+	f.calls[reply] = c
+	f.mu.Unlock()
+	forget := func() {
+		f.mu.Lock()
+		delete(f.calls, reply)
+		f.mu.Unlock()
+	}
+	h := nats.Header{
+		protocol.HeaderSession:   []string{req.Conn.Session()},
+		protocol.HeaderRequestID: []string{req.ID},
+	}
+	if req.ContentType != "" {
+		h[protocol.HeaderContentType] = []string{req.ContentType}
+	}
+	msg := &nats.Msg{Subject: protocol.RequestSubject(f.prefix, req.Method), Reply: reply, Header: h, Data: req.Payload}
+	if err := f.nc.PublishMsg(msg); err != nil {
+		forget()
+		f.metrics.request(OutcomeUnavailable)
+		f.log.Warn("request not forwarded", zap.String("session", req.Conn.Session()),
+			zap.String("method", req.Method), zap.Error(err))
+		return edge.Response{}, &edge.ProtocolError{Code: CodeUnavailable, Message: "the request could not be forwarded; try again"}
+	}
+	return edge.Stream(func(yield func(edge.Frame, error) bool) {
+		defer forget()
+		outcome := f.relay(ctx, c, yield)
+		f.metrics.request(outcome)
+	}), nil
+}
+
+// relay yields the request's replies as frames until the last one, and
+// says how the request ended.
+func (f *Forwarder) relay(ctx context.Context, c *call, yield func(edge.Frame, error) bool) string {
+	for {
+		m, err := c.next(ctx, f.timeout)
+		if err != nil {
+			yield(edge.Frame{}, err)
+			switch err {
+			case errTooSlow:
+				return OutcomeTooSlow
+			case context.Cause(ctx):
+				return OutcomeCanceled
+			}
+			return OutcomeTimeout
+		}
+		r := decodeReply(m)
+		if r.err != nil {
+			yield(edge.Frame{}, r.err)
+			if r.err.Code == CodeNoHandler {
+				return OutcomeNoHandler
+			}
+			return OutcomeError
+		}
+		if r.frame != nil && !yield(*r.frame, nil) {
+			if ctx.Err() != nil {
+				return OutcomeCanceled
+			}
+			return OutcomeRefused
+		}
+		if !r.more {
+			return OutcomeCompleted
+		}
+	}
+}
+
+// reply is what a backend's reply means for the client.
+type reply struct {
+	frame *edge.Frame         // a response frame to send, if any
+	more  bool                // more replies follow
+	err   *edge.ProtocolError // the request ends with this error frame
+}
+
+// decodeReply reads a reply to a forwarded request: the NATS server's
+// "no responders" status, a Push-Error, or a frame with Push-Stream.
+func decodeReply(m *nats.Msg) reply {
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		return reply{err: &edge.ProtocolError{Code: CodeNoHandler, Message: "no backend serves this method"}}
+	}
+	if code := m.Header.Get(protocol.HeaderError); code != "" {
+		return reply{err: backendError(code, m.Data)}
+	}
+	stream := m.Header.Get(protocol.HeaderStream)
+	r := reply{more: stream == protocol.StreamMore}
+	if stream != protocol.StreamEnd || len(m.Data) > 0 {
+		r.frame = &edge.Frame{Payload: m.Data, ContentType: m.Header.Get(protocol.HeaderContentType)}
+	}
+	return r
+}
+
+// backendError is the client's error frame for a backend's Push-Error
+// reply: its code when that is a valid name, else backend_error with the
+// code in the message.
+func backendError(code string, body []byte) *edge.ProtocolError {
+	if wire.ValidName(code) {
+		return &edge.ProtocolError{Code: code, Message: string(body)}
+	}
+	return &edge.ProtocolError{Code: CodeBackendError, Message: fmt.Sprintf("%q: %s", code, body)}
+}

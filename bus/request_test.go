@@ -1,0 +1,77 @@
+package bus
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+func TestDecodeReply(t *testing.T) {
+	h := func(kv ...string) nats.Header {
+		h := nats.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	for _, c := range []struct {
+		name          string
+		m             *nats.Msg
+		frame, more   bool
+		code, message string
+	}{
+		{"plain reply", &nats.Msg{Data: []byte("x")}, true, false, "", ""},
+		{"stream", &nats.Msg{Header: h(protocol.HeaderStream, "more"), Data: []byte("x")}, true, true, "", ""},
+		{"empty more", &nats.Msg{Header: h(protocol.HeaderStream, "more")}, true, true, "", ""},
+		{"end marker", &nats.Msg{Header: h(protocol.HeaderStream, "end")}, false, false, "", ""},
+		{"end with a body", &nats.Msg{Header: h(protocol.HeaderStream, "end"), Data: []byte("x")}, true, false, "", ""},
+		{"unknown stream value ends", &nats.Msg{Header: h(protocol.HeaderStream, "MORE"), Data: []byte("x")}, true, false, "", ""},
+		{"no responders", &nats.Msg{Header: h("Status", "503")}, false, false, CodeNoHandler, "no backend serves this method"},
+		{"error", &nats.Msg{Header: h(protocol.HeaderError, "not_found"), Data: []byte("gone")}, false, false, "not_found", "gone"},
+		{"error wins over more", &nats.Msg{Header: h(protocol.HeaderError, "e", protocol.HeaderStream, "more")}, false, false, "e", ""},
+		{"bad code", &nats.Msg{Header: h(protocol.HeaderError, "a b"), Data: []byte("m")}, false, false, CodeBackendError, `"a b": m`},
+	} {
+		r := decodeReply(c.m)
+		code, message := "", ""
+		if r.err != nil {
+			code, message = r.err.Code, r.err.Message
+		}
+		if (r.frame != nil) != c.frame || r.more != c.more || code != c.code || message != c.message {
+			t.Errorf("%s: frame %v more %v error %q %q", c.name, r.frame != nil, r.more, code, message)
+		}
+	}
+}
+
+// FuzzDecodeReply: whatever a backend replies, the client gets its bytes
+// as a frame or an error frame with a valid code, and never both.
+func FuzzDecodeReply(f *testing.F) {
+	f.Add("", "", "more", "text/plain", []byte("x"))
+	f.Add("503", "", "", "", []byte(nil))
+	f.Add("", "bad code", "end", "", []byte("m"))
+	f.Fuzz(func(t *testing.T, status, code, stream, ct string, data []byte) {
+		h := nats.Header{}
+		for k, v := range map[string]string{"Status": status, protocol.HeaderError: code,
+			protocol.HeaderStream: stream, protocol.HeaderContentType: ct} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		r := decodeReply(&nats.Msg{Header: h, Data: data})
+		switch {
+		case r.err != nil:
+			if r.frame != nil || r.more || !wire.ValidName(r.err.Code) {
+				t.Fatalf("error %q with frame %v, more %v", r.err.Code, r.frame != nil, r.more)
+			}
+		case r.frame != nil:
+			if !bytes.Equal(r.frame.Payload, data) || r.frame.ContentType != h.Get(protocol.HeaderContentType) {
+				t.Fatalf("frame %q [%s] from %q", r.frame.Payload, r.frame.ContentType, data)
+			}
+		case len(data) > 0:
+			t.Fatalf("%d bytes dropped", len(data))
+		}
+	})
+}
