@@ -477,3 +477,27 @@ func TestPushesOvertakeAResponseStream(t *testing.T) {
 		t.Fatalf("the push waited behind %d of %d response frames", at, replies)
 	}
 }
+
+func TestRequestLimitPerSession(t *testing.T) {
+	_, n, nc := requestNode(t, func(c *app.Config) { c.Edge.MaxRequests = 2 })
+	e := &endless{tick: make(chan struct{})}
+	serve(t, nc, "ticks", e.handler)
+	defer close(e.tick)
+	c := dial(t, n.tcp(), "alice", client.Options{})
+	for range 2 { // two streams open, each has sent its first reply
+		next, stop := iter.Pull2(c.Request(timeout(t), "ticks", nil))
+		defer stop()
+		if _, err, _ := next(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := collect(t, c, "ticks", nil)
+	wantCode(t, err, edge.CodeTooManyRequests)
+	// Another session has its own allowance.
+	other := dial(t, n.tcp(), "bob", client.Options{})
+	next, stop := iter.Pull2(other.Request(timeout(t), "ticks", nil))
+	defer stop()
+	if _, err, _ := next(); err != nil {
+		t.Fatal(err)
+	}
+}
