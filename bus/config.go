@@ -105,23 +105,21 @@ func (c Config) Validate() error {
 	if !validToken(c.Node) {
 		errs = append(errs, fmt.Errorf("node %q must be one subject token", c.Node))
 	}
-	if c.DispatchLanes <= 0 {
-		errs = append(errs, fmt.Errorf("dispatch lanes must be positive, got %d", c.DispatchLanes))
-	}
-	if c.DispatchBuffer <= 0 {
-		errs = append(errs, fmt.Errorf("dispatch buffer must be positive, got %d", c.DispatchBuffer))
-	}
-	if c.RequestTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("request timeout must be positive, got %v", c.RequestTimeout))
-	}
-	if c.RequestBuffer <= 0 {
-		errs = append(errs, fmt.Errorf("request buffer must be positive, got %d", c.RequestBuffer))
-	}
-	if c.RequestBufferBytes <= 0 {
-		errs = append(errs, fmt.Errorf("request buffer bytes must be positive, got %d", c.RequestBufferBytes))
-	}
-	if c.PingInterval <= 0 {
-		errs = append(errs, fmt.Errorf("ping interval must be positive, got %v", c.PingInterval))
+	for _, p := range []struct {
+		what  string
+		value int64
+		shown any
+	}{
+		{"dispatch lanes", int64(c.DispatchLanes), c.DispatchLanes},
+		{"dispatch buffer", int64(c.DispatchBuffer), c.DispatchBuffer},
+		{"request timeout", int64(c.RequestTimeout), c.RequestTimeout},
+		{"request buffer", int64(c.RequestBuffer), c.RequestBuffer},
+		{"request buffer bytes", int64(c.RequestBufferBytes), c.RequestBufferBytes},
+		{"ping interval", int64(c.PingInterval), c.PingInterval},
+	} {
+		if p.value <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %v", p.what, p.shown))
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("a TLS client certificate needs both the certificate and the key"))

@@ -58,6 +58,19 @@ func serve(t *testing.T, nc *nats.Conn, method string, h backend.Handler) {
 	}
 }
 
+// respond answers method's requests with answer, as any NATS client can.
+func respond(t *testing.T, nc *nats.Conn, method string, answer func(*nats.Msg)) {
+	t.Helper()
+	sub, err := nc.Subscribe(protocol.RequestSubject(protocol.DefaultPrefix, method), answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // collect sends a request and gathers its response payloads and the error
 // that ended it (nil: it completed).
 func collect(t *testing.T, c *client.Conn, method string, payload []byte) ([]string, error) {
@@ -161,16 +174,7 @@ func TestRequestStreamsAThousandRepliesInOrder(t *testing.T) {
 func TestRequestAnsweredByAPlainReply(t *testing.T) {
 	_, n, nc := requestNode(t, nil)
 	// What `nats reply 'req.push.echo' …` does: one reply, no headers.
-	sub, err := nc.Subscribe(protocol.RequestSubject(protocol.DefaultPrefix, "echo"), func(m *nats.Msg) {
-		_ = m.Respond(append([]byte("echo: "), m.Data...))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	respond(t, nc, "echo", func(m *nats.Msg) { _ = m.Respond(append([]byte("echo: "), m.Data...)) })
 	c := dial(t, n.tcp(), "alice", client.Options{})
 	got, err := collect(t, c, "echo", []byte("hi"))
 	if err != nil || len(got) != 1 || got[0] != "echo: hi" {
@@ -199,28 +203,14 @@ func TestRequestErrors(t *testing.T) {
 	})
 	// A backend that takes requests and never answers, and one that sends
 	// one reply of a stream and then goes quiet.
-	for _, m := range []string{"silent", "stalls"} {
-		sub, err := nc.Subscribe(protocol.RequestSubject(protocol.DefaultPrefix, m), func(msg *nats.Msg) {
-			if m == "stalls" {
-				_ = msg.RespondMsg(&nats.Msg{Header: nats.Header{protocol.HeaderStream: []string{protocol.StreamMore}}, Data: []byte("first")})
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Unsubscribe()
-	}
-	// A Push-Error code that is not a valid name.
-	sub, err := nc.Subscribe(protocol.RequestSubject(protocol.DefaultPrefix, "garbled"), func(msg *nats.Msg) {
-		_ = msg.RespondMsg(&nats.Msg{Header: nats.Header{protocol.HeaderError: []string{"bad code!"}}, Data: []byte("oops")})
+	respond(t, nc, "silent", func(*nats.Msg) {})
+	respond(t, nc, "stalls", func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Header: nats.Header{protocol.HeaderStream: []string{protocol.StreamMore}}, Data: []byte("first")})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	// A Push-Error code that is not a valid name.
+	respond(t, nc, "garbled", func(m *nats.Msg) {
+		_ = m.RespondMsg(&nats.Msg{Header: nats.Header{protocol.HeaderError: []string{"bad code!"}}, Data: []byte("oops")})
+	})
 	c := dial(t, n.tcp(), "alice", client.Options{})
 
 	got, err := collect(t, c, "fails", []byte("x"))
