@@ -1,8 +1,10 @@
 package tests
 
 import (
+	"context"
 	byteorder "encoding/binary"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/bus/backend"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
@@ -138,4 +141,79 @@ func (l *latencies) percentiles() (p50, p99 time.Duration) {
 	defer l.mu.Unlock()
 	slices.Sort(l.all)
 	return l.all[len(l.all)/2], l.all[len(l.all)*99/100]
+}
+
+// BenchmarkRequest: one client asks a backend (bus/backend, on its own
+// NATS connection) through an in-process edge node, one request at a
+// time. "one" is a single 128-byte reply: ns/op is the round trip, client
+// to backend and back; "nats-request" is the same round trip as a plain
+// NATS request to a plain responder on the same server, the baseline.
+// "stream-100" is 100 replies of 128 bytes each, which the client reads as
+// they come; replies/s is reported.
+//
+//	go test -run '^$' -bench Request -count 6 ./tests/
+func BenchmarkRequest(b *testing.B) {
+	s := natstest.Server(b)
+	n := startEdge(b, edgeConfig(b, s, "bench"))
+	nc := natstest.Connect(b, s)
+	payload := make([]byte, 128)
+	for _, replies := range []int{1, 100} {
+		method := fmt.Sprintf("r%d", replies)
+		svc, err := backend.Serve(nc, method, func(context.Context, *backend.Request) iter.Seq2[backend.Reply, error] {
+			return func(yield func(backend.Reply, error) bool) {
+				for range replies {
+					if !yield(backend.Reply{Payload: payload}, nil) {
+						return
+					}
+				}
+			}
+		}, backend.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	}
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	// The baseline: a plain NATS request to a plain responder, same server.
+	sub, err := nc.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(payload) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sub.Unsubscribe() })
+	asker := natstest.Connect(b, s)
+	b.Run("nats-request", func(b *testing.B) {
+		for range b.N {
+			if _, err := asker.Request("bench.echo", nil, testTimeout); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	c := dial(b, n.tcp(), "bench", client.Options{})
+	for _, replies := range []int{1, 100} {
+		name := "one"
+		if replies > 1 {
+			name = fmt.Sprintf("stream-%d", replies)
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := timeout(b)
+			begin := time.Now()
+			for range b.N {
+				got := 0
+				for _, err := range c.Request(ctx, fmt.Sprintf("r%d", replies), nil) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					got++
+				}
+				if got != replies {
+					b.Fatalf("%d replies, want %d", got, replies)
+				}
+			}
+			if replies > 1 {
+				b.ReportMetric(float64(b.N*replies)/time.Since(begin).Seconds(), "replies/s")
+			}
+		})
+	}
 }
