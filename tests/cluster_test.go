@@ -1,9 +1,15 @@
 package tests
 
 import (
+	"context"
 	"fmt"
+	"iter"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
+	"github.com/pushfabric/pushfabric/bus/backend"
+	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
@@ -87,5 +93,45 @@ func TestClusterDeliveryAndTakeover(t *testing.T) {
 			t.Logf("dead letter %s: %s by %s", dl.Header.Get("Push-Id"), dl.Header.Get("Push-Reason"), dl.Header.Get("Push-Node"))
 		}
 		t.Fatalf("%d dead letters; want none: every push was delivered", len(dls))
+	}
+}
+
+// A client on the node of one NATS server asks a backend on another: the
+// request crosses the cluster, and the 100 replies come back in order.
+// Backends in a queue group on two servers share the requests.
+func TestClusterRequests(t *testing.T) {
+	servers := natstest.Cluster(t, 3)
+	node := startEdge(t, edgeConfig(t, servers[0], "edge1"))
+	served := map[string]*atomic.Int64{}
+	for _, i := range []int{1, 2} {
+		name := fmt.Sprintf("n%d", i+1)
+		served[name] = &atomic.Int64{}
+		serve(t, natstest.Connect(t, servers[i]), "feed", func(context.Context, *backend.Request) iter.Seq2[backend.Reply, error] {
+			served[name].Add(1)
+			return numbered(100)
+		})
+	}
+	// The backends' interest reaches n1 a moment after they subscribed.
+	probe := natstest.Connect(t, servers[0])
+	waitFor(t, "the backends' interest on n1", func() bool {
+		_, err := probe.Request(protocol.RequestSubject(protocol.DefaultPrefix, "feed"), nil, testTimeout)
+		return err == nil
+	})
+	c := dial(t, node.tcp(), "alice", client.Options{})
+	const requests = 20
+	for range requests {
+		got, err := collect(t, c, "feed", nil)
+		if err != nil || len(got) != 100 {
+			t.Fatalf("%d replies, %v", len(got), err)
+		}
+		for i, p := range got {
+			if p != strconv.Itoa(i) {
+				t.Fatalf("reply %d is %q", i, p)
+			}
+		}
+	}
+	t.Logf("requests served: n2 %d, n3 %d (probes included)", served["n2"].Load(), served["n3"].Load())
+	if served["n2"].Load()+served["n3"].Load() < requests {
+		t.Fatalf("backends served %d and %d of %d requests", served["n2"].Load(), served["n3"].Load(), requests)
 	}
 }
