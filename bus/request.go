@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -37,7 +38,7 @@ const (
 	OutcomeInvalid     = CodeInvalidMethod
 	OutcomeUnavailable = CodeUnavailable
 	OutcomeCanceled    = "canceled" // the client canceled or left
-	OutcomeRefused     = "refused"  // the node refused a reply (over the frame size limit)
+	OutcomeRefused     = "refused"  // a reply over the frame size limit, or a request over NATS's max payload
 )
 
 // Outcomes lists every outcome, for metrics.
@@ -201,6 +202,11 @@ func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Respon
 	msg := &nats.Msg{Subject: protocol.RequestSubject(f.prefix, req.Method), Reply: reply, Header: h, Data: req.Payload}
 	if err := f.nc.PublishMsg(msg); err != nil {
 		forget()
+		if errors.Is(err, nats.ErrMaxPayload) {
+			f.metrics.request(OutcomeRefused)
+			return edge.Response{}, &edge.ProtocolError{Code: edge.CodeTooLarge,
+				Message: fmt.Sprintf("a request of %d bytes is over the NATS server's limit of %d", len(req.Payload), f.nc.MaxPayload())}
+		}
 		f.metrics.request(OutcomeUnavailable)
 		f.log.Warn("request not forwarded", zap.String("session", req.Conn.Session()),
 			zap.String("method", req.Method), zap.Error(err))

@@ -491,3 +491,16 @@ func TestRequestLimitPerSession(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRequestOverTheNATSPayloadLimit(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.MaxPayload = 64 << 10
+	s := natstest.StartWith(t, opts)
+	n := startEdge(t, edgeConfig(t, s, "edge1"))
+	c := dial(t, n.tcp(), "alice", client.Options{})
+	_, err := collect(t, c, "big", make([]byte, 100<<10))
+	if re := wantCode(t, err, edge.CodeTooLarge); !strings.Contains(re.Message, "65536") {
+		t.Fatalf("too_large: %v", re)
+	}
+	waitOutcomes(t, n, map[string]float64{bus.OutcomeRefused: 1})
+}
