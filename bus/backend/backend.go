@@ -98,7 +98,7 @@ type Service struct {
 }
 
 // Serve subscribes to method's requests and answers each on a goroutine of
-// its own with h.
+// its own with h. When it returns, requests for method reach the service.
 func Serve(nc *nats.Conn, method string, h Handler, o Options) (*Service, error) {
 	if o.Prefix == "" {
 		o.Prefix = protocol.DefaultPrefix
@@ -125,6 +125,9 @@ func Serve(nc *nats.Conn, method string, h Handler, o Options) (*Service, error)
 		return nil, fmt.Errorf("serve %q: %w", method, err)
 	}
 	s.sub = sub
+	// Once Serve returns, the server knows the subscription (when
+	// connected; otherwise it is made on reconnecting).
+	_ = nc.Flush()
 	return s, nil
 }
 
