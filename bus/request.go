@@ -187,11 +187,6 @@ func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Respon
 	reply := f.inbox + strconv.FormatUint(f.next, 36)
 	f.calls[reply] = c
 	f.mu.Unlock()
-	forget := func() {
-		f.mu.Lock()
-		delete(f.calls, reply)
-		f.mu.Unlock()
-	}
 	h := nats.Header{
 		protocol.HeaderSession:   []string{req.Conn.Session()},
 		protocol.HeaderRequestID: []string{req.ID},
@@ -201,7 +196,7 @@ func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Respon
 	}
 	msg := &nats.Msg{Subject: protocol.RequestSubject(f.prefix, req.Method), Reply: reply, Header: h, Data: req.Payload}
 	if err := f.nc.PublishMsg(msg); err != nil {
-		forget()
+		f.forget(reply)
 		if errors.Is(err, nats.ErrMaxPayload) {
 			f.metrics.request(OutcomeRefused)
 			return edge.Response{}, &edge.ProtocolError{Code: edge.CodeTooLarge,
@@ -213,10 +208,17 @@ func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Respon
 		return edge.Response{}, &edge.ProtocolError{Code: CodeUnavailable, Message: "the request could not be forwarded; try again"}
 	}
 	return edge.Stream(func(yield func(edge.Frame, error) bool) {
-		defer forget()
+		defer f.forget(reply)
 		outcome := f.relay(ctx, c, yield)
 		f.metrics.request(outcome)
 	}), nil
+}
+
+// forget drops a request's reply subject: later replies are discarded.
+func (f *Forwarder) forget(reply string) {
+	f.mu.Lock()
+	delete(f.calls, reply)
+	f.mu.Unlock()
 }
 
 // relay yields the request's replies as frames until the last one, and
@@ -237,10 +239,7 @@ func (f *Forwarder) relay(ctx context.Context, c *call, yield func(edge.Frame, e
 		r := decodeReply(m)
 		if r.err != nil {
 			yield(edge.Frame{}, r.err)
-			if r.err.Code == CodeNoHandler {
-				return OutcomeNoHandler
-			}
-			return OutcomeError
+			return r.outcome
 		}
 		if r.frame != nil && !yield(*r.frame, nil) {
 			if ctx.Err() != nil {
@@ -256,19 +255,20 @@ func (f *Forwarder) relay(ctx context.Context, c *call, yield func(edge.Frame, e
 
 // reply is what a backend's reply means for the client.
 type reply struct {
-	frame *edge.Frame         // a response frame to send, if any
-	more  bool                // more replies follow
-	err   *edge.ProtocolError // the request ends with this error frame
+	frame   *edge.Frame         // a response frame to send, if any
+	more    bool                // more replies follow
+	err     *edge.ProtocolError // the request ends with this error frame
+	outcome string              // with err: OutcomeNoHandler or OutcomeError
 }
 
 // decodeReply reads a reply to a forwarded request: the NATS server's
 // "no responders" status, a Push-Error, or a frame with Push-Stream.
 func decodeReply(m *nats.Msg) reply {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-		return reply{err: &edge.ProtocolError{Code: CodeNoHandler, Message: "no backend serves this method"}}
+		return reply{err: &edge.ProtocolError{Code: CodeNoHandler, Message: "no backend serves this method"}, outcome: OutcomeNoHandler}
 	}
 	if code := m.Header.Get(protocol.HeaderError); code != "" {
-		return reply{err: backendError(code, m.Data)}
+		return reply{err: backendError(code, m.Data), outcome: OutcomeError}
 	}
 	stream := m.Header.Get(protocol.HeaderStream)
 	r := reply{more: stream == protocol.StreamMore}

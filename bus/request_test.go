@@ -63,7 +63,7 @@ func FuzzDecodeReply(f *testing.F) {
 		r := decodeReply(&nats.Msg{Header: h, Data: data})
 		switch {
 		case r.err != nil:
-			if r.frame != nil || r.more || !wire.ValidName(r.err.Code) {
+			if r.frame != nil || r.more || !wire.ValidName(r.err.Code) || (r.outcome != OutcomeError && r.outcome != OutcomeNoHandler) {
 				t.Fatalf("error %q with frame %v, more %v", r.err.Code, r.frame != nil, r.more)
 			}
 		case r.frame != nil:

@@ -184,7 +184,7 @@ func (s *Service) serve(method string, m *nats.Msg) {
 			failed = err
 			break
 		}
-		if err := s.publish(m.Reply, r, protocol.StreamMore); err != nil {
+		if err := s.publishMore(m.Reply, r); err != nil {
 			s.onError(req, fmt.Errorf("reply: %w", err))
 			return
 		}
@@ -203,8 +203,9 @@ func (s *Service) serve(method string, m *nats.Msg) {
 	}
 }
 
-func (s *Service) publish(subject string, r Reply, stream string) error {
-	h := nats.Header{protocol.HeaderStream: []string{stream}}
+// publishMore sends one reply of a stream: Push-Stream: more.
+func (s *Service) publishMore(subject string, r Reply) error {
+	h := nats.Header{protocol.HeaderStream: []string{protocol.StreamMore}}
 	if r.ContentType != "" {
 		h[protocol.HeaderContentType] = []string{r.ContentType}
 	}
