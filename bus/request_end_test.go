@@ -73,9 +73,6 @@ func TestForwardedRequestsEndOnce(t *testing.T) {
 	}
 	defer func() { _ = svc.Stop(context.Background()) }()
 	defer close(stop)
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
 
 	ctx := context.Background()
 	alice := connectSession(t, srv, "alice")

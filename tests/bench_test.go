@@ -173,12 +173,12 @@ func BenchmarkRequest(b *testing.B) {
 		}
 		b.Cleanup(func() { _ = svc.Stop(context.Background()) })
 	}
-	if err := nc.Flush(); err != nil {
-		b.Fatal(err)
-	}
 	// The baseline: a plain NATS request to a plain responder, same server.
 	sub, err := nc.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(payload) })
 	if err != nil {
+		b.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sub.Unsubscribe() })

@@ -52,10 +52,6 @@ func serve(t *testing.T, nc *nats.Conn, method string, h backend.Handler) {
 			t.Errorf("stop %s: %v", method, err)
 		}
 	})
-	// The queue subscription must reach the server before a client asks.
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // respond answers method's requests with answer, as any NATS client can.
