@@ -61,6 +61,8 @@ const (
 	HeaderNode        = "Push-Node"
 	HeaderDeadAt      = "Push-Dead-At"
 	HeaderReplayCount = "Push-Replay-Count"
+	HeaderDeadID      = "Push-Dead-Id" // minted once per death; the dead letter's Nats-Msg-Id
+	HeaderTrimmed     = "Push-Trimmed" // what a dead letter lost to fit the stream: "payload <bytes>", "header <key> <bytes>"
 
 	HeaderControl = "Push-Control"
 	HeaderConn    = "Push-Conn"
