@@ -71,7 +71,8 @@ func newWriter(t *testing.T, nc *nats.Conn, cfg dlq.WriterConfig) *dlq.Writer {
 }
 
 // A written dead letter keeps the push and says why, where and when; a
-// retried write of it is absorbed, a second death after a replay is kept.
+// letter written twice under one dead id (a retried write) is stored once,
+// every other death of the push is kept.
 func TestWriterWritesDeadLetters(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
@@ -81,7 +82,10 @@ func TestWriterWritesDeadLetters(t *testing.T) {
 	}
 	w := newWriter(t, natstest.Connect(t, s), dlq.DefaultWriterConfig())
 	w.Write(letter("p1", ""))
-	w.Write(letter("p1", ""))  // the same death written twice
+	again := letter("p1", "")
+	again.DeadID = "d1"
+	w.Write(again) // one death written twice
+	w.Write(again)
 	w.Write(letter("p1", "1")) // it died again after one replay
 	if err := w.Close(ctx(t)); err != nil {
 		t.Fatal(err)
@@ -90,8 +94,8 @@ func TestWriterWritesDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 2 {
-		t.Fatalf("stream holds %d dead letters; want 2 (one absorbed as a duplicate)", info.State.Msgs)
+	if info.State.Msgs != 3 {
+		t.Fatalf("stream holds %d dead letters; want 3 (one absorbed as a duplicate)", info.State.Msgs)
 	}
 	m, err := stream.GetMsg(ctx(t), 1)
 	if err != nil {
@@ -100,7 +104,7 @@ func TestWriterWritesDeadLetters(t *testing.T) {
 	want := map[string]string{
 		protocol.HeaderID: "p1", protocol.HeaderReason: "queue_full", protocol.HeaderSubject: "push.s1.low",
 		protocol.HeaderSession: "s1", protocol.HeaderPriority: "low", protocol.HeaderNode: "n1",
-		protocol.HeaderReplayCount: "0", nats.MsgIdHdr: "p1.0",
+		protocol.HeaderReplayCount: "0",
 		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 	}
 	for k, v := range want {
@@ -108,14 +112,17 @@ func TestWriterWritesDeadLetters(t *testing.T) {
 			t.Errorf("header %s = %q; want %q", k, got, v)
 		}
 	}
+	if id := m.Header.Get(protocol.HeaderDeadID); id == "" || m.Header.Get(nats.MsgIdHdr) != id {
+		t.Errorf("Push-Dead-Id %q, Nats-Msg-Id %q; want the same fresh id", id, m.Header.Get(nats.MsgIdHdr))
+	}
 	if _, err := time.Parse(time.RFC3339Nano, m.Header.Get(protocol.HeaderDeadAt)); err != nil {
 		t.Errorf("Push-Dead-At %q: %v", m.Header.Get(protocol.HeaderDeadAt), err)
 	}
 	if m.Subject != "dlq.push.queue_full.s1.low" || string(m.Data) != "payload" {
 		t.Fatalf("subject %q data %q", m.Subject, m.Data)
 	}
-	if st := w.Stats(); st.Written != 3 || st.Lost != 0 {
-		t.Fatalf("stats %+v; want 3 written (the duplicate is acknowledged too), none lost", st)
+	if st := w.Stats(); st.Written != 4 || st.Lost != 0 {
+		t.Fatalf("stats %+v; want 4 written (the duplicate is acknowledged too), none lost", st)
 	}
 }
 

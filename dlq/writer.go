@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -29,72 +30,128 @@ type WriterConfig struct {
 	// AckTimeout is how long a write waits for its acknowledgement before
 	// it is retried.
 	AckTimeout time.Duration
+	// RetryFor is how long a dead letter whose writes keep failing for a
+	// reason that may pass (no acknowledgement, JetStream or the stream
+	// away, a reconnect) is retried, with backoff, before it is logged and
+	// counted lost; 0 means DefaultRetryFor. A letter the stream refuses
+	// for good (see Writer) is not retried at all.
+	RetryFor time.Duration
 	// Ensure, when set, is called (at most once a second) when a write finds
 	// no stream to take it — the stream was deleted, or JetStream lost it —
 	// to create it again.
 	Ensure func(context.Context) error
 }
 
-// DefaultWriterConfig buffers 65,536 dead letters with 1,024 in flight.
+// DefaultRetryFor is the stream's dedupe window: a retry within it of a
+// write that did land after all (its acknowledgement lost) is absorbed.
+const DefaultRetryFor = dedupeWindow
+
+// DefaultWriterConfig buffers 65,536 dead letters with 1,024 in flight, and
+// retries a failing one for DefaultRetryFor.
 func DefaultWriterConfig() WriterConfig {
-	return WriterConfig{Prefix: "push", Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second}
+	return WriterConfig{Prefix: "push", Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second, RetryFor: DefaultRetryFor}
+}
+
+func (c *WriterConfig) validate() error {
+	if c.Buffer <= 0 || c.InFlight <= 0 || c.AckTimeout <= 0 || c.RetryFor < 0 || c.Prefix == "" {
+		return fmt.Errorf("dlq writer config: buffer, in-flight and ack timeout must be positive, retry-for not negative and the prefix set: %+v", *c)
+	}
+	if c.RetryFor == 0 {
+		c.RetryFor = DefaultRetryFor
+	}
+	return nil
 }
 
 // WriterStats count what a Writer did.
 type WriterStats struct {
 	Written uint64 // acknowledged by the stream
-	Retried uint64 // writes that failed and were queued again
-	Lost    uint64 // dead letters dropped: the buffer was full or Close ran out of time
+	Retried uint64 // writes that failed for a reason that may pass, and were queued again
+	Trimmed uint64 // dead letters that lost their payload or headers to fit the stream
+	Lost    uint64 // dead letters not written, for any reason
+	// LostBy splits Lost by reason; every reason is present.
+	LostBy map[LostReason]uint64
+}
+
+// LostReason says why a dead letter was not written.
+type LostReason string
+
+// Why dead letters are lost.
+const (
+	LostBufferFull LostReason = "buffer_full" // the buffer was full
+	LostRefused    LostReason = "refused"     // the stream refused it for good, or it cannot fit
+	LostGaveUp     LostReason = "gave_up"     // its writes kept failing for RetryFor
+	LostShutdown   LostReason = "shutdown"    // the writer stopped before it was written
+)
+
+// LostReasons lists every LostReason, for pre-initialising metrics.
+var LostReasons = []LostReason{LostBufferFull, LostRefused, LostGaveUp, LostShutdown}
+
+// lostWhy is the "why" of a lost letter in the log.
+var lostWhy = map[LostReason]string{
+	LostBufferFull: "dead-letter buffer full",
+	LostRefused:    "refused by the dead-letter stream",
+	LostGaveUp:     "not written within the retry time",
+	LostShutdown:   "shutting down before it could be written",
 }
 
 // Writer writes dead letters to the stream asynchronously. Write never
-// blocks: letters wait in a bounded buffer, go out with a bounded number in
-// flight, and are retried (with backoff) until the stream acknowledges
-// them, so a JetStream outage holds up no one. Only when the buffer is full
-// is a letter dropped, and then it is counted and logged with its push id
-// (lost ones are logged in batches, see lostLog).
+// blocks: letters wait in a bounded buffer and go out with a bounded number
+// in flight. A letter the stream refuses for good (a bad request: too
+// large for the stream, headers it rejects) is logged and counted lost at
+// once; one whose write fails otherwise goes to a retry list and is tried
+// again after a backoff of its own (10 ms doubling to 1 s) until it is
+// written or has failed for RetryFor, so no letter holds up the others and
+// none is retried forever. Every letter not written is counted, by
+// LostReason, and logged with its push id (in batches, see lostLog).
 type Writer struct {
 	cfg WriterConfig
+	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *zap.Logger
 
-	written, retried, lost atomic.Uint64
-	lostLog                lostLog
+	written, retried, trimmed atomic.Uint64
+	lost                      map[LostReason]*atomic.Uint64 // read-only once built
+	lostLog                   lostLog
 
-	mu      sync.Mutex
-	queue   []*nats.Msg // guarded by mu: a ring of Buffer messages
-	head, n int         // guarded by mu
-	closing bool        // guarded by mu: Close was called
-	aborted bool        // guarded by mu: Close ran out of time; nothing more is written
+	mu       sync.Mutex
+	queue    []*nats.Msg          // guarded by mu: a ring of Buffer fresh letters
+	head, n  int                  // guarded by mu
+	retries  retryQueue           // guarded by mu: failed letters waiting for their next try, soonest first
+	failing  map[*nats.Msg]*retry // guarded by mu: letters that failed, until written or lost
+	inFlight int                  // guarded by mu: letters published whose outcome is not handled yet
+	closing  bool                 // guarded by mu: Close was called
+	stopped  bool                 // guarded by mu: nothing more is written (the loop ended or Close gave up)
 
-	wake  chan struct{} // capacity 1: a letter or a retry arrived, or Close was called
+	wake  chan struct{} // capacity 1: a letter or an outcome arrived, or Close was called; never closed
 	abort chan struct{} // closed by Close when its context ends
 	done  chan struct{} // closed when the write loop has ended
 
-	backoff time.Duration // owned by the write loop
-
-	missing  atomic.Bool  // a write found no stream; set by failed, cleared by the loop
+	missing  atomic.Bool  // a write found no stream; set by settle, cleared by the loop
 	ensuring atomic.Int64 // unix nanos of the last Ensure call; owned by the loop
 }
 
 // NewWriter starts a Writer on nc. Close stops it.
 func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error) {
-	if cfg.Buffer <= 0 || cfg.InFlight <= 0 || cfg.AckTimeout <= 0 || cfg.Prefix == "" {
-		return nil, fmt.Errorf("dlq writer config: buffer, in-flight and ack timeout must be positive and the prefix set: %+v", cfg)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	w := &Writer{
-		cfg: cfg, log: log, queue: make([]*nats.Msg, cfg.Buffer),
+		cfg: cfg, nc: nc, log: log, queue: make([]*nats.Msg, cfg.Buffer),
+		lost: map[LostReason]*atomic.Uint64{}, failing: map[*nats.Msg]*retry{},
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), done: make(chan struct{}),
+	}
+	for _, r := range LostReasons {
+		w.lost[r] = new(atomic.Uint64)
 	}
 	w.lostLog.log = log
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.InFlight),
 		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
-		jetstream.WithPublishAsyncAckHandler(w.acked),
-		jetstream.WithPublishAsyncErrHandler(w.failed))
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) { w.settle(m, nil) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { w.settle(m, err) }))
 	if err != nil {
 		return nil, err
 	}
@@ -103,111 +160,158 @@ func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error
 	return w, nil
 }
 
-// Write queues a dead letter. It never blocks.
+// Write queues a dead letter. It never blocks. A letter too large for the
+// server is trimmed to fit (see Letter.Msg), or counted lost if it cannot.
 func (w *Writer) Write(l Letter) {
 	if l.Node == "" {
 		l.Node = w.cfg.Node
 	}
-	w.enqueue(l.Msg(w.cfg.Prefix, time.Now()), false)
+	m := l.build(w.cfg.Prefix, time.Now())
+	trimmed, err := trim(m, w.maxPayload())
+	if err != nil {
+		w.drop(LostRefused, m, err)
+		return
+	}
+	if trimmed {
+		w.trimmed.Add(1)
+	}
+	w.enqueue(m)
 }
+
+// maxPayload is the most a message may carry on nc's server: NATS's default
+// until the connection has learned it.
+func (w *Writer) maxPayload() int64 {
+	if mp := w.nc.MaxPayload(); mp > 0 {
+		return mp
+	}
+	return defaultMaxPayload
+}
+
+// defaultMaxPayload is nats-server's default max_payload.
+const defaultMaxPayload = 1 << 20
 
 // Stats returns the counters so far.
 func (w *Writer) Stats() WriterStats {
-	return WriterStats{Written: w.written.Load(), Retried: w.retried.Load(), Lost: w.lost.Load()}
+	st := WriterStats{Written: w.written.Load(), Retried: w.retried.Load(), Trimmed: w.trimmed.Load(), LostBy: map[LostReason]uint64{}}
+	for r, n := range w.lost {
+		st.LostBy[r] = n.Load()
+		st.Lost += st.LostBy[r]
+	}
+	return st
 }
 
-func (w *Writer) enqueue(m *nats.Msg, retry bool) {
+func (w *Writer) enqueue(m *nats.Msg) {
 	w.mu.Lock()
-	if w.aborted || w.n == len(w.queue) {
-		why := "dead-letter buffer full"
-		if w.aborted {
-			why = "shutting down before it could be written"
-		}
-		w.mu.Unlock()
-		w.drop(m, why)
+	why := w.admitLocked()
+	if why == "" {
+		w.queue[(w.head+w.n)%len(w.queue)] = m
+		w.n++
+	}
+	w.mu.Unlock()
+	if why != "" {
+		w.drop(why, m, nil)
 		return
 	}
-	w.queue[(w.head+w.n)%len(w.queue)] = m
-	w.n++
-	w.mu.Unlock()
-	if retry {
-		w.retried.Add(1)
+	w.signal()
+}
+
+// admitLocked says why a letter cannot wait to be written, or "" if it can.
+func (w *Writer) admitLocked() LostReason {
+	switch {
+	case w.stopped:
+		return LostShutdown
+	case w.n+w.retries.Len() >= w.cfg.Buffer:
+		return LostBufferFull
 	}
+	return ""
+}
+
+func (w *Writer) signal() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (w *Writer) drop(m *nats.Msg, why string) {
-	w.lost.Add(1)
-	w.lostLog.add(why, m.Header.Get(protocol.HeaderID)+" "+m.Subject)
-}
-
-// lostLog logs lost dead letters in batches: one line ("dead letters lost")
-// per lostBatch pushes or lostFlush, whichever comes first, each push as
-// "<push id> <subject>". Every lost push is in the log, and a flood of them
-// makes a few long lines rather than a line each that the log's sampling
-// would thin out.
-type lostLog struct {
-	mu     sync.Mutex
-	log    *zap.Logger
-	why    string      // guarded by mu: why the batch's pushes were lost
-	pushes []string    // guarded by mu
-	timer  *time.Timer // guarded by mu: flushes the batch
-}
-
-const (
-	lostBatch = 5000
-	lostFlush = 100 * time.Millisecond
-)
-
-func (l *lostLog) add(why, push string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.pushes) > 0 && why != l.why {
-		l.flushLocked()
+// drop counts and logs a letter that will not be written.
+func (w *Writer) drop(why LostReason, m *nats.Msg, err error) {
+	w.lost[why].Add(1)
+	push := m.Header.Get(protocol.HeaderID) + " " + m.Subject
+	if err != nil {
+		push += " (" + err.Error() + ")"
 	}
-	l.why = why
-	l.pushes = append(l.pushes, push)
-	switch {
-	case len(l.pushes) >= lostBatch:
-		l.flushLocked()
-	case l.timer == nil:
-		l.timer = time.AfterFunc(lostFlush, l.flush)
-	}
+	w.lostLog.add(lostWhy[why], push)
 }
 
-func (l *lostLog) flush() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.flushLocked()
-}
-
-func (l *lostLog) flushLocked() {
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timer = nil
-	}
-	if len(l.pushes) == 0 {
-		return
-	}
-	l.log.Error("dead letters lost", zap.String("why", l.why), zap.Int("count", len(l.pushes)), zap.Strings("pushes", l.pushes))
-	l.pushes = nil
-}
-
-func (w *Writer) acked(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) {
-	w.written.Add(1)
-}
-
-// failed runs when a write was refused, timed out or cut by a reconnect: the
-// letter goes back in the queue.
-func (w *Writer) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
-	w.log.Debug("dead-letter write failed; retrying", zap.String("push_id", m.Header.Get(protocol.HeaderID)), zap.Error(err))
+// settle handles the outcome of one write: written; refused for good, or
+// the writer stopped: lost; failed otherwise: tried again after a backoff,
+// unless it has failed for RetryFor or the buffer is full.
+func (w *Writer) settle(m *nats.Msg, err error) {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		w.missing.Store(true)
 	}
-	w.enqueue(m, true)
+	w.mu.Lock()
+	w.inFlight--
+	why := w.outcomeLocked(m, err, time.Now())
+	w.mu.Unlock()
+	switch {
+	case err == nil:
+		w.written.Add(1)
+	case why != "":
+		w.drop(why, m, err)
+	default:
+		w.retried.Add(1)
+		w.log.Debug("dead-letter write failed; retrying", zap.String("push_id", m.Header.Get(protocol.HeaderID)), zap.Error(err))
+	}
+	w.signal()
+}
+
+// outcomeLocked records the outcome of a write of m and says why m is lost,
+// or "" if it was written or will be tried again.
+func (w *Writer) outcomeLocked(m *nats.Msg, err error, now time.Time) LostReason {
+	r := w.failing[m]
+	var why LostReason
+	switch {
+	case err == nil:
+	case refused(err):
+		why = LostRefused
+	case w.stopped:
+		why = LostShutdown
+	case r != nil && now.Sub(r.since) >= w.cfg.RetryFor:
+		why = LostGaveUp
+	case w.n+w.retries.Len() >= w.cfg.Buffer:
+		why = LostBufferFull
+	default:
+		if r == nil {
+			r = &retry{m: m, since: now}
+			w.failing[m] = r
+		}
+		r.fails++
+		r.due = now.Add(backoff(r.fails))
+		heap.Push(&w.retries, r)
+		return ""
+	}
+	delete(w.failing, m)
+	return why
+}
+
+// refused reports whether err is the stream refusing a letter for good: a
+// bad request (too large for the stream, more than 64 KiB of headers, a
+// header whose condition fails) or a failed precondition, or a message
+// nats.go will never send.
+func refused(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.Code == 400 || api.Code == 412
+	}
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadHeaderMsg) ||
+		errors.Is(err, nats.ErrBadSubject) || errors.Is(err, nats.ErrHeadersNotSupported)
+}
+
+// backoff is how long a letter that failed fails times waits: 10 ms,
+// doubling, at most a second.
+func backoff(fails int) time.Duration {
+	return min(10*time.Millisecond<<min(fails-1, 7), time.Second)
 }
 
 // ensureStream creates the stream again after writes found none.
@@ -226,82 +330,83 @@ func (w *Writer) ensureStream() {
 	w.log.Warn("dead-letter stream was missing: created it again")
 }
 
-// next takes the oldest queued letter. With nothing queued it reports
-// whether Close was called; after an abort it reports stop.
-func (w *Writer) next() (m *nats.Msg, closing, stop bool) {
+// next takes the letter to write next, counting it in flight: the one
+// whose retry is due soonest if it is due, else the oldest fresh one —
+// unless InFlight letters are in flight. With nothing to take it says how
+// long until a retry is due (0: none to wait for) and whether the loop is
+// done: Close was called and nothing is queued, waiting or in flight, or
+// Close gave up. Once done, nothing more is admitted.
+func (w *Writer) next(now time.Time) (m *nats.Msg, wait time.Duration, done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.aborted {
-		return nil, true, true
+	switch {
+	case w.stopped:
+		return nil, 0, true
+	case w.inFlight >= w.cfg.InFlight:
+		return nil, 0, false // an outcome wakes the loop
+	case w.retries.Len() > 0 && !w.retries[0].due.After(now):
+		m = heap.Pop(&w.retries).(*retry).m
+	case w.n > 0:
+		m = w.queue[w.head]
+		w.queue[w.head] = nil
+		w.head = (w.head + 1) % len(w.queue)
+		w.n--
+	case w.retries.Len() > 0:
+		return nil, w.retries[0].due.Sub(now), false
+	default:
+		w.stopped = w.closing && w.inFlight == 0
+		return nil, 0, w.stopped
 	}
-	if w.n == 0 {
-		return nil, w.closing, false
-	}
-	m = w.queue[w.head]
-	w.queue[w.head] = nil
-	w.head = (w.head + 1) % len(w.queue)
-	w.n--
-	return m, w.closing, false
+	w.inFlight++
+	return m, 0, false
 }
 
-// loop is the writer's goroutine: it publishes queued letters, backing off
-// after failures, until Close has been called and nothing is left queued or
-// in flight, or Close gave up.
+// loop is the writer's goroutine: it publishes letters until Close has
+// been called and nothing is left queued, waiting or in flight, or Close
+// gave up.
 func (w *Writer) loop() {
 	defer close(w.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		m, closing, stop := w.next()
+		m, wait, done := w.next(time.Now())
 		switch {
-		case stop:
+		case done:
 			return
 		case m != nil:
 			w.publish(m)
-		case closing && w.js.PublishAsyncPending() == 0:
-			return
-		case closing:
-			select { // acks or failures are still coming
-			case <-w.wake:
-			case <-w.js.PublishAsyncComplete():
-			case <-w.abort:
-			}
-		default:
-			select {
-			case <-w.wake:
-			case <-w.abort:
-			}
+			continue
+		}
+		var due <-chan time.Time
+		if wait > 0 {
+			timer.Reset(wait)
+			due = timer.C
+		}
+		select {
+		case <-w.wake:
+		case <-due:
+		case <-w.abort:
 		}
 	}
 }
 
-// publish sends one letter; a refusal puts it back and backs off, doubling
-// up to a second.
+// publish sends one letter; its outcome comes to settle.
 func (w *Writer) publish(m *nats.Msg) {
 	w.ensureStream()
-	if _, err := w.js.PublishMsgAsync(m); err == nil {
-		w.backoff = 0
-		return
-	}
-	w.enqueue(m, true)
-	w.backoff = min(max(2*w.backoff, 10*time.Millisecond), time.Second)
-	t := time.NewTimer(w.backoff)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-w.abort:
+	if _, err := w.js.PublishMsgAsync(m); err != nil {
+		w.settle(m, err)
 	}
 }
 
-// Close writes what is queued and in flight, and stops the writer. If ctx
-// ends first, every letter not yet written is logged with its push id,
-// counted as lost, and ctx's error returned.
+// Close writes what is queued, waiting for a retry and in flight, and stops
+// the writer. If ctx ends first, every letter not yet written is logged with
+// its push id, counted as lost, and ctx's error returned. A letter written
+// after Close is counted lost.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closing = true
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.signal()
 	select {
 	case <-w.done:
 		w.lostLog.flush()
@@ -309,35 +414,78 @@ func (w *Writer) Close(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	w.mu.Lock()
-	w.aborted = true
-	left := w.n
-	for ; w.n > 0; w.n-- {
-		w.drop(w.queue[w.head], "shutting down before it could be written")
-		w.queue[w.head] = nil
-		w.head = (w.head + 1) % len(w.queue)
-	}
+	w.stopped = true
+	left := w.takeAllLocked()
 	w.mu.Unlock()
+	for _, m := range left {
+		w.drop(LostShutdown, m, nil)
+	}
 	close(w.abort)
 	<-w.done
 	inFlight := w.js.PublishAsyncPending()
 	w.js.CleanupPublisher() // fails what is in flight, which is dropped as lost
 	w.lostLog.flush()
-	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", left, inFlight))
+	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", len(left), inFlight))
+}
+
+// takeAllLocked empties the queue and the retry list.
+func (w *Writer) takeAllLocked() []*nats.Msg {
+	left := make([]*nats.Msg, 0, w.n+w.retries.Len())
+	for ; w.n > 0; w.n-- {
+		left = append(left, w.queue[w.head])
+		w.queue[w.head] = nil
+		w.head = (w.head + 1) % len(w.queue)
+	}
+	for _, r := range w.retries {
+		left = append(left, r.m)
+		delete(w.failing, r.m)
+	}
+	w.retries = nil
+	return left
 }
 
 // Collectors are the writer's Prometheus collectors: dead letters written,
-// writes that failed (and were retried), dead letters lost.
+// writes that failed and were retried, dead letters trimmed to fit, and
+// pushes lost, by reason (each pre-initialised to 0).
 func (w *Writer) Collectors() []prometheus.Collector {
-	stat := func(name, help string, v func(WriterStats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+	stat := func(name, help string, labels prometheus.Labels, v func(WriterStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
 			func() float64 { return float64(v(w.Stats())) })
 	}
-	return []prometheus.Collector{
-		stat("pushfabric_dead_letters_written_total", "Dead letters acknowledged by the PUSH_DLQ stream.",
+	cs := []prometheus.Collector{
+		stat("pushfabric_dead_letters_written_total", "Dead letters acknowledged by the PUSH_DLQ stream.", nil,
 			func(s WriterStats) uint64 { return s.Written }),
-		stat("pushfabric_dead_letter_write_failures_total", "Dead-letter writes that failed and were queued again.",
+		stat("pushfabric_dead_letter_write_failures_total", "Dead-letter writes that failed for a reason that may pass (JetStream away, stream missing, no acknowledgement) and were queued again.", nil,
 			func(s WriterStats) uint64 { return s.Retried }),
-		stat("pushfabric_pushes_lost_total", "Pushes neither delivered nor dead-lettered: the dead-letter buffer was full, or the node stopped before writing them. Each is logged with its push id.",
-			func(s WriterStats) uint64 { return s.Lost }),
+		stat("pushfabric_dead_letters_trimmed_total", "Dead letters that lost their payload or largest headers to fit the NATS server's limits (Push-Trimmed says what).", nil,
+			func(s WriterStats) uint64 { return s.Trimmed }),
 	}
+	for _, r := range LostReasons {
+		cs = append(cs, stat("pushfabric_pushes_lost_total", "Pushes neither delivered nor dead-lettered, by reason: buffer_full (the dead-letter buffer was full), refused (the stream refused the dead letter for good), gave_up (its writes kept failing), shutdown (the node stopped before writing it). Each is logged with its push id.",
+			prometheus.Labels{"reason": string(r)}, func(s WriterStats) uint64 { return s.LostBy[r] }))
+	}
+	return cs
+}
+
+// retry is a letter whose write failed.
+type retry struct {
+	m     *nats.Msg
+	since time.Time // the first failure
+	fails int
+	due   time.Time // when it is tried again
+}
+
+// retryQueue is a min-heap of retries by due time.
+type retryQueue []*retry
+
+func (q retryQueue) Len() int           { return len(q) }
+func (q retryQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q retryQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *retryQueue) Push(x any)        { *q = append(*q, x.(*retry)) }
+func (q *retryQueue) Pop() any {
+	old := *q
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return r
 }
