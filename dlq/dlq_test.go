@@ -105,7 +105,7 @@ func TestWriterWritesDeadLetters(t *testing.T) {
 		protocol.HeaderID: "p1", protocol.HeaderReason: "queue_full", protocol.HeaderSubject: "push.s1.low",
 		protocol.HeaderSession: "s1", protocol.HeaderPriority: "low", protocol.HeaderNode: "n1",
 		protocol.HeaderReplayCount: "0",
-		"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"traceparent":              "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 	}
 	for k, v := range want {
 		if got := m.Header.Get(k); got != v {

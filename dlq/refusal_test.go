@@ -1,6 +1,7 @@
 package dlq_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -255,5 +257,82 @@ func TestFailingLetterGivesUpWithoutHoldingOthers(t *testing.T) {
 	}
 	if st := w.Stats(); st.Written != 1000 || st.Lost != 5 || st.LostBy[dlq.LostGaveUp] != 5 {
 		t.Fatalf("stats %+v; want 1,000 written and the 5 forged letters given up", st)
+	}
+}
+
+// The writer's metrics: pushes lost by reason, every reason from 0.
+func TestWriterMetricsByReason(t *testing.T) {
+	w := newWriter(t, natstest.Connect(t, natstest.Server(t)), dlq.DefaultWriterConfig())
+	t.Cleanup(func() { _ = w.Close(ctx(t)) })
+	reg := prometheus.NewPedanticRegistry()
+	for _, c := range w.Collectors() {
+		if err := reg.Register(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			got[name] = m.GetCounter().GetValue()
+		}
+	}
+	for _, r := range dlq.LostReasons {
+		if v, ok := got["pushfabric_pushes_lost_total{reason="+string(r)+"}"]; !ok || v != 0 {
+			t.Errorf("pushes lost, reason %s: %v %v; want 0", r, v, ok)
+		}
+	}
+	if _, ok := got["pushfabric_dead_letters_trimmed_total"]; !ok {
+		t.Errorf("no trimmed counter in %v", got)
+	}
+}
+
+// Letter.Msg renames Nats-* headers, trims what does not fit and says so,
+// and never touches the letter's own headers.
+func TestLetterMsgTrimsToFit(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		header      string // a header X-Big of this many bytes
+		data, limit int
+		trimmed     []string
+		data2       int
+	}{
+		{name: "fits", data: 100, limit: 1 << 20, data2: 100},
+		{name: "payload too large", data: 2000, limit: 1500, trimmed: []string{"payload 2000"}},
+		{name: "headers over 64 KiB", header: strings.Repeat("x", 70_000), data: 10, limit: 1 << 20,
+			trimmed: []string{"header X-Big 70009"}, data2: 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := letter("p1", "")
+			l.Header.Set("Nats-TTL", "1s")
+			if c.header != "" {
+				l.Header.Set("X-Big", c.header)
+			}
+			l.Data = make([]byte, c.data)
+			m, err := l.Msg("push", time.Now(), int64(c.limit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Header[protocol.HeaderTrimmed]; strings.Join(got, "|") != strings.Join(c.trimmed, "|") || len(m.Data) != c.data2 {
+				t.Errorf("Push-Trimmed %q, %d bytes of payload; want %q, %d", got, len(m.Data), c.trimmed, c.data2)
+			}
+			if m.Header.Get("Nats-TTL") != "" || m.Header.Get(dlq.OrigPrefix+"Nats-TTL") != "1s" {
+				t.Errorf("headers %v; want Nats-TTL renamed", m.Header)
+			}
+			if l.Header.Get("Nats-TTL") != "1s" || l.Header.Get(protocol.HeaderReason) != "" {
+				t.Errorf("the letter's own headers changed: %v", l.Header)
+			}
+		})
+	}
+	l := letter(strings.Repeat("i", 70_000), "") // a Push-Id no trimming may drop
+	if _, err := l.Msg("push", time.Now(), 1<<20); !errors.Is(err, dlq.ErrTooLarge) {
+		t.Fatalf("a 70,000-byte push id: %v; want ErrTooLarge", err)
 	}
 }
