@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/internal/natsurl"
 )
 
 // Conn is an edge node's NATS connection, and the embedded server when the
@@ -55,6 +57,9 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
 		opts = append(opts, nats.InProcessServer(c.server))
 	} else {
 		url = joinURLs(cfg.URLs)
+		if err := natsurl.Check(url); err != nil {
+			return nil, fmt.Errorf("bus config: %w", err)
+		}
 	}
 	if c.NC, err = nats.Connect(url, opts...); err != nil {
 		c.stopEmbedded()
@@ -84,7 +89,7 @@ func (c *Conn) options() ([]nats.Option, error) {
 		nats.ErrorHandler(c.onAsyncError),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.reconnects.Add(1)
-			c.log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+			c.log.Info("nats reconnected", zap.String("url", natsurl.Redact(nc.ConnectedUrl())))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -140,12 +145,13 @@ func (c *Conn) Stats() ConnStats {
 // Embedded reports whether the node runs its own NATS server.
 func (c *Conn) Embedded() bool { return c.server != nil }
 
-// URL is where producers and the nats CLI reach this node's NATS.
+// URL is where producers and the nats CLI reach this node's NATS, with
+// any credentials in it shown as [REDACTED]: it is safe to log or print.
 func (c *Conn) URL() string {
 	if c.server != nil {
 		return c.server.ClientURL()
 	}
-	return joinURLs(c.cfg.URLs)
+	return natsurl.Redact(joinURLs(c.cfg.URLs))
 }
 
 // Close drains the connection (what is buffered is sent) and then shuts the

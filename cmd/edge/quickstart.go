@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
+	"github.com/pushfabric/pushfabric/internal/natsurl"
 )
 
 // printQuickstart tells a new user how to reach this node.
@@ -21,6 +22,9 @@ func printQuickstart(o *options, node *app.Node) {
 		fmt.Fprintf(os.Stderr, "  framed-TCP clients: tcp://%s\n", tcp)
 	}
 	fmt.Fprintf(os.Stderr, "  producers and the nats CLI: %s\n", nats)
+	if strings.Contains(nats, natsurl.Redacted) {
+		fmt.Fprintf(os.Stderr, "  (the commands below need your NATS credentials where %s stands)\n", natsurl.Redacted)
+	}
 	if a := node.Addr("admin"); a != nil {
 		fmt.Fprintf(os.Stderr, "  metrics and health: http://%s/metrics  /healthz  /readyz\n", a)
 	}

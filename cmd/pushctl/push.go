@@ -15,6 +15,7 @@ import (
 	"github.com/pushfabric/pushfabric/bus/producer"
 	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+	"github.com/pushfabric/pushfabric/internal/natsurl"
 )
 
 // natsFlags are how pushctl reaches NATS.
@@ -33,9 +34,12 @@ func (n *natsFlags) connect() (*nats.Conn, error) {
 	if n.creds != "" {
 		opts = append(opts, nats.UserCredentials(n.creds))
 	}
+	if err := natsurl.Check(n.url); err != nil {
+		return nil, err
+	}
 	nc, err := nats.Connect(n.url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", n.url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w", natsurl.Redact(n.url), err)
 	}
 	return nc, nil
 }

@@ -61,7 +61,7 @@ func run(url, prefix string, interval time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "serving req.%[1]s.feed and req.%[1]s.echo on %[2]s; Ctrl-C to stop\n", prefix, nc.ConnectedUrl())
+	fmt.Fprintf(os.Stderr, "serving req.%[1]s.feed and req.%[1]s.echo on %[2]s; Ctrl-C to stop\n", prefix, nc.ConnectedAddr()) // the address: a URL may hold credentials
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus"
+	"github.com/pushfabric/pushfabric/internal/natsurl"
 )
 
 // health tracks whether the node should get clients: NATS connected,
@@ -66,7 +68,7 @@ func newAdmin(addr string, pprofOn bool, reg *prometheus.Registry, h *health, lo
 	mux := http.NewServeMux()
 	if pprofOn {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/cmdline", cmdline)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
@@ -92,6 +94,18 @@ func newAdmin(addr string, pprofOn bool, reg *prometheus.Registry, h *health, lo
 }
 
 func (a *admin) stop(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+
+// cmdline is pprof.Cmdline with the credentials of NATS URLs in the
+// arguments shown as [REDACTED].
+func cmdline(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	args := make([]string, len(os.Args))
+	for i, a := range os.Args {
+		args[i] = natsurl.Redact(a)
+	}
+	fmt.Fprint(w, strings.Join(args, "\x00"))
+}
 
 // readyGauge exports the node's readiness as pushfabric_ready, checked at
 // each scrape.
