@@ -30,6 +30,11 @@ type Config struct {
 	TLSCA        string
 	TLSCert      string
 	TLSKey       string
+	// User and PasswordFile (a file holding the password, surrounding
+	// white space ignored): the node connects as that user, to URLs or to
+	// the embedded server, which then lets in that user only.
+	User         string
+	PasswordFile string
 
 	// PingInterval is how often the connection checks the server is there.
 	PingInterval time.Duration
@@ -120,6 +125,9 @@ func (c Config) Validate() error {
 		if p.value <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %v", p.what, p.shown))
 		}
+	}
+	if (c.User == "") != (c.PasswordFile == "") {
+		errs = append(errs, errors.New("a NATS user needs both the user name and the password file"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("a TLS client certificate needs both the certificate and the key"))

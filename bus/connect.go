@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +25,9 @@ type Conn struct {
 	cfg    Config
 	log    *zap.Logger
 	server *server.Server // nil when connected to URLs
+	// password is read once from cfg.PasswordFile, for the connection and
+	// the embedded server.
+	password string
 
 	slowConsumers, permissionErrors, reconnects atomic.Uint64
 }
@@ -45,13 +50,20 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
 		log = zap.NewNop()
 	}
 	c := &Conn{cfg: cfg, log: log}
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats password: %w", err)
+		}
+		c.password = strings.TrimSpace(string(b))
+	}
 	opts, err := c.options()
 	if err != nil {
 		return nil, err
 	}
 	url := ""
 	if len(cfg.URLs) == 0 {
-		if c.server, err = startEmbedded(ctx, cfg, log); err != nil {
+		if c.server, err = startEmbedded(ctx, cfg, c.password, log); err != nil {
 			return nil, err
 		}
 		opts = append(opts, nats.InProcessServer(c.server))
@@ -109,6 +121,9 @@ func (c *Conn) options() ([]nats.Option, error) {
 	}
 	if cfg.Token != "" {
 		opts = append(opts, nats.Token(cfg.Token))
+	}
+	if cfg.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.User, c.password))
 	}
 	if cfg.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(cfg.TLSCA))
@@ -183,12 +198,17 @@ func (c *Conn) stopEmbedded() {
 	}
 }
 
-// startEmbedded starts a JetStream server on cfg.Embedded.Listen.
-func startEmbedded(ctx context.Context, cfg Config, log *zap.Logger) (*server.Server, error) {
+// startEmbedded starts a JetStream server on cfg.Embedded.Listen (port 0:
+// any free port). With cfg.User set it lets in that user, with password,
+// and no one else.
+func startEmbedded(ctx context.Context, cfg Config, password string, log *zap.Logger) (*server.Server, error) {
 	host, portStr, _ := net.SplitHostPort(cfg.Embedded.Listen)
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
 		return nil, fmt.Errorf("embedded listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT // nats-server's own 0 is its default port, 4222
 	}
 	opts := &server.Options{
 		ServerName: cfg.Node,
@@ -197,6 +217,8 @@ func startEmbedded(ctx context.Context, cfg Config, log *zap.Logger) (*server.Se
 		JetStream:  true,
 		StoreDir:   cfg.Embedded.DataDir,
 		NoSigs:     true,
+		Username:   cfg.User,
+		Password:   password,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -106,6 +107,13 @@ func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
 		t.Fatal("edge did not start")
 	}
 	return p
+}
+
+// all returns the lines so far.
+func (l *logLines) all() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
 }
 
 func (p *edgeProcess) addr(key string) string {

@@ -13,6 +13,9 @@ import (
 func printQuickstart(o *options, node *app.Node) {
 	ws, tcp := node.Addr("websocket"), node.Addr("tcp")
 	nats := node.Bus.URL()
+	if node.Bus.Embedded() && o.cfg.Bus.User != "" { // the server wants --nats-user and its password
+		nats = strings.Replace(nats, "://", "://"+natsurl.Redacted+"@", 1)
+	}
 	prefix := o.cfg.Bus.Prefix
 	fmt.Fprintf(os.Stderr, "\npushfabric edge %q is up.\n\n", o.cfg.Bus.Node)
 	if ws != nil {

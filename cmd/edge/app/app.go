@@ -32,6 +32,11 @@ type Config struct {
 	TCPListen   string // framed-TCP listener; "" for none
 	AdminListen string // /metrics, /healthz, /readyz; "" for none
 	Pprof       bool   // also /debug/pprof/ on the admin listener
+	// AllowOpenNATS and AllowOpenPprof let the embedded NATS server with
+	// no user, and the Go profiles, serve off loopback; without them the
+	// node refuses to start so (see exposure).
+	AllowOpenNATS  bool
+	AllowOpenPprof bool
 	// Client authentication: a JWT HS256 secret file or a PEM public key
 	// file. With neither, and every listener on loopback, development mode:
 	// clients name their session.
@@ -90,11 +95,17 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	// edge must hand refused pushes to it, not return them.
 	cfg.Edge.TryPush = edge.TryPushDeadLetters
 	cfg.Writer.Prefix, cfg.Stream.Prefix, cfg.Writer.Node = cfg.Bus.Prefix, cfg.Bus.Prefix, cfg.Bus.Node
+	open, err := exposure(cfg)
+	if err != nil {
+		return fx.Error(err)
+	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h := &health{}
 	return fx.Options(
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }), // errors come back from Start and Stop
+		// First, so that it is said before anything listens.
+		fx.Invoke(func() { warnOpen(log, open) }),
 		fx.Supply(cfg.Edge, cfg.Stream, cfg.Writer, log, metrics),
 		fx.Supply(fx.Annotate(metrics, fx.As(new(prometheus.Registerer)))),
 		fx.Supply(fx.Annotate(cfg.Bus.Node, fx.ResultTags(`name:"node"`))),
