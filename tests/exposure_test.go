@@ -49,6 +49,9 @@ func TestOpenListenersAreRefused(t *testing.T) {
 			t.Errorf("%s: edge exited %d; want a refusal:\n%s", c.what, code, out)
 		}
 		mustContain(t, c.what, []byte(out), c.want...)
+		if strings.Contains(out, "[Fx]") {
+			t.Errorf("%s: the refusal is said twice, once by fx:\n%s", c.what, out)
+		}
 		if _, err := os.Stat(args[3]); !os.IsNotExist(err) {
 			t.Errorf("%s: the data folder %s was made (%v); a refused start changes nothing", c.what, args[3], err)
 		}

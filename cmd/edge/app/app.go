@@ -95,15 +95,16 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	// edge must hand refused pushes to it, not return them.
 	cfg.Edge.TryPush = edge.TryPushDeadLetters
 	cfg.Writer.Prefix, cfg.Stream.Prefix, cfg.Writer.Node = cfg.Bus.Prefix, cfg.Bus.Prefix, cfg.Bus.Node
+	quiet := fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }) // errors come back from Start and Stop
 	open, err := exposure(cfg)
 	if err != nil {
-		return fx.Error(err)
+		return fx.Options(quiet, fx.Error(err))
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h := &health{}
 	return fx.Options(
-		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }), // errors come back from Start and Stop
+		quiet,
 		// First, so that it is said before anything listens.
 		fx.Invoke(func() { warnOpen(log, open) }),
 		fx.Supply(cfg.Edge, cfg.Stream, cfg.Writer, log, metrics),
