@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/edge/wire"
 )
 
 // ReplayOptions tune a replay.
@@ -18,6 +21,9 @@ type ReplayOptions struct {
 	Rate     float64       // dead letters replayed per second; 0: as fast as acks come
 	Timeout  time.Duration // wait for each acknowledgement; default 10 s
 	Progress func(ReplayResult)
+	// Refused, if set, is called for each dead letter replay refuses (see
+	// Destination), with a *RefusedError; the letter stays where it is.
+	Refused func(Entry, error)
 }
 
 // ReplayResult counts a replay's outcomes.
@@ -26,14 +32,36 @@ type ReplayResult struct {
 	Replayed int   // acknowledged enqueued or written, and deleted
 	Offline  int   // no node holds the session: left in place
 	Failed   int   // refused (dead again), unanswered, or not deleted: left in place
+	Refused  int   // not replayable (see Destination): left in place, not published
 	LastErr  error // the last failure, if any
 }
 
-// Replay republishes the dead letters f selects, oldest first, each to its
-// original subject with its original headers and Push-Replay-Count + 1,
-// waits for the acknowledgement, and deletes the dead letter only once the
-// push is enqueued or written. A dead letter whose session is still offline,
-// or whose replay fails, stays where it was. If ctx ends, Replay stops
+// ErrRefused: replay will not publish a dead letter.
+var ErrRefused = errors.New("dead letter not replayable")
+
+// RefusedError says why replay will not publish one dead letter. It
+// matches ErrRefused.
+type RefusedError struct {
+	Seq     uint64 // its stream sequence
+	Subject string // its stream subject
+	ID      string // its push id
+	Why     string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("dead letter %d (push %q, %s) not replayed: %s", e.Seq, e.ID, e.Subject, e.Why)
+}
+
+// Unwrap makes a RefusedError match ErrRefused.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+// Replay republishes the dead letters f selects, oldest first, each to the
+// session and priority its own subject names (see Destination) with its
+// original headers (see ReplayMsg) and Push-Replay-Count + 1, waits for the
+// acknowledgement, and deletes the dead letter only once the push is
+// enqueued or written. A dead letter whose session is still offline, or
+// whose replay fails, stays where it was; one replay refuses is reported
+// to o.Refused, stays, and is never published. If ctx ends, Replay stops
 // after the dead letter in hand; nothing is lost: a dead letter replayed but
 // not yet deleted is replayed again next time with the same Push-Id, which
 // clients drop as a repeat.
@@ -53,6 +81,14 @@ func (s *Store) Replay(ctx context.Context, nc *nats.Conn, f Filter, o ReplayOpt
 				o.Progress(r)
 			}
 		}()
+		m, err := ReplayMsg(s.prefix, e)
+		if err != nil {
+			r.Refused++
+			if o.Refused != nil {
+				o.Refused(e, err)
+			}
+			return nil
+		}
 		if o.DryRun {
 			return nil
 		}
@@ -61,20 +97,16 @@ func (s *Store) Replay(ctx context.Context, nc *nats.Conn, f Filter, o ReplayOpt
 				return err
 			}
 		}
-		return s.replayOne(ctx, nc, e, o.Timeout, &r)
+		return s.replayOne(ctx, nc, e, m, o.Timeout, &r)
 	})
 	return r, err
 }
 
-func (s *Store) replayOne(ctx context.Context, nc *nats.Conn, e Entry, timeout time.Duration, r *ReplayResult) error {
+func (s *Store) replayOne(ctx context.Context, nc *nats.Conn, e Entry, m *nats.Msg, timeout time.Duration, r *ReplayResult) error {
 	fail := func(err error) error {
 		r.Failed++
 		r.LastErr = err
 		return nil
-	}
-	m, err := ReplayMsg(e)
-	if err != nil {
-		return fail(err)
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -100,4 +132,88 @@ func (s *Store) replayOne(ctx context.Context, nc *nats.Conn, e Entry, timeout t
 	}
 	r.Replayed++
 	return nil
+}
+
+// reasons are the dead-letter reasons of DESIGN §6, each a subject token.
+var reasons = map[string]bool{
+	"offline": true, "queue_full": true, "closed": true, "replaced": true, "shutdown": true,
+	"expired": true, "write_error": true, "invalid": true, "unconfirmed": true,
+}
+
+// reserved are the names no session may have: they are group and
+// broadcast subjects.
+var reserved = map[string]bool{"all": true, "group": true}
+
+// Destination is where e replays to: <prefix>.<session>.<priority> as the
+// tokens of its own stream subject, dlq.<prefix>.<reason>.<session>.<priority>,
+// name them — never its Push-Subject header. It refuses, with a
+// *RefusedError, a letter whose reason is not a known one, whose session is
+// not a valid session id (or is reserved: all, group), whose priority is not
+// high or low, a group's letter (dlq.<prefix>.offline.group.<group>.<priority>:
+// kept for inspection), and one that was trimmed to fit the stream (its
+// replay would not be the push that was sent).
+func Destination(prefix string, e Entry) (string, error) {
+	refuse := func(format string, args ...any) (string, error) {
+		return "", &RefusedError{Seq: e.Seq, Subject: e.Subject, ID: e.ID(), Why: fmt.Sprintf(format, args...)}
+	}
+	rest, ok := strings.CutPrefix(e.Subject, SubjectPrefix(prefix)+".")
+	if !ok {
+		return refuse("not under %s", SubjectPrefix(prefix))
+	}
+	t := strings.Split(rest, ".")
+	switch {
+	case len(t) == 4 && t[1] == "group":
+		return refuse("a group's dead letter is kept for inspection, not replayed")
+	case len(t) != 3:
+		return refuse("want %s.<reason>.<session>.<priority>", SubjectPrefix(prefix))
+	case !reasons[t[0]]:
+		return refuse("reason %q is not a dead-letter reason", t[0])
+	case !wire.ValidSession(t[1]):
+		return refuse("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", t[1])
+	case reserved[t[1]]:
+		return refuse("session %q is a reserved name", t[1])
+	case t[2] != protocol.High && t[2] != protocol.Low:
+		return refuse("priority %q: want high or low", t[2])
+	case len(e.Header[protocol.HeaderTrimmed]) > 0:
+		return refuse("it was trimmed to fit the stream (%s)", strings.Join(e.Header[protocol.HeaderTrimmed], ", "))
+	}
+	return protocol.PushSubject(prefix, t[1], t[2]), nil
+}
+
+// dropped are the headers of a dead letter a replayed push never carries,
+// besides every Nats-* and Push-Orig-* one: the dead-letter headers, and
+// those only an edge node may set.
+var dropped = map[string]bool{
+	protocol.HeaderReason: true, protocol.HeaderSubject: true, protocol.HeaderSession: true,
+	protocol.HeaderPriority: true, protocol.HeaderNode: true, protocol.HeaderDeadAt: true,
+	protocol.HeaderDeadID: true, protocol.HeaderTrimmed: true, headerReply: true,
+}
+
+// headerReply is Push-Reply (DESIGN §3): the producer's reply subject on a
+// push one edge node hands to another.
+const headerReply = "Push-Reply"
+
+// ReplayMsg is the push a dead letter replays as: to its Destination, with
+// its original headers — but none of Push-Session, Push-Reply, Nats-* (nor
+// the renamed Push-Orig-Nats-*) and the dead-letter headers —
+// Push-Replay-Count one higher, and an acknowledgement requested (written
+// if the original asked for it, enqueued otherwise). A letter Destination
+// refuses is its *RefusedError.
+func ReplayMsg(prefix string, e Entry) (*nats.Msg, error) {
+	subject, err := Destination(prefix, e)
+	if err != nil {
+		return nil, err
+	}
+	h := make(nats.Header, len(e.Header))
+	for k, v := range e.Header {
+		if !dropped[k] && !strings.HasPrefix(strings.ToLower(k), "nats-") && !strings.HasPrefix(k, OrigPrefix) {
+			h[k] = v
+		}
+	}
+	n, _ := strconv.Atoi(e.Header.Get(protocol.HeaderReplayCount))
+	h.Set(protocol.HeaderReplayCount, strconv.Itoa(n+1))
+	if h.Get(protocol.HeaderAck) != protocol.AckWritten {
+		h.Set(protocol.HeaderAck, protocol.AckEnqueued)
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: e.Data}, nil
 }

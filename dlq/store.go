@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -281,29 +280,4 @@ func ParseSubject(prefix, subject string) (reason, session, priority string, ok 
 		return "", "", "", false
 	}
 	return parts[0], parts[1], parts[2], true
-}
-
-// ReplayMsg is the push a dead letter replays as: to its original subject,
-// with its original headers, Push-Replay-Count one higher, and an
-// acknowledgement requested (written if the original asked for it,
-// enqueued otherwise).
-func ReplayMsg(e Entry) (*nats.Msg, error) {
-	subject := e.Header.Get(protocol.HeaderSubject)
-	if subject == "" {
-		return nil, fmt.Errorf("dead letter %d has no %s", e.Seq, protocol.HeaderSubject)
-	}
-	h := make(nats.Header, len(e.Header))
-	for k, v := range e.Header {
-		h[k] = v
-	}
-	for _, k := range []string{protocol.HeaderReason, protocol.HeaderSubject, protocol.HeaderSession,
-		protocol.HeaderPriority, protocol.HeaderNode, protocol.HeaderDeadAt, nats.MsgIdHdr} {
-		delete(h, k)
-	}
-	n, _ := strconv.Atoi(e.Header.Get(protocol.HeaderReplayCount))
-	h.Set(protocol.HeaderReplayCount, strconv.Itoa(n+1))
-	if h.Get(protocol.HeaderAck) != protocol.AckWritten {
-		h.Set(protocol.HeaderAck, protocol.AckEnqueued)
-	}
-	return &nats.Msg{Subject: subject, Header: h, Data: e.Data}, nil
 }

@@ -279,7 +279,7 @@ func bytesize(n uint64) string {
 
 func runDLQReplay(args []string) int {
 	var o dlq.ReplayOptions
-	return dlqRun("replay", "Usage: pushctl dlq replay [flags]\n\nRepublishes the selected dead letters, oldest first, to their original subjects with their\noriginal headers and Push-Replay-Count + 1, waits for each acknowledgement, and deletes a dead\nletter only once its push is enqueued or written. Dead letters of sessions still offline stay.\nInterrupting loses nothing: run it again. Exit status 1 if any replay failed.", args, 0,
+	return dlqRun("replay", "Usage: pushctl dlq replay [flags]\n\nRepublishes the selected dead letters, oldest first, each to <prefix>.<session>.<priority> as its\nstream subject names them (never the Push-Subject header), with its original headers except\nPush-Session, Push-Reply and Nats-*, and Push-Replay-Count + 1; waits for each acknowledgement, and\ndeletes a dead letter only once its push is enqueued or written. Dead letters of sessions still\noffline stay. A dead letter whose subject does not name a known reason, a valid session and high or\nlow, a group's dead letter, and one trimmed to fit the stream are refused: each is reported and\nstays. Interrupting loses nothing: run it again. Exit status 1 if any replay failed or was refused.", args, 0,
 		func(fs *flag.FlagSet) {
 			fs.BoolVar(&o.DryRun, "dry-run", false, "count what would be replayed; change nothing")
 			fs.Float64Var(&o.Rate, "rate", 0, "dead letters replayed per second; 0: as fast as acknowledgements come")
@@ -287,11 +287,12 @@ func runDLQReplay(args []string) int {
 		},
 		func(ctx context.Context, s *dlqSession, flt dlq.Filter, _ []string) int {
 			o.Progress = progress(time.Now())
+			o.Refused = func(_ dlq.Entry, err error) { fmt.Fprintln(os.Stderr, "refused:", err) }
 			r, err := s.store.Replay(ctx, s.nc, flt, o)
 			if o.DryRun {
-				fmt.Printf("dry run: %d dead letter(s) would be replayed\n", r.Seen)
+				fmt.Printf("dry run: %d dead letter(s) would be replayed, %d refused\n", r.Seen-r.Refused, r.Refused)
 			} else {
-				fmt.Printf("replayed %d, still offline %d, failed %d (of %d selected)\n", r.Replayed, r.Offline, r.Failed, r.Seen)
+				fmt.Printf("replayed %d, still offline %d, failed %d, refused %d (of %d selected)\n", r.Replayed, r.Offline, r.Failed, r.Refused, r.Seen)
 			}
 			if r.LastErr != nil {
 				fmt.Fprintln(os.Stderr, "last failure:", r.LastErr)
@@ -299,7 +300,7 @@ func runDLQReplay(args []string) int {
 			if err != nil {
 				return fail("dlq replay", fmt.Errorf("stopped: %w (nothing is lost: run it again)", err))
 			}
-			if r.Failed > 0 {
+			if r.Failed > 0 || r.Refused > 0 {
 				return 1
 			}
 			return 0
@@ -312,7 +313,7 @@ func progress(begin time.Time) func(dlq.ReplayResult) {
 	return func(r dlq.ReplayResult) {
 		if now := time.Now(); now.Sub(last) >= time.Second {
 			last = now
-			fmt.Fprintf(os.Stderr, "… %d done: %d replayed, %d offline, %d failed\n", r.Seen, r.Replayed, r.Offline, r.Failed)
+			fmt.Fprintf(os.Stderr, "… %d done: %d replayed, %d offline, %d failed, %d refused\n", r.Seen, r.Replayed, r.Offline, r.Failed, r.Refused)
 		}
 	}
 }
