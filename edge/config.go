@@ -61,6 +61,18 @@ type Config struct {
 	// HandshakeTimeout bounds the WebSocket upgrade or TCP hello plus
 	// authentication.
 	HandshakeTimeout time.Duration
+	// MaxHandshakeSize bounds what a client sends before it has a session:
+	// the WebSocket upgrade request (request line and headers together)
+	// and the TCP hello frame. A larger one is refused (HTTP 431, or close
+	// reason protocol) and the socket closed, before the rest is read.
+	MaxHandshakeSize int
+	// WSAllowedOrigins are the web origins (scheme://host[:port], as
+	// browsers send them in the Origin header) whose pages may open
+	// WebSocket connections besides the edge's own (the Origin's host:port
+	// equals the request's Host); "*" allows every origin. A request with
+	// no Origin header does not come from a browser page and is allowed.
+	// Others get HTTP 403. Empty: same origin only.
+	WSAllowedOrigins []string
 	// PingInterval: a ping goes to a client not heard from for this long.
 	// IdleTimeout: a client not heard from for this long is closed (idle).
 	PingInterval time.Duration
@@ -88,6 +100,7 @@ func DefaultConfig() Config {
 		WriteTimeout:     10 * time.Second,
 		MaxFrameSize:     wire.DefaultMaxFrameSize,
 		HandshakeTimeout: 10 * time.Second,
+		MaxHandshakeSize: 16 << 10,
 		PingInterval:     25 * time.Second,
 		IdleTimeout:      60 * time.Second,
 		MaxRequests:      16,
@@ -130,11 +143,21 @@ func (c Config) Validate() error {
 	if c.TryPush != TryPushReturns && c.TryPush != TryPushDeadLetters {
 		errs = append(errs, fmt.Errorf("the TryPush policy %d is unknown", c.TryPush))
 	}
+	if c.MaxHandshakeSize < minHandshakeSize {
+		errs = append(errs, fmt.Errorf("the handshake size limit MaxHandshakeSize must be at least %d, got %d", minHandshakeSize, c.MaxHandshakeSize))
+	}
+	if _, err := newOriginPolicy(c.WSAllowedOrigins); err != nil {
+		errs = append(errs, fmt.Errorf("WSAllowedOrigins: %w", err))
+	}
 	if c.MaxFrameSize < wire.HeaderLen {
 		errs = append(errs, fmt.Errorf("the frame size limit MaxFrameSize must be at least %d, got %d", wire.HeaderLen, c.MaxFrameSize))
 	}
 	return errors.Join(errs...)
 }
+
+// minHandshakeSize is the smallest MaxHandshakeSize: room for a plain
+// WebSocket upgrade request.
+const minHandshakeSize = 512
 
 // burst is the token bucket size: Burst, or one second's worth of tokens.
 func (c Config) burst() int {

@@ -80,7 +80,8 @@ type Conn struct {
 	rateTimer     *time.Timer
 
 	// Owned by the reader goroutine.
-	lastRead time.Time
+	lastRead time.Time      // when the client's last bytes arrived
+	in       input          // what frames are read through
 	reqWG    sync.WaitGroup // request goroutines
 }
 

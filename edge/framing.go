@@ -11,8 +11,9 @@ import (
 // on the stream and how pings and the end of the stream look.
 type framing interface {
 	name() string
-	// handshake reads the transport's opening and the client's credentials.
-	handshake(nc net.Conn) (Credentials, error)
+	// handshake reads the transport's opening and the client's
+	// credentials, and returns any bytes it read past the opening.
+	handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byte, error)
 	appendFrame(dst []byte, f *Frame) ([]byte, error)
 	appendPing(dst []byte) []byte
 	appendPong(dst []byte, payload []byte) []byte

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -17,8 +19,11 @@ import (
 	"github.com/pushfabric/pushfabric/edge/wire"
 )
 
-// maxHello bounds the TCP hello frame (it carries a token).
-const maxHello = 16 << 10
+// handshakePolicy is what handshakes check, from the Config. Read-only.
+type handshakePolicy struct {
+	maxSize int // Config.MaxHandshakeSize
+	origins originPolicy
+}
 
 // handshake runs on a short-lived goroutine per accepted socket: the
 // transport handshake and authentication, which need deep stacks and
@@ -33,15 +38,9 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	if s.cfg.HandshakeTimeout > 0 {
 		_ = nc.SetDeadline(deadline)
 	}
-	cr, err := fr.handshake(nc)
+	cr, early, err := fr.handshake(nc, &s.hs)
 	if err != nil {
-		s.log.Debug("handshake failed", zap.String("transport", fr.name()),
-			zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
-		s.metrics.rejections[RejectHandshake].Inc()
-		if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLarge) {
-			s.reject(nc, fr, CloseProtocol, err.Error())
-		}
-		_ = nc.Close()
+		s.handshakeFailed(nc, fr, err)
 		return
 	}
 	cr.Local, cr.Remote = nc.LocalAddr(), nc.RemoteAddr()
@@ -58,10 +57,28 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	if !s.admit(s.newConn(nc, fr, session)) {
+	c := s.newConn(nc, fr, session)
+	c.in.pending = early
+	if !s.admit(c) {
 		s.metrics.rejections[RejectShutdown].Inc()
 		s.reject(nc, fr, CloseShutdown, "the node is shutting down")
 	}
+}
+
+// handshakeFailed counts and logs a failed handshake and closes the
+// socket; a TCP client whose hello was malformed or too large is told so.
+func (s *Server) handshakeFailed(nc net.Conn, fr framing, err error) {
+	reason := RejectHandshake
+	if errors.Is(err, errOriginRefused) {
+		reason = RejectOrigin
+	}
+	s.metrics.rejections[reason].Inc()
+	s.log.Debug("handshake failed", zap.String("transport", fr.name()),
+		zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
+	if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLarge) {
+		s.reject(nc, fr, CloseProtocol, err.Error())
+	}
+	_ = nc.Close()
 }
 
 // trackHandshake records a socket in its handshake so Shutdown can cut it
@@ -95,35 +112,46 @@ func (tcpFraming) name() string { return "tcp" }
 
 // handshake reads the hello frame exactly, without read-ahead, so nothing
 // the client sends after it is lost.
-func (tcpFraming) handshake(nc net.Conn) (Credentials, error) {
+func (tcpFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byte, error) {
 	var hdr [wire.LengthSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
-		return Credentials{}, fmt.Errorf("read hello: %w", err)
+		return Credentials{}, nil, fmt.Errorf("read hello: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxHello {
-		return Credentials{}, fmt.Errorf("hello of %d bytes: %w", n, wire.ErrTooLarge)
+	if uint64(n) > uint64(hp.maxSize) {
+		return Credentials{}, nil, fmt.Errorf("hello of %d bytes, limit %d: %w", n, hp.maxSize, wire.ErrTooLarge)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(nc, body); err != nil {
-		return Credentials{}, fmt.Errorf("read hello: %w", err)
+		return Credentials{}, nil, fmt.Errorf("read hello: %w", err)
 	}
 	f, err := wire.Decode(body)
 	if err != nil {
-		return Credentials{}, fmt.Errorf("hello: %w", err)
+		return Credentials{}, nil, fmt.Errorf("hello: %w", err)
 	}
 	if f.Type != wire.TypeHello {
-		return Credentials{}, fmt.Errorf("%w: first frame is %v, want hello", wire.ErrMalformed, f.Type)
+		return Credentials{}, nil, fmt.Errorf("%w: first frame is %v, want hello", wire.ErrMalformed, f.Type)
 	}
-	return Credentials{Transport: "tcp", Token: string(f.Payload), Session: f.ID}, nil
+	return Credentials{Transport: "tcp", Token: string(f.Payload), Session: f.ID}, nil, nil
 }
 
 func (wsFraming) name() string { return "websocket" }
 
-// handshake upgrades the connection, reading the token from ?token= or an
-// Authorization: Bearer header and a development session from ?session=.
-func (wsFraming) handshake(nc net.Conn) (Credentials, error) {
+// handshake reads the upgrade request, at most hp.maxSize bytes of it,
+// checks its Origin and upgrades the connection, reading the token from
+// ?token= or an Authorization: Bearer header and a development session
+// from ?session=. It returns the bytes the client sent after the request.
+func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byte, error) {
+	req, early, err := readUpgradeRequest(nc, hp.maxSize)
+	if err != nil {
+		if errors.Is(err, errRequestTooLarge) {
+			refuseTooLarge(nc, hp.maxSize)
+		}
+		return Credentials{}, nil, fmt.Errorf("websocket upgrade: %w", err)
+	}
 	cr := Credentials{Transport: "websocket"}
+	var host, origin string
+	sentOrigin, refused := false, false
 	u := ws.Upgrader{
 		OnRequest: func(uri []byte) error {
 			q, err := url.ParseRequestURI(string(uri))
@@ -134,17 +162,114 @@ func (wsFraming) handshake(nc net.Conn) (Credentials, error) {
 			cr.Token, cr.Session = v.Get("token"), v.Get("session")
 			return nil
 		},
+		OnHost: func(h []byte) error {
+			host = string(h)
+			return nil
+		},
 		OnHeader: func(key, value []byte) error {
-			if bytes.EqualFold(key, []byte("Authorization")) {
+			switch {
+			case bytes.EqualFold(key, []byte("Authorization")):
 				if tok, ok := bytes.CutPrefix(value, []byte("Bearer ")); ok {
 					cr.Token = string(tok)
 				}
+			case bytes.EqualFold(key, []byte("Origin")):
+				origin, sentOrigin = string(value), true
 			}
 			return nil
 		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if sentOrigin && !hp.origins.allows(origin, host) {
+				refused = true
+				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
+					ws.RejectionReason("origin "+strconv.Quote(origin)+" may not connect here\n"))
+			}
+			return nil, nil
+		},
 	}
-	if _, err := u.Upgrade(nc); err != nil {
-		return cr, fmt.Errorf("websocket upgrade: %w", err)
+	if _, err := u.Upgrade(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(req), nc}); err != nil {
+		if refused {
+			err = fmt.Errorf("%w: %q", errOriginRefused, origin)
+		}
+		return cr, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
-	return cr, nil
+	return cr, early, nil
+}
+
+// errRequestTooLarge: the upgrade request did not end within the limit.
+var errRequestTooLarge = errors.New("request line and headers too large")
+
+// readUpgradeRequest reads an HTTP request through the blank line that ends
+// its headers, reading no more than limit bytes in all. It returns the
+// request and a copy of the bytes that arrived after it (nil if none).
+func readUpgradeRequest(r io.Reader, limit int) (req, rest []byte, err error) {
+	buf := make([]byte, 0, min(limit, 4<<10))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= limit {
+				return nil, nil, fmt.Errorf("over %d bytes: %w", limit, errRequestTooLarge)
+			}
+			buf = append(make([]byte, 0, min(2*cap(buf), limit)), buf...)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		from := max(0, len(buf)-2)
+		buf = buf[:len(buf)+n]
+		if end := headerEnd(buf, from); end >= 0 {
+			if end < len(buf) {
+				rest = bytes.Clone(buf[end:])
+			}
+			return buf[:end], rest, nil
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nil, fmt.Errorf("read request: %w", err)
+		}
+	}
+}
+
+// headerEnd is the length of b through the empty line that ends an HTTP
+// request's headers, looking at line ends from index from on; -1 if b has
+// none yet. Lines end with "\n" or "\r\n".
+func headerEnd(b []byte, from int) int {
+	for i := from; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
+	}
+}
+
+// Lingering on a refused upgrade: how long, and how many bytes, the node
+// reads and drops so that the client sees the answer before the socket
+// closes (a socket closed with unread input sends a reset instead).
+const (
+	lingerTime  = time.Second
+	lingerBytes = 64 << 10
+)
+
+// refuseTooLarge answers an upgrade request over the limit with 431 and
+// closes the socket.
+func refuseTooLarge(nc net.Conn, limit int) {
+	body := "request line and headers over " + strconv.Itoa(limit) + " bytes\n"
+	_ = nc.SetWriteDeadline(time.Now().Add(lingerTime))
+	_, _ = io.WriteString(nc, "HTTP/1.1 431 Request Header Fields Too Large\r\n"+
+		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: "+strconv.Itoa(len(body))+
+		"\r\nConnection: close\r\n\r\n"+body)
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, nc, lingerBytes)
+	_ = nc.Close()
 }

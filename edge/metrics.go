@@ -27,6 +27,7 @@ const (
 	RejectHandshake = "handshake" // the WebSocket upgrade or TCP hello failed or timed out
 	RejectShutdown  = "shutdown"  // the node was stopping
 	RejectRefused   = "refused"   // the connect hook refused it
+	RejectOrigin    = "origin"    // a browser page from an origin not allowed (WebSocket)
 )
 
 // Outcomes of a request's response stream.
@@ -65,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_rejections_total",
 		Help: "Clients turned away before they got a session, by reason."}, []string{"reason"})
-	m.rejections = preset(rejections, RejectAuth, RejectHandshake, RejectShutdown, RejectRefused)
+	m.rejections = preset(rejections, RejectAuth, RejectHandshake, RejectShutdown, RejectRefused, RejectOrigin)
 	disconnects := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_disconnects_total",
 		Help: "Connections ended, by close reason."}, []string{"reason"})
 	m.disconnects = make(map[CloseReason]prometheus.Counter, len(CloseReasons))

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -34,7 +35,7 @@ func (c *Conn) readLoop() {
 			err = c.readFrames()
 		}
 		switch {
-		case err == nil:
+		case err == nil, errors.Is(err, errPaused):
 		case isTimeout(err):
 			c.onReadTimeout()
 		case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge):
@@ -57,8 +58,12 @@ func readErr(err error) error {
 // errClientClose: the client sent a close frame.
 var errClientClose = errors.New("client closed")
 
+// errPaused: the reader stops between frames, giving back its buffer, to
+// wait for the client's next bytes.
+var errPaused = errors.New("read paused between frames")
+
 func (c *Conn) waitReadable() error {
-	if c.raw == nil {
+	if c.raw == nil || len(c.in.pending) > 0 {
 		return nil
 	}
 	return waitReadable(c.raw)
@@ -68,23 +73,89 @@ func (c *Conn) waitReadable() error {
 // for as long as bytes are buffered.
 func (c *Conn) readFrames() error {
 	br := readers.Get().(*bufio.Reader)
-	br.Reset(c.nc)
+	br.Reset(&c.in)
+	c.in.br = br
 	defer func() {
+		c.in.br = nil
 		br.Reset(nil)
 		readers.Put(br)
 	}()
 	for {
+		c.in.frameStart()
 		body, err := c.fr.readFrame(c, br)
 		if err != nil {
 			return err
 		}
-		c.lastRead = time.Now()
 		if err := c.handle(body); err != nil {
 			return err
 		}
 		if br.Buffered() == 0 {
 			return nil
 		}
+	}
+}
+
+// input is what a connection's frames are read through: the bytes the
+// client sent along with its handshake, then the socket. It keeps the
+// keepalive clock apart from frame parsing: a read deadline that fires
+// while a frame is partly read runs the keepalive step, and the read goes
+// on, so a timeout never costs the parser bytes it already has. Only
+// between frames does the parser get errPaused instead, so that the reader
+// can wait without a buffer. Every byte read is activity, control frames
+// included. Owned by the reader goroutine.
+type input struct {
+	c       *Conn
+	pending []byte        // sent with the handshake; read before the socket
+	br      *bufio.Reader // the buffer reading through input, while frames are read
+	read    int64         // bytes read so far
+	start   int64         // bytes consumed when the frame being read began
+	control int64         // bytes of WebSocket control frames consumed since start
+}
+
+// frameStart marks the start of a frame.
+func (in *input) frameStart() {
+	in.start, in.control = in.read-int64(in.br.Buffered()), 0
+}
+
+// betweenFrames reports whether everything read since the frame began has
+// been consumed and was control frames: nothing of a data frame is held.
+func (in *input) betweenFrames() bool {
+	return in.br.Buffered() == 0 && in.read-in.start == in.control
+}
+
+// Read implements io.Reader for the connection's buffer.
+func (in *input) Read(p []byte) (int, error) {
+	if len(in.pending) > 0 {
+		n := copy(p, in.pending)
+		if in.pending = in.pending[n:]; len(in.pending) == 0 {
+			in.pending = nil
+		}
+		in.got(n)
+		return n, nil
+	}
+	for {
+		if in.control > 0 && in.betweenFrames() {
+			return 0, errPaused // only control frames so far: wait without the buffer
+		}
+		n, err := in.c.nc.Read(p)
+		if n > 0 || !isTimeout(err) {
+			in.got(n)
+			return n, err
+		}
+		in.c.onReadTimeout()
+		if !in.c.armReadDeadline() {
+			return 0, net.ErrClosed
+		}
+		if in.betweenFrames() {
+			return 0, errPaused
+		}
+	}
+}
+
+func (in *input) got(n int) {
+	if n > 0 {
+		in.read += int64(n)
+		in.c.lastRead = time.Now()
 	}
 }
 
@@ -112,8 +183,13 @@ func (c *Conn) handle(body []byte) error {
 	return nil
 }
 
+// wsControlHeader is the header size of every control frame a client
+// sends: two bytes and the mask (a control payload fits the 7-bit length).
+const wsControlHeader = 6
+
 // onWSControl handles WebSocket control frames from the client.
 func (c *Conn) onWSControl(op byte, payload []byte) error {
+	c.in.control += int64(wsControlHeader + len(payload))
 	switch op {
 	case wire.WSPing:
 		c.queuePong(payload)
@@ -137,41 +213,67 @@ func (c *Conn) queuePong(payload []byte) {
 // next keepalive check, or the drain deadline of a closing connection. It
 // returns false once the connection is closed.
 func (c *Conn) armReadDeadline() bool {
-	cfg := &c.srv.cfg
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var d time.Time
-	switch {
-	case c.state == stateClosed:
+	switch c.state {
+	case stateClosed:
 		return false
-	case c.state == stateDraining:
+	case stateDraining:
 		d = c.drainDeadline
-	case cfg.PingInterval > 0:
-		d = time.Now().Add(cfg.PingInterval)
-	case cfg.IdleTimeout > 0:
-		d = c.lastRead.Add(cfg.IdleTimeout)
+	default:
+		d = c.keepaliveDeadline(time.Now())
 	}
 	_ = c.nc.SetReadDeadline(d)
 	return true
 }
 
-// onReadTimeout: a closing connection whose drain deadline passed ends
-// now; a client silent for the idle timeout is closed; otherwise it gets a
-// ping.
+// keepaliveDeadline is when the client will have been silent for the ping
+// interval (again every interval while it stays silent) or for the idle
+// timeout, whichever comes first; zero with neither.
+func (c *Conn) keepaliveDeadline(now time.Time) time.Time {
+	cfg := &c.srv.cfg
+	var d time.Time
+	if cfg.PingInterval > 0 {
+		if d = c.lastRead.Add(cfg.PingInterval); !d.After(now) {
+			d = now.Add(cfg.PingInterval)
+		}
+	}
+	if cfg.IdleTimeout > 0 {
+		if idle := c.lastRead.Add(cfg.IdleTimeout); d.IsZero() || idle.Before(d) {
+			d = idle
+		}
+	}
+	return d
+}
+
+// onReadTimeout is the keepalive step: a closing connection whose drain
+// deadline passed ends now; a client silent for the idle timeout is
+// closed; one silent for the ping interval gets a ping. Bytes that arrived
+// but are not read yet (the reader woke late) count as activity.
 func (c *Conn) onReadTimeout() {
 	now := time.Now()
 	c.mu.Lock()
 	state, deadline := c.state, c.drainDeadline
 	c.mu.Unlock()
+	cfg := &c.srv.cfg
+	silent := now.Sub(c.lastRead)
 	switch {
 	case state == stateDraining && !now.Before(deadline):
 		c.terminate(ReasonClosed, CloseNormal, nil)
 	case state != stateOpen:
-	case c.srv.cfg.IdleTimeout > 0 && now.Sub(c.lastRead) >= c.srv.cfg.IdleTimeout:
+	case c.inputWaiting():
+		c.lastRead = now
+	case cfg.IdleTimeout > 0 && silent >= cfg.IdleTimeout:
 		c.abort(CloseIdle, ReasonClosed)
-	default:
+	case cfg.PingInterval > 0 && silent >= cfg.PingInterval:
 		c.queuePing()
 	}
+}
+
+// inputWaiting reports whether client bytes are waiting to be read.
+func (c *Conn) inputWaiting() bool {
+	return len(c.in.pending) > 0 || c.raw != nil && inputWaiting(c.raw)
 }
 
 func (c *Conn) queuePing() {

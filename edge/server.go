@@ -79,6 +79,7 @@ type Server struct {
 	node     string
 	sched    scheduler
 	metrics  *Metrics
+	hs       handshakePolicy
 	epoch    time.Time       // the server's clock: queue times are durations since it
 	baseCtx  context.Context // parent of request contexts; ends at shutdown
 	stopCtx  context.CancelFunc
@@ -122,6 +123,8 @@ func NewServer(o Options) (*Server, error) {
 	if s.metrics == nil {
 		s.metrics = privateMetrics()
 	}
+	s.hs.maxSize = s.cfg.MaxHandshakeSize
+	s.hs.origins, _ = newOriginPolicy(s.cfg.WSAllowedOrigins) // checked by Validate
 	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
 	s.sched.start(s, s.cfg.Flushers)
 	return s, nil
@@ -279,6 +282,7 @@ func (s *Server) newConn(nc net.Conn, fr framing, session string) *Conn {
 		srv: s, session: session, started: time.Now(), nc: nc,
 		raw: rawConnOf(nc), fr: fr, done: make(chan struct{}),
 	}
+	c.in.c = c
 	if s.cfg.Rate > 0 {
 		c.limiter = rate.NewLimiter(s.cfg.Rate, s.cfg.burst())
 	}
