@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/gobwas/ws"
 )
 
 func sampleFrames() []Frame {
@@ -202,12 +204,16 @@ func TestWebSocketFragments(t *testing.T) {
 	}
 }
 
+// appendFragment appends one masked frame of a message; fin marks the last.
 func appendFragment(dst []byte, op byte, fin bool, p []byte, mask [4]byte) []byte {
 	start := len(dst)
-	dst = AppendWSControl(dst, op, p, &mask) // same layout as a data frame header
+	dst = AppendWSHeader(dst, op, len(p), &mask)
 	if !fin {
 		dst[start] &^= 0x80
 	}
+	body := len(dst)
+	dst = append(dst, p...)
+	ws.Cipher(dst[body:], mask, 0)
 	return dst
 }
 

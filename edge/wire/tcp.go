@@ -24,7 +24,9 @@ func AppendTCP(dst []byte, f *Frame) ([]byte, error) {
 // error wrapping [ErrTooLarge] before anything else is read: the stream cannot
 // be resynchronised after it, so the caller must close the connection. A
 // length below [HeaderLen] wraps [ErrMalformed]. io.EOF means the peer closed
-// between frames; io.ErrUnexpectedEOF, in the middle of one.
+// between frames; io.ErrUnexpectedEOF, in the middle of one. Memory grows
+// with the body bytes that arrive, not with the length announced: a peer
+// that sends only a prefix costs a few KiB, not the frame size.
 func ReadTCP(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 	hdr, err := r.Peek(LengthSize)
 	if err != nil {
@@ -41,15 +43,12 @@ func ReadTCP(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: length %d, want at least %d", ErrMalformed, n, HeaderLen)
 	}
 	_, _ = r.Discard(LengthSize)
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
+	body, err := readAppend(r, buf[:0], int(n), int(n))
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
-	return buf, nil
+	return body, nil
 }

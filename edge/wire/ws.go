@@ -106,8 +106,10 @@ type WSControlFunc func(op byte, payload []byte) error
 // Control frames met on the way, including between fragments, go to
 // onControl. fromClient says which side sent the bytes: a client must mask
 // every frame and a server must not (RFC 6455 §5.1). A message longer than
-// max wraps [ErrTooLarge]; a protocol violation wraps [ErrMalformed]. Both
-// leave the stream unusable.
+// max wraps [ErrTooLarge], before its payload is read; a protocol
+// violation wraps [ErrMalformed]. Both leave the stream unusable. Memory
+// grows with the payload bytes that arrive, not with the lengths that
+// headers announce.
 func ReadWS(r *bufio.Reader, buf []byte, max int, fromClient bool, onControl WSControlFunc) ([]byte, error) {
 	msg := buf[:0]
 	inMessage := false
@@ -126,10 +128,10 @@ func ReadWS(r *bufio.Reader, buf []byte, max int, fromClient bool, onControl WSC
 			return nil, fmt.Errorf("%w: websocket opcode %#x out of sequence", ErrMalformed, h.op)
 		}
 		inMessage = true
-		if uint64(len(msg))+h.length > uint64(max) {
+		if room := max - len(msg); room < 0 || h.length > uint64(room) {
 			return nil, fmt.Errorf("%w: websocket message over %d bytes", ErrTooLarge, max)
 		}
-		if msg, err = readWSPayload(r, msg, int(h.length), h); err != nil {
+		if msg, err = readWSPayload(r, msg, int(h.length), max, h); err != nil {
 			return nil, err
 		}
 		if h.fin {
@@ -215,15 +217,15 @@ func readWSControl(r *bufio.Reader, h wsHeader, onControl WSControlFunc) error {
 	return err
 }
 
-func readWSPayload(r *bufio.Reader, msg []byte, n int, h wsHeader) ([]byte, error) {
-	start := len(msg)
-	if cap(msg)-start < n {
-		grown := make([]byte, start, start+n)
-		copy(grown, msg)
-		msg = grown
+// readWSPayload appends a fragment's n payload bytes to msg, unmasked. The
+// caller has checked that msg stays within max.
+func readWSPayload(r *bufio.Reader, msg []byte, n, max int, h wsHeader) ([]byte, error) {
+	start, limit := len(msg), max
+	if h.fin {
+		limit = start + n
 	}
-	msg = msg[:start+n]
-	if _, err := io.ReadFull(r, msg[start:]); err != nil {
+	msg, err := readAppend(r, msg, n, limit)
+	if err != nil {
 		return nil, io.ErrUnexpectedEOF
 	}
 	if h.masked {
