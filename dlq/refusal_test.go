@@ -98,6 +98,14 @@ func TestPoisonLettersHoldNoOneUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	attempts := natstest.Connect(t, s) // sees every write of a poison letter
+	sub, err := attempts.SubscribeSync("dlq.push.*.poison.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := attempts.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	nc := natstest.Connect(t, s)
 	cfg := dlq.DefaultWriterConfig()
 	cfg.AckTimeout = time.Minute // no retry because a loaded machine was slow to acknowledge
@@ -121,6 +129,12 @@ func TestPoisonLettersHoldNoOneUp(t *testing.T) {
 	kept := all(t, stream, "dlq.push.*.poison.>")
 	if st.Retried != 0 || st.Written != uint64(1000+len(kept)) || int(st.Lost)+len(kept) != 30 {
 		t.Fatalf("stats %+v with %d poison letters stored; want none retried, 1,000 + those stored written, the other poison ones lost", st, len(kept))
+	}
+	if err := attempts.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := sub.Pending(); n != 30 {
+		t.Errorf("poison letters written %d times; want 30, once each", n)
 	}
 	t.Logf("stats %+v; %d poison letters stored", st, len(kept))
 	for _, m := range kept {
