@@ -29,6 +29,7 @@ type handshakePolicy struct {
 // transport handshake and authentication, which need deep stacks and
 // buffers, happen here so the connection's long-lived reader starts small.
 func (s *Server) handshake(nc net.Conn, fr framing) {
+	defer s.recoverHandshake(nc)
 	if !s.trackHandshake(nc) {
 		_ = nc.Close()
 		return

@@ -19,6 +19,7 @@ type Metrics struct {
 	disconnects       map[CloseReason]prometheus.Counter
 	takeovers         prometheus.Counter
 	streams           map[string]prometheus.Counter
+	panics            map[string]prometheus.Counter // by goroutine
 }
 
 // Rejection reasons: why a client never got a session.
@@ -76,8 +77,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	streams := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_response_streams_total",
 		Help: "Requests answered, by how their response ended."}, []string{"outcome"})
 	m.streams = preset(streams, StreamCompleted, StreamFailed, StreamCanceled, StreamAbandoned)
+	panics := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_connection_panics_total",
+		Help: "Panics contained on a connection's goroutines (each closed that connection at most), by goroutine."}, []string{"goroutine"})
+	m.panics = preset(panics, PanicHandshake, PanicReader, PanicRequest)
 	for _, c := range []prometheus.Collector{m.bytesWritten, m.batchSize, m.queueWait, m.sessions, m.connects,
-		m.takeovers, received, written, rejections, disconnects, streams} {
+		m.takeovers, received, written, rejections, disconnects, streams, panics} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -28,6 +28,7 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBu
 // finished.
 func (c *Conn) readLoop() {
 	defer c.finish()
+	defer c.recoverReader()
 	c.lastRead = time.Now()
 	for c.armReadDeadline() {
 		err := c.waitReadable()
@@ -323,8 +324,8 @@ func (c *Conn) finish() {
 		ce.Write(zap.String("session", c.session), zap.String("reason", string(reason)),
 			zap.Duration("connected_for", time.Since(c.started)), zap.Error(cause))
 	}
-	if h := c.srv.hooks.OnClose; h != nil {
-		h(c, reason, cause)
+	if c.srv.hooks.OnClose != nil {
+		c.runCloseHook(reason, cause)
 	}
 	close(c.done)
 }

@@ -133,6 +133,7 @@ func (c *Conn) cancelRequestsLocked() {
 // waits for before the connection ends.
 func (c *Conn) serveRequest(r *request) {
 	defer c.reqWG.Done()
+	defer c.recoverRequest()
 	err := c.runHandler(r)
 	c.endRequest(r, err)
 }
@@ -140,6 +141,7 @@ func (c *Conn) serveRequest(r *request) {
 func (c *Conn) runHandler(r *request) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			c.srv.panicked(PanicRequest, c.session, p)
 			err = fmt.Errorf("handler panic: %v", p)
 		}
 	}()

@@ -307,8 +307,8 @@ func (s *Server) admit(c *Conn) bool {
 	}
 	s.metrics.sessions.Inc()
 	refused := false
-	if h := s.hooks.OnConnect; h != nil {
-		if err := h(c); err != nil {
+	if s.hooks.OnConnect != nil {
+		if err := s.runConnectHook(c); err != nil {
 			refused = true
 			s.metrics.rejections[RejectRefused].Inc()
 			s.log.Warn("connect hook refused the connection", zap.String("session", c.session), zap.Error(err))
