@@ -124,7 +124,10 @@ func TestDeadLettersAreAckedAndStored(t *testing.T) {
 		want := map[string]string{
 			protocol.HeaderID: "q3", protocol.HeaderSubject: "push.full.low", protocol.HeaderSession: "full",
 			protocol.HeaderPriority: "low", protocol.HeaderNode: "n1", protocol.HeaderReplayCount: "0",
-			"Nats-Msg-Id": "q3.0", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		}
+		if id := dl.Header.Get(protocol.HeaderDeadID); id == "" || dl.Header.Get(nats.MsgIdHdr) != id {
+			t.Errorf("Push-Dead-Id %q, Nats-Msg-Id %q; want the same id", id, dl.Header.Get(nats.MsgIdHdr))
 		}
 		for k, v := range want {
 			if got := dl.Header.Get(k); got != v {
