@@ -221,7 +221,7 @@ func checkHeaders(t *testing.T, dl deadLetter, session string) {
 	want := map[string]string{
 		protocol.HeaderSession: session, protocol.HeaderPriority: "low",
 		protocol.HeaderSubject: "push." + session + ".low", protocol.HeaderReplayCount: "0",
-		"Nats-Msg-Id": id + ".0",
+		"Nats-Msg-Id": h.Get(protocol.HeaderDeadID), // minted once per death
 	}
 	for k, v := range want {
 		if h.Get(k) != v {
