@@ -130,21 +130,9 @@ func TestEdgeNeverPrintsNATSCredentials(t *testing.T) {
 	mustNotShow(t, "a running edge", out, "secretpw")
 	mustContain(t, "edge", []byte(out), fmt.Sprintf(`"nats":"nats://[REDACTED]@%s"`, s.Addr()))
 
-	p := startEdgeProcess(t, t.TempDir(), "--nats-url", url, "--ws-listen", "", "--tcp-listen", "127.0.0.1:0", "--pprof")
-	resp, err := http.Get("http://" + p.addr("admin") + "/debug/pprof/cmdline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmdline, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/debug/pprof/cmdline: %s %v", resp.Status, err)
-	}
+	cmdline := pprofCmdline(t, "--nats-url", url)
 	mustNotShow(t, "/debug/pprof/cmdline", string(cmdline), "secretpw")
 	mustContain(t, "/debug/pprof/cmdline", cmdline, "--nats-url\x00nats://[REDACTED]@")
-	if _, err := p.stop(t); err != nil {
-		t.Fatalf("edge exited with %v", err)
-	}
 
 	closed := natstest.FreePort(t)
 	for _, c := range []struct{ what, url, secret string }{
@@ -161,6 +149,46 @@ func TestEdgeNeverPrintsNATSCredentials(t *testing.T) {
 		mustNotShow(t, c.what, out, c.secret)
 		mustContain(t, c.what, []byte(out), "[REDACTED]")
 	}
+}
+
+// pprofCmdline starts the edge binary with args and --pprof and returns
+// what its /debug/pprof/cmdline serves.
+func pprofCmdline(t *testing.T, args ...string) []byte {
+	t.Helper()
+	p := startEdgeProcess(t, t.TempDir(), append(args, "--ws-listen", "", "--tcp-listen", "127.0.0.1:0", "--pprof")...)
+	resp, err := http.Get("http://" + p.addr("admin") + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/debug/pprof/cmdline: %s %v", resp.Status, err)
+	}
+	if _, err := p.stop(t); err != nil {
+		t.Fatalf("edge exited with %v", err)
+	}
+	return cmdline
+}
+
+// A NATS token given with --nats-token is not shown either: not in the
+// log, nor in the command line the profiles serve, in either form.
+func TestEdgeNeverShowsNATSToken(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.Authorization = "secrettoken"
+	s := natstest.StartWith(t, opts)
+	url := "nats://" + s.Addr().String()
+
+	out := runEdgeUntil(t, "edge started", "--nats-url", url, "--nats-token", "secrettoken", "--ws-listen", "",
+		"--tcp-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug")
+	mustNotShow(t, "a running edge", out, "secrettoken")
+
+	cmdline := pprofCmdline(t, "--nats-url", url, "--nats-token", "secrettoken")
+	mustNotShow(t, "/debug/pprof/cmdline", string(cmdline), "secrettoken")
+	mustContain(t, "/debug/pprof/cmdline", cmdline, "--nats-token\x00[REDACTED]\x00")
+	cmdline = pprofCmdline(t, "--nats-url", url, "--nats-token=secrettoken")
+	mustNotShow(t, "/debug/pprof/cmdline", string(cmdline), "secrettoken")
+	mustContain(t, "/debug/pprof/cmdline", cmdline, "--nats-token=[REDACTED]\x00")
 }
 
 // pushctl, too, keeps the credentials of --nats to itself, whether it

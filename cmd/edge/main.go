@@ -56,7 +56,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.natsURLs, "nats-url", "", "NATS server URLs, comma-separated; empty: start an embedded server")
 	fs.StringVar(&c.Bus.CredsFile, "nats-creds", "", "NATS credentials (.creds) file")
 	fs.StringVar(&c.Bus.NKeySeedFile, "nats-nkey", "", "NATS NKey seed file")
-	fs.StringVar(&c.Bus.Token, "nats-token", "", "NATS authentication token")
+	cli.SecretVar(fs, &c.Bus.Token, "nats-token", "NATS authentication `token`; [REDACTED] in the --pprof command line, but ps shows it: prefer the environment variable")
 	fs.StringVar(&c.Bus.User, "nats-user", "", "NATS user, with --nats-password-file: the node connects as this user; the embedded server lets in this user only")
 	fs.StringVar(&c.Bus.PasswordFile, "nats-password-file", "", "file holding the --nats-user password (plain text; surrounding white space is ignored)")
 	fs.StringVar(&c.Bus.TLSCA, "nats-tls-ca", "", "CA bundle to trust for NATS TLS")
@@ -114,6 +114,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "edge: unexpected arguments %q (see edge --help)\n", fs.Args())
 		return 2
 	}
+	o.cfg.Cmdline = cli.RedactArgs(fs, os.Args)
 	if o.natsURLs != "" {
 		o.cfg.Bus.URLs = strings.Split(o.natsURLs, ",")
 	}

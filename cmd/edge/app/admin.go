@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,7 +17,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus"
-	"github.com/pushfabric/pushfabric/internal/natsurl"
 )
 
 // health tracks whether the node should get clients: NATS connected,
@@ -60,7 +58,7 @@ type admin struct {
 	ln  net.Listener
 }
 
-func newAdmin(addr string, pprofOn bool, reg *prometheus.Registry, h *health, log *zap.Logger) (*admin, error) {
+func newAdmin(addr string, pprofOn bool, cmdline []string, reg *prometheus.Registry, h *health, log *zap.Logger) (*admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
@@ -68,7 +66,7 @@ func newAdmin(addr string, pprofOn bool, reg *prometheus.Registry, h *health, lo
 	mux := http.NewServeMux()
 	if pprofOn {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", cmdline)
+		mux.HandleFunc("GET /debug/pprof/cmdline", serveCmdline(cmdline))
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
@@ -95,16 +93,14 @@ func newAdmin(addr string, pprofOn bool, reg *prometheus.Registry, h *health, lo
 
 func (a *admin) stop(ctx context.Context) error { return a.srv.Shutdown(ctx) }
 
-// cmdline is pprof.Cmdline with the credentials of NATS URLs in the
-// arguments shown as [REDACTED].
-func cmdline(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	args := make([]string, len(os.Args))
-	for i, a := range os.Args {
-		args[i] = natsurl.Redact(a)
+// serveCmdline is pprof.Cmdline serving args, the command line with its
+// secrets redacted (Config.Cmdline), instead of os.Args.
+func serveCmdline(args []string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, strings.Join(args, "\x00"))
 	}
-	fmt.Fprint(w, strings.Join(args, "\x00"))
 }
 
 // readyGauge exports the node's readiness as pushfabric_ready, checked at

@@ -37,6 +37,9 @@ type Config struct {
 	// node refuses to start so (see exposure).
 	AllowOpenNATS  bool
 	AllowOpenPprof bool
+	// Cmdline is the command line /debug/pprof/cmdline shows, its secrets
+	// redacted (cli.RedactArgs); nil shows none.
+	Cmdline []string
 	// Client authentication: a JWT HS256 secret file or a PEM public key
 	// file. With neither, and every listener on loopback, development mode:
 	// clients name their session.
@@ -182,7 +185,7 @@ func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, reg *prometheus.Registry,
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			var err error
-			if a, err = newAdmin(cfg.AdminListen, cfg.Pprof, reg, h, log.Named("admin")); err != nil {
+			if a, err = newAdmin(cfg.AdminListen, cfg.Pprof, cfg.Cmdline, reg, h, log.Named("admin")); err != nil {
 				return err
 			}
 			n.setAddr("admin", a.ln.Addr())
