@@ -46,8 +46,11 @@ func run(wsAddr, tcpAddr string) error {
 		return err
 	}
 	defer log.Sync()
+	cfg := edge.DefaultConfig()
+	// The browser page below is served from port 8000, another origin.
+	cfg.WSAllowedOrigins = []string{"http://127.0.0.1:8000", "http://localhost:8000"}
 	srv, err := edge.NewServer(edge.Options{
-		Config:   edge.DefaultConfig(),
+		Config:   cfg,
 		Logger:   log,
 		Auth:     edge.DevAuth{},
 		Handlers: map[string]edge.Handler{"countdown": countdown},
