@@ -20,6 +20,7 @@
 // by the edge server and the Go client alike.
 //
 // Decoders here read outside input: they never panic, never allocate more
-// than the stated maximum, and report malformed input as errors matching
-// [ErrMalformed] or [ErrTooLarge].
+// than the stated maximum, grow their buffers with the bytes that arrive
+// rather than the lengths a peer announces, and report malformed input as
+// errors matching [ErrMalformed] or [ErrTooLarge].
 package wire
