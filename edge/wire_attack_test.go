@@ -40,8 +40,13 @@ func TestWrappingContinuationClosesOnlyItsConnection(t *testing.T) {
 		t.Fatalf("attacker got close frame %q, WebSocket close %d; want protocol, 1002", frame, code)
 	}
 	_ = nc.Close() // as a client does after the close handshake
-	if r := <-closed; r != edge.CloseProtocol {
-		t.Fatalf("server closed the attacker with %q; want protocol", r)
+	select {
+	case r := <-closed:
+		if r != edge.CloseProtocol {
+			t.Fatalf("server closed the attacker with %q; want protocol", r)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the attacker's connection did not end")
 	}
 	mustTryPush(t, n.handle(t, "bystander"), edge.High, "after")
 	if f := recv(t, bystander); f.ID != "after" {
