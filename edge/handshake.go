@@ -150,53 +150,67 @@ func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byt
 		}
 		return Credentials{}, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
-	cr := Credentials{Transport: "websocket"}
-	var host, origin string
-	sentOrigin, refused := false, false
-	u := ws.Upgrader{
-		OnRequest: func(uri []byte) error {
-			q, err := url.ParseRequestURI(string(uri))
-			if err != nil {
-				return ws.RejectConnectionError(ws.RejectionStatus(400), ws.RejectionReason("bad request URI"))
-			}
-			v := q.Query()
-			cr.Token, cr.Session = v.Get("token"), v.Get("session")
-			return nil
-		},
-		OnHost: func(h []byte) error {
-			host = string(h)
-			return nil
-		},
-		OnHeader: func(key, value []byte) error {
-			switch {
-			case bytes.EqualFold(key, []byte("Authorization")):
-				if tok, ok := bytes.CutPrefix(value, []byte("Bearer ")); ok {
-					cr.Token = string(tok)
-				}
-			case bytes.EqualFold(key, []byte("Origin")):
-				origin, sentOrigin = string(value), true
-			}
-			return nil
-		},
-		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-			if sentOrigin && !hp.origins.allows(origin, host) {
-				refused = true
-				return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
-					ws.RejectionReason("origin "+strconv.Quote(origin)+" may not connect here\n"))
-			}
-			return nil, nil
-		},
-	}
+	up := upgrade{cr: Credentials{Transport: "websocket"}, origins: &hp.origins}
+	u := ws.Upgrader{OnRequest: up.onRequest, OnHost: up.onHost, OnHeader: up.onHeader, OnBeforeUpgrade: up.checkOrigin}
 	if _, err := u.Upgrade(struct {
 		io.Reader
 		io.Writer
 	}{bytes.NewReader(req), nc}); err != nil {
-		if refused {
-			err = fmt.Errorf("%w: %q", errOriginRefused, origin)
+		if up.refused {
+			err = fmt.Errorf("%w: %q", errOriginRefused, up.origin)
 		}
-		return cr, nil, fmt.Errorf("websocket upgrade: %w", err)
+		return up.cr, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
-	return cr, early, nil
+	return up.cr, early, nil
+}
+
+// upgrade is what one WebSocket upgrade learns from the request, through
+// the upgrader's callbacks.
+type upgrade struct {
+	cr         Credentials
+	origins    *originPolicy
+	host       string
+	origin     string
+	sentOrigin bool // the request has an Origin header: it comes from a browser page
+	refused    bool // for its origin
+}
+
+func (u *upgrade) onRequest(uri []byte) error {
+	q, err := url.ParseRequestURI(string(uri))
+	if err != nil {
+		return ws.RejectConnectionError(ws.RejectionStatus(http.StatusBadRequest), ws.RejectionReason("bad request URI"))
+	}
+	v := q.Query()
+	u.cr.Token, u.cr.Session = v.Get("token"), v.Get("session")
+	return nil
+}
+
+func (u *upgrade) onHost(host []byte) error {
+	u.host = string(host)
+	return nil
+}
+
+func (u *upgrade) onHeader(key, value []byte) error {
+	switch {
+	case bytes.EqualFold(key, []byte("Authorization")):
+		if tok, ok := bytes.CutPrefix(value, []byte("Bearer ")); ok {
+			u.cr.Token = string(tok)
+		}
+	case bytes.EqualFold(key, []byte("Origin")):
+		u.origin, u.sentOrigin = string(value), true
+	}
+	return nil
+}
+
+// checkOrigin refuses a browser page from an origin that may not connect,
+// with 403 and the reason.
+func (u *upgrade) checkOrigin() (ws.HandshakeHeader, error) {
+	if !u.sentOrigin || u.origins.allows(u.origin, u.host) {
+		return nil, nil
+	}
+	u.refused = true
+	return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
+		ws.RejectionReason("origin "+strconv.Quote(u.origin)+" may not connect here\n"))
 }
 
 // errRequestTooLarge: the upgrade request did not end within the limit.

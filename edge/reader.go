@@ -25,7 +25,7 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBu
 // client's bytes without holding a buffer, handles the frames, sends
 // keepalive pings and enforces the idle and drain deadlines. It owns the
 // connection's end: when it returns, everything the connection started has
-// finished.
+// finished. A panic on it ends this connection only (recoverReader).
 func (c *Conn) readLoop() {
 	defer c.finish()
 	defer c.recoverReader()
