@@ -67,7 +67,9 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 }
 
 // handshakeFailed counts and logs a failed handshake and closes the
-// socket; a TCP client whose hello was malformed or too large is told so.
+// socket. A WebSocket request over the size limit is answered 431 (other
+// refused upgrades were answered by the upgrader); a TCP client whose
+// hello was malformed or too large is told so.
 func (s *Server) handshakeFailed(nc net.Conn, fr framing, err error) {
 	reason := RejectHandshake
 	if errors.Is(err, errOriginRefused) {
@@ -76,7 +78,10 @@ func (s *Server) handshakeFailed(nc net.Conn, fr framing, err error) {
 	s.metrics.rejections[reason].Inc()
 	s.log.Debug("handshake failed", zap.String("transport", fr.name()),
 		zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
-	if errors.Is(err, wire.ErrMalformed) || errors.Is(err, wire.ErrTooLarge) {
+	switch {
+	case errors.Is(err, errRequestTooLarge):
+		refuseTooLarge(nc, s.hs.maxSize)
+	case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge):
 		s.reject(nc, fr, CloseProtocol, err.Error())
 	}
 	_ = nc.Close()
@@ -145,9 +150,6 @@ func (wsFraming) name() string { return "websocket" }
 func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byte, error) {
 	req, early, err := readUpgradeRequest(nc, hp.maxSize)
 	if err != nil {
-		if errors.Is(err, errRequestTooLarge) {
-			refuseTooLarge(nc, hp.maxSize)
-		}
 		return Credentials{}, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
 	up := upgrade{cr: Credentials{Transport: "websocket"}, origins: &hp.origins}

@@ -17,11 +17,12 @@ func upgradeWithOrigin(t *testing.T, n *node, session, origin string) (int, stri
 	if origin != "" {
 		extra = append(extra, "Origin: "+origin)
 	}
-	resp, _, _ := rawUpgrade(t, n, []byte(upgradeRequest(n, "/?session="+session, extra...)))
+	resp, _, br := rawUpgrade(t, n, []byte(upgradeRequest(n, "/?session="+session, extra...)))
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return resp.StatusCode, ""
 	}
 	body, _ := io.ReadAll(resp.Body)
+	_, _ = io.Copy(io.Discard, br) // until the node closes: it has counted the refusal by then
 	return resp.StatusCode, string(body)
 }
 

@@ -71,7 +71,11 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	c := dial(t, n.tcp, "bomb-request", client.Options{})
 	for range c.Request(ctx, "echo", []byte("hi")) { // its end may be cut off by the close
 	}
-	<-c.Done()
+	select {
+	case <-c.Done():
+	case <-time.After(testTimeout):
+		t.Fatal("the connection stayed open after its command-end hook panicked")
+	}
 	if err := c.Err(); !errors.As(err, &ce) || ce.Reason != string(edge.CloseProtocol) {
 		t.Fatalf("after a panicking command-end hook: %v; want close reason protocol", err)
 	}
@@ -91,8 +95,14 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 
 	// The close hook, at the very end of the reader goroutine.
 	cl := dial(t, n.tcp, "bomb-close", client.Options{})
+	done := n.handle(t, "bomb-close").Done()
 	_ = cl.Close()
 	wantClosed(t, closed, "bomb-close normal")
+	select { // after the close hook's panic
+	case <-done:
+	case <-time.After(testTimeout):
+		t.Fatal("a connection whose close hook panicked never ended")
+	}
 
 	if err := n.handle(t, "ok").TryPush(edge.High, push("after", "all that")); err != nil {
 		t.Fatal(err)
