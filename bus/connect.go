@@ -30,13 +30,19 @@ type Conn struct {
 	password string
 
 	slowConsumers, permissionErrors, reconnects atomic.Uint64
+	// drops counts what NATS dropped, message by message.
+	drops *dropWatch
 }
 
 // ConnStats count the connection's troubles.
 type ConnStats struct {
-	SlowConsumers    uint64 // messages NATS dropped because the node read too slowly
-	PermissionErrors uint64 // publishes or subscriptions the server refused
-	Reconnects       uint64
+	SlowConsumers   uint64 // times NATS began dropping a subscription's messages because the node read too slowly
+	DroppedMessages uint64 // the messages it dropped so, each logged with its session (see dropWatch)
+	// ServerSlowConsumers counts connections the server closed because the
+	// node read too slowly; what the server held for them is lost, uncounted.
+	ServerSlowConsumers uint64
+	PermissionErrors    uint64 // publishes or subscriptions the server refused
+	Reconnects          uint64
 }
 
 // Connect connects to cfg.URLs, or starts an embedded server and connects
@@ -49,7 +55,7 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Conn{cfg: cfg, log: log}
+	c := &Conn{cfg: cfg, log: log, drops: newDropWatch(cfg.Prefix, log)}
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)
 		if err != nil {
@@ -77,6 +83,7 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
 		c.stopEmbedded()
 		return nil, fmt.Errorf("connect to nats %s: %w", c.URL(), err)
 	}
+	c.drops.start(c.NC, c.server)
 	return c, nil
 }
 
@@ -101,6 +108,7 @@ func (c *Conn) options() ([]nats.Option, error) {
 		nats.ErrorHandler(c.onAsyncError),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.reconnects.Add(1)
+			c.drops.reconnected(nc)
 			c.log.Info("nats reconnected", zap.String("url", natsurl.Redact(nc.ConnectedUrl())))
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -141,9 +149,14 @@ func (c *Conn) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 		subject = sub.Subject
 	}
 	switch {
+	case errors.Is(err, nats.ErrSlowConsumer) && sub != nil:
+		c.slowConsumers.Add(1)
+		c.drops.watch(sub) // counted and logged by the sweeper
 	case errors.Is(err, nats.ErrSlowConsumer):
 		c.slowConsumers.Add(1)
-		c.log.Error("nats slow consumer: pushes were dropped by NATS", zap.String("subject", subject))
+		c.log.Error("nats slow consumer: pushes were dropped by NATS")
+	case isConnzRefusal(err):
+		c.log.Debug("why nats closes a connection is not this node's to ask", zap.Error(err))
 	case errors.Is(err, nats.ErrPermissionViolation):
 		c.permissionErrors.Add(1)
 		c.log.Error("nats permission violation", zap.String("subject", subject), zap.Error(err))
@@ -154,7 +167,8 @@ func (c *Conn) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 
 // Stats returns the connection's counters.
 func (c *Conn) Stats() ConnStats {
-	return ConnStats{SlowConsumers: c.slowConsumers.Load(), PermissionErrors: c.permissionErrors.Load(), Reconnects: c.reconnects.Load()}
+	return ConnStats{SlowConsumers: c.slowConsumers.Load(), DroppedMessages: c.drops.dropped.Load(),
+		ServerSlowConsumers: c.drops.serverSlow.Load(), PermissionErrors: c.permissionErrors.Load(), Reconnects: c.reconnects.Load()}
 }
 
 // Embedded reports whether the node runs its own NATS server.
@@ -186,6 +200,7 @@ func (c *Conn) Close(ctx context.Context) error {
 				err = fmt.Errorf("drain nats: %w", ctx.Err())
 			}
 		}
+		c.drops.close()
 	}
 	c.stopEmbedded()
 	return err

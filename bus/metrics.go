@@ -53,6 +53,10 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 		stat("pushfabric_nats_reconnects_total", "Reconnections to NATS.", func(s ConnStats) uint64 { return s.Reconnects }),
 		stat("pushfabric_nats_slow_consumer_events_total", "Times NATS dropped messages because this node read too slowly.",
 			func(s ConnStats) uint64 { return s.SlowConsumers }),
+		stat("pushfabric_nats_dropped_messages_total", "Messages NATS dropped because this node read too slowly, before it saw them: no dead letter records them; each session's are logged.",
+			func(s ConnStats) uint64 { return s.DroppedMessages }),
+		stat("pushfabric_nats_slow_consumer_disconnects_total", "Times the NATS server closed this node's connection because it read too slowly; what the server held for it was lost, uncounted.",
+			func(s ConnStats) uint64 { return s.ServerSlowConsumers }),
 		stat("pushfabric_nats_permission_errors_total", "Publishes or subscriptions the NATS server refused.",
 			func(s ConnStats) uint64 { return s.PermissionErrors }),
 	} {
