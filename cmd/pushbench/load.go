@@ -362,6 +362,7 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 			}
 		}
 		res.SlowConsumerEvents += m.slow - connected.edge[i].slow
+		res.EdgeDropped += m.dropped - connected.edge[i].dropped
 		res.Lost += m.lost - connected.edge[i].lost
 		res.DeadLettersWritten += uint64(m.written - connected.edge[i].written)
 	}

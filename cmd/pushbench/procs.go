@@ -250,6 +250,7 @@ type edgeMetrics struct {
 	written  float64 // dead letters the stream acknowledged
 	dead     map[string]float64
 	slow     float64
+	dropped  float64 // messages NATS dropped before the edge saw them
 }
 
 func scrapeEdge(admin string) (edgeMetrics, error) {
@@ -263,6 +264,7 @@ func scrapeEdge(admin string) (edgeMetrics, error) {
 	m.sessions, m.slow = one("pushfabric_sessions"), one("pushfabric_nats_slow_consumer_events_total")
 	m.routines, m.lost = one("go_goroutines"), one("pushfabric_pushes_lost_total")
 	m.written = one("pushfabric_dead_letters_written_total")
+	m.dropped = one("pushfabric_nats_dropped_messages_total")
 	for _, r := range cli.LabelValues(mfs, "pushfabric_dead_letters_total", "reason") {
 		m.dead[r] = cli.Sum(mfs, "pushfabric_dead_letters_total", map[string]string{"reason": r})
 	}

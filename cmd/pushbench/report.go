@@ -35,6 +35,7 @@ type phaseResult struct {
 	Missing            int64             `json:"missing"` // sent − delivered − dead: lost, or still on the way when the bench gave up
 	DroppedByNATS      uint64            `json:"dropped_by_nats"`
 	SlowConsumerEvents float64           `json:"edge_slow_consumer_events"`
+	EdgeDropped        float64           `json:"edge_dropped_by_nats"`      // messages NATS dropped before the edge saw them
 	Lost               float64           `json:"lost"`                      // counted lost by the edge: its dead letters could not be written
 	DeadLettersWritten uint64            `json:"dead_letters_written"`      // by the edge, acknowledged by the stream
 	DeadLetterSeconds  float64           `json:"dead_letter_write_seconds"` // first send to the last dead letter written
@@ -156,8 +157,8 @@ func (o *loadOutput) print(w io.Writer) {
 	}
 	for _, c := range cols {
 		if c.Missing != 0 || c.DroppedByNATS > 0 || c.SlowConsumerEvents > 0 || c.Lost > 0 {
-			fmt.Fprintf(w, "%s: %d missing (lost, or not there when the bench stopped waiting), %d dropped by NATS, %.0f slow-consumer events on the edge, %.0f counted lost by the edge\n",
-				c.Name, c.Missing, c.DroppedByNATS, c.SlowConsumerEvents, c.Lost)
+			fmt.Fprintf(w, "%s: %d missing (lost, or not there when the bench stopped waiting), %d dropped by NATS, %.0f slow-consumer events on the edge (%.0f pushes dropped), %.0f counted lost by the edge\n",
+				c.Name, c.Missing, c.DroppedByNATS, c.SlowConsumerEvents, c.EdgeDropped, c.Lost)
 		}
 	}
 }
