@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,6 +65,10 @@ type Conn struct {
 	fr      framing
 	limiter *rate.Limiter // nil without a rate limit; used by the write side's owner
 	done    chan struct{} // closed by the reader goroutine at the very end
+
+	// Set once the dead-letter sink panicked on one of the connection's
+	// pushes: the rest are counted lost, not handed to it again.
+	sinkPanicked atomic.Bool
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -135,7 +140,7 @@ func (c *Conn) TryPush(p Priority, f Frame) error {
 	c.srv.metrics.received[p&1].Inc()
 	if err := c.srv.checkPush(&f); err != nil {
 		if c.srv.cfg.TryPush == TryPushDeadLetters {
-			c.srv.deadLetter(DeadLetter{Session: c.session, Priority: p, Frame: f, Reason: ReasonInvalid})
+			c.deadLetter([]item{{f: f}}, ReasonInvalid)
 			return &DeadLetteredError{Reason: ReasonInvalid, Err: err}
 		}
 		return err
@@ -149,7 +154,7 @@ func (c *Conn) TryPush(p Priority, f Frame) error {
 	if c.srv.cfg.TryPush != TryPushDeadLetters {
 		return refusalErr(refused)
 	}
-	c.srv.deadLetter(DeadLetter{Session: c.session, Priority: p, Frame: f, Reason: refused})
+	c.deadLetter([]item{{f: f}}, refused)
 	switch refused {
 	case ReasonQueueFull:
 		return errDeadQueueFull
@@ -218,9 +223,27 @@ const abortTimeout = time.Second
 // goes out (best effort, for up to abortTimeout) and every queued push is
 // dead-lettered with leftover.
 func (c *Conn) abort(reason CloseReason, leftover Reason) {
-	for _, it := range c.beginClose(reason, leftover, false, abortTimeout) {
-		c.srv.deadLetterItem(c.session, it, leftover)
+	c.deadLetter(c.beginClose(reason, leftover, false, abortTimeout), leftover)
+}
+
+// deadLetter hands the connection's pushes to the sink with reason, in
+// order. Once the sink has panicked on the connection they are counted and
+// logged as lost instead; a panic in the sink counts the push it panicked
+// on and the rest lost the same way, and goes on to the goroutine's
+// recover, which closes the connection.
+func (c *Conn) deadLetter(items []item, reason Reason) {
+	i, returned := 0, false
+	defer func() {
+		if !returned {
+			c.sinkPanicked.Store(true)
+			c.srv.lost(c.session, items[i:], reason)
+		}
+	}()
+	for ; i < len(items) && !c.sinkPanicked.Load(); i++ {
+		c.srv.deadLetterItem(c.session, items[i], reason)
 	}
+	c.srv.lost(c.session, items[i:], reason)
+	returned = true
 }
 
 // beginClose starts closing: intake stops, requests are canceled, a close
@@ -274,9 +297,7 @@ func (c *Conn) terminate(leftover Reason, reason CloseReason, cause error) Reaso
 	}
 	c.mu.Unlock()
 	_ = c.nc.Close()
-	for _, it := range taken {
-		c.srv.deadLetterItem(c.session, it, leftover)
-	}
+	c.deadLetter(taken, leftover)
 	return leftover
 }
 

@@ -20,6 +20,7 @@ type Metrics struct {
 	takeovers         prometheus.Counter
 	streams           map[string]prometheus.Counter
 	panics            map[string]prometheus.Counter // by goroutine
+	lost              map[string]prometheus.Counter // by reason
 }
 
 // Rejection reasons: why a client never got a session.
@@ -29,6 +30,11 @@ const (
 	RejectShutdown  = "shutdown"  // the node was stopping
 	RejectRefused   = "refused"   // the connect hook refused it
 	RejectOrigin    = "origin"    // a browser page from an origin not allowed (WebSocket)
+)
+
+// Why a connection's pushes were lost: neither written nor dead-lettered.
+const (
+	LostSinkPanic = "sink_panic" // the dead-letter sink panicked on the connection
 )
 
 // Outcomes of a request's response stream.
@@ -79,9 +85,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.streams = preset(streams, StreamCompleted, StreamFailed, StreamCanceled, StreamAbandoned)
 	panics := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_connection_panics_total",
 		Help: "Panics contained on a connection's goroutines (each closed that connection at most), by goroutine."}, []string{"goroutine"})
-	m.panics = preset(panics, PanicHandshake, PanicReader, PanicRequest)
+	m.panics = preset(panics, PanicHandshake, PanicReader, PanicRequest, PanicWriter, PanicFlusher)
+	lost := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_connection_pushes_lost_total",
+		Help: "Pushes of a connection neither written nor dead-lettered, by reason: sink_panic (the dead-letter sink panicked on the connection, which then hands it nothing more). Each is logged with its push id."}, []string{"reason"})
+	m.lost = preset(lost, LostSinkPanic)
 	for _, c := range []prometheus.Collector{m.bytesWritten, m.batchSize, m.queueWait, m.sessions, m.connects,
-		m.takeovers, received, written, rejections, disconnects, streams, panics} {
+		m.takeovers, received, written, rejections, disconnects, streams, panics, lost} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -15,13 +15,17 @@ const (
 	PanicHandshake = "handshake" // a socket's handshake: the upgrade or hello, the authenticator, the connect hook
 	PanicReader    = "reader"    // a connection's reader: client frames, the protocol-error and close hooks
 	PanicRequest   = "request"   // a request's goroutine: its handler and stream, the command-end hook
+	PanicWriter    = "writer"    // a connection's own writer goroutine: the BeforeSend and OnWritten hooks, the dead-letter sink
+	PanicFlusher   = "flusher"   // a shared flusher while it writes for a connection: the same hooks and sink
 )
 
-// panicked logs a contained panic, with its stack, and counts it.
-func (s *Server) panicked(where, session string, p any) {
+// panicked logs a contained panic, with its stack and what else says
+// where it happened, and counts it.
+func (s *Server) panicked(where, session string, p any, more ...zap.Field) {
 	s.metrics.panics[where].Inc()
-	s.log.Error("panic contained on a connection goroutine", zap.String("goroutine", where),
-		zap.String("session", session), zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+	fields := append([]zap.Field{zap.String("goroutine", where), zap.String("session", session),
+		zap.Any("panic", p), zap.ByteString("stack", debug.Stack())}, more...)
+	s.log.Error("panic contained on a connection goroutine", fields...)
 }
 
 // recoverHandshake contains a panic on a handshake goroutine: the socket is
@@ -42,18 +46,59 @@ func (c *Conn) recoverReader() {
 		return
 	}
 	c.srv.panicked(PanicReader, c.session, p)
-	defer c.recoverAgain()
+	defer c.recoverAgain(PanicReader)
 	c.closeAfterPanic(PanicReader, p)
 	c.discardInput()
 }
 
 // recoverAgain ends the connection at once if closing it after a panic
 // panicked too.
-func (c *Conn) recoverAgain() {
+func (c *Conn) recoverAgain(where string) {
 	if p := recover(); p != nil {
-		c.srv.panicked(PanicReader, c.session, p)
+		c.srv.panicked(where, c.session, p)
 		c.terminate(ReasonClosed, CloseProtocol, nil)
 	}
+}
+
+// recoverWriter contains a panic on an owner of the connection's write
+// side (its own writer goroutine, or a shared flusher writing for it): the
+// pushes w held are dead-lettered closed (or with the reason the
+// connection was already closing with), the connection closes with reason
+// protocol (at once if it was already closing), and the write side is let
+// go, so a flusher goes on serving the other connections. Deferred by each
+// write-side owner; c.mu is never held across a hook or the sink.
+func (c *Conn) recoverWriter(w *writer, where string) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	c.srv.panicked(where, c.session, p)
+	held := w.takeHeld()
+	defer c.releaseAfterPanic()
+	defer c.recoverAgain(where)
+	c.mu.Lock()
+	open, reason := c.state == stateOpen, c.leftover
+	c.mu.Unlock()
+	if open {
+		reason = ReasonClosed
+	}
+	c.deadLetter(held, reason)
+	if open {
+		c.closeAfterPanic(where, p)
+	} else {
+		c.terminate(ReasonClosed, CloseProtocol, nil)
+	}
+}
+
+// releaseAfterPanic lets go of the write side after a contained panic; a
+// connection still closing gets a new owner for its close frame.
+func (c *Conn) releaseAfterPanic() {
+	c.mu.Lock()
+	c.releaseWriterLocked()
+	if c.state == stateDraining {
+		c.wakeWriterLocked()
+	}
+	c.mu.Unlock()
 }
 
 // recoverRequest contains a panic on a request's goroutine outside its
@@ -99,4 +144,20 @@ func (c *Conn) runCloseHook(reason CloseReason, cause error) {
 		}
 	}()
 	c.srv.hooks.OnClose(c, reason, cause)
+}
+
+// lost counts and logs, with their ids, pushes of session that will be
+// neither written nor dead-lettered because the dead-letter sink panicked
+// on the connection. reason is what they would have been dead-lettered as.
+func (s *Server) lost(session string, items []item, reason Reason) {
+	if len(items) == 0 {
+		return
+	}
+	ids := make([]string, len(items))
+	for i := range items {
+		ids[i] = items[i].f.ID
+	}
+	s.metrics.lost[LostSinkPanic].Add(float64(len(items)))
+	s.log.Error("pushes lost: the dead-letter sink panicked", zap.String("session", session),
+		zap.String("reason", string(reason)), zap.Int("count", len(ids)), zap.Strings("push_ids", ids))
 }

@@ -18,6 +18,8 @@ import "sync"
 // Flushers never block on a socket: a write that would block passes the
 // connection to a goroutine of its own (Conn.handoff). Connections without
 // raw socket access (TLS, in-memory pipes) always get their own goroutine.
+// A panic while writing for one connection (a hook, the dead-letter sink)
+// closes that connection only; the flusher goes on (Conn.flushOnce).
 type scheduler struct {
 	srv *Server
 	wg  sync.WaitGroup // the flushers
@@ -90,7 +92,7 @@ func (s *scheduler) next() *Conn {
 func (s *scheduler) flush() {
 	w := newWriter(true)
 	for c := s.next(); c != nil; c = s.next() {
-		if c.writeOnce(w) {
+		if c.flushOnce(w) {
 			s.mu.Lock()
 			s.pushLocked(c)
 			s.mu.Unlock()

@@ -16,7 +16,10 @@ import (
 
 // Hooks are optional callbacks into the protocol. They run on the edge's
 // goroutines: BeforeSend on the write path, so it must be quick and must
-// not block; the others may do modest work.
+// not block; the others may do modest work. A panic in a hook is contained:
+// it is logged with its stack, counted in pushfabric_connection_panics_total,
+// and closes that connection only (reason protocol; a panicking OnConnect
+// refuses the connection like an error), whatever goroutine ran the hook.
 type Hooks struct {
 	// OnConnect runs once a connection holds its session, before the client
 	// is welcomed or anything is read; c is its PushHandle. A client that
@@ -48,7 +51,11 @@ type Options struct {
 	Config Config
 	Logger *zap.Logger // nil: no logging
 	// Sink takes pushes that will not be written. Nil: each one is logged
-	// at warn level with its session, id and reason.
+	// at warn level with its session, id and reason. A panic in the sink
+	// on the edge's goroutines is contained like a hook's: the push it
+	// panicked on and every other the connection still holds are counted
+	// lost (pushfabric_connection_pushes_lost_total) and logged with their
+	// ids, never handed to the sink again.
 	Sink  DeadLetterSink
 	Hooks Hooks
 	// Handlers answer requests by method; Fallback answers methods that
@@ -352,7 +359,7 @@ func (c *Conn) replaceWith(next *Conn) {
 func (c *Conn) CloseReplaced(forward func(Frame) error) {
 	for _, it := range c.beginClose(CloseReplaced, ReasonReplaced, false, abortTimeout) {
 		if forward(it.f) != nil {
-			c.srv.deadLetterItem(c.session, it, ReasonReplaced)
+			c.deadLetter([]item{it}, ReasonReplaced)
 		}
 	}
 }
@@ -398,8 +405,6 @@ func (s *Server) checkFrame(f *Frame) error {
 	}
 	return nil
 }
-
-func (s *Server) deadLetter(dl DeadLetter) { s.sink.DeadLetter(dl) }
 
 func (s *Server) deadLetterItem(session string, it item, reason Reason) {
 	s.sink.DeadLetter(DeadLetter{Session: session, Priority: it.f.Priority, Frame: it.f, Reason: reason})

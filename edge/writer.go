@@ -14,13 +14,18 @@ import (
 
 // writer is the state of one owner of a connection's write side while it
 // writes a batch: the encoded bytes and the frames they hold, so that a
-// failed write can dead-letter them. A shared flusher keeps one for its
-// life; an on-demand owner takes one from a pool.
+// failed write, or a panic, can dead-letter them. A shared flusher keeps
+// one for its life; an on-demand owner takes one from a pool. A list
+// handed to the sink or a hook whose pushes are settled is taken out of w
+// first, so a panic there never counts them twice (see takeHeld).
 type writer struct {
 	buf     []byte
 	items   []item // frames encoded into buf, in order
 	expired []item // pushes that expired before they could be written
 	shared  bool   // a pooled flusher: it must never block on a socket
+	// While encode runs, items[kept:next] are settled (moved down to
+	// items[:kept], or dead-lettered); both are 0 otherwise.
+	kept, next int
 
 	// State of the raw write callback, set by tryWrite.
 	p   []byte
@@ -43,6 +48,29 @@ var writers = sync.Pool{New: func() any { return newWriter(false) }}
 func (w *writer) reset() {
 	clear(w.items)
 	w.items, w.buf = w.items[:0], w.buf[:0]
+}
+
+// takeHeld empties w after a panic and returns the pushes it still held:
+// taken from the queues, and neither written nor settled. Response frames
+// are dropped: their requests end with the connection.
+func (w *writer) takeHeld() []item {
+	held := pushesOf(nil, w.items[:w.kept])
+	held = pushesOf(held, w.items[w.next:])
+	held = pushesOf(held, w.expired)
+	clear(w.expired)
+	w.expired, w.kept, w.next = w.expired[:0], 0, 0
+	w.reset()
+	return held
+}
+
+// pushesOf appends the pushes among items to dst.
+func pushesOf(dst, items []item) []item {
+	for _, it := range items {
+		if it.req == nil && it.f.Type == wire.TypePush {
+			dst = append(dst, it)
+		}
+	}
+	return dst
 }
 
 // control is the set of control frames taken into one batch.
@@ -203,11 +231,14 @@ func (c *Conn) sayGoodbye(w *writer) {
 }
 
 func (c *Conn) deadLetterExpired(w *writer) {
-	for _, it := range w.expired {
-		c.srv.deadLetterItem(c.session, it, ReasonExpired)
+	if len(w.expired) == 0 {
+		return
 	}
-	clear(w.expired)
-	w.expired = w.expired[:0]
+	expired := w.expired
+	w.expired = nil // taken out of w: a panic in the sink accounts for them
+	c.deadLetter(expired, ReasonExpired)
+	clear(expired)
+	w.expired = expired[:0]
 }
 
 // encode writes the batch into w.buf: control frames first, then frames in
@@ -227,7 +258,6 @@ func (c *Conn) encode(w *writer, ctl *control) {
 	if ctl.close {
 		b, _ = c.fr.appendFrame(b, &Frame{Type: wire.TypeClose, Name: string(ctl.reason)})
 	}
-	kept := 0
 	for i := range w.items {
 		f := &w.items[i].f
 		if hook := c.srv.hooks.BeforeSend; hook != nil {
@@ -235,16 +265,18 @@ func (c *Conn) encode(w *writer, ctl *control) {
 		}
 		var err error
 		if b, err = c.fr.appendFrame(b, f); err != nil {
+			w.next = i + 1
 			if f.Type == wire.TypePush {
-				c.srv.deadLetterItem(c.session, w.items[i], ReasonInvalid)
+				c.deadLetter(w.items[i:i+1], ReasonInvalid)
 			}
 			continue
 		}
-		w.items[kept] = w.items[i]
-		kept++
+		w.items[w.kept] = w.items[i]
+		w.kept, w.next = w.kept+1, i+1
 	}
-	clear(w.items[kept:])
-	w.items, w.buf = w.items[:kept], b
+	clear(w.items[w.kept:])
+	w.items, w.buf = w.items[:w.kept], b
+	w.kept, w.next = 0, 0
 }
 
 // writeBuf writes w.buf. It first tries without waiting; if the socket
@@ -315,20 +347,39 @@ func (c *Conn) handoff(w *writer, written int) {
 	w.reset()
 	c.srv.wg.Go(func() {
 		defer writers.Put(hw)
-		if c.srv.cfg.WriteTimeout > 0 {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		}
-		_, err := c.nc.Write(hw.buf)
-		if c.afterWrite(hw, err) {
+		if c.finishHandoff(hw) {
 			c.runWriter(hw)
 		}
 	})
 }
 
-// runWriter owns the write side until nothing is ready.
+// finishHandoff writes what a flusher passed on and settles the batch. It
+// reports whether the caller still owns the write side; a panic is
+// contained like runWriter's.
+func (c *Conn) finishHandoff(w *writer) (more bool) {
+	defer c.recoverWriter(w, PanicWriter)
+	if c.srv.cfg.WriteTimeout > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	}
+	_, err := c.nc.Write(w.buf)
+	return c.afterWrite(w, err)
+}
+
+// runWriter owns the write side, on a goroutine of the connection's own,
+// until nothing is ready. A panic closes this connection only
+// (recoverWriter) and ends the turn.
 func (c *Conn) runWriter(w *writer) {
+	defer c.recoverWriter(w, PanicWriter)
 	for c.writeOnce(w) {
 	}
+}
+
+// flushOnce is a shared flusher's turn for c: one batch. It reports whether
+// the flusher still owns c's write side. A panic closes c only and the
+// flusher goes on with the next connection.
+func (c *Conn) flushOnce(w *writer) (more bool) {
+	defer c.recoverWriter(w, PanicFlusher)
+	return c.writeOnce(w)
 }
 
 // afterWrite settles a batch. On error the connection ends, the batch's
@@ -345,11 +396,11 @@ func (c *Conn) afterWrite(w *writer, err error) bool {
 		cr = CloseTooSlow
 	}
 	leftover := c.terminate(ReasonWriteError, cr, &TransportError{Op: "write", Err: err})
-	for _, it := range w.items {
-		if it.req == nil && it.f.Type == wire.TypePush {
-			c.srv.deadLetterItem(c.session, it, leftover)
-		}
-	}
+	batch := w.items
+	w.items = nil // taken out of w: a panic in the sink accounts for them
+	c.deadLetter(pushesOf(batch[:0], batch), leftover)
+	clear(batch)
+	w.items = batch[:0]
 	w.reset()
 	c.mu.Lock()
 	c.releaseWriterLocked()
@@ -357,10 +408,10 @@ func (c *Conn) afterWrite(w *writer, err error) bool {
 	return false
 }
 
-// written counts a batch just written and runs the OnWritten hook for its
+// written counts a batch just written, then runs the OnWritten hook for its
 // pushes.
 func (c *Conn) written(w *writer) {
-	m, hook := c.srv.metrics, c.srv.hooks.OnWritten
+	m := c.srv.metrics
 	m.bytesWritten.Add(float64(len(w.buf)))
 	var pushes [2]int
 	now := c.srv.now()
@@ -371,15 +422,29 @@ func (c *Conn) written(w *writer) {
 		}
 		pushes[it.f.Priority&1]++
 		m.queueWait.Observe((now - it.at).Seconds())
-		if hook != nil {
-			hook(c, &it.f)
-		}
 	}
 	if n := pushes[0] + pushes[1]; n > 0 {
 		m.batchSize.Observe(float64(n))
 		m.written[High].Add(float64(pushes[High]))
 		m.written[Low].Add(float64(pushes[Low]))
 	}
+	if hook := c.srv.hooks.OnWritten; hook != nil {
+		c.runOnWritten(w, hook)
+	}
+}
+
+// runOnWritten runs the hook for each push of a written batch. The batch is
+// taken out of w meanwhile: its pushes are delivered, so a panic in the
+// hook leaves none to dead-letter.
+func (c *Conn) runOnWritten(w *writer, hook func(*Conn, *Frame)) {
+	batch := w.items
+	w.items = nil
+	for i := range batch {
+		if batch[i].f.Type == wire.TypePush {
+			hook(c, &batch[i].f)
+		}
+	}
+	w.items = batch
 }
 
 // isTimeout reports whether err is a deadline expiry.

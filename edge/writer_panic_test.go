@@ -1,0 +1,250 @@
+package edge_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+)
+
+// A panic on a connection's write side (a BeforeSend or OnWritten hook,
+// on the shared flusher or on the connection's own writer goroutine)
+// closes that connection only, with reason protocol, and is logged and
+// counted; every push the connection held is written or dead-lettered
+// closed, and the other sessions keep getting theirs.
+func TestWriteSidePanicClosesOnlyItsConnection(t *testing.T) {
+	for _, flushers := range []int{1, 0} {
+		for _, hook := range []string{"BeforeSend", "OnWritten"} {
+			t.Run(fmt.Sprintf("%s/flushers=%d", hook, flushers), func(t *testing.T) {
+				testWriteSidePanic(t, hook, flushers)
+			})
+		}
+	}
+}
+
+func testWriteSidePanic(t *testing.T, hook string, flushers int) {
+	explode := func(c *edge.Conn, _ *edge.Frame) {
+		if c.Session() == "bomb" {
+			panic("boom in " + hook)
+		}
+	}
+	var o edge.Options
+	if hook == "BeforeSend" {
+		o.Hooks.BeforeSend = explode
+	} else {
+		o.Hooks.OnWritten = explode
+	}
+	reg := withMetrics(t, &o)
+	core, logs := observer.New(zap.ErrorLevel)
+	o.Logger = zap.New(core)
+	cfg := edge.DefaultConfig()
+	cfg.Flushers = flushers
+	n := startNode(t, cfg, o)
+	bystander := dial(t, n.ws, "ok", client.Options{})
+	bomb := dial(t, n.tcp, "bomb", client.Options{})
+	h := n.handle(t, "bomb")
+
+	queued := tryPushes(t, h, 0, 5, time.Time{})
+	received := drain(t, bomb, edge.CloseProtocol)
+	if hook == "BeforeSend" && len(received) > 0 {
+		t.Errorf("the client got %q though BeforeSend panicked for every push", received)
+	}
+	waitDone(t, h)
+	dead := deadIDs(t, n.sink.all(), "bomb", edge.ReasonClosed)
+	wantAccounted(t, queued, received, dead)
+
+	stillServes(t, n, bystander)
+	where := edge.PanicFlusher
+	if flushers == 0 {
+		where = edge.PanicWriter
+	}
+	if got := counter(t, reg, "pushfabric_connection_panics_total", "goroutine", where); got != 1 {
+		t.Errorf("panics on %s goroutines: %v; want 1", where, got)
+	}
+	wantPanicLogged(t, logs, where)
+}
+
+// A dead-letter sink that panics on the write side (here for a push that
+// expired in the queue) closes that connection only; the pushes it still
+// held are counted and logged as lost, never handed to the sink again.
+func TestSinkPanicOnTheWriteSideCountsTheRestLost(t *testing.T) {
+	for _, flushers := range []int{1, 0} {
+		t.Run(fmt.Sprintf("flushers=%d", flushers), func(t *testing.T) {
+			rec := newRecorder()
+			o := edge.Options{Sink: &panickySink{next: rec, session: "bomb"}}
+			reg := withMetrics(t, &o)
+			core, logs := observer.New(zap.ErrorLevel)
+			o.Logger = zap.New(core)
+			cfg := edge.DefaultConfig()
+			cfg.Flushers = flushers
+			n := startNode(t, cfg, o)
+			bystander := dial(t, n.ws, "ok", client.Options{})
+			bomb := dial(t, n.tcp, "bomb", client.Options{})
+			h := n.handle(t, "bomb")
+
+			queued := tryPushes(t, h, 0, 1, time.Now().Add(-time.Second)) // expired: the writer dead-letters it
+			queued = append(queued, tryPushes(t, h, 1, 5, time.Time{})...)
+			received := drain(t, bomb, edge.CloseProtocol)
+			waitDone(t, h)
+			if dls := rec.all(); len(dls) > 0 {
+				t.Errorf("the sink recorded %d dead letters of a panicking session; want none", len(dls))
+			}
+			lost := lostIDs(t, logs)
+			if !slices.Contains(lost, "p0") {
+				t.Errorf("lost %q; want the expired p0 among them", lost)
+			}
+			wantAccounted(t, queued, received, lost)
+			if got := counter(t, reg, "pushfabric_connection_pushes_lost_total", "reason", edge.LostSinkPanic); got != float64(len(lost)) {
+				t.Errorf("pushes counted lost: %v; want %d", got, len(lost))
+			}
+
+			stillServes(t, n, bystander)
+			where := edge.PanicFlusher
+			if flushers == 0 {
+				where = edge.PanicWriter
+			}
+			if got := counter(t, reg, "pushfabric_connection_panics_total", "goroutine", where); got != 1 {
+				t.Errorf("panics on %s goroutines: %v; want 1", where, got)
+			}
+			wantPanicLogged(t, logs, where)
+		})
+	}
+}
+
+// panickySink panics for one session's dead letters and records the
+// others.
+type panickySink struct {
+	next    edge.DeadLetterSink
+	session string
+}
+
+func (s *panickySink) DeadLetter(dl edge.DeadLetter) {
+	if dl.Session == s.session {
+		panic("boom in the sink")
+	}
+	s.next.DeadLetter(dl)
+}
+
+// tryPushes queues pushes p<from>… p<to-1> and returns the ids the
+// connection took.
+func tryPushes(t *testing.T, h *edge.Conn, from, to int, expires time.Time) []string {
+	t.Helper()
+	var taken []string
+	for i := from; i < to; i++ {
+		id := fmt.Sprint("p", i)
+		f := push(id, "x")
+		f.Expires = expires
+		switch err := h.TryPush(edge.High, f); {
+		case err == nil:
+			taken = append(taken, id)
+		case !errors.Is(err, edge.ErrClosed):
+			t.Fatalf("push %s: %v", id, err)
+		}
+	}
+	return taken
+}
+
+// drain receives pushes until the connection ends, and checks it ended
+// with reason.
+func drain(t *testing.T, c *client.Conn, reason edge.CloseReason) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var ids []string
+	for {
+		f, err := c.Recv(ctx)
+		if err == nil {
+			ids = append(ids, f.ID)
+			continue
+		}
+		var ce *client.CloseError
+		if !errors.As(err, &ce) || ce.Reason != string(reason) {
+			t.Fatalf("the connection ended with %v; want close reason %s", err, reason)
+		}
+		return ids
+	}
+}
+
+func waitDone(t *testing.T, h *edge.Conn) {
+	t.Helper()
+	select {
+	case <-h.Done():
+	case <-time.After(testTimeout):
+		t.Fatal("the connection never ended")
+	}
+}
+
+// deadIDs are the ids of session's dead letters, which must all have
+// reason.
+func deadIDs(t *testing.T, dls []edge.DeadLetter, session string, reason edge.Reason) []string {
+	t.Helper()
+	var ids []string
+	for _, dl := range dls {
+		if dl.Session != session {
+			continue
+		}
+		if dl.Reason != reason {
+			t.Errorf("push %s dead-lettered %s; want %s", dl.Frame.ID, dl.Reason, reason)
+		}
+		ids = append(ids, dl.Frame.ID)
+	}
+	return ids
+}
+
+// lostIDs are the push ids logged as lost.
+func lostIDs(t *testing.T, logs *observer.ObservedLogs) []string {
+	t.Helper()
+	var ids []string
+	for _, e := range logs.FilterMessage("pushes lost: the dead-letter sink panicked").All() {
+		pushes, _ := e.ContextMap()["push_ids"].([]any)
+		for _, id := range pushes {
+			ids = append(ids, id.(string))
+		}
+	}
+	return ids
+}
+
+// wantAccounted checks that every push queued was received or settled
+// otherwise, exactly once.
+func wantAccounted(t *testing.T, queued, received, settled []string) {
+	t.Helper()
+	got := slices.Concat(received, settled)
+	slices.Sort(got)
+	want := slices.Clone(queued)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("received %q and settled %q; want each of %q once", received, settled, queued)
+	}
+}
+
+// stillServes checks the bystander session still gets its pushes.
+func stillServes(t *testing.T, n *node, bystander *client.Conn) {
+	t.Helper()
+	if err := n.handle(t, "ok").TryPush(edge.High, push("after", "all that")); err != nil {
+		t.Fatal(err)
+	}
+	if f := recv(t, bystander); f.ID != "after" {
+		t.Fatalf("bystander got %q; want push after", f.ID)
+	}
+}
+
+func wantPanicLogged(t *testing.T, logs *observer.ObservedLogs, where string) {
+	t.Helper()
+	entries := logs.FilterMessage("panic contained on a connection goroutine").All()
+	if len(entries) != 1 {
+		t.Fatalf("%d panics logged; want 1", len(entries))
+	}
+	m := entries[0].ContextMap()
+	if stack, _ := m["stack"].(string); m["goroutine"] != where || !strings.Contains(stack, "writer_panic_test.go") {
+		t.Fatalf("panic logged as %v; want goroutine %s and the stack through the panicking code", m, where)
+	}
+}
