@@ -158,3 +158,31 @@ func wantCloseFrame(t *testing.T, r *rawConn, reason edge.CloseReason) {
 		}
 	}
 }
+
+// A handler's panic is logged once, with its stack, not again as a failed
+// request.
+func TestHandlerPanicIsLoggedOnce(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	n := startNode(t, edge.DefaultConfig(), edge.Options{Logger: zap.New(core), Handlers: map[string]edge.Handler{
+		"boom": func(context.Context, *edge.Request) (edge.Response, error) { panic("boom in a handler") },
+	}})
+	c := dial(t, n.tcp, "handler", client.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var re *client.RequestError
+	for _, err := range c.Request(ctx, "boom", nil) {
+		if !errors.As(err, &re) || re.Code != edge.CodeInternal {
+			t.Fatalf("boom: %v; want error internal", err)
+		}
+	}
+	entries := logs.FilterMessage("panic contained on a connection goroutine").All()
+	if len(entries) != 1 {
+		t.Fatalf("the panic logged %d times; want once", len(entries))
+	}
+	if m := entries[0].ContextMap(); m["method"] != "boom" || m["request"] == nil {
+		t.Errorf("the panic logged as %v; want its method and request id", m)
+	}
+	if failed := logs.FilterMessage("request failed").All(); len(failed) > 0 {
+		t.Errorf("the panic logged again as a failed request: %v", failed[0].ContextMap())
+	}
+}

@@ -138,11 +138,15 @@ func (c *Conn) serveRequest(r *request) {
 	c.endRequest(r, err)
 }
 
+// errHandlerPanic: the handler panicked. The panic is logged, with its
+// stack, where it was contained, so the failed request is not logged again.
+var errHandlerPanic = errors.New("handler panic")
+
 func (c *Conn) runHandler(r *request) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.srv.panicked(PanicRequest, c.session, p)
-			err = fmt.Errorf("handler panic: %v", p)
+			c.srv.panicked(PanicRequest, c.session, p, zap.String("method", r.Method), zap.String("request", r.ID))
+			err = fmt.Errorf("%w: %v", errHandlerPanic, p)
 		}
 	}()
 	resp, err := r.handler(r.ctx, &r.Request)
@@ -233,8 +237,10 @@ func (c *Conn) lastFrame(r *request, err error) (last *Frame, perr *ProtocolErro
 	case r.ctx.Err() != nil || errors.Is(err, ErrClosed):
 		return nil, nil, false // the connection is closing
 	default:
-		c.srv.log.Warn("request failed", zap.String("session", c.session),
-			zap.String("method", r.Method), zap.String("request", r.ID), zap.Error(err))
+		if !errors.Is(err, errHandlerPanic) {
+			c.srv.log.Warn("request failed", zap.String("session", c.session),
+				zap.String("method", r.Method), zap.String("request", r.ID), zap.Error(err))
+		}
 		perr = &ProtocolError{Code: CodeInternal, Message: "the request failed; see the server log"}
 	}
 	return errorFrame(r.ID, perr), perr, false
