@@ -17,6 +17,14 @@ type originPolicy struct {
 	allowed map[string]struct{} // canonical origins, "null" included if listed
 }
 
+// CheckOrigin returns nil if o may be listed in Config.WSAllowedOrigins
+// (an origin scheme://host[:port] with scheme http or https, null, or *),
+// else an error saying what is wanted.
+func CheckOrigin(o string) error {
+	_, err := newOriginPolicy([]string{o})
+	return err
+}
+
 func newOriginPolicy(list []string) (originPolicy, error) {
 	var p originPolicy
 	for _, o := range list {

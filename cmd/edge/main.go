@@ -26,6 +26,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+	"github.com/pushfabric/pushfabric/edge"
 )
 
 func main() {
@@ -89,6 +90,9 @@ func flags(o *options) *flag.FlagSet {
 	fs.Func("ws-allowed-origins", "web `origins` (scheme://host[:port], comma-separated; * for any) whose pages may open WebSocket connections besides the edge's own;\nclients that send no Origin (not browsers) are always let in; empty: same origin only", func(v string) error {
 		for o := range strings.SplitSeq(v, ",") {
 			if o = strings.TrimSpace(o); o != "" {
+				if err := edge.CheckOrigin(o); err != nil {
+					return err
+				}
 				e.WSAllowedOrigins = append(e.WSAllowedOrigins, o)
 			}
 		}
