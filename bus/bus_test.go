@@ -77,7 +77,10 @@ func TestPermissionErrorsAreCountedAndSubscriptionsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close(context.Background())
-	d := bus.NewDispatcher(c, reg, bus.NewSink(w, c.NC, cfg, nil, nil), nil)
+	d, err := bus.NewDispatcher(c, reg, bus.NewSink(w, c.NC, cfg, nil, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Stop()
 	hooks := d.Hooks()
 	srv, err := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}, Registry: reg, Hooks: hooks})

@@ -56,6 +56,14 @@ type Config struct {
 	// first, and each is deleted from the stream once written.
 	RedeliverOffline bool
 
+	// HandoverTimeout is how long a node that handed a push to the
+	// session's new node waits for that node's answer before it
+	// dead-letters the push as replaced. The taking node answers as it
+	// dispatches the push, so a round trip and its dispatch backlog are
+	// what it must cover; a push it took after all may then be both
+	// delivered and dead-lettered.
+	HandoverTimeout time.Duration
+
 	// RequestTimeout ends a client request forwarded over NATS with
 	// timeout when no reply came for this long. RequestBuffer and
 	// RequestBufferBytes bound the replies a request holds that its client
@@ -86,6 +94,11 @@ func DefaultConfig() Config {
 		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", DataDir: "data/nats"},
 		DispatchBuffer: 1 << 16,
 		DispatchLanes:  runtime.GOMAXPROCS(0),
+		// A round trip on a LAN is well under a millisecond and a full
+		// dispatch lane (DispatchBuffer pushes at a few µs each) a fraction
+		// of a second: 2 s answers for a loaded node, while a push nobody
+		// took waits no longer than that for its dead letter.
+		HandoverTimeout: 2 * time.Second,
 
 		RequestTimeout:     30 * time.Second,
 		RequestBuffer:      4096,
@@ -117,6 +130,7 @@ func (c Config) Validate() error {
 	}{
 		{"dispatch lanes", int64(c.DispatchLanes), c.DispatchLanes},
 		{"dispatch buffer", int64(c.DispatchBuffer), c.DispatchBuffer},
+		{"hand-over timeout", int64(c.HandoverTimeout), c.HandoverTimeout},
 		{"request timeout", int64(c.RequestTimeout), c.RequestTimeout},
 		{"request buffer", int64(c.RequestBuffer), c.RequestBuffer},
 		{"request buffer bytes", int64(c.RequestBufferBytes), c.RequestBufferBytes},

@@ -32,6 +32,8 @@ type Conn struct {
 	slowConsumers, permissionErrors, reconnects atomic.Uint64
 	// drops counts what NATS dropped, message by message.
 	drops *dropWatch
+
+	events connEvents // reconnections, passed on to the dispatcher
 }
 
 // ConnStats count the connection's troubles.
@@ -108,6 +110,7 @@ func (c *Conn) options() ([]nats.Option, error) {
 		nats.ErrorHandler(c.onAsyncError),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.reconnects.Add(1)
+			c.events.reconnected()
 			c.drops.reconnected(nc)
 			c.log.Info("nats reconnected", zap.String("url", natsurl.Redact(nc.ConnectedUrl())))
 		}),

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +41,12 @@ type Dispatcher struct {
 	stop   chan struct{}  // closed by Stop
 	done   sync.WaitGroup // the lanes' loops
 
-	parking *parking     // nil unless parked pushes are redelivered on connect
-	tracer  trace.Tracer // nil: tracing off
+	parking   *parking     // nil unless parked pushes are redelivered on connect
+	tracer    trace.Tracer // nil: tracing off
+	handovers *handovers
+	edgeInbox string        // a push whose reply subject starts with it is a hand-over
+	resyncs   chan struct{} // NATS reconnected: announce again (never closed; one waiting is enough)
+	unlisten  func()        // stops the reconnect notifications
 
 	wg sync.WaitGroup // goroutines waiting for a draining subscription to close
 
@@ -51,7 +57,7 @@ type Dispatcher struct {
 // subscriptions deliver into.
 type lane struct {
 	ch       chan *nats.Msg // never closed
-	release  chan string    // a session whose parked pushes are queued: let the held ones go
+	release  chan *binding  // a binding whose parked pushes are queued: let the held ones go
 	removals chan removal   // bindings whose drained subscription has closed
 	ids      idSource       // ids for pushes that came without one
 
@@ -120,24 +126,33 @@ type binding struct {
 
 // DispatcherStats count what the dispatcher did.
 type DispatcherStats struct {
-	Dispatched uint64 // pushes handed to a connection (queued or dead-lettered by it)
-	Forwarded  uint64 // pushes republished to follow a session to another node
-	Invalid    uint64 // messages that were not valid pushes
-	Sessions   int    // sessions subscribed
+	Dispatched  uint64        // pushes handed to a connection (queued or dead-lettered by it)
+	Forwarded   uint64        // pushes handed over to follow a session to another node
+	Handovers   HandoverStats // those hand-overs settled, by outcome
+	Waiting     int           // hand-overs waiting for an answer
+	Invalid     uint64        // messages that were not valid pushes
+	Sessions    int           // sessions subscribed
+	DeadLetters uint64        // dead letters the node's sink handed to the writer (the edge's and the dispatcher's)
 }
 
 // NewDispatcher starts dispatching for the sessions in reg. Wire its
 // Hooks into the edge server; call Stop after the server has shut down.
-func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *zap.Logger) *Dispatcher {
+// It fails only if it cannot subscribe to its hand-over answers.
+func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *zap.Logger) (*Dispatcher, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	h, err := newHandovers(c.NC, c.cfg.Prefix, c.cfg.HandoverTimeout, sink, log)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to hand-over answers: %w", err)
+	}
 	d := &Dispatcher{
 		nc: c.NC, prefix: c.cfg.Prefix, node: c.cfg.Node, reg: reg, sink: sink, log: log,
-		stop: make(chan struct{}),
+		stop: make(chan struct{}), handovers: h, edgeInbox: protocol.EdgeInboxPrefix(c.cfg.Prefix),
+		resyncs: make(chan struct{}, 1),
 	}
 	for range c.cfg.DispatchLanes {
-		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan string, 64), removals: make(chan removal, 64), ids: newIDSource(),
+		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan *binding, 64), removals: make(chan removal, 64), ids: newIDSource(),
 			bindings: make(map[string]*binding)})
 	}
 	if c.cfg.RedeliverOffline {
@@ -149,7 +164,9 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	for _, l := range d.lanes {
 		d.done.Go(func() { d.loop(l) })
 	}
-	return d
+	d.done.Go(d.resyncLoop)
+	d.unlisten = c.events.listen(d.reconnected)
+	return d, nil
 }
 
 // laneOf is the lane a session's pushes go through (FNV-1a of its name).
@@ -176,13 +193,19 @@ func (d *Dispatcher) Stats() DispatcherStats {
 		n += len(l.bindings)
 		l.mu.RUnlock()
 	}
-	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Invalid: d.invalid.Load(), Sessions: n}
+	d.handovers.mu.Lock()
+	waiting := len(d.handovers.waiting)
+	d.handovers.mu.Unlock()
+	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Handovers: d.handovers.stats(),
+		Waiting: waiting, Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load()}
 }
 
 // Stop ends dispatching: what is still in the channel is handled (nobody
 // holds those sessions any more, so it is dead-lettered as closed), then
-// the loop ends.
+// the loop ends; hand-overs still waiting for an answer are settled (for at
+// most the hand-over timeout) before it returns.
 func (d *Dispatcher) Stop() {
+	d.unlisten()
 	for _, l := range d.lanes {
 		l.mu.Lock()
 		for s, b := range l.bindings {
@@ -191,19 +214,32 @@ func (d *Dispatcher) Stop() {
 		}
 		l.mu.Unlock()
 	}
-	_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
+	if d.nc.IsConnected() {
+		_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
+	}
 	close(d.stop)
 	d.done.Wait()
 	d.wg.Wait()
+	d.handovers.stop()
 	if d.parking != nil {
 		d.parking.stop()
 	}
 }
 
+// ErrNotConnected refuses a client while the node's NATS connection is
+// down: it could neither receive the session's pushes nor tell other nodes
+// it holds the session (DESIGN §8). The client is closed with reason
+// shutdown, and reconnects, to another node if it can.
+var ErrNotConnected = errors.New("nats is not connected: the node takes no new clients")
+
 // attach subscribes the session (unless a connection on this node already
 // did), makes sure the server has the subscription before the client is
 // welcomed, and announces the connection so older holders elsewhere let go.
+// While NATS is down it refuses the connection.
 func (d *Dispatcher) attach(c *edge.Conn) error {
+	if !d.nc.IsConnected() {
+		return ErrNotConnected
+	}
 	l := d.laneOf(c.Session())
 	l.mu.Lock()
 	b := l.bindings[c.Session()]
@@ -220,14 +256,14 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 	}
 	b.replaced.Store(false)
 	l.mu.Unlock()
-	if err := d.nc.Flush(); err != nil {
-		d.log.Warn("subscription not confirmed; it is sent when NATS is back", zap.String("session", c.Session()), zap.Error(err))
+	if err := d.nc.Flush(); err != nil { // the close hook lets the subscription go
+		return fmt.Errorf("confirm the subscription: %w", err)
 	}
 	d.announce(c)
 	if fresh && d.parking != nil {
 		d.parking.redeliver(c)
 		select {
-		case l.release <- c.Session():
+		case l.release <- b:
 		case <-d.stop:
 		}
 	}
@@ -327,8 +363,8 @@ func (d *Dispatcher) loop(l *lane) {
 				}
 				break
 			}
-		case s := <-l.release:
-			d.releaseHeld(l, s)
+		case b := <-l.release:
+			d.releaseHeld(l, b)
 		case r := <-l.removals:
 			// Everything the closed subscription delivered is already in
 			// the channel: dispatch it with the binding still there.
@@ -367,26 +403,59 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 	}
 }
 
-// push hands one push to the session's connection.
+// push hands one push to the session's connection, and answers the node
+// that handed it over, if it is a hand-over.
 func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p edge.Priority) {
+	handing := d.intake(m)
+	status, reason := d.deliver(l, m, session, p)
+	if handing != "" {
+		a := protocol.Ack{Status: status, Reason: string(reason), Node: d.node, ID: m.Header.Get(protocol.HeaderID)}
+		_ = d.nc.PublishMsg(a.Msg(handing))
+	}
+}
+
+// intake reads whom a push answers to. A message whose own reply subject is
+// under the edges' inbox is a hand-over from another node, and the
+// producer's reply subject is in its Push-Reply; on any other message
+// Push-Reply is not honoured. Either way the message's Reply becomes the
+// producer's, Push-Reply and Push-Session leave its headers (no one outside
+// sets them for the edge), and what is returned is the handing node's
+// subject to answer, or "".
+func (d *Dispatcher) intake(m *nats.Msg) (handing string) {
+	if strings.HasPrefix(m.Reply, d.edgeInbox) {
+		handing, m.Reply = m.Reply, m.Header.Get(protocol.HeaderReply)
+	}
+	if len(m.Header) > 0 {
+		delete(m.Header, protocol.HeaderReply)
+		delete(m.Header, protocol.HeaderSession)
+	}
+	return handing
+}
+
+// deliver queues one push, or hands it over, or dead-letters it, and says
+// which for a handing node: enqueued (this node took it) or dead with the
+// reason.
+func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p edge.Priority) (string, edge.Reason) {
 	b := l.binding(session)
 	if b != nil && b.replaced.Load() {
 		d.forward(m, session, p)
-		return
+		return protocol.StatusEnqueued, ""
 	}
-	if b != nil && d.hold(b, m, session, p) {
-		return
+	if b != nil {
+		if held, dead := d.hold(b, m, session, p); held {
+			return statusOf(dead), dead
+		}
 	}
 	f, mode, err := frameOf(m, &l.ids)
 	if err != nil {
 		d.log.Debug("invalid push", zap.String("subject", m.Subject), zap.Error(err))
 		d.reject(m, session, p.String(), edge.ReasonInvalid)
-		return
+		return protocol.StatusDead, edge.ReasonInvalid
 	}
 	c := d.reg.Get(session)
 	if c == nil {
 		d.reject(m, session, p.String(), edge.ReasonClosed)
-		return
+		return protocol.StatusDead, edge.ReasonClosed
 	}
 	d.dispatched.Add(1)
 	f.Meta = d.traceDelivery(m, session, p, f.ID)
@@ -404,23 +473,35 @@ func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p edge.Priority)
 		if mode == protocol.AckEnqueued {
 			d.sink.ack(m, protocol.StatusEnqueued, "", f.ID)
 		}
-		return
+		return protocol.StatusEnqueued, ""
 	}
-	d.refused(m, session, p, mode, f.ID, err)
+	return protocol.StatusDead, d.refused(m, session, p, mode, f.ID, err)
+}
+
+// statusOf is the status for a handing node of a push dead-lettered with
+// reason, or taken when reason is "".
+func statusOf(reason edge.Reason) string {
+	if reason != "" {
+		return protocol.StatusDead
+	}
+	return protocol.StatusEnqueued
 }
 
 // refused answers for a push TryPush did not queue: the edge has
 // dead-lettered it (and told a `written` waiter), or it is rejected here.
-// (Apart from push, so that the error's target escapes only on this path.)
-func (d *Dispatcher) refused(m *nats.Msg, session string, p edge.Priority, mode, id string, err error) {
+// It returns the dead-letter reason. (Apart from push, so that the error's
+// target escapes only on this path.)
+func (d *Dispatcher) refused(m *nats.Msg, session string, p edge.Priority, mode, id string, err error) edge.Reason {
 	var dle *edge.DeadLetteredError
 	if errors.As(err, &dle) {
 		if mode == protocol.AckEnqueued {
 			d.sink.ack(m, protocol.StatusDead, string(dle.Reason), id)
 		}
-		return
+		return dle.Reason
 	}
-	d.reject(m, session, p.String(), refusalReason(err))
+	reason := refusalReason(err)
+	d.reject(m, session, p.String(), reason)
+	return reason
 }
 
 // refusalReason is the dead-letter reason for a TryPush error under the
@@ -555,30 +636,49 @@ func (d *Dispatcher) control(m *nats.Msg, session string) {
 	}
 	d.log.Debug("session taken over", zap.String("session", session), zap.String("by", node))
 	local.CloseReplaced(func(f edge.Frame) error {
-		m, span := msgOf(f.Meta)
-		if span != nil {
-			span.AddEvent("forwarded to the session's new node")
-			span.End()
-		}
-		if m == nil { // pushed in this process: give it a message of its own
-			m = pushMsg(d.prefix, session, &f)
-		} else {
-			stampID(m, f.ID) // the same id on the new node
-		}
-		return d.republish(m)
+		d.handOverQueued(session, f)
+		return nil // handed over, or dead-lettered by the hand-over
 	})
 }
 
-// forward republishes a push that arrived for a session now held on
-// another node. The connection never echoes its own messages, so it does
-// not come back here.
-func (d *Dispatcher) forward(m *nats.Msg, session string, p edge.Priority) {
-	if err := d.republish(m); err != nil {
-		d.reject(m, session, p.String(), edge.ReasonReplaced)
+// handOverQueued hands a push that was queued for a replaced connection to
+// the session's new node. Its producer already had `enqueued`, unless it
+// waits for `written`. A redelivered parked push stays parked instead: its
+// dead letter is still in the stream, for the new node to redeliver.
+func (d *Dispatcher) handOverQueued(session string, f edge.Frame) {
+	if _, ok := f.Meta.(*parked); ok {
+		return
 	}
+	m, span := msgOf(f.Meta)
+	if span != nil {
+		span.AddEvent("forwarded to the session's new node")
+		span.End()
+	}
+	owed := ""
+	if tm, ok := f.Meta.(*tracedMsg); ok && tm.ackWritten {
+		owed = tm.Reply
+	}
+	if m == nil { // pushed in this process: give it a message of its own
+		m = pushMsg(d.prefix, session, &f)
+	} else {
+		stampID(m, f.ID) // the same id on the new node
+	}
+	d.handOver(m, session, f.Priority.String(), owed)
 }
 
-func (d *Dispatcher) republish(m *nats.Msg) error {
+// forward hands over a push that arrived for a session now held on
+// another node. Nothing has answered its producer yet. The connection never
+// echoes its own messages, so it does not come back here.
+func (d *Dispatcher) forward(m *nats.Msg, session string, p edge.Priority) {
+	ensureID(m)
+	owed := m.Reply
+	if mode, err := protocol.AckMode(m.Header); err == nil && mode == protocol.AckNone {
+		owed = ""
+	}
+	d.handOver(m, session, p.String(), owed)
+}
+
+func (d *Dispatcher) handOver(m *nats.Msg, session, priority, owed string) {
 	d.forwarded.Add(1)
-	return d.nc.PublishMsg(&nats.Msg{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data})
+	d.handovers.send(m, session, priority, owed)
 }

@@ -15,6 +15,7 @@ type Metrics struct {
 	latency     prometheus.Histogram
 	requests    map[string]prometheus.Counter // by outcome
 	lateReplies prometheus.Counter
+	handovers   map[string]prometheus.Counter // by outcome
 }
 
 // NewMetrics makes the bus's collectors for the connection c and registers
@@ -39,6 +40,12 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 	}
 	m.lateReplies = prometheus.NewCounter(prometheus.CounterOpts{Name: "pushfabric_backend_replies_discarded_total",
 		Help: "Backend replies that arrived after their request had ended."})
+	handovers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_handovers_total",
+		Help: "Pushes this node handed to the node that took their session, by how it ended."}, []string{"outcome"})
+	m.handovers = map[string]prometheus.Counter{}
+	for _, o := range HandoverOutcomes {
+		m.handovers[o] = handovers.WithLabelValues(o)
+	}
 	for _, r := range edge.Reasons {
 		m.deadLetters[string(r)] = deadLetters.WithLabelValues(string(r))
 	}
@@ -49,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return float64(v(c.Stats())) })
 	}
-	for _, col := range []prometheus.Collector{deadLetters, acks, m.latency, requests, m.lateReplies,
+	for _, col := range []prometheus.Collector{deadLetters, acks, m.latency, requests, m.lateReplies, handovers,
 		stat("pushfabric_nats_reconnects_total", "Reconnections to NATS.", func(s ConnStats) uint64 { return s.Reconnects }),
 		stat("pushfabric_nats_slow_consumer_events_total", "Times NATS dropped messages because this node read too slowly.",
 			func(s ConnStats) uint64 { return s.SlowConsumers }),
@@ -78,3 +85,5 @@ func (m *Metrics) ack(status string) { m.acks[status].Inc() }
 func (m *Metrics) request(outcome string) { m.requests[outcome].Inc() }
 
 func (m *Metrics) lateReply() { m.lateReplies.Inc() }
+
+func (m *Metrics) handover(outcome string) { m.handovers[outcome].Inc() }

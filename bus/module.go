@@ -68,10 +68,13 @@ func newModuleConn(lc fx.Lifecycle, cfg Config, log *zap.Logger) (*Conn, error) 
 	return c, nil
 }
 
-func newModuleDispatcher(lc fx.Lifecycle, c *Conn, reg *registry.Registry[edge.Conn], s *Sink, log *zap.Logger) *Dispatcher {
-	d := NewDispatcher(c, reg, s, log.Named("dispatch"))
+func newModuleDispatcher(lc fx.Lifecycle, c *Conn, reg *registry.Registry[edge.Conn], s *Sink, log *zap.Logger) (*Dispatcher, error) {
+	d, err := NewDispatcher(c, reg, s, log.Named("dispatch"))
+	if err != nil {
+		return nil, err
+	}
 	lc.Append(fx.StopHook(d.Stop))
-	return d
+	return d, nil
 }
 
 func newModuleForwarder(lc fx.Lifecycle, c *Conn, cfg Config, m *Metrics, log *zap.Logger) (*Forwarder, error) {

@@ -123,29 +123,27 @@ func (p *parking) stop() {
 }
 
 // hold keeps a push back while the session's parked pushes are being
-// queued, reporting whether it did.
-func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p edge.Priority) bool {
+// queued, reporting whether it took the push: held, or (with the reason)
+// dead-lettered because too many wait.
+func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p edge.Priority) (bool, edge.Reason) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.holding {
-		return false
+		return false, ""
 	}
 	if len(b.held) >= maxHeld {
 		d.reject(m, session, p.String(), edge.ReasonQueueFull)
-		return true
+		return true, edge.ReasonQueueFull
 	}
 	b.held = append(b.held, m)
-	return true
+	return true, ""
 }
 
-// releaseHeld dispatches, in order, what arrived for session while its
+// releaseHeld dispatches, in order, what arrived for b's session while its
 // parked pushes were queued. It runs on the dispatch loop, so nothing that
-// arrives later overtakes them.
-func (d *Dispatcher) releaseHeld(l *lane, session string) {
-	b := l.binding(session)
-	if b == nil {
-		return
-	}
+// arrives later overtakes them. (If the binding has gone meanwhile, they
+// are dead-lettered, or follow the session, as any push would.)
+func (d *Dispatcher) releaseHeld(l *lane, b *binding) {
 	b.mu.Lock()
 	held := b.held
 	b.held, b.holding = nil, false

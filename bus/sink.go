@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"sync/atomic"
+
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -20,6 +22,8 @@ type Sink struct {
 	nc     *nats.Conn
 	m      *Metrics
 	log    *zap.Logger
+
+	deadLetters atomic.Uint64 // handed to the writer
 }
 
 // NewSink writes dead letters with w and answers producers on nc, counting
@@ -51,6 +55,7 @@ func (s *Sink) DeadLetter(dl edge.DeadLetter) {
 // write counts a dead letter and hands it to the writer.
 func (s *Sink) write(session, priority, reason string, m *nats.Msg, f *edge.Frame) {
 	s.m.deadLetter(reason)
+	s.deadLetters.Add(1)
 	l := s.letter(session, priority, reason, m, f)
 	if ce := s.log.Check(zap.DebugLevel, "push dead-lettered"); ce != nil {
 		ce.Write(zap.String("session", session), zap.String("push_id", l.Header.Get(protocol.HeaderID)),

@@ -67,10 +67,24 @@ const (
 	HeaderControl = "Push-Control"
 	HeaderConn    = "Push-Conn"
 
+	// HeaderReply is the producer's reply subject on a push one edge node
+	// hands to another (a takeover, a push that arrived for a session that
+	// moved). It is honoured only on a message whose own reply subject is
+	// under EdgeInboxPrefix, and stripped from any other.
+	HeaderReply = "Push-Reply"
+
 	HeaderRequestID = "Push-Request-Id"
 	HeaderStream    = "Push-Stream"
 	HeaderError     = "Push-Error"
 )
+
+// EdgeInboxPrefix is where edge nodes receive the answers to the pushes
+// they hand over: _PUSH_EDGE.<prefix>. (each node subscribes under its own
+// token below it). A push whose reply subject starts with it is a hand-over:
+// the taking node answers that subject with an Ack (enqueued when it took
+// the push, dead when it dead-lettered it) and the producer on Push-Reply.
+// Only edge nodes may publish or subscribe under it.
+func EdgeInboxPrefix(prefix string) string { return "_PUSH_EDGE." + prefix + "." }
 
 // RequestSubject is where an edge node forwards a client's request for
 // method: req.<prefix>.<method>. Backends subscribe to it in a queue group.
