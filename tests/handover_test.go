@@ -70,6 +70,7 @@ func TestForgedTakeoverDeadLettersTheQueue(t *testing.T) {
 	forgeTakeover(t, nc, "victim", "nobody", time.Now().Add(time.Hour))
 	endedReplaced(t, c)
 	reasons := account(t, s, ids, got, a)
+	t.Logf("hand-overs: %v", a.Dispatcher.Stats().Handovers) // no_responders, but for a loaded machine's timeouts
 	for id, r := range reasons {
 		if got.count(id) == 0 && (len(r) != 1 || r[0] != "replaced") {
 			t.Errorf("push %s (not delivered) dead-lettered %v; want replaced once", id, r)
@@ -291,6 +292,47 @@ func TestHandoverAnswers(t *testing.T) {
 		}
 		if ack, ok := acks.first(id); how == "" && written[id] && (!ok || ack.Status != protocol.StatusDead || ack.Reason != "replaced") {
 			t.Errorf("producer of unanswered %s (waiting for written) got %+v; want dead replaced", id, ack)
+		}
+	}
+}
+
+// Hand-overs still waiting for an answer when the node stops are settled
+// before it has stopped: a taker that never answers leaves them to the
+// timeout, and they are in PUSH_DLQ as replaced once the node is down.
+func TestHandoversInFlightAtStop(t *testing.T) {
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "A")
+	cfg.Edge.Rate, cfg.Edge.Burst = 5, 1
+	cfg.Bus.HandoverTimeout = time.Second
+	a := startEdge(t, cfg)
+	nc := natstest.Connect(t, s)
+	got := &ledger{seen: map[string]int{}}
+	c := dial(t, a.tcp(), "stopping", client.Options{OnPush: got.onPush})
+	ids := pushAcked(t, nc, "stopping", "high", 50, "A")
+	silent := make(chan *nats.Msg, len(ids))
+	sub, err := nc.ChanSubscribe("push.stopping.high", silent) // takes hand-overs, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	forgeTakeover(t, nc, "stopping", "taker", time.Now().Add(time.Hour))
+	endedReplaced(t, c)
+	waitFor(t, "every queued push handed over", func() bool { return len(silent)+len(got.seen) == len(ids) })
+	if w := a.Dispatcher.Stats().Waiting; w == 0 {
+		t.Logf("the hand-overs were settled before the stop") // a loaded machine took over a second
+	}
+
+	a.shutdown(t)
+	if st := a.Dispatcher.Stats(); st.Waiting != 0 || st.Handovers[bus.HandoverTimeout] != uint64(len(silent)) {
+		t.Fatalf("after the stop: %d hand-overs waiting, %v; want none waiting, %d timed out", st.Waiting, st.Handovers, len(silent))
+	}
+	reasons := account(t, s, ids, got, a)
+	for id, r := range reasons {
+		if len(r) != 1 || r[0] != "replaced" {
+			t.Errorf("push %s dead-lettered %v; want replaced once", id, r)
 		}
 	}
 }
