@@ -163,15 +163,17 @@ func lostOn(nodes map[string]*edgeNode) uint64 {
 	return lost
 }
 
-// settle waits until the nodes are idle: no session held, no hand-over
-// waiting, every dead letter written or counted lost, and every push
-// answered (an ack, or no responders).
+// settle waits until the nodes are idle: no connection open (a closing
+// one dead-letters what it still holds after its socket is closed, so the
+// client's end says nothing), no session subscribed, no hand-over waiting,
+// every dead letter written or counted lost, and every push answered (an
+// ack, or no responders).
 func settle(t *testing.T, nodes map[string]*edgeNode, acks *ackBook, ids []string) {
 	t.Helper()
 	waitFor(t, "the nodes to settle", func() bool {
 		for _, n := range nodes {
 			st, w := n.Dispatcher.Stats(), n.Writer.Stats()
-			if st.Sessions != 0 || st.Waiting != 0 || w.Written+w.Lost != st.DeadLetters {
+			if n.Server.Len() != 0 || st.Sessions != 0 || st.Waiting != 0 || w.Written+w.Lost != st.DeadLetters {
 				return false
 			}
 		}
