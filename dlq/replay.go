@@ -186,12 +186,8 @@ func Destination(prefix string, e Entry) (string, error) {
 var dropped = map[string]bool{
 	protocol.HeaderReason: true, protocol.HeaderSubject: true, protocol.HeaderSession: true,
 	protocol.HeaderPriority: true, protocol.HeaderNode: true, protocol.HeaderDeadAt: true,
-	protocol.HeaderDeadID: true, protocol.HeaderTrimmed: true, headerReply: true,
+	protocol.HeaderDeadID: true, protocol.HeaderTrimmed: true, protocol.HeaderReply: true,
 }
-
-// headerReply is Push-Reply (DESIGN §3): the producer's reply subject on a
-// push one edge node hands to another.
-const headerReply = "Push-Reply"
 
 // ReplayMsg is the push a dead letter replays as: to its Destination, with
 // its original headers — but none of Push-Session, Push-Reply, Nats-* (nor
