@@ -21,6 +21,7 @@ const (
 	parkedTimeout = 5 * time.Second  // reading them
 	deleteQueue   = 4096             // deletions waiting to be sent
 	deleteTimeout = 10 * time.Second // one deletion
+	maxWarned     = 4096             // refused dead letters remembered as logged
 )
 
 // parked marks a frame redelivered from the dead-letter stream: written, its
@@ -35,14 +36,15 @@ type parking struct {
 	deletes chan uint64 // closed by stop
 	done    chan struct{}
 
-	mu    sync.Mutex
-	store *dlq.Store // guarded by mu: opened on first use (the stream is made on start)
+	mu     sync.Mutex
+	store  *dlq.Store          // guarded by mu: opened on first use (the stream is made on start)
+	warned map[uint64]struct{} // guarded by mu: refused dead letters logged already, by sequence; at most maxWarned
 }
 
 func newParking(nc *nats.Conn, prefix string, log *zap.Logger) *parking {
 	js, _ := jetstream.New(nc) // fails only for bad options
 	p := &parking{prefix: prefix, js: js, log: log,
-		deletes: make(chan uint64, deleteQueue), done: make(chan struct{})}
+		deletes: make(chan uint64, deleteQueue), done: make(chan struct{}), warned: map[uint64]struct{}{}}
 	go p.deleter()
 	return p
 }
@@ -77,7 +79,14 @@ func (p *parking) redeliver(c *edge.Conn) {
 	}
 }
 
+// queue queues one parked push for c, unless it cannot be delivered as it
+// was sent: a dead letter replay refuses (dlq.Destination: one trimmed to
+// fit the stream, say) is logged, once, and stays for an operator.
 func (p *parking) queue(c *edge.Conn, e dlq.Entry) {
+	if _, err := dlq.Destination(p.prefix, e); err != nil {
+		p.refused(c.Session(), e, err)
+		return
+	}
 	f := edge.Frame{ID: e.ID(), ContentType: e.Header.Get(protocol.HeaderContentType), Payload: e.Data, Meta: &parked{seq: e.Seq}}
 	if exp := e.Header.Get(protocol.HeaderExpires); exp != "" {
 		t, err := time.Parse(time.RFC3339Nano, exp)
@@ -91,6 +100,24 @@ func (p *parking) queue(c *edge.Conn, e dlq.Entry) {
 		prio = edge.Low
 	}
 	_ = c.TryPush(prio, f) // refused: it stays parked
+}
+
+// refused logs a parked push that is not redelivered, the first time this
+// node meets its dead letter (after maxWarned of them, it starts over).
+func (p *parking) refused(session string, e dlq.Entry, err error) {
+	p.mu.Lock()
+	_, seen := p.warned[e.Seq]
+	if !seen {
+		if len(p.warned) >= maxWarned {
+			clear(p.warned)
+		}
+		p.warned[e.Seq] = struct{}{}
+	}
+	p.mu.Unlock()
+	if !seen {
+		p.log.Warn("parked push not redelivered: it stays in the dead-letter stream", zap.String("session", session),
+			zap.String("push_id", e.ID()), zap.Uint64("seq", e.Seq), zap.Error(err))
+	}
 }
 
 // delivered deletes the dead letter of a parked push that was written.
