@@ -194,12 +194,19 @@ func refusalErr(r Reason) error {
 	return ErrClosed
 }
 
-// wakeWriterLocked gives the write side an owner if it has none.
+// wakeWriterLocked gives the write side an owner if it has none, or if it
+// sleeps for rate-limit tokens while a control frame is due: those never
+// wait for tokens.
 func (c *Conn) wakeWriterLocked() {
-	if c.writer == writerIdle {
-		c.writer = writerRunning
-		c.srv.sched.schedule(c)
+	switch {
+	case c.writer == writerIdle:
+	case c.writer == writerSleeping && c.out.hasControl():
+		c.rateTimer.Stop() // rateWake, if already running, finds the writer running
+	default:
+		return
 	}
+	c.writer = writerRunning
+	c.srv.sched.schedule(c)
 }
 
 // Close ends the connection gracefully: intake stops at once, a close frame
