@@ -37,6 +37,22 @@ func (s *Server) recoverHandshake(nc interface{ Close() error }) {
 	}
 }
 
+// recoverSetUp contains a panic while a connection is set up on its
+// handshake goroutine, outside the connect hook (which has its own): the
+// client gets no welcome, and the connection closes with reason protocol.
+func (c *Conn) recoverSetUp() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	c.srv.panicked(PanicHandshake, c.session, p)
+	defer c.recoverAgain(PanicHandshake)
+	c.mu.Lock()
+	c.out.welcome = false
+	c.mu.Unlock()
+	c.closeAfterPanic(PanicHandshake, p)
+}
+
 // recoverReader contains a panic on the reader goroutine: the connection
 // ends with close reason protocol, its queued pushes dead-lettered as
 // closed. Deferred by readLoop, after finish, so finish still runs.

@@ -309,10 +309,27 @@ func (s *Server) admit(c *Conn) bool {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.metrics.sessions.Inc()
+	s.setUp(c)
+	c.mu.Lock()
+	c.wakeWriterLocked() // the welcome frame, or the refusal
+	c.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.readLoop()
+	}()
+	return true
+}
+
+// setUp makes c the holder of its session, closing a previous holder on
+// this node, and runs the connect hook. A panic in it (in the dead-letter
+// sink, say) closes c with reason protocol (recoverSetUp); its reader
+// still starts, and ends it.
+func (s *Server) setUp(c *Conn) {
+	defer c.recoverSetUp()
 	if prev := s.reg.Insert(c.session, c); prev != nil {
 		prev.replaceWith(c)
 	}
-	s.metrics.sessions.Inc()
 	refused := false
 	if s.hooks.OnConnect != nil {
 		if err := s.runConnectHook(c); err != nil {
@@ -331,14 +348,6 @@ func (s *Server) admit(c *Conn) bool {
 			ce.Write(zap.String("session", c.session), zap.String("transport", c.fr.name()), zap.Stringer("remote", c.nc.RemoteAddr()))
 		}
 	}
-	c.mu.Lock()
-	c.wakeWriterLocked() // the welcome frame, or the refusal
-	c.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		c.readLoop()
-	}()
-	return true
 }
 
 // replaceWith closes c because next, on this node, took its session, moving
@@ -357,11 +366,13 @@ func (c *Conn) replaceWith(next *Conn) {
 // follows the session. A push forward refuses is dead-lettered as replaced.
 // It does nothing if the connection is already closing.
 func (c *Conn) CloseReplaced(forward func(Frame) error) {
+	var refused []item
 	for _, it := range c.beginClose(CloseReplaced, ReasonReplaced, false, abortTimeout) {
 		if forward(it.f) != nil {
-			c.deadLetter([]item{it}, ReasonReplaced)
+			refused = append(refused, it)
 		}
 	}
+	c.deadLetter(refused, ReasonReplaced)
 }
 
 // now is the time on the server's clock (monotonic).

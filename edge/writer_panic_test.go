@@ -248,3 +248,54 @@ func wantPanicLogged(t *testing.T, logs *observer.ObservedLogs, where string) {
 		t.Fatalf("panic logged as %v; want goroutine %s and the stack through the panicking code", m, where)
 	}
 }
+
+// A sink that panics while a connection is set up (here dead-lettering
+// the pushes a refused connection took over from the one it replaced)
+// ends that connection like any contained panic: the rest are counted
+// lost, both connections end, and the node still shuts down.
+func TestSinkPanicWhileSettingUpAConnection(t *testing.T) {
+	connects := 0
+	refused := make(chan struct{}) // closed when the refused connection has ended
+	o := edge.Options{Sink: &panickySink{next: newRecorder(), session: "bomb"}, Hooks: edge.Hooks{
+		OnConnect: func(c *edge.Conn) error {
+			if connects++; connects == 1 {
+				return nil
+			}
+			go func() {
+				<-c.Done()
+				close(refused)
+			}()
+			return errors.New("refused")
+		},
+	}}
+	reg := withMetrics(t, &o)
+	core, logs := observer.New(zap.ErrorLevel)
+	o.Logger = zap.New(core)
+	cfg := edge.DefaultConfig()
+	cfg.Rate, cfg.Burst = 0.001, 1 // one push goes out; the rest wait
+	n := startNode(t, cfg, o)
+	first := dial(t, n.tcp, "bomb", client.Options{})
+	queued := tryPushes(t, n.handle(t, "bomb"), 0, 4, time.Time{})
+	if f := recv(t, first); f.ID != "p0" {
+		t.Fatalf("got %s; want p0", f.ID)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := client.Dial(ctx, n.tcp, client.Options{Session: "bomb"}); err == nil {
+		t.Fatal("the refused connection was welcomed")
+	}
+	if got := drain(t, first, edge.CloseReplaced); len(got) > 0 {
+		t.Fatalf("the replaced connection got %q after p0", got)
+	}
+	select {
+	case <-refused:
+	case <-time.After(testTimeout):
+		n.served = nil // Shutdown would wait for the stranded connection for ever
+		t.Fatal("the refused connection never ended")
+	}
+	wantAccounted(t, queued, []string{"p0"}, lostIDs(t, logs))
+	if got := counter(t, reg, "pushfabric_connection_panics_total", "goroutine", edge.PanicHandshake); got != 1 {
+		t.Errorf("panics on handshake goroutines: %v; want 1", got)
+	}
+}
