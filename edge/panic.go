@@ -12,7 +12,7 @@ import (
 // hook, an authenticator or a handler) ends one connection at most, never
 // the process.
 const (
-	PanicHandshake = "handshake" // a socket's handshake: the upgrade or hello, the authenticator, the connect hook
+	PanicHandshake = "handshake" // a socket's handshake: the upgrade or hello, the authenticator, taking the session, the connect hook
 	PanicReader    = "reader"    // a connection's reader: client frames, the protocol-error and close hooks
 	PanicRequest   = "request"   // a request's goroutine: its handler and stream, the command-end hook
 	PanicWriter    = "writer"    // a connection's own writer goroutine: the BeforeSend and OnWritten hooks, the dead-letter sink
