@@ -67,6 +67,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.BoolVar(&c.AllowOpenNATS, "allow-open-nats", false, "let the embedded NATS server listen off loopback with no --nats-user: anyone who reaches it reads every push and can forge takeovers (logged as a warning)")
 	fs.StringVar(&c.Bus.Embedded.DataDir, "data-dir", c.Bus.Embedded.DataDir, "the embedded NATS server's JetStream storage")
 	fs.BoolVar(&c.Bus.RedeliverOffline, "redeliver-offline", false, "when a session connects, or NATS comes back under it, deliver its offline dead letters first, oldest first, deleting each once written")
+	fs.IntVar(&c.Bus.DispatchBuffer, "dispatch-buffer", c.Bus.DispatchBuffer, "pushes received from NATS and not yet handed to their session, per dispatch lane (one lane per core); what does not fit NATS drops, counted in pushfabric_nats_dropped_messages_total")
 	fs.DurationVar(&c.Bus.HandoverTimeout, "handover-timeout", c.Bus.HandoverTimeout, "a push handed to the node that took its session is dead-lettered replaced when that node has not answered within this long")
 	fs.StringVar(&c.Bus.Prefix, "prefix", c.Bus.Prefix, "subject prefix: pushes are published to <prefix>.<session>.high|low")
 	fs.StringVar(&o.node, "node", "", "this node's name, in acks, dead letters and takeovers; unique per node (default: host name and process id)")
