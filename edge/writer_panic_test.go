@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -43,34 +44,17 @@ func testWriteSidePanic(t *testing.T, hook string, flushers int) {
 	} else {
 		o.Hooks.OnWritten = explode
 	}
-	reg := withMetrics(t, &o)
-	core, logs := observer.New(zap.ErrorLevel)
-	o.Logger = zap.New(core)
-	cfg := edge.DefaultConfig()
-	cfg.Flushers = flushers
-	n := startNode(t, cfg, o)
-	bystander := dial(t, n.ws, "ok", client.Options{})
-	bomb := dial(t, n.tcp, "bomb", client.Options{})
-	h := n.handle(t, "bomb")
+	b := startBombed(t, o, flushers)
 
-	queued := tryPushes(t, h, 0, 5, time.Time{})
-	received := drain(t, bomb, edge.CloseProtocol)
+	queued := tryPushes(t, b.h, 0, 5, time.Time{})
+	received := drain(t, b.bomb, edge.CloseProtocol)
 	if hook == "BeforeSend" && len(received) > 0 {
 		t.Errorf("the client got %q though BeforeSend panicked for every push", received)
 	}
-	waitDone(t, h)
-	dead := deadIDs(t, n.sink.all(), "bomb", edge.ReasonClosed)
+	waitDone(t, b.h)
+	dead := deadIDs(t, b.n.sink.all(), "bomb", edge.ReasonClosed)
 	wantAccounted(t, queued, received, dead)
-
-	stillServes(t, n, bystander)
-	where := edge.PanicFlusher
-	if flushers == 0 {
-		where = edge.PanicWriter
-	}
-	if got := counter(t, reg, "pushfabric_connection_panics_total", "goroutine", where); got != 1 {
-		t.Errorf("panics on %s goroutines: %v; want 1", where, got)
-	}
-	wantPanicLogged(t, logs, where)
+	b.wantContained(t)
 }
 
 // A dead-letter sink that panics on the write side (here for a push that
@@ -80,44 +64,78 @@ func TestSinkPanicOnTheWriteSideCountsTheRestLost(t *testing.T) {
 	for _, flushers := range []int{1, 0} {
 		t.Run(fmt.Sprintf("flushers=%d", flushers), func(t *testing.T) {
 			rec := newRecorder()
-			o := edge.Options{Sink: &panickySink{next: rec, session: "bomb"}}
-			reg := withMetrics(t, &o)
-			core, logs := observer.New(zap.ErrorLevel)
-			o.Logger = zap.New(core)
-			cfg := edge.DefaultConfig()
-			cfg.Flushers = flushers
-			n := startNode(t, cfg, o)
-			bystander := dial(t, n.ws, "ok", client.Options{})
-			bomb := dial(t, n.tcp, "bomb", client.Options{})
-			h := n.handle(t, "bomb")
+			b := startBombed(t, edge.Options{Sink: &panickySink{next: rec, session: "bomb"}}, flushers)
 
-			queued := tryPushes(t, h, 0, 1, time.Now().Add(-time.Second)) // expired: the writer dead-letters it
-			queued = append(queued, tryPushes(t, h, 1, 5, time.Time{})...)
-			received := drain(t, bomb, edge.CloseProtocol)
-			waitDone(t, h)
+			queued := tryPushes(t, b.h, 0, 1, time.Now().Add(-time.Second)) // expired: the writer dead-letters it
+			queued = append(queued, tryPushes(t, b.h, 1, 5, time.Time{})...)
+			received := drain(t, b.bomb, edge.CloseProtocol)
+			waitDone(t, b.h)
 			if dls := rec.all(); len(dls) > 0 {
 				t.Errorf("the sink recorded %d dead letters of a panicking session; want none", len(dls))
 			}
-			lost := lostIDs(t, logs)
+			lost := lostIDs(t, b.logs)
 			if !slices.Contains(lost, "p0") {
 				t.Errorf("lost %q; want the expired p0 among them", lost)
 			}
 			wantAccounted(t, queued, received, lost)
-			if got := counter(t, reg, "pushfabric_connection_pushes_lost_total", "reason", edge.LostSinkPanic); got != float64(len(lost)) {
+			if got := counter(t, b.reg, "pushfabric_connection_pushes_lost_total", "reason", edge.LostSinkPanic); got != float64(len(lost)) {
 				t.Errorf("pushes counted lost: %v; want %d", got, len(lost))
 			}
-
-			stillServes(t, n, bystander)
-			where := edge.PanicFlusher
-			if flushers == 0 {
-				where = edge.PanicWriter
-			}
-			if got := counter(t, reg, "pushfabric_connection_panics_total", "goroutine", where); got != 1 {
-				t.Errorf("panics on %s goroutines: %v; want 1", where, got)
-			}
-			wantPanicLogged(t, logs, where)
+			b.wantContained(t)
 		})
 	}
+}
+
+// bombed is a node whose session bomb panics on the write side, beside a
+// session ok that must not notice.
+type bombed struct {
+	n         *node
+	flushers  int // cfg.Flushers: 0 gives each connection its own writer goroutine
+	reg       *prometheus.Registry
+	logs      *observer.ObservedLogs // the node's errors
+	bystander *client.Conn           // session ok, over WebSocket
+	bomb      *client.Conn           // session bomb, over framed TCP
+	h         *edge.Conn             // the node's side of bomb
+}
+
+// startBombed starts a node with o and flushers shared flushers, its
+// metrics and error logs kept, and connects sessions ok and bomb.
+func startBombed(t *testing.T, o edge.Options, flushers int) *bombed {
+	t.Helper()
+	b := &bombed{flushers: flushers}
+	b.reg, b.logs = observeErrors(t, &o)
+	cfg := edge.DefaultConfig()
+	cfg.Flushers = flushers
+	b.n = startNode(t, cfg, o)
+	b.bystander = dial(t, b.n.ws, "ok", client.Options{})
+	b.bomb = dial(t, b.n.tcp, "bomb", client.Options{})
+	b.h = b.n.handle(t, "bomb")
+	return b
+}
+
+// wantContained checks that session ok still gets its pushes and that one
+// panic was counted and logged, on the shared flusher or, with none, on
+// bomb's writer goroutine.
+func (b *bombed) wantContained(t *testing.T) {
+	t.Helper()
+	stillServes(t, b.n, b.bystander)
+	where := edge.PanicFlusher
+	if b.flushers == 0 {
+		where = edge.PanicWriter
+	}
+	if got := counter(t, b.reg, "pushfabric_connection_panics_total", "goroutine", where); got != 1 {
+		t.Errorf("panics on %s goroutines: %v; want 1", where, got)
+	}
+	wantPanicLogged(t, b.logs, where)
+}
+
+// observeErrors registers o's metrics and logs its errors, and returns both.
+func observeErrors(t *testing.T, o *edge.Options) (*prometheus.Registry, *observer.ObservedLogs) {
+	t.Helper()
+	reg := withMetrics(t, o)
+	core, logs := observer.New(zap.ErrorLevel)
+	o.Logger = zap.New(core)
+	return reg, logs
 }
 
 // panickySink panics for one session's dead letters and records the
@@ -268,9 +286,7 @@ func TestSinkPanicWhileSettingUpAConnection(t *testing.T) {
 			return errors.New("refused")
 		},
 	}}
-	reg := withMetrics(t, &o)
-	core, logs := observer.New(zap.ErrorLevel)
-	o.Logger = zap.New(core)
+	reg, logs := observeErrors(t, &o)
 	cfg := edge.DefaultConfig()
 	cfg.Rate, cfg.Burst = 0.001, 1 // one push goes out; the rest wait
 	n := startNode(t, cfg, o)
