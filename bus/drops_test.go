@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pushfabric/pushfabric/bus"
@@ -22,16 +23,7 @@ import (
 // dropped, in two episodes (the channel is emptied in between).
 func TestDroppedMessagesAreCountedBySession(t *testing.T) {
 	s := startServer(t, &server.Options{})
-	cfg := bus.DefaultConfig()
-	cfg.URLs = []string{s.ClientURL()}
-	core, logs := observer.New(zap.InfoLevel)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := bus.Connect(ctx, cfg, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
+	c, logs := connectLogged(t, s.ClientURL(), zap.InfoLevel)
 	ch := make(chan *nats.Msg, 10)
 	sub, err := c.NC.ChanSubscribe("push.alice.*", ch)
 	if err != nil {
@@ -79,6 +71,23 @@ func TestDroppedMessagesAreCountedBySession(t *testing.T) {
 	}
 }
 
+// connectLogged connects a node to url, keeping what it logs at level and
+// above; the connection is closed when the test ends.
+func connectLogged(t *testing.T, url string, level zapcore.Level) (*bus.Conn, *observer.ObservedLogs) {
+	t.Helper()
+	cfg := bus.DefaultConfig()
+	cfg.URLs = []string{url}
+	core, logs := observer.New(level)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := bus.Connect(ctx, cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c, logs
+}
+
 func waitDropped(t *testing.T, c *bus.Conn, want uint64) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -103,16 +112,7 @@ func TestServerSlowConsumerIsCounted(t *testing.T) {
 	s := startServer(t, &server.Options{MaxPending: 1 << 20, Accounts: []*server.Account{acc},
 		Users: []*server.User{{Username: "edge", Password: "pw", Account: acc}}})
 	p := startHeldProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
-	cfg := bus.DefaultConfig()
-	cfg.URLs = []string{"nats://edge:pw@" + p.ln.Addr().String()}
-	core, logs := observer.New(zap.DebugLevel)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := bus.Connect(ctx, cfg, zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
+	c, logs := connectLogged(t, "nats://edge:pw@"+p.ln.Addr().String(), zap.DebugLevel)
 	sub, err := c.NC.Subscribe("push.alice.*", func(*nats.Msg) {})
 	if err != nil {
 		t.Fatal(err)
