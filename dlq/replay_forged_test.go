@@ -32,68 +32,28 @@ var forged = []struct {
 	{"dlq.push.offline.s1.high", "f-trimmed", "push.s1.high", true},
 }
 
-// storeForged writes the forged letters straight into the stream.
+// storeForged writes the forged letters straight into the stream, each
+// also claiming to be a takeover, and f-trimmed to have lost its payload.
 func storeForged(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	for _, f := range forged {
-		h := nats.Header{}
-		h.Set(protocol.HeaderID, f.id)
-		h.Set(protocol.HeaderSubject, f.pushSubject)
-		h.Set(protocol.HeaderSession, "")
-		h.Set(protocol.HeaderReason, "offline")
-		h.Set("Push-Reply", "evil.reply")
-		h.Set("Nats-Forged", "1")
-		h.Set(protocol.HeaderControl, protocol.ControlTakeover)
+	letters := make([]natstest.ForgedLetter, len(forged))
+	for i, f := range forged {
+		h := nats.Header{protocol.HeaderControl: {protocol.ControlTakeover}}
 		if f.id == "f-trimmed" {
 			h.Set(protocol.HeaderTrimmed, "payload 1048000")
 		}
-		if _, err := js.PublishMsg(ctx(t), &nats.Msg{Subject: f.subject, Header: h, Data: []byte("forged")}); err != nil {
-			t.Fatal(err)
-		}
+		letters[i] = natstest.ForgedLetter{Subject: f.subject, ID: f.id, PushSubject: f.pushSubject, Header: h}
 	}
+	natstest.StoreForged(ctx(t), t, js, letters...)
 }
 
-// spy records every subject published on s while it runs.
-type spy struct {
-	mu       sync.Mutex
-	subjects []string // of messages that are not deliveries from a stream
-}
-
-func watch(t *testing.T, s *server.Server) *spy {
-	t.Helper()
-	sp := &spy{}
-	nc := natstest.Connect(t, s)
-	if _, err := nc.Subscribe(">", func(m *nats.Msg) {
-		if strings.HasPrefix(m.Reply, "$JS.ACK.") {
-			return // a dead letter read from the stream
-		}
-		sp.mu.Lock()
-		defer sp.mu.Unlock()
-		sp.subjects = append(sp.subjects, m.Subject)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
-// outsiders are the subjects seen that are neither a push for s1 nor the
+// outsiders are the subjects sp saw that are neither a push for s1 nor the
 // JetStream traffic of reading and deleting dead letters.
-func (sp *spy) outsiders() []string {
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	prefixes := []string{"_INBOX.", "$JS.ACK.", "$JS.FC.", "$JS.EVENT.", "$JS.API.INFO",
-		"$JS.API.CONSUMER.", "$JS.API.STREAM.INFO.PUSH_DLQ", "$JS.API.STREAM.MSG.DELETE.PUSH_DLQ"}
-	var out []string
-	for _, s := range sp.subjects {
-		ok := s == "push.s1.high" || s == "push.s1.low"
-		for _, p := range prefixes {
-			ok = ok || strings.HasPrefix(s, p)
-		}
-		if !ok {
-			out = append(out, s)
+func outsiders(sp *natstest.Spy) []string {
+	out := sp.Others()
+	for _, m := range sp.Pushes() {
+		if m.Subject != "push.s1.high" && m.Subject != "push.s1.low" {
+			out = append(out, m.Subject)
 		}
 	}
 	return out
@@ -138,7 +98,7 @@ func TestReplayPublishesOnlyToTheLettersSession(t *testing.T) {
 	}
 	storeForged(t, js)
 	headers := fakeEdge(t, s)
-	sp := watch(t, s)
+	sp := natstest.SpyOn(t, s, nil)
 	store, err := dlq.Open(ctx(t), js, "push")
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +110,7 @@ func TestReplayPublishesOnlyToTheLettersSession(t *testing.T) {
 	if err != nil || r.Replayed != 2 || r.Refused != 6 || r.Failed != 0 {
 		t.Fatalf("replay: %+v %v; want 2 replayed, 6 refused", r, err)
 	}
-	if out := sp.outsiders(); len(out) != 0 {
+	if out := outsiders(sp); len(out) != 0 {
 		t.Fatalf("replay published to %v", out)
 	}
 	replayed := headers()

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -40,78 +39,20 @@ var forgedLetters = []forgedLetter{
 // headers replay must not carry.
 func storeForgedLetters(t *testing.T, s *server.Server, letters []forgedLetter) {
 	t.Helper()
-	js := natstest.JetStream(t, s)
-	for _, f := range letters {
-		h := nats.Header{}
-		h.Set(protocol.HeaderID, f.id)
-		h.Set(protocol.HeaderSubject, f.pushSubject)
-		h.Set(protocol.HeaderSession, "")
-		h.Set(protocol.HeaderReason, "offline")
-		h.Set("Push-Reply", "evil.reply")
-		h.Set("Nats-Forged", "1")
-		if _, err := js.PublishMsg(timeout(t), &nats.Msg{Subject: f.subject, Header: h, Data: []byte(f.id)}); err != nil {
-			t.Fatal(err)
-		}
+	stored := make([]natstest.ForgedLetter, len(letters))
+	for i, f := range letters {
+		stored[i] = natstest.ForgedLetter{Subject: f.subject, ID: f.id, PushSubject: f.pushSubject}
 	}
+	natstest.StoreForged(timeout(t), t, natstest.JetStream(t, s), stored...)
 }
 
-// natsSpy keeps every message published on a server, but deliveries from
-// streams and the takeovers edge n1 announces.
-type natsSpy struct {
-	mu   sync.Mutex
-	msgs []*nats.Msg
-}
-
-func spyOn(t *testing.T, s *server.Server) *natsSpy {
+// spyOn keeps every message published on s, but deliveries from streams
+// and the takeovers edge n1 announces.
+func spyOn(t *testing.T, s *server.Server) *natstest.Spy {
 	t.Helper()
-	sp := &natsSpy{}
-	nc := natstest.Connect(t, s)
-	if _, err := nc.Subscribe(">", func(m *nats.Msg) {
-		switch {
-		case strings.HasPrefix(m.Reply, "$JS.ACK."):
-			return // a dead letter read from the stream
-		case m.Header.Get(protocol.HeaderControl) == protocol.ControlTakeover && m.Header.Get(protocol.HeaderNode) == "n1":
-			return // the edge's own announcement of a session it took
-		}
-		sp.mu.Lock()
-		defer sp.mu.Unlock()
-		sp.msgs = append(sp.msgs, m)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return sp
-}
-
-// pushes returns the messages seen on push subjects; others returns the
-// subjects seen that are neither those nor the JetStream traffic of
-// reading and deleting dead letters and the replies to them.
-func (sp *natsSpy) pushes() []*nats.Msg { return sp.matching(true) }
-
-func (sp *natsSpy) others() []string {
-	var out []string
-	for _, m := range sp.matching(false) {
-		out = append(out, m.Subject)
-	}
-	return out
-}
-
-func (sp *natsSpy) matching(push bool) []*nats.Msg {
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	ok := []string{"_INBOX.", "$JS.ACK.", "$JS.FC.", "$JS.EVENT.", "$JS.API.INFO", "$JS.API.CONSUMER.",
-		"$JS.API.STREAM.INFO.PUSH_DLQ", "$JS.API.STREAM.MSG.DELETE.PUSH_DLQ"}
-	var out []*nats.Msg
-	for _, m := range sp.msgs {
-		isPush := strings.HasPrefix(m.Subject, "push.")
-		known := slices.ContainsFunc(ok, func(p string) bool { return strings.HasPrefix(m.Subject, p) })
-		if push && isPush || !push && !isPush && !known {
-			out = append(out, m)
-		}
-	}
-	return out
+	return natstest.SpyOn(t, s, func(m *nats.Msg) bool {
+		return m.Header.Get(protocol.HeaderControl) == protocol.ControlTakeover && m.Header.Get(protocol.HeaderNode) == "n1"
+	})
 }
 
 // pushctl dlq replay over forged dead letters: it publishes nothing but
@@ -156,16 +97,16 @@ func TestPushctlReplayRefusesForgedLetters(t *testing.T) {
 // checkReplayTraffic: the only pushes published are those in want (push
 // id → subject), and nothing else was published but JetStream reads,
 // deletions and replies, and subjects under the prefixes also allowed.
-func checkReplayTraffic(t *testing.T, sp *natsSpy, want map[string]string, also ...string) {
+func checkReplayTraffic(t *testing.T, sp *natstest.Spy, want map[string]string, also ...string) {
 	t.Helper()
-	others := slices.DeleteFunc(sp.others(), func(s string) bool {
+	others := slices.DeleteFunc(sp.Others(), func(s string) bool {
 		return slices.ContainsFunc(also, func(p string) bool { return strings.HasPrefix(s, p) })
 	})
 	if len(others) != 0 {
 		t.Errorf("replay published to %v", others)
 	}
 	got := map[string]string{}
-	for _, m := range sp.pushes() {
+	for _, m := range sp.Pushes() {
 		got[m.Header.Get(protocol.HeaderID)] = m.Subject
 	}
 	if len(got) != len(want) {
@@ -180,9 +121,9 @@ func checkReplayTraffic(t *testing.T, sp *natsSpy, want map[string]string, also 
 
 // checkReplayHeaders: no push published carries Push-Session, Push-Reply or
 // a Nats-* header.
-func checkReplayHeaders(t *testing.T, sp *natsSpy) {
+func checkReplayHeaders(t *testing.T, sp *natstest.Spy) {
 	t.Helper()
-	for _, m := range sp.pushes() {
+	for _, m := range sp.Pushes() {
 		for k := range m.Header {
 			if k == protocol.HeaderSession || k == "Push-Reply" || strings.HasPrefix(strings.ToLower(k), "nats-") {
 				t.Errorf("replayed push %s on %s carries %s", m.Header.Get(protocol.HeaderID), m.Subject, k)
