@@ -110,6 +110,25 @@ func forgeTakeover(t testing.TB, nc *nats.Conn, session, node string, started ti
 	}
 }
 
+// takenOver forges a takeover of session by node taker, after listening
+// where its hand-overs come (session's prio pushes, room for n), waits for
+// c to end replaced, and returns the hand-overs' channel.
+func takenOver(t testing.TB, nc *nats.Conn, c *client.Conn, session, prio string, n int) chan *nats.Msg {
+	t.Helper()
+	handovers := make(chan *nats.Msg, n)
+	sub, err := nc.ChanSubscribe(protocol.PushSubject(protocol.DefaultPrefix, session, prio), handovers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	forgeTakeover(t, nc, session, "taker", time.Now().Add(time.Hour))
+	endedReplaced(t, c)
+	return handovers
+}
+
 // pushAcked publishes n pushes for session with a reply subject, each
 // acknowledged enqueued by node, and returns their ids.
 func pushAcked(t testing.TB, nc *nats.Conn, session, prio string, n int, node string) []string {
@@ -218,17 +237,7 @@ func TestHandoverAnswers(t *testing.T) {
 	}
 	waitFor(t, "the enqueued acks", func() bool { return acks.answered(ids[len(ids)-1:]) })
 
-	handovers := make(chan *nats.Msg, len(ids))
-	sub, err := nc.ChanSubscribe("push.taken.low", handovers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	forgeTakeover(t, nc, "taken", "taker", time.Now().Add(time.Hour))
-	endedReplaced(t, c)
+	handovers := takenOver(t, nc, c, "taken", "low", len(ids))
 
 	answer := map[string]string{} // push id → how the stand-in answered
 	for range len(ids) - len(got.seen) {
@@ -309,17 +318,7 @@ func TestHandoversInFlightAtStop(t *testing.T) {
 	got := &ledger{seen: map[string]int{}}
 	c := dial(t, a.tcp(), "stopping", client.Options{OnPush: got.onPush})
 	ids := pushAcked(t, nc, "stopping", "high", 50, "A")
-	silent := make(chan *nats.Msg, len(ids))
-	sub, err := nc.ChanSubscribe("push.stopping.high", silent) // takes hand-overs, never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	forgeTakeover(t, nc, "stopping", "taker", time.Now().Add(time.Hour))
-	endedReplaced(t, c)
+	silent := takenOver(t, nc, c, "stopping", "high", len(ids)) // takes hand-overs, never answers
 	waitFor(t, "every queued push handed over", func() bool { return len(silent)+len(got.seen) == len(ids) })
 	if w := a.Dispatcher.Stats().Waiting; w == 0 {
 		t.Logf("the hand-overs were settled before the stop") // a loaded machine took over a second
