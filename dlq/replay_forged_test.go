@@ -110,6 +110,7 @@ func TestReplayPublishesOnlyToTheLettersSession(t *testing.T) {
 	if err != nil || r.Replayed != 2 || r.Refused != 6 || r.Failed != 0 {
 		t.Fatalf("replay: %+v %v; want 2 replayed, 6 refused", r, err)
 	}
+	sp.Settle(t, s)
 	if out := outsiders(sp); len(out) != 0 {
 		t.Fatalf("replay published to %v", out)
 	}

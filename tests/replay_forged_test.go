@@ -84,6 +84,7 @@ func TestPushctlReplayRefusesForgedLetters(t *testing.T) {
 			t.Errorf("%s on %s reported refused: %v; want %v", f.id, f.subject, reported, !f.replayed)
 		}
 	}
+	sp.Settle(t, s)
 	checkReplayTraffic(t, sp, map[string]string{"f-backend": "push.s1.high", "f-purge": "push.s1.low", "f-ctl-session": "push.ctl.high"})
 	checkReplayHeaders(t, sp)
 	if got := []string{recv(t, c).ID, recv(t, c).ID, recv(t, ctl).ID}; !slices.Equal(got, []string{"f-backend", "f-purge", "f-ctl-session"}) {

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/pushfabric/pushfabric/bus/protocol"
 )
@@ -49,22 +51,21 @@ func StoreForged(ctx context.Context, t testing.TB, js jetstream.JetStream, lett
 // returns, but deliveries from streams (those with a $JS.ACK. reply) and
 // the ones its skip function passes over.
 type Spy struct {
-	mu   sync.Mutex
-	msgs []*nats.Msg // guarded by mu
+	mu      sync.Mutex
+	msgs    []*nats.Msg              // guarded by mu
+	markers map[string]chan struct{} // guarded by mu: Settle's markers not seen yet, each closed when seen
 }
 
 // SpyOn starts a Spy on s, on its own connection; skip may be nil.
 func SpyOn(t testing.TB, s *server.Server, skip func(*nats.Msg) bool) *Spy {
 	t.Helper()
-	sp := &Spy{}
+	sp := &Spy{markers: map[string]chan struct{}{}}
 	nc := Connect(t, s)
 	if _, err := nc.Subscribe(">", func(m *nats.Msg) {
 		if strings.HasPrefix(m.Reply, "$JS.ACK.") || skip != nil && skip(m) {
 			return
 		}
-		sp.mu.Lock()
-		defer sp.mu.Unlock()
-		sp.msgs = append(sp.msgs, m)
+		sp.record(m)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +73,48 @@ func SpyOn(t testing.TB, s *server.Server, skip func(*nats.Msg) bool) *Spy {
 		t.Fatal(err)
 	}
 	return sp
+}
+
+// Settle returns once sp has seen everything published on s before it was
+// called: it publishes a marker from a connection of its own and waits for
+// sp to see it. The server hands a message to its subscribers before it
+// reads the next one from the same publisher, so a publisher that has had
+// an answer after its last message (a replay waits for each push's ack),
+// or a connection that has closed, has nothing left in flight that the
+// marker could overtake.
+func (sp *Spy) Settle(t testing.TB, s *server.Server) {
+	t.Helper()
+	marker := settlePrefix + nuid.Next()
+	seen := make(chan struct{})
+	sp.mu.Lock()
+	sp.markers[marker] = seen
+	sp.mu.Unlock()
+	nc := Connect(t, s)
+	if err := nc.Publish(marker, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(time.Minute):
+		t.Fatalf("the spy never saw its marker %s", marker)
+	}
+}
+
+// settlePrefix starts the subjects of Settle's markers.
+const settlePrefix = "natstest.settle."
+
+// record keeps m, or, for a marker, tells Settle it arrived.
+func (sp *Spy) record(m *nats.Msg) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if seen, ok := sp.markers[m.Subject]; ok {
+		delete(sp.markers, m.Subject)
+		close(seen)
+		return
+	}
+	if !strings.HasPrefix(m.Subject, settlePrefix) {
+		sp.msgs = append(sp.msgs, m)
+	}
 }
 
 // deadLetterTraffic are the prefixes of the subjects reading and deleting

@@ -1,6 +1,8 @@
 // Package natstest starts real nats-server instances in the test process:
 // one JetStream server, or a cluster of them routed over loopback. Every
-// server and connection is shut down when the test ends.
+// server and connection is shut down when the test ends. It also holds what
+// tests of NATS traffic share: forged dead letters stored straight into the
+// stream, and a spy on every message a server carries.
 package natstest
 
 import (
