@@ -182,7 +182,18 @@ func (d *Dispatcher) laneOf(session string) *lane {
 // announce on connect, unsubscribe when the last local connection of a
 // session ends, answer `written` acknowledgements.
 func (d *Dispatcher) Hooks() edge.Hooks {
-	return edge.Hooks{OnConnect: d.attach, OnClose: d.detach, OnWritten: d.written}
+	return edge.Hooks{Admit: d.admit, OnConnect: d.attach, OnClose: d.detach, OnWritten: d.written}
+}
+
+// admit refuses a client while NATS is down, before its connection takes
+// the session: a connection of the same session on this node stays (it
+// may be the client's old one on a link that came back) instead of being
+// replaced by one the node could not serve.
+func (d *Dispatcher) admit(string) error {
+	if !d.nc.IsConnected() {
+		return ErrNotConnected
+	}
+	return nil
 }
 
 // Stats returns the counters so far.
@@ -237,8 +248,8 @@ var ErrNotConnected = errors.New("nats is not connected: the node takes no new c
 // welcomed, and announces the connection so older holders elsewhere let go.
 // While NATS is down it refuses the connection.
 func (d *Dispatcher) attach(c *edge.Conn) error {
-	if !d.nc.IsConnected() {
-		return ErrNotConnected
+	if err := d.admit(c.Session()); err != nil { // NATS went away since admit
+		return err
 	}
 	l := d.laneOf(c.Session())
 	l.mu.Lock()

@@ -57,6 +57,12 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		s.reject(nc, fr, CloseAuth, err.Error())
 		return
 	}
+	if err := s.admissible(session); err != nil {
+		s.metrics.rejections[RejectRefused].Inc()
+		s.log.Debug("client refused before it took its session", zap.String("session", session), zap.Error(err))
+		s.reject(nc, fr, CloseShutdown, err.Error())
+		return
+	}
 	_ = nc.SetDeadline(time.Time{})
 	c := s.newConn(nc, fr, session)
 	c.in.pending = early
@@ -64,6 +70,14 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		s.metrics.rejections[RejectShutdown].Inc()
 		s.reject(nc, fr, CloseShutdown, "the node is shutting down")
 	}
+}
+
+// admissible runs the Admit hook, if any.
+func (s *Server) admissible(session string) error {
+	if s.hooks.Admit == nil {
+		return nil
+	}
+	return s.hooks.Admit(session)
 }
 
 // handshakeFailed counts and logs a failed handshake and closes the

@@ -28,7 +28,7 @@ const (
 	RejectAuth      = "auth"      // authentication failed
 	RejectHandshake = "handshake" // the WebSocket upgrade or TCP hello failed or timed out
 	RejectShutdown  = "shutdown"  // the node was stopping
-	RejectRefused   = "refused"   // the connect hook refused it
+	RejectRefused   = "refused"   // the Admit or connect hook refused it
 	RejectOrigin    = "origin"    // a browser page from an origin not allowed (WebSocket)
 )
 

@@ -21,6 +21,12 @@ import (
 // and closes that connection only (reason protocol; a panicking OnConnect
 // refuses the connection like an error), whatever goroutine ran the hook.
 type Hooks struct {
+	// Admit runs for an authenticated client before its connection takes
+	// the session, so an error refuses it while any connection of that
+	// session on this node stays as it is (OnConnect runs only after the
+	// new connection has replaced it). The client is closed with reason
+	// shutdown and the error's text; counted as a refused rejection.
+	Admit func(session string) error
 	// OnConnect runs once a connection holds its session, before the client
 	// is welcomed or anything is read; c is its PushHandle. A client that
 	// has its welcome frame can therefore count on what OnConnect set up.

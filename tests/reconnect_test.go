@@ -47,6 +47,7 @@ func TestNATSRestartUnderAConnectedSession(t *testing.T) {
 	}
 	refused(t, b.tcp(), "held")
 	refused(t, a.ws(), "newcomer")
+	refused(t, a.ws(), "held") // refused before it takes the session: c stays
 
 	s = natstest.StartWith(t, opts)
 	waitFor(t, "B back on NATS", func() bool { return b.Bus.NC.IsConnected() })
