@@ -68,7 +68,7 @@ func canonicalOrigin(o string) (string, bool) {
 		return o, true
 	}
 	u, err := url.Parse(o)
-	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" ||
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" ||
 		u.User != nil || u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return "", false
 	}
