@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -150,8 +151,10 @@ var reserved = map[string]bool{"all": true, "group": true}
 // *RefusedError, a letter whose reason is not a known one, whose session is
 // not a valid session id (or is reserved: all, group), whose priority is not
 // high or low, a group's letter (dlq.<prefix>.offline.group.<group>.<priority>:
-// kept for inspection), and one that was trimmed to fit the stream (its
-// replay would not be the push that was sent).
+// kept for inspection), one that was trimmed to fit the stream (its
+// replay would not be the push that was sent), and one whose
+// Push-Replay-Count is not a single non-negative integer below 2^63-1
+// (replay could not count it one higher).
 func Destination(prefix string, e Entry) (string, error) {
 	refuse := func(format string, args ...any) (string, error) {
 		return "", &RefusedError{Seq: e.Seq, Subject: e.Subject, ID: e.ID(), Why: fmt.Sprintf(format, args...)}
@@ -177,7 +180,26 @@ func Destination(prefix string, e Entry) (string, error) {
 	case len(e.Header[protocol.HeaderTrimmed]) > 0:
 		return refuse("it was trimmed to fit the stream (%s)", strings.Join(e.Header[protocol.HeaderTrimmed], ", "))
 	}
+	if _, ok := replayCount(e); !ok {
+		return refuse("%s %q: want one non-negative integer below %d", protocol.HeaderReplayCount,
+			strings.Join(e.Header.Values(protocol.HeaderReplayCount), ", "), int64(math.MaxInt64))
+	}
 	return protocol.PushSubject(prefix, t[1], t[2]), nil
+}
+
+// replayCount is how often e was replayed: its Push-Replay-Count, 0 if it
+// has none; false if that is not one non-negative integer that can be
+// counted one higher.
+func replayCount(e Entry) (uint64, bool) {
+	vs := e.Header.Values(protocol.HeaderReplayCount)
+	switch {
+	case len(vs) == 0:
+		return 0, true
+	case len(vs) > 1:
+		return 0, false
+	}
+	n, err := strconv.ParseUint(vs[0], 10, 63)
+	return n, err == nil && n < math.MaxInt64
 }
 
 // dropped are the headers of a dead letter a replayed push never carries,
@@ -206,8 +228,8 @@ func ReplayMsg(prefix string, e Entry) (*nats.Msg, error) {
 			h[k] = v
 		}
 	}
-	n, _ := strconv.Atoi(e.Header.Get(protocol.HeaderReplayCount))
-	h.Set(protocol.HeaderReplayCount, strconv.Itoa(n+1))
+	n, _ := replayCount(e)
+	h.Set(protocol.HeaderReplayCount, strconv.FormatUint(n+1, 10))
 	if h.Get(protocol.HeaderAck) != protocol.AckWritten {
 		h.Set(protocol.HeaderAck, protocol.AckEnqueued)
 	}
