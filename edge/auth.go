@@ -37,8 +37,9 @@ func (f AuthFunc) Authenticate(ctx context.Context, cr Credentials) (string, err
 }
 
 // DevAuth is development mode: a client gets the session it names, with no
-// token. It serves only loopback listeners and loopback clients, and the
-// server logs loudly when it is in use.
+// token. It serves only loopback listeners and loopback clients, WebSocket
+// upgrades only if their Host names loopback (against DNS rebinding), and
+// the server logs loudly when it is in use.
 type DevAuth struct{}
 
 // Authenticate accepts cr.Session if both ends are on loopback.
@@ -53,6 +54,12 @@ func (DevAuth) Authenticate(_ context.Context, cr Credentials) (string, error) {
 }
 
 func (DevAuth) loopbackOnly() {}
+
+// devMode reports whether a is development authentication.
+func devMode(a Authenticator) bool {
+	_, dev := a.(interface{ loopbackOnly() })
+	return dev
+}
 
 func isLoopback(a net.Addr) bool {
 	switch a := a.(type) {

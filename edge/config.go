@@ -71,7 +71,10 @@ type Config struct {
 	// WebSocket connections besides the edge's own (the Origin's host:port
 	// equals the request's Host); "*" allows every origin. A request with
 	// no Origin header does not come from a browser page and is allowed.
-	// Others get HTTP 403. Empty: same origin only.
+	// Others get HTTP 403, as does a request with more than one Origin.
+	// Empty: same origin only. With DevAuth the node also refuses (403)
+	// every request whose Host does not name loopback (a loopback address,
+	// localhost, *.localhost), since a DNS-rebinding page is its own origin.
 	WSAllowedOrigins []string
 	// PingInterval: a ping goes to a client not heard from for this long.
 	// IdleTimeout: a client not heard from for this long is closed (idle).

@@ -23,6 +23,9 @@ import (
 type handshakePolicy struct {
 	maxSize int // Config.MaxHandshakeSize
 	origins originPolicy
+	// loopbackHosts: the Host header must name loopback (development
+	// mode, where a DNS-rebinding page would otherwise be its own origin).
+	loopbackHosts bool
 }
 
 // handshake runs on a short-lived goroutine per accepted socket: the
@@ -158,7 +161,7 @@ func (tcpFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []by
 func (wsFraming) name() string { return "websocket" }
 
 // handshake reads the upgrade request, at most hp.maxSize bytes of it,
-// checks its Origin and upgrades the connection, reading the token from
+// checks its Host and Origin and upgrades the connection, reading the token from
 // ?token= or an Authorization: Bearer header and a development session
 // from ?session=. It returns the bytes the client sent after the request.
 func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byte, error) {
@@ -166,14 +169,14 @@ func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byt
 	if err != nil {
 		return Credentials{}, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
-	up := upgrade{cr: Credentials{Transport: "websocket"}, origins: &hp.origins}
+	up := upgrade{cr: Credentials{Transport: "websocket"}, hp: hp}
 	u := ws.Upgrader{OnRequest: up.onRequest, OnHost: up.onHost, OnHeader: up.onHeader, OnBeforeUpgrade: up.checkOrigin}
 	if _, err := u.Upgrade(struct {
 		io.Reader
 		io.Writer
 	}{bytes.NewReader(req), nc}); err != nil {
-		if up.refused {
-			err = fmt.Errorf("%w: %q", errOriginRefused, up.origin)
+		if up.refused != "" {
+			err = fmt.Errorf("%w: %s", errOriginRefused, up.refused)
 		}
 		return up.cr, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
@@ -183,12 +186,13 @@ func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byt
 // upgrade is what one WebSocket upgrade learns from the request, through
 // the upgrader's callbacks.
 type upgrade struct {
-	cr         Credentials
-	origins    *originPolicy
-	host       string
-	origin     string
-	sentOrigin bool // the request has an Origin header: it comes from a browser page
-	refused    bool // for its origin
+	cr      Credentials
+	hp      *handshakePolicy
+	host    string
+	hosts   int // Host headers seen
+	origin  string
+	origins int    // Origin headers seen; one means the request comes from a browser page
+	refused string // why checkOrigin refused the request; "" if it did not
 }
 
 func (u *upgrade) onRequest(uri []byte) error {
@@ -201,7 +205,12 @@ func (u *upgrade) onRequest(uri []byte) error {
 	return nil
 }
 
+// onHost refuses a second Host header: the node does not guess which one
+// names it.
 func (u *upgrade) onHost(host []byte) error {
+	if u.hosts++; u.hosts > 1 {
+		return ws.RejectConnectionError(ws.RejectionStatus(http.StatusBadRequest), ws.RejectionReason("more than one Host header\n"))
+	}
 	u.host = string(host)
 	return nil
 }
@@ -213,20 +222,27 @@ func (u *upgrade) onHeader(key, value []byte) error {
 			u.cr.Token = string(tok)
 		}
 	case bytes.EqualFold(key, []byte("Origin")):
-		u.origin, u.sentOrigin = string(value), true
+		u.origin = string(value)
+		u.origins++
 	}
 	return nil
 }
 
-// checkOrigin refuses a browser page from an origin that may not connect,
-// with 403 and the reason.
+// checkOrigin refuses, with 403 and the reason, a request whose Host is
+// not loopback in development mode, one with more than one Origin header,
+// and a browser page from an origin that may not connect.
 func (u *upgrade) checkOrigin() (ws.HandshakeHeader, error) {
-	if !u.sentOrigin || u.origins.allows(u.origin, u.host) {
+	switch {
+	case u.hp.loopbackHosts && !loopbackHost(u.host):
+		u.refused = "host " + strconv.Quote(u.host) + " is not loopback: development mode serves loopback names only"
+	case u.origins > 1:
+		u.refused = "more than one Origin header"
+	case u.origins == 1 && !u.hp.origins.allows(u.origin, u.host):
+		u.refused = "origin " + strconv.Quote(u.origin) + " may not connect here"
+	default:
 		return nil, nil
 	}
-	u.refused = true
-	return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
-		ws.RejectionReason("origin "+strconv.Quote(u.origin)+" may not connect here\n"))
+	return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden), ws.RejectionReason(u.refused+"\n"))
 }
 
 // errRequestTooLarge: the upgrade request did not end within the limit.

@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -86,4 +87,22 @@ func canonicalHost(scheme, host string) string {
 		return strings.TrimSuffix(host, ":443")
 	}
 	return host
+}
+
+// loopbackHost reports whether host, a Host header (host[:port]), names
+// this machine whatever DNS says: a loopback address, localhost, or a name
+// under .localhost (RFC 6761: never delegated, and browsers resolve it to
+// loopback themselves). A DNS-rebinding page sends its own name instead.
+func loopbackHost(host string) bool {
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	} else if h, ok := strings.CutPrefix(host, "["); ok {
+		name, _ = strings.CutSuffix(h, "]")
+	}
+	name = strings.ToLower(name)
+	if ip := net.ParseIP(name); ip != nil {
+		return ip.IsLoopback()
+	}
+	return name == "localhost" || len(name) > len(".localhost") && strings.HasSuffix(name, ".localhost")
 }

@@ -138,6 +138,7 @@ func NewServer(o Options) (*Server, error) {
 	}
 	s.hs.maxSize = s.cfg.MaxHandshakeSize
 	s.hs.origins, _ = newOriginPolicy(s.cfg.WSAllowedOrigins) // checked by Validate
+	s.hs.loopbackHosts = devMode(s.auth)
 	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
 	s.sched.start(s, s.cfg.Flushers)
 	return s, nil
