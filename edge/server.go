@@ -159,7 +159,7 @@ func (s *Server) ServeWebSocket(ln net.Listener) error { return s.serve(ln, wsFr
 
 func (s *Server) serve(ln net.Listener, fr framing) error {
 	defer ln.Close()
-	if _, dev := s.auth.(interface{ loopbackOnly() }); dev {
+	if devMode(s.auth) {
 		if !isLoopback(ln.Addr()) {
 			return fmt.Errorf("serve %s: development authentication serves loopback listeners only", ln.Addr())
 		}

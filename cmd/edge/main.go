@@ -89,7 +89,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.DurationVar(&e.WriteTimeout, "write-timeout", e.WriteTimeout, "a client that takes no bytes for this long is closed (too_slow)")
 	fs.DurationVar(&e.HandshakeTimeout, "handshake-timeout", e.HandshakeTimeout, "time allowed to connect and authenticate")
 	fs.IntVar(&e.MaxHandshakeSize, "max-handshake-size", e.MaxHandshakeSize, "largest WebSocket upgrade request (request line and headers) or TCP hello, bytes; over: 431 or close protocol")
-	fs.Func("ws-allowed-origins", "web `origins` (scheme://host[:port], comma-separated; * for any) whose pages may open WebSocket connections besides the edge's own;\nclients that send no Origin (not browsers) are always let in; empty: same origin only", func(v string) error {
+	fs.Func("ws-allowed-origins", "web `origins` (scheme://host[:port], comma-separated; * for any) whose pages may open WebSocket connections besides the edge's own;\nclients that send no Origin (not browsers) are always let in; empty: same origin only;\nin development mode the upgrade's Host must be loopback or localhost too (no DNS rebinding)", func(v string) error {
 		for o := range strings.SplitSeq(v, ",") {
 			if o = strings.TrimSpace(o); o != "" {
 				if err := edge.CheckOrigin(o); err != nil {
