@@ -63,10 +63,25 @@ type Entry struct {
 	Data    []byte
 }
 
-// Reason, Session and Priority come from the dead letter's headers.
-func (e Entry) Reason() string   { return e.Header.Get(protocol.HeaderReason) }
-func (e Entry) Session() string  { return e.Header.Get(protocol.HeaderSession) }
-func (e Entry) Priority() string { return e.Header.Get(protocol.HeaderPriority) }
+// Reason, Session and Priority are the tokens of the dead letter's stream
+// subject, dlq.<prefix>.<reason>.<session>.<priority> (the prefix is one
+// token) — what filters select by and replay trusts — never its
+// Push-Reason, Push-Session and Push-Priority headers, which whoever stored
+// it may have forged. A group's letter,
+// dlq.<prefix>.offline.group.<group>.<priority>, has session
+// group.<group>; a subject of any other shape gives "" for all three.
+func (e Entry) Reason() string   { r, _, _ := e.route(); return r }
+func (e Entry) Session() string  { _, s, _ := e.route(); return s }
+func (e Entry) Priority() string { _, _, p := e.route(); return p }
+
+// route splits e's subject into reason, session and priority.
+func (e Entry) route() (reason, session, priority string) {
+	t := strings.Split(e.Subject, ".")
+	if len(t) < 5 || t[0] != "dlq" {
+		return "", "", ""
+	}
+	return t[2], strings.Join(t[3:len(t)-1], "."), t[len(t)-1]
+}
 
 // ID is the push id.
 func (e Entry) ID() string { return e.Header.Get(protocol.HeaderID) }

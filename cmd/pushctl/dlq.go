@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
 )
@@ -187,6 +188,8 @@ func runDLQShow(args []string) int {
 
 func printEntry(e dlq.Entry) {
 	fmt.Printf("sequence %d, stored %s on %s\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Subject)
+	fmt.Printf("reason %s, session %s, priority %s (its subject's, which replay trusts)\n", e.Reason(), e.Session(), e.Priority())
+	routed := map[string]string{protocol.HeaderReason: e.Reason(), protocol.HeaderSession: e.Session(), protocol.HeaderPriority: e.Priority()}
 	keys := make([]string, 0, len(e.Header))
 	for k := range e.Header {
 		keys = append(keys, k)
@@ -194,7 +197,11 @@ func printEntry(e dlq.Entry) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		for _, v := range e.Header[k] {
-			fmt.Printf("  %s: %s\n", k, v)
+			note := ""
+			if want, ok := routed[k]; ok && v != want {
+				note = "  (not what its subject says)"
+			}
+			fmt.Printf("  %s: %s%s\n", k, v, note)
 		}
 	}
 	fmt.Printf("payload (%d bytes):\n", len(e.Data))
