@@ -1,10 +1,12 @@
 package dlq
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,14 +60,20 @@ var ErrTooLarge = errors.New("dead letter too large to store")
 // headers, a Push-Id if the push had none, and Push-Dead-Id, which is also
 // its Nats-Msg-Id. A letter larger than maxPayload (the server's, from
 // nats.Conn.MaxPayload), or with more than 64 KiB of headers, loses its
-// largest headers and its payload until it fits (see trim), each noted in
-// Push-Trimmed; one that still does not fit is ErrTooLarge.
+// largest headers and its payload until it fits (see trim), noted in
+// Push-Trimmed; one that still does not fit — its dead-letter headers alone
+// are too large — is ErrTooLarge.
 func (l Letter) Msg(prefix string, deadAt time.Time, maxPayload int64) (*nats.Msg, error) {
 	m := l.build(prefix, deadAt)
 	if _, err := trim(m, maxPayload); err != nil {
 		return nil, fmt.Errorf("push %s: %w", m.Header.Get(protocol.HeaderID), err)
 	}
 	return m, nil
+}
+
+// subject is where l is stored under prefix.
+func (l Letter) subject(prefix string) string {
+	return SubjectPrefix(prefix) + "." + l.Reason + "." + l.Session + "." + l.Priority
 }
 
 // build is Msg without the trimming.
@@ -94,11 +102,7 @@ func (l Letter) build(prefix string, deadAt time.Time) *nats.Msg {
 	h.Set(protocol.HeaderDeadAt, deadAt.UTC().Format(time.RFC3339Nano))
 	h.Set(protocol.HeaderDeadID, l.DeadID)
 	h.Set(nats.MsgIdHdr, l.DeadID)
-	return &nats.Msg{
-		Subject: SubjectPrefix(prefix) + "." + l.Reason + "." + l.Session + "." + l.Priority,
-		Header:  h,
-		Data:    l.Data,
-	}
+	return &nats.Msg{Subject: l.subject(prefix), Header: h, Data: l.Data}
 }
 
 // kept are the headers trimming never drops: those that say what the dead
@@ -112,45 +116,113 @@ var kept = map[string]bool{
 
 // trim makes m fit, reporting whether it had to: headers within 64 KiB,
 // headers and payload within maxPayload. While the headers alone are too
-// large it drops the largest header that does not say what the dead letter
-// is; then, if the whole is too large, the payload, then more headers. Each
-// is noted in Push-Trimmed: "payload <bytes>", "header <key> <bytes>".
+// large it drops the largest headers that do not say what the dead letter
+// is (see kept); then, if the whole is too large, the payload, then more
+// headers. Push-Trimmed gets at most two values, however much was dropped:
+// "headers <lines> <bytes>" (the header lines dropped and their size on
+// the wire) and "payload <bytes>". It sorts the headers once and never
+// rescans them: O(n log n) in their number.
 func trim(m *nats.Msg, maxPayload int64) (trimmed bool, err error) {
+	size := int64(headerSize(m.Header))
 	limit := min(maxHeader, maxPayload)
-	fits := func() bool { return int64(headerSize(m.Header)) <= limit }
-	for !fits() {
-		if !trimHeader(m.Header) {
-			return true, ErrTooLarge
-		}
-		trimmed = true
+	if size <= limit && size+int64(len(m.Data)) <= maxPayload {
+		return false, nil
 	}
-	if int64(headerSize(m.Header)+len(m.Data)) > maxPayload {
-		m.Header.Add(protocol.HeaderTrimmed, "payload "+strconv.Itoa(len(m.Data)))
-		m.Data, trimmed = nil, true
+	t := newTrimming(m.Header, size)
+	if !t.dropUntil(limit) {
+		return true, ErrTooLarge
 	}
-	for !fits() {
-		if !trimHeader(m.Header) {
-			return true, ErrTooLarge
-		}
+	if t.size()+int64(len(m.Data)) > maxPayload {
+		t.payload, t.payloadDropped, m.Data = len(m.Data), true, nil
 	}
-	return trimmed, nil
+	if !t.dropUntil(limit) {
+		return true, ErrTooLarge
+	}
+	t.apply(m.Header)
+	return true, nil
 }
 
-// trimHeader drops the largest header trimming may drop, reporting whether
-// there was one.
-func trimHeader(h nats.Header) bool {
-	key, size := "", 0
-	for k := range h {
-		if n := fieldSize(k, h[k]); !kept[k] && (n > size || n == size && k < key) {
-			key, size = k, n
+// trimming is what trim has decided to drop so far.
+type trimming struct {
+	left           int64   // the headers' size on the wire less what is dropped, before Push-Trimmed's new values
+	fields         []field // the headers trimming may drop, largest first
+	dropped        int     // fields[:dropped] are dropped
+	lines, bytes   int     // the header lines dropped and their size
+	payload        int     // the payload's size, if dropped
+	payloadDropped bool
+}
+
+// field is one header: its key, number of values and size on the wire.
+type field struct {
+	key         string
+	lines, size int
+}
+
+func newTrimming(h nats.Header, size int64) *trimming {
+	t := &trimming{left: size, fields: make([]field, 0, len(h))}
+	for k, vs := range h {
+		if !kept[k] {
+			t.fields = append(t.fields, field{key: k, lines: len(vs), size: fieldSize(k, vs)})
 		}
 	}
-	if key == "" {
-		return false
+	slices.SortFunc(t.fields, func(a, b field) int {
+		if a.size != b.size {
+			return cmp.Compare(b.size, a.size)
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	return t
+}
+
+// dropUntil drops the largest headers left until the headers, Push-Trimmed
+// included, take at most limit bytes, reporting whether they do.
+func (t *trimming) dropUntil(limit int64) bool {
+	for t.size() > limit {
+		if t.dropped == len(t.fields) {
+			return false
+		}
+		f := t.fields[t.dropped]
+		t.dropped++
+		t.left -= int64(f.size)
+		t.lines += f.lines
+		t.bytes += f.size
 	}
-	delete(h, key)
-	h.Add(protocol.HeaderTrimmed, "header "+key+" "+strconv.Itoa(size))
 	return true
+}
+
+// size is what the headers will take on the wire once Push-Trimmed has its
+// new values.
+func (t *trimming) size() int64 {
+	n := t.left
+	if t.dropped > 0 {
+		n += int64(len(protocol.HeaderTrimmed) + len("headers  ") + digits(t.lines) + digits(t.bytes) + 4)
+	}
+	if t.payloadDropped {
+		n += int64(len(protocol.HeaderTrimmed) + len("payload ") + digits(t.payload) + 4)
+	}
+	return n
+}
+
+// apply drops from h what t decided to and notes it in Push-Trimmed.
+func (t *trimming) apply(h nats.Header) {
+	for _, f := range t.fields[:t.dropped] {
+		delete(h, f.key)
+	}
+	if t.dropped > 0 {
+		h.Add(protocol.HeaderTrimmed, "headers "+strconv.Itoa(t.lines)+" "+strconv.Itoa(t.bytes))
+	}
+	if t.payloadDropped {
+		h.Add(protocol.HeaderTrimmed, "payload "+strconv.Itoa(t.payload))
+	}
+}
+
+// digits is how many decimal digits n >= 0 has.
+func digits(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
 }
 
 // headerSize is how many bytes h takes on the wire, as nats.go encodes it:

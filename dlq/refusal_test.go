@@ -321,7 +321,7 @@ func TestLetterMsgTrimsToFit(t *testing.T) {
 		{name: "fits", data: 100, limit: 1 << 20, data2: 100},
 		{name: "payload too large", data: 2000, limit: 1500, trimmed: []string{"payload 2000"}},
 		{name: "headers over 64 KiB", header: strings.Repeat("x", 70_000), data: 10, limit: 1 << 20,
-			trimmed: []string{"header X-Big 70009"}, data2: 10},
+			trimmed: []string{"headers 1 70009"}, data2: 10},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := letter("p1", "")

@@ -95,8 +95,10 @@ var lostWhy = map[LostReason]string{
 }
 
 // Writer writes dead letters to the stream asynchronously. Write never
-// blocks: letters wait in a bounded buffer and go out with a bounded number
-// in flight. A letter the stream refuses for good (a bad request: too
+// blocks and does a small, fixed amount of work whatever the letter: it
+// only hands the letter to the writer's goroutine through a bounded buffer,
+// and that goroutine builds each letter's message, trims it to fit (see
+// Letter.Msg) and publishes it, with a bounded number in flight. A letter the stream refuses for good (a bad request: too
 // large for the stream, headers it rejects) is logged and counted lost at
 // once; one whose write fails otherwise goes to a retry list and is tried
 // again after a backoff of its own (10 ms doubling to 1 s) until it is
@@ -114,7 +116,7 @@ type Writer struct {
 	lostLog                   lostLog
 
 	mu       sync.Mutex
-	queue    []*nats.Msg          // guarded by mu: a ring of Buffer fresh letters
+	queue    []*queued            // guarded by mu: a ring of Buffer fresh letters, not built yet
 	head, n  int                  // guarded by mu
 	retries  retryQueue           // guarded by mu: failed letters waiting for their next try, soonest first
 	failing  map[*nats.Msg]*retry // guarded by mu: letters that failed, until written or lost
@@ -139,7 +141,7 @@ func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error
 		log = zap.NewNop()
 	}
 	w := &Writer{
-		cfg: cfg, nc: nc, log: log, queue: make([]*nats.Msg, cfg.Buffer),
+		cfg: cfg, nc: nc, log: log, queue: make([]*queued, cfg.Buffer),
 		lost: map[LostReason]*atomic.Uint64{}, failing: map[*nats.Msg]*retry{},
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -160,22 +162,51 @@ func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error
 	return w, nil
 }
 
-// Write queues a dead letter. It never blocks. A letter too large for the
-// server is trimmed to fit (see Letter.Msg), or counted lost if it cannot.
+// queued is a letter waiting for the writer's goroutine to build it.
+type queued struct {
+	l      Letter
+	deadAt time.Time // when Write was called
+}
+
+// Write queues a dead letter, dead now. It never blocks, and its work does
+// not grow with the letter's headers or payload: building and trimming
+// happen on the writer's goroutine, which from then on reads l.Header and
+// l.Data (the caller must not modify them after Write). A letter too large
+// for the server is trimmed to fit (see Letter.Msg), or counted lost if it
+// cannot; so is one that finds the buffer full.
 func (w *Writer) Write(l Letter) {
 	if l.Node == "" {
 		l.Node = w.cfg.Node
 	}
-	m := l.build(w.cfg.Prefix, time.Now())
+	q := &queued{l: l, deadAt: time.Now()}
+	w.mu.Lock()
+	why := w.admitLocked()
+	if why == "" {
+		w.queue[(w.head+w.n)%len(w.queue)] = q
+		w.n++
+	}
+	w.mu.Unlock()
+	if why != "" {
+		w.dropLetter(why, l)
+		return
+	}
+	w.signal()
+}
+
+// prepare builds and trims the message of a letter taken off the queue,
+// on the writer's goroutine; a letter that cannot fit is counted lost and
+// gives nil.
+func (w *Writer) prepare(q *queued) *nats.Msg {
+	m := q.l.build(w.cfg.Prefix, q.deadAt)
 	trimmed, err := trim(m, w.maxPayload())
 	if err != nil {
 		w.drop(LostRefused, m, err)
-		return
+		return nil
 	}
 	if trimmed {
 		w.trimmed.Add(1)
 	}
-	w.enqueue(m)
+	return m
 }
 
 // maxPayload is the most a message may carry on nc's server: NATS's default
@@ -198,21 +229,6 @@ func (w *Writer) Stats() WriterStats {
 		st.Lost += st.LostBy[r]
 	}
 	return st
-}
-
-func (w *Writer) enqueue(m *nats.Msg) {
-	w.mu.Lock()
-	why := w.admitLocked()
-	if why == "" {
-		w.queue[(w.head+w.n)%len(w.queue)] = m
-		w.n++
-	}
-	w.mu.Unlock()
-	if why != "" {
-		w.drop(why, m, nil)
-		return
-	}
-	w.signal()
 }
 
 // admitLocked says why a letter cannot wait to be written, or "" if it can.
@@ -241,6 +257,12 @@ func (w *Writer) drop(why LostReason, m *nats.Msg, err error) {
 		push += " (" + err.Error() + ")"
 	}
 	w.lostLog.add(lostWhy[why], push)
+}
+
+// dropLetter counts and logs a letter lost before it was built.
+func (w *Writer) dropLetter(why LostReason, l Letter) {
+	w.lost[why].Add(1)
+	w.lostLog.add(lostWhy[why], l.Header.Get(protocol.HeaderID)+" "+l.subject(w.cfg.Prefix))
 }
 
 // settle handles the outcome of one write: written; refused for good, or
@@ -331,34 +353,42 @@ func (w *Writer) ensureStream() {
 }
 
 // next takes the letter to write next, counting it in flight: the one
-// whose retry is due soonest if it is due, else the oldest fresh one —
-// unless InFlight letters are in flight. With nothing to take it says how
+// whose retry is due soonest if it is due (m), else the oldest fresh one
+// (q, to be built) — unless InFlight letters are in flight. With nothing to take it says how
 // long until a retry is due (0: none to wait for) and whether the loop is
 // done: Close was called and nothing is queued, waiting or in flight, or
 // Close gave up. Once done, nothing more is admitted.
-func (w *Writer) next(now time.Time) (m *nats.Msg, wait time.Duration, done bool) {
+func (w *Writer) next(now time.Time) (m *nats.Msg, q *queued, wait time.Duration, done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
 	case w.stopped:
-		return nil, 0, true
+		return nil, nil, 0, true
 	case w.inFlight >= w.cfg.InFlight:
-		return nil, 0, false // an outcome wakes the loop
+		return nil, nil, 0, false // an outcome wakes the loop
 	case w.retries.Len() > 0 && !w.retries[0].due.After(now):
 		m = heap.Pop(&w.retries).(*retry).m
 	case w.n > 0:
-		m = w.queue[w.head]
+		q = w.queue[w.head]
 		w.queue[w.head] = nil
 		w.head = (w.head + 1) % len(w.queue)
 		w.n--
 	case w.retries.Len() > 0:
-		return nil, w.retries[0].due.Sub(now), false
+		return nil, nil, w.retries[0].due.Sub(now), false
 	default:
 		w.stopped = w.closing && w.inFlight == 0
-		return nil, 0, w.stopped
+		return nil, nil, 0, w.stopped
 	}
 	w.inFlight++
-	return m, 0, false
+	return m, q, 0, false
+}
+
+// unclaim gives back the in-flight place of a letter next took that was
+// not published.
+func (w *Writer) unclaim() {
+	w.mu.Lock()
+	w.inFlight--
+	w.mu.Unlock()
 }
 
 // loop is the writer's goroutine: it publishes letters until Close has
@@ -369,10 +399,13 @@ func (w *Writer) loop() {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		m, wait, done := w.next(time.Now())
+		m, q, wait, done := w.next(time.Now())
 		switch {
 		case done:
 			return
+		case q != nil:
+			w.publishNew(q)
+			continue
 		case m != nil:
 			w.publish(m)
 			continue
@@ -388,6 +421,15 @@ func (w *Writer) loop() {
 		case <-w.abort:
 		}
 	}
+}
+
+// publishNew builds, trims and sends a fresh letter.
+func (w *Writer) publishNew(q *queued) {
+	if m := w.prepare(q); m != nil {
+		w.publish(m)
+		return
+	}
+	w.unclaim()
 }
 
 // publish sends one letter; its outcome comes to settle.
@@ -415,9 +457,12 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	w.stopped = true
-	left := w.takeAllLocked()
+	fresh, failed := w.takeAllLocked()
 	w.mu.Unlock()
-	for _, m := range left {
+	for _, q := range fresh {
+		w.dropLetter(LostShutdown, q.l)
+	}
+	for _, m := range failed {
 		w.drop(LostShutdown, m, nil)
 	}
 	close(w.abort)
@@ -425,23 +470,24 @@ func (w *Writer) Close(ctx context.Context) error {
 	inFlight := w.js.PublishAsyncPending()
 	w.js.CleanupPublisher() // fails what is in flight, which is dropped as lost
 	w.lostLog.flush()
-	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", len(left), inFlight))
+	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", len(fresh)+len(failed), inFlight))
 }
 
 // takeAllLocked empties the queue and the retry list.
-func (w *Writer) takeAllLocked() []*nats.Msg {
-	left := make([]*nats.Msg, 0, w.n+w.retries.Len())
+func (w *Writer) takeAllLocked() (fresh []*queued, failed []*nats.Msg) {
+	fresh = make([]*queued, 0, w.n)
 	for ; w.n > 0; w.n-- {
-		left = append(left, w.queue[w.head])
+		fresh = append(fresh, w.queue[w.head])
 		w.queue[w.head] = nil
 		w.head = (w.head + 1) % len(w.queue)
 	}
+	failed = make([]*nats.Msg, 0, w.retries.Len())
 	for _, r := range w.retries {
-		left = append(left, r.m)
+		failed = append(failed, r.m)
 		delete(w.failing, r.m)
 	}
 	w.retries = nil
-	return left
+	return fresh, failed
 }
 
 // Collectors are the writer's Prometheus collectors: dead letters written,
