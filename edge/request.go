@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -58,7 +59,7 @@ type request struct {
 	handler  Handler
 	queued   int           // response frames in the connection's queue
 	room     chan struct{} // closed when a frame leaves the queue; made by a waiting stream
-	canceled bool          // by the client
+	canceled atomic.Bool   // by the client: set by the reader, read by the request's goroutine
 }
 
 func (r *request) poppedLocked() {
@@ -117,7 +118,7 @@ func (c *Conn) admitLocked(f *Frame) *ProtocolError {
 func (c *Conn) cancelRequest(id string) {
 	c.mu.Lock()
 	if r := c.reqs[id]; r != nil {
-		r.canceled = true
+		r.canceled.Store(true)
 		r.cancel()
 	}
 	c.mu.Unlock()
@@ -232,7 +233,7 @@ func (c *Conn) lastFrame(r *request, err error) (last *Frame, perr *ProtocolErro
 	case errors.As(err, &te):
 		return nil, nil, true
 	case errors.As(err, &perr):
-	case r.canceled:
+	case r.canceled.Load():
 		perr = &ProtocolError{Code: CodeCanceled, Message: "canceled by the client"}
 	case r.ctx.Err() != nil || errors.Is(err, ErrClosed):
 		return nil, nil, false // the connection is closing
@@ -251,7 +252,7 @@ func streamOutcome(r *request, err error, last *Frame, fatal bool) string {
 	switch {
 	case err == nil:
 		return StreamCompleted
-	case r.canceled:
+	case r.canceled.Load():
 		return StreamCanceled
 	case last == nil && !fatal:
 		return StreamAbandoned
