@@ -3,7 +3,6 @@ package edge_test
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -21,13 +20,7 @@ func upgradeAs(t *testing.T, n *node, host, target string, extra ...string) (int
 	t.Helper()
 	req := upgradeRequest(n, target, extra...)
 	req = strings.Replace(req, "Host: "+n.wsAddr+"\r\n", "Host: "+host+"\r\n", 1)
-	resp, _, br := rawUpgrade(t, n, []byte(req))
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return resp.StatusCode, ""
-	}
-	body, _ := io.ReadAll(resp.Body)
-	_, _ = io.Copy(io.Discard, br) // until the node closes: it has counted the refusal by then
-	return resp.StatusCode, string(body)
+	return upgradeStatus(t, n, req)
 }
 
 // DNS rebinding: a page of evil.example whose name now resolves to

@@ -17,12 +17,20 @@ func upgradeWithOrigin(t *testing.T, n *node, session, origin string) (int, stri
 	if origin != "" {
 		extra = append(extra, "Origin: "+origin)
 	}
-	resp, _, br := rawUpgrade(t, n, []byte(upgradeRequest(n, "/?session="+session, extra...)))
+	return upgradeStatus(t, n, upgradeRequest(n, "/?session="+session, extra...))
+}
+
+// upgradeStatus sends the upgrade request req and returns the status and,
+// for a refusal, the body, once the node has closed the socket (it has
+// counted the refusal by then).
+func upgradeStatus(t *testing.T, n *node, req string) (int, string) {
+	t.Helper()
+	resp, _, br := rawUpgrade(t, n, []byte(req))
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		return resp.StatusCode, ""
 	}
 	body, _ := io.ReadAll(resp.Body)
-	_, _ = io.Copy(io.Discard, br) // until the node closes: it has counted the refusal by then
+	_, _ = io.Copy(io.Discard, br)
 	return resp.StatusCode, string(body)
 }
 
