@@ -204,11 +204,8 @@ func (d *Dispatcher) Stats() DispatcherStats {
 		n += len(l.bindings)
 		l.mu.RUnlock()
 	}
-	d.handovers.mu.Lock()
-	waiting := len(d.handovers.waiting)
-	d.handovers.mu.Unlock()
 	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Handovers: d.handovers.stats(),
-		Waiting: waiting, Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load()}
+		Waiting: d.handovers.pending(), Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load()}
 }
 
 // Stop ends dispatching: what is still in the channel is handled (nobody

@@ -247,6 +247,13 @@ func (h *handovers) stop() {
 }
 
 // stats returns the counts by outcome.
+// pending is how many hand-overs wait for an answer.
+func (h *handovers) pending() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waiting)
+}
+
 func (h *handovers) stats() HandoverStats {
 	s := HandoverStats{}
 	for o, c := range h.counts {
