@@ -102,7 +102,7 @@ func newHandovers(nc *nats.Conn, prefix string, timeout time.Duration, sink *Sin
 func handoverMsg(m *nats.Msg, owed string) *nats.Msg {
 	h := make(nats.Header, len(m.Header)+1)
 	for k, v := range m.Header {
-		if k == protocol.HeaderReply || k == protocol.HeaderSession || strings.HasPrefix(k, "Nats-") {
+		if k == protocol.HeaderReply || k == protocol.HeaderSession || protocol.IsNATSHeader(k) {
 			continue
 		}
 		h[k] = v

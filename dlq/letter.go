@@ -80,7 +80,7 @@ func (l Letter) subject(prefix string) string {
 func (l Letter) build(prefix string, deadAt time.Time) *nats.Msg {
 	h := make(nats.Header, len(l.Header)+10)
 	for k, v := range l.Header {
-		if strings.HasPrefix(strings.ToLower(k), "nats-") {
+		if protocol.IsNATSHeader(k) {
 			k = OrigPrefix + k
 		}
 		h[k] = v

@@ -224,7 +224,7 @@ func ReplayMsg(prefix string, e Entry) (*nats.Msg, error) {
 	}
 	h := make(nats.Header, len(e.Header))
 	for k, v := range e.Header {
-		if !dropped[k] && !strings.HasPrefix(strings.ToLower(k), "nats-") && !strings.HasPrefix(k, OrigPrefix) {
+		if !dropped[k] && !protocol.IsNATSHeader(k) && !strings.HasPrefix(k, OrigPrefix) {
 			h[k] = v
 		}
 	}

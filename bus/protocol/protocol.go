@@ -62,7 +62,7 @@ const (
 	HeaderDeadAt      = "Push-Dead-At"
 	HeaderReplayCount = "Push-Replay-Count"
 	HeaderDeadID      = "Push-Dead-Id" // minted once per death; the dead letter's Nats-Msg-Id
-	HeaderTrimmed     = "Push-Trimmed" // what a dead letter lost to fit the stream: "payload <bytes>", "header <key> <bytes>"
+	HeaderTrimmed     = "Push-Trimmed" // what a dead letter lost to fit the stream: "headers <lines> <bytes>", "payload <bytes>"
 
 	HeaderControl = "Push-Control"
 	HeaderConn    = "Push-Conn"
@@ -77,6 +77,13 @@ const (
 	HeaderStream    = "Push-Stream"
 	HeaderError     = "Push-Error"
 )
+
+// IsNATSHeader reports whether key is one of the headers NATS and JetStream
+// act on (Nats-*, any case): a push's own are never carried to another
+// node, stored as they are in a dead letter, or replayed.
+func IsNATSHeader(key string) bool {
+	return len(key) >= len("Nats-") && strings.EqualFold(key[:len("Nats-")], "Nats-")
+}
 
 // EdgeInboxPrefix is where edge nodes receive the answers to the pushes
 // they hand over: _PUSH_EDGE.<prefix>. (each node subscribes under its own

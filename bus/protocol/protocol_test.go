@@ -58,3 +58,14 @@ func FuzzParseSubject(f *testing.F) {
 		}
 	})
 }
+
+func TestIsNATSHeader(t *testing.T) {
+	for key, want := range map[string]bool{
+		"Nats-Msg-Id": true, "nats-ttl": true, "NATS-Expected-Stream": true, "Nats-": true,
+		"Nats": false, "Push-Orig-Nats-TTL": false, "Push-Id": false, "": false,
+	} {
+		if got := IsNATSHeader(key); got != want {
+			t.Errorf("IsNATSHeader(%q) = %v; want %v", key, got, want)
+		}
+	}
+}
