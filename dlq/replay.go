@@ -159,24 +159,23 @@ func Destination(prefix string, e Entry) (string, error) {
 	refuse := func(format string, args ...any) (string, error) {
 		return "", &RefusedError{Seq: e.Seq, Subject: e.Subject, ID: e.ID(), Why: fmt.Sprintf(format, args...)}
 	}
-	rest, ok := strings.CutPrefix(e.Subject, SubjectPrefix(prefix)+".")
-	if !ok {
+	if !strings.HasPrefix(e.Subject, SubjectPrefix(prefix)+".") {
 		return refuse("not under %s", SubjectPrefix(prefix))
 	}
-	t := strings.Split(rest, ".")
+	reason, session, priority := e.route()
 	switch {
-	case len(t) == 4 && t[1] == "group":
+	case strings.HasPrefix(session, "group.") && strings.Count(session, ".") == 1:
 		return refuse("a group's dead letter is kept for inspection, not replayed")
-	case len(t) != 3:
+	case reason == "" || strings.Contains(session, "."):
 		return refuse("want %s.<reason>.<session>.<priority>", SubjectPrefix(prefix))
-	case !reasons[t[0]]:
-		return refuse("reason %q is not a dead-letter reason", t[0])
-	case !wire.ValidSession(t[1]):
-		return refuse("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", t[1])
-	case reserved[t[1]]:
-		return refuse("session %q is a reserved name", t[1])
-	case t[2] != protocol.High && t[2] != protocol.Low:
-		return refuse("priority %q: want high or low", t[2])
+	case !reasons[reason]:
+		return refuse("reason %q is not a dead-letter reason", reason)
+	case !wire.ValidSession(session):
+		return refuse("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", session)
+	case reserved[session]:
+		return refuse("session %q is a reserved name", session)
+	case priority != protocol.High && priority != protocol.Low:
+		return refuse("priority %q: want high or low", priority)
 	case len(e.Header[protocol.HeaderTrimmed]) > 0:
 		return refuse("it was trimmed to fit the stream (%s)", strings.Join(e.Header[protocol.HeaderTrimmed], ", "))
 	}
@@ -184,7 +183,7 @@ func Destination(prefix string, e Entry) (string, error) {
 		return refuse("%s %q: want one non-negative integer below %d", protocol.HeaderReplayCount,
 			strings.Join(e.Header.Values(protocol.HeaderReplayCount), ", "), int64(math.MaxInt64))
 	}
-	return protocol.PushSubject(prefix, t[1], t[2]), nil
+	return protocol.PushSubject(prefix, session, priority), nil
 }
 
 // replayCount is how often e was replayed: its Push-Replay-Count, 0 if it
