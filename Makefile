@@ -17,7 +17,7 @@ FUZZTIME    ?= 200000x
 # package:target pairs: every decoder of outside input.
 FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS \
 	edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin \
-	bus:FuzzFrameOf bus:FuzzDecodeReply bus/protocol:FuzzParseSubject
+	bus:FuzzFrameOf bus:FuzzDecodeReply protocol:FuzzParseSubject
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 

@@ -14,13 +14,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 )
-
-// timeFormat is how Push-Expires and the other times are written.
-const timeFormat = time.RFC3339Nano
 
 // Dispatcher connects the sessions held on this node to NATS. Each session
 // gets one subscription, <prefix>.<session>.*, delivering into one of a few
@@ -283,7 +282,7 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 // learned of the unsubscription still reach the channel — to be forwarded
 // if the session moved to another node, dead-lettered otherwise — instead
 // of vanishing in the client; the binding goes once the drain is done.
-func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
+func (d *Dispatcher) detach(c *edge.Conn, _ wire.CloseReason, _ error) {
 	session := c.Session()
 	l := d.laneOf(session)
 	l.mu.Lock()
@@ -300,7 +299,7 @@ func (d *Dispatcher) detach(c *edge.Conn, _ edge.CloseReason, _ error) {
 	b.mu.Unlock()
 	for _, m := range held { // nobody holds the session any more
 		_, token, _ := protocol.ParseSubject(d.prefix, m.Subject)
-		d.reject(m, session, token, edge.ReasonClosed)
+		d.reject(m, session, token, push.ReasonClosed)
 	}
 	closed := b.sub.StatusChanged(nats.SubscriptionClosed)
 	if err := b.sub.Drain(); err != nil {
@@ -400,20 +399,20 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 	case !ok:
 		d.invalid.Add(1)
 		d.log.Error("message on an unexpected subject", zap.String("subject", m.Subject))
-	case token == protocol.High:
-		d.push(l, m, session, edge.High)
-	case token == protocol.Low:
-		d.push(l, m, session, edge.Low)
 	case token == protocol.Control:
 		d.control(m, session)
 	default:
-		d.reject(m, session, token, edge.ReasonInvalid)
+		if p, err := push.ParsePriority(token); err == nil {
+			d.push(l, m, session, p)
+			return
+		}
+		d.reject(m, session, token, push.ReasonInvalid)
 	}
 }
 
 // push hands one push to the session's connection, and answers the node
 // that handed it over, if it is a hand-over.
-func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p edge.Priority) {
+func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p push.Priority) {
 	handing := d.intake(m)
 	status, reason := d.deliver(l, m, session, p)
 	if handing != "" {
@@ -443,7 +442,7 @@ func (d *Dispatcher) intake(m *nats.Msg) (handing string) {
 // deliver queues one push, or hands it over, or dead-letters it, and says
 // which for a handing node: enqueued (this node took it) or dead with the
 // reason.
-func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p edge.Priority) (string, edge.Reason) {
+func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priority) (string, push.Reason) {
 	b := l.binding(session)
 	if b != nil && b.replaced.Load() {
 		d.forward(m, session, p)
@@ -457,13 +456,13 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p edge.Priori
 	f, mode, err := frameOf(m, &l.ids)
 	if err != nil {
 		d.log.Debug("invalid push", zap.String("subject", m.Subject), zap.Error(err))
-		d.reject(m, session, p.String(), edge.ReasonInvalid)
-		return protocol.StatusDead, edge.ReasonInvalid
+		d.reject(m, session, p.String(), push.ReasonInvalid)
+		return protocol.StatusDead, push.ReasonInvalid
 	}
 	c := d.reg.Get(session)
 	if c == nil {
-		d.reject(m, session, p.String(), edge.ReasonClosed)
-		return protocol.StatusDead, edge.ReasonClosed
+		d.reject(m, session, p.String(), push.ReasonClosed)
+		return protocol.StatusDead, push.ReasonClosed
 	}
 	d.dispatched.Add(1)
 	f.Meta = d.traceDelivery(m, session, p, f.ID)
@@ -488,7 +487,7 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p edge.Priori
 
 // statusOf is the status for a handing node of a push dead-lettered with
 // reason, or taken when reason is "".
-func statusOf(reason edge.Reason) string {
+func statusOf(reason push.Reason) string {
 	if reason != "" {
 		return protocol.StatusDead
 	}
@@ -499,7 +498,7 @@ func statusOf(reason edge.Reason) string {
 // dead-lettered it (and told a `written` waiter), or it is rejected here.
 // It returns the dead-letter reason. (Apart from push, so that the error's
 // target escapes only on this path.)
-func (d *Dispatcher) refused(m *nats.Msg, session string, p edge.Priority, mode, id string, err error) edge.Reason {
+func (d *Dispatcher) refused(m *nats.Msg, session string, p push.Priority, mode, id string, err error) push.Reason {
 	var dle *edge.DeadLetteredError
 	if errors.As(err, &dle) {
 		if mode == protocol.AckEnqueued {
@@ -514,27 +513,27 @@ func (d *Dispatcher) refused(m *nats.Msg, session string, p edge.Priority, mode,
 
 // refusalReason is the dead-letter reason for a TryPush error under the
 // TryPushReturns policy.
-func refusalReason(err error) edge.Reason {
+func refusalReason(err error) push.Reason {
 	switch {
 	case errors.Is(err, edge.ErrQueueFull):
-		return edge.ReasonQueueFull
+		return push.ReasonQueueFull
 	case errors.Is(err, edge.ErrClosed):
-		return edge.ReasonClosed
+		return push.ReasonClosed
 	}
-	return edge.ReasonInvalid
+	return push.ReasonInvalid
 }
 
 // reject dead-letters a push the node will not queue and tells a producer
 // waiting for any acknowledgement.
-func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason edge.Reason) {
-	if reason == edge.ReasonInvalid {
+func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason push.Reason) {
+	if reason == push.ReasonInvalid {
 		d.invalid.Add(1)
 	}
 	id := ensureID(m)
 	if mode, err := protocol.AckMode(m.Header); err != nil || mode != protocol.AckNone {
 		d.sink.ack(m, protocol.StatusDead, string(reason), id)
 	}
-	d.sink.write(session, priority, string(reason), m, nil)
+	d.sink.write(session, priority, reason, m, nil)
 }
 
 // ensureID returns the push's id, giving it one (in its headers, so that
@@ -579,12 +578,12 @@ func frameOf(m *nats.Msg, ids *idSource) (edge.Frame, string, error) {
 		mode = protocol.AckNone
 	}
 	if exp := m.Header.Get(protocol.HeaderExpires); exp != "" {
-		if f.Expires, err = time.Parse(time.RFC3339Nano, exp); err != nil {
+		if f.Expires, err = push.ParseTime(exp); err != nil {
 			return f, "", err
 		}
 	}
 	if sent := m.Header.Get(protocol.HeaderSentAt); sent != "" {
-		f.Sent, _ = time.Parse(time.RFC3339Nano, sent) // for the latency histogram only: a bad one is left out
+		f.Sent, _ = push.ParseTime(sent) // for the latency histogram only: a bad one is left out
 	}
 	return f, mode, nil
 }
@@ -625,7 +624,7 @@ func (l *lane) binding(session string) *binding {
 // so an older holder that missed it learns.
 func (d *Dispatcher) control(m *nats.Msg, session string) {
 	if m.Header.Get(protocol.HeaderControl) != protocol.ControlTakeover {
-		d.reject(m, session, protocol.Control, edge.ReasonInvalid)
+		d.reject(m, session, protocol.Control, push.ReasonInvalid)
 		return
 	}
 	node := m.Header.Get(protocol.HeaderNode)
@@ -677,7 +676,7 @@ func (d *Dispatcher) handOverQueued(session string, f edge.Frame) {
 // forward hands over a push that arrived for a session now held on
 // another node. Nothing has answered its producer yet. The connection never
 // echoes its own messages, so it does not come back here.
-func (d *Dispatcher) forward(m *nats.Msg, session string, p edge.Priority) {
+func (d *Dispatcher) forward(m *nats.Msg, session string, p push.Priority) {
 	ensureID(m)
 	owed := m.Reply
 	if mode, err := protocol.AckMode(m.Header); err == nil && mode == protocol.AckNone {

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nuid"
 	"go.uber.org/zap"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
-	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // maxHandovers bounds the hand-overs a node waits to hear about. Past it a
@@ -158,7 +158,7 @@ func (h *handovers) answer(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+	if push.NoResponders(m.Header, m.Data) {
 		if ho := h.take(seq); ho != nil {
 			h.fail(ho, HandoverNoResponders)
 		}
@@ -185,9 +185,9 @@ func (h *handovers) answer(m *nats.Msg) {
 func (h *handovers) fail(ho *handover, outcome string) {
 	h.count(outcome)
 	if ho.m.Reply != "" {
-		h.sink.ack(ho.m, protocol.StatusDead, string(edge.ReasonReplaced), ho.m.Header.Get(protocol.HeaderID))
+		h.sink.ack(ho.m, protocol.StatusDead, string(push.ReasonReplaced), ho.m.Header.Get(protocol.HeaderID))
 	}
-	h.sink.write(ho.session, ho.priority, string(edge.ReasonReplaced), ho.m, nil)
+	h.sink.write(ho.session, ho.priority, push.ReasonReplaced, ho.m, nil)
 }
 
 func (h *handovers) count(outcome string) {

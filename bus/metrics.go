@@ -3,8 +3,8 @@ package bus
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
-	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Metrics are the bus's Prometheus collectors (pushfabric_*), every label
@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 	for _, o := range HandoverOutcomes {
 		m.handovers[o] = handovers.WithLabelValues(o)
 	}
-	for _, r := range edge.Reasons {
+	for _, r := range push.Reasons {
 		m.deadLetters[string(r)] = deadLetters.WithLabelValues(string(r))
 	}
 	for _, s := range []string{protocol.StatusEnqueued, protocol.StatusWritten, protocol.StatusDead} {
@@ -74,8 +74,8 @@ func NewMetrics(reg prometheus.Registerer, c *Conn) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) deadLetter(reason string) {
-	if c := m.deadLetters[reason]; c != nil {
+func (m *Metrics) deadLetter(reason push.Reason) {
+	if c := m.deadLetters[string(reason)]; c != nil {
 		c.Inc()
 	}
 }

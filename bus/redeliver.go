@@ -9,9 +9,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Limits of redelivering parked pushes.
@@ -69,7 +70,7 @@ func (p *parking) redeliver(c *edge.Conn) {
 	defer cancel()
 	store, err := p.open(ctx)
 	if err == nil {
-		err = store.Each(ctx, dlq.Filter{Reason: string(edge.ReasonOffline), Session: c.Session(), Limit: maxRedeliver}, func(e dlq.Entry) error {
+		err = store.Each(ctx, dlq.Filter{Reason: string(push.ReasonOffline), Session: c.Session(), Limit: maxRedeliver}, func(e dlq.Entry) error {
 			p.queue(c, e)
 			return nil
 		})
@@ -89,15 +90,15 @@ func (p *parking) queue(c *edge.Conn, e dlq.Entry) {
 	}
 	f := edge.Frame{ID: e.ID(), ContentType: e.Header.Get(protocol.HeaderContentType), Payload: e.Data, Meta: &parked{seq: e.Seq}}
 	if exp := e.Header.Get(protocol.HeaderExpires); exp != "" {
-		t, err := time.Parse(time.RFC3339Nano, exp)
+		t, err := push.ParseTime(exp)
 		if err != nil || !t.After(time.Now()) {
 			return // expired, or never valid: it stays a dead letter
 		}
 		f.Expires = t
 	}
-	prio := edge.High
-	if e.Priority() == protocol.Low {
-		prio = edge.Low
+	prio := push.High
+	if e.Priority() == push.Low.String() {
+		prio = push.Low
 	}
 	_ = c.TryPush(prio, f) // refused: it stays parked
 }
@@ -152,15 +153,15 @@ func (p *parking) stop() {
 // hold keeps a push back while the session's parked pushes are being
 // queued, reporting whether it took the push: held, or (with the reason)
 // dead-lettered because too many wait.
-func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p edge.Priority) (bool, edge.Reason) {
+func (d *Dispatcher) hold(b *binding, m *nats.Msg, session string, p push.Priority) (bool, push.Reason) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.holding {
 		return false, ""
 	}
 	if len(b.held) >= maxHeld {
-		d.reject(m, session, p.String(), edge.ReasonQueueFull)
-		return true, edge.ReasonQueueFull
+		d.reject(m, session, p.String(), push.ReasonQueueFull)
+		return true, push.ReasonQueueFull
 	}
 	b.held = append(b.held, m)
 	return true, ""

@@ -11,20 +11,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/wire"
-)
-
-// Error codes of requests forwarded over NATS, sent to the client in error
-// frames (besides a backend's own Push-Error codes).
-const (
-	CodeInvalidMethod = "invalid_method" // not 1–128 characters of [A-Za-z0-9_-]
-	CodeNoHandler     = "no_handler"     // no backend subscribes to the method
-	CodeTimeout       = "timeout"        // no reply for RequestTimeout
-	CodeTooSlow       = "too_slow"       // the client read more slowly than the backend replied
-	CodeUnavailable   = "unavailable"    // the node could not publish the request
-	CodeBackendError  = "backend_error"  // a backend's Push-Error that is not a valid code
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Outcomes of forwarded requests, the label values of
@@ -32,11 +22,11 @@ const (
 const (
 	OutcomeCompleted   = "completed"
 	OutcomeError       = "error" // the backend answered Push-Error
-	OutcomeNoHandler   = CodeNoHandler
-	OutcomeTimeout     = CodeTimeout
-	OutcomeTooSlow     = CodeTooSlow
-	OutcomeInvalid     = CodeInvalidMethod
-	OutcomeUnavailable = CodeUnavailable
+	OutcomeNoHandler   = string(wire.CodeNoHandler)
+	OutcomeTimeout     = string(wire.CodeTimeout)
+	OutcomeTooSlow     = string(wire.CodeTooSlow)
+	OutcomeInvalid     = string(wire.CodeInvalidMethod)
+	OutcomeUnavailable = string(wire.CodeUnavailable)
 	OutcomeCanceled    = "canceled" // the client canceled or left
 	OutcomeRefused     = "refused"  // a reply over the frame size limit, or a request over NATS's max payload
 )
@@ -156,7 +146,7 @@ func (c *call) next(ctx context.Context, timeout time.Duration) (*nats.Msg, erro
 		wait := time.Until(c.last.Add(timeout))
 		c.mu.Unlock()
 		if wait <= 0 {
-			return nil, &edge.ProtocolError{Code: CodeTimeout, Message: fmt.Sprintf("no reply from the backend for %v", timeout)}
+			return nil, &edge.ProtocolError{Code: wire.CodeTimeout, Message: fmt.Sprintf("no reply from the backend for %v", timeout)}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -170,16 +160,16 @@ func (c *call) next(ctx context.Context, timeout time.Duration) (*nats.Msg, erro
 	}
 }
 
-var errTooSlow = &edge.ProtocolError{Code: CodeTooSlow, Message: "the client read replies more slowly than the backend sent them"}
+var errTooSlow = &edge.ProtocolError{Code: wire.CodeTooSlow, Message: "the client read replies more slowly than the backend sent them"}
 
 // Handler is the edge handler that forwards requests.
 func (f *Forwarder) Handler() edge.Handler { return f.forward }
 
 func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Response, error) {
-	if !wire.ValidName(req.Method) {
+	if !push.ValidName(req.Method) {
 		f.metrics.request(OutcomeInvalid)
-		return edge.Response{}, &edge.ProtocolError{Code: CodeInvalidMethod,
-			Message: fmt.Sprintf("method %q: want 1 to 128 characters of A-Z a-z 0-9 _ -", req.Method)}
+		return edge.Response{}, &edge.ProtocolError{Code: wire.CodeInvalidMethod,
+			Message: push.CheckName("method", req.Method).Error()}
 	}
 	c := &call{ready: make(chan struct{}, 1), last: time.Now()}
 	f.mu.Lock()
@@ -199,13 +189,13 @@ func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Respon
 		f.forget(reply)
 		if errors.Is(err, nats.ErrMaxPayload) {
 			f.metrics.request(OutcomeRefused)
-			return edge.Response{}, &edge.ProtocolError{Code: edge.CodeTooLarge,
+			return edge.Response{}, &edge.ProtocolError{Code: wire.CodeTooLarge,
 				Message: fmt.Sprintf("a request of %d bytes is over the NATS server's limit of %d", len(req.Payload), f.nc.MaxPayload())}
 		}
 		f.metrics.request(OutcomeUnavailable)
 		f.log.Warn("request not forwarded", zap.String("session", req.Conn.Session()),
 			zap.String("method", req.Method), zap.Error(err))
-		return edge.Response{}, &edge.ProtocolError{Code: CodeUnavailable, Message: "the request could not be forwarded; try again"}
+		return edge.Response{}, &edge.ProtocolError{Code: wire.CodeUnavailable, Message: "the request could not be forwarded; try again"}
 	}
 	return edge.Stream(func(yield func(edge.Frame, error) bool) {
 		defer f.forget(reply)
@@ -264,8 +254,8 @@ type reply struct {
 // decodeReply reads a reply to a forwarded request: the NATS server's
 // "no responders" status, a Push-Error, or a frame with Push-Stream.
 func decodeReply(m *nats.Msg) reply {
-	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-		return reply{err: &edge.ProtocolError{Code: CodeNoHandler, Message: "no backend serves this method"}, outcome: OutcomeNoHandler}
+	if push.NoResponders(m.Header, m.Data) {
+		return reply{err: &edge.ProtocolError{Code: wire.CodeNoHandler, Message: "no backend serves this method"}, outcome: OutcomeNoHandler}
 	}
 	if code := m.Header.Get(protocol.HeaderError); code != "" {
 		return reply{err: backendError(code, m.Data), outcome: OutcomeError}
@@ -282,8 +272,8 @@ func decodeReply(m *nats.Msg) reply {
 // reply: its code when that is a valid name, else backend_error with the
 // code in the message.
 func backendError(code string, body []byte) *edge.ProtocolError {
-	if wire.ValidName(code) {
-		return &edge.ProtocolError{Code: code, Message: string(body)}
+	if push.ValidName(code) {
+		return &edge.ProtocolError{Code: wire.ErrorCode(code), Message: string(body)}
 	}
-	return &edge.ProtocolError{Code: CodeBackendError, Message: fmt.Sprintf("%q: %s", code, body)}
+	return &edge.ProtocolError{Code: wire.CodeBackendError, Message: fmt.Sprintf("%q: %s", code, body)}
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/pushfabric/pushfabric/backend"
 	"github.com/pushfabric/pushfabric/bus"
-	"github.com/pushfabric/pushfabric/bus/backend"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -88,7 +89,7 @@ func TestForwardedRequestsEndOnce(t *testing.T) {
 	}
 	for _, err := range alice.c.Request(ctx, "m", nil) { // 3: first, then timeout
 		var re *client.RequestError
-		if err != nil && (!errors.As(err, &re) || re.Code != bus.CodeTimeout) {
+		if err != nil && (!errors.As(err, &re) || re.Code != wire.CodeTimeout) {
 			t.Fatal(err)
 		}
 	}

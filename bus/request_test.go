@@ -7,8 +7,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 func TestDecodeReply(t *testing.T) {
@@ -20,10 +21,11 @@ func TestDecodeReply(t *testing.T) {
 		return h
 	}
 	for _, c := range []struct {
-		name          string
-		m             *nats.Msg
-		frame, more   bool
-		code, message string
+		name        string
+		m           *nats.Msg
+		frame, more bool
+		code        wire.ErrorCode
+		message     string
 	}{
 		{"plain reply", &nats.Msg{Data: []byte("x")}, true, false, "", ""},
 		{"stream", &nats.Msg{Header: h(protocol.HeaderStream, "more"), Data: []byte("x")}, true, true, "", ""},
@@ -31,13 +33,14 @@ func TestDecodeReply(t *testing.T) {
 		{"end marker", &nats.Msg{Header: h(protocol.HeaderStream, "end")}, false, false, "", ""},
 		{"end with a body", &nats.Msg{Header: h(protocol.HeaderStream, "end"), Data: []byte("x")}, true, false, "", ""},
 		{"unknown stream value ends", &nats.Msg{Header: h(protocol.HeaderStream, "MORE"), Data: []byte("x")}, true, false, "", ""},
-		{"no responders", &nats.Msg{Header: h("Status", "503")}, false, false, CodeNoHandler, "no backend serves this method"},
+		{"no responders", &nats.Msg{Header: h("Status", "503")}, false, false, wire.CodeNoHandler, "no backend serves this method"},
 		{"error", &nats.Msg{Header: h(protocol.HeaderError, "not_found"), Data: []byte("gone")}, false, false, "not_found", "gone"},
 		{"error wins over more", &nats.Msg{Header: h(protocol.HeaderError, "e", protocol.HeaderStream, "more")}, false, false, "e", ""},
-		{"bad code", &nats.Msg{Header: h(protocol.HeaderError, "a b"), Data: []byte("m")}, false, false, CodeBackendError, `"a b": m`},
+		{"bad code", &nats.Msg{Header: h(protocol.HeaderError, "a b"), Data: []byte("m")}, false, false, wire.CodeBackendError, `"a b": m`},
 	} {
 		r := decodeReply(c.m)
-		code, message := "", ""
+		var code wire.ErrorCode
+		message := ""
 		if r.err != nil {
 			code, message = r.err.Code, r.err.Message
 		}
@@ -76,7 +79,7 @@ func FuzzDecodeReply(f *testing.F) {
 		r := decodeReply(&nats.Msg{Header: h, Data: data})
 		switch {
 		case r.err != nil:
-			if r.frame != nil || r.more || !wire.ValidName(r.err.Code) || (r.outcome != OutcomeError && r.outcome != OutcomeNoHandler) {
+			if r.frame != nil || r.more || !push.ValidName(string(r.err.Code)) || (r.outcome != OutcomeError && r.outcome != OutcomeNoHandler) {
 				t.Fatalf("error %q with frame %v, more %v", r.err.Code, r.frame != nil, r.more)
 			}
 		case r.frame != nil:

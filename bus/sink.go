@@ -7,9 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Sink is the edge's dead-letter sink on a node: every dead letter goes to
@@ -49,24 +50,24 @@ func (s *Sink) DeadLetter(dl edge.DeadLetter) {
 	if tm, ok := dl.Frame.Meta.(*tracedMsg); ok && tm.ackWritten {
 		s.ack(m, protocol.StatusDead, string(dl.Reason), dl.Frame.ID)
 	}
-	s.write(dl.Session, dl.Priority.String(), string(dl.Reason), m, &dl.Frame)
+	s.write(dl.Session, dl.Priority.String(), dl.Reason, m, &dl.Frame)
 }
 
 // write counts a dead letter and hands it to the writer.
-func (s *Sink) write(session, priority, reason string, m *nats.Msg, f *edge.Frame) {
+func (s *Sink) write(session, priority string, reason push.Reason, m *nats.Msg, f *edge.Frame) {
 	s.m.deadLetter(reason)
 	s.deadLetters.Add(1)
 	l := s.letter(session, priority, reason, m, f)
 	if ce := s.log.Check(zap.DebugLevel, "push dead-lettered"); ce != nil {
 		ce.Write(zap.String("session", session), zap.String("push_id", l.Header.Get(protocol.HeaderID)),
-			zap.String("priority", priority), zap.String("reason", reason))
+			zap.String("priority", priority), zap.String("reason", string(reason)))
 	}
 	s.w.Write(l)
 }
 
 // letter builds the dead letter for a push: from its NATS message when it
 // came over NATS, from the frame when it was pushed in the process.
-func (s *Sink) letter(session, priority, reason string, m *nats.Msg, f *edge.Frame) dlq.Letter {
+func (s *Sink) letter(session, priority string, reason push.Reason, m *nats.Msg, f *edge.Frame) dlq.Letter {
 	if m == nil {
 		m = pushMsg(s.prefix, session, f)
 	} else if f != nil {
@@ -86,7 +87,7 @@ func pushMsg(prefix, session string, f *edge.Frame) *nats.Msg {
 		h.Set(protocol.HeaderContentType, f.ContentType)
 	}
 	if !f.Expires.IsZero() {
-		h.Set(protocol.HeaderExpires, f.Expires.UTC().Format(timeFormat))
+		h.Set(protocol.HeaderExpires, push.FormatTime(f.Expires))
 	}
 	return &nats.Msg{Subject: protocol.PushSubject(prefix, session, f.Priority.String()), Header: h, Data: f.Payload}
 }

@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
-	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // tracedMsg is a push's Meta when something waits for its write: the span
@@ -40,7 +40,7 @@ var propagator = propagation.TraceContext{}
 
 // traceDelivery continues the producer's trace, if the push carries one and
 // tracing is on: the returned Meta holds the span.
-func (d *Dispatcher) traceDelivery(m *nats.Msg, session string, p edge.Priority, id string) any {
+func (d *Dispatcher) traceDelivery(m *nats.Msg, session string, p push.Priority, id string) any {
 	if d.tracer == nil || m.Header.Get(protocol.HeaderTraceparent) == "" {
 		return m
 	}

@@ -4,7 +4,7 @@
 //
 // A dead letter is the original push (payload and headers) published to
 // dlq.<prefix>.<reason>.<session>.<priority> with headers saying why it
-// died, where it was going and which node gave up (bus/protocol names them).
+// died, where it was going and which node gave up (package protocol names them).
 // Its Nats-Msg-Id is its Push-Dead-Id, minted once per death, so a retried
 // write is absorbed by the stream's ten-minute dedupe window while a push
 // that dies again — after a replay, a redelivery, or as another copy — is

@@ -5,8 +5,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -31,7 +31,7 @@ func TestEntryNamesItsSubjectsTokens(t *testing.T) {
 		if err != nil || len(l) != 1 {
 			t.Fatalf("list %+v: %d letters, %v; want the forged one", f, len(l), err)
 		}
-		if got := l[0].Reason() + " " + l[0].Session() + " " + l[0].Priority(); got != "offline carol high" {
+		if got := string(l[0].Reason()) + " " + l[0].Session() + " " + l[0].Priority(); got != "offline carol high" {
 			t.Errorf("list %+v: reason, session, priority %q; want offline carol high (its subject's)", f, got)
 		}
 	}
@@ -44,7 +44,7 @@ func TestEntryNamesItsSubjectsTokens(t *testing.T) {
 		"other.push.offline.s1.high":    "  ",
 	} {
 		e := dlq.Entry{Subject: subject, Header: nats.Header{protocol.HeaderSession: {"dave"}}}
-		if got := e.Reason() + " " + e.Session() + " " + e.Priority(); got != want {
+		if got := string(e.Reason()) + " " + e.Session() + " " + e.Priority(); got != want {
 			t.Errorf("%s: %q; want %q", subject, got, want)
 		}
 	}

@@ -14,15 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
-
-// StreamName is the dead-letter stream.
-const StreamName = "PUSH_DLQ"
-
-// SubjectPrefix is where dead letters for pushes under prefix are stored:
-// dlq.<prefix>.
-func SubjectPrefix(prefix string) string { return "dlq." + prefix }
 
 // Letter is a push that will not be delivered, and why.
 type Letter struct {
@@ -30,7 +24,7 @@ type Letter struct {
 	Subject  string
 	Session  string
 	Priority string // high or low; for an unparsable push, its last subject token
-	Reason   string // offline, queue_full, closed, replaced, shutdown, expired, write_error, invalid, unconfirmed
+	Reason   push.Reason
 	Node     string // the node that gave up (or the producer's name)
 	// DeadID names this death: a letter written twice with the same DeadID
 	// is stored once. Empty (the usual case): a fresh one is minted, so
@@ -73,7 +67,7 @@ func (l Letter) Msg(prefix string, deadAt time.Time, maxPayload int64) (*nats.Ms
 
 // subject is where l is stored under prefix.
 func (l Letter) subject(prefix string) string {
-	return SubjectPrefix(prefix) + "." + l.Reason + "." + l.Session + "." + l.Priority
+	return protocol.DeadLetterSubject(prefix, l.Reason, l.Session, l.Priority)
 }
 
 // build is Msg without the trimming.
@@ -94,12 +88,12 @@ func (l Letter) build(prefix string, deadAt time.Time) *nats.Msg {
 	if l.DeadID == "" {
 		l.DeadID = nuid.Next()
 	}
-	h.Set(protocol.HeaderReason, l.Reason)
+	h.Set(protocol.HeaderReason, string(l.Reason))
 	h.Set(protocol.HeaderSubject, l.Subject)
 	h.Set(protocol.HeaderSession, l.Session)
 	h.Set(protocol.HeaderPriority, l.Priority)
 	h.Set(protocol.HeaderNode, l.Node)
-	h.Set(protocol.HeaderDeadAt, deadAt.UTC().Format(time.RFC3339Nano))
+	h.Set(protocol.HeaderDeadAt, push.FormatTime(deadAt))
 	h.Set(protocol.HeaderDeadID, l.DeadID)
 	h.Set(nats.MsgIdHdr, l.DeadID)
 	return &nats.Msg{Subject: l.subject(prefix), Header: h, Data: l.Data}

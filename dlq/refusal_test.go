@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -202,7 +202,7 @@ func TestRefusedLetterIsCountedLost(t *testing.T) {
 	if _, err := dlq.EnsureStream(ctx(t), js, cfg); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := js.Stream(ctx(t), dlq.StreamName)
+	stream, err := js.Stream(ctx(t), protocol.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}

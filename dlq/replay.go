@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
-	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // ReplayOptions tune a replay.
@@ -135,16 +135,6 @@ func (s *Store) replayOne(ctx context.Context, nc *nats.Conn, e Entry, m *nats.M
 	return nil
 }
 
-// reasons are the dead-letter reasons of DESIGN §6, each a subject token.
-var reasons = map[string]bool{
-	"offline": true, "queue_full": true, "closed": true, "replaced": true, "shutdown": true,
-	"expired": true, "write_error": true, "invalid": true, "unconfirmed": true,
-}
-
-// reserved are the names no session may have: they are group and
-// broadcast subjects.
-var reserved = map[string]bool{"all": true, "group": true}
-
 // Destination is where e replays to: <prefix>.<session>.<priority> as the
 // tokens of its own stream subject, dlq.<prefix>.<reason>.<session>.<priority>,
 // name them — never its Push-Subject header. It refuses, with a
@@ -159,22 +149,22 @@ func Destination(prefix string, e Entry) (string, error) {
 	refuse := func(format string, args ...any) (string, error) {
 		return "", &RefusedError{Seq: e.Seq, Subject: e.Subject, ID: e.ID(), Why: fmt.Sprintf(format, args...)}
 	}
-	if !strings.HasPrefix(e.Subject, SubjectPrefix(prefix)+".") {
-		return refuse("not under %s", SubjectPrefix(prefix))
+	if !strings.HasPrefix(e.Subject, protocol.DeadLetterPrefix(prefix)+".") {
+		return refuse("not under %s", protocol.DeadLetterPrefix(prefix))
 	}
-	reason, session, priority := e.route()
+	reason, session, priority := protocol.ParseDeadLetterSubject(e.Subject)
 	switch {
 	case strings.HasPrefix(session, "group.") && strings.Count(session, ".") == 1:
 		return refuse("a group's dead letter is kept for inspection, not replayed")
 	case reason == "" || strings.Contains(session, "."):
-		return refuse("want %s.<reason>.<session>.<priority>", SubjectPrefix(prefix))
-	case !reasons[reason]:
+		return refuse("want %s.<reason>.<session>.<priority>", protocol.DeadLetterPrefix(prefix))
+	case !push.Reason(reason).Known():
 		return refuse("reason %q is not a dead-letter reason", reason)
-	case !wire.ValidSession(session):
-		return refuse("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", session)
-	case reserved[session]:
+	case !push.ValidName(session):
+		return refuse("%v", push.CheckName("session", session))
+	case push.Reserved(session):
 		return refuse("session %q is a reserved name", session)
-	case priority != protocol.High && priority != protocol.Low:
+	case !validPriority(priority):
 		return refuse("priority %q: want high or low", priority)
 	case len(e.Header[protocol.HeaderTrimmed]) > 0:
 		return refuse("it was trimmed to fit the stream (%s)", strings.Join(e.Header[protocol.HeaderTrimmed], ", "))
@@ -233,4 +223,9 @@ func ReplayMsg(prefix string, e Entry) (*nats.Msg, error) {
 		h.Set(protocol.HeaderAck, protocol.AckEnqueued)
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: e.Data}, nil
+}
+
+func validPriority(token string) bool {
+	_, err := push.ParsePriority(token)
+	return err == nil
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
-	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Filter selects dead letters. Empty fields match everything.
@@ -29,11 +29,12 @@ func (f Filter) Validate() error {
 	if f.Reason != "" && !token(f.Reason) {
 		errs = append(errs, fmt.Errorf("reason %q is not a subject token", f.Reason))
 	}
-	if f.Session != "" && !wire.ValidSession(f.Session) {
-		errs = append(errs, fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", f.Session))
+	if f.Session != "" {
+		errs = append(errs, push.CheckName("session", f.Session))
 	}
-	if f.Priority != "" && f.Priority != protocol.High && f.Priority != protocol.Low {
-		errs = append(errs, fmt.Errorf("priority %q: want high or low", f.Priority))
+	if f.Priority != "" {
+		_, err := push.ParsePriority(f.Priority)
+		errs = append(errs, err)
 	}
 	if f.Limit < 0 {
 		errs = append(errs, fmt.Errorf("limit %d: want 0 (all) or more", f.Limit))
@@ -51,7 +52,7 @@ func (f Filter) Subject(prefix string) string {
 		}
 		return s
 	}
-	return SubjectPrefix(prefix) + "." + or(f.Reason) + "." + or(f.Session) + "." + or(f.Priority)
+	return protocol.DeadLetterPrefix(prefix) + "." + or(f.Reason) + "." + or(f.Session) + "." + or(f.Priority)
 }
 
 // Entry is one stored dead letter.
@@ -70,18 +71,9 @@ type Entry struct {
 // it may have forged. A group's letter,
 // dlq.<prefix>.offline.group.<group>.<priority>, has session
 // group.<group>; a subject of any other shape gives "" for all three.
-func (e Entry) Reason() string   { r, _, _ := e.route(); return r }
-func (e Entry) Session() string  { _, s, _ := e.route(); return s }
-func (e Entry) Priority() string { _, _, p := e.route(); return p }
-
-// route splits e's subject into reason, session and priority.
-func (e Entry) route() (reason, session, priority string) {
-	t := strings.Split(e.Subject, ".")
-	if len(t) < 5 || t[0] != "dlq" {
-		return "", "", ""
-	}
-	return t[2], strings.Join(t[3:len(t)-1], "."), t[len(t)-1]
-}
+func (e Entry) Reason() push.Reason { r, _, _ := protocol.ParseDeadLetterSubject(e.Subject); return r }
+func (e Entry) Session() string     { _, s, _ := protocol.ParseDeadLetterSubject(e.Subject); return s }
+func (e Entry) Priority() string    { _, _, p := protocol.ParseDeadLetterSubject(e.Subject); return p }
 
 // ID is the push id.
 func (e Entry) ID() string { return e.Header.Get(protocol.HeaderID) }
@@ -94,9 +86,9 @@ type Store struct {
 
 // Open finds the dead-letter stream for pushes under prefix.
 func Open(ctx context.Context, js jetstream.JetStream, prefix string) (*Store, error) {
-	s, err := js.Stream(ctx, StreamName)
+	s, err := js.Stream(ctx, protocol.DeadLetterStream)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("stream %s: %w", protocol.DeadLetterStream, err)
 	}
 	return &Store{prefix: prefix, stream: s}, nil
 }
@@ -114,11 +106,11 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 	}
 	cons, err := s.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", StreamName, err)
+		return fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", StreamName, err)
+		return fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
 	}
 	left := int(info.NumPending)
 	if f.Limit > 0 {
@@ -127,7 +119,7 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 	for left > 0 {
 		batch, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			return fmt.Errorf("read %s: %w", StreamName, err)
+			return fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
 		}
 		n := 0
 		for m := range batch.Messages() {
@@ -137,7 +129,7 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return fmt.Errorf("read %s: %w", StreamName, err)
+			return fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
 		}
 		if n == 0 {
 			return nil // what was pending was removed meanwhile
@@ -231,7 +223,7 @@ func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
 func (s *Store) count(ctx context.Context, f Filter) (int, error) {
 	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(f.Subject(s.prefix)))
 	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", StreamName, err)
+		return 0, fmt.Errorf("stream %s: %w", protocol.DeadLetterStream, err)
 	}
 	n := 0
 	for _, c := range info.State.Subjects {
@@ -257,9 +249,9 @@ type Stats struct {
 // Stats counts dead letters by reason and by session and reports the
 // stream's use against its limits.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix(s.prefix)+".>"))
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(protocol.DeadLetterPrefix(s.prefix)+".>"))
 	if err != nil {
-		return Stats{}, fmt.Errorf("stream %s: %w", StreamName, err)
+		return Stats{}, fmt.Errorf("stream %s: %w", protocol.DeadLetterStream, err)
 	}
 	st := Stats{
 		Messages: info.State.Msgs, Bytes: info.State.Bytes,
@@ -286,7 +278,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 
 // ParseSubject splits a dead letter's subject.
 func ParseSubject(prefix, subject string) (reason, session, priority string, ok bool) {
-	rest, ok := strings.CutPrefix(subject, SubjectPrefix(prefix)+".")
+	rest, ok := strings.CutPrefix(subject, protocol.DeadLetterPrefix(prefix)+".")
 	if !ok {
 		return "", "", "", false
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushfabric/pushfabric/protocol"
 )
 
 // StreamConfig are the dead-letter stream's limits.
@@ -56,9 +58,9 @@ const dedupeWindow = 10 * time.Minute
 
 func (c StreamConfig) stream() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:              StreamName,
+		Name:              protocol.DeadLetterStream,
 		Description:       "pushfabric dead letters: pushes that could not be delivered, with the reason",
-		Subjects:          []string{SubjectPrefix(c.Prefix) + ".>"},
+		Subjects:          []string{protocol.DeadLetterPrefix(c.Prefix) + ".>"},
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
@@ -78,7 +80,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg.stream())
 	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", StreamName, err)
+		return nil, fmt.Errorf("create or update stream %s: %w", protocol.DeadLetterStream, err)
 	}
 	return s, nil
 }

@@ -3,8 +3,9 @@ package edge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Credentials are what a client presented when it connected.
@@ -36,6 +37,18 @@ func (f AuthFunc) Authenticate(ctx context.Context, cr Credentials) (string, err
 	return f(ctx, cr)
 }
 
+// TokenVerifier checks a bearer token and returns the session it names
+// (a *token.Verifier is one).
+type TokenVerifier interface {
+	Verify(token string) (session string, err error)
+}
+
+// BearerAuth authenticates clients by their bearer token alone: the
+// WebSocket ?token= or Authorization: Bearer, or the TCP hello's payload.
+func BearerAuth(v TokenVerifier) Authenticator {
+	return AuthFunc(func(_ context.Context, cr Credentials) (string, error) { return v.Verify(cr.Token) })
+}
+
 // DevAuth is development mode: a client gets the session it names, with no
 // token. It serves only loopback listeners and loopback clients, WebSocket
 // upgrades only if their Host names loopback (against DNS rebinding), and
@@ -47,8 +60,8 @@ func (DevAuth) Authenticate(_ context.Context, cr Credentials) (string, error) {
 	if !isLoopback(cr.Local) || !isLoopback(cr.Remote) {
 		return "", errors.New("development authentication accepts loopback clients only")
 	}
-	if !ValidSession(cr.Session) {
-		return "", fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", cr.Session)
+	if err := push.CheckName("session", cr.Session); err != nil {
+		return "", err
 	}
 	return cr.Session, nil
 }

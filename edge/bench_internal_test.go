@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // discardConn is a connection whose writes vanish and whose reads wait for
@@ -71,7 +73,7 @@ func BenchmarkPushDiscard(b *testing.B) {
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			for p := range producers {
-				prio := Priority(p % 2)
+				prio := push.Priority(p % 2)
 				wg.Go(func() {
 					for range per {
 						for c.TryPush(prio, f) != nil { // queue full: let the writer catch up

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // byteCounter is the client side of a benchmark: it drains sockets and
@@ -135,7 +136,7 @@ func (f *fanOut) run(b *testing.B, producers, rate int) {
 			for i := range per {
 				pace.wait(i)
 				h := f.handles[(i*producers+p)%len(f.handles)]
-				for h.TryPush(edge.High, fr) != nil {
+				for h.TryPush(push.High, fr) != nil {
 					runtime.Gosched() // queue full: let the writer catch up
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // PushHandle is how a producer in the process pushes to one session's
@@ -23,12 +24,12 @@ type PushHandle interface {
 	// closing, ctx.Err() if ctx ends first, or an error for a frame that
 	// can never be queued. It never dead-letters: on error the caller still
 	// holds f.
-	Push(ctx context.Context, p Priority, f Frame) error
+	Push(ctx context.Context, p push.Priority, f Frame) error
 	// TryPush queues f at priority p without waiting. When it cannot, it
 	// returns ErrQueueFull or ErrClosed, or, under the TryPushDeadLetters
 	// policy, hands f to the dead-letter sink and returns a
 	// *DeadLetteredError wrapping one of them.
-	TryPush(p Priority, f Frame) error
+	TryPush(p push.Priority, f Frame) error
 	// Done is closed when the connection has ended and everything it held
 	// was written or dead-lettered.
 	Done() <-chan struct{}
@@ -78,10 +79,10 @@ type Conn struct {
 	room          chan struct{} // closed when pushes leave the queues; made by a waiting Push
 	writerGone    chan struct{} // closed when the write side's owner lets go; made by the reader at the end
 	reqs          map[string]*request
-	closeReason   CloseReason
-	closeErr      error     // what ended the connection, for the close hook; nil for a requested close
-	leftover      Reason    // the reason pushes still queued at the end are dead-lettered with
-	drainDeadline time.Time // when a draining connection gives up
+	closeReason   wire.CloseReason
+	closeErr      error       // what ended the connection, for the close hook; nil for a requested close
+	leftover      push.Reason // the reason pushes still queued at the end are dead-lettered with
+	drainDeadline time.Time   // when a draining connection gives up
 	rateTimer     *time.Timer
 
 	// Owned by the reader goroutine.
@@ -105,7 +106,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Push implements [PushHandle].
-func (c *Conn) Push(ctx context.Context, p Priority, f Frame) error {
+func (c *Conn) Push(ctx context.Context, p push.Priority, f Frame) error {
 	f.Type, f.Priority = wire.TypePush, p
 	c.srv.metrics.received[p&1].Inc()
 	if err := c.srv.checkPush(&f); err != nil {
@@ -117,7 +118,7 @@ func (c *Conn) Push(ctx context.Context, p Priority, f Frame) error {
 		}
 		c.mu.Lock()
 		refused := c.enqueueLocked(p, f)
-		if refused != ReasonQueueFull {
+		if refused != push.ReasonQueueFull {
 			c.mu.Unlock()
 			return refusalErr(refused)
 		}
@@ -135,13 +136,13 @@ func (c *Conn) Push(ctx context.Context, p Priority, f Frame) error {
 }
 
 // TryPush implements [PushHandle].
-func (c *Conn) TryPush(p Priority, f Frame) error {
+func (c *Conn) TryPush(p push.Priority, f Frame) error {
 	f.Type, f.Priority = wire.TypePush, p
 	c.srv.metrics.received[p&1].Inc()
 	if err := c.srv.checkPush(&f); err != nil {
 		if c.srv.cfg.TryPush == TryPushDeadLetters {
-			c.deadLetter([]item{{f: f}}, ReasonInvalid)
-			return &DeadLetteredError{Reason: ReasonInvalid, Err: err}
+			c.deadLetter([]item{{f: f}}, push.ReasonInvalid)
+			return &DeadLetteredError{Reason: push.ReasonInvalid, Err: err}
 		}
 		return err
 	}
@@ -156,9 +157,9 @@ func (c *Conn) TryPush(p Priority, f Frame) error {
 	}
 	c.deadLetter([]item{{f: f}}, refused)
 	switch refused {
-	case ReasonQueueFull:
+	case push.ReasonQueueFull:
 		return errDeadQueueFull
-	case ReasonShutdown:
+	case push.ReasonShutdown:
 		return errDeadShutdown
 	}
 	return errDeadClosed
@@ -166,17 +167,17 @@ func (c *Conn) TryPush(p Priority, f Frame) error {
 
 // enqueueLocked queues f, or returns the reason it cannot: queue_full, or
 // for a closing connection shutdown (the node is stopping) or closed.
-func (c *Conn) enqueueLocked(p Priority, f Frame) Reason {
+func (c *Conn) enqueueLocked(p push.Priority, f Frame) push.Reason {
 	if c.state != stateOpen {
-		if c.leftover == ReasonShutdown {
-			return ReasonShutdown
+		if c.leftover == push.ReasonShutdown {
+			return push.ReasonShutdown
 		}
-		return ReasonClosed
+		return push.ReasonClosed
 	}
 	cfg := &c.srv.cfg
 	q := c.out.queue(p)
 	if q.len() >= cfg.QueueLen || c.out.bytes[p]+len(f.Payload) > cfg.QueueBytes {
-		return ReasonQueueFull
+		return push.ReasonQueueFull
 	}
 	q.push(item{f: f, at: c.srv.now()})
 	c.out.bytes[p] += len(f.Payload)
@@ -184,11 +185,11 @@ func (c *Conn) enqueueLocked(p Priority, f Frame) Reason {
 	return ""
 }
 
-func refusalErr(r Reason) error {
+func refusalErr(r push.Reason) error {
 	switch r {
 	case "":
 		return nil
-	case ReasonQueueFull:
+	case push.ReasonQueueFull:
 		return ErrQueueFull
 	}
 	return ErrClosed
@@ -214,10 +215,10 @@ func (c *Conn) wakeWriterLocked() {
 // timeout, and what is left then is dead-lettered (reason shutdown for
 // CloseShutdown, closed otherwise). Active requests are canceled. Close does
 // not wait; [Conn.Done] is closed when the connection has ended.
-func (c *Conn) Close(reason CloseReason) {
-	leftover := ReasonClosed
-	if reason == CloseShutdown {
-		leftover = ReasonShutdown
+func (c *Conn) Close(reason wire.CloseReason) {
+	leftover := push.ReasonClosed
+	if reason == wire.CloseShutdown {
+		leftover = push.ReasonShutdown
 	}
 	c.beginClose(reason, leftover, true, c.srv.cfg.DrainTimeout)
 }
@@ -229,7 +230,7 @@ const abortTimeout = time.Second
 // abort closes the connection without writing what is queued: a close frame
 // goes out (best effort, for up to abortTimeout) and every queued push is
 // dead-lettered with leftover.
-func (c *Conn) abort(reason CloseReason, leftover Reason) {
+func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
 	c.deadLetter(c.beginClose(reason, leftover, false, abortTimeout), leftover)
 }
 
@@ -238,7 +239,7 @@ func (c *Conn) abort(reason CloseReason, leftover Reason) {
 // logged as lost instead; a panic in the sink counts the push it panicked
 // on and the rest lost the same way, and goes on to the goroutine's
 // recover, which closes the connection.
-func (c *Conn) deadLetter(items []item, reason Reason) {
+func (c *Conn) deadLetter(items []item, reason push.Reason) {
 	i, returned := 0, false
 	defer func() {
 		if !returned {
@@ -257,7 +258,7 @@ func (c *Conn) deadLetter(items []item, reason Reason) {
 // frame is due, and the reader wakes at the deadline to finish. A graceful
 // close leaves the queues to the writer; an abrupt one takes them out and
 // returns them. It does nothing if the connection is already closing.
-func (c *Conn) beginClose(reason CloseReason, leftover Reason, graceful bool, timeout time.Duration) []item {
+func (c *Conn) beginClose(reason wire.CloseReason, leftover push.Reason, graceful bool, timeout time.Duration) []item {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != stateOpen {
@@ -281,7 +282,7 @@ func (c *Conn) beginClose(reason CloseReason, leftover Reason, graceful bool, ti
 // push is dead-lettered. A connection that was already closing keeps the
 // reason it was closing with; terminate returns the dead-letter reason in
 // effect. Safe to call more than once.
-func (c *Conn) terminate(leftover Reason, reason CloseReason, cause error) Reason {
+func (c *Conn) terminate(leftover push.Reason, reason wire.CloseReason, cause error) push.Reason {
 	c.mu.Lock()
 	if c.state == stateClosed {
 		leftover = c.leftover

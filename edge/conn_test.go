@@ -17,6 +17,7 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // gate holds a connection's writer inside the BeforeSend hook on a frame
@@ -51,7 +52,7 @@ func (g *gate) hold(t testing.TB, h *edge.Conn) func() {
 	g.mu.Lock()
 	g.entered[h.Session()], g.release[h.Session()] = entered, release
 	g.mu.Unlock()
-	if err := h.TryPush(edge.Low, push("gate", "")); err != nil {
+	if err := h.TryPush(push.Low, pushFrame("gate", "")); err != nil {
 		t.Fatal(err)
 	}
 	<-entered
@@ -77,10 +78,10 @@ func TestPriorityOrderEndToEnd(t *testing.T) {
 				h := n.handle(t, c.Session())
 				release := g.hold(t, h)
 				for i := 1; i <= 6; i++ {
-					mustTryPush(t, h, edge.High, fmt.Sprintf("H%d", i))
+					mustTryPush(t, h, push.High, fmt.Sprintf("H%d", i))
 				}
-				mustTryPush(t, h, edge.Low, "L1")
-				mustTryPush(t, h, edge.Low, "L2")
+				mustTryPush(t, h, push.Low, "L1")
+				mustTryPush(t, h, push.Low, "L2")
 				release()
 				var got []string
 				for range 9 {
@@ -94,9 +95,9 @@ func TestPriorityOrderEndToEnd(t *testing.T) {
 	}
 }
 
-func mustTryPush(t testing.TB, h edge.PushHandle, p edge.Priority, id string) {
+func mustTryPush(t testing.TB, h edge.PushHandle, p push.Priority, id string) {
 	t.Helper()
-	if err := h.TryPush(p, push(id, id)); err != nil {
+	if err := h.TryPush(p, pushFrame(id, id)); err != nil {
 		t.Fatalf("TryPush %s: %v", id, err)
 	}
 }
@@ -110,19 +111,19 @@ func TestTryPushDeadLetterPolicy(t *testing.T) {
 	c := dial(t, n.tcp, "policy", client.Options{})
 	h := n.handle(t, "policy")
 	release := g.hold(t, h)
-	mustTryPush(t, h, edge.High, "1")
-	mustTryPush(t, h, edge.High, "2")
-	err := h.TryPush(edge.High, push("3", ""))
+	mustTryPush(t, h, push.High, "1")
+	mustTryPush(t, h, push.High, "2")
+	err := h.TryPush(push.High, pushFrame("3", ""))
 	var dle *edge.DeadLetteredError
-	if !errors.As(err, &dle) || dle.Reason != edge.ReasonQueueFull || !errors.Is(err, edge.ErrQueueFull) {
+	if !errors.As(err, &dle) || dle.Reason != push.ReasonQueueFull || !errors.Is(err, edge.ErrQueueFull) {
 		t.Fatalf("TryPush over the bound: %v; want dead-lettered queue_full", err)
 	}
-	err = h.TryPush(edge.High, edge.Frame{ID: strings.Repeat("x", 300)})
-	if !errors.As(err, &dle) || dle.Reason != edge.ReasonInvalid || !errors.Is(err, wire.ErrMalformed) {
+	err = h.TryPush(push.High, edge.Frame{ID: strings.Repeat("x", 300)})
+	if !errors.As(err, &dle) || dle.Reason != push.ReasonInvalid || !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("TryPush of an invalid frame: %v; want dead-lettered invalid", err)
 	}
 	dls := n.sink.waitLen(t, 2)
-	if dls[0].Frame.ID != "3" || dls[0].Reason != edge.ReasonQueueFull || dls[1].Reason != edge.ReasonInvalid {
+	if dls[0].Frame.ID != "3" || dls[0].Reason != push.ReasonQueueFull || dls[1].Reason != push.ReasonInvalid {
 		t.Fatalf("dead letters %+v", dls)
 	}
 	release()
@@ -132,7 +133,7 @@ func TestTryPushDeadLetterPolicy(t *testing.T) {
 		}
 	}
 	// A frame larger than the queue's byte bound can never fit.
-	if err := h.Push(context.Background(), edge.High, edge.Frame{Payload: make([]byte, cfg.QueueBytes+1)}); !errors.Is(err, edge.ErrFrameTooLarge) {
+	if err := h.Push(context.Background(), push.High, edge.Frame{Payload: make([]byte, cfg.QueueBytes+1)}); !errors.Is(err, edge.ErrFrameTooLarge) {
 		t.Fatalf("oversized Push: %v; want ErrFrameTooLarge", err)
 	}
 }
@@ -141,21 +142,21 @@ func TestTryPushDeadLetterPolicy(t *testing.T) {
 // why, and takes over what it had queued.
 func TestTakeoverWithinNode(t *testing.T) {
 	g := newGate()
-	closed := make(chan edge.CloseReason, 1)
+	closed := make(chan wire.CloseReason, 1)
 	cfg := edge.DefaultConfig()
 	cfg.Flushers = 0 // the gate holds one writer; the new connection needs another
 	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{
 		BeforeSend: g.beforeSend,
-		OnClose:    func(_ *edge.Conn, r edge.CloseReason, _ error) { closed <- r },
+		OnClose:    func(_ *edge.Conn, r wire.CloseReason, _ error) { closed <- r },
 	}})
 	old := dial(t, n.ws, "s1", client.Options{})
 	h := n.handle(t, "s1")
 	release := g.hold(t, h)
-	mustTryPush(t, h, edge.High, "queued-1")
-	mustTryPush(t, h, edge.Low, "queued-2")
+	mustTryPush(t, h, push.High, "queued-1")
+	mustTryPush(t, h, push.Low, "queued-2")
 	fresh := dial(t, n.tcp, "s1", client.Options{})
 	release()
-	if r := <-closed; r != edge.CloseReplaced {
+	if r := <-closed; r != wire.CloseReplaced {
 		t.Fatalf("old connection closed with %q; want replaced", r)
 	}
 	<-old.Done()
@@ -227,7 +228,7 @@ func TestOversizedFrameClosesWithProtocol(t *testing.T) {
 	raw := rawTCP(t, n, "big")
 	raw.sendBytes(t, []byte{0, 0, 0x10, 0}) // 4096 bytes announced
 	f := raw.next(t)
-	if f.Type != wire.TypeClose || f.Name != string(edge.CloseProtocol) {
+	if f.Type != wire.TypeClose || f.Name != string(wire.CloseProtocol) {
 		t.Fatalf("got %v %q; want close protocol", f.Type, f.Name)
 	}
 
@@ -286,7 +287,7 @@ func TestConnectAndWrittenHooks(t *testing.T) {
 		t.Fatalf("refused client: %v; want close reason shutdown", err)
 	}
 	c := dial(t, n.ws, "welcome", client.Options{})
-	mustTryPush(t, n.handle(t, "welcome"), edge.Low, "w1")
+	mustTryPush(t, n.handle(t, "welcome"), push.Low, "w1")
 	if f := recv(t, c); f.ID != "w1" {
 		t.Fatalf("got %s", f.ID)
 	}

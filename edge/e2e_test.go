@@ -9,6 +9,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 func TestMain(m *testing.M) {
@@ -23,11 +24,11 @@ func TestPushOverBothTransports(t *testing.T) {
 	for _, addr := range []string{n.tcp, n.ws} {
 		c := dial(t, addr, "s-"+addr[:2], client.Options{})
 		h := n.handle(t, c.Session())
-		if err := h.Push(context.Background(), edge.Low, push("p1", "hello")); err != nil {
+		if err := h.Push(context.Background(), push.Low, pushFrame("p1", "hello")); err != nil {
 			t.Fatal(err)
 		}
 		f := recv(t, c)
-		if f.ID != "p1" || string(f.Payload) != "hello" || f.Priority != edge.Low {
+		if f.ID != "p1" || string(f.Payload) != "hello" || f.Priority != push.Low {
 			t.Fatalf("%s: got %+v; want push p1 hello low", addr, f)
 		}
 	}

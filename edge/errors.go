@@ -3,6 +3,9 @@ package edge
 import (
 	"errors"
 	"fmt"
+
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Sentinel errors.
@@ -22,28 +25,16 @@ var (
 // frame and the connection stays open. Handlers return one to refuse a
 // request with a code the client can act on.
 type ProtocolError struct {
-	Code    string // stable, machine-readable: a wire error frame's Name
-	Message string // for people
+	Code    wire.ErrorCode // stable, machine-readable: a wire error frame's Name
+	Message string         // for people
 }
 
 func (e *ProtocolError) Error() string {
 	if e.Message == "" {
-		return "protocol error: " + e.Code
+		return "protocol error: " + string(e.Code)
 	}
-	return "protocol error: " + e.Code + ": " + e.Message
+	return "protocol error: " + string(e.Code) + ": " + e.Message
 }
-
-// Protocol error codes the edge itself sends.
-const (
-	CodeMalformed       = "malformed"         // the frame did not decode
-	CodeUnexpectedFrame = "unexpected_frame"  // a frame type the client may not send
-	CodeUnknownMethod   = "unknown_method"    // no handler for the method
-	CodeDuplicateID     = "duplicate_id"      // a request id already in flight
-	CodeTooManyRequests = "too_many_requests" // over the per-connection request limit
-	CodeCanceled        = "canceled"          // the client canceled the request
-	CodeInternal        = "internal"          // the handler failed; details are in the server log
-	CodeTooLarge        = "too_large"         // a response frame over the frame size or a field limit
-)
 
 // TransportError ends the connection: the socket failed, or a handler
 // decided the connection cannot go on.
@@ -58,7 +49,7 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // DeadLetteredError is what TryPush returns under [TryPushDeadLetters] when it
 // handed the frame to the sink. It wraps [ErrQueueFull] or [ErrClosed].
 type DeadLetteredError struct {
-	Reason Reason
+	Reason push.Reason
 	Err    error
 }
 
@@ -69,7 +60,7 @@ func (e *DeadLetteredError) Unwrap() error { return e.Err }
 
 // Preallocated so that overload costs no allocation.
 var (
-	errDeadQueueFull = &DeadLetteredError{Reason: ReasonQueueFull, Err: ErrQueueFull}
-	errDeadClosed    = &DeadLetteredError{Reason: ReasonClosed, Err: ErrClosed}
-	errDeadShutdown  = &DeadLetteredError{Reason: ReasonShutdown, Err: ErrClosed}
+	errDeadQueueFull = &DeadLetteredError{Reason: push.ReasonQueueFull, Err: ErrQueueFull}
+	errDeadClosed    = &DeadLetteredError{Reason: push.ReasonClosed, Err: ErrClosed}
+	errDeadShutdown  = &DeadLetteredError{Reason: push.ReasonShutdown, Err: ErrClosed}
 )

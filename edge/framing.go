@@ -18,7 +18,7 @@ type framing interface {
 	appendPing(dst []byte) []byte
 	appendPong(dst []byte, payload []byte) []byte
 	// appendGoodbye appends the transport's last bytes after the close frame.
-	appendGoodbye(dst []byte, r CloseReason) []byte
+	appendGoodbye(dst []byte, r wire.CloseReason) []byte
 	// readFrame reads one frame body sent by the client. Transport control
 	// (WebSocket ping and close) is handled on c.
 	readFrame(c *Conn, r *bufio.Reader) ([]byte, error)
@@ -40,7 +40,7 @@ func (t tcpFraming) appendPong(dst []byte, payload []byte) []byte {
 	return b
 }
 
-func (tcpFraming) appendGoodbye(dst []byte, _ CloseReason) []byte { return dst }
+func (tcpFraming) appendGoodbye(dst []byte, _ wire.CloseReason) []byte { return dst }
 
 func (tcpFraming) readFrame(c *Conn, r *bufio.Reader) ([]byte, error) {
 	return wire.ReadTCP(r, nil, c.srv.cfg.MaxFrameSize)
@@ -60,8 +60,8 @@ func (wsFraming) appendPong(dst []byte, payload []byte) []byte {
 	return wire.AppendWSControl(dst, wire.WSPong, payload, nil)
 }
 
-func (wsFraming) appendGoodbye(dst []byte, r CloseReason) []byte {
-	return wire.AppendWSClose(dst, r.wsCloseCode(), string(r), nil)
+func (wsFraming) appendGoodbye(dst []byte, r wire.CloseReason) []byte {
+	return wire.AppendWSClose(dst, r.WSCode(), string(r), nil)
 }
 
 func (wsFraming) readFrame(c *Conn, r *bufio.Reader) ([]byte, error) {

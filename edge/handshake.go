@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // handshakePolicy is what handshakes check, from the Config. Read-only.
@@ -51,19 +52,19 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
 	session, err := s.auth.Authenticate(ctx, cr)
 	cancel()
-	if err == nil && !ValidSession(session) {
+	if err == nil && !push.ValidName(session) {
 		err = fmt.Errorf("authenticator returned invalid session id %q", session)
 	}
 	if err != nil {
 		s.metrics.rejections[RejectAuth].Inc()
 		s.log.Debug("client rejected", zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
-		s.reject(nc, fr, CloseAuth, err.Error())
+		s.reject(nc, fr, wire.CloseAuth, err.Error())
 		return
 	}
 	if err := s.admissible(session); err != nil {
 		s.metrics.rejections[RejectRefused].Inc()
 		s.log.Debug("client refused before it took its session", zap.String("session", session), zap.Error(err))
-		s.reject(nc, fr, CloseShutdown, err.Error())
+		s.reject(nc, fr, wire.CloseShutdown, err.Error())
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -71,7 +72,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	c.in.pending = early
 	if !s.admit(c) {
 		s.metrics.rejections[RejectShutdown].Inc()
-		s.reject(nc, fr, CloseShutdown, "the node is shutting down")
+		s.reject(nc, fr, wire.CloseShutdown, "the node is shutting down")
 	}
 }
 
@@ -99,7 +100,7 @@ func (s *Server) handshakeFailed(nc net.Conn, fr framing, err error) {
 	case errors.Is(err, errRequestTooLarge):
 		refuseTooLarge(nc, s.hs.maxSize)
 	case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge):
-		s.reject(nc, fr, CloseProtocol, err.Error())
+		s.reject(nc, fr, wire.CloseProtocol, err.Error())
 	}
 	_ = nc.Close()
 }
@@ -123,7 +124,7 @@ func (s *Server) untrackHandshake(nc net.Conn) {
 }
 
 // reject tells a client that never got a session why, and closes.
-func (s *Server) reject(nc net.Conn, fr framing, reason CloseReason, msg string) {
+func (s *Server) reject(nc net.Conn, fr framing, reason wire.CloseReason, msg string) {
 	b, _ := fr.appendFrame(nil, &Frame{Type: wire.TypeClose, Name: string(reason), Payload: []byte(msg)})
 	b = fr.appendGoodbye(b, reason)
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))

@@ -122,7 +122,7 @@ func TestTCPHelloIsBounded(t *testing.T) {
 	defer nc.Close()
 	r := &rawConn{nc: nc, br: bufio.NewReader(nc)}
 	r.send(t, wire.Frame{Type: wire.TypeHello, ID: "h", Payload: bytes.Repeat([]byte("t"), 2048)})
-	if f := r.next(t); f.Type != wire.TypeClose || f.Name != string(edge.CloseProtocol) {
+	if f := r.next(t); f.Type != wire.TypeClose || f.Name != string(wire.CloseProtocol) {
 		t.Fatalf("got %v %q; want close protocol", f.Type, f.Name)
 	}
 }

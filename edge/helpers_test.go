@@ -162,7 +162,7 @@ func (r *recorder) waitLen(t testing.TB, n int) []edge.DeadLetter {
 	}
 }
 
-func push(id string, payload string) edge.Frame {
+func pushFrame(id string, payload string) edge.Frame {
 	return edge.Frame{ID: id, Payload: []byte(payload)}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // peer is a client written by hand over either transport: a goroutine
@@ -239,7 +240,7 @@ func TestPingAnsweringClientsStayConnected(t *testing.T) {
 	// The idle timeout leaves room for a loaded machine to stall.
 	cfg.PingInterval, cfg.IdleTimeout = 50*time.Millisecond, 2*time.Second
 	closed := make(chan string, 8)
-	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(c *edge.Conn, r edge.CloseReason, _ error) {
+	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(c *edge.Conn, r wire.CloseReason, _ error) {
 		closed <- c.Session() + " " + string(r)
 	}}})
 	goWS := dial(t, n.ws, "go-ws", client.Options{})
@@ -252,14 +253,14 @@ func TestPingAnsweringClientsStayConnected(t *testing.T) {
 	default:
 	}
 	for _, c := range []*client.Conn{goWS, goTCP} {
-		if err := n.handle(t, c.Session()).TryPush(edge.High, push("still", "here")); err != nil {
+		if err := n.handle(t, c.Session()).TryPush(push.High, pushFrame("still", "here")); err != nil {
 			t.Fatal(err)
 		}
 		if f := recv(t, c); f.ID != "still" {
 			t.Fatalf("%s got %q; want push still", c.Session(), f.ID)
 		}
 	}
-	if err := n.handle(t, "raw-ws").TryPush(edge.High, push("still", "here")); err != nil {
+	if err := n.handle(t, "raw-ws").TryPush(push.High, pushFrame("still", "here")); err != nil {
 		t.Fatal(err)
 	}
 	if f := raw.next(t); f.Type != wire.TypePush || f.ID != "still" {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // 10,000 connect/push/disconnect cycles over real sockets leave no
@@ -20,8 +22,8 @@ func TestConnectDisconnectCyclesLeaveNothing(t *testing.T) {
 	var closes atomic.Int64
 	allClosed := make(chan struct{})
 	n := startNode(t, edge.DefaultConfig(), edge.Options{Hooks: edge.Hooks{
-		OnConnect: func(c *edge.Conn) error { return c.TryPush(edge.High, push("hi", "hello")) },
-		OnClose: func(*edge.Conn, edge.CloseReason, error) {
+		OnConnect: func(c *edge.Conn) error { return c.TryPush(push.High, pushFrame("hi", "hello")) },
+		OnClose: func(*edge.Conn, wire.CloseReason, error) {
 			if closes.Add(1) == cycles {
 				close(allClosed)
 			}

@@ -2,6 +2,9 @@ package edge
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Metrics are the edge's Prometheus collectors, all named pushfabric_*,
@@ -16,7 +19,7 @@ type Metrics struct {
 	sessions          prometheus.Gauge
 	connects          prometheus.Counter
 	rejections        map[string]prometheus.Counter
-	disconnects       map[CloseReason]prometheus.Counter
+	disconnects       map[wire.CloseReason]prometheus.Counter
 	takeovers         prometheus.Counter
 	streams           map[string]prometheus.Counter
 	panics            map[string]prometheus.Counter // by goroutine
@@ -67,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Help: "Pushes handed to a session's connection on this node, queued or not."}, []string{"priority"})
 	written := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_pushes_written_total",
 		Help: "Pushes written to a client socket."}, []string{"priority"})
-	for _, p := range []Priority{High, Low} {
+	for _, p := range []push.Priority{push.High, push.Low} {
 		m.received[p] = received.WithLabelValues(p.String())
 		m.written[p] = written.WithLabelValues(p.String())
 	}
@@ -76,8 +79,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.rejections = preset(rejections, RejectAuth, RejectHandshake, RejectShutdown, RejectRefused, RejectOrigin)
 	disconnects := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_disconnects_total",
 		Help: "Connections ended, by close reason."}, []string{"reason"})
-	m.disconnects = make(map[CloseReason]prometheus.Counter, len(CloseReasons))
-	for _, r := range CloseReasons {
+	m.disconnects = make(map[wire.CloseReason]prometheus.Counter, len(wire.CloseReasons))
+	for _, r := range wire.CloseReasons {
 		m.disconnects[r] = disconnects.WithLabelValues(string(r))
 	}
 	streams := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_response_streams_total",

@@ -1,6 +1,10 @@
 package edge
 
-import "time"
+import (
+	"time"
+
+	"github.com/pushfabric/pushfabric/push"
+)
 
 // source is a queue the writer can take the next frame from.
 type source int8
@@ -69,10 +73,10 @@ func (o *outbox) take(src source, cfg *Config, now *lazyNow) item {
 			o.runStart = now.get()
 		}
 		o.highRun++
-		return o.popPush(&o.high, High)
+		return o.popPush(&o.high, push.High)
 	case fromLow:
 		o.highRun = 0
-		return o.popPush(&o.low, Low)
+		return o.popPush(&o.low, push.Low)
 	default:
 		o.highRun = 0
 		it := o.resp.pop()
@@ -83,15 +87,15 @@ func (o *outbox) take(src source, cfg *Config, now *lazyNow) item {
 	}
 }
 
-func (o *outbox) popPush(q *fifo, p Priority) item {
+func (o *outbox) popPush(q *fifo, p push.Priority) item {
 	it := q.pop()
 	o.bytes[p] -= len(it.f.Payload)
 	return it
 }
 
 // queue returns the push queue for p.
-func (o *outbox) queue(p Priority) *fifo {
-	if p == Low {
+func (o *outbox) queue(p push.Priority) *fifo {
+	if p == push.Low {
 		return &o.low
 	}
 	return &o.high

@@ -9,6 +9,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // takeAll drains an outbox the way the writer does and returns the ids.
@@ -24,7 +25,7 @@ func takeAll(o *outbox, cfg *Config) []string {
 	}
 }
 
-func queueIDs(o *outbox, p Priority, ids ...string) {
+func queueIDs(o *outbox, p push.Priority, ids ...string) {
 	for _, id := range ids {
 		o.queue(p).push(item{f: Frame{Type: wire.TypePush, Priority: p, ID: id}})
 	}
@@ -33,8 +34,8 @@ func queueIDs(o *outbox, p Priority, ids ...string) {
 func TestFairnessSequence(t *testing.T) {
 	var o outbox
 	cfg := Config{MaxHighBeforeLow: 3}
-	queueIDs(&o, High, "H1", "H2", "H3", "H4", "H5", "H6")
-	queueIDs(&o, Low, "L1", "L2")
+	queueIDs(&o, push.High, "H1", "H2", "H3", "H4", "H5", "H6")
+	queueIDs(&o, push.Low, "L1", "L2")
 	got := strings.Join(takeAll(&o, &cfg), " ")
 	if want := "H1 H2 H3 L1 H4 H5 H6 L2"; got != want {
 		t.Fatalf("order %q; want %q", got, want)
@@ -44,8 +45,8 @@ func TestFairnessSequence(t *testing.T) {
 func TestStrictPriority(t *testing.T) {
 	var o outbox
 	cfg := Config{} // no counter, no slice
-	queueIDs(&o, Low, "L1", "L2")
-	queueIDs(&o, High, "H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10")
+	queueIDs(&o, push.Low, "L1", "L2")
+	queueIDs(&o, push.High, "H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10")
 	o.resp.push(item{f: Frame{ID: "R1"}, req: &request{}})
 	got := strings.Join(takeAll(&o, &cfg), " ")
 	if want := "H1 H2 H3 H4 H5 H6 H7 H8 H9 H10 L1 L2 R1"; got != want {
@@ -119,11 +120,11 @@ func TestOutboxProperties(t *testing.T) {
 		for range rapid.IntRange(0, 200).Draw(t, "steps") {
 			switch rapid.IntRange(0, 3).Draw(t, "op") {
 			case 0:
-				queueIDs(&o, High, fmt.Sprintf("H#%d", seq["H"]))
+				queueIDs(&o, push.High, fmt.Sprintf("H#%d", seq["H"]))
 				seq["H"]++
 				pushed++
 			case 1:
-				queueIDs(&o, Low, fmt.Sprintf("L#%d", seq["L"]))
+				queueIDs(&o, push.Low, fmt.Sprintf("L#%d", seq["L"]))
 				seq["L"]++
 				lowWaiting++
 				pushed++
@@ -156,8 +157,8 @@ func splitID(id string) (string, int) {
 func TestFairnessTimeSliceOnOutbox(t *testing.T) {
 	var o outbox
 	cfg := Config{FairnessSlice: 10 * time.Millisecond}
-	queueIDs(&o, High, "H1", "H2", "H3")
-	queueIDs(&o, Low, "L1")
+	queueIDs(&o, push.High, "H1", "H2", "H3")
+	queueIDs(&o, push.Low, "L1")
 	start := time.Now()
 	now := lazyNow{t: start, set: true}
 	var got []string

@@ -5,6 +5,9 @@ import (
 	"runtime/debug"
 
 	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // The goroutines a panic can be contained on: the label of
@@ -72,7 +75,7 @@ func (c *Conn) recoverReader() {
 func (c *Conn) recoverAgain(where string) {
 	if p := recover(); p != nil {
 		c.srv.panicked(where, c.session, p)
-		c.terminate(ReasonClosed, CloseProtocol, nil)
+		c.terminate(push.ReasonClosed, wire.CloseProtocol, nil)
 	}
 }
 
@@ -96,13 +99,13 @@ func (c *Conn) recoverWriter(w *writer, where string) {
 	open, reason := c.state == stateOpen, c.leftover
 	c.mu.Unlock()
 	if open {
-		reason = ReasonClosed
+		reason = push.ReasonClosed
 	}
 	c.deadLetter(held, reason)
 	if open {
 		c.closeAfterPanic(where, p)
 	} else {
-		c.terminate(ReasonClosed, CloseProtocol, nil)
+		c.terminate(push.ReasonClosed, wire.CloseProtocol, nil)
 	}
 }
 
@@ -131,7 +134,7 @@ func (c *Conn) recoverRequest() {
 // dead-lettering what is queued as closed; the close hook's error says
 // which goroutine panicked.
 func (c *Conn) closeAfterPanic(where string, p any) {
-	c.abort(CloseProtocol, ReasonClosed)
+	c.abort(wire.CloseProtocol, push.ReasonClosed)
 	c.mu.Lock()
 	if c.closeErr == nil {
 		c.closeErr = fmt.Errorf("edge: panic on the %s goroutine: %v", where, p)
@@ -153,7 +156,7 @@ func (s *Server) runConnectHook(c *Conn) (err error) {
 
 // runCloseHook runs OnClose; a panic in it is contained, so the connection
 // still ends completely.
-func (c *Conn) runCloseHook(reason CloseReason, cause error) {
+func (c *Conn) runCloseHook(reason wire.CloseReason, cause error) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.srv.panicked(PanicReader, c.session, p)
@@ -165,7 +168,7 @@ func (c *Conn) runCloseHook(reason CloseReason, cause error) {
 // lost counts and logs, with their ids, pushes of session that will be
 // neither written nor dead-lettered because the dead-letter sink panicked
 // on the connection. reason is what they would have been dead-lettered as.
-func (s *Server) lost(session string, items []item, reason Reason) {
+func (s *Server) lost(session string, items []item, reason push.Reason) {
 	if len(items) == 0 {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // bombs are hooks and a handler that panic for sessions named bomb-*.
@@ -27,7 +28,7 @@ func bombs(closed chan<- string) edge.Options {
 			OnConnect:       func(c *edge.Conn) error { explode(c, "connect"); return nil },
 			OnProtocolError: func(c *edge.Conn, _ *edge.ProtocolError) { explode(c, "reader") },
 			OnCommandEnd:    func(c *edge.Conn, _ *edge.Request, _ error) { explode(c, "request") },
-			OnClose: func(c *edge.Conn, r edge.CloseReason, _ error) {
+			OnClose: func(c *edge.Conn, r wire.CloseReason, _ error) {
 				closed <- c.Session() + " " + string(r)
 				explode(c, "close")
 			},
@@ -55,7 +56,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	var ce *client.CloseError
-	if _, err := client.Dial(ctx, n.tcp, client.Options{Session: "bomb-connect"}); !errors.As(err, &ce) || ce.Reason != string(edge.CloseShutdown) {
+	if _, err := client.Dial(ctx, n.tcp, client.Options{Session: "bomb-connect"}); !errors.As(err, &ce) || ce.Reason != string(wire.CloseShutdown) {
 		t.Fatalf("dial with a panicking connect hook: %v; want close reason shutdown", err)
 	}
 	wantClosed(t, closed, "bomb-connect shutdown")
@@ -64,7 +65,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	// hook on the reader goroutine.
 	r := rawTCP(t, n, "bomb-reader")
 	r.send(t, wire.Frame{Type: wire.TypePush, ID: "x"})
-	wantCloseFrame(t, r, edge.CloseProtocol)
+	wantCloseFrame(t, r, wire.CloseProtocol)
 	wantClosed(t, closed, "bomb-reader protocol")
 
 	// A request: the command-end hook panics on the request's goroutine.
@@ -76,7 +77,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("the connection stayed open after its command-end hook panicked")
 	}
-	if err := c.Err(); !errors.As(err, &ce) || ce.Reason != string(edge.CloseProtocol) {
+	if err := c.Err(); !errors.As(err, &ce) || ce.Reason != string(wire.CloseProtocol) {
 		t.Fatalf("after a panicking command-end hook: %v; want close reason protocol", err)
 	}
 	wantClosed(t, closed, "bomb-request protocol")
@@ -85,7 +86,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	h := dial(t, n.ws, "handler", client.Options{})
 	var re *client.RequestError
 	for _, err := range h.Request(ctx, "boom", nil) {
-		if !errors.As(err, &re) || re.Code != edge.CodeInternal {
+		if !errors.As(err, &re) || re.Code != wire.CodeInternal {
 			t.Fatalf("boom: %v; want error internal", err)
 		}
 	}
@@ -104,7 +105,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 		t.Fatal("a connection whose close hook panicked never ended")
 	}
 
-	if err := n.handle(t, "ok").TryPush(edge.High, push("after", "all that")); err != nil {
+	if err := n.handle(t, "ok").TryPush(push.High, pushFrame("after", "all that")); err != nil {
 		t.Fatal(err)
 	}
 	if f := recv(t, bystander); f.ID != "after" {
@@ -146,7 +147,7 @@ func wantClosed(t *testing.T, closed <-chan string, want string) {
 	}
 }
 
-func wantCloseFrame(t *testing.T, r *rawConn, reason edge.CloseReason) {
+func wantCloseFrame(t *testing.T, r *rawConn, reason wire.CloseReason) {
 	t.Helper()
 	for {
 		f := r.next(t)
@@ -171,7 +172,7 @@ func TestHandlerPanicIsLoggedOnce(t *testing.T) {
 	defer cancel()
 	var re *client.RequestError
 	for _, err := range c.Request(ctx, "boom", nil) {
-		if !errors.As(err, &re) || re.Code != edge.CodeInternal {
+		if !errors.As(err, &re) || re.Code != wire.CodeInternal {
 			t.Fatalf("boom: %v; want error internal", err)
 		}
 	}

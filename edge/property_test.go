@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Property, over a real socket: for any mix of pushes of both priorities
@@ -62,7 +63,7 @@ func TestActorProperties(t *testing.T) {
 			} else {
 				lows = append(lows, id)
 			}
-			if err := h.TryPush(edge.Priority(p), push(id, "")); err != nil {
+			if err := h.TryPush(push.Priority(p), pushFrame(id, "")); err != nil {
 				rt.Fatalf("TryPush: %v", err)
 			}
 		}

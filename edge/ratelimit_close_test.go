@@ -6,6 +6,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // A close frame does not wait for rate-limit tokens: a connection whose
@@ -18,15 +19,15 @@ func TestCloseFrameSkipsTheRateLimit(t *testing.T) {
 	n := startNode(t, cfg, edge.Options{})
 	r := rawTCP(t, n, "slow")
 	h := n.handle(t, "slow")
-	mustTryPush(t, h, edge.High, "p0")
-	mustTryPush(t, h, edge.High, "p1")
+	mustTryPush(t, h, push.High, "p0")
+	mustTryPush(t, h, push.High, "p1")
 	if f := r.next(t); f.Type != wire.TypePush || f.ID != "p0" {
 		t.Fatalf("got %v %s; want push p0", f.Type, f.ID)
 	}
-	h.Close(edge.CloseShutdown)
-	wantCloseFrame(t, r, edge.CloseShutdown)
+	h.Close(wire.CloseShutdown)
+	wantCloseFrame(t, r, wire.CloseShutdown)
 	_ = r.nc.Close()
-	if dls := n.sink.waitLen(t, 1); dls[0].Frame.ID != "p1" || dls[0].Reason != edge.ReasonShutdown {
+	if dls := n.sink.waitLen(t, 1); dls[0].Frame.ID != "p1" || dls[0].Reason != push.ReasonShutdown {
 		t.Fatalf("dead letters %+v; want p1 as shutdown", dls)
 	}
 }

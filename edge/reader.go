@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // readBufSize is the read buffer a connection borrows while bytes are
@@ -40,10 +41,10 @@ func (c *Conn) readLoop() {
 		case isTimeout(err):
 			c.onReadTimeout()
 		case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge):
-			c.abort(CloseProtocol, ReasonClosed)
+			c.abort(wire.CloseProtocol, push.ReasonClosed)
 			c.discardInput()
 		default:
-			c.terminate(ReasonClosed, CloseNormal, readErr(err))
+			c.terminate(push.ReasonClosed, wire.CloseNormal, readErr(err))
 		}
 	}
 }
@@ -165,7 +166,7 @@ func (in *input) got(n int) {
 func (c *Conn) handle(body []byte) error {
 	f, err := wire.Decode(body)
 	if err != nil {
-		c.protocolError("", &ProtocolError{Code: CodeMalformed, Message: err.Error()})
+		c.protocolError("", &ProtocolError{Code: wire.CodeMalformed, Message: err.Error()})
 		return nil
 	}
 	switch f.Type {
@@ -179,7 +180,7 @@ func (c *Conn) handle(body []byte) error {
 	case wire.TypeClose:
 		return errClientClose
 	default:
-		c.protocolError(f.ID, &ProtocolError{Code: CodeUnexpectedFrame, Message: "a client may not send " + f.Type.String() + " frames"})
+		c.protocolError(f.ID, &ProtocolError{Code: wire.CodeUnexpectedFrame, Message: "a client may not send " + f.Type.String() + " frames"})
 	}
 	return nil
 }
@@ -261,12 +262,12 @@ func (c *Conn) onReadTimeout() {
 	silent := now.Sub(c.lastRead)
 	switch {
 	case state == stateDraining && !now.Before(deadline):
-		c.terminate(ReasonClosed, CloseNormal, nil)
+		c.terminate(push.ReasonClosed, wire.CloseNormal, nil)
 	case state != stateOpen:
 	case c.inputWaiting():
 		c.lastRead = now
 	case cfg.IdleTimeout > 0 && silent >= cfg.IdleTimeout:
-		c.abort(CloseIdle, ReasonClosed)
+		c.abort(wire.CloseIdle, push.ReasonClosed)
 	case cfg.PingInterval > 0 && silent >= cfg.PingInterval:
 		c.queuePing()
 	}
@@ -297,7 +298,7 @@ func (c *Conn) discardInput() {
 				c.onReadTimeout()
 				continue
 			}
-			c.terminate(ReasonClosed, CloseProtocol, nil)
+			c.terminate(push.ReasonClosed, wire.CloseProtocol, nil)
 		}
 	}
 }
@@ -317,7 +318,7 @@ func (c *Conn) finish() {
 	if d := m.disconnects[reason]; d != nil {
 		d.Inc()
 	}
-	if reason == CloseReplaced {
+	if reason == wire.CloseReplaced {
 		m.takeovers.Inc()
 	}
 	if ce := c.srv.log.Check(zap.DebugLevel, "client disconnected"); ce != nil {

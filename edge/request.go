@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Request is a client's request, as a [Handler] sees it.
@@ -105,11 +106,11 @@ func (c *Conn) startRequest(f *Frame) {
 func (c *Conn) admitLocked(f *Frame) *ProtocolError {
 	switch {
 	case c.srv.handler(f.Name) == nil:
-		return &ProtocolError{Code: CodeUnknownMethod, Message: fmt.Sprintf("no handler for method %q", f.Name)}
+		return &ProtocolError{Code: wire.CodeUnknownMethod, Message: fmt.Sprintf("no handler for method %q", f.Name)}
 	case c.reqs[f.ID] != nil:
-		return &ProtocolError{Code: CodeDuplicateID, Message: fmt.Sprintf("request %q is already in flight", f.ID)}
+		return &ProtocolError{Code: wire.CodeDuplicateID, Message: fmt.Sprintf("request %q is already in flight", f.ID)}
 	case len(c.reqs) >= c.srv.cfg.MaxRequests:
-		return &ProtocolError{Code: CodeTooManyRequests, Message: fmt.Sprintf("at most %d requests at a time", c.srv.cfg.MaxRequests)}
+		return &ProtocolError{Code: wire.CodeTooManyRequests, Message: fmt.Sprintf("at most %d requests at a time", c.srv.cfg.MaxRequests)}
 	}
 	return nil
 }
@@ -169,9 +170,9 @@ func (c *Conn) runHandler(r *request) (err error) {
 // StreamBuffer frames queued. It fails once the request is canceled or the
 // connection is closing.
 func (c *Conn) enqueueResponse(r *request, f Frame) error {
-	f.Type, f.Priority, f.ID = wire.TypeResponse, High, r.ID
+	f.Type, f.Priority, f.ID = wire.TypeResponse, push.High, r.ID
 	if err := c.srv.checkFrame(&f); err != nil {
-		return &ProtocolError{Code: CodeTooLarge, Message: "response " + err.Error()}
+		return &ProtocolError{Code: wire.CodeTooLarge, Message: "response " + err.Error()}
 	}
 	for {
 		c.mu.Lock()
@@ -213,7 +214,7 @@ func (c *Conn) endRequest(r *request, err error) {
 	c.mu.Unlock()
 	r.cancel()
 	if fatal {
-		c.abort(CloseProtocol, ReasonClosed)
+		c.abort(wire.CloseProtocol, push.ReasonClosed)
 	}
 	if h := c.srv.hooks.OnCommandEnd; h != nil {
 		h(c, &r.Request, err)
@@ -234,7 +235,7 @@ func (c *Conn) lastFrame(r *request, err error) (last *Frame, perr *ProtocolErro
 		return nil, nil, true
 	case errors.As(err, &perr):
 	case r.canceled.Load():
-		perr = &ProtocolError{Code: CodeCanceled, Message: "canceled by the client"}
+		perr = &ProtocolError{Code: wire.CodeCanceled, Message: "canceled by the client"}
 	case r.ctx.Err() != nil || errors.Is(err, ErrClosed):
 		return nil, nil, false // the connection is closing
 	default:
@@ -242,7 +243,7 @@ func (c *Conn) lastFrame(r *request, err error) (last *Frame, perr *ProtocolErro
 			c.srv.log.Warn("request failed", zap.String("session", c.session),
 				zap.String("method", r.Method), zap.String("request", r.ID), zap.Error(err))
 		}
-		perr = &ProtocolError{Code: CodeInternal, Message: "the request failed; see the server log"}
+		perr = &ProtocolError{Code: wire.CodeInternal, Message: "the request failed; see the server log"}
 	}
 	return errorFrame(r.ID, perr), perr, false
 }
@@ -261,7 +262,7 @@ func streamOutcome(r *request, err error, last *Frame, fatal bool) string {
 }
 
 func errorFrame(id string, perr *ProtocolError) *Frame {
-	return &Frame{Type: wire.TypeError, ID: id, Name: perr.Code, Payload: []byte(perr.Message)}
+	return &Frame{Type: wire.TypeError, ID: id, Name: string(perr.Code), Payload: []byte(perr.Message)}
 }
 
 // maxLooseErrors bounds error frames for refused requests waiting in the
@@ -278,7 +279,7 @@ func (c *Conn) protocolError(id string, perr *ProtocolError) {
 	}
 	if c.out.looseErrors >= maxLooseErrors {
 		c.mu.Unlock()
-		c.abort(CloseProtocol, ReasonClosed)
+		c.abort(wire.CloseProtocol, push.ReasonClosed)
 		return
 	}
 	c.out.looseErrors++

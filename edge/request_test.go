@@ -12,6 +12,7 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // ends counts command-end hook calls per request.
@@ -169,7 +170,7 @@ func TestRequests(t *testing.T) {
 		}
 		e.wait(t, key("count"))
 
-		for method, code := range map[string]string{"refuse": "not_allowed", "fail": edge.CodeInternal, "panic": edge.CodeInternal, "nope": edge.CodeUnknownMethod} {
+		for method, code := range map[string]wire.ErrorCode{"refuse": "not_allowed", "fail": wire.CodeInternal, "panic": wire.CodeInternal, "nope": wire.CodeUnknownMethod} {
 			_, err := collect(t, c.Request(ctx, method, nil))
 			var re *client.RequestError
 			if !errors.As(err, &re) || re.Code != code {
@@ -251,7 +252,7 @@ func TestRequestLimits(t *testing.T) {
 	}
 	_, err := collect(t, c.Request(context.Background(), "one", nil))
 	var re *client.RequestError
-	if !errors.As(err, &re) || re.Code != edge.CodeTooManyRequests {
+	if !errors.As(err, &re) || re.Code != wire.CodeTooManyRequests {
 		t.Fatalf("third request: %v; want too_many_requests", err)
 	}
 	cancel()
@@ -284,7 +285,7 @@ func TestPushesOvertakeResponses(t *testing.T) {
 	}()
 	<-n.started
 	for i := range 200 {
-		if err := h.Push(context.Background(), edge.High, push(fmt.Sprint(i), "")); err != nil {
+		if err := h.Push(context.Background(), push.High, pushFrame(fmt.Sprint(i), "")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,14 +312,14 @@ func TestClientProtocolErrors(t *testing.T) {
 	raw.send(t, wire.Frame{Type: wire.TypeRequest, ID: "a", Name: "block"})
 	<-n.started
 	raw.send(t, wire.Frame{Type: wire.TypeRequest, ID: "a", Name: "block"}) // duplicate id
-	for _, code := range []string{edge.CodeUnexpectedFrame, edge.CodeMalformed, edge.CodeDuplicateID} {
+	for _, code := range []wire.ErrorCode{wire.CodeUnexpectedFrame, wire.CodeMalformed, wire.CodeDuplicateID} {
 		f := raw.next(t)
-		if f.Type != wire.TypeError || f.Name != code {
+		if f.Type != wire.TypeError || f.Name != string(code) {
 			t.Fatalf("got %v %q; want error %s", f.Type, f.Name, code)
 		}
 	}
 	raw.send(t, wire.Frame{Type: wire.TypeCancel, ID: "a"})
-	if f := raw.next(t); f.Type != wire.TypeError || f.Name != edge.CodeCanceled || f.ID != "a" {
+	if f := raw.next(t); f.Type != wire.TypeError || f.Name != string(wire.CodeCanceled) || f.ID != "a" {
 		t.Fatalf("after cancel: %v %q %q; want error canceled for a", f.Type, f.Name, f.ID)
 	}
 	if got, err := collect(t, c.Request(context.Background(), "one", []byte("ok"))); err != nil || got[0] != "echo:ok" {

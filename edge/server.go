@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 )
 
@@ -49,7 +51,7 @@ type Hooks struct {
 	OnProtocolError func(c *Conn, err *ProtocolError)
 	// OnClose runs once, when the connection has ended completely. err is
 	// nil when the connection was closed on purpose or the client left.
-	OnClose func(c *Conn, reason CloseReason, err error)
+	OnClose func(c *Conn, reason wire.CloseReason, err error)
 }
 
 // Options are a Server's collaborators. Only Auth is required.
@@ -257,7 +259,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = ln.Close()
 	}
 	for _, c := range conns {
-		c.Close(CloseShutdown)
+		c.Close(wire.CloseShutdown)
 	}
 	var err error
 	for _, c := range conns {
@@ -265,7 +267,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-c.Done():
 		case <-ctx.Done():
 			err = ctx.Err()
-			c.terminate(ReasonShutdown, CloseShutdown, nil)
+			c.terminate(push.ReasonShutdown, wire.CloseShutdown, nil)
 		}
 	}
 	s.stopCtx()
@@ -346,7 +348,7 @@ func (s *Server) setUp(c *Conn) {
 			c.mu.Lock()
 			c.out.welcome = false
 			c.mu.Unlock()
-			c.abort(CloseShutdown, ReasonClosed)
+			c.abort(wire.CloseShutdown, push.ReasonClosed)
 		}
 	}
 	if !refused {
@@ -374,12 +376,12 @@ func (c *Conn) replaceWith(next *Conn) {
 // It does nothing if the connection is already closing.
 func (c *Conn) CloseReplaced(forward func(Frame) error) {
 	var refused []item
-	for _, it := range c.beginClose(CloseReplaced, ReasonReplaced, false, abortTimeout) {
+	for _, it := range c.beginClose(wire.CloseReplaced, push.ReasonReplaced, false, abortTimeout) {
 		if forward(it.f) != nil {
 			refused = append(refused, it)
 		}
 	}
-	c.deadLetter(refused, ReasonReplaced)
+	c.deadLetter(refused, push.ReasonReplaced)
 }
 
 // now is the time on the server's clock (monotonic).
@@ -424,7 +426,7 @@ func (s *Server) checkFrame(f *Frame) error {
 	return nil
 }
 
-func (s *Server) deadLetterItem(session string, it item, reason Reason) {
+func (s *Server) deadLetterItem(session string, it item, reason push.Reason) {
 	s.sink.DeadLetter(DeadLetter{Session: session, Priority: it.f.Priority, Frame: it.f, Reason: reason})
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // A client that stops reading fills its socket; the shared flusher passes
@@ -29,14 +31,14 @@ func TestStuckClientAndShutdown(t *testing.T) {
 	big := make([]byte, 64<<10)
 	const stuckPushes = 300 // 19 MB: far more than loopback socket buffers hold
 	for i := range stuckPushes {
-		if err := hs.TryPush(edge.Low, edge.Frame{ID: fmt.Sprint(i), Payload: big}); err != nil {
+		if err := hs.TryPush(push.Low, edge.Frame{ID: fmt.Sprint(i), Payload: big}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	reader := dial(t, n.tcp, "reader", client.Options{})
 	hr := n.handle(t, "reader")
 	for i := range 100 {
-		mustTryPush(t, hr, edge.High, fmt.Sprint(i))
+		mustTryPush(t, hr, push.High, fmt.Sprint(i))
 		if f := recv(t, reader); f.ID != fmt.Sprint(i) {
 			t.Fatalf("reader got %s; want %d", f.ID, i)
 		}
@@ -44,7 +46,7 @@ func TestStuckClientAndShutdown(t *testing.T) {
 
 	// Queue pushes for the reader that it will only get during the drain.
 	for i := range 50 {
-		mustTryPush(t, hr, edge.High, fmt.Sprintf("late-%d", i))
+		mustTryPush(t, hr, push.High, fmt.Sprintf("late-%d", i))
 	}
 	n.stop(t)
 
@@ -62,7 +64,7 @@ func TestStuckClientAndShutdown(t *testing.T) {
 		t.Fatalf("%d dead letters for the stuck client; want some but not all of %d", len(dls), stuckPushes)
 	}
 	for _, dl := range dls {
-		if dl.Session != "stuck" || dl.Reason != edge.ReasonShutdown {
+		if dl.Session != "stuck" || dl.Reason != push.ReasonShutdown {
 			t.Fatalf("dead letter %s/%s as %s; want stuck's pushes as shutdown", dl.Session, dl.Frame.ID, dl.Reason)
 		}
 	}
@@ -110,18 +112,18 @@ func TestWriteTimeoutEndsStuckClient(t *testing.T) {
 	cfg := edge.DefaultConfig()
 	cfg.WriteTimeout = 100 * time.Millisecond
 	cfg.QueueLen, cfg.QueueBytes = 10_000, 64<<20
-	closed := make(chan edge.CloseReason, 1)
-	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(_ *edge.Conn, r edge.CloseReason, _ error) { closed <- r }}})
+	closed := make(chan wire.CloseReason, 1)
+	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(_ *edge.Conn, r wire.CloseReason, _ error) { closed <- r }}})
 	rawTCP(t, n, "stuck") // never reads again
 	h := n.handle(t, "stuck")
 	const pushes = 300
 	big := make([]byte, 64<<10)
 	for i := range pushes {
-		if err := h.TryPush(edge.High, edge.Frame{ID: strconv.Itoa(i), Payload: big}); err != nil {
+		if err := h.TryPush(push.High, edge.Frame{ID: strconv.Itoa(i), Payload: big}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if r := <-closed; r != edge.CloseTooSlow {
+	if r := <-closed; r != wire.CloseTooSlow {
 		t.Fatalf("closed with %q; want too_slow", r)
 	}
 	dls := n.sink.all()
@@ -129,7 +131,7 @@ func TestWriteTimeoutEndsStuckClient(t *testing.T) {
 		t.Fatal("no dead letters for a client that took almost nothing")
 	}
 	for _, dl := range dls {
-		if dl.Reason != edge.ReasonWriteError {
+		if dl.Reason != push.ReasonWriteError {
 			t.Fatalf("dead letter %s as %s; want write_error", dl.Frame.ID, dl.Reason)
 		}
 	}

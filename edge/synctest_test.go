@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // These tests run in a synctest bubble, where time is virtual. Real
@@ -126,7 +127,7 @@ func ids(fs []timedFrame) string {
 	return string(b)
 }
 
-func tryPushAll(t *testing.T, c *Conn, p Priority, idList ...string) {
+func tryPushAll(t *testing.T, c *Conn, p push.Priority, idList ...string) {
 	t.Helper()
 	for _, id := range idList {
 		if err := c.TryPush(p, Frame{ID: id}); err != nil {
@@ -145,8 +146,8 @@ func TestFairnessTimeSlice(t *testing.T) {
 		c, pc := attachPipe(t, srv, "s1", false)
 		synctest.Wait() // welcome written
 		start := time.Now()
-		tryPushAll(t, c, High, "H1", "H2", "H3", "H4", "H5", "H6")
-		tryPushAll(t, c, Low, "L1")
+		tryPushAll(t, c, push.High, "H1", "H2", "H3", "H4", "H5", "H6")
+		tryPushAll(t, c, push.Low, "L1")
 		time.Sleep(time.Second)
 		synctest.Wait()
 		got := pc.pushes()
@@ -171,9 +172,9 @@ func TestRateLimitSharedByPriorities(t *testing.T) {
 		synctest.Wait()
 		start := time.Now()
 		for i := range n {
-			p := High
+			p := push.High
 			if i%2 == 1 {
-				p = Low
+				p = push.Low
 			}
 			if err := c.TryPush(p, Frame{ID: string(rune('a' + i))}); err != nil {
 				t.Fatal(err)
@@ -204,17 +205,17 @@ func TestBackPressure(t *testing.T) {
 		srv := newTestServer(t, cfg, Options{})
 		c, pc := attachPipe(t, srv, "s1", false)
 		synctest.Wait()
-		tryPushAll(t, c, High, "1") // written at once, taking the only token
+		tryPushAll(t, c, push.High, "1") // written at once, taking the only token
 		synctest.Wait()
-		tryPushAll(t, c, High, "2", "3") // these wait for tokens
-		if err := c.TryPush(High, Frame{ID: "x"}); !errors.Is(err, ErrQueueFull) {
+		tryPushAll(t, c, push.High, "2", "3") // these wait for tokens
+		if err := c.TryPush(push.High, Frame{ID: "x"}); !errors.Is(err, ErrQueueFull) {
 			t.Fatalf("TryPush on a full queue: %v; want ErrQueueFull", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		canceled := make(chan error)
-		go func() { canceled <- c.Push(ctx, High, Frame{ID: "never"}) }()
+		go func() { canceled <- c.Push(ctx, push.High, Frame{ID: "never"}) }()
 		returned := make(chan error)
-		go func() { returned <- c.Push(context.Background(), High, Frame{ID: "4"}) }()
+		go func() { returned <- c.Push(context.Background(), push.High, Frame{ID: "4"}) }()
 		synctest.Wait()
 		select {
 		case err := <-returned:
@@ -251,21 +252,21 @@ func TestClosedConnectionDeadLettersPending(t *testing.T) {
 		})})
 		c, pc := attachPipe(t, srv, "s1", false)
 		synctest.Wait()
-		tryPushAll(t, c, High, "1", "2")
-		tryPushAll(t, c, Low, "3")
+		tryPushAll(t, c, push.High, "1", "2")
+		tryPushAll(t, c, push.Low, "3")
 		synctest.Wait()
 		_ = pc.nc.Close() // the client goes away with 2 and 3 queued
 		<-c.Done()
-		if err := c.TryPush(High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
+		if err := c.TryPush(push.High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("TryPush after close: %v; want ErrClosed", err)
 		}
-		if err := c.Push(context.Background(), High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
+		if err := c.Push(context.Background(), push.High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Push after close: %v; want ErrClosed", err)
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		if len(dead) != 2 || dead[0].Frame.ID != "2" || dead[1].Frame.ID != "3" ||
-			dead[0].Reason != ReasonClosed || dead[1].Reason != ReasonClosed || dead[1].Priority != Low {
+			dead[0].Reason != push.ReasonClosed || dead[1].Reason != push.ReasonClosed || dead[1].Priority != push.Low {
 			t.Fatalf("dead letters %+v; want 2 and 3 as closed", dead)
 		}
 		if srv.Registry().Len() != 0 {
@@ -290,9 +291,9 @@ func TestExpiredAtWriteTime(t *testing.T) {
 		c, pc := attachPipe(t, srv, "s1", false)
 		synctest.Wait()
 		soon := time.Now().Add(500 * time.Millisecond)
-		tryPushAll(t, c, High, "1")
-		_ = c.TryPush(High, Frame{ID: "stale", Expires: soon})
-		tryPushAll(t, c, High, "2")
+		tryPushAll(t, c, push.High, "1")
+		_ = c.TryPush(push.High, Frame{ID: "stale", Expires: soon})
+		tryPushAll(t, c, push.High, "2")
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		if s := ids(pc.pushes()); s != "1 2" {
@@ -300,7 +301,7 @@ func TestExpiredAtWriteTime(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if len(dead) != 1 || dead[0].Frame.ID != "stale" || dead[0].Reason != ReasonExpired {
+		if len(dead) != 1 || dead[0].Frame.ID != "stale" || dead[0].Reason != push.ReasonExpired {
 			t.Fatalf("dead letters %+v; want stale as expired", dead)
 		}
 	})
@@ -313,8 +314,8 @@ func TestKeepaliveAndIdleTimeout(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.PingInterval, cfg.IdleTimeout = 10*time.Second, 30*time.Second
 		var mu sync.Mutex
-		closed := map[string]CloseReason{}
-		srv := newTestServer(t, cfg, Options{Hooks: Hooks{OnClose: func(c *Conn, r CloseReason, _ error) {
+		closed := map[string]wire.CloseReason{}
+		srv := newTestServer(t, cfg, Options{Hooks: Hooks{OnClose: func(c *Conn, r wire.CloseReason, _ error) {
 			mu.Lock()
 			closed[c.Session()] = r
 			mu.Unlock()
@@ -338,7 +339,7 @@ func TestKeepaliveAndIdleTimeout(t *testing.T) {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if closed["silent"] != CloseIdle {
+		if closed["silent"] != wire.CloseIdle {
 			t.Fatalf("silent client closed with %q; want idle", closed["silent"])
 		}
 		if spc.count(wire.TypeClose) != 1 {
@@ -363,16 +364,16 @@ func TestGracefulCloseDrains(t *testing.T) {
 		})})
 		c, pc := attachPipe(t, srv, "s1", false)
 		synctest.Wait()
-		tryPushAll(t, c, High, "1", "2", "3", "4", "5")
+		tryPushAll(t, c, push.High, "1", "2", "3", "4", "5")
 		synctest.Wait()
-		c.Close(CloseShutdown)
+		c.Close(wire.CloseShutdown)
 		<-c.Done()
 		if s := ids(pc.pushes()); s != "1 2 3" {
 			t.Fatalf("written before the deadline: %q; want \"1 2 3\"", s)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if len(dead) != 2 || dead[0].Reason != ReasonShutdown || dead[0].Frame.ID != "4" {
+		if len(dead) != 2 || dead[0].Reason != push.ReasonShutdown || dead[0].Frame.ID != "4" {
 			t.Fatalf("dead letters %+v; want 4 and 5 as shutdown", dead)
 		}
 		// 1 went out before Close; the close frame overtakes 2 and 3.

@@ -17,15 +17,16 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // The 23-byte WebSocket message of issue 11 (a 2-byte first fragment, then
 // a continuation claiming 2^64-1 bytes) closes its own connection with
 // reason protocol; the node and its other sessions carry on.
 func TestWrappingContinuationClosesOnlyItsConnection(t *testing.T) {
-	closed := make(chan edge.CloseReason, 1)
+	closed := make(chan wire.CloseReason, 1)
 	n := startNode(t, edge.DefaultConfig(), edge.Options{Hooks: edge.Hooks{
-		OnClose: func(c *edge.Conn, r edge.CloseReason, _ error) {
+		OnClose: func(c *edge.Conn, r wire.CloseReason, _ error) {
 			if c.Session() == "attacker" {
 				closed <- r
 			}
@@ -36,19 +37,19 @@ func TestWrappingContinuationClosesOnlyItsConnection(t *testing.T) {
 	if _, err := nc.Write(wrappingContinuation()); err != nil {
 		t.Fatal(err)
 	}
-	if frame, code := readUntilWSClose(t, br); frame != string(edge.CloseProtocol) || code != 1002 {
+	if frame, code := readUntilWSClose(t, br); frame != string(wire.CloseProtocol) || code != 1002 {
 		t.Fatalf("attacker got close frame %q, WebSocket close %d; want protocol, 1002", frame, code)
 	}
 	_ = nc.Close() // as a client does after the close handshake
 	select {
 	case r := <-closed:
-		if r != edge.CloseProtocol {
+		if r != wire.CloseProtocol {
 			t.Fatalf("server closed the attacker with %q; want protocol", r)
 		}
 	case <-time.After(testTimeout):
 		t.Fatal("the attacker's connection did not end")
 	}
-	mustTryPush(t, n.handle(t, "bystander"), edge.High, "after")
+	mustTryPush(t, n.handle(t, "bystander"), push.High, "after")
 	if f := recv(t, bystander); f.ID != "after" {
 		t.Fatalf("bystander got %q; want the push sent after the attack", f.ID)
 	}

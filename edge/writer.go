@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // writer is the state of one owner of a connection's write side while it
@@ -77,7 +78,7 @@ func pushesOf(dst, items []item) []item {
 type control struct {
 	welcome, ping, close bool
 	pong                 []byte
-	reason               CloseReason
+	reason               wire.CloseReason
 }
 
 func (k *control) any() bool { return k.welcome || k.ping || k.close || k.pong != nil }
@@ -236,7 +237,7 @@ func (c *Conn) deadLetterExpired(w *writer) {
 	}
 	expired := w.expired
 	w.expired = nil // taken out of w: a panic in the sink accounts for them
-	c.deadLetter(expired, ReasonExpired)
+	c.deadLetter(expired, push.ReasonExpired)
 	clear(expired)
 	w.expired = expired[:0]
 }
@@ -267,7 +268,7 @@ func (c *Conn) encode(w *writer, ctl *control) {
 		if b, err = c.fr.appendFrame(b, f); err != nil {
 			w.next = i + 1
 			if f.Type == wire.TypePush {
-				c.deadLetter(w.items[i:i+1], ReasonInvalid)
+				c.deadLetter(w.items[i:i+1], push.ReasonInvalid)
 			}
 			continue
 		}
@@ -391,11 +392,11 @@ func (c *Conn) afterWrite(w *writer, err error) bool {
 		w.reset()
 		return true
 	}
-	cr := CloseNormal
+	cr := wire.CloseNormal
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		cr = CloseTooSlow
+		cr = wire.CloseTooSlow
 	}
-	leftover := c.terminate(ReasonWriteError, cr, &TransportError{Op: "write", Err: err})
+	leftover := c.terminate(push.ReasonWriteError, cr, &TransportError{Op: "write", Err: err})
 	batch := w.items
 	w.items = nil // taken out of w: a panic in the sink accounts for them
 	c.deadLetter(pushesOf(batch[:0], batch), leftover)
@@ -425,8 +426,8 @@ func (c *Conn) written(w *writer) {
 	}
 	if n := pushes[0] + pushes[1]; n > 0 {
 		m.batchSize.Observe(float64(n))
-		m.written[High].Add(float64(pushes[High]))
-		m.written[Low].Add(float64(pushes[Low]))
+		m.written[push.High].Add(float64(pushes[push.High]))
+		m.written[push.Low].Add(float64(pushes[push.Low]))
 	}
 	if hook := c.srv.hooks.OnWritten; hook != nil {
 		c.runOnWritten(w, hook)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // A panic on a connection's write side (a BeforeSend or OnWritten hook,
@@ -47,12 +49,12 @@ func testWriteSidePanic(t *testing.T, hook string, flushers int) {
 	b := startBombed(t, o, flushers)
 
 	queued := tryPushes(t, b.h, 0, 5, time.Time{})
-	received := drain(t, b.bomb, edge.CloseProtocol)
+	received := drain(t, b.bomb, wire.CloseProtocol)
 	if hook == "BeforeSend" && len(received) > 0 {
 		t.Errorf("the client got %q though BeforeSend panicked for every push", received)
 	}
 	waitDone(t, b.h)
-	dead := deadIDs(t, b.n.sink.all(), "bomb", edge.ReasonClosed)
+	dead := deadIDs(t, b.n.sink.all(), "bomb", push.ReasonClosed)
 	wantAccounted(t, queued, received, dead)
 	b.wantContained(t)
 }
@@ -68,7 +70,7 @@ func TestSinkPanicOnTheWriteSideCountsTheRestLost(t *testing.T) {
 
 			queued := tryPushes(t, b.h, 0, 1, time.Now().Add(-time.Second)) // expired: the writer dead-letters it
 			queued = append(queued, tryPushes(t, b.h, 1, 5, time.Time{})...)
-			received := drain(t, b.bomb, edge.CloseProtocol)
+			received := drain(t, b.bomb, wire.CloseProtocol)
 			waitDone(t, b.h)
 			if dls := rec.all(); len(dls) > 0 {
 				t.Errorf("the sink recorded %d dead letters of a panicking session; want none", len(dls))
@@ -159,9 +161,9 @@ func tryPushes(t *testing.T, h *edge.Conn, from, to int, expires time.Time) []st
 	var taken []string
 	for i := from; i < to; i++ {
 		id := fmt.Sprint("p", i)
-		f := push(id, "x")
+		f := pushFrame(id, "x")
 		f.Expires = expires
-		switch err := h.TryPush(edge.High, f); {
+		switch err := h.TryPush(push.High, f); {
 		case err == nil:
 			taken = append(taken, id)
 		case !errors.Is(err, edge.ErrClosed):
@@ -173,7 +175,7 @@ func tryPushes(t *testing.T, h *edge.Conn, from, to int, expires time.Time) []st
 
 // drain receives pushes until the connection ends, and checks it ended
 // with reason.
-func drain(t *testing.T, c *client.Conn, reason edge.CloseReason) []string {
+func drain(t *testing.T, c *client.Conn, reason wire.CloseReason) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -203,7 +205,7 @@ func waitDone(t *testing.T, h *edge.Conn) {
 
 // deadIDs are the ids of session's dead letters, which must all have
 // reason.
-func deadIDs(t *testing.T, dls []edge.DeadLetter, session string, reason edge.Reason) []string {
+func deadIDs(t *testing.T, dls []edge.DeadLetter, session string, reason push.Reason) []string {
 	t.Helper()
 	var ids []string
 	for _, dl := range dls {
@@ -247,7 +249,7 @@ func wantAccounted(t *testing.T, queued, received, settled []string) {
 // stillServes checks the bystander session still gets its pushes.
 func stillServes(t *testing.T, n *node, bystander *client.Conn) {
 	t.Helper()
-	if err := n.handle(t, "ok").TryPush(edge.High, push("after", "all that")); err != nil {
+	if err := n.handle(t, "ok").TryPush(push.High, pushFrame("after", "all that")); err != nil {
 		t.Fatal(err)
 	}
 	if f := recv(t, bystander); f.ID != "after" {
@@ -301,7 +303,7 @@ func TestSinkPanicWhileSettingUpAConnection(t *testing.T) {
 	if _, err := client.Dial(ctx, n.tcp, client.Options{Session: "bomb"}); err == nil {
 		t.Fatal("the refused connection was welcomed")
 	}
-	if got := drain(t, first, edge.CloseReplaced); len(got) > 0 {
+	if got := drain(t, first, wire.CloseReplaced); len(got) > 0 {
 		t.Fatalf("the replaced connection got %q after p0", got)
 	}
 	select {

@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -96,7 +97,7 @@ func TestAccountingUnderEveryFailure(t *testing.T) {
 			mu.Lock()
 			expect[id] = session
 			mu.Unlock()
-			ack, err := prod.Push(timeout(t), session, producer.Low, payload, append(opts, producer.WithID(id))...)
+			ack, err := prod.Push(timeout(t), session, push.Low, payload, append(opts, producer.WithID(id))...)
 			if err != nil {
 				t.Errorf("push %s: %v", id, err)
 				return

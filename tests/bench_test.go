@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/backend"
+	"github.com/pushfabric/pushfabric/backend"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
@@ -143,7 +143,7 @@ func (l *latencies) percentiles() (p50, p99 time.Duration) {
 	return l.all[len(l.all)/2], l.all[len(l.all)*99/100]
 }
 
-// BenchmarkRequest: one client asks a backend (bus/backend, on its own
+// BenchmarkRequest: one client asks a backend (backend, on its own
 // NATS connection) through an in-process edge node, one request at a
 // time. "one" is a single 128-byte reply: ns/op is the round trip, client
 // to backend and back; "nats-request" is the same round trip as a plain

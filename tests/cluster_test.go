@@ -8,9 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/pushfabric/pushfabric/bus/backend"
-	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/backend"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 

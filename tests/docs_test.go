@@ -10,8 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -57,7 +58,7 @@ func TestDeadLetterRecipes(t *testing.T) {
 	nc := natstest.Connect(t, s)
 	p := newProducer(t, nc, "")
 	for _, d := range []struct{ session, id, payload string }{{"alice", "p-1", "hello alice"}, {"alice", "p-2", "second"}, {"bob", "p-3", "for bob"}} {
-		if ack, err := p.Push(timeout(t), d.session, producer.High, []byte(d.payload), producer.WithID(d.id)); err != nil || ack.Reason != "offline" {
+		if ack, err := p.Push(timeout(t), d.session, push.High, []byte(d.payload), producer.WithID(d.id)); err != nil || ack.Reason != "offline" {
 			t.Fatalf("park %s: %+v %v", d.id, ack, err)
 		}
 	}

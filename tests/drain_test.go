@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 

@@ -9,9 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // embeddedArgs run the edge binary on an embedded server with every
@@ -121,7 +121,7 @@ func TestEmbeddedNATSWithAUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ack, err := newProducer(t, nc, "").Push(timeout(t), "alice", producer.High, []byte("through the locked server"))
+	ack, err := newProducer(t, nc, "").Push(timeout(t), "alice", push.High, []byte("through the locked server"))
 	if err != nil || ack.Status != protocol.StatusEnqueued {
 		t.Fatalf("push: %+v %v", ack, err)
 	}

@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"pgregory.net/rapid"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
-	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -95,7 +95,7 @@ func TestHandoverProperty(t *testing.T) {
 
 		reasons := map[string][]string{}
 		err := store.Each(timeout(t), dlq.Filter{Session: session}, func(e dlq.Entry) error {
-			reasons[e.ID()] = append(reasons[e.ID()], e.Reason())
+			reasons[e.ID()] = append(reasons[e.ID()], string(e.Reason()))
 			return nil
 		})
 		if err != nil {
@@ -138,7 +138,7 @@ func TestHandoverProperty(t *testing.T) {
 // the node does on its own (close reason normal).
 func closeOn(n *edgeNode, session string) {
 	if c := n.Server.Registry().Get(session); c != nil {
-		c.Close(edge.CloseNormal)
+		c.Close(wire.CloseNormal)
 	}
 }
 

@@ -15,13 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
-	"github.com/pushfabric/pushfabric/dlq"
-	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 // testTimeout bounds every wait; reaching it is a failure.
@@ -78,9 +77,9 @@ func (n *edgeNode) shutdown(t testing.TB) {
 func (n *edgeNode) ws() string  { return fmt.Sprintf("ws://%s/", n.Addr("websocket")) }
 func (n *edgeNode) tcp() string { return fmt.Sprintf("tcp://%s", n.Addr("tcp")) }
 
-func token(t testing.TB, session string) string {
+func mint(t testing.TB, session string) string {
 	t.Helper()
-	tok, err := edge.MintToken(secret, session, time.Hour)
+	tok, err := token.Mint(secret, session, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +89,7 @@ func token(t testing.TB, session string) string {
 // dial connects a client holding session, closed at cleanup.
 func dial(t testing.TB, addr, session string, o client.Options) *client.Conn {
 	t.Helper()
-	o.Token = token(t, session)
+	o.Token = mint(t, session)
 	c, err := client.Dial(timeout(t), addr, o)
 	if err != nil {
 		t.Fatalf("dial %s as %s: %v", addr, session, err)
@@ -121,9 +120,9 @@ func pushMsg(session, prio, id, payload string) *nats.Msg {
 func dlqStream(t testing.TB, s *server.Server) jetstream.Stream {
 	t.Helper()
 	js := natstest.JetStream(t, s)
-	st, err := js.Stream(timeout(t), dlq.StreamName)
+	st, err := js.Stream(timeout(t), protocol.DeadLetterStream)
 	if err != nil {
-		t.Fatalf("stream %s: %v", dlq.StreamName, err)
+		t.Fatalf("stream %s: %v", protocol.DeadLetterStream, err)
 	}
 	return st
 }

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -52,7 +53,7 @@ func TestKillNineLosesNoPushAckedWritten(t *testing.T) {
 	push := func(id string) {
 		ctx, cancel := context.WithTimeout(context.Background(), killAckTimeout)
 		defer cancel()
-		ack, err := prod.Push(ctx, "alice", producer.Low, []byte(id), producer.WithID(id), producer.WithAck(protocol.AckWritten))
+		ack, err := prod.Push(ctx, "alice", push.Low, []byte(id), producer.WithID(id), producer.WithAck(protocol.AckWritten))
 		switch {
 		case err != nil:
 			told.set(id, "unacknowledged")

@@ -23,9 +23,10 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -100,17 +101,17 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 
 	c := dial(t, n.ws(), "alpha", client.Options{})
 	for i := range 5 {
-		if ack, err := p.Push(timeout(t), "alpha", producer.High, []byte("x"), producer.WithID(fmt.Sprint("h", i))); err != nil || ack.Status != "enqueued" {
+		if ack, err := p.Push(timeout(t), "alpha", push.High, []byte("x"), producer.WithID(fmt.Sprint("h", i))); err != nil || ack.Status != "enqueued" {
 			t.Fatalf("push: %+v %v", ack, err)
 		}
 		recv(t, c)
 	}
-	if ack, err := p.Push(timeout(t), "alpha", producer.High, []byte("x"), producer.WithAck("written")); err != nil || ack.Status != "written" {
+	if ack, err := p.Push(timeout(t), "alpha", push.High, []byte("x"), producer.WithAck("written")); err != nil || ack.Status != "written" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	recv(t, c)
 	// One that is stale when its turn comes: enqueued, then expired.
-	if ack, err := p.Push(timeout(t), "alpha", producer.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "alpha", push.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	// Two invalid ones: dead at once.
@@ -250,12 +251,12 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 	t.Cleanup(func() { _ = p.Close(timeout(t)) })
 	c := dial(t, n.tcp(), "traced", client.Options{})
 
-	if ack, err := p.Push(timeout(t), "traced", producer.High, []byte("x"), producer.WithID("t1")); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "traced", push.High, []byte("x"), producer.WithID("t1")); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	recv(t, c)
 	// A stale one: it dies at the edge, after being traced there.
-	if ack, err := p.Push(timeout(t), "traced", producer.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "traced", push.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	var pushes, deliveries []tracetest.SpanStub
@@ -430,12 +431,12 @@ func TestPushctlTop(t *testing.T) {
 	c := dial(t, n.tcp(), "watched", client.Options{})
 	p := newProducer(t, natstest.Connect(t, s), "")
 	for i := range 3 {
-		if _, err := p.Push(timeout(t), "watched", producer.High, fmt.Appendf(nil, "p%d", i)); err != nil {
+		if _, err := p.Push(timeout(t), "watched", push.High, fmt.Appendf(nil, "p%d", i)); err != nil {
 			t.Fatal(err)
 		}
 		recv(t, c)
 	}
-	if ack, err := p.Push(timeout(t), "watched", producer.Low, []byte("late"), producer.WithExpiry(time.Now().Add(-time.Second)), producer.WithAck(protocol.AckWritten)); err != nil || ack.Status != protocol.StatusDead {
+	if ack, err := p.Push(timeout(t), "watched", push.Low, []byte("late"), producer.WithExpiry(time.Now().Add(-time.Second)), producer.WithAck(protocol.AckWritten)); err != nil || ack.Status != protocol.StatusDead {
 		t.Fatalf("expired push: %+v, %v", ack, err)
 	}
 	out, err := exec.Command(binary(t, "pushctl"), "top", "--once", "--interval", "200ms",

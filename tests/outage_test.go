@@ -8,9 +8,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -78,7 +79,7 @@ func (o *outage) settle(total uint64) {
 func TestDeadLetterStreamDeleted(t *testing.T) {
 	o := newOutage(t)
 	js := natstest.JetStream(t, o.s)
-	if err := js.DeleteStream(timeout(t), dlq.StreamName); err != nil {
+	if err := js.DeleteStream(timeout(t), protocol.DeadLetterStream); err != nil {
 		t.Fatal(err)
 	}
 	o.publish("during-", 50, "high")
@@ -96,11 +97,11 @@ func TestNATSServerRestart(t *testing.T) {
 	o.s.WaitForShutdown()
 	h := o.n.Server.Registry().Get("online")
 	for i := range 10 {
-		if err := h.TryPush(edge.High, edge.Frame{ID: fmt.Sprintf("local-%d", i)}); err != nil {
+		if err := h.TryPush(push.High, edge.Frame{ID: fmt.Sprintf("local-%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 		// already expired: a dead letter made while NATS is down
-		_ = h.TryPush(edge.Low, edge.Frame{ID: fmt.Sprintf("stale-%d", i), Expires: time.Now().Add(-time.Second)})
+		_ = h.TryPush(push.Low, edge.Frame{ID: fmt.Sprintf("stale-%d", i), Expires: time.Now().Add(-time.Second)})
 	}
 	o.expectDelivered("local-", 10)
 	o.s = natstest.StartWith(t, o.opts)

@@ -8,10 +8,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -132,7 +133,7 @@ func waitEnded(t testing.TB, c *client.Conn) {
 // reason shutdown (reconnect, elsewhere if possible).
 func refused(t *testing.T, addr, session string) {
 	t.Helper()
-	c, err := client.Dial(timeout(t), addr, client.Options{Token: token(t, session)})
+	c, err := client.Dial(timeout(t), addr, client.Options{Token: mint(t, session)})
 	if err == nil {
 		_ = c.Close()
 		t.Fatalf("%s connected to %s while its NATS was down", session, addr)
@@ -151,7 +152,7 @@ func parkOffline(t *testing.T, nc *nats.Conn, session, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack, err := p.Push(timeout(t), session, producer.High, []byte("x"), producer.WithID(id))
+	ack, err := p.Push(timeout(t), session, push.High, []byte("x"), producer.WithID(id))
 	if err != nil || ack.Status != protocol.StatusDead || ack.Reason != "offline" {
 		t.Fatalf("push %s: %+v, %v; want parked offline", id, ack, err)
 	}

@@ -7,11 +7,12 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -33,7 +34,7 @@ func TestRedeliverOfflineLeavesTrimmedLetters(t *testing.T) {
 		id      string
 		payload []byte
 	}{{"before", []byte("1")}, {"trimmed", make([]byte, nc.MaxPayload()-200)}, {"after", []byte("2")}} {
-		if ack, err := p.Push(timeout(t), "back", producer.High, d.payload, producer.WithID(d.id)); err != nil || ack.Reason != "offline" {
+		if ack, err := p.Push(timeout(t), "back", push.High, d.payload, producer.WithID(d.id)); err != nil || ack.Reason != "offline" {
 			t.Fatalf("park %s: %+v %v", d.id, ack, err)
 		}
 	}
@@ -44,7 +45,7 @@ func TestRedeliverOfflineLeavesTrimmedLetters(t *testing.T) {
 
 	for i, fresh := range []string{"new-1", "new-2"} {
 		c := dial(t, n.ws(), "back", client.Options{})
-		if ack, err := p.Push(timeout(t), "back", producer.High, []byte("x"), producer.WithID(fresh)); err != nil || ack.Status != "enqueued" {
+		if ack, err := p.Push(timeout(t), "back", push.High, []byte("x"), producer.WithID(fresh)); err != nil || ack.Status != "enqueued" {
 			t.Fatalf("push %s: %+v %v", fresh, ack, err)
 		}
 		want := []string{"before", "after", fresh}[min(i*2, 2):] // the parked ones only until written

@@ -8,9 +8,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -19,9 +20,9 @@ import (
 func park(t *testing.T, p *producer.Producer, session, prefix string, n int) {
 	t.Helper()
 	for i := range n {
-		prio := producer.High
+		prio := push.High
 		if i%2 == 1 {
-			prio = producer.Low
+			prio = push.Low
 		}
 		ack, err := p.Push(timeout(t), session, prio, []byte(fmt.Sprint(i)), producer.WithID(fmt.Sprintf("%s%d", prefix, i)))
 		if err != nil || ack.Reason != "offline" {
@@ -107,7 +108,7 @@ func TestRedeliverOfflineOnConnect(t *testing.T) {
 	c := dial(t, n.ws(), "returning", client.Options{})
 	// A new low push: it goes after the parked ones (a new high one would
 	// overtake parked lows, as priority always does).
-	if ack, err := p.Push(timeout(t), "returning", producer.Low, []byte("new"), producer.WithID("new")); err != nil || ack.Status != "enqueued" {
+	if ack, err := p.Push(timeout(t), "returning", push.Low, []byte("new"), producer.WithID("new")); err != nil || ack.Status != "enqueued" {
 		t.Fatalf("new push: %+v %v", ack, err)
 	}
 	var got []string

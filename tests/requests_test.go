@@ -15,13 +15,14 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/backend"
 	"github.com/pushfabric/pushfabric/bus"
-	"github.com/pushfabric/pushfabric/bus/backend"
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -82,7 +83,7 @@ func collect(t *testing.T, c *client.Conn, method string, payload []byte) ([]str
 }
 
 // wantCode checks that err is an error frame with code.
-func wantCode(t *testing.T, err error, code string) *client.RequestError {
+func wantCode(t *testing.T, err error, code wire.ErrorCode) *client.RequestError {
 	t.Helper()
 	var re *client.RequestError
 	if !errors.As(err, &re) || re.Code != code {
@@ -218,19 +219,19 @@ func TestRequestErrors(t *testing.T) {
 		t.Fatalf("the backend's error text reached the client: %v", re)
 	}
 	_, err = collect(t, c, "nobody-serves-this", nil)
-	wantCode(t, err, bus.CodeNoHandler)
+	wantCode(t, err, wire.CodeNoHandler)
 	_, err = collect(t, c, "silent", nil)
-	wantCode(t, err, bus.CodeTimeout)
+	wantCode(t, err, wire.CodeTimeout)
 	got, err = collect(t, c, "stalls", nil)
-	if wantCode(t, err, bus.CodeTimeout); len(got) != 1 || got[0] != "first" {
+	if wantCode(t, err, wire.CodeTimeout); len(got) != 1 || got[0] != "first" {
 		t.Fatalf("stalls: %q before the timeout", got)
 	}
 	_, err = collect(t, c, "garbled", nil)
-	if re := wantCode(t, err, bus.CodeBackendError); !strings.Contains(re.Message, "bad code!") {
+	if re := wantCode(t, err, wire.CodeBackendError); !strings.Contains(re.Message, "bad code!") {
 		t.Fatalf("garbled: %v", re)
 	}
 	_, err = collect(t, c, "huge", nil)
-	wantCode(t, err, edge.CodeTooLarge)
+	wantCode(t, err, wire.CodeTooLarge)
 	waitOutcomes(t, n, map[string]float64{bus.OutcomeError: 3, bus.OutcomeNoHandler: 1, bus.OutcomeTimeout: 2, bus.OutcomeRefused: 1})
 
 	// The connection is fine after all that.
@@ -350,14 +351,14 @@ func TestRequestSlowClientGetsTooSlow(t *testing.T) {
 		}
 		got++
 	}
-	wantCode(t, end, bus.CodeTooSlow)
+	wantCode(t, end, wire.CodeTooSlow)
 	if got >= replies {
 		t.Fatalf("%d replies before too_slow", got)
 	}
 	t.Logf("%d of %d replies reached the client before too_slow", got, replies)
 
 	// Pushes and other requests are untouched.
-	if err := nc.PublishMsg(pushMsg("alice", protocol.High, "after", "still here")); err != nil {
+	if err := nc.PublishMsg(pushMsg("alice", push.High.String(), "after", "still here")); err != nil {
 		t.Fatal(err)
 	}
 	if f := recv(t, c); f.ID != "after" {
@@ -390,7 +391,7 @@ func TestRequestCannotActAsAnotherSession(t *testing.T) {
 	c := dial(t, n.tcp(), "alice", client.Options{})
 	for _, method := range []string{"a.b", "*", ">", "x y", "", "feed.>", strings.Repeat("m", 129)} {
 		_, err := collect(t, c, method, nil)
-		wantCode(t, err, bus.CodeInvalidMethod)
+		wantCode(t, err, wire.CodeInvalidMethod)
 	}
 	// The request id, the payload and the content type are the client's;
 	// none of them can name another session.
@@ -449,7 +450,7 @@ func TestPushesOvertakeAResponseStream(t *testing.T) {
 	}()
 	<-sent
 	p := newProducer(t, nc, "p")
-	ack, err := p.Push(timeout(t), "alice", producer.High, []byte("urgent"))
+	ack, err := p.Push(timeout(t), "alice", push.High, []byte("urgent"))
 	if err != nil || ack.Status != protocol.StatusEnqueued {
 		t.Fatalf("push: %+v, %v", ack, err)
 	}
@@ -478,7 +479,7 @@ func TestRequestLimitPerSession(t *testing.T) {
 		}
 	}
 	_, err := collect(t, c, "ticks", nil)
-	wantCode(t, err, edge.CodeTooManyRequests)
+	wantCode(t, err, wire.CodeTooManyRequests)
 	// Another session has its own allowance.
 	other := dial(t, n.tcp(), "bob", client.Options{})
 	next, stop := iter.Pull2(other.Request(timeout(t), "ticks", nil))
@@ -495,7 +496,7 @@ func TestRequestOverTheNATSPayloadLimit(t *testing.T) {
 	n := startEdge(t, edgeConfig(t, s, "edge1"))
 	c := dial(t, n.tcp(), "alice", client.Options{})
 	_, err := collect(t, c, "big", make([]byte, 100<<10))
-	if re := wantCode(t, err, edge.CodeTooLarge); !strings.Contains(re.Message, "65536") {
+	if re := wantCode(t, err, wire.CodeTooLarge); !strings.Contains(re.Message, "65536") {
 		t.Fatalf("too_large: %v", re)
 	}
 	waitOutcomes(t, n, map[string]float64{bus.OutcomeRefused: 1})

@@ -10,11 +10,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
-	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 // Pushes published with nats.go reach WebSocket and TCP clients, with the
@@ -194,11 +195,11 @@ func TestProducerClient(t *testing.T) {
 	}
 	c := dial(t, n.tcp(), "online", client.Options{})
 
-	ack, err := p.Push(timeout(t), "online", producer.High, []byte("acked"), producer.WithID("a1"), producer.WithContentType("text/plain"))
+	ack, err := p.Push(timeout(t), "online", push.High, []byte("acked"), producer.WithID("a1"), producer.WithContentType("text/plain"))
 	if err != nil || ack.Status != "enqueued" || ack.ID != "a1" {
 		t.Fatalf("Push: %+v %v", ack, err)
 	}
-	if err := p.Publish("online", producer.Low, []byte("fast"), producer.WithID("f1")); err != nil {
+	if err := p.Publish("online", push.Low, []byte("fast"), producer.WithID("f1")); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"a1", "f1"} {
@@ -206,14 +207,14 @@ func TestProducerClient(t *testing.T) {
 			t.Fatalf("got %s; want %s", f.ID, want)
 		}
 	}
-	ack, err = p.Push(timeout(t), "offline", producer.High, []byte("parked"), producer.WithID("o1"))
+	ack, err = p.Push(timeout(t), "offline", push.High, []byte("parked"), producer.WithID("o1"))
 	if err != nil || ack.Status != "dead" || ack.Reason != "offline" {
 		t.Fatalf("Push to an offline session: %+v %v", ack, err)
 	}
-	if err := p.Publish("offline", producer.Low, []byte("parked too"), producer.WithID("o2")); err != nil {
+	if err := p.Publish("offline", push.Low, []byte("parked too"), producer.WithID("o2")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Push(timeout(t), "bad session!", producer.High, nil); err == nil {
+	if _, err := p.Push(timeout(t), "bad session!", push.High, nil); err == nil {
 		t.Fatal("Push accepted an invalid session")
 	}
 	if err := p.Close(timeout(t)); err != nil {
@@ -242,7 +243,7 @@ func TestClientAuth(t *testing.T) {
 		t.Fatalf("holds %q", a.Session())
 	}
 	// Asking for another session by name changes nothing: the token rules.
-	b, err := client.Dial(timeout(t), n.tcp(), client.Options{Token: token(t, "session-a"), Session: "session-b"})
+	b, err := client.Dial(timeout(t), n.tcp(), client.Options{Token: mint(t, "session-a"), Session: "session-b"})
 	if err != nil || b.Session() != "session-a" {
 		t.Fatalf("dial with a token for a, asking for b: %v, holds %q", err, b.Session())
 	}
@@ -262,7 +263,7 @@ func TestClientAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherSecret, err := edge.MintToken([]byte(strings.Repeat("k", 40)), "session-a", time.Hour)
+	otherSecret, err := token.Mint([]byte(strings.Repeat("k", 40)), "session-a", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

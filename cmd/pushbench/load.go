@@ -19,9 +19,10 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // loadSpec is what the producers do.
@@ -491,8 +492,8 @@ func newLoad(spec loadSpec, prefix string, raw bool) *load {
 	for i := range spec.sessions {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		l.names = append(l.names, name)
-		l.high = append(l.high, protocol.PushSubject(protocol.DefaultPrefix, name, protocol.High))
-		l.low = append(l.low, protocol.PushSubject(protocol.DefaultPrefix, name, protocol.Low))
+		l.high = append(l.high, protocol.PushSubject(protocol.DefaultPrefix, name, push.High.String()))
+		l.low = append(l.low, protocol.PushSubject(protocol.DefaultPrefix, name, push.Low.String()))
 	}
 	return l
 }
@@ -611,11 +612,11 @@ func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *produc
 	}
 }
 
-func prio(low bool) producer.Priority {
+func prio(low bool) push.Priority {
 	if low {
-		return producer.Low
+		return push.Low
 	}
-	return producer.High
+	return push.High
 }
 
 // edgeFlags say which edge binary to start and with what extra flags.

@@ -19,9 +19,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/protocol"
 )
 
 var dlqCommands = map[string]command{
@@ -189,7 +189,7 @@ func runDLQShow(args []string) int {
 func printEntry(e dlq.Entry) {
 	fmt.Printf("sequence %d, stored %s on %s\n", e.Seq, e.Time.UTC().Format(time.RFC3339), e.Subject)
 	fmt.Printf("reason %s, session %s, priority %s (its subject's, which replay trusts)\n", e.Reason(), e.Session(), e.Priority())
-	routed := map[string]string{protocol.HeaderReason: e.Reason(), protocol.HeaderSession: e.Session(), protocol.HeaderPriority: e.Priority()}
+	routed := map[string]string{protocol.HeaderReason: string(e.Reason()), protocol.HeaderSession: e.Session(), protocol.HeaderPriority: e.Priority()}
 	keys := make([]string, 0, len(e.Header))
 	for k := range e.Header {
 		keys = append(keys, k)

@@ -12,10 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/internal/natsurl"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // natsFlags are how pushctl reaches NATS.
@@ -119,7 +120,11 @@ func runPush(args []string) int {
 	if err != nil {
 		return fail("push", err)
 	}
-	a, err := p.Push(ctx, session, producer.Priority(priority), payload, opts...)
+	prio, err := push.ParsePriority(priority)
+	if err != nil {
+		return fail("push", err)
+	}
+	a, err := p.Push(ctx, session, prio, payload, opts...)
 	if cerr := p.Close(ctx); err == nil && cerr != nil {
 		err = fmt.Errorf("writing the dead letter: %w", cerr)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
-	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 // keyFlags are where a token is minted from.
@@ -44,7 +44,7 @@ func (k *keyFlags) mint(session string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return edge.MintToken(key, session, k.ttl)
+	return token.Mint(key, session, k.ttl)
 }
 
 func runToken(args []string) int {

@@ -71,11 +71,11 @@ func (e *CloseError) Error() string {
 
 // RequestError is an error frame the server sent for a request.
 type RequestError struct {
-	Code    string
+	Code    wire.ErrorCode
 	Message string
 }
 
-func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
+func (e *RequestError) Error() string { return string(e.Code) + ": " + e.Message }
 
 // ErrClosed is returned by operations on a connection that has ended for a
 // reason other than the server's close frame (Close, or a broken socket).
@@ -264,7 +264,7 @@ func (c *Conn) Request(ctx context.Context, method string, payload []byte) iter.
 			case wire.TypeEnd:
 				return
 			case wire.TypeError:
-				yield(Frame{}, &RequestError{Code: f.Name, Message: string(f.Payload)})
+				yield(Frame{}, &RequestError{Code: wire.ErrorCode(f.Name), Message: string(f.Payload)})
 				return
 			}
 			if !yield(f, nil) {

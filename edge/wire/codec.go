@@ -1,6 +1,10 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/pushfabric/pushfabric/push"
+)
 
 // AppendFrame appends the encoding of f to dst. It fails only when f does
 // not pass [Frame.Validate]; dst is then returned unchanged.
@@ -35,10 +39,10 @@ func Decode(b []byte) (Frame, error) {
 	if f.Type == 0 || f.Type > maxType {
 		return f, fmt.Errorf("%w: unknown type %d", ErrMalformed, b[1])
 	}
-	if b[2] > byte(Low) {
+	if b[2] > byte(push.Low) {
 		return f, fmt.Errorf("%w: flags %#x", ErrMalformed, b[2])
 	}
-	f.Priority = Priority(b[2])
+	f.Priority = push.Priority(b[2])
 	rest := b[3:]
 	var ok bool
 	if f.ID, rest, ok = cutField(rest); !ok {

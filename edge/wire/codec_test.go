@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	"github.com/gobwas/ws"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
 func sampleFrames() []Frame {
 	return []Frame{
-		{Type: TypePush, Priority: Low, ID: "p-1", ContentType: "application/json", Payload: []byte(`{"a":1}`)},
+		{Type: TypePush, Priority: push.Low, ID: "p-1", ContentType: "application/json", Payload: []byte(`{"a":1}`)},
 		{Type: TypePush, ID: strings.Repeat("i", MaxFieldLen), Payload: make([]byte, 70000)},
 		{Type: TypeRequest, ID: "r1", Name: "feed.page", Payload: []byte("page=2")},
 		{Type: TypeResponse, ID: "r1"},

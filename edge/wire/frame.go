@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Version is the frame format version this package reads and writes.
@@ -42,40 +44,10 @@ func (t Type) String() string {
 	return typeNames[t]
 }
 
-// Priority is a push's priority. The zero value is High.
-type Priority uint8
-
-// The two priorities.
-const (
-	High Priority = 0
-	Low  Priority = 1
-)
-
-func (p Priority) String() string {
-	switch p {
-	case High:
-		return "high"
-	case Low:
-		return "low"
-	}
-	return fmt.Sprintf("priority(%d)", uint8(p))
-}
-
-// ParsePriority maps "high" and "low" to their Priority.
-func ParsePriority(s string) (Priority, error) {
-	switch s {
-	case "high":
-		return High, nil
-	case "low":
-		return Low, nil
-	}
-	return 0, fmt.Errorf("priority %q: want high or low", s)
-}
-
 // Frame is one protocol frame. Payload is carried byte for byte.
 type Frame struct {
 	Type        Type
-	Priority    Priority
+	Priority    push.Priority
 	ID          string // push id, or request id for request-related frames
 	Name        string // method (request), error code (error), close reason (close), node (welcome)
 	ContentType string
@@ -124,7 +96,7 @@ func (f *Frame) Validate() error {
 	switch {
 	case f.Type == 0 || f.Type > maxType:
 		return fmt.Errorf("%w: unknown type %d", ErrMalformed, f.Type)
-	case f.Priority > Low:
+	case f.Priority > push.Low:
 		return fmt.Errorf("%w: unknown priority %d", ErrMalformed, f.Priority)
 	case len(f.ID) > MaxFieldLen:
 		return fmt.Errorf("%w: id longer than %d bytes", ErrMalformed, MaxFieldLen)
@@ -134,24 +106,4 @@ func (f *Frame) Validate() error {
 		return fmt.Errorf("%w: content type longer than %d bytes", ErrMalformed, MaxFieldLen)
 	}
 	return nil
-}
-
-// ValidSession reports whether id is a well-formed session id: a
-// [ValidName].
-func ValidSession(id string) bool { return ValidName(id) }
-
-// ValidName reports whether s is 1 to 128 characters of [A-Za-z0-9_-], the
-// form of session ids and of request methods that travel over NATS: both
-// are NATS subject tokens.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

@@ -28,7 +28,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/backend"
+	"github.com/pushfabric/pushfabric/backend"
 )
 
 func main() {

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 var message = make([]byte, msgSize)
@@ -36,7 +37,7 @@ func startPushfabric() (server, error) {
 		go func() {
 			f := edge.Frame{Payload: message[:msgSize-wire6]}
 			for range n {
-				if c.Push(context.Background(), edge.High, f) != nil {
+				if c.Push(context.Background(), push.High, f) != nil {
 					return
 				}
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/registry"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 // Config is an edge node's whole configuration.
@@ -240,15 +241,15 @@ func authenticator(cfg Config) (edge.Authenticator, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("jwt secret: %w", err)
 		}
-		a, err := edge.NewHS256Auth([]byte(strings.TrimSpace(string(b))))
-		return a, "jwt-hs256", err
+		v, err := token.NewHS256([]byte(strings.TrimSpace(string(b))))
+		return bearer(v, err, "jwt-hs256")
 	case cfg.JWTPublicKeyFile != "":
 		b, err := os.ReadFile(cfg.JWTPublicKeyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("jwt public key: %w", err)
 		}
-		a, err := edge.NewPublicKeyAuth(b)
-		return a, "jwt-public-key", err
+		v, err := token.NewPublicKey(b)
+		return bearer(v, err, "jwt-public-key")
 	}
 	for _, addr := range []string{cfg.WSListen, cfg.TCPListen} {
 		if addr != "" && !loopback(addr) {
@@ -256,6 +257,14 @@ func authenticator(cfg Config) (edge.Authenticator, string, error) {
 		}
 	}
 	return edge.DevAuth{}, "development", nil
+}
+
+// bearer is the authenticator of a token verifier, if it could be made.
+func bearer(v *token.Verifier, err error, mode string) (edge.Authenticator, string, error) {
+	if err != nil {
+		return nil, "", err
+	}
+	return edge.BearerAuth(v), mode, nil
 }
 
 func loopback(addr string) bool {

@@ -7,7 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/producer"
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -36,7 +37,7 @@ func BenchmarkPublish(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			if err := p.Publish(sessions[i%len(sessions)], producer.High, payload); err != nil {
+			if err := p.Publish(sessions[i%len(sessions)], push.High, payload); err != nil {
 				b.Fatal(err)
 			}
 			i++

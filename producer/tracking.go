@@ -6,6 +6,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // ackNone is the Push-Ack value of a Publish push, shared by all of them
@@ -31,14 +32,14 @@ type slot struct {
 	header  nats.Header
 	data    []byte // a copy of the payload: the caller may reuse its own
 	session string
-	prio    Priority
+	prio    push.Priority
 }
 
 const minRing = 1024
 
 // add tracks m until the given time and returns its sequence number, or
 // false if limit pushes are tracked already.
-func (r *ring) add(m *nats.Msg, session string, prio Priority, until time.Time, limit int) (uint64, bool) {
+func (r *ring) add(m *nats.Msg, session string, prio push.Priority, until time.Time, limit int) (uint64, bool) {
 	if r.tail == 0 {
 		r.tail = 1
 	}
@@ -77,7 +78,7 @@ func (r *ring) take(seq uint64) (dlq.Letter, bool) {
 	if s.seq != seq {
 		return dlq.Letter{}, false
 	}
-	l := dlq.Letter{Subject: s.subject, Session: s.session, Priority: string(s.prio), Reason: "offline",
+	l := dlq.Letter{Subject: s.subject, Session: s.session, Priority: s.prio.String(), Reason: push.ReasonOffline,
 		Header: s.header, Data: append([]byte(nil), s.data...)}
 	r.free(s)
 	return l, true

@@ -1,7 +1,6 @@
-package edge_test
+package token_test
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
@@ -30,7 +29,7 @@ func pemBlock(t *testing.T, typ string, der []byte, err error) []byte {
 // authenticator that checks it.
 func keyPairs(t *testing.T) map[string]struct {
 	sign []byte
-	auth *edge.JWTAuth
+	auth *token.Verifier
 } {
 	t.Helper()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -43,26 +42,26 @@ func keyPairs(t *testing.T) map[string]struct {
 	}
 	out := map[string]struct {
 		sign []byte
-		auth *edge.JWTAuth
+		auth *token.Verifier
 	}{}
-	hs, err := edge.NewHS256Auth(secret)
+	hs, err := token.NewHS256(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out["HS256"] = struct {
 		sign []byte
-		auth *edge.JWTAuth
+		auth *token.Verifier
 	}{secret, hs}
 	for name, k := range map[string]struct{ priv, pub any }{"RS256": {rsaKey, &rsaKey.PublicKey}, "EdDSA": {edPriv, edPub}} {
 		privDER, perr := x509.MarshalPKCS8PrivateKey(k.priv)
 		pubDER, uerr := x509.MarshalPKIXPublicKey(k.pub)
-		a, err := edge.NewPublicKeyAuth(pemBlock(t, "PUBLIC KEY", pubDER, uerr))
+		a, err := token.NewPublicKey(pemBlock(t, "PUBLIC KEY", pubDER, uerr))
 		if err != nil {
 			t.Fatal(err)
 		}
 		out[name] = struct {
 			sign []byte
-			auth *edge.JWTAuth
+			auth *token.Verifier
 		}{pemBlock(t, "PRIVATE KEY", privDER, perr), a}
 	}
 	return out
@@ -70,11 +69,11 @@ func keyPairs(t *testing.T) map[string]struct {
 
 func TestJWTAuth(t *testing.T) {
 	for alg, kp := range keyPairs(t) {
-		tok, err := edge.MintToken(kp.sign, "alice", time.Minute)
+		tok, err := token.Mint(kp.sign, "alice", time.Minute)
 		if err != nil {
 			t.Fatalf("%s: %v", alg, err)
 		}
-		session, err := kp.auth.Authenticate(context.Background(), edge.Credentials{Token: tok})
+		session, err := kp.auth.Verify(tok)
 		if err != nil || session != "alice" {
 			t.Fatalf("%s: %q, %v; want alice", alg, session, err)
 		}
@@ -90,7 +89,7 @@ func TestJWTAuth(t *testing.T) {
 	}
 	past := jwt.NewNumericDate(time.Now().Add(-time.Hour))
 	future := jwt.NewNumericDate(time.Now().Add(time.Hour))
-	rsTok, _ := edge.MintToken(kps["RS256"].sign, "alice", time.Minute)
+	rsTok, _ := token.Mint(kps["RS256"].sign, "alice", time.Minute)
 	for name, tc := range map[string]struct {
 		token string
 		want  string
@@ -104,15 +103,15 @@ func TestJWTAuth(t *testing.T) {
 		"bad subject":  {sign(jwt.RegisteredClaims{Subject: "a.b", ExpiresAt: future}, jwt.SigningMethodHS256, secret), "not a session id"},
 		"none alg":     {sign(jwt.RegisteredClaims{Subject: "a", ExpiresAt: future}, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType), "not valid"},
 	} {
-		_, err := hs.Authenticate(context.Background(), edge.Credentials{Token: tc.token})
+		_, err := hs.Verify(tc.token)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want an error containing %q", name, err, tc.want)
 		}
 	}
-	if _, err := edge.NewHS256Auth([]byte("short")); err == nil {
+	if _, err := token.NewHS256([]byte("short")); err == nil {
 		t.Error("a 5-byte secret was accepted")
 	}
-	if _, err := edge.MintToken(secret, "bad session", time.Minute); err == nil {
+	if _, err := token.Mint(secret, "bad session", time.Minute); err == nil {
 		t.Error("minted a token for an invalid session")
 	}
 }

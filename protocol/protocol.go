@@ -11,17 +11,16 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // DefaultPrefix is the subject prefix unless configured otherwise.
 const DefaultPrefix = "push"
 
-// Priorities and the control token: the last token of a session's subject.
-const (
-	High    = "high"
-	Low     = "low"
-	Control = "ctl"
-)
+// Control is the token of a session's control subject (takeover
+// announcements); a push's is its priority (push.Priority.String).
+const Control = "ctl"
 
 // PushSubject is where a push for session at priority (High or Low) is
 // published: <prefix>.<session>.<priority>.
@@ -190,3 +189,30 @@ const (
 	HeaderTraceparent = "traceparent"
 	HeaderTracestate  = "tracestate"
 )
+
+// DeadLetterStream is the JetStream stream that keeps dead letters.
+const DeadLetterStream = "PUSH_DLQ"
+
+// DeadLetterPrefix is where dead letters of pushes under prefix are
+// stored: dlq.<prefix>. The stream holds dlq.<prefix>.>.
+func DeadLetterPrefix(prefix string) string { return "dlq." + prefix }
+
+// DeadLetterSubject is where a push for session at priority (its subject
+// token) that died for reason is stored:
+// dlq.<prefix>.<reason>.<session>.<priority>.
+func DeadLetterSubject(prefix string, reason push.Reason, session, priority string) string {
+	return DeadLetterPrefix(prefix) + "." + string(reason) + "." + session + "." + priority
+}
+
+// ParseDeadLetterSubject splits a dead-letter subject
+// dlq.<prefix>.<reason>.<session>.<priority> (the prefix is one token). A
+// group's letter, dlq.<prefix>.offline.group.<group>.<priority>, has
+// session group.<group>; a subject of any other shape gives "" for all
+// three. These tokens, never the letter's headers, say what a letter is.
+func ParseDeadLetterSubject(subject string) (reason push.Reason, session, priority string) {
+	t := strings.Split(subject, ".")
+	if len(t) < 5 || t[0] != "dlq" {
+		return "", "", ""
+	}
+	return push.Reason(t[2]), strings.Join(t[3:len(t)-1], "."), t[len(t)-1]
+}

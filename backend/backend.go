@@ -29,7 +29,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
+	"github.com/pushfabric/pushfabric/protocol"
 )
 
 // Request is a client's request as a backend sees it.

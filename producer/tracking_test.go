@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"pgregory.net/rapid"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // The ring against a map: whatever is added, taken and expired, a push is
@@ -36,7 +38,7 @@ func TestRingTracksLikeAMap(t *testing.T) {
 					payload := fmt.Sprintf("p%d", len(issued))
 					buf = append(buf[:0], payload...)
 					until := now.Add(time.Duration(rapid.IntRange(0, 100).Draw(rt, "window")) * time.Millisecond)
-					seq, ok := r.add(&nats.Msg{Subject: "push.s.high", Data: buf}, "s", High, until, limit)
+					seq, ok := r.add(&nats.Msg{Subject: "push.s.high", Data: buf}, "s", push.High, until, limit)
 					if !ok {
 						if len(r.slots) < limit {
 							rt.Fatalf("refused with %d of %d slots", len(r.slots), limit)

@@ -27,18 +27,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/pushfabric/pushfabric/bus/protocol"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge/wire"
-)
-
-// Priority of a push.
-type Priority string
-
-// The two priorities.
-const (
-	High Priority = protocol.High
-	Low  Priority = protocol.Low
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Options configure a Producer. The zero value works with the defaults.
@@ -119,7 +111,7 @@ func New(nc *nats.Conn, opts Options) (*Producer, error) {
 	}
 	p := &Producer{
 		nc: nc, opts: opts, dl: w, inbox: nc.NewInbox(),
-		tracer: opts.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus/producer"),
+		tracer: opts.TracerProvider.Tracer("github.com/pushfabric/pushfabric/producer"),
 		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
 	if p.sub, err = nc.Subscribe(p.inbox+".*", p.onStatus); err != nil {
@@ -147,7 +139,7 @@ func WithID(id string) Option {
 // WithExpiry dead-letters the push as expired if it is not written by t.
 func WithExpiry(t time.Time) Option {
 	return func(m *nats.Msg) error {
-		m.Header.Set(protocol.HeaderExpires, t.UTC().Format(time.RFC3339Nano))
+		m.Header.Set(protocol.HeaderExpires, push.FormatTime(t))
 		return nil
 	}
 }
@@ -188,14 +180,14 @@ var producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProd
 
 // msg builds the NATS message of a push, and starts its producer span (the
 // caller ends it), whose context goes into the headers.
-func (p *Producer) msg(ctx context.Context, session string, prio Priority, payload []byte, opts []Option) (*nats.Msg, trace.Span, error) {
-	if !wire.ValidSession(session) {
-		return nil, nil, fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", session)
+func (p *Producer) msg(ctx context.Context, session string, prio push.Priority, payload []byte, opts []Option) (*nats.Msg, trace.Span, error) {
+	if err := push.CheckName("session", session); err != nil {
+		return nil, nil, err
 	}
-	if prio != High && prio != Low {
-		return nil, nil, fmt.Errorf("priority %q: want high or low", prio)
+	if !prio.Valid() {
+		return nil, nil, fmt.Errorf("%v: want high or low", prio)
 	}
-	m := &nats.Msg{Subject: protocol.PushSubject(p.opts.Prefix, session, string(prio)), Header: nats.Header{}, Data: payload}
+	m := &nats.Msg{Subject: protocol.PushSubject(p.opts.Prefix, session, prio.String()), Header: nats.Header{}, Data: payload}
 	for _, o := range opts {
 		if err := o(m); err != nil {
 			return nil, nil, err
@@ -210,7 +202,7 @@ func (p *Producer) msg(ctx context.Context, session string, prio Priority, paylo
 			attribute.String("pushfabric.session", session), attribute.String("pushfabric.push_id", m.Header.Get(protocol.HeaderID)))
 		propagation.TraceContext{}.Inject(trace.ContextWithSpan(ctx, span), protocol.Carrier(m.Header))
 	}
-	m.Header.Set(protocol.HeaderSentAt, time.Now().UTC().Format(time.RFC3339Nano))
+	m.Header.Set(protocol.HeaderSentAt, push.FormatTime(time.Now()))
 	return m, span, nil
 }
 
@@ -219,7 +211,7 @@ func (p *Producer) msg(ctx context.Context, session string, prio Priority, paylo
 // reason. If no node holds the session, the push is dead-lettered as
 // offline and the ack says so. An error means the outcome is unknown (ctx
 // ended, NATS is unreachable) or the push was refused as invalid.
-func (p *Producer) Push(ctx context.Context, session string, prio Priority, payload []byte, opts ...Option) (protocol.Ack, error) {
+func (p *Producer) Push(ctx context.Context, session string, prio push.Priority, payload []byte, opts ...Option) (protocol.Ack, error) {
 	m, span, err := p.msg(ctx, session, prio, payload, opts)
 	if err != nil {
 		return protocol.Ack{}, err
@@ -229,8 +221,8 @@ func (p *Producer) Push(ctx context.Context, session string, prio Priority, payl
 	reply, err := p.nc.RequestMsgWithContext(ctx, m)
 	if errors.Is(err, nats.ErrNoResponders) {
 		p.deadLetter(m, session, prio)
-		span.SetAttributes(attribute.String("pushfabric.ack", protocol.StatusDead), attribute.String("pushfabric.dead_reason", "offline"))
-		return protocol.Ack{Status: protocol.StatusDead, Reason: "offline", Node: p.opts.Name, ID: id}, nil
+		span.SetAttributes(attribute.String("pushfabric.ack", protocol.StatusDead), attribute.String("pushfabric.dead_reason", string(push.ReasonOffline)))
+		return protocol.Ack{Status: protocol.StatusDead, Reason: string(push.ReasonOffline), Node: p.opts.Name, ID: id}, nil
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -244,7 +236,7 @@ func (p *Producer) Push(ctx context.Context, session string, prio Priority, payl
 // Publish sends a push without waiting. If no node holds the session, the
 // push is dead-lettered as offline shortly after (see Options.StatusWindow).
 // An error means the push was not sent.
-func (p *Producer) Publish(session string, prio Priority, payload []byte, opts ...Option) error {
+func (p *Producer) Publish(session string, prio push.Priority, payload []byte, opts ...Option) error {
 	m, span, err := p.msg(context.Background(), session, prio, payload, opts)
 	if err != nil {
 		return err
@@ -267,7 +259,7 @@ func (p *Producer) Publish(session string, prio Priority, payload []byte, opts .
 
 // track remembers a push sent by Publish for its status window, unless
 // MaxTracked are remembered already (it is then counted untracked).
-func (p *Producer) track(m *nats.Msg, session string, prio Priority) (uint64, bool) {
+func (p *Producer) track(m *nats.Msg, session string, prio push.Priority) (uint64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	seq, ok := p.tracked.add(m, session, prio, time.Now().Add(p.opts.StatusWindow), p.opts.MaxTracked)
@@ -296,7 +288,7 @@ func (p *Producer) signalEmptyLocked() {
 
 // onStatus receives NATS's "no responders" for a tracked push.
 func (p *Producer) onStatus(m *nats.Msg) {
-	if m.Header.Get("Status") != "503" {
+	if !push.NoResponders(m.Header, m.Data) {
 		return
 	}
 	seq, err := strconv.ParseUint(m.Subject[len(p.inbox)+1:], 36, 64)
@@ -332,10 +324,10 @@ func (p *Producer) expireUntil(now time.Time) {
 	p.signalEmptyLocked()
 }
 
-func (p *Producer) deadLetter(m *nats.Msg, session string, prio Priority) {
+func (p *Producer) deadLetter(m *nats.Msg, session string, prio push.Priority) {
 	p.offline.Add(1)
 	// The payload is copied: the caller may reuse it once Push returns.
-	p.dl.Write(dlq.Letter{Subject: m.Subject, Session: session, Priority: string(prio), Reason: "offline", Header: m.Header,
+	p.dl.Write(dlq.Letter{Subject: m.Subject, Session: session, Priority: prio.String(), Reason: push.ReasonOffline, Header: m.Header,
 		Data: append([]byte(nil), m.Data...)})
 }
 

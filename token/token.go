@@ -1,7 +1,11 @@
-package edge
+// Package token mints and checks the JSON Web Tokens clients connect with:
+// sub is the session, exp is required, and the signature is HS256 with a
+// shared secret, or RS256 or EdDSA checked with a public key. It imports
+// golang-jwt and the vocabulary only, so a tool that mints tokens
+// (pushctl) does not link the edge server.
+package token
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
@@ -11,29 +15,29 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
-// JWTAuth authenticates clients with a JSON Web Token: the sub claim is
-// the session, exp is required, and the signature is HS256 with a shared
-// secret, or RS256 or EdDSA checked with a public key. Tokens come as
-// ?token= or Authorization: Bearer on WebSocket, and in the hello frame on
-// TCP.
-type JWTAuth struct {
+// Verifier checks tokens: the sub claim is the session, exp is required,
+// and the signature is HS256 with a shared secret, or RS256 or EdDSA
+// checked with a public key. It is safe for concurrent use.
+type Verifier struct {
 	key    any // []byte, *rsa.PublicKey or ed25519.PublicKey
 	parser *jwt.Parser
 }
 
-// NewHS256Auth verifies tokens signed with secret (at least 32 bytes).
-func NewHS256Auth(secret []byte) (*JWTAuth, error) {
+// NewHS256 verifies tokens signed with secret (at least 32 bytes).
+func NewHS256(secret []byte) (*Verifier, error) {
 	if len(secret) < 32 {
 		return nil, fmt.Errorf("jwt secret of %d bytes: use at least 32", len(secret))
 	}
-	return newJWTAuth(secret, jwt.SigningMethodHS256.Alg()), nil
+	return newVerifier(secret, jwt.SigningMethodHS256.Alg()), nil
 }
 
-// NewPublicKeyAuth verifies tokens signed by the private half of the PEM
+// NewPublicKey verifies tokens signed by the private half of the PEM
 // public key: RS256 for an RSA key, EdDSA for an Ed25519 key.
-func NewPublicKeyAuth(pemBytes []byte) (*JWTAuth, error) {
+func NewPublicKey(pemBytes []byte) (*Verifier, error) {
 	block, _ := pem.Decode(pemBytes)
 	if block == nil {
 		return nil, errors.New("jwt public key: no PEM block found")
@@ -44,28 +48,30 @@ func NewPublicKeyAuth(pemBytes []byte) (*JWTAuth, error) {
 	}
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		return newJWTAuth(k, jwt.SigningMethodRS256.Alg()), nil
+		return newVerifier(k, jwt.SigningMethodRS256.Alg()), nil
 	case ed25519.PublicKey:
-		return newJWTAuth(k, jwt.SigningMethodEdDSA.Alg()), nil
+		return newVerifier(k, jwt.SigningMethodEdDSA.Alg()), nil
 	}
 	return nil, fmt.Errorf("jwt public key of type %T: want RSA or Ed25519", pub)
 }
 
-func newJWTAuth(key any, alg string) *JWTAuth {
-	return &JWTAuth{key: key, parser: jwt.NewParser(
+func newVerifier(key any, alg string) *Verifier {
+	return &Verifier{key: key, parser: jwt.NewParser(
 		jwt.WithValidMethods([]string{alg}),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(5*time.Second),
 	)}
 }
 
-// Authenticate checks cr.Token and returns its subject as the session.
-func (a *JWTAuth) Authenticate(_ context.Context, cr Credentials) (string, error) {
-	if cr.Token == "" {
+// Verify checks tok and returns its subject, the session. Its errors say
+// what is wrong without revealing a secret, so they may be shown to the
+// client.
+func (a *Verifier) Verify(tok string) (string, error) {
+	if tok == "" {
 		return "", errors.New("missing token")
 	}
 	var claims jwt.RegisteredClaims
-	_, err := a.parser.ParseWithClaims(cr.Token, &claims, func(*jwt.Token) (any, error) { return a.key, nil })
+	_, err := a.parser.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return a.key, nil })
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "", errors.New("token expired")
@@ -75,18 +81,19 @@ func (a *JWTAuth) Authenticate(_ context.Context, cr Credentials) (string, error
 		return "", errors.New("token signature is not valid")
 	case err != nil:
 		return "", fmt.Errorf("token is not valid: %w", err)
-	case !ValidSession(claims.Subject):
-		return "", fmt.Errorf("token subject %q is not a session id (1-128 of A-Z a-z 0-9 _ -)", claims.Subject)
+	}
+	if err := push.CheckName("token subject", claims.Subject); err != nil {
+		return "", fmt.Errorf("%w: not a session id", err)
 	}
 	return claims.Subject, nil
 }
 
-// MintToken signs a token for session, valid for ttl, with key: a PEM
+// Mint signs a token for session, valid for ttl, with key: a PEM
 // private key (RSA: RS256, Ed25519: EdDSA) or, for anything else, an HS256
 // secret of at least 32 bytes.
-func MintToken(key []byte, session string, ttl time.Duration) (string, error) {
-	if !ValidSession(session) {
-		return "", fmt.Errorf("session %q: want 1-128 characters of A-Z a-z 0-9 _ -", session)
+func Mint(key []byte, session string, ttl time.Duration) (string, error) {
+	if err := push.CheckName("session", session); err != nil {
+		return "", err
 	}
 	if ttl <= 0 {
 		return "", fmt.Errorf("token lifetime %v: want a positive duration", ttl)

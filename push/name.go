@@ -1,0 +1,54 @@
+package push
+
+import (
+	"errors"
+	"fmt"
+)
+
+// MaxNameLen is the longest session, group or method name.
+const MaxNameLen = 128
+
+// ErrInvalidName is the error of every name that breaks the rule of
+// [ValidName]; the errors of [CheckName] wrap it.
+var ErrInvalidName = errors.New("want 1-128 characters of A-Z a-z 0-9 _ -")
+
+// ValidName reports whether s is 1 to 128 characters of [A-Za-z0-9_-]: the
+// form of session ids, group names and request methods, which all travel
+// as NATS subject tokens.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckName returns nil for a valid name, else an error wrapping
+// [ErrInvalidName] that says what was named: `session "a.b": want 1-128
+// characters of A-Z a-z 0-9 _ -`.
+func CheckName(what, s string) error {
+	if ValidName(s) {
+		return nil
+	}
+	return &NameError{What: what, Name: s}
+}
+
+// NameError is a name that breaks the rule of [ValidName].
+type NameError struct {
+	What string // "session", "method", "group", "token subject"…
+	Name string
+}
+
+func (e *NameError) Error() string { return fmt.Sprintf("%s %q: %v", e.What, e.Name, ErrInvalidName) }
+
+// Unwrap returns [ErrInvalidName].
+func (e *NameError) Unwrap() error { return ErrInvalidName }
+
+// Reserved reports whether name is one no session may have: "group" and
+// "all" name the subjects of group pushes and broadcasts.
+func Reserved(name string) bool { return name == "group" || name == "all" }
