@@ -16,7 +16,7 @@ import (
 type Config struct {
 	// URLs of the NATS servers. Empty: start an embedded server.
 	URLs []string
-	// Prefix of push subjects (DESIGN §2).
+	// Prefix of push subjects (docs/pushing.md).
 	Prefix string
 	// Node names this edge node: in takeover announcements, acks and dead
 	// letters. Default: the host name and process id.

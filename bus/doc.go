@@ -4,7 +4,7 @@
 // without ever blocking on it, answers producers' acknowledgements, writes
 // dead letters, and runs the cross-node takeover of a session.
 //
-// Subjects and headers are the public contract of DESIGN §2–§4: a push for
+// Subjects and headers are the public contract of docs/pushing.md: a push for
 // session S is published to <prefix>.S.high or <prefix>.S.low; control for
 // S (takeover announcements, edge nodes only) to <prefix>.S.ctl.
 package bus

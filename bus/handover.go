@@ -35,8 +35,8 @@ var HandoverOutcomes = []string{HandoverTaken, HandoverDead, HandoverNoResponder
 // HandoverStats count hand-overs by outcome (HandoverOutcomes).
 type HandoverStats map[string]uint64
 
-// handovers hands pushes to the node that now holds their session (DESIGN
-// §5): each goes as a request from this node's own inbox to the session's
+// handovers hands pushes to the node that now holds their session
+// (docs/pushing.md, "What is guaranteed"): each goes as a request from this node's own inbox to the session's
 // subject, with the producer's reply subject in Push-Reply, and is settled
 // by the answer — taken, or dead-lettered there — or, when no node
 // answers (no responders, the timeout, not sent at all), dead-lettered

@@ -62,7 +62,7 @@ func (d *Dispatcher) resyncLoop() {
 	}
 }
 
-// resync runs after NATS came back (DESIGN §8). While the node was away it
+// resync runs after NATS came back (docs/running.md). While the node was away it
 // missed takeover announcements and its sessions' pushes found no
 // subscriber (the producer client parked them as offline). So every
 // session it holds is announced again with its connection's original

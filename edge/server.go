@@ -359,31 +359,6 @@ func (s *Server) setUp(c *Conn) {
 	}
 }
 
-// replaceWith closes c because next, on this node, took its session, moving
-// what c still had queued to next.
-func (c *Conn) replaceWith(next *Conn) {
-	c.CloseReplaced(func(f Frame) error {
-		next.mu.Lock()
-		defer next.mu.Unlock()
-		return refusalErr(next.enqueueLocked(f.Priority, f))
-	})
-}
-
-// CloseReplaced closes the connection because a newer connection holds its
-// session: the client gets close reason replaced, and every push still
-// queued is passed, in order (high before low), to forward so that it
-// follows the session. A push forward refuses is dead-lettered as replaced.
-// It does nothing if the connection is already closing.
-func (c *Conn) CloseReplaced(forward func(Frame) error) {
-	var refused []item
-	for _, it := range c.beginClose(wire.CloseReplaced, push.ReasonReplaced, false, abortTimeout) {
-		if forward(it.f) != nil {
-			refused = append(refused, it)
-		}
-	}
-	c.deadLetter(refused, push.ReasonReplaced)
-}
-
 // now is the time on the server's clock (monotonic).
 func (s *Server) now() time.Duration { return time.Since(s.epoch) }
 

@@ -1,0 +1,214 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/registry"
+)
+
+// Dispatcher connects the sessions held on this node to NATS. Each session
+// gets one subscription, <prefix>.<session>.*, delivering into one of a few
+// dispatch lanes (a channel and the goroutine reading it; a session always
+// uses the same lane, so its pushes stay in order), which hands each push to
+// the session's connection with TryPush, which never waits. No goroutine
+// exists per subscription, and the dispatcher never blocks on a session:
+// what does not fit is dead-lettered as queue_full. More than one lane lets
+// dispatch keep up with NATS reads while the writers keep the cores busy.
+type Dispatcher struct {
+	nc     *nats.Conn
+	prefix string
+	node   string
+	reg    *registry.Registry[edge.Conn]
+	sink   *Sink
+	log    *zap.Logger
+	lanes  []*lane
+	stop   chan struct{}  // closed by Stop
+	done   sync.WaitGroup // the lanes' loops
+
+	parking   *parking     // nil unless parked pushes are redelivered on connect
+	tracer    trace.Tracer // nil: tracing off
+	handovers *handovers
+	edgeInbox string        // a push whose reply subject starts with it is a hand-over
+	resyncs   chan struct{} // NATS reconnected: announce again (never closed; one waiting is enough)
+	unlisten  func()        // stops the reconnect notifications
+
+	wg sync.WaitGroup // goroutines waiting for a draining subscription to close
+
+	dispatched, forwarded, invalid atomic.Uint64
+}
+
+// lane is one dispatch goroutine and the channel its sessions'
+// subscriptions deliver into.
+type lane struct {
+	ch       chan *nats.Msg // never closed
+	release  chan *binding  // a binding whose parked pushes are queued: let the held ones go
+	removals chan removal   // bindings whose drained subscription has closed
+	ids      idSource       // ids for pushes that came without one
+
+	// The bindings of the lane's sessions: read on every push by the lane,
+	// changed as sessions come and go.
+	mu       sync.RWMutex
+	bindings map[string]*binding // guarded by mu
+}
+
+// DispatcherStats count what the dispatcher did.
+type DispatcherStats struct {
+	Dispatched  uint64        // pushes handed to a connection (queued or dead-lettered by it)
+	Forwarded   uint64        // pushes handed over to follow a session to another node
+	Handovers   HandoverStats // those hand-overs settled, by outcome
+	Waiting     int           // hand-overs waiting for an answer
+	Invalid     uint64        // messages that were not valid pushes
+	Sessions    int           // sessions subscribed
+	DeadLetters uint64        // dead letters the node's sink handed to the writer (the edge's and the dispatcher's)
+}
+
+// NewDispatcher starts dispatching for the sessions in reg. Wire its
+// Hooks into the edge server; call Stop after the server has shut down.
+// It fails only if it cannot subscribe to its hand-over answers.
+func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *zap.Logger) (*Dispatcher, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	h, err := newHandovers(c.NC, c.cfg.Prefix, c.cfg.HandoverTimeout, sink, log)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to hand-over answers: %w", err)
+	}
+	d := &Dispatcher{
+		nc: c.NC, prefix: c.cfg.Prefix, node: c.cfg.Node, reg: reg, sink: sink, log: log,
+		stop: make(chan struct{}), handovers: h, edgeInbox: protocol.EdgeInboxPrefix(c.cfg.Prefix),
+		resyncs: make(chan struct{}, 1),
+	}
+	for range c.cfg.DispatchLanes {
+		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan *binding, 64), removals: make(chan removal, 64), ids: newIDSource(),
+			bindings: make(map[string]*binding)})
+	}
+	if c.cfg.RedeliverOffline {
+		d.parking = newParking(c.NC, c.cfg.Prefix, log)
+	}
+	if c.cfg.TracerProvider != nil {
+		d.tracer = c.cfg.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus")
+	}
+	for _, l := range d.lanes {
+		d.done.Go(func() { d.loop(l) })
+	}
+	d.done.Go(d.resyncLoop)
+	d.unlisten = c.events.listen(d.reconnected)
+	return d, nil
+}
+
+// laneOf is the lane a session's pushes go through (FNV-1a of its name).
+func (d *Dispatcher) laneOf(session string) *lane {
+	h := uint32(2166136261)
+	for i := range len(session) {
+		h = (h ^ uint32(session[i])) * 16777619
+	}
+	return d.lanes[h%uint32(len(d.lanes))]
+}
+
+// Hooks are the edge hooks that bind sessions to NATS: subscribe and
+// announce on connect, unsubscribe when the last local connection of a
+// session ends, answer `written` acknowledgements.
+func (d *Dispatcher) Hooks() edge.Hooks {
+	return edge.Hooks{Admit: d.admit, OnConnect: d.attach, OnClose: d.detach, OnWritten: d.written}
+}
+
+// admit refuses a client while NATS is down, before its connection takes
+// the session: a connection of the same session on this node stays (it
+// may be the client's old one on a link that came back) instead of being
+// replaced by one the node could not serve.
+func (d *Dispatcher) admit(string) error {
+	if !d.nc.IsConnected() {
+		return ErrNotConnected
+	}
+	return nil
+}
+
+// Stats returns the counters so far.
+func (d *Dispatcher) Stats() DispatcherStats {
+	n := 0
+	for _, l := range d.lanes {
+		l.mu.RLock()
+		n += len(l.bindings)
+		l.mu.RUnlock()
+	}
+	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Handovers: d.handovers.stats(),
+		Waiting: d.handovers.pending(), Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load()}
+}
+
+// Stop ends dispatching: what is still in the channel is handled (nobody
+// holds those sessions any more, so it is dead-lettered as closed), then
+// the loop ends; hand-overs still waiting for an answer are settled (for at
+// most the hand-over timeout) before it returns.
+func (d *Dispatcher) Stop() {
+	d.unlisten()
+	for _, l := range d.lanes {
+		l.mu.Lock()
+		for s, b := range l.bindings {
+			_ = b.sub.Drain()
+			delete(l.bindings, s)
+		}
+		l.mu.Unlock()
+	}
+	if d.nc.IsConnected() {
+		_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
+	}
+	close(d.stop)
+	d.done.Wait()
+	d.wg.Wait()
+	d.handovers.stop()
+	if d.parking != nil {
+		d.parking.stop()
+	}
+}
+
+// ErrNotConnected refuses a client while the node's NATS connection is
+// down: it could neither receive the session's pushes nor tell other nodes
+// it holds the session (docs/running.md). The client is closed with reason
+// shutdown, and reconnects, to another node if it can.
+var ErrNotConnected = errors.New("nats is not connected: the node takes no new clients")
+
+func (d *Dispatcher) loop(l *lane) {
+	for {
+		select {
+		case m := <-l.ch:
+			d.dispatch(l, m)
+			// Take what else is there without a full select each time.
+			for range 256 {
+				select {
+				case m := <-l.ch:
+					d.dispatch(l, m)
+					continue
+				default:
+				}
+				break
+			}
+		case b := <-l.release:
+			d.releaseHeld(l, b)
+		case r := <-l.removals:
+			// Everything the closed subscription delivered is already in
+			// the channel: dispatch it with the binding still there.
+			for n := len(l.ch); n > 0; n-- {
+				d.dispatch(l, <-l.ch)
+			}
+			l.remove(r.session, r.b)
+		case <-d.stop:
+			for {
+				select {
+				case m := <-l.ch:
+					d.dispatch(l, m)
+				default:
+					return
+				}
+			}
+		}
+	}
+}

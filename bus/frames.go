@@ -1,0 +1,62 @@
+package bus
+
+import (
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
+)
+
+// frameOf reads a push from its message. The message keeps the push (its
+// Meta) for acknowledgements, dead letters and forwarding. A push without an
+// id gets one; it goes into the message's headers only if the message
+// travels on (stampID), which most never do.
+func frameOf(m *nats.Msg, ids *idSource) (edge.Frame, string, error) {
+	id := m.Header.Get(protocol.HeaderID)
+	if id == "" {
+		id = ids.next()
+	}
+	f := edge.Frame{ID: id, ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data, Meta: m}
+	mode, err := protocol.AckMode(m.Header)
+	if err != nil {
+		return f, "", err
+	}
+	if m.Reply == "" {
+		mode = protocol.AckNone
+	}
+	if exp := m.Header.Get(protocol.HeaderExpires); exp != "" {
+		if f.Expires, err = push.ParseTime(exp); err != nil {
+			return f, "", err
+		}
+	}
+	if sent := m.Header.Get(protocol.HeaderSentAt); sent != "" {
+		f.Sent, _ = push.ParseTime(sent) // for the latency histogram only: a bad one is left out
+	}
+	return f, mode, nil
+}
+
+// ensureID returns the push's id, giving it one (in its headers, so that
+// it keeps it wherever it goes) if it had none.
+func ensureID(m *nats.Msg) string {
+	id := m.Header.Get(protocol.HeaderID)
+	if id == "" {
+		id = nuid.Next()
+		stampID(m, id)
+	}
+	return id
+}
+
+// stampID puts the push id its frame was given into the message's headers,
+// if they lack one, before the message goes anywhere else (a dead letter,
+// another node).
+func stampID(m *nats.Msg, id string) {
+	if m.Header.Get(protocol.HeaderID) != "" {
+		return
+	}
+	if m.Header == nil {
+		m.Header = nats.Header{}
+	}
+	m.Header.Set(protocol.HeaderID, id)
+}
