@@ -3,7 +3,7 @@
 // req.<prefix>.<method> (DESIGN §2), and the service answers on the
 // request's reply subject with one reply or a stream of them.
 //
-//	svc, err := backend.Serve(nc, "feed", func(ctx context.Context, req *backend.Request) iter.Seq2[backend.Reply, error] {
+//	svc, err := backend.New(nc, "feed", func(ctx context.Context, req *backend.Request) iter.Seq2[backend.Reply, error] {
 //		return func(yield func(backend.Reply, error) bool) {
 //			for page := range pages(req.Session) {
 //				if !yield(backend.Reply{Payload: page}, nil) {
@@ -12,6 +12,15 @@
 //			}
 //		}
 //	}, backend.Options{})
+//	err = svc.Start(ctx)
+//	defer svc.Stop(ctx)
+//
+// New only checks its arguments and builds the service. Start subscribes
+// to the method's requests (in a queue group, so each request goes to one
+// member) and from then on answers each on a goroutine of its own. Stop
+// takes no more requests, waits for those being answered, cancels their
+// handlers when its context ends, and returns once every handler has
+// returned; it never closes the NATS connection, which stays the caller's.
 //
 // Every reply goes out as it is yielded, with Push-Stream: more; the end
 // of the stream is a reply with Push-Stream: end and no body. A yielded or
@@ -30,6 +39,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Request is a client's request as a backend sees it.
@@ -83,10 +93,13 @@ type Options struct {
 	OnError func(req *Request, err error)
 }
 
-// Service serves one method. Stop it with Stop.
+// Service serves one method: build it with New, Start it, Stop it.
 type Service struct {
-	sub     *nats.Subscription
+	sub     *nats.Subscription // set by Start
 	nc      *nats.Conn
+	subject string
+	queue   string
+	method  string
 	handler Handler
 	onError func(*Request, error)
 	ctx     context.Context
@@ -97,11 +110,20 @@ type Service struct {
 	wg      sync.WaitGroup // handlers running; Add guarded by mu
 }
 
-// Serve subscribes to method's requests and answers each on a goroutine of
-// its own with h. When it returns, requests for method reach the service.
-func Serve(nc *nats.Conn, method string, h Handler, o Options) (*Service, error) {
+// New checks its arguments and builds the service of method on nc, whose
+// requests h answers; it starts nothing, and nc need not be connected yet.
+func New(nc *nats.Conn, method string, h Handler, o Options) (*Service, error) {
+	if nc == nil || h == nil {
+		return nil, errors.New("backend: a service needs a NATS connection and a handler")
+	}
+	if err := push.CheckName("method", method); err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
 	if o.Prefix == "" {
 		o.Prefix = protocol.DefaultPrefix
+	}
+	if !push.ValidToken(o.Prefix) {
+		return nil, fmt.Errorf("backend: prefix %q must be one subject token", o.Prefix)
 	}
 	if o.Queue == "" {
 		o.Queue = "pushfabric"
@@ -110,32 +132,46 @@ func Serve(nc *nats.Conn, method string, h Handler, o Options) (*Service, error)
 		o.OnError = func(*Request, error) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{nc: nc, handler: h, onError: o.OnError, ctx: ctx, cancel: cancel}
-	sub, err := nc.QueueSubscribe(protocol.RequestSubject(o.Prefix, method), o.Queue, func(m *nats.Msg) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.stopped {
-			s.refuse(m)
-			return
-		}
-		s.wg.Go(func() { s.serve(method, m) })
-	})
+	return &Service{nc: nc, subject: protocol.RequestSubject(o.Prefix, method), queue: o.Queue, method: method,
+		handler: h, onError: o.OnError, ctx: ctx, cancel: cancel}, nil
+}
+
+// Start subscribes to the method's requests and answers each on a
+// goroutine of its own. When it returns, requests for the method reach the
+// service (when connected; otherwise once nc has connected). Call it once.
+func (s *Service) Start(context.Context) error {
+	if s.sub != nil {
+		return errors.New("backend: started already")
+	}
+	sub, err := s.nc.QueueSubscribe(s.subject, s.queue, s.take)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("serve %q: %w", method, err)
+		return fmt.Errorf("serve %q: %w", s.method, err)
 	}
 	s.sub = sub
-	// Once Serve returns, the server knows the subscription (when
-	// connected; otherwise it is made on reconnecting).
-	_ = nc.Flush()
-	return s, nil
+	_ = s.nc.Flush()
+	return nil
+}
+
+// take runs on the subscription's goroutine for each request.
+func (s *Service) take(m *nats.Msg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		s.refuse(m)
+		return
+	}
+	s.wg.Go(func() { s.serve(s.method, m) })
 }
 
 // Stop takes no more requests (one that still arrives is answered with
 // error unavailable), waits for those being answered until ctx ends, then
-// cancels their handlers and waits for them to return.
+// cancels their handlers and waits for them to return. A service never
+// started stops at once.
 func (s *Service) Stop(ctx context.Context) error {
-	err := s.sub.Unsubscribe()
+	var err error
+	if s.sub != nil {
+		err = s.sub.Unsubscribe()
+	}
 	s.mu.Lock()
 	s.stopped = true
 	s.mu.Unlock()

@@ -46,11 +46,14 @@ func next(t *testing.T, sub *nats.Subscription) *nats.Msg {
 
 func serve(t *testing.T, nc *nats.Conn, method string, h backend.Handler) *backend.Service {
 	t.Helper()
-	svc, err := backend.Serve(nc, method, h, backend.Options{})
+	svc, err := backend.New(nc, method, h, backend.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return svc // Serve has flushed: a request now reaches it
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return svc // Start has flushed: a request now reaches it
 }
 
 func TestRepliesAndTheirHeaders(t *testing.T) {
@@ -83,13 +86,16 @@ func TestRepliesAndTheirHeaders(t *testing.T) {
 func TestErrors(t *testing.T) {
 	nc := natstest.Connect(t, natstest.Server(t))
 	var reported error
-	svc, err := backend.Serve(nc, "x", func(_ context.Context, req *backend.Request) iter.Seq2[backend.Reply, error] {
+	svc, err := backend.New(nc, "x", func(_ context.Context, req *backend.Request) iter.Seq2[backend.Reply, error] {
 		if string(req.Payload) == "typed" {
 			return backend.Fail(&backend.Error{Code: "not_found", Message: "no such thing"})
 		}
 		return backend.Fail(errors.New("secret details"))
 	}, backend.Options{OnError: func(_ *backend.Request, err error) { reported = err }})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	defer svc.Stop(context.Background())

@@ -13,6 +13,7 @@ import (
 	"github.com/pushfabric/pushfabric/bus"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 )
 
@@ -37,11 +38,25 @@ func startServer(t *testing.T, opts *server.Options) *server.Server {
 func connect(t *testing.T, cfg bus.Config) (*bus.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := bus.Connect(ctx, cfg, zap.NewNop())
+	c, err := bus.Connect(ctx, push.DefaultIdentity(), cfg, zap.NewNop())
 	if err == nil {
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	}
 	return c, err
+}
+
+// start starts a component, to be stopped when the test ends (cleanups
+// run last first: the reverse of the order things started).
+func start(t *testing.T, start, stop func(context.Context) error) {
+	t.Helper()
+	if err := start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := stop(context.Background()); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
 }
 
 func TestConnectWithToken(t *testing.T) {
@@ -72,22 +87,22 @@ func TestPermissionErrorsAreCountedAndSubscriptionsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := registry.New[edge.Conn]()
-	w, err := dlq.NewWriter(c.NC, dlq.DefaultWriterConfig(), nil)
+	w, err := dlq.NewWriter(c.Identity(), dlq.DefaultWriterConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close(context.Background())
-	d, err := bus.NewDispatcher(c, reg, bus.NewSink(w, c.NC, cfg, nil, nil), nil)
+	start(t, func(ctx context.Context) error { return w.Start(ctx, c.NC) }, w.Stop)
+	d, err := bus.NewDispatcher(c, reg, bus.NewSink(w, c, nil, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Stop()
+	start(t, d.Start, d.Stop)
 	hooks := d.Hooks()
 	srv, err := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}, Registry: reg, Hooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown(context.Background())
+	start(t, srv.Start, srv.Shutdown)
 	// Attach a session as the edge does on connect.
 	conn := connectSession(t, srv, "alice")
 	deadline := time.Now().Add(10 * time.Second)

@@ -4,23 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"runtime"
-	"strings"
+	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Config says how an edge node reaches NATS.
+// Config says how an edge node reaches NATS. The node's subject prefix
+// and name are its push.Identity, which [New] takes beside it.
 type Config struct {
 	// URLs of the NATS servers. Empty: start an embedded server.
 	URLs []string
-	// Prefix of push subjects (docs/pushing.md).
-	Prefix string
-	// Node names this edge node: in takeover announcements, acks and dead
-	// letters. Default: the host name and process id.
-	Node string
 
 	// Credentials for URLs: a .creds file, an NKey seed file, or a token;
 	// TLS: a CA bundle to trust and a client certificate and key.
@@ -91,11 +86,9 @@ type EmbeddedConfig struct {
 	DataDir string // JetStream storage; default ./data/nats
 }
 
-// DefaultConfig is an embedded server on 127.0.0.1:4222, prefix "push".
+// DefaultConfig is an embedded server on 127.0.0.1:4222.
 func DefaultConfig() Config {
 	return Config{
-		Prefix:         "push",
-		Node:           defaultNode(),
 		PingInterval:   10 * time.Second,
 		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", DataDir: "data/nats"},
 		DispatchBuffer: 1 << 20,
@@ -112,23 +105,9 @@ func DefaultConfig() Config {
 	}
 }
 
-func defaultNode() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "edge"
-	}
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
-}
-
 // Validate reports every field out of range.
 func (c Config) Validate() error {
 	var errs []error
-	if !validToken(c.Prefix) {
-		errs = append(errs, fmt.Errorf("prefix %q must be one subject token (no dots, spaces or wildcards)", c.Prefix))
-	}
-	if !validToken(c.Node) {
-		errs = append(errs, fmt.Errorf("node %q must be one subject token", c.Node))
-	}
 	for _, p := range []struct {
 		what  string
 		value int64
@@ -153,17 +132,14 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("a TLS client certificate needs both the certificate and the key"))
 	}
 	if len(c.URLs) == 0 {
-		if _, _, err := net.SplitHostPort(c.Embedded.Listen); err != nil {
+		if _, port, err := net.SplitHostPort(c.Embedded.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("embedded listen address %q: %w", c.Embedded.Listen, err))
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			errs = append(errs, fmt.Errorf("embedded listen port %q: %w", port, err))
 		}
 		if c.Embedded.DataDir == "" {
 			errs = append(errs, errors.New("embedded data folder is empty"))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// validToken reports whether s is a single NATS subject token.
-func validToken(s string) bool {
-	return s != "" && !strings.ContainsAny(s, ". \t\r\n*>")
 }

@@ -16,15 +16,22 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/internal/natsurl"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Conn is an edge node's NATS connection, and the embedded server when the
-// node runs one.
+// node runs one. [New] builds it; Start connects; Stop drains and stops.
 type Conn struct {
-	NC     *nats.Conn
-	cfg    Config
-	log    *zap.Logger
-	server *server.Server // nil when connected to URLs
+	// NC is the connection, set by Start; nil until then.
+	NC   *nats.Conn
+	id   push.Identity
+	cfg  Config
+	log  *zap.Logger
+	opts []nats.Option // built by New
+	url  string        // what Start connects to; "" for the embedded server
+	// server is the embedded server, set by Start; nil when connected to
+	// URLs.
+	server *server.Server
 	// password is read once from cfg.PasswordFile, for the connection and
 	// the embedded server.
 	password string
@@ -47,17 +54,24 @@ type ConnStats struct {
 	Reconnects          uint64
 }
 
-// Connect connects to cfg.URLs, or starts an embedded server and connects
-// to it in-process. The connection reconnects without limit and never
-// receives its own messages (a forwarded push does not come back).
-func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
-	if err := cfg.Validate(); err != nil {
+// New checks id and cfg, reads the password and NKey seed files, and
+// builds the connection of node id; it neither connects nor starts a
+// server (Start does). Every error says what is wrong with the
+// configuration.
+func New(id push.Identity, cfg Config, log *zap.Logger) (*Conn, error) {
+	if err := errors.Join(id.Validate(), cfg.Validate()); err != nil {
 		return nil, fmt.Errorf("bus config: %w", err)
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Conn{cfg: cfg, log: log, drops: newDropWatch(cfg.Prefix, log)}
+	c := &Conn{id: id, cfg: cfg, log: log, drops: newDropWatch(id.Prefix, log)}
+	if len(cfg.URLs) > 0 {
+		c.url = joinURLs(cfg.URLs)
+		if err := natsurl.Check(c.url); err != nil {
+			return nil, fmt.Errorf("bus config: %w", err)
+		}
+	}
 	if cfg.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.PasswordFile)
 		if err != nil {
@@ -65,29 +79,58 @@ func Connect(ctx context.Context, cfg Config, log *zap.Logger) (*Conn, error) {
 		}
 		c.password = strings.TrimSpace(string(b))
 	}
-	opts, err := c.options()
+	var err error
+	if c.opts, err = c.options(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect is New and then Start.
+func Connect(ctx context.Context, id push.Identity, cfg Config, log *zap.Logger) (*Conn, error) {
+	c, err := New(id, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	url := ""
-	if len(cfg.URLs) == 0 {
-		if c.server, err = startEmbedded(ctx, cfg, c.password, log); err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.InProcessServer(c.server))
-	} else {
-		url = joinURLs(cfg.URLs)
-		if err := natsurl.Check(url); err != nil {
-			return nil, fmt.Errorf("bus config: %w", err)
-		}
+	if err := c.Start(ctx); err != nil {
+		return nil, err
 	}
-	if c.NC, err = nats.Connect(url, opts...); err != nil {
-		c.stopEmbedded()
-		return nil, fmt.Errorf("connect to nats %s: %w", c.URL(), err)
-	}
-	c.drops.start(c.NC, c.server)
 	return c, nil
 }
+
+// Start connects to the configured URLs, or starts the embedded server and
+// connects to it in-process, within ctx: a deadline nearer than nats.go's
+// dial timeout (2 s) shortens it. The connection reconnects without limit
+// and never receives its own messages (a forwarded push does not come
+// back). If Start fails, nothing it started is left running. Call it once.
+func (c *Conn) Start(ctx context.Context) error {
+	if c.NC != nil {
+		return errors.New("bus: the connection is started already")
+	}
+	opts := c.opts[:len(c.opts):len(c.opts)] // appended to, c.opts stays as it is
+	if c.url == "" {
+		s, err := startEmbedded(ctx, c.id.Node, c.cfg, c.password, c.log)
+		if err != nil {
+			return err
+		}
+		c.server = s
+		opts = append(opts, nats.InProcessServer(s))
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(min(nats.DefaultTimeout, time.Until(dl))))
+	}
+	nc, err := nats.Connect(c.url, opts...)
+	if err != nil {
+		c.stopEmbedded()
+		return fmt.Errorf("connect to nats %s: %w", c.URL(), err)
+	}
+	c.NC = nc
+	c.drops.start(nc, c.server)
+	return nil
+}
+
+// Identity is the node's prefix and name.
+func (c *Conn) Identity() push.Identity { return c.id }
 
 func joinURLs(urls []string) string {
 	s := ""
@@ -103,7 +146,7 @@ func joinURLs(urls []string) string {
 func (c *Conn) options() ([]nats.Option, error) {
 	cfg := c.cfg
 	opts := []nats.Option{
-		nats.Name("pushfabric edge " + cfg.Node),
+		nats.Name("pushfabric edge " + c.id.Node),
 		nats.MaxReconnects(-1),
 		nats.PingInterval(cfg.PingInterval),
 		nats.NoEcho(),
@@ -179,16 +222,22 @@ func (c *Conn) Embedded() bool { return c.server != nil }
 
 // URL is where producers and the nats CLI reach this node's NATS, with
 // any credentials in it shown as [REDACTED]: it is safe to log or print.
+// For an embedded server not started yet it is the configured address.
 func (c *Conn) URL() string {
-	if c.server != nil {
+	switch {
+	case c.server != nil:
 		return c.server.ClientURL()
+	case c.url == "":
+		return "nats://" + c.cfg.Embedded.Listen
 	}
-	return natsurl.Redact(joinURLs(c.cfg.URLs))
+	return natsurl.Redact(c.url)
 }
 
-// Close drains the connection (what is buffered is sent) and then shuts the
-// embedded server down, waiting for both within ctx.
-func (c *Conn) Close(ctx context.Context) error {
+// Stop drains the connection (what is buffered is sent) and then shuts the
+// embedded server down, waiting for both within ctx; if ctx ends first the
+// connection is closed at once, the server still shut down, and ctx's
+// error returned. Stopping a Conn that never started does nothing.
+func (c *Conn) Stop(ctx context.Context) error {
 	var err error
 	if c.NC != nil {
 		closed := make(chan struct{})
@@ -216,10 +265,10 @@ func (c *Conn) stopEmbedded() {
 	}
 }
 
-// startEmbedded starts a JetStream server on cfg.Embedded.Listen (port 0:
-// any free port). With cfg.User set it lets in that user, with password,
-// and no one else.
-func startEmbedded(ctx context.Context, cfg Config, password string, log *zap.Logger) (*server.Server, error) {
+// startEmbedded starts a JetStream server named node on
+// cfg.Embedded.Listen (port 0: any free port). With cfg.User set it lets
+// in that user, with password, and no one else.
+func startEmbedded(ctx context.Context, node string, cfg Config, password string, log *zap.Logger) (*server.Server, error) {
 	host, portStr, _ := net.SplitHostPort(cfg.Embedded.Listen)
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
@@ -229,7 +278,7 @@ func startEmbedded(ctx context.Context, cfg Config, password string, log *zap.Lo
 		port = server.RANDOM_PORT // nats-server's own 0 is its default port, 4222
 	}
 	opts := &server.Options{
-		ServerName: cfg.Node,
+		ServerName: node,
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
@@ -248,10 +297,12 @@ func startEmbedded(ctx context.Context, cfg Config, password string, log *zap.Lo
 	for !s.ReadyForConnections(50 * time.Millisecond) {
 		if err := sl.fatal.Load(); err != nil {
 			s.Shutdown()
+			s.WaitForShutdown()
 			return nil, fmt.Errorf("embedded nats on %s: %s", cfg.Embedded.Listen, *err)
 		}
 		if ctx.Err() != nil {
 			s.Shutdown()
+			s.WaitForShutdown()
 			return nil, fmt.Errorf("embedded nats on %s did not start: %w", cfg.Embedded.Listen, ctx.Err())
 		}
 	}

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,7 +25,8 @@ import (
 // what does not fit is dead-lettered as queue_full. More than one lane lets
 // dispatch keep up with NATS reads while the writers keep the cores busy.
 type Dispatcher struct {
-	nc     *nats.Conn
+	conn   *Conn
+	nc     *nats.Conn // set by Start
 	prefix string
 	node   string
 	reg    *registry.Registry[edge.Conn]
@@ -39,7 +41,8 @@ type Dispatcher struct {
 	handovers *handovers
 	edgeInbox string        // a push whose reply subject starts with it is a hand-over
 	resyncs   chan struct{} // NATS reconnected: announce again (never closed; one waiting is enough)
-	unlisten  func()        // stops the reconnect notifications
+	unlisten  func()        // set by Start: stops the reconnect notifications
+	started   bool          // set by Start, read by Stop (never concurrent with it)
 
 	wg sync.WaitGroup // goroutines waiting for a draining subscription to close
 
@@ -71,38 +74,59 @@ type DispatcherStats struct {
 	DeadLetters uint64        // dead letters the node's sink handed to the writer (the edge's and the dispatcher's)
 }
 
-// NewDispatcher starts dispatching for the sessions in reg. Wire its
-// Hooks into the edge server; call Stop after the server has shut down.
-// It fails only if it cannot subscribe to its hand-over answers.
+// NewDispatcher builds the dispatcher of c's sessions in reg, dead-letters
+// going to sink. It starts nothing: wire its Hooks into the edge server,
+// Start it once c has started and before the server serves, and Stop it
+// after the server has shut down.
 func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *zap.Logger) (*Dispatcher, error) {
+	if c == nil || reg == nil || sink == nil {
+		return nil, errors.New("bus: a dispatcher needs a connection, a registry and a sink")
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	h, err := newHandovers(c.NC, c.cfg.Prefix, c.cfg.HandoverTimeout, sink, log)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe to hand-over answers: %w", err)
-	}
+	id := c.Identity()
 	d := &Dispatcher{
-		nc: c.NC, prefix: c.cfg.Prefix, node: c.cfg.Node, reg: reg, sink: sink, log: log,
-		stop: make(chan struct{}), handovers: h, edgeInbox: protocol.EdgeInboxPrefix(c.cfg.Prefix),
-		resyncs: make(chan struct{}, 1),
+		conn: c, prefix: id.Prefix, node: id.Node, reg: reg, sink: sink, log: log,
+		stop: make(chan struct{}), handovers: newHandovers(id.Prefix, c.cfg.HandoverTimeout, sink, log),
+		edgeInbox: protocol.EdgeInboxPrefix(id.Prefix), resyncs: make(chan struct{}, 1),
 	}
 	for range c.cfg.DispatchLanes {
 		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan *binding, 64), removals: make(chan removal, 64), ids: newIDSource(),
 			bindings: make(map[string]*binding)})
 	}
 	if c.cfg.RedeliverOffline {
-		d.parking = newParking(c.NC, c.cfg.Prefix, log)
+		d.parking = newParking(id.Prefix, log)
 	}
 	if c.cfg.TracerProvider != nil {
 		d.tracer = c.cfg.TracerProvider.Tracer("github.com/pushfabric/pushfabric/bus")
+	}
+	return d, nil
+}
+
+// Start subscribes to the node's hand-over answers and starts the dispatch
+// lanes, the parked-push deleter and the loop that announces the sessions
+// again after a reconnection. The connection must have started. It does
+// not block; if it fails, nothing it started is left running. Call it once.
+func (d *Dispatcher) Start(context.Context) error {
+	nc := d.conn.NC
+	if nc == nil {
+		return errors.New("bus: start the connection before the dispatcher")
+	}
+	if err := d.handovers.start(nc); err != nil {
+		return fmt.Errorf("subscribe to hand-over answers: %w", err)
+	}
+	d.nc = nc
+	if d.parking != nil {
+		d.parking.start(nc)
 	}
 	for _, l := range d.lanes {
 		d.done.Go(func() { d.loop(l) })
 	}
 	d.done.Go(d.resyncLoop)
-	d.unlisten = c.events.listen(d.reconnected)
-	return d, nil
+	d.unlisten = d.conn.events.listen(d.reconnected)
+	d.started = true
+	return nil
 }
 
 // laneOf is the lane a session's pushes go through (FNV-1a of its name).
@@ -126,7 +150,8 @@ func (d *Dispatcher) Hooks() edge.Hooks {
 // may be the client's old one on a link that came back) instead of being
 // replaced by one the node could not serve.
 func (d *Dispatcher) admit(string) error {
-	if !d.nc.IsConnected() {
+	if d.nc == nil || !d.nc.IsConnected() { // nil: not started
+
 		return ErrNotConnected
 	}
 	return nil
@@ -146,9 +171,14 @@ func (d *Dispatcher) Stats() DispatcherStats {
 
 // Stop ends dispatching: what is still in the channel is handled (nobody
 // holds those sessions any more, so it is dead-lettered as closed), then
-// the loop ends; hand-overs still waiting for an answer are settled (for at
-// most the hand-over timeout) before it returns.
-func (d *Dispatcher) Stop() {
+// the loops end; hand-overs still waiting for an answer are settled (for at
+// most the hand-over timeout) before it returns. If ctx ends first, those
+// still waiting are dead-lettered replaced at once and ctx's error is
+// returned. Stopping a dispatcher that never started does nothing.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	if !d.started {
+		return nil
+	}
 	d.unlisten()
 	for _, l := range d.lanes {
 		l.mu.Lock()
@@ -164,10 +194,11 @@ func (d *Dispatcher) Stop() {
 	close(d.stop)
 	d.done.Wait()
 	d.wg.Wait()
-	d.handovers.stop()
+	err := d.handovers.stop(ctx)
 	if d.parking != nil {
 		d.parking.stop()
 	}
+	return err
 }
 
 // ErrNotConnected refuses a client while the node's NATS connection is

@@ -7,4 +7,11 @@
 // Subjects and headers are the public contract of docs/pushing.md: a push for
 // session S is published to <prefix>.S.high or <prefix>.S.low; control for
 // S (takeover announcements, edge nodes only) to <prefix>.S.ctl.
+//
+// Each part is built by a constructor that checks its configuration and
+// starts nothing: [New] (the connection), [NewSink], [NewDispatcher] and
+// [NewForwarder]. Start runs the connection first, then the dispatcher and
+// the forwarder, before the edge server serves; Stop ends those two after
+// the edge server has shut down, and the connection last (cmd/edge/app
+// wires them so).
 package bus

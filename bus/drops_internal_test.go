@@ -7,6 +7,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // A node with an embedded server asks it why it closed the node's
@@ -17,11 +19,11 @@ func TestEmbeddedServerSaysWhyItClosedTheConnection(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := Connect(ctx, cfg, zap.New(core))
+	c, err := Connect(ctx, push.DefaultIdentity(), cfg, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(context.Background())
+	defer c.Stop(context.Background())
 	cid, err := c.NC.GetClientID()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pushfabric/pushfabric/bus"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // Messages NATS drops because a session's subscription delivers into a
@@ -80,11 +81,11 @@ func connectLogged(t *testing.T, url string, level zapcore.Level) (*bus.Conn, *o
 	core, logs := observer.New(level)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := bus.Connect(ctx, cfg, zap.New(core))
+	c, err := bus.Connect(ctx, push.DefaultIdentity(), cfg, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	return c, logs
 }
 

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,9 +50,10 @@ type handovers struct {
 	timeout  time.Duration
 	sink     *Sink
 	log      *zap.Logger
-	sub      *nats.Subscription
+	sub      *nats.Subscription        // set by start, with nc
 	counts   map[string]*atomic.Uint64 // by outcome; the map is never changed
 	stopping chan struct{}             // closed by stop
+	abort    chan struct{}             // closed by stop when its context ends: fail what waits at once
 	done     chan struct{}             // closed when the sweeper has ended
 
 	mu      sync.Mutex
@@ -70,29 +72,34 @@ type handover struct {
 	deadline time.Time
 }
 
-// newHandovers subscribes to the node's hand-over answers and starts the
-// sweeper; stop ends both.
-func newHandovers(nc *nats.Conn, prefix string, timeout time.Duration, sink *Sink, log *zap.Logger) (*handovers, error) {
+// newHandovers builds the table of a node with this prefix; start
+// subscribes to the answers and starts the sweeper, stop ends both.
+func newHandovers(prefix string, timeout time.Duration, sink *Sink, log *zap.Logger) *handovers {
 	h := &handovers{
-		nc: nc, inbox: protocol.EdgeInboxPrefix(prefix) + nuid.Next() + ".", timeout: timeout, sink: sink, log: log,
-		counts: map[string]*atomic.Uint64{}, stopping: make(chan struct{}), done: make(chan struct{}),
+		inbox: protocol.EdgeInboxPrefix(prefix) + nuid.Next() + ".", timeout: timeout, sink: sink, log: log,
+		counts: map[string]*atomic.Uint64{}, stopping: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
 		waiting: map[uint64]*handover{},
 	}
 	for _, o := range HandoverOutcomes {
 		h.counts[o] = &atomic.Uint64{}
 	}
+	return h
+}
+
+// start subscribes to the answers on nc and starts the sweeper.
+func (h *handovers) start(nc *nats.Conn) error {
 	sub, err := nc.Subscribe(h.inbox+"*", h.answer)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The callback never blocks, and the table bounds what waits.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, err
+		return err
 	}
-	h.sub = sub
+	h.nc, h.sub = nc, sub
 	go h.sweep()
-	return h, nil
+	return nil
 }
 
 // handoverMsg is the hand-over of push m: its subject, payload and headers,
@@ -197,19 +204,23 @@ func (h *handovers) count(outcome string) {
 
 // sweep fails the hand-overs past their deadline, a few times per timeout.
 // Once stopping, it ends when nothing waits any more (at most the timeout
-// later: answers to what was sent last may still come).
+// later: answers to what was sent last may still come); once aborted, it
+// fails what waits at once and ends.
 func (h *handovers) sweep() {
 	defer close(h.done)
 	t := time.NewTicker(max(h.timeout/4, time.Millisecond))
 	defer t.Stop()
 	stopping := h.stopping
 	for {
+		var late time.Duration // how far past its deadline a hand-over is failed
 		select {
 		case <-t.C:
 		case <-stopping:
 			stopping = nil
+		case <-h.abort:
+			late, stopping = h.timeout, nil // every deadline is within a timeout from now
 		}
-		if h.expire(time.Now()) == 0 && stopping == nil {
+		if h.expire(time.Now().Add(late)) == 0 && stopping == nil {
 			return
 		}
 	}
@@ -239,11 +250,21 @@ func (h *handovers) expire(now time.Time) int {
 }
 
 // stop waits until every hand-over sent is settled, at most the timeout,
-// then unsubscribes. Nothing may be sent once it is called.
-func (h *handovers) stop() {
+// then unsubscribes; if ctx ends first, what still waits is failed at once
+// (outcome timeout) and ctx's error returned. Nothing may be sent once it
+// is called. It must follow start.
+func (h *handovers) stop(ctx context.Context) error {
 	close(h.stopping)
-	<-h.done
+	var err error
+	select {
+	case <-h.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		close(h.abort)
+		<-h.done
+	}
 	_ = h.sub.Unsubscribe()
+	return err
 }
 
 // stats returns the counts by outcome.

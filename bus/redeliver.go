@@ -32,7 +32,7 @@ type parked struct{ seq uint64 }
 // parking redelivers a connecting session's offline dead letters.
 type parking struct {
 	prefix  string
-	js      jetstream.JetStream
+	js      jetstream.JetStream // set by start
 	log     *zap.Logger
 	deletes chan uint64 // closed by stop
 	done    chan struct{}
@@ -42,12 +42,15 @@ type parking struct {
 	warned map[uint64]struct{} // guarded by mu: refused dead letters logged already, by sequence; at most maxWarned
 }
 
-func newParking(nc *nats.Conn, prefix string, log *zap.Logger) *parking {
-	js, _ := jetstream.New(nc) // fails only for bad options
-	p := &parking{prefix: prefix, js: js, log: log,
+func newParking(prefix string, log *zap.Logger) *parking {
+	return &parking{prefix: prefix, log: log,
 		deletes: make(chan uint64, deleteQueue), done: make(chan struct{}), warned: map[uint64]struct{}{}}
+}
+
+// start reads and deletes parked pushes on nc from now on; stop ends it.
+func (p *parking) start(nc *nats.Conn) {
+	p.js, _ = jetstream.New(nc) // fails only for bad options
 	go p.deleter()
-	return p
 }
 
 func (p *parking) open(ctx context.Context) (*dlq.Store, error) {

@@ -47,7 +47,8 @@ var Outcomes = []string{OutcomeCompleted, OutcomeError, OutcomeNoHandler, Outcom
 // its client has not taken yet; past that it takes no more, and its stream
 // ends with too_slow after what it holds.
 type Forwarder struct {
-	nc      *nats.Conn
+	conn    *Conn
+	nc      *nats.Conn // set by Start, with inbox and sub
 	prefix  string
 	timeout time.Duration
 	maxLen  int
@@ -63,31 +64,54 @@ type Forwarder struct {
 	next  uint64           // guarded by mu
 }
 
-// NewForwarder subscribes to the node's reply subjects.
-func NewForwarder(c *Conn, cfg Config, m *Metrics, log *zap.Logger) (*Forwarder, error) {
+// NewForwarder builds the forwarder of c's node, counting in m. It starts
+// nothing: Start it once c has started, and Stop it after the edge server
+// has shut down.
+func NewForwarder(c *Conn, m *Metrics, log *zap.Logger) (*Forwarder, error) {
+	if c == nil || m == nil {
+		return nil, errors.New("bus: a forwarder needs a connection and metrics")
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	f := &Forwarder{
-		nc: c.NC, prefix: cfg.Prefix, timeout: cfg.RequestTimeout,
+	cfg := c.cfg
+	return &Forwarder{
+		conn: c, prefix: c.Identity().Prefix, timeout: cfg.RequestTimeout,
 		maxLen: cfg.RequestBuffer, maxSize: cfg.RequestBufferBytes, metrics: m, log: log,
-		inbox: c.NC.NewInbox() + ".", calls: make(map[string]*call),
+		calls: make(map[string]*call),
+	}, nil
+}
+
+// Start subscribes to the node's reply subjects. The connection must have
+// started; call it once, before the edge server serves.
+func (f *Forwarder) Start(context.Context) error {
+	nc := f.conn.NC
+	if nc == nil {
+		return errors.New("bus: start the connection before the forwarder")
 	}
-	sub, err := c.NC.Subscribe(f.inbox+"*", f.reply)
+	inbox := nc.NewInbox() + "."
+	sub, err := nc.Subscribe(inbox+"*", f.reply)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to request replies: %w", err)
+		return fmt.Errorf("subscribe to request replies: %w", err)
 	}
 	// The callback never blocks, so the client-side limits are not what
 	// bounds replies: each request's buffer is.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return nil, err
+		_ = sub.Unsubscribe()
+		return err
 	}
-	f.sub = sub
-	return f, nil
+	f.nc, f.inbox, f.sub = nc, inbox, sub
+	return nil
 }
 
-// Stop unsubscribes; requests still waiting end with timeout.
-func (f *Forwarder) Stop() error { return f.sub.Unsubscribe() }
+// Stop unsubscribes; requests still waiting end with timeout. Stopping a
+// forwarder that never started does nothing.
+func (f *Forwarder) Stop(context.Context) error {
+	if f.sub == nil {
+		return nil
+	}
+	return f.sub.Unsubscribe()
+}
 
 // call is one forwarded request waiting for replies.
 type call struct {

@@ -34,11 +34,11 @@ func TestForwardedRequestsEndOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := bus.NewForwarder(c, cfg, m, zap.NewNop())
+	f, err := bus.NewForwarder(c, m, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Stop()
+	start(t, f.Start, f.Stop)
 
 	var mu sync.Mutex
 	ends := map[string]int{} // session/request id → command ends
@@ -49,6 +49,9 @@ func TestForwardedRequestsEndOnce(t *testing.T) {
 	}}
 	srv, err := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}, Hooks: hooks, Fallback: f.Handler()})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -68,8 +71,11 @@ func TestForwardedRequestsEndOnce(t *testing.T) {
 			}
 		}
 	}
-	svc, err := backend.Serve(nc, "m", streams, backend.Options{})
+	svc, err := backend.New(nc, "m", streams, backend.Options{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = svc.Stop(context.Background()) }()

@@ -20,24 +20,26 @@ type Sink struct {
 	w      *dlq.Writer
 	prefix string
 	node   string
-	nc     *nats.Conn
+	conn   *Conn // producers are answered on its NC, once it has started
 	m      *Metrics
 	log    *zap.Logger
 
 	deadLetters atomic.Uint64 // handed to the writer
 }
 
-// NewSink writes dead letters with w and answers producers on nc, counting
+// NewSink writes dead letters with w and answers producers on c, counting
 // in m (nil: nowhere anyone looks) and logging each dead letter at debug
-// level on log (nil: nowhere).
-func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config, m *Metrics, log *zap.Logger) *Sink {
+// level on log (nil: nowhere). It starts nothing; it takes dead letters
+// once c and w have started.
+func NewSink(w *dlq.Writer, c *Conn, m *Metrics, log *zap.Logger) *Sink {
 	if m == nil {
 		m, _ = NewMetrics(prometheus.NewRegistry(), &Conn{})
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Sink{w: w, prefix: cfg.Prefix, node: cfg.Node, nc: nc, m: m, log: log}
+	id := c.Identity()
+	return &Sink{w: w, prefix: id.Prefix, node: id.Node, conn: c, m: m, log: log}
 }
 
 // DeadLetter implements edge.DeadLetterSink. It never blocks.
@@ -98,5 +100,5 @@ func (s *Sink) ack(m *nats.Msg, status, reason, id string) {
 		return
 	}
 	s.m.ack(status)
-	_ = s.nc.PublishMsg(protocol.Ack{Status: status, Reason: reason, Node: s.node, ID: id}.Msg(m.Reply))
+	_ = s.conn.NC.PublishMsg(protocol.Ack{Status: status, Reason: reason, Node: s.node, ID: id}.Msg(m.Reply))
 }

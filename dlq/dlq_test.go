@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -30,12 +31,12 @@ func TestEnsureStreamIsIdempotentAndUpdatesLimits(t *testing.T) {
 	js := natstest.JetStream(t, natstest.Server(t))
 	cfg := dlq.DefaultStreamConfig()
 	for range 2 {
-		if _, err := dlq.EnsureStream(ctx(t), js, cfg); err != nil {
+		if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	cfg.MaxAge, cfg.MaxMsgsPerSubject = time.Hour, 10
-	s, err := dlq.EnsureStream(ctx(t), js, cfg)
+	s, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func TestEnsureStreamIsIdempotentAndUpdatesLimits(t *testing.T) {
 	}
 	bad := cfg
 	bad.Replicas = 0
-	if _, err := dlq.EnsureStream(ctx(t), js, bad); err == nil || !strings.Contains(err.Error(), "replicas") {
+	if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, bad); err == nil || !strings.Contains(err.Error(), "replicas") {
 		t.Fatalf("bad config: %v; want an error about replicas", err)
 	}
 }
@@ -63,8 +64,18 @@ func letter(id string, replay string) dlq.Letter {
 
 func newWriter(t *testing.T, nc *nats.Conn, cfg dlq.WriterConfig) *dlq.Writer {
 	t.Helper()
-	w, err := dlq.NewWriter(nc, cfg, nil)
+	return startWriter(t, nc, cfg, nil)
+}
+
+// startWriter starts a writer on nc of dead letters under prefix push that
+// name no node.
+func startWriter(t *testing.T, nc *nats.Conn, cfg dlq.WriterConfig, log *zap.Logger) *dlq.Writer {
+	t.Helper()
+	w, err := dlq.NewWriter(push.Identity{Prefix: protocol.DefaultPrefix}, cfg, log)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(ctx(t), nc); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -76,7 +87,7 @@ func newWriter(t *testing.T, nc *nats.Conn, cfg dlq.WriterConfig) *dlq.Writer {
 func TestWriterWritesDeadLetters(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
-	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	stream, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +98,7 @@ func TestWriterWritesDeadLetters(t *testing.T) {
 	w.Write(again) // one death written twice
 	w.Write(again)
 	w.Write(letter("p1", "1")) // it died again after one replay
-	if err := w.Close(ctx(t)); err != nil {
+	if err := w.Stop(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	info, err := stream.Info(ctx(t))
@@ -142,11 +153,11 @@ func TestWriterRetriesUntilTheStreamIsBack(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	js := natstest.JetStream(t, s)
-	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	stream, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(ctx(t)); err != nil {
+	if err := w.Stop(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := stream.Info(ctx(t))
@@ -162,18 +173,15 @@ func TestWriterCountsWhatItLoses(t *testing.T) {
 	cfg := dlq.DefaultWriterConfig()
 	cfg.Buffer = 2
 	core, logs := observer.New(zap.ErrorLevel)
-	w, err := dlq.NewWriter(natstest.Connect(t, s), cfg, zap.New(core)) // no stream: nothing is ever written
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startWriter(t, natstest.Connect(t, s), cfg, zap.New(core)) // no stream: nothing is ever written
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
 		w.Write(letter(id, ""))
 	}
 	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	err = w.Close(short)
+	err := w.Stop(short)
 	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close: %v; want the deadline", err)
+		t.Fatalf("Stop: %v; want the deadline", err)
 	}
 	if st := w.Stats(); st.Written != 0 || st.Lost != 5 {
 		t.Fatalf("stats %+v; want all 5 lost", st)

@@ -17,7 +17,7 @@ import (
 func TestEntryNamesItsSubjectsTokens(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
-	if _, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig()); err != nil {
+	if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	natstest.StoreForged(ctx(t), t, js, natstest.ForgedLetter{Subject: "dlq.push.offline.carol.high", ID: "f1", PushSubject: "push.dave.low",

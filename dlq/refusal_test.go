@@ -94,7 +94,7 @@ func poison(maxPayload int64) []func(dlq.Letter) dlq.Letter {
 func TestPoisonLettersHoldNoOneUp(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
-	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	stream, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +122,8 @@ func TestPoisonLettersHoldNoOneUp(t *testing.T) {
 		}
 	}
 	waitFor(t, "the 1,000 ordinary dead letters stored", func() bool { return stored(t, stream, "dlq.push.*.ok.>") == 1000 })
-	if err := w.Close(ctx(t)); err != nil {
-		t.Fatalf("Close: %v; want every letter written or given up", err)
+	if err := w.Stop(ctx(t)); err != nil {
+		t.Fatalf("Stop: %v; want every letter written or given up", err)
 	}
 	st := w.Stats()
 	kept := all(t, stream, "dlq.push.*.poison.>")
@@ -172,14 +172,14 @@ func checkPoisonStored(t *testing.T, m jetstream.Msg) {
 // letter written twice under one dead id (a retried write) is kept once.
 func TestTheSameDeathTwiceIsKeptTwice(t *testing.T) {
 	s := natstest.Server(t)
-	stream, err := dlq.EnsureStream(ctx(t), natstest.JetStream(t, s), dlq.DefaultStreamConfig())
+	stream, err := dlq.EnsureStream(ctx(t), natstest.JetStream(t, s), protocol.DefaultPrefix, dlq.DefaultStreamConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := newWriter(t, natstest.Connect(t, s), dlq.DefaultWriterConfig())
 	w.Write(letter("p1", "")) // parked, redelivered, dead again
 	w.Write(letter("p1", ""))
-	if err := w.Close(ctx(t)); err != nil {
+	if err := w.Stop(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	msgs := all(t, stream, "dlq.push.>")
@@ -199,7 +199,7 @@ func TestRefusedLetterIsCountedLost(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
 	cfg := dlq.DefaultStreamConfig()
-	if _, err := dlq.EnsureStream(ctx(t), js, cfg); err != nil {
+	if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, cfg); err != nil {
 		t.Fatal(err)
 	}
 	stream, err := js.Stream(ctx(t), protocol.DeadLetterStream)
@@ -212,16 +212,13 @@ func TestRefusedLetterIsCountedLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.ErrorLevel)
-	w, err := dlq.NewWriter(natstest.Connect(t, s), dlq.DefaultWriterConfig(), zap.New(core))
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startWriter(t, natstest.Connect(t, s), dlq.DefaultWriterConfig(), zap.New(core))
 	big := letter("big", "")
 	big.Data = make([]byte, 8192)
 	w.Write(big)
 	w.Write(letter("small", ""))
-	if err := w.Close(ctx(t)); err != nil {
-		t.Fatalf("Close: %v; want the refused letter given up", err)
+	if err := w.Stop(ctx(t)); err != nil {
+		t.Fatalf("Stop: %v; want the refused letter given up", err)
 	}
 	if st := w.Stats(); st.Written != 1 || st.Lost != 1 || st.Retried != 0 {
 		t.Fatalf("stats %+v; want 1 written, 1 lost, none retried", st)
@@ -250,7 +247,7 @@ func TestFailingLetterGivesUpWithoutHoldingOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	stream, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,8 +263,8 @@ func TestFailingLetterGivesUpWithoutHoldingOthers(t *testing.T) {
 		w.Write(letter(fmt.Sprint("ok", i), ""))
 	}
 	waitFor(t, "the 1,000 ordinary dead letters stored", func() bool { return stored(t, stream, "dlq.push.*.s1.>") == 1000 })
-	if err := w.Close(ctx(t)); err != nil {
-		t.Fatalf("Close: %v; want the failing letters given up", err)
+	if err := w.Stop(ctx(t)); err != nil {
+		t.Fatalf("Stop: %v; want the failing letters given up", err)
 	}
 	if st := w.Stats(); st.Written != 1000 || st.Lost != 5 || st.LostBy[dlq.LostGaveUp] != 5 {
 		t.Fatalf("stats %+v; want 1,000 written and the 5 forged letters given up", st)
@@ -277,7 +274,7 @@ func TestFailingLetterGivesUpWithoutHoldingOthers(t *testing.T) {
 // The writer's metrics: pushes lost by reason, every reason from 0.
 func TestWriterMetricsByReason(t *testing.T) {
 	w := newWriter(t, natstest.Connect(t, natstest.Server(t)), dlq.DefaultWriterConfig())
-	t.Cleanup(func() { _ = w.Close(ctx(t)) })
+	t.Cleanup(func() { _ = w.Stop(ctx(t)) })
 	reg := prometheus.NewPedanticRegistry()
 	for _, c := range w.Collectors() {
 		if err := reg.Register(c); err != nil {

@@ -92,7 +92,7 @@ func fakeEdge(t *testing.T, s *server.Server) (headers func() []nats.Header) {
 func TestReplayPublishesOnlyToTheLettersSession(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
-	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	stream, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -257,7 +257,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		Messages: info.State.Msgs, Bytes: info.State.Bytes,
 		ByReason: map[string]uint64{}, BySession: map[string]uint64{},
 		Limits: StreamConfig{
-			Prefix: s.prefix, MaxAge: info.Config.MaxAge, MaxBytes: info.Config.MaxBytes,
+			MaxAge: info.Config.MaxAge, MaxBytes: info.Config.MaxBytes,
 			MaxMsgsPerSubject: info.Config.MaxMsgsPerSubject, Replicas: info.Config.Replicas,
 		},
 		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, Subjects: len(info.State.Subjects),

@@ -9,11 +9,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
-// StreamConfig are the dead-letter stream's limits.
+// StreamConfig are the dead-letter stream's limits. (The prefix of the
+// subjects it keeps is the node's, which [EnsureStream] takes beside it.)
 type StreamConfig struct {
-	Prefix            string        // the push subject prefix; default "push"
 	MaxAge            time.Duration // how long a dead letter is kept
 	MaxBytes          int64         // the stream's size limit; the oldest go first
 	MaxMsgsPerSubject int64         // per reason, session and priority
@@ -24,7 +25,6 @@ type StreamConfig struct {
 // reason, session and priority, on one replica.
 func DefaultStreamConfig() StreamConfig {
 	return StreamConfig{
-		Prefix:            "push",
 		MaxAge:            7 * 24 * time.Hour,
 		MaxBytes:          1 << 30,
 		MaxMsgsPerSubject: 100_000,
@@ -35,9 +35,6 @@ func DefaultStreamConfig() StreamConfig {
 // Validate reports every field out of range.
 func (c StreamConfig) Validate() error {
 	var errs []error
-	if c.Prefix == "" {
-		errs = append(errs, errors.New("dlq prefix is empty"))
-	}
 	if c.MaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("dlq max age must be positive, got %v", c.MaxAge))
 	}
@@ -56,11 +53,11 @@ func (c StreamConfig) Validate() error {
 // dedupeWindow absorbs retried writes of the same dead letter.
 const dedupeWindow = 10 * time.Minute
 
-func (c StreamConfig) stream() jetstream.StreamConfig {
+func (c StreamConfig) stream(prefix string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              protocol.DeadLetterStream,
 		Description:       "pushfabric dead letters: pushes that could not be delivered, with the reason",
-		Subjects:          []string{protocol.DeadLetterPrefix(c.Prefix) + ".>"},
+		Subjects:          []string{protocol.DeadLetterPrefix(prefix) + ".>"},
 		Storage:           jetstream.FileStorage,
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
@@ -72,13 +69,17 @@ func (c StreamConfig) stream() jetstream.StreamConfig {
 	}
 }
 
-// EnsureStream creates the dead-letter stream, or updates it in place to
-// cfg's limits. It is safe to call on every start and from every node.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Stream, error) {
+// EnsureStream creates the dead-letter stream of the nodes with this
+// subject prefix, or updates it in place to cfg's limits. It is safe to
+// call on every start and from every node.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cfg StreamConfig) (jetstream.Stream, error) {
+	if !push.ValidToken(prefix) {
+		return nil, fmt.Errorf("dlq prefix %q must be one subject token", prefix)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg.stream())
+	s, err := js.CreateOrUpdateStream(ctx, cfg.stream(prefix))
 	if err != nil {
 		return nil, fmt.Errorf("create or update stream %s: %w", protocol.DeadLetterStream, err)
 	}

@@ -94,17 +94,14 @@ func TestLetterWithManySmallHeadersIsTrimmedToFit(t *testing.T) {
 func TestWriterStoresALetterWithManySmallHeadersTrimmed(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
-	stream, err := dlq.EnsureStream(ctx(t), js, dlq.DefaultStreamConfig())
+	stream, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := dlq.NewWriter(natstest.Connect(t, s), dlq.DefaultWriterConfig(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startWriter(t, natstest.Connect(t, s), dlq.DefaultWriterConfig(), zap.NewNop())
 	l := manyHeaders("many", 20_000)
 	w.Write(l)
-	if err := w.Close(ctx(t)); err != nil {
+	if err := w.Stop(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if st := w.Stats(); st.Written != 1 || st.Trimmed != 1 || st.Lost != 0 {
@@ -131,14 +128,11 @@ func TestWriteWorkDoesNotGrowWithHeaders(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 	cfg := dlq.DefaultWriterConfig()
 	cfg.InFlight, cfg.Buffer, cfg.AckTimeout = 1, 1000, time.Hour
-	w, err := dlq.NewWriter(natstest.Connect(t, s), cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startWriter(t, natstest.Connect(t, s), cfg, zap.NewNop())
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		defer cancel()
-		_ = w.Close(c) // the letters were never going to be written
+		_ = w.Stop(c) // the letters were never going to be written
 	})
 	w.Write(letter("first", ""))
 	select {

@@ -15,12 +15,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
-// WriterConfig tunes a Writer.
+// WriterConfig tunes a Writer. The prefix of the subjects it writes to and
+// the node named in Push-Node are the push.Identity [NewWriter] takes.
 type WriterConfig struct {
-	Prefix string // the push subject prefix
-	Node   string // written into Push-Node
 	// Buffer bounds dead letters waiting to be written, retries included.
 	// When it is full a dead letter is logged with its push id and counted
 	// as lost.
@@ -49,17 +49,29 @@ const DefaultRetryFor = dedupeWindow
 // DefaultWriterConfig buffers 65,536 dead letters with 1,024 in flight, and
 // retries a failing one for DefaultRetryFor.
 func DefaultWriterConfig() WriterConfig {
-	return WriterConfig{Prefix: "push", Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second, RetryFor: DefaultRetryFor}
+	return WriterConfig{Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second, RetryFor: DefaultRetryFor}
 }
 
-func (c *WriterConfig) validate() error {
-	if c.Buffer <= 0 || c.InFlight <= 0 || c.AckTimeout <= 0 || c.RetryFor < 0 || c.Prefix == "" {
-		return fmt.Errorf("dlq writer config: buffer, in-flight and ack timeout must be positive, retry-for not negative and the prefix set: %+v", *c)
+// Validate reports every field out of range.
+func (c WriterConfig) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		what  string
+		value int64
+		shown any
+	}{
+		{"buffer", int64(c.Buffer), c.Buffer},
+		{"in-flight limit", int64(c.InFlight), c.InFlight},
+		{"ack timeout", int64(c.AckTimeout), c.AckTimeout},
+	} {
+		if f.value <= 0 {
+			errs = append(errs, fmt.Errorf("dlq writer %s must be positive, got %v", f.what, f.shown))
+		}
 	}
-	if c.RetryFor == 0 {
-		c.RetryFor = DefaultRetryFor
+	if c.RetryFor < 0 {
+		errs = append(errs, fmt.Errorf("dlq writer retry time must not be negative, got %v", c.RetryFor))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // WriterStats count what a Writer did.
@@ -106,9 +118,10 @@ var lostWhy = map[LostReason]string{
 // none is retried forever. Every letter not written is counted, by
 // LostReason, and logged with its push id (in batches, see lostLog).
 type Writer struct {
+	id  push.Identity
 	cfg WriterConfig
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	nc  *nats.Conn          // set by Start
+	js  jetstream.JetStream // set by Start
 	log *zap.Logger
 
 	written, retried, trimmed atomic.Uint64
@@ -121,27 +134,37 @@ type Writer struct {
 	retries  retryQueue           // guarded by mu: failed letters waiting for their next try, soonest first
 	failing  map[*nats.Msg]*retry // guarded by mu: letters that failed, until written or lost
 	inFlight int                  // guarded by mu: letters published whose outcome is not handled yet
-	closing  bool                 // guarded by mu: Close was called
-	stopped  bool                 // guarded by mu: nothing more is written (the loop ended or Close gave up)
+	started  bool                 // guarded by mu: Start was called
+	closing  bool                 // guarded by mu: Stop was called
+	stopped  bool                 // guarded by mu: nothing more is written (the loop ended or Stop gave up)
 
-	wake  chan struct{} // capacity 1: a letter or an outcome arrived, or Close was called; never closed
-	abort chan struct{} // closed by Close when its context ends
+	wake  chan struct{} // capacity 1: a letter or an outcome arrived, or Stop was called; never closed
+	abort chan struct{} // closed by Stop when its context ends
 	done  chan struct{} // closed when the write loop has ended
 
 	missing  atomic.Bool  // a write found no stream; set by settle, cleared by the loop
 	ensuring atomic.Int64 // unix nanos of the last Ensure call; owned by the loop
 }
 
-// NewWriter starts a Writer on nc. Close stops it.
-func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error) {
-	if err := cfg.validate(); err != nil {
+// NewWriter checks cfg and builds the writer of node id's dead letters
+// (id.Node goes into Push-Node unless a letter names its node; it may be
+// empty). It starts nothing: letters written before Start wait in the
+// buffer; Stop ends it.
+func NewWriter(id push.Identity, cfg WriterConfig, log *zap.Logger) (*Writer, error) {
+	if !push.ValidToken(id.Prefix) {
+		return nil, fmt.Errorf("dlq writer: prefix %q must be one subject token", id.Prefix)
+	}
+	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.RetryFor == 0 {
+		cfg.RetryFor = DefaultRetryFor
 	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	w := &Writer{
-		cfg: cfg, nc: nc, log: log, queue: make([]*queued, cfg.Buffer),
+		id: id, cfg: cfg, log: log, queue: make([]*queued, cfg.Buffer),
 		lost: map[LostReason]*atomic.Uint64{}, failing: map[*nats.Msg]*retry{},
 		wake: make(chan struct{}, 1), abort: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -149,17 +172,29 @@ func NewWriter(nc *nats.Conn, cfg WriterConfig, log *zap.Logger) (*Writer, error
 		w.lost[r] = new(atomic.Uint64)
 	}
 	w.lostLog.log = log
+	return w, nil
+}
+
+// Start starts the writer's goroutine, writing on nc (connected, or
+// connecting: letters wait and are retried until it is). It does not
+// block. Call it once, and not after Stop.
+func (w *Writer) Start(_ context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.InFlight),
-		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithPublishAsyncMaxPending(w.cfg.InFlight),
+		jetstream.WithPublishAsyncTimeout(w.cfg.AckTimeout),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) { w.settle(m, nil) }),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) { w.settle(m, err) }))
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("dlq writer: %w", err)
 	}
-	w.js = js
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started || w.closing {
+		return errors.New("dlq writer: started already, or stopped")
+	}
+	w.started, w.nc, w.js = true, nc, js
 	go w.loop()
-	return w, nil
+	return nil
 }
 
 // queued is a letter waiting for the writer's goroutine to build it.
@@ -176,7 +211,7 @@ type queued struct {
 // cannot; so is one that finds the buffer full.
 func (w *Writer) Write(l Letter) {
 	if l.Node == "" {
-		l.Node = w.cfg.Node
+		l.Node = w.id.Node
 	}
 	q := &queued{l: l, deadAt: time.Now()}
 	w.mu.Lock()
@@ -197,7 +232,7 @@ func (w *Writer) Write(l Letter) {
 // on the writer's goroutine; a letter that cannot fit is counted lost and
 // gives nil.
 func (w *Writer) prepare(q *queued) *nats.Msg {
-	m := q.l.build(w.cfg.Prefix, q.deadAt)
+	m := q.l.build(w.id.Prefix, q.deadAt)
 	trimmed, err := trim(m, w.maxPayload())
 	if err != nil {
 		w.drop(LostRefused, m, err)
@@ -262,7 +297,7 @@ func (w *Writer) drop(why LostReason, m *nats.Msg, err error) {
 // dropLetter counts and logs a letter lost before it was built.
 func (w *Writer) dropLetter(why LostReason, l Letter) {
 	w.lost[why].Add(1)
-	w.lostLog.add(lostWhy[why], l.Header.Get(protocol.HeaderID)+" "+l.subject(w.cfg.Prefix))
+	w.lostLog.add(lostWhy[why], l.Header.Get(protocol.HeaderID)+" "+l.subject(w.id.Prefix))
 }
 
 // settle handles the outcome of one write: written; refused for good, or
@@ -356,8 +391,8 @@ func (w *Writer) ensureStream() {
 // whose retry is due soonest if it is due (m), else the oldest fresh one
 // (q, to be built) — unless InFlight letters are in flight. With nothing to take it says how
 // long until a retry is due (0: none to wait for) and whether the loop is
-// done: Close was called and nothing is queued, waiting or in flight, or
-// Close gave up. Once done, nothing more is admitted.
+// done: Stop was called and nothing is queued, waiting or in flight, or
+// Stop gave up. Once done, nothing more is admitted.
 func (w *Writer) next(now time.Time) (m *nats.Msg, q *queued, wait time.Duration, done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -391,8 +426,8 @@ func (w *Writer) unclaim() {
 	w.mu.Unlock()
 }
 
-// loop is the writer's goroutine: it publishes letters until Close has
-// been called and nothing is left queued, waiting or in flight, or Close
+// loop is the writer's goroutine: it publishes letters until Stop has
+// been called and nothing is left queued, waiting or in flight, or Stop
 // gave up.
 func (w *Writer) loop() {
 	defer close(w.done)
@@ -440,21 +475,44 @@ func (w *Writer) publish(m *nats.Msg) {
 	}
 }
 
-// Close writes what is queued, waiting for a retry and in flight, and stops
+// Stop writes what is queued, waiting for a retry and in flight, and stops
 // the writer. If ctx ends first, every letter not yet written is logged with
 // its push id, counted as lost, and ctx's error returned. A letter written
-// after Close is counted lost.
-func (w *Writer) Close(ctx context.Context) error {
+// after Stop is counted lost; so is every letter of a writer stopped
+// without having started (and Stop then says how many).
+func (w *Writer) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	w.closing = true
+	started := w.started
 	w.mu.Unlock()
+	if !started {
+		n := w.abandon()
+		w.lostLog.flush()
+		if n > 0 {
+			return fmt.Errorf("%d queued dead letters not written: the writer never started", n)
+		}
+		return nil
+	}
 	w.signal()
 	select {
 	case <-w.done:
+		w.js.CleanupPublisher() // nothing is in flight: this ends the acknowledgements' subscription
 		w.lostLog.flush()
 		return nil
 	case <-ctx.Done():
 	}
+	n := w.abandon()
+	close(w.abort)
+	<-w.done
+	inFlight := w.js.PublishAsyncPending()
+	w.js.CleanupPublisher() // fails what is in flight, which is dropped as lost
+	w.lostLog.flush()
+	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", n, inFlight))
+}
+
+// abandon stops admitting letters and counts every one still queued or
+// waiting for a retry as lost (shutdown), returning how many there were.
+func (w *Writer) abandon() int {
 	w.mu.Lock()
 	w.stopped = true
 	fresh, failed := w.takeAllLocked()
@@ -465,12 +523,7 @@ func (w *Writer) Close(ctx context.Context) error {
 	for _, m := range failed {
 		w.drop(LostShutdown, m, nil)
 	}
-	close(w.abort)
-	<-w.done
-	inFlight := w.js.PublishAsyncPending()
-	w.js.CleanupPublisher() // fails what is in flight, which is dropped as lost
-	w.lostLog.flush()
-	return errors.Join(ctx.Err(), fmt.Errorf("%d queued and %d in-flight dead letters not written", len(fresh)+len(failed), inFlight))
+	return len(fresh) + len(failed)
 }
 
 // takeAllLocked empties the queue and the retry list.

@@ -60,6 +60,9 @@ func BenchmarkPushDiscard(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if err := srv.Start(b.Context()); err != nil {
+				b.Fatal(err)
+			}
 			dc := newDiscardConn()
 			c := srv.newConn(dc, tcpFraming{}, "bench")
 			srv.admit(c)

@@ -19,6 +19,8 @@ var (
 	ErrFrameTooLarge = errors.New("edge: frame too large")
 	// ErrServerClosed is returned by the Serve methods after Shutdown.
 	ErrServerClosed = errors.New("edge: server closed")
+	// ErrNotStarted is returned by the Serve methods before Start.
+	ErrNotStarted = errors.New("edge: server not started")
 )
 
 // ProtocolError is a recoverable error: it is sent to the client as an error

@@ -18,6 +18,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	ctx := context.Background()
+	if err := srv.Start(ctx); err != nil { // the shared flushers
+		panic(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -25,7 +29,6 @@ func Example() {
 	served := make(chan error)
 	go func() { served <- srv.ServeTCP(ln) }()
 
-	ctx := context.Background()
 	c, err := client.Dial(ctx, "tcp://"+ln.Addr().String(), client.Options{Session: "alice"})
 	if err != nil {
 		panic(err)
@@ -67,6 +70,7 @@ func ExampleStream() {
 		Auth:     edge.DevAuth{},
 		Handlers: map[string]edge.Handler{"squares": squares},
 	})
+	_ = srv.Start(context.Background())
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.ServeWebSocket(ln)
 	defer srv.Shutdown(context.Background())
@@ -94,6 +98,7 @@ func ExampleStream() {
 // under the TryPushDeadLetters policy, goes to the dead-letter sink.
 func ExampleConn_TryPush() {
 	srv, _ := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}})
+	_ = srv.Start(context.Background())
 	defer srv.Shutdown(context.Background())
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.ServeTCP(ln)

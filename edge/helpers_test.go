@@ -44,6 +44,9 @@ func startNode(t testing.TB, cfg edge.Config, o edge.Options) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	n.srv = srv
 	tl, wl := listen(t), listen(t)
 	n.tcpAddr, n.wsAddr = tl.Addr().String(), wl.Addr().String()

@@ -80,8 +80,8 @@ type Options struct {
 }
 
 // Server accepts connections and runs them. Create it with [NewServer],
-// serve listeners with ServeTCP and ServeWebSocket, and end it with
-// Shutdown, which also stops the goroutines NewServer starts.
+// start it with Start, serve listeners with ServeTCP and ServeWebSocket,
+// and end it with Shutdown, which also stops the goroutines Start starts.
 type Server struct {
 	cfg      Config
 	log      *zap.Logger
@@ -104,10 +104,12 @@ type Server struct {
 	listeners map[net.Listener]struct{} // guarded by mu
 	shaking   map[net.Conn]struct{}     // guarded by mu: sockets in their handshake
 	conns     map[*Conn]struct{}        // guarded by mu
+	started   bool                      // guarded by mu
 	closing   bool                      // guarded by mu
 }
 
-// NewServer validates the options and starts the shared flushers.
+// NewServer validates the options and builds the server; it starts
+// nothing (Start does).
 func NewServer(o Options) (*Server, error) {
 	if err := o.Config.Validate(); err != nil {
 		return nil, fmt.Errorf("edge config: %w", err)
@@ -142,21 +144,37 @@ func NewServer(o Options) (*Server, error) {
 	s.hs.origins, _ = newOriginPolicy(s.cfg.WSAllowedOrigins) // checked by Validate
 	s.hs.loopbackHosts = devMode(s.auth)
 	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
-	s.sched.start(s, s.cfg.Flushers)
 	return s, nil
+}
+
+// Start starts the shared flushers (Config.Flushers); the server can then
+// serve. It does not block. Start returns ErrServerClosed after Shutdown,
+// and an error if the server has started already.
+func (s *Server) Start(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closing:
+		return ErrServerClosed
+	case s.started:
+		return errors.New("edge: the server has started already")
+	}
+	s.started = true
+	s.sched.start(s, s.cfg.Flushers)
+	return nil
 }
 
 // Registry is the server's session table.
 func (s *Server) Registry() *registry.Registry[Conn] { return s.reg }
 
 // ServeTCP accepts framed-TCP clients on ln until Shutdown, then returns
-// ErrServerClosed. Other accept errors are returned as they are. It closes
-// ln before it returns.
+// ErrServerClosed. Other accept errors are returned as they are, and
+// ErrNotStarted before Start. It closes ln before it returns.
 func (s *Server) ServeTCP(ln net.Listener) error { return s.serve(ln, tcpFraming{}) }
 
 // ServeWebSocket accepts WebSocket clients on ln (any path; the HTTP
 // upgrade is read straight off the connection) until Shutdown, then returns
-// ErrServerClosed.
+// ErrServerClosed; other errors as ServeTCP.
 func (s *Server) ServeWebSocket(ln net.Listener) error { return s.serve(ln, wsFraming{}) }
 
 func (s *Server) serve(ln net.Listener, fr framing) error {
@@ -168,8 +186,8 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 		s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only",
 			zap.Stringer("addr", ln.Addr()))
 	}
-	if !s.track(ln) {
-		return ErrServerClosed
+	if err := s.track(ln); err != nil {
+		return err
 	}
 	defer s.untrack(ln)
 	s.log.Info("listening", zap.String("transport", fr.name()), zap.Stringer("addr", ln.Addr()))
@@ -213,16 +231,20 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
-// track registers an accept loop; false once the server is closing.
-func (s *Server) track(ln net.Listener) bool {
+// track registers an accept loop: ErrServerClosed once the server is
+// closing, ErrNotStarted before it has started.
+func (s *Server) track(ln net.Listener) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
-		return false
+	switch {
+	case s.closing:
+		return ErrServerClosed
+	case !s.started:
+		return ErrNotStarted
 	}
 	s.listeners[ln] = struct{}{}
 	s.wg.Add(1)
-	return true
+	return nil
 }
 
 func (s *Server) untrack(ln net.Listener) {
@@ -242,7 +264,8 @@ func (s *Server) isClosing() bool {
 // shutdown (each writes what is queued for up to DrainTimeout and
 // dead-letters the rest), waits for them, and stops the flushers. If ctx
 // ends first, the remaining connections are ended at once, their queued
-// pushes dead-lettered as shutdown, and ctx's error is returned.
+// pushes dead-lettered as shutdown, and ctx's error is returned. It is the
+// server's Stop; a server that never started stops at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true

@@ -17,6 +17,9 @@ func TestShutdownCutsHandshakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	served := make(chan error, 2)
 	var addrs []string
 	for _, serve := range []func(net.Listener) error{srv.ServeTCP, srv.ServeWebSocket} {

@@ -1,6 +1,19 @@
 // Package producer publishes pushes to pushfabric sessions over NATS. It
 // needs nothing but a NATS connection: any backend service can push.
 //
+//	p, err := producer.New(nc, producer.Options{Name: "billing"}) // checks the options; starts nothing
+//	err = p.Start(ctx)                                            // subscribes to its status inbox
+//	defer p.Stop(ctx)                                             // writes the dead letters it holds
+//	ack, err := p.Push(ctx, "alice", push.High, []byte("hello"))
+//
+// New only checks the options and builds the producer. Start subscribes
+// to the producer's status inbox and starts the goroutines that write
+// offline dead letters and forget pushes whose status window has passed;
+// Push and Publish work only between Start and Stop. Stop waits for the
+// pushes still in their window, writes the remaining dead letters and ends
+// those goroutines; it never closes the NATS connection, which stays the
+// caller's.
+//
 // Push waits for the edge node's acknowledgement. Publish is the fast path:
 // it waits for nothing, yet a push for a session no node holds still ends up
 // in the dead-letter stream as offline (DESIGN §4): it is published with a
@@ -53,6 +66,10 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 }
 
+// ErrNotRunning refuses a push before Start or after Stop: its producer
+// could not dead-letter it if its session were offline.
+var ErrNotRunning = errors.New("producer: not running (push between Start and Stop)")
+
 func (o *Options) defaults() {
 	if o.Prefix == "" {
 		o.Prefix = protocol.DefaultPrefix
@@ -87,39 +104,62 @@ type Producer struct {
 	inbox  string
 	sub    *nats.Subscription
 
+	running                       atomic.Bool // between Start and Stop
 	published, offline, untracked atomic.Uint64
 
 	mu      sync.Mutex
 	tracked ring          // guarded by mu: pushes sent by Publish in their status window
-	empty   chan struct{} // guarded by mu: closed when nothing is tracked, for Close
+	empty   chan struct{} // guarded by mu: closed when nothing is tracked, for Stop
 
-	stop      chan struct{} // closed by Close
+	stop      chan struct{} // closed by Stop
 	done      chan struct{} // closed when the expiry goroutine ends
+	started   bool          // set by Start; Start and Stop are not called concurrently
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New makes a Producer on nc. Close it to stop its goroutines and write the
-// dead letters it still holds.
+// New checks opts and builds a Producer on nc; it starts nothing, and nc
+// need not be connected yet. Start it before pushing; Stop it when done.
 func New(nc *nats.Conn, opts Options) (*Producer, error) {
+	if nc == nil {
+		return nil, errors.New("producer: no NATS connection")
+	}
 	opts.defaults()
-	w, err := dlq.NewWriter(nc, dlq.WriterConfig{
-		Prefix: opts.Prefix, Node: opts.Name, Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second,
-	}, opts.Logger)
+	if !push.ValidToken(opts.Prefix) {
+		return nil, fmt.Errorf("producer: prefix %q must be one subject token", opts.Prefix)
+	}
+	w, err := dlq.NewWriter(push.Identity{Prefix: opts.Prefix, Node: opts.Name},
+		dlq.WriterConfig{Buffer: 65536, InFlight: 1024, AckTimeout: 5 * time.Second}, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
-	p := &Producer{
+	return &Producer{
 		nc: nc, opts: opts, dl: w, inbox: nc.NewInbox(),
 		tracer: opts.TracerProvider.Tracer("github.com/pushfabric/pushfabric/producer"),
 		stop:   make(chan struct{}), done: make(chan struct{}),
+	}, nil
+}
+
+// Start subscribes to the producer's status inbox and starts its
+// goroutines (see the package doc). It does not wait for the server to
+// confirm the subscription. Call it once; if it fails, nothing is left
+// running.
+func (p *Producer) Start(ctx context.Context) error {
+	if p.started {
+		return errors.New("producer: started already")
 	}
-	if p.sub, err = nc.Subscribe(p.inbox+".*", p.onStatus); err != nil {
-		_ = w.Close(context.Background())
-		return nil, fmt.Errorf("status inbox: %w", err)
+	if err := p.dl.Start(ctx, p.nc); err != nil {
+		return err
 	}
+	sub, err := p.nc.Subscribe(p.inbox+".*", p.onStatus)
+	if err != nil {
+		_ = p.dl.Stop(ctx)
+		return fmt.Errorf("status inbox: %w", err)
+	}
+	p.sub, p.started = sub, true
 	go p.expire()
-	return p, nil
+	p.running.Store(true)
+	return nil
 }
 
 // Option sets something on one push.
@@ -212,6 +252,9 @@ func (p *Producer) msg(ctx context.Context, session string, prio push.Priority, 
 // offline and the ack says so. An error means the outcome is unknown (ctx
 // ended, NATS is unreachable) or the push was refused as invalid.
 func (p *Producer) Push(ctx context.Context, session string, prio push.Priority, payload []byte, opts ...Option) (protocol.Ack, error) {
+	if !p.running.Load() {
+		return protocol.Ack{}, ErrNotRunning
+	}
 	m, span, err := p.msg(ctx, session, prio, payload, opts)
 	if err != nil {
 		return protocol.Ack{}, err
@@ -237,6 +280,9 @@ func (p *Producer) Push(ctx context.Context, session string, prio push.Priority,
 // push is dead-lettered as offline shortly after (see Options.StatusWindow).
 // An error means the push was not sent.
 func (p *Producer) Publish(session string, prio push.Priority, payload []byte, opts ...Option) error {
+	if !p.running.Load() {
+		return ErrNotRunning
+	}
 	m, span, err := p.msg(context.Background(), session, prio, payload, opts)
 	if err != nil {
 		return err
@@ -336,16 +382,21 @@ func (p *Producer) Stats() Stats {
 	return Stats{Published: p.published.Load(), Offline: p.offline.Load(), Untracked: p.untracked.Load()}
 }
 
-// Close waits until every push sent by Publish is known delivered or
-// dead-lettered (at most the status window), writes the remaining dead
-// letters, and stops. It does not close the NATS connection. Calling it
-// again returns the first call's result.
-func (p *Producer) Close(ctx context.Context) error {
+// Stop takes no more pushes, waits until every push sent by Publish is
+// known delivered or dead-lettered (at most the status window), writes the
+// remaining dead letters, and stops the producer's goroutines, all within
+// ctx. It does not close the NATS connection. Calling it again returns the
+// first call's result; a producer never started stops at once.
+func (p *Producer) Stop(ctx context.Context) error {
 	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
 	return p.closeErr
 }
 
 func (p *Producer) close(ctx context.Context) error {
+	p.running.Store(false)
+	if !p.started {
+		return p.dl.Stop(ctx)
+	}
 	p.mu.Lock()
 	var empty chan struct{}
 	if p.tracked.live > 0 {
@@ -364,5 +415,5 @@ func (p *Producer) close(ctx context.Context) error {
 	close(p.stop)
 	<-p.done
 	_ = p.sub.Unsubscribe()
-	return errors.Join(err, p.dl.Close(ctx))
+	return errors.Join(err, p.dl.Stop(ctx))
 }

@@ -33,7 +33,10 @@ func BenchmarkPublish(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer p.Close(context.Background())
+		if err := p.Start(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		defer p.Stop(context.Background())
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {

@@ -16,7 +16,7 @@ import (
 )
 
 // DefaultPrefix is the subject prefix unless configured otherwise.
-const DefaultPrefix = "push"
+const DefaultPrefix = push.DefaultPrefix
 
 // Control is the token of a session's control subject (takeover
 // announcements); a push's is its priority (push.Priority.String).

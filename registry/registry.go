@@ -4,8 +4,6 @@ import (
 	"runtime"
 	"sync"
 	"weak"
-
-	"go.uber.org/fx"
 )
 
 // Registry maps session ids to live handles of type *T. It is safe for
@@ -15,16 +13,11 @@ type Registry[T any] struct {
 	m  map[string]weak.Pointer[T] // guarded by mu
 }
 
-// New returns an empty registry.
+// New returns an empty registry. It starts nothing: a registry has no
+// goroutines, so it has no Start or Stop. The edge server and the
+// packages that find sessions on this node (dispatch from NATS) share one.
 func New[T any]() *Registry[T] {
 	return &Registry[T]{m: make(map[string]weak.Pointer[T])}
-}
-
-// Module provides a *Registry[T] to an fx application. The edge wires it
-// with its connection type; packages that find sessions on this node
-// (dispatch from NATS) depend on the same instance.
-func Module[T any]() fx.Option {
-	return fx.Module("registry", fx.Provide(New[T]))
 }
 
 // Insert makes h the holder of session id and returns the previous live

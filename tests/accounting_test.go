@@ -43,6 +43,9 @@ func TestAccountingUnderEveryFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := prod.Start(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
 
 	// Node A: the binary, rate-limited so pushes are still queued at SIGTERM.
 	a := startEdgeProcess(t, t.TempDir(), "--nats-url", s.ClientURL(), "--node", "A",
@@ -132,7 +135,7 @@ func TestAccountingUnderEveryFailure(t *testing.T) {
 	waitFor(t, "the stuck client cut off", func() bool { return c.Server.Registry().Get("stuck") == nil })
 	waitFor(t, "the mover gone from B", func() bool { return b.Server.Registry().Get("mover") == nil })
 	release()
-	if err := prod.Close(timeout(t)); err != nil {
+	if err := prod.Stop(timeout(t)); err != nil {
 		t.Fatal(err)
 	}
 	waitForQuiet(t, b, c, got)

@@ -159,7 +159,7 @@ func BenchmarkRequest(b *testing.B) {
 	payload := make([]byte, 128)
 	for _, replies := range []int{1, 100} {
 		method := fmt.Sprintf("r%d", replies)
-		svc, err := backend.Serve(nc, method, func(context.Context, *backend.Request) iter.Seq2[backend.Reply, error] {
+		svc, err := backend.New(nc, method, func(context.Context, *backend.Request) iter.Seq2[backend.Reply, error] {
 			return func(yield func(backend.Reply, error) bool) {
 				for range replies {
 					if !yield(backend.Reply{Payload: payload}, nil) {
@@ -169,6 +169,9 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		}, backend.Options{})
 		if err != nil {
+			b.Fatal(err)
+		}
+		if err := svc.Start(b.Context()); err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = svc.Stop(context.Background()) })

@@ -18,7 +18,7 @@ import (
 func TestPushctlListsTheSubjectsReasonSessionPriority(t *testing.T) {
 	s := natstest.Server(t)
 	js := natstest.JetStream(t, s)
-	if _, err := dlq.EnsureStream(timeout(t), js, dlq.DefaultStreamConfig()); err != nil {
+	if _, err := dlq.EnsureStream(timeout(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	natstest.StoreForged(timeout(t), t, js, natstest.ForgedLetter{Subject: "dlq.push.offline.carol.high", ID: "f1", PushSubject: "push.dave.low",

@@ -62,7 +62,7 @@ func TestDeadLetterRecipes(t *testing.T) {
 			t.Fatalf("park %s: %+v %v", d.id, ack, err)
 		}
 	}
-	if err := p.Close(timeout(t)); err != nil {
+	if err := p.Stop(timeout(t)); err != nil {
 		t.Fatal(err)
 	}
 

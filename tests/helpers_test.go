@@ -40,7 +40,7 @@ func edgeConfig(t testing.TB, s *server.Server, node string) app.Config {
 	cfg := app.DefaultConfig()
 	cfg.WSListen, cfg.TCPListen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Bus.URLs = []string{s.ClientURL()}
-	cfg.Bus.Node = node
+	cfg.Identity.Node = node
 	cfg.JWTSecretFile = filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(cfg.JWTSecretFile, secret, 0o600); err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func startEdge(t testing.TB, cfg app.Config) *edgeNode {
 	t.Helper()
 	node, stop, err := app.Run(timeout(t), cfg, zap.NewNop())
 	if err != nil {
-		t.Fatalf("edge %s: %v", cfg.Bus.Node, err)
+		t.Fatalf("edge %s: %v", cfg.Identity.Node, err)
 	}
 	n := &edgeNode{Node: node, stop: stop}
 	t.Cleanup(func() { n.shutdown(t) })
@@ -191,6 +191,9 @@ func newProducer(t testing.TB, nc *nats.Conn, name string) *producer.Producer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	if err := p.Start(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
 	return p
 }

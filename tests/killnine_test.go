@@ -88,7 +88,7 @@ func TestKillNineLosesNoPushAckedWritten(t *testing.T) {
 	close(killed)
 	<-p.exited
 	wg.Wait()
-	if err := prod.Close(timeout(t)); err != nil { // writes the offline dead letters
+	if err := prod.Stop(timeout(t)); err != nil { // writes the offline dead letters
 		t.Fatal(err)
 	}
 	<-c.Done() // what the client got is all it will get

@@ -248,7 +248,10 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = p.Close(timeout(t)) })
+	if err := p.Start(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(timeout(t)) })
 	c := dial(t, n.tcp(), "traced", client.Options{})
 
 	if ack, err := p.Push(timeout(t), "traced", push.High, []byte("x"), producer.WithID("t1")); err != nil || ack.Status != "enqueued" {

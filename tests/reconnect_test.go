@@ -152,11 +152,14 @@ func parkOffline(t *testing.T, nc *nats.Conn, session, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := p.Start(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
 	ack, err := p.Push(timeout(t), session, push.High, []byte("x"), producer.WithID(id))
 	if err != nil || ack.Status != protocol.StatusDead || ack.Reason != "offline" {
 		t.Fatalf("push %s: %+v, %v; want parked offline", id, ack, err)
 	}
-	if err := p.Close(timeout(t)); err != nil { // writes the dead letter
+	if err := p.Stop(timeout(t)); err != nil { // writes the dead letter
 		t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/protocol"
 
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
@@ -199,7 +200,7 @@ func TestPushctlNeverPrintsNATSCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dlq.EnsureStream(timeout(t), js, dlq.DefaultStreamConfig()); err != nil {
+	if _, err := dlq.EnsureStream(timeout(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig()); err != nil {
 		t.Fatal(err)
 	}
 	out, code := exitOutput(t, "pushctl", "push", "--nats", fmt.Sprintf("nats://u:secretpw@%s", s.Addr()), "nobody", "hi")

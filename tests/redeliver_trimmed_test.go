@@ -74,7 +74,7 @@ func startEdgeObserved(t testing.TB, cfg app.Config) (*edgeNode, *observer.Obser
 	core, logs := observer.New(zapcore.WarnLevel)
 	node, stop, err := app.Run(timeout(t), cfg, zap.New(core))
 	if err != nil {
-		t.Fatalf("edge %s: %v", cfg.Bus.Node, err)
+		t.Fatalf("edge %s: %v", cfg.Identity.Node, err)
 	}
 	n := &edgeNode{Node: node, stop: stop}
 	t.Cleanup(func() { n.shutdown(t) })

@@ -42,10 +42,13 @@ func requestNode(t *testing.T, mod func(*app.Config)) (*server.Server, *edgeNode
 // serve runs a backend.Service for method, stopped at cleanup.
 func serve(t *testing.T, nc *nats.Conn, method string, h backend.Handler) {
 	t.Helper()
-	svc, err := backend.Serve(nc, method, h, backend.Options{OnError: func(_ *backend.Request, err error) {
+	svc, err := backend.New(nc, method, h, backend.Options{OnError: func(_ *backend.Request, err error) {
 		t.Logf("backend %s: %v", method, err)
 	}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(timeout(t)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

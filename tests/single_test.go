@@ -193,6 +193,9 @@ func TestProducerClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := p.Start(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
 	c := dial(t, n.tcp(), "online", client.Options{})
 
 	ack, err := p.Push(timeout(t), "online", push.High, []byte("acked"), producer.WithID("a1"), producer.WithContentType("text/plain"))
@@ -217,7 +220,7 @@ func TestProducerClient(t *testing.T) {
 	if _, err := p.Push(timeout(t), "bad session!", push.High, nil); err == nil {
 		t.Fatal("Push accepted an invalid session")
 	}
-	if err := p.Close(timeout(t)); err != nil {
+	if err := p.Stop(timeout(t)); err != nil {
 		t.Fatal(err)
 	}
 	if st := p.Stats(); st.Offline != 2 || st.Published != 2 {

@@ -69,7 +69,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.BoolVar(&c.Bus.RedeliverOffline, "redeliver-offline", false, "when a session connects, or NATS comes back under it, deliver its offline dead letters first, oldest first, deleting each once written")
 	fs.IntVar(&c.Bus.DispatchBuffer, "dispatch-buffer", c.Bus.DispatchBuffer, "pushes received from NATS and not yet handed to their session, per dispatch lane (one lane per core); what does not fit NATS drops, counted in pushfabric_nats_dropped_messages_total")
 	fs.DurationVar(&c.Bus.HandoverTimeout, "handover-timeout", c.Bus.HandoverTimeout, "a push handed to the node that took its session is dead-lettered replaced when that node has not answered within this long")
-	fs.StringVar(&c.Bus.Prefix, "prefix", c.Bus.Prefix, "subject prefix: pushes are published to <prefix>.<session>.high|low")
+	fs.StringVar(&c.Identity.Prefix, "prefix", c.Identity.Prefix, "subject prefix: pushes are published to <prefix>.<session>.high|low")
 	fs.StringVar(&o.node, "node", "", "this node's name, in acks, dead letters and takeovers; unique per node (default: host name and process id)")
 
 	fs.DurationVar(&c.Stream.MaxAge, "dlq-max-age", c.Stream.MaxAge, "how long dead letters are kept")
@@ -134,7 +134,7 @@ func run(args []string) int {
 		o.cfg.Bus.URLs = strings.Split(o.natsURLs, ",")
 	}
 	if o.node != "" {
-		o.cfg.Bus.Node = o.node
+		o.cfg.Identity.Node = o.node
 	}
 	log, err := cli.Logger(o.logLevel, o.logFormat)
 	if err != nil {
@@ -143,7 +143,7 @@ func run(args []string) int {
 	}
 	defer log.Sync()
 	// Every line says which node wrote it, for logs gathered from many.
-	return serve(o, log.With(zap.String("node", o.cfg.Bus.Node)))
+	return serve(o, log.With(zap.String("node", o.cfg.Identity.Node)))
 }
 
 // stopMargin is added to the drain timeout for writing dead letters and
@@ -154,6 +154,18 @@ func serve(o *options, log *zap.Logger) int {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	startCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tp, flushSpans, err := cli.TracingFromEnv(startCtx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "edge:", err)
+		return 1
+	}
+	defer func() { // once the node has stopped
+		ctx, cancel := context.WithTimeout(context.Background(), stopMargin)
+		defer cancel()
+		_ = flushSpans(ctx)
+	}()
+	o.cfg.Bus.TracerProvider = tp
 	node, stop, err := app.Run(startCtx, o.cfg, log)
 	cancel()
 	if err != nil {
@@ -190,7 +202,7 @@ func serve(o *options, log *zap.Logger) int {
 func logStarted(log *zap.Logger, o *options, node *app.Node) {
 	fields := []zap.Field{
 		zap.String("auth", node.Auth),
-		zap.String("prefix", o.cfg.Bus.Prefix),
+		zap.String("prefix", o.cfg.Identity.Prefix),
 		zap.String("nats", node.Bus.URL()),
 		zap.Bool("nats_embedded", node.Bus.Embedded()),
 		zap.Bool("tracing", node.Tracing),

@@ -16,8 +16,8 @@ func printQuickstart(o *options, node *app.Node) {
 	if node.Bus.Embedded() && o.cfg.Bus.User != "" { // the server wants --nats-user and its password
 		nats = strings.Replace(nats, "://", "://"+natsurl.Redacted+"@", 1)
 	}
-	prefix := o.cfg.Bus.Prefix
-	fmt.Fprintf(os.Stderr, "\npushfabric edge %q is up.\n\n", o.cfg.Bus.Node)
+	prefix := o.cfg.Identity.Prefix
+	fmt.Fprintf(os.Stderr, "\npushfabric edge %q is up.\n\n", o.cfg.Identity.Node)
 	if ws != nil {
 		fmt.Fprintf(os.Stderr, "  WebSocket clients: ws://%s/\n", ws)
 	}

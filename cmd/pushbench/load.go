@@ -533,6 +533,9 @@ func (l *load) run(natsURL string) error {
 			if err != nil {
 				return err
 			}
+			if err := p.Start(context.Background()); err != nil {
+				return err
+			}
 			prods[i].p = p
 		}
 	}
@@ -553,7 +556,7 @@ func (l *load) run(natsURL string) error {
 	defer cancel()
 	for _, pr := range prods {
 		if pr.p != nil {
-			if err := pr.p.Close(ctx); err != nil {
+			if err := pr.p.Stop(ctx); err != nil {
 				l.fail(err)
 			}
 			l.offline.Add(pr.p.Stats().Offline)

@@ -120,12 +120,15 @@ func runPush(args []string) int {
 	if err != nil {
 		return fail("push", err)
 	}
+	if err := p.Start(ctx); err != nil {
+		return fail("push", err)
+	}
 	prio, err := push.ParsePriority(priority)
 	if err != nil {
 		return fail("push", err)
 	}
 	a, err := p.Push(ctx, session, prio, payload, opts...)
-	if cerr := p.Close(ctx); err == nil && cerr != nil {
+	if cerr := p.Stop(ctx); err == nil && cerr != nil {
 		err = fmt.Errorf("writing the dead letter: %w", cerr)
 	}
 	if err != nil {

@@ -51,15 +51,21 @@ func run(url, prefix string, interval time.Duration) error {
 	opts := backend.Options{Prefix: prefix, OnError: func(req *backend.Request, err error) {
 		fmt.Fprintf(os.Stderr, "%s for %s: %v\n", req.Method, req.Session, err)
 	}}
-	feed, err := backend.Serve(nc, "feed", feedPages(interval), opts)
+	feed, err := backend.New(nc, "feed", feedPages(interval), opts)
 	if err != nil {
 		return err
 	}
-	echo, err := backend.Serve(nc, "echo", func(_ context.Context, req *backend.Request) iter.Seq2[backend.Reply, error] {
+	echo, err := backend.New(nc, "echo", func(_ context.Context, req *backend.Request) iter.Seq2[backend.Reply, error] {
 		return backend.One(backend.Reply{Payload: req.Payload, ContentType: req.ContentType})
 	}, opts)
 	if err != nil {
 		return err
+	}
+	if err := feed.Start(context.Background()); err != nil {
+		return err
+	}
+	if err := echo.Start(context.Background()); err != nil {
+		return errors.Join(err, feed.Stop(context.Background()))
 	}
 	fmt.Fprintf(os.Stderr, "serving req.%[1]s.feed and req.%[1]s.echo on %[2]s; Ctrl-C to stop\n", prefix, nc.ConnectedAddr()) // the address: a URL may hold credentials
 

@@ -47,6 +47,9 @@ func startPushfabric() (server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := srv.Start(context.Background()); err != nil {
+		return nil, err
+	}
 	ln, err := listen()
 	if err != nil {
 		return nil, err

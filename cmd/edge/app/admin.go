@@ -54,8 +54,9 @@ func (h *health) check(ctx context.Context) []string {
 
 // admin is the admin listener: /metrics, /healthz, /readyz.
 type admin struct {
-	srv *http.Server
-	ln  net.Listener
+	srv    *http.Server
+	ln     net.Listener
+	served chan struct{} // closed when Serve has returned
 }
 
 func newAdmin(addr string, pprofOn bool, cmdline []string, reg *prometheus.Registry, h *health, log *zap.Logger) (*admin, error) {
@@ -82,8 +83,9 @@ func newAdmin(addr string, pprofOn bool, cmdline []string, reg *prometheus.Regis
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	a := &admin{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
+	a := &admin{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, served: make(chan struct{})}
 	go func() {
+		defer close(a.served)
 		if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener failed", zap.Error(err))
 		}
@@ -91,7 +93,12 @@ func newAdmin(addr string, pprofOn bool, cmdline []string, reg *prometheus.Regis
 	return a, nil
 }
 
-func (a *admin) stop(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+// stop shuts the listener down within ctx and waits for it to end.
+func (a *admin) stop(ctx context.Context) error {
+	err := a.srv.Shutdown(ctx)
+	<-a.served
+	return err
+}
 
 // serveCmdline is pprof.Cmdline serving args, the command line with its
 // secrets redacted (Config.Cmdline), instead of os.Args.

@@ -1,6 +1,31 @@
-// Package app composes an edge node from pushfabric's modules with fx: the
-// NATS bus, the dead-letter writer, the session registry and the edge
-// server, plus its listeners. cmd/edge runs it; tests run it in-process.
+// Package app composes an edge node from pushfabric's libraries with fx:
+// the NATS bus, the dead-letter writer, the session registry and the edge
+// server, plus its listeners. cmd/edge runs it; tests and applications that
+// embed a node run it in-process.
+//
+// The libraries know nothing of fx: each component has a constructor that
+// only checks its configuration and builds, and Start and Stop methods.
+// The fx modules here provide the components and register their Start and
+// Stop as the application's start and stop hooks, so a node that fails to
+// start, at any step, stops what had started and leaves nothing running.
+// [Config.Validate] checks every component's configuration before anything
+// is built, and [Options] refuses a configuration it finds wrong.
+//
+// The node starts in this order and stops in the reverse one: the NATS
+// connection (and the embedded server), the admin listener, the dead-letter
+// stream and writer, the dispatcher, the request forwarder, then the edge
+// server with its listeners. On stop, /readyz turns to draining first; the
+// edge server drains its connections before the dispatcher stops and the
+// dead-letter writer writes what it holds; the admin listener goes after
+// them; then the NATS connection drains and the embedded server stops.
+//
+// An embedding application adds edge hooks of its own with [AddHooks]:
+// they run after the dispatcher's (edge.JoinHooks), so a connection they see
+// is subscribed on NATS already, and an Admit or OnConnect of theirs can
+// still refuse it.
+//
+// Tracing is the caller's, like the logger: set Config.Bus.TracerProvider
+// (cmd/edge sets it from the OTEL_* environment).
 package app
 
 import (
@@ -20,9 +45,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus"
-	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 	"github.com/pushfabric/pushfabric/token"
 )
@@ -47,10 +72,13 @@ type Config struct {
 	JWTSecretFile    string
 	JWTPublicKeyFile string
 
-	Bus    bus.Config
-	Edge   edge.Config
-	Stream dlq.StreamConfig
-	Writer dlq.WriterConfig
+	// Identity is the node's subject prefix and name, which each
+	// component takes.
+	Identity push.Identity
+	Bus      bus.Config
+	Edge     edge.Config
+	Stream   dlq.StreamConfig
+	Writer   dlq.WriterConfig
 }
 
 // DefaultConfig listens on loopback (WebSocket 8080, TCP 8081) with an
@@ -60,12 +88,44 @@ func DefaultConfig() Config {
 		WSListen:    "127.0.0.1:8080",
 		TCPListen:   "127.0.0.1:8081",
 		AdminListen: "127.0.0.1:9090",
+		Identity:    push.DefaultIdentity(),
 		Bus:         bus.DefaultConfig(),
 		Edge:        edge.DefaultConfig(),
 		Stream:      dlq.DefaultStreamConfig(),
 		Writer:      dlq.DefaultWriterConfig(),
 	}
 	return c
+}
+
+// Validate reports everything wrong with cfg, the errors of every
+// component joined: the identity, the bus, the edge, the dead-letter
+// stream and writer, and the node's own (listener addresses, client
+// authentication and its key files, listeners that would serve open).
+// It reads the key files but connects to nothing.
+func (cfg Config) Validate() error {
+	errs := []error{
+		cfg.Identity.Validate(),
+		labeled("bus config", cfg.Bus.Validate()),
+		labeled("edge config", cfg.Edge.Validate()),
+		cfg.Stream.Validate(),
+		cfg.Writer.Validate(),
+	}
+	for _, l := range []struct{ what, addr string }{{"websocket", cfg.WSListen}, {"tcp", cfg.TCPListen}, {"admin", cfg.AdminListen}} {
+		if _, _, err := net.SplitHostPort(l.addr); l.addr != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s listen address %q: %w", l.what, l.addr, err))
+		}
+	}
+	_, _, err := authenticator(cfg)
+	_, open := exposure(cfg)
+	return errors.Join(append(errs, err, open)...)
+}
+
+// labeled is err, if any, saying what it is about.
+func labeled(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // Node is a running edge node, for whoever started it in-process.
@@ -76,6 +136,8 @@ type Node struct {
 	Writer     *dlq.Writer
 	Auth       string // the authentication mode: jwt-hs256, jwt-public-key or development
 	Tracing    bool   // pushes carrying a trace context are traced
+
+	serving sync.WaitGroup // the listeners' accept loops
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr // guarded by mu: "websocket", "tcp" → listening address
@@ -89,8 +151,10 @@ func (n *Node) Addr(transport string) net.Addr {
 	return n.addrs[transport]
 }
 
-// Options is the fx application of an edge node. node, if not nil, is
-// filled in as the application is built.
+// Options is the fx application of an edge node; node, if not nil, is
+// filled in as the application is built. A cfg that Validate refuses
+// makes an application that fails with its errors before building
+// anything.
 func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	if node == nil {
 		node = &Node{}
@@ -98,12 +162,12 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	// Every dead letter goes through the bus, which tells producers; the
 	// edge must hand refused pushes to it, not return them.
 	cfg.Edge.TryPush = edge.TryPushDeadLetters
-	cfg.Writer.Prefix, cfg.Stream.Prefix, cfg.Writer.Node = cfg.Bus.Prefix, cfg.Bus.Prefix, cfg.Bus.Node
 	quiet := fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }) // errors come back from Start and Stop
-	open, err := exposure(cfg)
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return fx.Options(quiet, fx.Error(err))
 	}
+	open, _ := exposure(cfg) // allowed: Validate said so
+	node.Tracing = cfg.Bus.TracerProvider != nil
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	h := &health{}
@@ -111,40 +175,27 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		quiet,
 		// First, so that it is said before anything listens.
 		fx.Invoke(func() { warnOpen(log, open) }),
-		fx.Supply(cfg.Edge, cfg.Stream, cfg.Writer, log, metrics),
+		fx.Supply(cfg.Identity, cfg.Bus, cfg.Edge, cfg.Stream, cfg.Writer, log, metrics),
 		fx.Supply(fx.Annotate(metrics, fx.As(new(prometheus.Registerer)))),
-		fx.Supply(fx.Annotate(cfg.Bus.Node, fx.ResultTags(`name:"node"`))),
 		fx.Provide(
-			func(lc fx.Lifecycle) (bus.Config, error) {
-				c, err := withTracing(lc, cfg.Bus)
-				node.Tracing = c.TracerProvider != nil
-				return c, err
-			},
 			func() (edge.Authenticator, error) {
 				a, mode, err := authenticator(cfg)
 				node.Auth = mode
 				return a, err
 			},
 			func(reg prometheus.Registerer) (*edge.Metrics, error) { return edge.NewMetrics(reg) },
+			registry.New[edge.Conn],
 		),
-		registry.Module[edge.Conn](),
-		bus.Module,
-		dlq.Module,
-		edge.Module,
-		// The admin listener first, so that it stops last: /readyz answers
-		// "draining" while the node drains.
+		busModule,
+		dlqModule,
+		// The admin listener before the rest, so that it stops after them:
+		// /readyz answers "draining" while the node drains.
 		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {
 			return node.serveAdmin(lc, cfg, metrics, h, c, log)
 		}),
-		fx.Invoke(func(lc fx.Lifecycle, sh fx.Shutdowner, srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
+		edgeModule(cfg, node, h, log),
+		fx.Invoke(func(srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
 			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
-			lc.Append(fx.StartHook(func() error {
-				if err := node.listen(cfg, srv, sh, log); err != nil {
-					return err
-				}
-				h.serving.Store(true)
-				return nil
-			}))
 		}),
 		// Registered last, so it runs first on stop.
 		fx.Invoke(func(lc fx.Lifecycle) {
@@ -153,47 +204,35 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	)
 }
 
-// withTracing gives the bus the tracer provider the OTEL_* environment
-// asks for (none: tracing off), unless the config has one already; the
-// exporter is flushed when the node has stopped.
-func withTracing(lc fx.Lifecycle, cfg bus.Config) (bus.Config, error) {
-	if cfg.TracerProvider != nil {
-		return cfg, nil
-	}
-	tp, shutdown, err := cli.TracingFromEnv(context.Background())
-	if err != nil {
-		return cfg, err
-	}
-	cfg.TracerProvider = tp
-	lc.Append(fx.StopHook(shutdown))
-	return cfg, nil
-}
-
-// serveAdmin starts the admin listener, if configured.
+// serveAdmin registers the readiness gauge, and on start has the health
+// checks ask JetStream and starts the admin listener, if configured.
 func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, reg *prometheus.Registry, h *health, c *bus.Conn, log *zap.Logger) error {
-	js, err := jetstream.New(c.NC)
-	if err != nil {
-		return err
-	}
-	h.conn, h.js = c, js
+	h.conn = c
 	if err := reg.Register(readyGauge(h)); err != nil {
 		return err
 	}
-	if cfg.AdminListen == "" {
+	var a *admin
+	start := func(context.Context) error {
+		js, err := jetstream.New(c.NC)
+		if err != nil {
+			return err
+		}
+		h.js = js
+		if cfg.AdminListen == "" {
+			return nil
+		}
+		if a, err = newAdmin(cfg.AdminListen, cfg.Pprof, cfg.Cmdline, reg, h, log.Named("admin")); err != nil {
+			return err
+		}
+		n.setAddr("admin", a.ln.Addr())
 		return nil
 	}
-	var a *admin
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			var err error
-			if a, err = newAdmin(cfg.AdminListen, cfg.Pprof, cfg.Cmdline, reg, h, log.Named("admin")); err != nil {
-				return err
-			}
-			n.setAddr("admin", a.ln.Addr())
+	lc.Append(hook(start, func(ctx context.Context) error {
+		if a == nil {
 			return nil
-		},
-		OnStop: func(ctx context.Context) error { return a.stop(ctx) },
-	})
+		}
+		return a.stop(ctx)
+	}))
 	return nil
 }
 
@@ -206,9 +245,37 @@ func (n *Node) setAddr(name string, a net.Addr) {
 	n.addrs[name] = a
 }
 
-// listen opens the configured listeners and serves them; a listener that
-// fails while serving stops the application.
+// listener is one of the node's client listeners.
+type listener struct {
+	transport string // "websocket" or "tcp"
+	ln        net.Listener
+	serve     func(net.Listener) error
+}
+
+// listen opens the configured listeners, all or none, and serves them
+// until srv shuts down; a listener that fails while serving stops the
+// application. n.serving waits for them.
 func (n *Node) listen(cfg Config, srv *edge.Server, sh fx.Shutdowner, log *zap.Logger) error {
+	lns, err := openListeners(cfg, srv)
+	if err != nil {
+		return err
+	}
+	for _, l := range lns {
+		n.setAddr(l.transport, l.ln.Addr())
+		n.serving.Go(func() {
+			if err := l.serve(l.ln); !errors.Is(err, edge.ErrServerClosed) {
+				log.Error("listener failed; stopping", zap.String("transport", l.transport), zap.Error(err))
+				_ = sh.Shutdown(fx.ExitCode(1))
+			}
+		})
+	}
+	return nil
+}
+
+// openListeners listens on the configured addresses; if one fails, those
+// opened already are closed.
+func openListeners(cfg Config, srv *edge.Server) ([]listener, error) {
+	var lns []listener
 	for _, l := range []struct {
 		transport, addr string
 		serve           func(net.Listener) error
@@ -218,17 +285,14 @@ func (n *Node) listen(cfg Config, srv *edge.Server, sh fx.Shutdowner, log *zap.L
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return fmt.Errorf("%s listener: %w", l.transport, err)
-		}
-		n.setAddr(l.transport, ln.Addr())
-		go func() {
-			if err := l.serve(ln); !errors.Is(err, edge.ErrServerClosed) {
-				log.Error("listener failed; stopping", zap.String("transport", l.transport), zap.Error(err))
-				_ = sh.Shutdown(fx.ExitCode(1))
+			for _, open := range lns {
+				_ = open.ln.Close()
 			}
-		}()
+			return nil, fmt.Errorf("%s listener: %w", l.transport, err)
+		}
+		lns = append(lns, listener{l.transport, ln, l.serve})
 	}
-	return nil
+	return lns, nil
 }
 
 // authenticator picks client authentication from cfg.
@@ -280,11 +344,16 @@ func loopback(addr string) bool {
 }
 
 // Run starts the node and returns once it is serving: stop it with the
-// returned function, which drains within ctx.
-func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Node, func(context.Context) error, error) {
+// returned function, which drains within ctx. opts are added to the
+// node's application (AddHooks, say). If the node does not start, Run
+// returns why, having stopped whatever had started.
+func Run(ctx context.Context, cfg Config, log *zap.Logger, opts ...fx.Option) (*Node, func(context.Context) error, error) {
 	node := &Node{}
-	app := fx.New(Options(cfg, log, node))
-	if err := app.Start(ctx); err != nil {
+	app := fx.New(Options(cfg, log, node), fx.Options(opts...))
+	// fx stops waiting for the start hooks when the context it has ends,
+	// and leaves them and its rollback running; so it gets one that does
+	// not end, and the hooks ctx itself (see hook).
+	if err := app.Start(context.WithValue(context.WithoutCancel(ctx), runContext{}, ctx)); err != nil {
 		return nil, nil, err
 	}
 	return node, app.Stop, nil

@@ -58,8 +58,12 @@ func run(wsAddr, tcpAddr string) error {
 		Node:     "example",
 	})
 	if err != nil {
+		return err // a bad config: nothing is running yet
+	}
+	if err := srv.Start(context.Background()); err != nil {
 		return err
 	}
+	defer srv.Shutdown(context.Background()) // stops the flushers, if a listener below fails
 	wl, err := net.Listen("tcp", wsAddr)
 	if err != nil {
 		return err

@@ -1,0 +1,102 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/cmd/edge/app"
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/protocol"
+)
+
+// An application's edge hooks, added through fx, run beside the
+// dispatcher's: they see the connection after the dispatcher has
+// subscribed it (a push over NATS reaches it), their Admit can refuse a
+// client, and their OnClose runs when it leaves.
+func TestHooksAddedThroughFxRun(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	var mu sync.Mutex
+	var seen []string
+	note := func(s string) {
+		mu.Lock()
+		seen = append(seen, s)
+		mu.Unlock()
+	}
+	connected, closed := make(chan struct{}, 1), make(chan struct{}, 1)
+	hooks := app.AddHooks(func(log *zap.Logger) edge.Hooks { // a parameter from the node's graph
+		return edge.Hooks{
+			Admit: func(session string) error {
+				if session == "mallory" {
+					return errors.New("not mallory")
+				}
+				return nil
+			},
+			OnConnect: func(c *edge.Conn) error {
+				note("connect " + c.Session())
+				connected <- struct{}{}
+				return nil
+			},
+			OnClose: func(c *edge.Conn, _ wire.CloseReason, _ error) {
+				note("close " + c.Session())
+				closed <- struct{}{}
+			},
+		}
+	})
+	cfg, _ := embeddedConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	node, stop, err := app.Run(ctx, cfg, zap.NewNop(), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "tcp://" + node.Addr("tcp").String()
+	c, err := client.Dial(ctx, addr, client.Options{Session: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(ctx, t, connected, "alice's OnConnect")
+	nc, err := nats.Connect(node.Bus.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := nc.RequestWithContext(ctx, protocol.PushSubject(cfg.Identity.Prefix, "alice", "high"), []byte("hi"))
+	nc.Close()
+	if ack, perr := protocol.ParseAck(reply); err != nil || perr != nil || ack.Status != protocol.StatusEnqueued {
+		t.Fatalf("push to alice: %+v, %v, %v; want enqueued", ack, err, perr)
+	}
+	if f, err := c.Recv(ctx); err != nil || string(f.Payload) != "hi" {
+		t.Fatalf("alice got %q, %v; want hi", f.Payload, err)
+	}
+	var ce *client.CloseError
+	if _, err := client.Dial(ctx, addr, client.Options{Session: "mallory"}); !errors.As(err, &ce) || ce.Reason != string(wire.CloseShutdown) {
+		t.Fatalf("mallory: %v; want refused with close reason shutdown", err)
+	}
+	_ = c.Close()
+	wait(ctx, t, closed, "alice's OnClose")
+	if err := stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[0] != "connect alice" || seen[1] != "close alice" {
+		t.Errorf("hooks saw %q; want alice's connect and close only", seen)
+	}
+	goleak.VerifyNone(t, before)
+}
+
+func wait(ctx context.Context, t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatalf("%s did not run", what)
+	}
+}
