@@ -3,43 +3,31 @@ package edge_test
 import (
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/pushfabric/pushfabric/edge"
 )
 
-// withMetrics gives o a fresh set of edge metrics and returns their
-// registry.
-func withMetrics(t testing.TB, o *edge.Options) *prometheus.Registry {
+// withMetrics gives o a fresh set of edge metrics and returns them.
+func withMetrics(t testing.TB, o *edge.Options) *edge.Metrics {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := edge.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := edge.NewMetrics()
 	o.Metrics = m
-	return reg
+	return m
 }
 
-// counter is the value of the counter name with label=value; it fails the
-// test if there is no such series (every label value is pre-initialised).
-func counter(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
+// counter is the count that the node's metric name exposes with
+// label=value, read from m's Stats; it fails the test if there is no such
+// series (every label value is present from the start).
+func counter(t testing.TB, m *edge.Metrics, name, label, value string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	st := m.Stats()
+	byLabel := map[string]map[string]uint64{
+		"pushfabric_rejections_total/reason":             st.Rejections,
+		"pushfabric_response_streams_total/outcome":      st.Streams,
+		"pushfabric_connection_panics_total/goroutine":   st.Panics,
+		"pushfabric_connection_pushes_lost_total/reason": st.Lost,
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
+	if n, ok := byLabel[name+"/"+label][value]; ok {
+		return float64(n)
 	}
 	t.Fatalf("no series %s{%s=%q}", name, label, value)
 	return 0

@@ -125,12 +125,12 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 				node.Auth = mode
 				return a, err
 			},
-			func(reg prometheus.Registerer) (*edge.Metrics, error) { return edge.NewMetrics(reg) },
 		),
 		registry.Module[edge.Conn](),
 		bus.Module,
 		dlq.Module,
 		edge.Module,
+		fx.Invoke(registerMetrics),
 		// The admin listener first, so that it stops last: /readyz answers
 		// "draining" while the node drains.
 		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {

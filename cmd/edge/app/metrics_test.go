@@ -14,10 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/push"
+	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden from a running node")
@@ -148,4 +153,56 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The writer's metrics, on a pedantic registry: pushes lost by reason,
+// every reason from 0, and a letter written after Close counted lost as
+// shutdown.
+func TestWriterMetricsByReason(t *testing.T) {
+	w, err := dlq.NewWriter(natstest.Connect(t, natstest.Server(t)), dlq.DefaultWriterConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(writerCollector(w)); err != nil {
+		t.Fatal(err)
+	}
+	got := gather(t, reg)
+	for _, r := range dlq.LostReasons {
+		if v, ok := got["pushfabric_pushes_lost_total{reason="+string(r)+"}"]; !ok || v != 0 {
+			t.Errorf("pushes lost, reason %s: %v %v; want 0", r, v, ok)
+		}
+	}
+	if _, ok := got["pushfabric_dead_letters_trimmed_total"]; !ok {
+		t.Errorf("no trimmed counter in %v", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Write(dlq.Letter{Session: "s1", Priority: "high", Reason: push.ReasonOffline})
+	if v := gather(t, reg)["pushfabric_pushes_lost_total{reason=shutdown}"]; v != 1 {
+		t.Errorf("pushes lost at shutdown: %v; want 1", v)
+	}
+}
+
+// gather reads reg's counters and gauges as name{label=value…} → value.
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			got[name] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return got
 }
