@@ -13,7 +13,15 @@ import (
 
 // Counter is a count that only grows. The zero value is ready; it is safe
 // for concurrent use.
-type Counter struct{ n atomic.Uint64 }
+type Counter struct {
+	n atomic.Uint64
+	_ [cacheLine - 8]byte
+}
+
+// cacheLine is what a Counter or a Gauge takes, so that two of them never
+// share a cache line: the push path bumps them from every core, and each
+// bump would otherwise take the line from the cores bumping its neighbours.
+const cacheLine = 64
 
 // Inc adds one.
 func (c *Counter) Inc() { c.n.Add(1) }
@@ -27,7 +35,10 @@ func (c *Counter) Load() uint64 { return c.n.Load() }
 
 // Gauge is a value that goes up and down. The zero value is ready; it is
 // safe for concurrent use.
-type Gauge struct{ n atomic.Int64 }
+type Gauge struct {
+	n atomic.Int64
+	_ [cacheLine - 8]byte
+}
 
 // Inc adds one.
 func (g *Gauge) Inc() { g.n.Add(1) }
