@@ -1,9 +1,14 @@
 package edge_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // withMetrics gives o a fresh set of edge metrics and returns them.
@@ -31,4 +36,46 @@ func counter(t testing.TB, m *edge.Metrics, name, label, value string) float64 {
 	}
 	t.Fatalf("no series %s{%s=%q}", name, label, value)
 	return 0
+}
+
+// A server given no Metrics counts in its own, and Stats shows what
+// happened: the session, pushes received and written by priority, bytes,
+// each push's queue wait and each write's batch, and the disconnect.
+func TestServerStats(t *testing.T) {
+	n := startNode(t, edge.DefaultConfig(), edge.Options{})
+	c := dial(t, n.tcp, "s1", client.Options{})
+	h := n.handle(t, "s1")
+	for i, p := range []push.Priority{push.High, push.Low, push.High} {
+		if err := h.TryPush(p, pushFrame(fmt.Sprint("p", i), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		recv(t, c)
+	}
+	st := waitStats(t, n.srv, "three pushes counted written", func(s edge.Stats) bool { return s.QueueWait.Count == 3 })
+	if st.Received != [2]uint64{2, 1} || st.Written != [2]uint64{2, 1} || st.Sessions != 1 || st.Connects != 1 ||
+		st.BytesWritten == 0 || st.BatchSize.Count == 0 || st.BatchSize.Sum != 3 {
+		t.Fatalf("stats %+v; want 2 high and 1 low received and written in batches of 3 pushes, 1 session", st)
+	}
+	_ = c.Close()
+	st = waitStats(t, n.srv, "the session ended", func(s edge.Stats) bool { return s.Sessions == 0 })
+	if st.Disconnects[wire.CloseNormal] != 1 || len(st.Disconnects) != len(wire.CloseReasons) || st.Takeovers != 0 {
+		t.Fatalf("disconnects %v, takeovers %d; want one normal of every reason, none taken over", st.Disconnects, st.Takeovers)
+	}
+}
+
+// waitStats waits until srv's Stats satisfy cond, and returns them.
+func waitStats(t *testing.T, srv *edge.Server, what string, cond func(edge.Stats) bool) edge.Stats {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for st := srv.Stats(); ; st = srv.Stats() {
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v", what, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
