@@ -28,7 +28,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/dlq"
-	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -128,8 +127,8 @@ type Option func(*nats.Msg) error
 // WithID sets the push id (default: a fresh unique id).
 func WithID(id string) Option {
 	return func(m *nats.Msg) error {
-		if id == "" || len(id) > wire.MaxFieldLen {
-			return fmt.Errorf("push id of %d bytes: want 1 to %d", len(id), wire.MaxFieldLen)
+		if id == "" || len(id) > push.MaxFieldLen {
+			return fmt.Errorf("push id of %d bytes: want 1 to %d", len(id), push.MaxFieldLen)
 		}
 		m.Header.Set(protocol.HeaderID, id)
 		return nil
@@ -147,8 +146,8 @@ func WithExpiry(t time.Time) Option {
 // WithContentType passes the payload's content type to the client.
 func WithContentType(ct string) Option {
 	return func(m *nats.Msg) error {
-		if len(ct) > wire.MaxFieldLen {
-			return fmt.Errorf("content type of %d bytes: at most %d", len(ct), wire.MaxFieldLen)
+		if len(ct) > push.MaxFieldLen {
+			return fmt.Errorf("content type of %d bytes: at most %d", len(ct), push.MaxFieldLen)
 		}
 		m.Header.Set(protocol.HeaderContentType, ct)
 		return nil
