@@ -27,6 +27,7 @@ import (
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/internal/version"
 )
 
 func main() {
@@ -189,6 +190,7 @@ func serve(o *options, log *zap.Logger) int {
 
 func logStarted(log *zap.Logger, o *options, node *app.Node) {
 	fields := []zap.Field{
+		zap.String("version", version.Current().Version),
 		zap.String("auth", node.Auth),
 		zap.String("prefix", o.cfg.Bus.Prefix),
 		zap.String("nats", node.Bus.URL()),
