@@ -3,10 +3,15 @@
 //
 // Push waits for the edge node's acknowledgement. Publish is the fast path:
 // it waits for nothing, yet a push for a session no node holds still ends up
-// in the dead-letter stream as offline (DESIGN §4): it is published with a
+// in the dead-letter stream as offline (docs/pushing.md): it is published with a
 // reply subject in the producer's status inbox, NATS answers "no
 // responders" within a round trip when nobody holds the session, and the
 // producer writes the dead letter.
+//
+// The package imports nats.go, OpenTelemetry's trace API, zap, the NATS
+// contract (protocol), the vocabulary (push) and dlq, which writes those
+// dead letters; never edge, bus, fx or Prometheus, so a backend that pushes
+// links nothing of the edge node (tests/imports_test.go).
 package producer
 
 import (

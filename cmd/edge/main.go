@@ -7,7 +7,9 @@
 //	edge --jwt-secret-file secret --nats-url nats://n1:4222,nats://n2:4222 --ws-listen :8080
 //
 // Run edge --help for every flag; each can also be set by an environment
-// variable PUSHFABRIC_<FLAG>.
+// variable PUSHFABRIC_<FLAG>. The node itself is composed by package
+// cmd/edge/app; this command owns the flags, the signals and the startup
+// log line.
 package main
 
 import (

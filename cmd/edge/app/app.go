@@ -1,6 +1,11 @@
 // Package app composes an edge node from pushfabric's modules with fx: the
 // NATS bus, the dead-letter writer, the session registry and the edge
 // server, plus its listeners. cmd/edge runs it; tests run it in-process.
+//
+// It is the composition root: with the commands, the one place that
+// imports fx and Prometheus, whose collectors read the libraries' figures.
+// It may import every library of the module; only commands and tests
+// import it (tests/imports_test.go).
 package app
 
 import (
