@@ -1,6 +1,11 @@
 // Package app composes an edge node from pushfabric's modules with fx: the
 // NATS bus, the dead-letter writer, the session registry and the edge
 // server, plus its listeners. cmd/edge runs it; tests run it in-process.
+//
+// It is the composition root: with the commands, the one place that
+// imports fx and Prometheus, whose collectors read the libraries' figures.
+// It may import every library of the module; only commands and tests
+// import it (tests/imports_test.go).
 package app
 
 import (
@@ -23,6 +28,7 @@ import (
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/internal/version"
 	"github.com/pushfabric/pushfabric/registry"
 	"github.com/pushfabric/pushfabric/token"
 )
@@ -106,6 +112,7 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(buildInfo(version.Current()))
 	h := &health{}
 	return fx.Options(
 		quiet,
