@@ -29,7 +29,8 @@ var update = flag.Bool("update", false, "rewrite testdata/metrics.golden from a 
 
 // goldenFile lists every pushfabric_* family a fresh node exposes: name,
 // type, label names and help, then each pre-initialised series' labels
-// (and a histogram's buckets).
+// (and a histogram's buckets); pushfabric_build_info's label values, which
+// name the build, are written *.
 const goldenFile = "testdata/metrics.golden"
 
 // A fresh node's /metrics shows exactly the pushfabric_* families of
@@ -111,7 +112,11 @@ func describe(mfs map[string]*dto.MetricFamily) string {
 			var pairs []string
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = true
-				pairs = append(pairs, l.GetName()+"="+l.GetValue())
+				v := l.GetValue()
+				if name == "pushfabric_build_info" {
+					v = "*" // the build's own: version, revision, toolchain
+				}
+				pairs = append(pairs, l.GetName()+"="+v)
 			}
 			series = append(series, "  {"+strings.Join(pairs, ",")+"}"+buckets(m))
 		}
