@@ -137,12 +137,15 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		bus.Module,
 		dlq.Module,
 		edge.Module,
-		fx.Invoke(registerMetrics),
 		// The admin listener first, so that it stops last: /readyz answers
 		// "draining" while the node drains.
 		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {
 			return node.serveAdmin(lc, cfg, metrics, h, c, log)
 		}),
+		// After the admin listener: registering builds the server, the
+		// dispatcher and the writer, and what is built after the listener
+		// stops before it, so /readyz answers while they drain.
+		fx.Invoke(registerMetrics),
 		fx.Invoke(func(lc fx.Lifecycle, sh fx.Shutdowner, srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
 			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
 			lc.Append(fx.StartHook(func() error {
