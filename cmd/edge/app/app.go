@@ -26,6 +26,11 @@
 //
 // Tracing is the caller's, like the logger: set Config.Bus.TracerProvider
 // (cmd/edge sets it from the OTEL_* environment).
+//
+// It is the composition root: with the commands, the one place that
+// imports fx and Prometheus, whose collectors read the libraries' figures.
+// It may import every library of the module; only commands and tests
+// import it (tests/imports_test.go).
 package app
 
 import (
@@ -47,6 +52,7 @@ import (
 	"github.com/pushfabric/pushfabric/bus"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/internal/version"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 	"github.com/pushfabric/pushfabric/token"
@@ -170,6 +176,7 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	node.Tracing = cfg.Bus.TracerProvider != nil
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(buildInfo(version.Current()))
 	h := &health{}
 	return fx.Options(
 		quiet,
@@ -183,7 +190,6 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 				node.Auth = mode
 				return a, err
 			},
-			func(reg prometheus.Registerer) (*edge.Metrics, error) { return edge.NewMetrics(reg) },
 			registry.New[edge.Conn],
 		),
 		busModule,
@@ -194,6 +200,10 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 			return node.serveAdmin(lc, cfg, metrics, h, c, log)
 		}),
 		edgeModule(cfg, node, h, log),
+		// After the admin listener: registering builds the server, the
+		// dispatcher and the writer, and what is built after the listener
+		// stops before it, so /readyz answers while they drain.
+		fx.Invoke(registerMetrics),
 		fx.Invoke(func(srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
 			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
 		}),

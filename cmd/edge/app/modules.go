@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -65,7 +64,7 @@ func runCtx(ctx context.Context) context.Context {
 var busModule = fx.Module("bus",
 	fx.Provide(
 		newConn,
-		newBusMetrics,
+		bus.NewMetrics,
 		func(w *dlq.Writer, c *bus.Conn, m *bus.Metrics, log *zap.Logger) *bus.Sink {
 			return bus.NewSink(w, c, m, log)
 		},
@@ -82,21 +81,6 @@ func newConn(lc fx.Lifecycle, id push.Identity, cfg bus.Config, log *zap.Logger)
 	}
 	lc.Append(hook(c.Start, c.Stop))
 	return c, nil
-}
-
-// metricsParams take the application's Prometheus registerer, if it has one.
-type metricsParams struct {
-	fx.In
-	Registerer prometheus.Registerer `optional:"true"`
-	Conn       *bus.Conn
-}
-
-func newBusMetrics(p metricsParams) (*bus.Metrics, error) {
-	reg := p.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	return bus.NewMetrics(reg, p.Conn)
 }
 
 func newDispatcher(lc fx.Lifecycle, c *bus.Conn, reg *registry.Registry[edge.Conn], s *bus.Sink, log *zap.Logger) (*bus.Dispatcher, error) {
@@ -124,13 +108,12 @@ var dlqModule = fx.Module("dlq", fx.Provide(newWriter))
 
 type writerParams struct {
 	fx.In
-	Lifecycle  fx.Lifecycle
-	Identity   push.Identity
-	Conn       *bus.Conn
-	Stream     dlq.StreamConfig
-	Writer     dlq.WriterConfig
-	Log        *zap.Logger
-	Registerer prometheus.Registerer `optional:"true"`
+	Lifecycle fx.Lifecycle
+	Identity  push.Identity
+	Conn      *bus.Conn
+	Stream    dlq.StreamConfig
+	Writer    dlq.WriterConfig
+	Log       *zap.Logger
 }
 
 func newWriter(p writerParams) (*dlq.Writer, error) {
@@ -147,13 +130,6 @@ func newWriter(p writerParams) (*dlq.Writer, error) {
 	w, err := dlq.NewWriter(p.Identity, wcfg, p.Log.Named("dlq"))
 	if err != nil {
 		return nil, err
-	}
-	if p.Registerer != nil {
-		for _, c := range w.Collectors() {
-			if err := p.Registerer.Register(c); err != nil {
-				return nil, err
-			}
-		}
 	}
 	start := func(ctx context.Context) error {
 		if err := ensure(ctx); err != nil {
@@ -182,7 +158,6 @@ type serverParams struct {
 	// methods they do not, over NATS.
 	Handlers  map[string]edge.Handler `optional:"true"`
 	Forwarder *bus.Forwarder
-	Metrics   *edge.Metrics
 }
 
 // edgeModule provides the *edge.Server, with the dispatcher's hooks and
@@ -196,7 +171,7 @@ func edgeModule(cfg Config, node *Node, h *health, log *zap.Logger) fx.Option {
 			Config: p.Config, Logger: p.Logger.Named("edge"), Sink: p.Sink,
 			Hooks:    edge.JoinHooks(append([]edge.Hooks{p.Dispatcher.Hooks()}, p.Hooks...)...),
 			Handlers: p.Handlers, Fallback: p.Forwarder.Handler(), Auth: p.Auth, Registry: p.Registry,
-			Node: p.Identity.Node, Metrics: p.Metrics,
+			Node: p.Identity.Node,
 		})
 		if err != nil {
 			return nil, err
