@@ -182,7 +182,7 @@ func (c *Conn) enqueueResponse(r *request, f Frame) error {
 		}
 		if r.queued < c.srv.cfg.StreamBuffer {
 			r.queued++
-			c.out.resp.push(item{f: f, req: r})
+			c.out.resp.push(item{e: Envelope{Frame: f}, req: r})
 			c.wakeWriterLocked()
 			c.mu.Unlock()
 			return nil
@@ -207,7 +207,7 @@ func (c *Conn) endRequest(r *request, err error) {
 	c.mu.Lock()
 	delete(c.reqs, r.ID)
 	if last != nil && c.state == stateOpen {
-		c.out.resp.push(item{f: *last, req: r})
+		c.out.resp.push(item{e: Envelope{Frame: *last}, req: r})
 		r.queued++
 		c.wakeWriterLocked()
 	}
@@ -283,7 +283,7 @@ func (c *Conn) protocolError(id string, perr *ProtocolError) {
 		return
 	}
 	c.out.looseErrors++
-	c.out.resp.push(item{f: *errorFrame(id, perr)})
+	c.out.resp.push(item{e: Envelope{Frame: *errorFrame(id, perr)}})
 	c.wakeWriterLocked()
 	c.mu.Unlock()
 	c.fireProtocolError(perr)

@@ -31,7 +31,7 @@ func Example() {
 		panic(err)
 	}
 	alice := srv.Registry().Get("alice") // her connection's PushHandle
-	err = alice.Push(ctx, push.High, edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("hello, alice")})
+	err = alice.Push(ctx, push.High, edge.Envelope{Frame: edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("hello, alice")}})
 	if err != nil {
 		panic(err)
 	}
@@ -100,10 +100,10 @@ func ExampleConn_TryPush() {
 
 	c, _ := client.Dial(context.Background(), "tcp://"+ln.Addr().String(), client.Options{Session: "carol"})
 	carol := srv.Registry().Get("carol")
-	fmt.Println(carol.TryPush(push.Low, edge.Frame{ID: "p1", Payload: []byte("hi")}))
+	fmt.Println(carol.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: "p1", Payload: []byte("hi")}}))
 	c.Close()
 	<-carol.Done()
-	fmt.Println(carol.TryPush(push.Low, edge.Frame{ID: "p2", Payload: []byte("hi")}))
+	fmt.Println(carol.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: "p2", Payload: []byte("hi")}}))
 	// Output:
 	// <nil>
 	// edge: connection closed

@@ -38,10 +38,6 @@ type Hooks struct {
 	// BeforeSend runs for every push and response frame just before it is
 	// encoded, and may rewrite it.
 	BeforeSend func(c *Conn, f *Frame)
-	// OnWritten runs for every push once the write that carried it
-	// returned: the bytes are in the socket. It runs on the write path, so
-	// it must be quick and must not block.
-	OnWritten func(c *Conn, f *Frame)
 	// OnCommandEnd runs exactly once for every request that reached its
 	// handler, after its last frame was queued, whether it ended normally,
 	// with an error, canceled or abandoned by a closing connection. err is
@@ -58,12 +54,13 @@ type Hooks struct {
 type Options struct {
 	Config Config
 	Logger *zap.Logger // nil: no logging
-	// Sink takes pushes that will not be written. Nil: each one is logged
-	// at warn level with its session, id and reason. A panic in the sink
-	// on the edge's goroutines is contained like a hook's: the push it
-	// panicked on and every other the connection still holds are counted
-	// lost (pushfabric_connection_pushes_lost_total) and logged with their
-	// ids, never handed to the sink again.
+	// Sink takes pushes without a receipt that will not be written. Nil:
+	// each one is logged at warn level with its session, id and reason. A
+	// panic in the sink (or in a receipt's Dead) on the edge's goroutines
+	// is contained like a hook's: the push it panicked on and every other
+	// the connection still holds are counted lost
+	// (pushfabric_connection_pushes_lost_total) and logged with their ids,
+	// never handed to the sink or their receipts again.
 	Sink  DeadLetterSink
 	Hooks Hooks
 	// Handlers answer requests by method; Fallback answers methods that
@@ -401,8 +398,15 @@ func (s *Server) checkFrame(f *Frame) error {
 	return nil
 }
 
-func (s *Server) deadLetterItem(session string, it item, reason push.Reason) {
-	s.sink.DeadLetter(DeadLetter{Session: session, Priority: it.f.Priority, Frame: it.f, Reason: reason})
+// deadLetterItem hands a push that will not be written to its receipt, or
+// to the sink if it has none.
+func (s *Server) deadLetterItem(session string, it *item, reason push.Reason) {
+	dl := DeadLetter{Envelope: it.e, Session: session, Priority: it.e.Frame.Priority, Reason: reason}
+	if it.e.Receipt != nil {
+		it.e.Receipt.Dead(dl)
+		return
+	}
+	s.sink.DeadLetter(dl)
 }
 
 // logSink is the sink of a server configured without one: every dead

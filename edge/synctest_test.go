@@ -130,7 +130,7 @@ func ids(fs []timedFrame) string {
 func tryPushAll(t *testing.T, c *Conn, p push.Priority, idList ...string) {
 	t.Helper()
 	for _, id := range idList {
-		if err := c.TryPush(p, Frame{ID: id}); err != nil {
+		if err := c.TryPush(p, Envelope{Frame: Frame{ID: id}}); err != nil {
 			t.Fatalf("TryPush %s: %v", id, err)
 		}
 	}
@@ -176,7 +176,7 @@ func TestRateLimitSharedByPriorities(t *testing.T) {
 			if i%2 == 1 {
 				p = push.Low
 			}
-			if err := c.TryPush(p, Frame{ID: string(rune('a' + i))}); err != nil {
+			if err := c.TryPush(p, Envelope{Frame: Frame{ID: string(rune('a' + i))}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -208,14 +208,14 @@ func TestBackPressure(t *testing.T) {
 		tryPushAll(t, c, push.High, "1") // written at once, taking the only token
 		synctest.Wait()
 		tryPushAll(t, c, push.High, "2", "3") // these wait for tokens
-		if err := c.TryPush(push.High, Frame{ID: "x"}); !errors.Is(err, ErrQueueFull) {
+		if err := c.TryPush(push.High, Envelope{Frame: Frame{ID: "x"}}); !errors.Is(err, ErrQueueFull) {
 			t.Fatalf("TryPush on a full queue: %v; want ErrQueueFull", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		canceled := make(chan error)
-		go func() { canceled <- c.Push(ctx, push.High, Frame{ID: "never"}) }()
+		go func() { canceled <- c.Push(ctx, push.High, Envelope{Frame: Frame{ID: "never"}}) }()
 		returned := make(chan error)
-		go func() { returned <- c.Push(context.Background(), push.High, Frame{ID: "4"}) }()
+		go func() { returned <- c.Push(context.Background(), push.High, Envelope{Frame: Frame{ID: "4"}}) }()
 		synctest.Wait()
 		select {
 		case err := <-returned:
@@ -257,10 +257,10 @@ func TestClosedConnectionDeadLettersPending(t *testing.T) {
 		synctest.Wait()
 		_ = pc.nc.Close() // the client goes away with 2 and 3 queued
 		<-c.Done()
-		if err := c.TryPush(push.High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
+		if err := c.TryPush(push.High, Envelope{Frame: Frame{ID: "late"}}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("TryPush after close: %v; want ErrClosed", err)
 		}
-		if err := c.Push(context.Background(), push.High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
+		if err := c.Push(context.Background(), push.High, Envelope{Frame: Frame{ID: "late"}}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Push after close: %v; want ErrClosed", err)
 		}
 		mu.Lock()
@@ -292,7 +292,7 @@ func TestExpiredAtWriteTime(t *testing.T) {
 		synctest.Wait()
 		soon := time.Now().Add(500 * time.Millisecond)
 		tryPushAll(t, c, push.High, "1")
-		_ = c.TryPush(push.High, Frame{ID: "stale", Expires: soon})
+		_ = c.TryPush(push.High, Envelope{Frame: Frame{ID: "stale"}, Expires: soon})
 		tryPushAll(t, c, push.High, "2")
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
