@@ -48,7 +48,8 @@ const (
 type writerState uint8
 
 const (
-	writerIdle     writerState = iota // no owner: the next frame schedules one
+	writerHeld     writerState = iota // not admitted yet: admit gives the write side its first owner
+	writerIdle                        // no owner: the next frame schedules one
 	writerRunning                     // an owner is scheduled or writing
 	writerSleeping                    // waiting for rate-limit tokens; rateTimer owns the write side
 )

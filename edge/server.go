@@ -289,7 +289,10 @@ func (s *Server) Len() int {
 }
 
 // newConn makes the connection for an authenticated client, with its
-// welcome frame due.
+// welcome frame due. Its write side is held until admit: what is queued
+// meanwhile (pushes it takes over, pushes from producers who find it in
+// the registry) waits, so the client is welcomed only once the connect
+// hook has run.
 func (s *Server) newConn(nc net.Conn, fr framing, session string) *Conn {
 	c := &Conn{
 		srv: s, session: session, started: time.Now(), nc: nc,
@@ -318,6 +321,7 @@ func (s *Server) admit(c *Conn) bool {
 	s.metrics.sessions.Inc()
 	s.setUp(c)
 	c.mu.Lock()
+	c.writer = writerIdle
 	c.wakeWriterLocked() // the welcome frame, or the refusal
 	c.mu.Unlock()
 	go func() {

@@ -59,15 +59,28 @@ func newTestServer(t *testing.T, cfg Config, o Options) *Server {
 // attachPipe admits a connection for session over an in-memory pipe.
 func attachPipe(t *testing.T, srv *Server, session string, answerPings bool) (*Conn, *pipeClient) {
 	t.Helper()
+	server, pc := newPipe(t, answerPings)
+	return admitPipe(t, srv, server, session), pc
+}
+
+// newPipe makes an in-memory connection whose client end reads from now on.
+func newPipe(t *testing.T, answerPings bool) (net.Conn, *pipeClient) {
+	t.Helper()
 	server, clientEnd := net.Pipe()
+	pc := &pipeClient{nc: clientEnd, done: make(chan struct{}), answer: answerPings}
+	go pc.read()
+	t.Cleanup(func() { _ = clientEnd.Close(); <-pc.done })
+	return server, pc
+}
+
+// admitPipe admits a connection for session on the server end of a pipe.
+func admitPipe(t *testing.T, srv *Server, server net.Conn, session string) *Conn {
+	t.Helper()
 	c := srv.newConn(server, tcpFraming{}, session)
 	if !srv.admit(c) {
 		t.Fatal("server refused the connection")
 	}
-	pc := &pipeClient{nc: clientEnd, done: make(chan struct{}), answer: answerPings}
-	go pc.read()
-	t.Cleanup(func() { _ = clientEnd.Close(); <-pc.done })
-	return c, pc
+	return c
 }
 
 func (pc *pipeClient) read() {
@@ -379,6 +392,42 @@ func TestGracefulCloseDrains(t *testing.T) {
 		// 1 went out before Close; the close frame overtakes 2 and 3.
 		if pc.count(wire.TypeClose) != 1 || pc.frames[2].Type != wire.TypeClose {
 			t.Fatalf("frames %v: want the close frame before the queued pushes", pc.frames)
+		}
+	})
+}
+
+// A connection that takes over what the one it replaces on this node had
+// queued is welcomed, and written to, only once its connect hook has run:
+// a client with its welcome can count on what the hook set up.
+func TestTakeoverWithinNodeWelcomesAfterTheConnectHook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Rate, cfg.Burst = 1, 1 // one push a second: the rest stay queued
+		server, second := newPipe(t, false)
+		hooked := 0
+		srv := newTestServer(t, cfg, Options{Hooks: Hooks{OnConnect: func(*Conn) error {
+			if hooked++; hooked == 2 {
+				synctest.Wait() // had anything scheduled a writer, it would have written by now
+				if n := second.count(wire.TypeWelcome) + len(second.pushes()); n > 0 {
+					t.Errorf("the new connection got %d frames before its connect hook returned", n)
+				}
+			}
+			return nil
+		}}})
+		first, _ := attachPipe(t, srv, "s1", false)
+		synctest.Wait()
+		tryPushAll(t, first, push.High, "p1", "p2", "p3")
+		synctest.Wait() // p1 is written; p2 and p3 wait for tokens
+		admitPipe(t, srv, server, "s1")
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		second.mu.Lock()
+		defer second.mu.Unlock()
+		if len(second.frames) == 0 || second.frames[0].Type != wire.TypeWelcome {
+			t.Fatalf("the new connection got %v first; want its welcome", second.frames)
+		}
+		if got := ids(second.frames[1:]); got != "p2 p3" {
+			t.Fatalf("the new connection got %q after its welcome; want p2 p3", got)
 		}
 	})
 }
