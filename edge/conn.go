@@ -77,8 +77,8 @@ type Conn struct {
 	state         connState
 	writer        writerState
 	out           outbox
-	room          chan struct{} // closed when pushes leave the queues; made by a waiting Push
-	writerGone    chan struct{} // closed when the write side's owner lets go; made by the reader at the end
+	room          broadcast // pushes left the queues: wakes producers waiting in Push
+	writerGone    broadcast // the write side's owner let go: wakes the reader waiting at the end
 	reqs          map[string]*request
 	closeReason   wire.CloseReason
 	closeErr      error       // what ended the connection, for the close hook; nil for a requested close
@@ -123,10 +123,7 @@ func (c *Conn) Push(ctx context.Context, p push.Priority, e Envelope) error {
 			c.mu.Unlock()
 			return refusalErr(refused)
 		}
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
+		room := c.room.waitLocked()
 		c.mu.Unlock()
 		select {
 		case <-room:

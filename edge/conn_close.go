@@ -169,20 +169,12 @@ func (c *Conn) wakeWaitersLocked() {
 }
 
 // wakePushersLocked tells producers blocked in Push to look again.
-func (c *Conn) wakePushersLocked() {
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
-	}
-}
+func (c *Conn) wakePushersLocked() { c.room.wakeLocked() }
 
 // releaseWriterLocked lets go of the write side.
 func (c *Conn) releaseWriterLocked() {
 	c.writer = writerIdle
-	if c.writerGone != nil {
-		close(c.writerGone)
-		c.writerGone = nil
-	}
+	c.writerGone.wakeLocked()
 }
 
 // waitWriterGone waits until no one owns the write side. Called by the
@@ -193,8 +185,7 @@ func (c *Conn) waitWriterGone() {
 		c.mu.Unlock()
 		return
 	}
-	gone := make(chan struct{})
-	c.writerGone = gone
+	gone := c.writerGone.waitLocked()
 	c.mu.Unlock()
 	<-gone
 }

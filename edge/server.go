@@ -97,11 +97,10 @@ type Server struct {
 	stopCtx  context.CancelFunc
 	wg       sync.WaitGroup // accept loops, handshakes, readers, writers of their own
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // guarded by mu
-	shaking   map[net.Conn]struct{}     // guarded by mu: sockets in their handshake
-	conns     map[*Conn]struct{}        // guarded by mu
-	closing   bool                      // guarded by mu
+	// What Shutdown ends, closed by it in this order.
+	listeners tracked[net.Listener] // their accept loops
+	shaking   tracked[net.Conn]     // sockets in their handshake
+	conns     tracked[*Conn]
 }
 
 // NewServer validates the options and starts the shared flushers.
@@ -116,9 +115,6 @@ func NewServer(o Options) (*Server, error) {
 		cfg: o.Config, log: o.Logger, sink: o.Sink, hooks: o.Hooks,
 		handlers: o.Handlers, fallback: o.Fallback, auth: o.Auth,
 		reg: o.Registry, node: o.Node, metrics: o.Metrics, epoch: time.Now(),
-		listeners: make(map[net.Listener]struct{}),
-		shaking:   make(map[net.Conn]struct{}),
-		conns:     make(map[*Conn]struct{}),
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -165,7 +161,7 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 		s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only",
 			zap.Stringer("addr", ln.Addr()))
 	}
-	if !s.track(ln) {
+	if !s.listeners.add(ln, &s.wg) {
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
@@ -174,7 +170,7 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.isClosing() {
+			if s.listeners.isClosed() {
 				return ErrServerClosed
 			}
 			if backoff, err = s.acceptBackoff(backoff, err); err != nil {
@@ -210,29 +206,10 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
-// track registers an accept loop; false once the server is closing.
-func (s *Server) track(ln net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.listeners[ln] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
+// untrack ends an accept loop.
 func (s *Server) untrack(ln net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, ln)
-	s.mu.Unlock()
+	s.listeners.remove(ln)
 	s.wg.Done()
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
 }
 
 // Shutdown stops accepting, closes every connection gracefully with reason
@@ -241,20 +218,13 @@ func (s *Server) isClosing() bool {
 // ends first, the remaining connections are ended at once, their queued
 // pushes dead-lettered as shutdown, and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := make([]net.Listener, 0, len(s.listeners))
-	for ln := range s.listeners {
-		lns = append(lns, ln)
-	}
-	conns := s.connsLocked()
-	for nc := range s.shaking {
-		_ = nc.Close() // its handshake fails at once
-	}
-	s.mu.Unlock()
-	for _, ln := range lns {
+	for _, ln := range s.listeners.close() {
 		_ = ln.Close()
 	}
+	for _, nc := range s.shaking.close() {
+		_ = nc.Close() // its handshake fails at once
+	}
+	conns := s.conns.close()
 	for _, c := range conns {
 		c.Close(wire.CloseShutdown)
 	}
@@ -273,20 +243,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) connsLocked() []*Conn {
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	return conns
-}
-
 // Len is the number of open connections.
-func (s *Server) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
+func (s *Server) Len() int { return s.conns.len() }
 
 // newConn makes the connection for an authenticated client, with its
 // welcome frame due. Its write side is held until admit: what is queued
@@ -310,14 +268,9 @@ func (s *Server) newConn(nc net.Conn, fr framing, session string) *Conn {
 // this node, whose queued pushes move to c), runs the connect hook and
 // starts the reader goroutine. It reports false if the server is closing.
 func (s *Server) admit(c *Conn) bool {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.conns.add(c, &s.wg) {
 		return false
 	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	s.metrics.sessions.Inc()
 	s.setUp(c)
 	c.mu.Lock()
@@ -366,9 +319,7 @@ func (s *Server) now() time.Duration { return time.Since(s.epoch) }
 // forget removes an ended connection from the server and the registry.
 func (s *Server) forget(c *Conn) {
 	s.reg.Remove(c.session, c)
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	s.conns.remove(c)
 }
 
 // handler finds the handler for a method.
