@@ -28,19 +28,19 @@ type Envelope struct {
 }
 
 // Receipt is a push's reply path, back to whoever queued it: the edge
-// tells it, exactly once, what became of the push — written, dead, or moved with its session to
-// another node. A push the edge hands to a newer connection of its
-// session on this node keeps its receipt and is settled there; a push
-// that Push or TryPush refused without dead-lettering it is never
-// settled: the caller still holds it. A push the edge counts lost
-// (pushfabric_connection_pushes_lost_total) is never settled either.
+// tells it, exactly once, what became of the push — written, dead, or
+// moved with its session to another node. A push the edge hands to a
+// newer connection of its session on this node keeps its receipt and is
+// settled there; a push that Push or TryPush refused without
+// dead-lettering it is never settled: the caller still holds it. Nor is a
+// push the edge counts lost (pushfabric_connection_pushes_lost_total).
 //
 // The methods run on the edge's goroutines (the write path, a closing
-// connection, a producer's TryPush, CloseReplaced's caller): they must be
-// quick and must not block. A panic in one is contained like a hook's
-// ([Hooks]); a panic in Dead counts as one of the dead-letter sink. The
-// *Envelope they get points into the edge's buffers and is theirs only for
-// the call.
+// connection) and on its callers' (a producer's TryPush, CloseReplaced's
+// caller): they must be quick and must not block. On the edge's
+// goroutines a panic in one is contained like a hook's ([Hooks]), one in
+// Dead as one in the dead-letter sink. The *Envelope they get points into
+// the edge's buffers and is theirs only for the call.
 type Receipt interface {
 	// Written: the write that carried the push returned; its bytes are in
 	// the client's socket.
