@@ -414,6 +414,7 @@ func (c *Conn) written(w *writer) {
 	m := c.srv.metrics
 	m.bytesWritten.Add(float64(len(w.buf)))
 	var pushes [2]int
+	receipts := false
 	now := c.srv.now()
 	for i := range w.items {
 		it := &w.items[i]
@@ -422,13 +423,16 @@ func (c *Conn) written(w *writer) {
 		}
 		pushes[it.e.Frame.Priority&1]++
 		m.queueWait.Observe((now - it.at).Seconds())
+		receipts = receipts || it.e.Receipt != nil
 	}
 	if n := pushes[0] + pushes[1]; n > 0 {
 		m.batchSize.Observe(float64(n))
 		m.written[push.High].Add(float64(pushes[push.High]))
 		m.written[push.Low].Add(float64(pushes[push.Low]))
 	}
-	tellWritten(w)
+	if receipts { // a batch of pushes made in the process has none
+		tellWritten(w)
+	}
 }
 
 // tellWritten tells the receipts of a written batch's pushes. The batch is
