@@ -18,6 +18,11 @@ FUZZTIME    ?= 200000x
 FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS \
 	edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin \
 	bus:FuzzFrameOf bus:FuzzDecodeReply protocol:FuzzParseSubject
+# What the binaries built here say they are (internal/version): git describe,
+# or nothing without git (or outside a repository), and then they read their
+# version from Go's build information.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS     := -X github.com/pushfabric/pushfabric/internal/version.stamp=$(VERSION)
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
@@ -52,7 +57,7 @@ tools: $(STATICCHECK) $(NATS_CLI)
 
 # The binaries, into ./bin.
 build:
-	GOBIN=$(BIN) $(GO) install ./cmd/edge ./cmd/pushctl ./cmd/pushbench
+	GOBIN=$(BIN) $(GO) install -ldflags '$(LDFLAGS)' ./cmd/edge ./cmd/pushctl ./cmd/pushbench
 
 # End to end: NATS server, edge and clients in their own processes, beside a
 # raw NATS baseline from the same run. LOAD_FLAGS / SCALE_FLAGS for more
@@ -88,7 +93,7 @@ wscompare:
 run:
 	@mkdir -p data
 	@test -s data/jwt-secret || head -c 48 /dev/urandom | base64 > data/jwt-secret
-	@GOBIN=$(BIN) $(GO) install ./cmd/edge ./cmd/pushctl
+	@GOBIN=$(BIN) $(GO) install -ldflags '$(LDFLAGS)' ./cmd/edge ./cmd/pushctl
 	$(BIN)/edge --jwt-secret-file data/jwt-secret --quickstart
 
 clean:

@@ -1,6 +1,6 @@
 // Package backend serves pushfabric clients' requests from a Go service:
 // an edge node forwards a client's request for method to
-// req.<prefix>.<method> (DESIGN §2), and the service answers on the
+// req.<prefix>.<method> (docs/requests.md), and the service answers on the
 // request's reply subject with one reply or a stream of them.
 //
 //	svc, err := backend.Serve(nc, "feed", func(ctx context.Context, req *backend.Request) iter.Seq2[backend.Reply, error] {
@@ -18,6 +18,10 @@
 // returned [*Error] ends the request with an error frame of that code; any
 // other error with code internal (details go to Options.OnError, not to the
 // client).
+//
+// The package imports nats.go, the NATS contract (protocol) and the
+// vocabulary (push); never edge, bus, fx or Prometheus, so a backend
+// service links nothing of the edge node (tests/imports_test.go).
 package backend
 
 import (

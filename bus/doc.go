@@ -7,4 +7,13 @@
 // Subjects and headers are the public contract of docs/pushing.md: a push for
 // session S is published to <prefix>.S.high or <prefix>.S.low; control for
 // S (takeover announcements, edge nodes only) to <prefix>.S.ctl.
+//
+// bus is the edge node's NATS adapter, and the one library that sees both
+// sides: it imports edge (through its handles, hooks and sink), registry,
+// dlq, the NATS contract (protocol), the vocabulary (push), nats.go and
+// nats-server; edge never imports it. What other services import — the
+// producer client (producer), the backend helper (backend) and the
+// contract (protocol) — lives beside it, not in it, and none of them
+// imports bus. It imports neither fx nor Prometheus: the composition root
+// (cmd/edge/app) wires it (tests/imports_test.go keeps these rules).
 package bus

@@ -192,7 +192,6 @@ func (h *handovers) fail(ho *handover, outcome string) {
 
 func (h *handovers) count(outcome string) {
 	h.counts[outcome].Add(1)
-	h.sink.m.handover(outcome)
 }
 
 // sweep fails the hand-overs past their deadline, a few times per timeout.

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -22,15 +21,14 @@ const connectTimeout = 30 * time.Second
 // the edge.Hooks and edge.DeadLetterSink the edge server takes, and the
 // Forwarder, whose handler is the edge's fallback (name:"fallback"). It needs a
 // Config, a *zap.Logger, the session registry and a *dlq.Writer
-// (dlq.Module); it registers its metrics on the application's
-// prometheus.Registerer if there is one. On stop, after the edge server has
-// shut down, the dispatcher stops and the connection drains; the embedded
-// server stops last.
+// (dlq.Module). On stop, after the edge server has shut down, the
+// dispatcher stops and the connection drains; the embedded server stops
+// last.
 var Module = fx.Module("bus",
 	fx.Provide(
 		newModuleConn,
 		func(c *Conn) *nats.Conn { return c.NC },
-		newModuleMetrics,
+		NewMetrics,
 		func(w *dlq.Writer, c *Conn, cfg Config, m *Metrics, log *zap.Logger) *Sink {
 			return NewSink(w, c.NC, cfg, m, log)
 		},
@@ -41,21 +39,6 @@ var Module = fx.Module("bus",
 		fx.Annotate(func(f *Forwarder) edge.Handler { return f.Handler() }, fx.ResultTags(`name:"fallback"`)),
 	),
 )
-
-// metricsParams take the application's Prometheus registerer, if it has one.
-type metricsParams struct {
-	fx.In
-	Registerer prometheus.Registerer `optional:"true"`
-	Conn       *Conn
-}
-
-func newModuleMetrics(p metricsParams) (*Metrics, error) {
-	reg := p.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	return NewMetrics(reg, p.Conn)
-}
 
 func newModuleConn(lc fx.Lifecycle, cfg Config, log *zap.Logger) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)

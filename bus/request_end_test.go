@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/backend"
@@ -30,11 +29,7 @@ func TestForwardedRequestsEndOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := bus.NewMetrics(prometheus.NewRegistry(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := bus.NewForwarder(c, cfg, m, zap.NewNop())
+	f, err := bus.NewForwarder(c, cfg, bus.NewMetrics(), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/dlq"
@@ -33,7 +32,7 @@ type Sink struct {
 // level on log (nil: nowhere).
 func NewSink(w *dlq.Writer, nc *nats.Conn, cfg Config, m *Metrics, log *zap.Logger) *Sink {
 	if m == nil {
-		m, _ = NewMetrics(prometheus.NewRegistry(), &Conn{})
+		m = NewMetrics()
 	}
 	if log == nil {
 		log = zap.NewNop()

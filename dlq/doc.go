@@ -12,6 +12,10 @@
 // so JetStream never acts on them, and a letter too large for the server
 // is trimmed to fit and says so (Push-Trimmed).
 //
-// The package depends on nats.go only, so producers can write dead letters
-// (an offline session) without pulling in the edge.
+// The package imports nats.go and its JetStream API, the NATS contract
+// (protocol, which names the stream and its subjects) and the vocabulary
+// (push); never edge, bus, fx or Prometheus (tests/imports_test.go). So
+// the producer client writes dead letters (an offline session) without
+// pulling in the edge, and the composition root (cmd/edge/app) wires the
+// writer and counts what it reports.
 package dlq

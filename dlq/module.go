@@ -5,27 +5,23 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 )
 
 // Module provides the *Writer on the application's *nats.Conn, and makes
 // sure the stream exists with the configured limits when the application
-// starts. It needs a StreamConfig, a WriterConfig and a *zap.Logger, and
-// registers the writer's metrics on the application's
-// prometheus.Registerer if there is one. On stop the writer writes what it
-// holds.
+// starts. It needs a StreamConfig, a WriterConfig and a *zap.Logger. On
+// stop the writer writes what it holds.
 var Module = fx.Module("dlq", fx.Provide(newModuleWriter))
 
 type moduleParams struct {
 	fx.In
-	Lifecycle  fx.Lifecycle
-	NC         *nats.Conn
-	Stream     StreamConfig
-	Writer     WriterConfig
-	Log        *zap.Logger
-	Registerer prometheus.Registerer `optional:"true"`
+	Lifecycle fx.Lifecycle
+	NC        *nats.Conn
+	Stream    StreamConfig
+	Writer    WriterConfig
+	Log       *zap.Logger
 }
 
 func newModuleWriter(p moduleParams) (*Writer, error) {
@@ -42,13 +38,6 @@ func newModuleWriter(p moduleParams) (*Writer, error) {
 	w, err := NewWriter(nc, wcfg, log.Named("dlq"))
 	if err != nil {
 		return nil, err
-	}
-	if p.Registerer != nil {
-		for _, c := range w.Collectors() {
-			if err := p.Registerer.Register(c); err != nil {
-				return nil, err
-			}
-		}
 	}
 	lc.Append(fx.Hook{OnStart: ensure, OnStop: w.Close})
 	return w, nil

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/protocol"
@@ -488,29 +487,6 @@ func (w *Writer) takeAllLocked() (fresh []*queued, failed []*nats.Msg) {
 	}
 	w.retries = nil
 	return fresh, failed
-}
-
-// Collectors are the writer's Prometheus collectors: dead letters written,
-// writes that failed and were retried, dead letters trimmed to fit, and
-// pushes lost, by reason (each pre-initialised to 0).
-func (w *Writer) Collectors() []prometheus.Collector {
-	stat := func(name, help string, labels prometheus.Labels, v func(WriterStats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
-			func() float64 { return float64(v(w.Stats())) })
-	}
-	cs := []prometheus.Collector{
-		stat("pushfabric_dead_letters_written_total", "Dead letters acknowledged by the PUSH_DLQ stream.", nil,
-			func(s WriterStats) uint64 { return s.Written }),
-		stat("pushfabric_dead_letter_write_failures_total", "Dead-letter writes that failed for a reason that may pass (JetStream away, stream missing, no acknowledgement) and were queued again.", nil,
-			func(s WriterStats) uint64 { return s.Retried }),
-		stat("pushfabric_dead_letters_trimmed_total", "Dead letters that lost their payload or largest headers to fit the NATS server's limits (Push-Trimmed says what).", nil,
-			func(s WriterStats) uint64 { return s.Trimmed }),
-	}
-	for _, r := range LostReasons {
-		cs = append(cs, stat("pushfabric_pushes_lost_total", "Pushes neither delivered nor dead-lettered, by reason: buffer_full (the dead-letter buffer was full), refused (the stream refused the dead letter for good), gave_up (its writes kept failing), shutdown (the node stopped before writing it). Each is logged with its push id.",
-			prometheus.Labels{"reason": string(r)}, func(s WriterStats) uint64 { return s.LostBy[r] }))
-	}
-	return cs
 }
 
 // retry is a letter whose write failed.

@@ -21,5 +21,8 @@
 // stream (an iter.Seq2), whose frames go out behind pushes.
 //
 // The package knows nothing of NATS: the bus feeds it through PushHandles
-// found in the registry, and hears back through each push's receipt.
+// found in the registry, and hears back through each push's receipt. It
+// imports registry, edge/wire and the vocabulary (push); never nats.go,
+// bus or dlq, nor fx or Prometheus, which the composition root
+// (cmd/edge/app) brings (tests/imports_test.go keeps these rules).
 package edge

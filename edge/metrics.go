@@ -1,29 +1,28 @@
 package edge
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/pushfabric/pushfabric/edge/wire"
-	"github.com/pushfabric/pushfabric/push"
+	"github.com/pushfabric/pushfabric/internal/stats"
 )
 
-// Metrics are the edge's Prometheus collectors, all named pushfabric_*,
-// with every label value present from the start. Create them with
-// NewMetrics on the registry the node exposes; a Server given none keeps a
-// private set nobody scrapes.
+// Metrics count what the edge does, with the standard library only: each
+// count is an atomic add on the push path, never an allocation. Read them
+// with [Metrics.Stats] (or [Server.Stats]); the composition root exports
+// them to Prometheus when scraped. Make them with NewMetrics; a Server given
+// none keeps its own. Several servers may share one set.
 type Metrics struct {
-	received, written [2]prometheus.Counter // by priority
-	bytesWritten      prometheus.Counter
-	batchSize         prometheus.Histogram
-	queueWait         prometheus.Histogram
-	sessions          prometheus.Gauge
-	connects          prometheus.Counter
-	rejections        map[string]prometheus.Counter
-	disconnects       map[wire.CloseReason]prometheus.Counter
-	takeovers         prometheus.Counter
-	streams           map[string]prometheus.Counter
-	panics            map[string]prometheus.Counter // by goroutine
-	lost              map[string]prometheus.Counter // by reason
+	received, written [2]stats.Counter // by priority
+	bytesWritten      stats.Counter
+	batchSize         *stats.Histogram
+	queueWait         *stats.Histogram
+	sessions          stats.Gauge
+	connects          stats.Counter
+	rejections        map[string]*stats.Counter // by Reject*; the maps are never changed once made
+	disconnects       map[wire.CloseReason]*stats.Counter
+	takeovers         stats.Counter
+	streams           map[string]*stats.Counter // by Stream*
+	panics            map[string]*stats.Counter // by goroutine (Panic*)
+	lost              map[string]*stats.Counter // by reason (Lost*)
 }
 
 // Rejection reasons: why a client never got a session.
@@ -48,70 +47,58 @@ const (
 	StreamAbandoned = "abandoned" // the connection closed first
 )
 
-// NewMetrics makes the edge's collectors and registers them on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		bytesWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushfabric_bytes_written_total",
-			Help: "Bytes written to client sockets, frames and transport framing included."}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushfabric_write_batch_pushes",
-			Help:    "Pushes carried by one write to a client socket.",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
-		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushfabric_queue_wait_seconds",
-			Help:    "Time from a push entering its session's queue to its write.",
-			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5}}),
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushfabric_sessions",
-			Help: "Client connections holding a session on this node."}),
-		connects: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushfabric_connects_total",
-			Help: "Clients that got a session."}),
-		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "pushfabric_takeovers_total",
-			Help: "Connections on this node replaced by a newer connection for the same session (here or on another node)."}),
+// NewMetrics makes a set of the edge's counts, every one at 0.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		batchSize:   stats.NewHistogram(1, 2, 4, 8, 16, 32, 64, 128),
+		queueWait:   stats.NewHistogram(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+		rejections:  stats.Counters(RejectAuth, RejectHandshake, RejectShutdown, RejectRefused, RejectOrigin),
+		disconnects: stats.Counters(wire.CloseReasons...),
+		streams:     stats.Counters(StreamCompleted, StreamFailed, StreamCanceled, StreamAbandoned),
+		panics:      stats.Counters(PanicHandshake, PanicReader, PanicRequest, PanicWriter, PanicFlusher),
+		lost:        stats.Counters(LostSinkPanic),
 	}
-	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_pushes_received_total",
-		Help: "Pushes handed to a session's connection on this node, queued or not."}, []string{"priority"})
-	written := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_pushes_written_total",
-		Help: "Pushes written to a client socket."}, []string{"priority"})
-	for _, p := range []push.Priority{push.High, push.Low} {
-		m.received[p] = received.WithLabelValues(p.String())
-		m.written[p] = written.WithLabelValues(p.String())
-	}
-	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_rejections_total",
-		Help: "Clients turned away before they got a session, by reason."}, []string{"reason"})
-	m.rejections = preset(rejections, RejectAuth, RejectHandshake, RejectShutdown, RejectRefused, RejectOrigin)
-	disconnects := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_disconnects_total",
-		Help: "Connections ended, by close reason."}, []string{"reason"})
-	m.disconnects = make(map[wire.CloseReason]prometheus.Counter, len(wire.CloseReasons))
-	for _, r := range wire.CloseReasons {
-		m.disconnects[r] = disconnects.WithLabelValues(string(r))
-	}
-	streams := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_response_streams_total",
-		Help: "Requests answered, by how their response ended."}, []string{"outcome"})
-	m.streams = preset(streams, StreamCompleted, StreamFailed, StreamCanceled, StreamAbandoned)
-	panics := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_connection_panics_total",
-		Help: "Panics contained on a connection's goroutines (each closed that connection at most), by goroutine."}, []string{"goroutine"})
-	m.panics = preset(panics, PanicHandshake, PanicReader, PanicRequest, PanicWriter, PanicFlusher)
-	lost := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushfabric_connection_pushes_lost_total",
-		Help: "Pushes of a connection neither written nor dead-lettered, by reason: sink_panic (the dead-letter sink panicked on the connection, which then hands it nothing more). Each is logged with its push id."}, []string{"reason"})
-	m.lost = preset(lost, LostSinkPanic)
-	for _, c := range []prometheus.Collector{m.bytesWritten, m.batchSize, m.queueWait, m.sessions, m.connects,
-		m.takeovers, received, written, rejections, disconnects, streams, panics, lost} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
-// preset makes the counters of vec for every label value.
-func preset(vec *prometheus.CounterVec, values ...string) map[string]prometheus.Counter {
-	out := make(map[string]prometheus.Counter, len(values))
-	for _, v := range values {
-		out[v] = vec.WithLabelValues(v)
-	}
-	return out
+// privateMetrics are the counts of a server given none.
+func privateMetrics() *Metrics { return NewMetrics() }
+
+// Stats are what a server (or the servers sharing one [Metrics]) counted
+// since its Metrics were made. Every map holds every key its doc names,
+// from 0.
+type Stats struct {
+	Received     [2]uint64 // pushes handed to a session's connection, queued or not, by priority (push.High, push.Low)
+	Written      [2]uint64 // pushes written to a client socket, by priority
+	BytesWritten uint64    // bytes written to client sockets, frames and transport framing included
+	// BatchSize counts the pushes carried by each socket write that carried
+	// any (buckets ending at 1, 2, 4 … 128).
+	BatchSize stats.HistogramSnapshot
+	// QueueWait counts each push's time, in seconds, from entering its
+	// session's queue to its write (buckets ending at 50 µs … 5 s).
+	QueueWait   stats.HistogramSnapshot
+	Sessions    int64                       // connections holding a session now
+	Connects    uint64                      // clients that got a session
+	Rejections  map[string]uint64           // clients turned away before they got a session, by Reject* reason
+	Disconnects map[wire.CloseReason]uint64 // connections ended, by every wire.CloseReasons
+	Takeovers   uint64                      // connections replaced by a newer one of the same session
+	Streams     map[string]uint64           // requests answered, by Stream* outcome
+	Panics      map[string]uint64           // panics contained, by Panic* goroutine
+	Lost        map[string]uint64           // pushes neither written nor dead-lettered, by Lost* reason; each was logged
 }
 
-// privateMetrics are the collectors of a server given none.
-func privateMetrics() *Metrics {
-	m, _ := NewMetrics(prometheus.NewRegistry())
-	return m
+// Stats reads the counts. It never blocks; counts made meanwhile may be in
+// one field and not yet in another.
+func (m *Metrics) Stats() Stats {
+	return Stats{
+		Received:     [2]uint64{m.received[0].Load(), m.received[1].Load()},
+		Written:      [2]uint64{m.written[0].Load(), m.written[1].Load()},
+		BytesWritten: m.bytesWritten.Load(), BatchSize: m.batchSize.Snapshot(), QueueWait: m.queueWait.Snapshot(),
+		Sessions: m.sessions.Load(), Connects: m.connects.Load(), Takeovers: m.takeovers.Load(),
+		Rejections: stats.Loads(m.rejections), Disconnects: stats.Loads(m.disconnects), Streams: stats.Loads(m.streams),
+		Panics: stats.Loads(m.panics), Lost: stats.Loads(m.lost),
+	}
 }
+
+// Stats reads the server's counts (those of its Options.Metrics, shared
+// with any other server given the same). It never blocks.
+func (s *Server) Stats() Stats { return s.metrics.Stats() }

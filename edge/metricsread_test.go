@@ -1,46 +1,81 @@
 package edge_test
 
 import (
+	"fmt"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"time"
 
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/push"
 )
 
-// withMetrics gives o a fresh set of edge metrics and returns their
-// registry.
-func withMetrics(t testing.TB, o *edge.Options) *prometheus.Registry {
+// withMetrics gives o a fresh set of edge metrics and returns them.
+func withMetrics(t testing.TB, o *edge.Options) *edge.Metrics {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m, err := edge.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := edge.NewMetrics()
 	o.Metrics = m
-	return reg
+	return m
 }
 
-// counter is the value of the counter name with label=value; it fails the
-// test if there is no such series (every label value is pre-initialised).
-func counter(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
+// counter is the count that the node's metric name exposes with
+// label=value, read from m's Stats; it fails the test if there is no such
+// series (every label value is present from the start).
+func counter(t testing.TB, m *edge.Metrics, name, label, value string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	st := m.Stats()
+	byLabel := map[string]map[string]uint64{
+		"pushfabric_rejections_total/reason":             st.Rejections,
+		"pushfabric_response_streams_total/outcome":      st.Streams,
+		"pushfabric_connection_panics_total/goroutine":   st.Panics,
+		"pushfabric_connection_pushes_lost_total/reason": st.Lost,
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
+	if n, ok := byLabel[name+"/"+label][value]; ok {
+		return float64(n)
 	}
 	t.Fatalf("no series %s{%s=%q}", name, label, value)
 	return 0
+}
+
+// A server given no Metrics counts in its own, and Stats shows what
+// happened: the session, pushes received and written by priority, bytes,
+// each push's queue wait and each write's batch, and the disconnect.
+func TestServerStats(t *testing.T) {
+	n := startNode(t, edge.DefaultConfig(), edge.Options{})
+	c := dial(t, n.tcp, "s1", client.Options{})
+	h := n.handle(t, "s1")
+	for i, p := range []push.Priority{push.High, push.Low, push.High} {
+		if err := h.TryPush(p, pushOf(fmt.Sprint("p", i), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		recv(t, c)
+	}
+	st := waitStats(t, n.srv, "three pushes counted written", func(s edge.Stats) bool { return s.QueueWait.Count == 3 })
+	if st.Received != [2]uint64{2, 1} || st.Written != [2]uint64{2, 1} || st.Sessions != 1 || st.Connects != 1 ||
+		st.BytesWritten == 0 || st.BatchSize.Count == 0 || st.BatchSize.Sum != 3 {
+		t.Fatalf("stats %+v; want 2 high and 1 low received and written in batches of 3 pushes, 1 session", st)
+	}
+	_ = c.Close()
+	st = waitStats(t, n.srv, "the session ended", func(s edge.Stats) bool { return s.Sessions == 0 })
+	if st.Disconnects[wire.CloseNormal] != 1 || len(st.Disconnects) != len(wire.CloseReasons) || st.Takeovers != 0 {
+		t.Fatalf("disconnects %v, takeovers %d; want one normal of every reason, none taken over", st.Disconnects, st.Takeovers)
+	}
+}
+
+// waitStats waits until srv's Stats satisfy cond, and returns them.
+func waitStats(t *testing.T, srv *edge.Server, what string, cond func(edge.Stats) bool) edge.Stats {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for st := srv.Stats(); ; st = srv.Stats() {
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v", what, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -95,7 +94,7 @@ func TestSinkPanicOnTheWriteSideCountsTheRestLost(t *testing.T) {
 type bombed struct {
 	n         *node
 	flushers  int // cfg.Flushers: 0 gives each connection its own writer goroutine
-	reg       *prometheus.Registry
+	reg       *edge.Metrics
 	logs      *observer.ObservedLogs // the node's errors
 	bystander *client.Conn           // session ok, over WebSocket
 	bomb      *client.Conn           // session bomb, over framed TCP
@@ -134,7 +133,7 @@ func (b *bombed) wantContained(t *testing.T) {
 }
 
 // observeErrors registers o's metrics and logs its errors, and returns both.
-func observeErrors(t *testing.T, o *edge.Options) (*prometheus.Registry, *observer.ObservedLogs) {
+func observeErrors(t *testing.T, o *edge.Options) (*edge.Metrics, *observer.ObservedLogs) {
 	t.Helper()
 	reg := withMetrics(t, o)
 	core, logs := observer.New(zap.ErrorLevel)

@@ -3,10 +3,15 @@
 //
 // Push waits for the edge node's acknowledgement. Publish is the fast path:
 // it waits for nothing, yet a push for a session no node holds still ends up
-// in the dead-letter stream as offline (DESIGN §4): it is published with a
+// in the dead-letter stream as offline (docs/pushing.md): it is published with a
 // reply subject in the producer's status inbox, NATS answers "no
 // responders" within a round trip when nobody holds the session, and the
 // producer writes the dead letter.
+//
+// The package imports nats.go, OpenTelemetry's trace API, zap, the NATS
+// contract (protocol), the vocabulary (push) and dlq, which writes those
+// dead letters; never edge, bus, fx or Prometheus, so a backend that pushes
+// links nothing of the edge node (tests/imports_test.go).
 package producer
 
 import (
@@ -28,7 +33,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/dlq"
-	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -128,8 +132,8 @@ type Option func(*nats.Msg) error
 // WithID sets the push id (default: a fresh unique id).
 func WithID(id string) Option {
 	return func(m *nats.Msg) error {
-		if id == "" || len(id) > wire.MaxFieldLen {
-			return fmt.Errorf("push id of %d bytes: want 1 to %d", len(id), wire.MaxFieldLen)
+		if id == "" || len(id) > push.MaxFieldLen {
+			return fmt.Errorf("push id of %d bytes: want 1 to %d", len(id), push.MaxFieldLen)
 		}
 		m.Header.Set(protocol.HeaderID, id)
 		return nil
@@ -147,8 +151,8 @@ func WithExpiry(t time.Time) Option {
 // WithContentType passes the payload's content type to the client.
 func WithContentType(ct string) Option {
 	return func(m *nats.Msg) error {
-		if len(ct) > wire.MaxFieldLen {
-			return fmt.Errorf("content type of %d bytes: at most %d", len(ct), wire.MaxFieldLen)
+		if len(ct) > push.MaxFieldLen {
+			return fmt.Errorf("content type of %d bytes: at most %d", len(ct), push.MaxFieldLen)
 		}
 		m.Header.Set(protocol.HeaderContentType, ct)
 		return nil

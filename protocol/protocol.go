@@ -1,8 +1,11 @@
-// Package protocol is pushfabric's contract on NATS (DESIGN §2–§4): the
-// subjects pushes travel on, the headers they carry and the
-// acknowledgements edge nodes send back. It is a leaf package (nats.go
-// only), shared by the edge's bus, the producer client and the dead-letter
-// tools.
+// Package protocol is pushfabric's contract on NATS (docs/pushing.md,
+// docs/requests.md, docs/dead-letters.md): the subjects pushes travel on,
+// the headers they carry, the acknowledgements edge nodes send back, and
+// the dead-letter stream's name and subject scheme. It is shared by the
+// edge's bus, the producer client, the backend helper and the dead-letter
+// tools, so it imports nats.go and the vocabulary (push) only: no other
+// package of the module, no fx, no Prometheus (tests/imports_test.go keeps
+// these rules).
 package protocol
 
 import (

@@ -8,6 +8,10 @@ import (
 // MaxNameLen is the longest session, group or method name.
 const MaxNameLen = 128
 
+// MaxFieldLen is the longest push id or content type a push may carry:
+// the client frame gives each a one-byte length (package edge/wire).
+const MaxFieldLen = 255
+
 // ErrInvalidName is the error of every name that breaks the rule of
 // [ValidName]; the errors of [CheckName] wrap it.
 var ErrInvalidName = errors.New("want 1-128 characters of A-Z a-z 0-9 _ -")

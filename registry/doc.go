@@ -7,4 +7,9 @@
 // reference is the safety net for a path that forgets. At most one
 // connection holds a session: [Registry.Insert] returns the one it replaced
 // so the caller can close it (takeover within a node).
+//
+// The package is the bottom of the edge node: edge, bus and dlq import it,
+// and it imports none of them, nor fx or Prometheus; only the standard
+// library, and of the module's packages at most the vocabulary (push) and
+// internal/... (tests/imports_test.go).
 package registry

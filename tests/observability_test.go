@@ -33,7 +33,13 @@ import (
 // scrape reads the node's /metrics.
 func scrape(t testing.TB, n *edgeNode) ([]byte, map[string]*dto.MetricFamily) {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", n.Addr("admin")))
+	return scrapeAddr(t, n.Addr("admin").String())
+}
+
+// scrapeAddr reads the /metrics of the admin listener at addr.
+func scrapeAddr(t testing.TB, addr string) ([]byte, map[string]*dto.MetricFamily) {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", addr))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,10 @@ import (
 )
 
 // The NATS server restarts (same port, same JetStream storage) under a
-// connected session on A, with B beside it (DESIGN §8). While NATS is away
-// neither node takes new clients — not a second connection for the
-// session on B, not a new session on A — and both say not ready. A stays
+// connected session on A, with B beside it (docs/running.md, "When NATS
+// goes away"). While NATS is away neither node takes new clients — not a
+// second connection for the session on B, not a new session on A — and
+// both say not ready. A stays
 // away a little longer than the server (it reaches NATS through a proxy
 // the test holds shut): a push published meanwhile finds no subscriber and
 // the producer client parks it offline. When A is back it announces its

@@ -19,7 +19,7 @@ import (
 )
 
 // Pushes published with nats.go reach WebSocket and TCP clients, with the
-// acknowledgements DESIGN §4 specifies.
+// acknowledgements docs/pushing.md specifies.
 func TestPushesOverNATSReachClients(t *testing.T) {
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
@@ -75,7 +75,7 @@ func request(t testing.TB, nc *nats.Conn, m *nats.Msg) protocol.Ack {
 }
 
 // Pushes that cannot be queued or parsed are acked dead and are in
-// PUSH_DLQ with the headers of DESIGN §3.
+// PUSH_DLQ with the headers of docs/dead-letters.md.
 func TestDeadLettersAreAckedAndStored(t *testing.T) {
 	s := natstest.Server(t)
 	cfg := edgeConfig(t, s, "n1")

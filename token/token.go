@@ -2,7 +2,8 @@
 // sub is the session, exp is required, and the signature is HS256 with a
 // shared secret, or RS256 or EdDSA checked with a public key. It imports
 // golang-jwt and the vocabulary only, so a tool that mints tokens
-// (pushctl) does not link the edge server.
+// (pushctl) does not link the edge server; the edge takes a Verifier
+// through edge.BearerAuth (tests/imports_test.go keeps both so).
 package token
 
 import (

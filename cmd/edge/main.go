@@ -7,7 +7,9 @@
 //	edge --jwt-secret-file secret --nats-url nats://n1:4222,nats://n2:4222 --ws-listen :8080
 //
 // Run edge --help for every flag; each can also be set by an environment
-// variable PUSHFABRIC_<FLAG>.
+// variable PUSHFABRIC_<FLAG>. The node itself is composed by package
+// cmd/edge/app; this command owns the flags, the signals and the startup
+// log line.
 package main
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/internal/version"
 )
 
 func main() {
@@ -189,6 +192,7 @@ func serve(o *options, log *zap.Logger) int {
 
 func logStarted(log *zap.Logger, o *options, node *app.Node) {
 	fields := []zap.Field{
+		zap.String("version", version.Current().Version),
 		zap.String("auth", node.Auth),
 		zap.String("prefix", o.cfg.Bus.Prefix),
 		zap.String("nats", node.Bus.URL()),

@@ -48,17 +48,54 @@ func (s loadSpec) describe() string {
 		s.sessions, s.transport, s.producers, rate, s.payload, 100*s.lowShare, s.publish, s.duration)
 }
 
+// loadOptions are pushbench load's flags other than the load itself.
+type loadOptions struct {
+	edges    string
+	admins   string
+	natsURL  string
+	ef       edgeFlags
+	baseline bool
+	asJSON   bool
+	profile  string
+}
+
 func runLoadCommand(args []string) int {
 	var (
-		spec     loadSpec
-		edges    string
-		admins   string
-		natsURL  string
-		ef       edgeFlags
-		baseline bool
-		asJSON   bool
-		profile  string
+		spec loadSpec
+		opts loadOptions
 	)
+	fs := loadFlags(&spec, &opts)
+	if err := cli.Parse(fs, args); err != nil {
+		return cli.FlagExit(err)
+	}
+	if opts.profile != "" {
+		opts.ef.args = append(opts.ef.args, "--pprof")
+	}
+	if err := spec.validate(opts.edges, opts.natsURL); fs.NArg() != 0 || err != nil {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pushbench load:", err)
+		}
+		return 2
+	}
+	env, err := newBenchEnv(opts.edges, opts.admins, opts.natsURL, opts.ef)
+	if err != nil {
+		return fail("load", err)
+	}
+	defer env.close()
+	env.profileDir = opts.profile
+	out, err := env.load(spec, opts.baseline)
+	if err != nil {
+		return fail("load", err)
+	}
+	if opts.asJSON {
+		return printJSON(out)
+	}
+	out.print(os.Stdout)
+	return 0
+}
+
+// loadFlags are pushbench load's flags, set into spec and opts.
+func loadFlags(spec *loadSpec, opts *loadOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("pushbench load", flag.ContinueOnError)
 	fs.Usage = cli.Usage(fs, `Usage: pushbench load [flags]
 
@@ -81,50 +118,33 @@ pushbench, or on PATH) on loopback, each in its own process; the clients run in 
 	fs.Float64Var(&spec.lowShare, "low", 0, "share of pushes sent with low priority, 0 to 1")
 	fs.StringVar(&spec.publish, "publish", "fast", "raw (plain NATS publish), fast (producer client Publish) or acked (producer client Push, waiting for enqueued)")
 	fs.IntVar(&spec.inflight, "inflight", 64, "with --publish acked: pushes awaiting their ack per producer")
-	fs.BoolVar(&baseline, "baseline", true, "measure raw NATS publish -> subscribe first")
-	fs.StringVar(&edges, "edge", "", "edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one")
-	fs.StringVar(&admins, "admin", "", "with --edge: the edges' admin addresses, for CPU, memory and dead letters")
-	fs.StringVar(&natsURL, "nats", "", "with --edge: the NATS server the edges use")
-	ef.register(fs)
-	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
-	fs.StringVar(&profile, "profile", "", "write the started edge's CPU profile (over the load) and heap profile (after it) into this folder")
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
-	if profile != "" {
-		ef.args = append(ef.args, "--pprof")
-	}
-	if err := spec.validate(edges, natsURL); fs.NArg() != 0 || err != nil {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pushbench load:", err)
-		}
-		return 2
-	}
-	env, err := newBenchEnv(edges, admins, natsURL, ef)
-	if err != nil {
-		return fail("load", err)
-	}
-	defer env.close()
-	env.profileDir = profile
+	fs.BoolVar(&opts.baseline, "baseline", true, "measure raw NATS publish -> subscribe first")
+	fs.StringVar(&opts.edges, "edge", "", "edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one")
+	fs.StringVar(&opts.admins, "admin", "", "with --edge: the edges' admin addresses, for CPU, memory and dead letters")
+	fs.StringVar(&opts.natsURL, "nats", "", "with --edge: the NATS server the edges use")
+	opts.ef.register(fs)
+	fs.BoolVar(&opts.asJSON, "json", false, "print the results as JSON")
+	fs.StringVar(&opts.profile, "profile", "", "write the started edge's CPU profile (over the load) and heap profile (after it) into this folder")
+	return fs
+}
+
+// load measures the raw NATS baseline, if asked, then the fabric.
+func (env *benchEnv) load(spec loadSpec, baseline bool) (loadOutput, error) {
 	out := loadOutput{Spec: spec.describe()}
 	if baseline {
 		r, err := env.phase("raw NATS", spec, true)
 		if err != nil {
-			return fail("load", err)
+			return out, err
 		}
 		out.Raw = &r
 	}
 	r, err := env.phase("pushfabric", spec, false)
 	if err != nil {
-		return fail("load", err)
+		return out, err
 	}
 	out.Fabric = &r
 	out.finish()
-	if asJSON {
-		return printJSON(out)
-	}
-	out.print(os.Stdout)
-	return 0
+	return out, nil
 }
 
 func (s *loadSpec) validate(edges, natsURL string) error {
@@ -286,11 +306,38 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	if raw {
 		prefix = "raw"
 	}
-	before := env.sample()
-	if err := env.startClients(spec, raw, prefix); err != nil {
+	res := phaseResult{Name: name, Dead: map[string]uint64{}}
+	connected, err := env.connectPhase(&res, spec, raw, prefix)
+	if err != nil {
 		return phaseResult{}, err
 	}
-	res := phaseResult{Name: name, Dead: map[string]uint64{}}
+	ld := newLoad(spec, prefix, raw)
+	if err := env.drive(name, ld); err != nil {
+		return res, err
+	}
+	res.Sent = ld.sent.Load()
+	res.Dead["offline"] = ld.offline.Load()
+	last := env.settle(&res, ld, connected)
+	hist, lastRecv, err := env.reports(&res)
+	if err != nil {
+		return res, err
+	}
+	res.addEdgeCounts(connected, last)
+	res.count(ld.began, lastRecv)
+	res.Latency = latencyOf(hist)
+	res.addCPU(connected, last, raw)
+	return res, nil
+}
+
+// connectPhase starts the phase's clients and records what connecting them
+// took: the time and, on the fabric, the edge's memory per session. It
+// returns the sample taken once they are connected, which the phase's
+// figures are counted from.
+func (env *benchEnv) connectPhase(res *phaseResult, spec loadSpec, raw bool, prefix string) (sample, error) {
+	before := env.sample()
+	if err := env.startClients(spec, raw, prefix); err != nil {
+		return sample{}, err
+	}
 	connected := env.sample()
 	if !raw && env.admins != nil {
 		res.EdgeRSSBytes = connected.edgeSum(func(m edgeMetrics) float64 { return m.rss })
@@ -299,24 +346,27 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	for _, w := range env.workers {
 		res.ConnectSeconds = max(res.ConnectSeconds, w.ready.ConnectSeconds)
 	}
-	fmt.Fprintf(os.Stderr, "%s: %d sessions ready in %.2fs; pushing for %s\n", name, spec.sessions, res.ConnectSeconds, spec.duration)
+	fmt.Fprintf(os.Stderr, "%s: %d sessions ready in %.2fs; pushing for %s\n", res.Name, spec.sessions, res.ConnectSeconds, spec.duration)
+	return connected, nil
+}
 
-	ld := newLoad(spec, prefix, raw)
+// drive runs the load, with progress on stderr and, if asked, the edge's
+// profiles.
+func (env *benchEnv) drive(name string, ld *load) error {
 	stopProgress := env.progress(name, ld)
-	profiled := env.profile(raw, spec.duration)
+	profiled := env.profile(ld.raw, ld.spec.duration)
 	err := ld.run(env.natsURL)
 	stopProgress()
 	if perr := profiled(); perr != nil {
 		fmt.Fprintln(os.Stderr, "pushbench: profile:", perr)
 	}
-	if err != nil {
-		return res, err
-	}
-	res.Sent = ld.sent.Load()
-	res.Dead["offline"] = ld.offline.Load()
+	return err
+}
 
-	// Settle: wait until every push is delivered or dead-lettered, or
-	// nothing moves for 3 s.
+// settle waits until every push is delivered or dead-lettered, or nothing
+// moves for 3 s, and returns the last sample. It records how long the
+// edges took to write their dead letters.
+func (env *benchEnv) settle(res *phaseResult, ld *load, connected sample) sample {
 	var last sample
 	deadOf := func(s sample) uint64 {
 		return uint64(s.edgeSum(func(m edgeMetrics) float64 { return sum(m.dead) }) - connected.edgeSum(func(m edgeMetrics) float64 { return sum(m.dead) }))
@@ -342,12 +392,19 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	if lastWritten > 0 {
 		res.DeadLetterSeconds = writtenAt.Sub(ld.began).Seconds()
 	}
+	return last
+}
+
+// reports gathers the client processes' reports into res: what they
+// received and what NATS dropped. It returns their latency histograms
+// merged, and when the last push arrived (Unix nanoseconds).
+func (env *benchEnv) reports(res *phaseResult) (*hdrhistogram.Histogram, int64, error) {
 	hist := newHistogram()
 	var lastRecv int64
 	for _, w := range env.workers {
 		r, err := w.call("report")
 		if err != nil {
-			return res, err
+			return nil, 0, err
 		}
 		res.Delivered += r.Received
 		res.DroppedByNATS += r.Dropped
@@ -356,6 +413,13 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 			hist.Merge(hdrhistogram.Import(r.Hist))
 		}
 	}
+	return hist, lastRecv, nil
+}
+
+// addEdgeCounts adds what the edges counted between the two samples: dead
+// letters by reason, slow-consumer events and drops, lost pushes, dead
+// letters written.
+func (res *phaseResult) addEdgeCounts(connected, last sample) {
 	for i, m := range last.edge {
 		for reason, v := range m.dead {
 			if d := uint64(v - connected.edge[i].dead[reason]); d > 0 {
@@ -367,6 +431,12 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 		res.Lost += m.lost - connected.edge[i].lost
 		res.DeadLettersWritten += uint64(m.written - connected.edge[i].written)
 	}
+}
+
+// count works out what is missing (sent, but neither delivered nor
+// dead-lettered) and the delivered rate, from the first send (began) to
+// the last delivery.
+func (res *phaseResult) count(began time.Time, lastRecv int64) {
 	if res.Dead["offline"] == 0 {
 		delete(res.Dead, "offline")
 	}
@@ -376,10 +446,14 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	}
 	res.Missing = int64(res.Sent) - int64(res.Delivered) - int64(dead)
 	if lastRecv > 0 {
-		res.Seconds = time.Unix(0, lastRecv).Sub(ld.began).Seconds()
+		res.Seconds = time.Unix(0, lastRecv).Sub(began).Seconds()
 		res.PushesPerSecond = float64(res.Delivered) / res.Seconds
 	}
-	res.Latency = latencyOf(hist)
+}
+
+// addCPU records the CPU each process spent between the two samples; the
+// baseline has no edge.
+func (res *phaseResult) addCPU(connected, last sample, raw bool) {
 	res.EdgeCPUSeconds = last.edgeSum(func(m edgeMetrics) float64 { return m.cpu }) - connected.edgeSum(func(m edgeMetrics) float64 { return m.cpu })
 	res.NATSCPUSeconds = last.natsCPU - connected.natsCPU
 	res.ClientsCPUSeconds = last.clientsCPU - connected.clientsCPU
@@ -387,7 +461,6 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	if raw {
 		res.EdgeCPUSeconds = 0
 	}
-	return res, nil
 }
 
 // profile starts fetching the edge's CPU profile over the load, if asked;
@@ -506,37 +579,67 @@ func (l *load) fail(err error) {
 	l.mu.Unlock()
 }
 
+// producerConn is one producer connection, with the producer client on
+// it unless the load publishes raw.
+type producerConn struct {
+	nc *nats.Conn
+	p  *producer.Producer
+}
+
 // run publishes for spec.duration from spec.producers connections.
 func (l *load) run(natsURL string) error {
 	mode := l.spec.publish
 	if l.raw {
 		mode = "raw"
 	}
-	workersPer := 1
-	if mode == "acked" {
-		workersPer = l.spec.inflight
+	prods, err := connectProducers(natsURL, l.spec.producers, mode)
+	if err != nil {
+		return err
 	}
-	type prod struct {
-		nc *nats.Conn
-		p  *producer.Producer
-	}
-	prods := make([]prod, l.spec.producers)
-	for i := range prods {
+	defer closeProducerConns(prods)
+	l.began = time.Now()
+	l.publishFrom(prods, mode)
+	l.drain(prods)
+	return l.err
+}
+
+// connectProducers connects n producers; on an error it closes those it
+// connected.
+func connectProducers(natsURL string, n int, mode string) ([]producerConn, error) {
+	prods := make([]producerConn, 0, n)
+	for i := range n {
 		nc, err := nats.Connect(natsURL, nats.Name(fmt.Sprintf("pushbench producer %d", i)), nats.NoEcho())
 		if err != nil {
-			return err
+			closeProducerConns(prods)
+			return nil, err
 		}
-		defer nc.Close()
-		prods[i].nc = nc
+		prods = append(prods, producerConn{nc: nc})
 		if mode != "raw" {
 			p, err := producer.New(nc, producer.Options{Name: "pushbench"})
 			if err != nil {
-				return err
+				closeProducerConns(prods)
+				return nil, err
 			}
 			prods[i].p = p
 		}
 	}
-	l.began = time.Now()
+	return prods, nil
+}
+
+// closeProducerConns closes the NATS connections, the last one first.
+func closeProducerConns(prods []producerConn) {
+	for i := len(prods) - 1; i >= 0; i-- {
+		prods[i].nc.Close()
+	}
+}
+
+// publishFrom publishes from every producer connection (acked: with
+// spec.inflight publishers each) until spec.duration has passed.
+func (l *load) publishFrom(prods []producerConn, mode string) {
+	workersPer := 1
+	if mode == "acked" {
+		workersPer = l.spec.inflight
+	}
 	end := l.began.Add(l.spec.duration)
 	var wg sync.WaitGroup
 	for _, pr := range prods {
@@ -549,6 +652,11 @@ func (l *load) run(natsURL string) error {
 		}
 	}
 	wg.Wait()
+}
+
+// drain closes the producer clients, counting the pushes they parked as
+// offline, and flushes every connection.
+func (l *load) drain(prods []producerConn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, pr := range prods {
@@ -562,7 +670,6 @@ func (l *load) run(natsURL string) error {
 			l.fail(err)
 		}
 	}
-	return l.err
 }
 
 func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *producer.Producer) {

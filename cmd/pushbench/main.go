@@ -7,6 +7,9 @@
 //	make build
 //	./bin/pushbench load --sessions 1000 --duration 10s
 //	./bin/pushbench scale --sessions 19000
+//
+// It runs the edge as the real binary, so it links neither the edge server
+// nor the bus: only the producer and Go clients (tests/imports_test.go).
 package main
 
 import (

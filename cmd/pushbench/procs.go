@@ -145,58 +145,81 @@ func startEdge(bin, natsURL string, extra, env []string) (*edgeChild, error) {
 	}
 	e := &edgeChild{cmd: cmd, exited: make(chan error, 1)}
 	started := make(chan map[string]string, 1)
-	go func() {
-		sc := bufio.NewScanner(errPipe)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sent, shown := false, 0
-		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "edge started" && !sent {
-				addrs := map[string]string{}
-				for _, k := range []string{"websocket", "tcp", "admin"} {
-					addrs[k], _ = line[k].(string)
-				}
-				started <- addrs
-				sent = true
-				continue
+	go e.readLog(errPipe, started)
+	if err := e.awaitStarted(started); err != nil {
+		return nil, err
+	}
+	if err := e.awaitReady(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// readLog reads the edge's log until it exits: it sends the addresses of
+// the "edge started" line on started (or closes it if there is none),
+// shows the first few warnings and errors, and then reports the exit on
+// e.exited.
+func (e *edgeChild) readLog(errPipe io.Reader, started chan<- map[string]string) {
+	sc := bufio.NewScanner(errPipe)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sent, shown := false, 0
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "edge started" && !sent {
+			addrs := map[string]string{}
+			for _, k := range []string{"websocket", "tcp", "admin"} {
+				addrs[k], _ = line[k].(string)
 			}
-			// Warnings and errors only, and the first few of them; development
-			// mode is the point here.
-			if (line["level"] == "warn" || line["level"] == "error") && !strings.Contains(sc.Text(), "DEVELOPMENT MODE") {
-				if shown++; shown <= maxEdgeLines {
-					fmt.Fprintln(os.Stderr, "edge:", sc.Text())
-				}
+			started <- addrs
+			sent = true
+			continue
+		}
+		// Warnings and errors only, and the first few of them; development
+		// mode is the point here.
+		if (line["level"] == "warn" || line["level"] == "error") && !strings.Contains(sc.Text(), "DEVELOPMENT MODE") {
+			if shown++; shown <= maxEdgeLines {
+				fmt.Fprintln(os.Stderr, "edge:", sc.Text())
 			}
 		}
-		if shown > maxEdgeLines {
-			fmt.Fprintf(os.Stderr, "edge: … and %d more warnings and errors\n", shown-maxEdgeLines)
-		}
-		if !sent {
-			close(started)
-		}
-		e.exited <- cmd.Wait()
-	}()
+	}
+	if shown > maxEdgeLines {
+		fmt.Fprintf(os.Stderr, "edge: … and %d more warnings and errors\n", shown-maxEdgeLines)
+	}
+	if !sent {
+		close(started)
+	}
+	e.exited <- e.cmd.Wait()
+}
+
+// awaitStarted waits up to a minute for the "edge started" line and keeps
+// the addresses it names.
+func (e *edgeChild) awaitStarted(started <-chan map[string]string) error {
 	select {
 	case a, ok := <-started:
 		if !ok {
-			return nil, fmt.Errorf("edge exited before starting: %v", <-e.exited)
+			return fmt.Errorf("edge exited before starting: %v", <-e.exited)
 		}
 		e.addrs = a
+		return nil
 	case <-time.After(time.Minute):
-		_ = cmd.Process.Kill()
-		return nil, errors.New("edge did not start within a minute")
+		_ = e.cmd.Process.Kill()
+		return errors.New("edge did not start within a minute")
 	}
-	// Not ready means NATS or JetStream is not there yet.
+}
+
+// awaitReady waits up to 30 s for the edge's /readyz: not ready means NATS
+// or JetStream is not there yet.
+func (e *edgeChild) awaitReady() error {
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if r, err := http.Get("http://" + e.addrs["admin"] + "/readyz"); err == nil {
 			r.Body.Close()
 			if r.StatusCode == http.StatusOK {
-				return e, nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			e.kill()
-			return nil, errors.New("edge not ready after 30 s")
+			return errors.New("edge not ready after 30 s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -83,31 +83,58 @@ func (o *loadOutput) finish() {
 
 func (o *loadOutput) print(w io.Writer) {
 	fmt.Fprintf(w, "\npushbench load: %s\n\n", o.Spec)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	cols := []*phaseResult{o.Fabric}
+	t := o.newTable(w)
+	o.speedRows(t)
+	o.countRows(t)
+	o.costRows(t)
+	t.tw.Flush()
+	o.printNotes(w, t.cols)
+}
+
+// loadTable is the table pushbench load prints: a column per phase and,
+// beside the baseline, one of ratios.
+type loadTable struct {
+	tw     *tabwriter.Writer
+	cols   []*phaseResult
+	ratios bool
+}
+
+// newTable starts the table with its header.
+func (o *loadOutput) newTable(w io.Writer) *loadTable {
+	t := &loadTable{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight), cols: []*phaseResult{o.Fabric}}
 	header := "\tpushfabric\t"
 	if o.Raw != nil {
-		cols = []*phaseResult{o.Raw, o.Fabric}
+		t.cols, t.ratios = []*phaseResult{o.Raw, o.Fabric}, true
 		header = "\traw NATS\tpushfabric\tratio\t"
 	}
-	fmt.Fprintln(tw, header)
-	row := func(label string, f func(*phaseResult) string, ratio string) {
-		fmt.Fprint(tw, label+"\t")
-		for _, c := range cols {
-			fmt.Fprint(tw, f(c)+"\t")
-		}
-		if o.Raw != nil {
-			fmt.Fprint(tw, ratio+"\t")
-		}
-		fmt.Fprintln(tw)
+	fmt.Fprintln(t.tw, header)
+	return t
+}
+
+// row writes one figure of every phase, and the ratio if there is a
+// baseline.
+func (t *loadTable) row(label string, f func(*phaseResult) string, ratio string) {
+	fmt.Fprint(t.tw, label+"\t")
+	for _, c := range t.cols {
+		fmt.Fprint(t.tw, f(c)+"\t")
 	}
-	ratio := func(a, b float64) string {
-		if b == 0 {
-			return ""
-		}
-		return fmt.Sprintf("%.2f", a/b)
+	if t.ratios {
+		fmt.Fprint(t.tw, ratio+"\t")
 	}
-	row("delivered pushes/s", func(r *phaseResult) string { return group(r.PushesPerSecond) }, fmt.Sprintf("%.2f", o.ThroughputRatio))
+	fmt.Fprintln(t.tw)
+}
+
+// ratioOf is a / b, or nothing when b is 0.
+func ratioOf(a, b float64) string {
+	if b == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+// speedRows are the delivered rate and the latency quantiles.
+func (o *loadOutput) speedRows(t *loadTable) {
+	t.row("delivered pushes/s", func(r *phaseResult) string { return group(r.PushesPerSecond) }, fmt.Sprintf("%.2f", o.ThroughputRatio))
 	for _, q := range []struct {
 		name string
 		f    func(latency) int64
@@ -116,30 +143,43 @@ func (o *loadOutput) print(w io.Writer) {
 		{"max", func(l latency) int64 { return l.Max }}} {
 		r := ""
 		if o.Raw != nil {
-			r = ratio(float64(q.f(o.Fabric.Latency)), float64(q.f(o.Raw.Latency)))
+			r = ratioOf(float64(q.f(o.Fabric.Latency)), float64(q.f(o.Raw.Latency)))
 		}
-		row(q.name, func(p *phaseResult) string { return micros(q.f(p.Latency)) }, r)
+		t.row(q.name, func(p *phaseResult) string { return micros(q.f(p.Latency)) }, r)
 	}
-	row("sent", func(r *phaseResult) string { return group(float64(r.Sent)) }, "")
-	row("delivered", func(r *phaseResult) string { return group(float64(r.Delivered)) }, "")
-	row("dead-lettered", func(r *phaseResult) string { return group(float64(r.deadTotal())) }, "")
-	row("missing", func(r *phaseResult) string { return group(float64(r.Missing)) }, "")
-	row("dead letters written/s", func(r *phaseResult) string {
+}
+
+// countRows account for the pushes: sent, delivered, dead, missing.
+func (o *loadOutput) countRows(t *loadTable) {
+	t.row("sent", func(r *phaseResult) string { return group(float64(r.Sent)) }, "")
+	t.row("delivered", func(r *phaseResult) string { return group(float64(r.Delivered)) }, "")
+	t.row("dead-lettered", func(r *phaseResult) string { return group(float64(r.deadTotal())) }, "")
+	t.row("missing", func(r *phaseResult) string { return group(float64(r.Missing)) }, "")
+	t.row("dead letters written/s", func(r *phaseResult) string {
 		return dash(r.DeadLetterSeconds > 0, group(float64(r.DeadLettersWritten)/r.DeadLetterSeconds))
 	}, "")
-	row("NATS CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.NATSCPUSeconds) }, "")
-	row("NATS CPU µs/msg", func(r *phaseResult) string { return perMsg(r.NATSCPUSeconds, r.Sent) }, "")
-	row("edge CPU s", func(r *phaseResult) string { return dash(r.Name != "raw NATS", fmt.Sprintf("%.2f", r.EdgeCPUSeconds)) }, "")
-	row("edge CPU µs/push", func(r *phaseResult) string {
+}
+
+// costRows are the CPU each process spent and the edge's memory.
+func (o *loadOutput) costRows(t *loadTable) {
+	t.row("NATS CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.NATSCPUSeconds) }, "")
+	t.row("NATS CPU µs/msg", func(r *phaseResult) string { return perMsg(r.NATSCPUSeconds, r.Sent) }, "")
+	t.row("edge CPU s", func(r *phaseResult) string { return dash(r.Name != "raw NATS", fmt.Sprintf("%.2f", r.EdgeCPUSeconds)) }, "")
+	t.row("edge CPU µs/push", func(r *phaseResult) string {
 		return dash(r.Name != "raw NATS", perMsg(r.EdgeCPUSeconds, r.Delivered))
 	}, "")
-	row("clients CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.ClientsCPUSeconds) }, "")
-	row("producers CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.ProducerCPUSeconds) }, "")
-	row("edge RSS", func(r *phaseResult) string { return dash(r.EdgeRSSBytes > 0, mib(r.EdgeRSSBytes)) }, "")
-	row("edge RSS per session", func(r *phaseResult) string {
+	t.row("clients CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.ClientsCPUSeconds) }, "")
+	t.row("producers CPU s", func(r *phaseResult) string { return fmt.Sprintf("%.2f", r.ProducerCPUSeconds) }, "")
+	t.row("edge RSS", func(r *phaseResult) string { return dash(r.EdgeRSSBytes > 0, mib(r.EdgeRSSBytes)) }, "")
+	t.row("edge RSS per session", func(r *phaseResult) string {
 		return dash(r.BytesPerSession > 0, group(r.BytesPerSession)+" B")
 	}, "")
-	tw.Flush()
+}
+
+// printNotes writes what follows the table: the fabric's dead letters by
+// reason, the CPU ratio, and a line for each phase that lost track of
+// pushes.
+func (o *loadOutput) printNotes(w io.Writer, cols []*phaseResult) {
 	if d := o.Fabric.Dead; len(d) > 0 {
 		reasons := make([]string, 0, len(d))
 		for k := range d {

@@ -51,16 +51,52 @@ type drainAccount struct {
 	Missing   int64             `json:"missing"`
 }
 
+// scaleOptions are pushbench scale's flags other than those its output
+// repeats.
+type scaleOptions struct {
+	ef     edgeFlags
+	drain  bool
+	asJSON bool
+	queued int
+}
+
 func runScaleCommand(args []string) int {
 	var (
-		out      scaleOutput
-		procs    int
-		srcAddrs int
-		ef       edgeFlags
-		drain    bool
-		asJSON   bool
-		queued   int
+		out  scaleOutput
+		opts scaleOptions
 	)
+	fs := scaleFlags(&out, &opts)
+	if err := cli.Parse(fs, args); err != nil {
+		return cli.FlagExit(err)
+	}
+	if out.ClientProcs == 0 {
+		out.ClientProcs = (out.Sessions + 4999) / 5000
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	if err := out.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "pushbench scale:", err)
+		return 2
+	}
+	env, err := newBenchEnv("", "", "", opts.ef)
+	if err != nil {
+		return fail("scale", err)
+	}
+	defer env.close()
+	if err := out.measure(env, opts.drain, opts.queued); err != nil {
+		return fail("scale", err)
+	}
+	if opts.asJSON {
+		return printJSON(out)
+	}
+	out.print(os.Stdout)
+	return 0
+}
+
+// scaleFlags are pushbench scale's flags, set into out and opts.
+func scaleFlags(out *scaleOutput, opts *scaleOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("pushbench scale", flag.ContinueOnError)
 	fs.Usage = cli.Usage(fs, `Usage: pushbench scale [flags]
 
@@ -71,54 +107,52 @@ per session (socket slab and TCP buffers of both ends, in no process's RSS), and
 SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
 	fs.IntVar(&out.Sessions, "sessions", 10000, "idle sessions to hold")
 	fs.StringVar(&out.Transport, "transport", "tcp", "client transport: tcp or ws")
-	fs.IntVar(&procs, "client-procs", 0, "client processes (default: one per 5,000 sessions)")
-	fs.IntVar(&srcAddrs, "source-addrs", 4, "source addresses (127.0.0.2 and up) the clients dial from")
-	ef.register(fs)
-	fs.BoolVar(&drain, "drain", true, "stop the edge with SIGTERM at the end and time its drain")
-	fs.IntVar(&queued, "queued", 0, "with --drain: publish this many pushes per session just before SIGTERM and account for each (delivered or dead-lettered)")
-	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
-	if procs == 0 {
-		procs = (out.Sessions + 4999) / 5000
-	}
-	switch {
-	case fs.NArg() != 0:
-		fs.Usage()
-		return 2
-	case out.Sessions < 1 || procs < 1 || srcAddrs < 1 || srcAddrs > 250:
-		fmt.Fprintln(os.Stderr, "pushbench scale: --sessions and --client-procs must be at least 1, --source-addrs 1 to 250")
-		return 2
-	case out.Transport != "tcp" && out.Transport != "ws":
-		fmt.Fprintf(os.Stderr, "pushbench scale: --transport %q: want tcp or ws\n", out.Transport)
-		return 2
-	}
-	out.ClientProcs, out.SourceAddrs = procs, srcAddrs
-	env, err := newBenchEnv("", "", "", ef)
-	if err != nil {
-		return fail("scale", err)
-	}
-	defer env.close()
-	if err := out.measure(env, drain, queued); err != nil {
-		return fail("scale", err)
-	}
-	if asJSON {
-		return printJSON(out)
-	}
-	out.print(os.Stdout)
-	return 0
+	fs.IntVar(&out.ClientProcs, "client-procs", 0, "client processes (default: one per 5,000 sessions)")
+	fs.IntVar(&out.SourceAddrs, "source-addrs", 4, "source addresses (127.0.0.2 and up) the clients dial from")
+	opts.ef.register(fs)
+	fs.BoolVar(&opts.drain, "drain", true, "stop the edge with SIGTERM at the end and time its drain")
+	fs.IntVar(&opts.queued, "queued", 0, "with --drain: publish this many pushes per session just before SIGTERM and account for each (delivered or dead-lettered)")
+	fs.BoolVar(&opts.asJSON, "json", false, "print the results as JSON")
+	return fs
 }
 
-func (o *scaleOutput) measure(env *benchEnv, drain bool, queued int) error {
-	var ips []string
-	for i := range o.SourceAddrs {
-		ips = append(ips, fmt.Sprintf("127.0.0.%d", i+2))
+// validate checks the flags, the client processes defaulted.
+func (o *scaleOutput) validate() error {
+	switch {
+	case o.Sessions < 1 || o.ClientProcs < 1 || o.SourceAddrs < 1 || o.SourceAddrs > 250:
+		return errors.New("--sessions and --client-procs must be at least 1, --source-addrs 1 to 250")
+	case o.Transport != "tcp" && o.Transport != "ws":
+		return fmt.Errorf("--transport %q: want tcp or ws", o.Transport)
 	}
+	return nil
+}
+
+// measure connects the sessions, works out what each costs, and, with
+// drain, times the edge's drain on SIGTERM.
+func (o *scaleOutput) measure(env *benchEnv, drain bool, queued int) error {
 	before := env.sample()
 	kernelBefore, err := kernelMemory()
 	if err != nil {
 		return err
+	}
+	if err := o.connectAll(env); err != nil {
+		return err
+	}
+	if err := o.perSession(env, before, kernelBefore); err != nil {
+		return err
+	}
+	if !drain {
+		return nil
+	}
+	return o.drainEdge(env, queued)
+}
+
+// connectAll connects the sessions from o.ClientProcs worker processes at
+// once, dialing from o.SourceAddrs addresses, and records how fast.
+func (o *scaleOutput) connectAll(env *benchEnv) error {
+	var ips []string
+	for i := range o.SourceAddrs {
+		ips = append(ips, fmt.Sprintf("127.0.0.%d", i+2))
 	}
 	per := (o.Sessions + o.ClientProcs - 1) / o.ClientProcs
 	var (
@@ -151,9 +185,13 @@ func (o *scaleOutput) measure(env *benchEnv, drain bool, queued int) error {
 	wg.Wait()
 	o.ConnectSeconds = time.Since(begin).Seconds()
 	o.ConnectsPerSecond = float64(o.Connected) / o.ConnectSeconds
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
+	return errors.Join(errs...)
+}
+
+// perSession works out the memory a connected session costs the edge, the
+// NATS server and the kernel, against the figures from before they
+// connected, and checks that the edge holds every session.
+func (o *scaleOutput) perSession(env *benchEnv, before sample, kernelBefore int64) error {
 	after := env.sample()
 	kernelAfter, err := kernelMemory()
 	if err != nil {
@@ -168,9 +206,13 @@ func (o *scaleOutput) measure(env *benchEnv, drain bool, queued int) error {
 	if after.edge[0].sessions != n {
 		return fmt.Errorf("the edge holds %.0f sessions, the clients %d", after.edge[0].sessions, o.Connected)
 	}
-	if !drain {
-		return nil
-	}
+	return nil
+}
+
+// drainEdge publishes queued pushes per session first, if asked, then
+// stops the edge with SIGTERM, times its drain, and gathers how the
+// clients were closed and where the queued pushes went.
+func (o *scaleOutput) drainEdge(env *benchEnv, queued int) error {
 	if queued > 0 {
 		o.Queued = &drainAccount{}
 		if err := o.publishEach(env, queued); err != nil {
@@ -184,6 +226,18 @@ func (o *scaleOutput) measure(env *benchEnv, drain bool, queued int) error {
 		return err
 	}
 	o.DrainSeconds = took.Seconds()
+	if err := o.closeReasons(env); err != nil {
+		return err
+	}
+	if o.Queued != nil {
+		return o.account(env)
+	}
+	return nil
+}
+
+// closeReasons waits for every client to be closed and counts the close
+// reasons they got.
+func (o *scaleOutput) closeReasons(env *benchEnv) error {
 	o.Closed = map[string]int{}
 	for _, w := range env.workers {
 		r, err := w.call("await-close")
@@ -193,9 +247,6 @@ func (o *scaleOutput) measure(env *benchEnv, drain bool, queued int) error {
 		for k, v := range r.Closed {
 			o.Closed[k] += v
 		}
-	}
-	if o.Queued != nil {
-		return o.account(env)
 	}
 	return nil
 }

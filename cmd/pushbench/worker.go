@@ -184,6 +184,14 @@ func clientsWorker(args []string, out *json.Encoder) int {
 	ready := h.status()
 	ready.Event = "ready"
 	_ = out.Encode(ready)
+	serveClientCommands(h, rec, out)
+	h.close()
+	return 0
+}
+
+// serveClientCommands answers pushbench's commands on stdin, one a line,
+// until stdin ends.
+func serveClientCommands(h holder, rec *recorder, out *json.Encoder) {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		switch sc.Text() {
@@ -204,8 +212,6 @@ func clientsWorker(args []string, out *json.Encoder) int {
 			_ = out.Encode(report{Event: "error", Error: fmt.Sprintf("unknown command %q", sc.Text())})
 		}
 	}
-	h.close()
-	return 0
 }
 
 // holder is a set of held sessions.

@@ -11,6 +11,10 @@
 //
 // Every flag can also be set by an environment variable PUSHFABRIC_<FLAG>;
 // pushctl <command> --help lists them.
+//
+// pushctl is a client of the fabric: it imports the producer client, the
+// Go client (edge/client), token, dlq and the NATS contract, and links
+// neither the edge server nor the bus (tests/imports_test.go).
 package main
 
 import (

@@ -7,6 +7,10 @@
 // connection) ends. Pushes are delivered in order through Recv, or to
 // Options.OnPush. A client that stops taking pushes stops reading its
 // socket: the server then sees a slow client, which is what it should see.
+//
+// The package imports edge/wire, the vocabulary (push) and gobwas/ws: an
+// application that connects links nothing of the edge server, the registry
+// or NATS (tests/imports_test.go).
 package client
 
 import (

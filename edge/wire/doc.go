@@ -23,4 +23,8 @@
 // than the stated maximum, grow their buffers with the bytes that arrive
 // rather than the lengths a peer announces, and report malformed input as
 // errors matching [ErrMalformed] or [ErrTooLarge].
+//
+// The package imports the vocabulary (push) and gobwas/ws only: never the
+// edge server, the registry or NATS, so the Go client links none of them
+// (tests/imports_test.go).
 package wire

@@ -59,7 +59,7 @@ const (
 	// HeaderLen is the size of a frame with empty strings and payload.
 	HeaderLen = 6
 	// MaxFieldLen is the longest ID, Name or ContentType.
-	MaxFieldLen = 255
+	MaxFieldLen = push.MaxFieldLen
 	// DefaultMaxFrameSize is the frame size limit both ends use unless
 	// configured otherwise.
 	DefaultMaxFrameSize = 1 << 20

@@ -12,6 +12,9 @@
 //
 //	go run ./examples/rpc-service
 //	go run ./cmd/pushctl request --secret-file data/jwt-secret --session alice feed 3
+//
+// It imports the backend helper (package backend) and nats.go, as any Go
+// backend would, and nothing of the edge node.
 package main
 
 import (

@@ -1,7 +1,8 @@
 // Package natsurl shows NATS server URLs without the credentials they may
 // carry (nats://user:password@host, nats://token@host), so that a URL can
 // go into a log line, an error or help text. It is the one place that
-// knows how; every command and the bus use it.
+// knows how; every command and the bus use it. It imports only the
+// standard library.
 package natsurl
 
 import (

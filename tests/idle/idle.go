@@ -1,7 +1,8 @@
 // Package idle measures server memory per idle connection: it reads the
 // process's memory figures, and runs the client ends of the connections in
 // a child process so that they do not count. The edge's idle-memory
-// benchmark and tests/wscompare share it.
+// benchmark and tests/wscompare share it. Only tests and benchmarks
+// import it.
 package idle
 
 import (

@@ -2,7 +2,8 @@
 // one JetStream server, or a cluster of them routed over loopback. Every
 // server and connection is shut down when the test ends. It also holds what
 // tests of NATS traffic share: forged dead letters stored straight into the
-// stream, and a spy on every message a server carries.
+// stream, and a spy on every message a server carries. Only tests import
+// it.
 package natstest
 
 import (

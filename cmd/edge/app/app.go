@@ -1,6 +1,11 @@
 // Package app composes an edge node from pushfabric's modules with fx: the
 // NATS bus, the dead-letter writer, the session registry and the edge
 // server, plus its listeners. cmd/edge runs it; tests run it in-process.
+//
+// It is the composition root: with the commands, the one place that
+// imports fx and Prometheus, whose collectors read the libraries' figures.
+// It may import every library of the module; only commands and tests
+// import it (tests/imports_test.go).
 package app
 
 import (
@@ -23,6 +28,7 @@ import (
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/internal/version"
 	"github.com/pushfabric/pushfabric/registry"
 	"github.com/pushfabric/pushfabric/token"
 )
@@ -106,6 +112,7 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(buildInfo(version.Current()))
 	h := &health{}
 	return fx.Options(
 		quiet,
@@ -125,7 +132,6 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 				node.Auth = mode
 				return a, err
 			},
-			func(reg prometheus.Registerer) (*edge.Metrics, error) { return edge.NewMetrics(reg) },
 		),
 		registry.Module[edge.Conn](),
 		bus.Module,
@@ -136,6 +142,10 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {
 			return node.serveAdmin(lc, cfg, metrics, h, c, log)
 		}),
+		// After the admin listener: registering builds the server, the
+		// dispatcher and the writer, and what is built after the listener
+		// stops before it, so /readyz answers while they drain.
+		fx.Invoke(registerMetrics),
 		fx.Invoke(func(lc fx.Lifecycle, sh fx.Shutdowner, srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
 			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
 			lc.Append(fx.StartHook(func() error {

@@ -4,6 +4,8 @@
 //
 //	go run ./examples/stream/client -session alice
 //	go run ./examples/stream/client -session bob -addr tcp://127.0.0.1:8081 -count 3
+//
+// It imports the Go client (package edge/client) only.
 package main
 
 import (

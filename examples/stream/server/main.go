@@ -6,6 +6,9 @@
 //
 //	go run ./examples/stream/server
 //	go run ./examples/stream/client -session alice
+//
+// It imports the edge library (package edge) and nothing of NATS: an edge
+// is usable on its own.
 package main
 
 import (
