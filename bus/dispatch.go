@@ -3,9 +3,9 @@ package bus
 import (
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge"
@@ -74,7 +74,7 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 			return statusOf(dead), dead
 		}
 	}
-	f, mode, err := frameOf(m, &l.ids)
+	e, mode, err := envelopeOf(m, &l.ids)
 	if err != nil {
 		d.log.Debug("invalid push", zap.String("subject", m.Subject), zap.Error(err))
 		d.reject(m, session, p.String(), push.ReasonInvalid)
@@ -86,24 +86,18 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 		return protocol.StatusDead, push.ReasonClosed
 	}
 	d.dispatched.Add(1)
-	f.Meta = d.traceDelivery(m, session, p, f.ID)
-	if mode == protocol.AckWritten {
-		if tm, ok := f.Meta.(*tracedMsg); ok {
-			tm.ackWritten = true
-		} else {
-			f.Meta = &tracedMsg{Msg: m, ackWritten: true}
-		}
-	}
-	if err = c.TryPush(p, f); err == nil {
-		if _, span := msgOf(f.Meta); span != nil {
+	var span trace.Span
+	e.Receipt, span = d.receipt(l, m, session, p, e.Frame.ID, mode)
+	if err = c.TryPush(p, e); err == nil {
+		if span != nil {
 			span.AddEvent("enqueued")
 		}
 		if mode == protocol.AckEnqueued {
-			d.sink.ack(m, protocol.StatusEnqueued, "", f.ID)
+			d.sink.ack(m, protocol.StatusEnqueued, "", e.Frame.ID)
 		}
 		return protocol.StatusEnqueued, ""
 	}
-	return protocol.StatusDead, d.refused(m, session, p, mode, f.ID, err)
+	return protocol.StatusDead, d.refused(&e, m, session, p, mode, err)
 }
 
 // statusOf is the status for a handing node of a push dead-lettered with
@@ -116,19 +110,24 @@ func statusOf(reason push.Reason) string {
 }
 
 // refused answers for a push TryPush did not queue: the edge has
-// dead-lettered it (and told a `written` waiter), or it is rejected here.
+// dead-lettered it (its receipt has), or it is dead-lettered here, through
+// its receipt all the same. A producer waiting for `enqueued` hears `dead`.
 // It returns the dead-letter reason. (Apart from push, so that the error's
 // target escapes only on this path.)
-func (d *Dispatcher) refused(m *nats.Msg, session string, p push.Priority, mode, id string, err error) push.Reason {
+func (d *Dispatcher) refused(e *edge.Envelope, m *nats.Msg, session string, p push.Priority, mode string, err error) push.Reason {
+	var reason push.Reason
 	var dle *edge.DeadLetteredError
 	if errors.As(err, &dle) {
-		if mode == protocol.AckEnqueued {
-			d.sink.ack(m, protocol.StatusDead, string(dle.Reason), id)
+		reason = dle.Reason
+	} else {
+		if reason = refusalReason(err); reason == push.ReasonInvalid {
+			d.invalid.Add(1)
 		}
-		return dle.Reason
+		e.Receipt.Dead(edge.DeadLetter{Envelope: *e, Session: session, Priority: p, Reason: reason})
 	}
-	reason := refusalReason(err)
-	d.reject(m, session, p.String(), reason)
+	if mode == protocol.AckEnqueued {
+		d.sink.ack(m, protocol.StatusDead, string(reason), e.Frame.ID)
+	}
 	return reason
 }
 
@@ -155,27 +154,4 @@ func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason push.R
 		d.sink.ack(m, protocol.StatusDead, string(reason), id)
 	}
 	d.sink.write(session, priority, reason, m, nil)
-}
-
-// written answers a producer that asked to hear when its push reached the
-// client's socket, and removes a redelivered parked push from the stream.
-func (d *Dispatcher) written(_ *edge.Conn, f *edge.Frame) {
-	if p, ok := f.Meta.(*parked); ok {
-		d.parking.delivered(p)
-		return
-	}
-	if !f.Sent.IsZero() {
-		d.sink.m.latency.Observe(time.Since(f.Sent).Seconds())
-	}
-	// The rest was decided at dispatch, while the message was in the CPU's
-	// cache: by now a push may have waited behind thousands of others, and
-	// reading its headers again would cost cache misses on every push.
-	tm, ok := f.Meta.(*tracedMsg)
-	if !ok {
-		return
-	}
-	endSpan(tm.span, "")
-	if tm.ackWritten {
-		d.sink.ack(tm.Msg, protocol.StatusWritten, "", f.ID)
-	}
 }

@@ -56,6 +56,7 @@ type lane struct {
 	release  chan *binding  // a binding whose parked pushes are queued: let the held ones go
 	removals chan removal   // bindings whose drained subscription has closed
 	ids      idSource       // ids for pushes that came without one
+	receipts plainReceipts  // receipts of plain pushes
 
 	// The bindings of the lane's sessions: read on every push by the lane,
 	// changed as sessions come and go.
@@ -140,9 +141,9 @@ func (d *Dispatcher) laneOf(session string) *lane {
 
 // Hooks are the edge hooks that bind sessions to NATS: subscribe and
 // announce on connect, unsubscribe when the last local connection of a
-// session ends, answer `written` acknowledgements.
+// session ends.
 func (d *Dispatcher) Hooks() edge.Hooks {
-	return edge.Hooks{Admit: d.admit, OnConnect: d.attach, OnClose: d.detach, OnWritten: d.written}
+	return edge.Hooks{Admit: d.admit, OnConnect: d.attach, OnClose: d.detach}
 }
 
 // admit refuses a client while NATS is down, before its connection takes

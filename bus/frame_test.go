@@ -17,27 +17,27 @@ func TestFrameOf(t *testing.T) {
 		protocol.HeaderID: {"id1"}, protocol.HeaderContentType: {"text/plain"},
 		protocol.HeaderExpires: {exp.Format(time.RFC3339Nano)}, protocol.HeaderAck: {"written"},
 	}}
-	f, mode, err := frameOf(m, &ids)
-	if err != nil || f.ID != "id1" || f.ContentType != "text/plain" || !f.Expires.Equal(exp) || mode != "written" || f.Meta != m {
-		t.Fatalf("frameOf: %+v %q %v", f, mode, err)
+	e, mode, err := envelopeOf(m, &ids)
+	if f := e.Frame; err != nil || f.ID != "id1" || f.ContentType != "text/plain" || !e.Expires.Equal(exp) || mode != "written" {
+		t.Fatalf("envelopeOf: %+v %q %v", e, mode, err)
 	}
 	// No id: one is made; the message gets it when it travels on.
 	m = &nats.Msg{Subject: "push.s.low", Data: []byte("p")}
-	f, mode, err = frameOf(m, &ids)
-	if err != nil || f.ID == "" || m.Header != nil || mode != protocol.AckNone {
-		t.Fatalf("frameOf without id or reply: %+v %q %v", f, mode, err)
+	e, mode, err = envelopeOf(m, &ids)
+	if err != nil || e.Frame.ID == "" || m.Header != nil || mode != protocol.AckNone {
+		t.Fatalf("envelopeOf without id or reply: %+v %q %v", e, mode, err)
 	}
-	stampID(m, f.ID)
-	if m.Header.Get(protocol.HeaderID) != f.ID {
-		t.Fatalf("stampID: headers %v, want id %s", m.Header, f.ID)
+	stampID(m, e.Frame.ID)
+	if m.Header.Get(protocol.HeaderID) != e.Frame.ID {
+		t.Fatalf("stampID: headers %v, want id %s", m.Header, e.Frame.ID)
 	}
 	stampID(m, "other")
-	if m.Header.Get(protocol.HeaderID) != f.ID {
+	if m.Header.Get(protocol.HeaderID) != e.Frame.ID {
 		t.Fatalf("stampID replaced an id: %v", m.Header)
 	}
 	for _, h := range []nats.Header{{protocol.HeaderExpires: {"soon"}}, {protocol.HeaderAck: {"later"}}} {
-		if _, _, err := frameOf(&nats.Msg{Subject: "push.s.low", Header: h}, &ids); err == nil {
-			t.Errorf("frameOf accepted %v", h)
+		if _, _, err := envelopeOf(&nats.Msg{Subject: "push.s.low", Header: h}, &ids); err == nil {
+			t.Errorf("envelopeOf accepted %v", h)
 		}
 	}
 }
@@ -56,11 +56,11 @@ func FuzzFrameOf(f *testing.F) {
 				h.Set(k, v)
 			}
 		}
-		fr, mode, err := frameOf(&nats.Msg{Subject: "push.s.high", Reply: reply, Header: h}, &ids)
+		e, mode, err := envelopeOf(&nats.Msg{Subject: "push.s.high", Reply: reply, Header: h}, &ids)
 		if err != nil {
 			return
 		}
-		if fr.ID == "" {
+		if e.Frame.ID == "" {
 			t.Fatal("push without an id")
 		}
 		switch mode {
@@ -109,7 +109,7 @@ func BenchmarkDispatchParse(b *testing.B) {
 				if _, _, ok := protocol.ParseSubject("push", m.Subject); !ok {
 					b.Fatal("subject")
 				}
-				if _, _, err := frameOf(m, &ids); err != nil {
+				if _, _, err := envelopeOf(m, &ids); err != nil {
 					b.Fatal(err)
 				}
 			}

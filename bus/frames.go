@@ -9,32 +9,32 @@ import (
 	"github.com/pushfabric/pushfabric/push"
 )
 
-// frameOf reads a push from its message. The message keeps the push (its
-// Meta) for acknowledgements, dead letters and forwarding. A push without an
-// id gets one; it goes into the message's headers only if the message
-// travels on (stampID), which most never do.
-func frameOf(m *nats.Msg, ids *idSource) (edge.Frame, string, error) {
+// envelopeOf reads a push from its message. A push without an id gets
+// one; it goes into the message's headers only if the message travels on
+// (stampID), which most never do. The receipt, which keeps the message for
+// acknowledgements, dead letters and hand-overs, is the caller's to add.
+func envelopeOf(m *nats.Msg, ids *idSource) (edge.Envelope, string, error) {
 	id := m.Header.Get(protocol.HeaderID)
 	if id == "" {
 		id = ids.next()
 	}
-	f := edge.Frame{ID: id, ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data, Meta: m}
+	e := edge.Envelope{Frame: edge.Frame{ID: id, ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data}}
 	mode, err := protocol.AckMode(m.Header)
 	if err != nil {
-		return f, "", err
+		return e, "", err
 	}
 	if m.Reply == "" {
 		mode = protocol.AckNone
 	}
 	if exp := m.Header.Get(protocol.HeaderExpires); exp != "" {
-		if f.Expires, err = push.ParseTime(exp); err != nil {
-			return f, "", err
+		if e.Expires, err = push.ParseTime(exp); err != nil {
+			return e, "", err
 		}
 	}
 	if sent := m.Header.Get(protocol.HeaderSentAt); sent != "" {
-		f.Sent, _ = push.ParseTime(sent) // for the latency histogram only: a bad one is left out
+		e.Sent, _ = push.ParseTime(sent) // for the latency histogram only: a bad one is left out
 	}
-	return f, mode, nil
+	return e, mode, nil
 }
 
 // ensureID returns the push's id, giving it one (in its headers, so that

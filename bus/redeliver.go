@@ -25,9 +25,19 @@ const (
 	maxWarned     = 4096             // refused dead letters remembered as logged
 )
 
-// parked marks a frame redelivered from the dead-letter stream: written, its
-// dead letter is deleted; not written, its dead letter simply stays.
-type parked struct{ seq uint64 }
+// parkedPush is the receipt of a push redelivered from the dead-letter
+// stream (its sequence number there): written, its dead letter is
+// deleted; dead, or moved with its session to another node, its dead
+// letter simply stays, for this node or the session's new one to
+// redeliver.
+type parkedPush struct {
+	p   *parking
+	seq uint64
+}
+
+func (r *parkedPush) Written(*edge.Envelope)       { r.p.delivered(r.seq) }
+func (r *parkedPush) Dead(edge.DeadLetter)         {}
+func (r *parkedPush) Moved(string, *edge.Envelope) {}
 
 // parking redelivers a connecting session's offline dead letters.
 type parking struct {
@@ -91,19 +101,20 @@ func (p *parking) queue(c *edge.Conn, e dlq.Entry) {
 		p.refused(c.Session(), e, err)
 		return
 	}
-	f := edge.Frame{ID: e.ID(), ContentType: e.Header.Get(protocol.HeaderContentType), Payload: e.Data, Meta: &parked{seq: e.Seq}}
+	env := edge.Envelope{Frame: edge.Frame{ID: e.ID(), ContentType: e.Header.Get(protocol.HeaderContentType), Payload: e.Data},
+		Receipt: &parkedPush{p: p, seq: e.Seq}}
 	if exp := e.Header.Get(protocol.HeaderExpires); exp != "" {
 		t, err := push.ParseTime(exp)
 		if err != nil || !t.After(time.Now()) {
 			return // expired, or never valid: it stays a dead letter
 		}
-		f.Expires = t
+		env.Expires = t
 	}
 	prio := push.High
 	if e.Priority() == push.Low.String() {
 		prio = push.Low
 	}
-	_ = c.TryPush(prio, f) // refused: it stays parked
+	_ = c.TryPush(prio, env) // refused: it stays parked
 }
 
 // refused logs a parked push that is not redelivered, the first time this
@@ -124,12 +135,12 @@ func (p *parking) refused(session string, e dlq.Entry, err error) {
 	}
 }
 
-// delivered deletes the dead letter of a parked push that was written.
-func (p *parking) delivered(pk *parked) {
+// delivered deletes the dead letter seq of a parked push that was written.
+func (p *parking) delivered(seq uint64) {
 	select {
-	case p.deletes <- pk.seq:
+	case p.deletes <- seq:
 	default:
-		p.log.Warn("redelivered push stays in the dead-letter stream: deletions are backed up", zap.Uint64("seq", pk.seq))
+		p.log.Warn("redelivered push stays in the dead-letter stream: deletions are backed up", zap.Uint64("seq", seq))
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 	"github.com/pushfabric/pushfabric/push"
 )
 
-// Sink is the edge's dead-letter sink on a node: every dead letter goes to
-// the dlq writer, and a producer still waiting for a `written`
-// acknowledgement is told the push is dead instead.
+// Sink writes a node's dead letters with the dlq writer and answers
+// producers: the receipts of pushes that came over NATS, the dispatcher
+// and the hand-overs write through it, and it is the edge's dead-letter
+// sink for the pushes made in the process.
 type Sink struct {
 	w      *dlq.Writer
 	prefix string
@@ -41,24 +42,18 @@ func NewSink(w *dlq.Writer, c *Conn, m *Metrics, log *zap.Logger) *Sink {
 	return &Sink{w: w, prefix: id.Prefix, node: id.Node, conn: c, m: m, log: log}
 }
 
-// DeadLetter implements edge.DeadLetterSink. It never blocks.
+// DeadLetter implements edge.DeadLetterSink, for the pushes made in the
+// process (those with no receipt): the dead letter is the message a
+// producer would have published. It never blocks.
 func (s *Sink) DeadLetter(dl edge.DeadLetter) {
-	if _, ok := dl.Frame.Meta.(*parked); ok {
-		return // a redelivered parked push: its dead letter is still in the stream
-	}
-	m, span := msgOf(dl.Frame.Meta)
-	endSpan(span, string(dl.Reason))
-	if tm, ok := dl.Frame.Meta.(*tracedMsg); ok && tm.ackWritten {
-		s.ack(m, protocol.StatusDead, string(dl.Reason), dl.Frame.ID)
-	}
-	s.write(dl.Session, dl.Priority.String(), dl.Reason, m, &dl.Frame)
+	s.write(dl.Session, dl.Priority.String(), dl.Reason, nil, &dl.Envelope)
 }
 
 // write counts a dead letter and hands it to the writer.
-func (s *Sink) write(session, priority string, reason push.Reason, m *nats.Msg, f *edge.Frame) {
+func (s *Sink) write(session, priority string, reason push.Reason, m *nats.Msg, e *edge.Envelope) {
 	s.m.deadLetter(reason)
 	s.deadLetters.Add(1)
-	l := s.letter(session, priority, reason, m, f)
+	l := s.letter(session, priority, reason, m, e)
 	if ce := s.log.Check(zap.DebugLevel, "push dead-lettered"); ce != nil {
 		ce.Write(zap.String("session", session), zap.String("push_id", l.Header.Get(protocol.HeaderID)),
 			zap.String("priority", priority), zap.String("reason", string(reason)))
@@ -67,12 +62,12 @@ func (s *Sink) write(session, priority string, reason push.Reason, m *nats.Msg, 
 }
 
 // letter builds the dead letter for a push: from its NATS message when it
-// came over NATS, from the frame when it was pushed in the process.
-func (s *Sink) letter(session, priority string, reason push.Reason, m *nats.Msg, f *edge.Frame) dlq.Letter {
+// came over NATS, from its envelope when it was pushed in the process.
+func (s *Sink) letter(session, priority string, reason push.Reason, m *nats.Msg, e *edge.Envelope) dlq.Letter {
 	if m == nil {
-		m = pushMsg(s.prefix, session, f)
-	} else if f != nil {
-		stampID(m, f.ID)
+		m = pushMsg(s.prefix, session, e)
+	} else if e != nil {
+		stampID(m, e.Frame.ID)
 	}
 	return dlq.Letter{
 		Subject: m.Subject, Session: session, Priority: priority, Reason: reason, Node: s.node,
@@ -82,13 +77,14 @@ func (s *Sink) letter(session, priority string, reason push.Reason, m *nats.Msg,
 
 // pushMsg is the NATS message of a push made in the process, as a producer
 // would have published it.
-func pushMsg(prefix, session string, f *edge.Frame) *nats.Msg {
+func pushMsg(prefix, session string, e *edge.Envelope) *nats.Msg {
+	f := &e.Frame
 	h := nats.Header{protocol.HeaderID: []string{f.ID}}
 	if f.ContentType != "" {
 		h.Set(protocol.HeaderContentType, f.ContentType)
 	}
-	if !f.Expires.IsZero() {
-		h.Set(protocol.HeaderExpires, push.FormatTime(f.Expires))
+	if !e.Expires.IsZero() {
+		h.Set(protocol.HeaderExpires, push.FormatTime(e.Expires))
 	}
 	return &nats.Msg{Subject: protocol.PushSubject(prefix, session, f.Priority.String()), Header: h, Data: f.Payload}
 }

@@ -30,8 +30,10 @@ func (d *Dispatcher) announce(c *edge.Conn) {
 // control handles a takeover announcement for a session this node may
 // hold. The newer connection (start time, then node name) keeps the
 // session: an older local one is closed as replaced and its queued pushes
-// follow the session; a newer local one answers with its own announcement,
-// so an older holder that missed it learns.
+// follow the session (those that came over NATS as their receipts say;
+// the producer of each already had `enqueued`, unless it waits for
+// `written`); a newer local one answers with its own announcement, so an
+// older holder that missed it learns.
 func (d *Dispatcher) control(m *nats.Msg, session string) {
 	if m.Header.Get(protocol.HeaderControl) != protocol.ControlTakeover {
 		d.reject(m, session, protocol.Control, push.ReasonInvalid)
@@ -52,35 +54,10 @@ func (d *Dispatcher) control(m *nats.Msg, session string) {
 		b.replaced.Store(true)
 	}
 	d.log.Debug("session taken over", zap.String("session", session), zap.String("by", node))
-	local.CloseReplaced(func(f edge.Frame) error {
-		d.handOverQueued(session, f)
+	local.CloseReplaced(func(e edge.Envelope) error { // a push made in the process: give it a message of its own
+		d.handOver(pushMsg(d.prefix, session, &e), session, e.Frame.Priority.String(), "")
 		return nil // handed over, or dead-lettered by the hand-over
 	})
-}
-
-// handOverQueued hands a push that was queued for a replaced connection to
-// the session's new node. Its producer already had `enqueued`, unless it
-// waits for `written`. A redelivered parked push stays parked instead: its
-// dead letter is still in the stream, for the new node to redeliver.
-func (d *Dispatcher) handOverQueued(session string, f edge.Frame) {
-	if _, ok := f.Meta.(*parked); ok {
-		return
-	}
-	m, span := msgOf(f.Meta)
-	if span != nil {
-		span.AddEvent("forwarded to the session's new node")
-		span.End()
-	}
-	owed := ""
-	if tm, ok := f.Meta.(*tracedMsg); ok && tm.ackWritten {
-		owed = tm.Reply
-	}
-	if m == nil { // pushed in this process: give it a message of its own
-		m = pushMsg(d.prefix, session, &f)
-	} else {
-		stampID(m, f.ID) // the same id on the new node
-	}
-	d.handOver(m, session, f.Priority.String(), owed)
 }
 
 // forward hands over a push that arrived for a session now held on

@@ -9,40 +9,42 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 )
 
-// tracedMsg is a push's Meta when something waits for its write: the span
-// that follows it from dispatch through its queue to its write (or its dead
-// letter), when its delivery is traced, or a producer that asked for a
-// `written` acknowledgement. Other pushes keep the bare message, which
-// their write does not touch.
-type tracedMsg struct {
-	*nats.Msg
-	span       trace.Span // nil: not traced
-	ackWritten bool       // the producer waits for `written` (on the message's reply subject)
+// tracedPush is the receipt of a push whose delivery is traced: the span
+// follows it from dispatch through its queue to its write, its dead letter
+// or its hand-over, around the receipt of its kind.
+type tracedPush struct {
+	inner edge.Receipt
+	span  trace.Span
 }
 
-// msgOf returns the NATS message behind a frame's Meta and its span, if
-// traced.
-func msgOf(meta any) (*nats.Msg, trace.Span) {
-	switch m := meta.(type) {
-	case *nats.Msg:
-		return m, nil
-	case *tracedMsg:
-		return m.Msg, m.span
-	}
-	return nil, nil
+func (r *tracedPush) Written(e *edge.Envelope) {
+	endSpan(r.span, "")
+	r.inner.Written(e)
+}
+
+func (r *tracedPush) Dead(dl edge.DeadLetter) {
+	endSpan(r.span, string(dl.Reason))
+	r.inner.Dead(dl)
+}
+
+func (r *tracedPush) Moved(session string, e *edge.Envelope) {
+	r.span.AddEvent("forwarded to the session's new node")
+	r.span.End()
+	r.inner.Moved(session, e)
 }
 
 var propagator = propagation.TraceContext{}
 
 // traceDelivery continues the producer's trace, if the push carries one and
-// tracing is on: the returned Meta holds the span.
-func (d *Dispatcher) traceDelivery(m *nats.Msg, session string, p push.Priority, id string) any {
+// tracing is on, with a receipt around r; nil otherwise.
+func (d *Dispatcher) traceDelivery(r edge.Receipt, m *nats.Msg, session string, p push.Priority, id string) *tracedPush {
 	if d.tracer == nil || m.Header.Get(protocol.HeaderTraceparent) == "" {
-		return m
+		return nil
 	}
 	ctx := propagator.Extract(context.Background(), protocol.Carrier(m.Header))
 	_, span := d.tracer.Start(ctx, "pushfabric.deliver", trace.WithSpanKind(trace.SpanKindConsumer),
@@ -54,7 +56,7 @@ func (d *Dispatcher) traceDelivery(m *nats.Msg, session string, p push.Priority,
 			attribute.String("pushfabric.push_id", id),
 			attribute.String("pushfabric.node", d.node),
 		))
-	return &tracedMsg{Msg: m, span: span}
+	return &tracedPush{inner: r, span: span}
 }
 
 // endSpan finishes a delivery span: written, or dead with a reason.

@@ -79,7 +79,7 @@ func BenchmarkPushDiscard(b *testing.B) {
 				prio := push.Priority(p % 2)
 				wg.Go(func() {
 					for range per {
-						for c.TryPush(prio, f) != nil { // queue full: let the writer catch up
+						for c.TryPush(prio, Envelope{Frame: f}) != nil { // queue full: let the writer catch up
 						}
 					}
 				})

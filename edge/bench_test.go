@@ -136,7 +136,7 @@ func (f *fanOut) run(b *testing.B, producers, rate int) {
 			for i := range per {
 				pace.wait(i)
 				h := f.handles[(i*producers+p)%len(f.handles)]
-				for h.TryPush(push.High, fr) != nil {
+				for h.TryPush(push.High, edge.Envelope{Frame: fr}) != nil {
 					runtime.Gosched() // queue full: let the writer catch up
 				}
 			}

@@ -45,7 +45,7 @@ func TestBrowserModule(t *testing.T) {
 	n := startNode(t, edge.DefaultConfig(), edge.Options{
 		Handlers: map[string]edge.Handler{"countdown": countdown},
 		Hooks: edge.Hooks{OnConnect: func(c *edge.Conn) error {
-			return c.TryPush(push.Low, edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("héllo")})
+			return c.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("héllo")}})
 		}},
 	})
 	module, _ := filepath.Abs("../examples/browser/pushfabric.js")

@@ -19,17 +19,17 @@ import (
 type PushHandle interface {
 	// Session is the session the connection holds.
 	Session() string
-	// Push queues f at priority p, waiting for room while the queue is
-	// full. It returns nil once f is queued, ErrClosed if the connection is
+	// Push queues e at priority p, waiting for room while the queue is
+	// full. It returns nil once e is queued, ErrClosed if the connection is
 	// closing, ctx.Err() if ctx ends first, or an error for a frame that
 	// can never be queued. It never dead-letters: on error the caller still
-	// holds f.
-	Push(ctx context.Context, p push.Priority, f Frame) error
-	// TryPush queues f at priority p without waiting. When it cannot, it
+	// holds e, and its receipt is told nothing.
+	Push(ctx context.Context, p push.Priority, e Envelope) error
+	// TryPush queues e at priority p without waiting. When it cannot, it
 	// returns ErrQueueFull or ErrClosed, or, under the TryPushDeadLetters
-	// policy, hands f to the dead-letter sink and returns a
-	// *DeadLetteredError wrapping one of them.
-	TryPush(p push.Priority, f Frame) error
+	// policy, dead-letters e (its receipt, or the dead-letter sink, takes
+	// it) and returns a *DeadLetteredError wrapping one of them.
+	TryPush(p push.Priority, e Envelope) error
 	// Done is closed when the connection has ended and everything it held
 	// was written or dead-lettered.
 	Done() <-chan struct{}
@@ -48,7 +48,8 @@ const (
 type writerState uint8
 
 const (
-	writerIdle     writerState = iota // no owner: the next frame schedules one
+	writerHeld     writerState = iota // not admitted yet: admit gives the write side its first owner
+	writerIdle                        // no owner: the next frame schedules one
 	writerRunning                     // an owner is scheduled or writing
 	writerSleeping                    // waiting for rate-limit tokens; rateTimer owns the write side
 )
@@ -76,8 +77,8 @@ type Conn struct {
 	state         connState
 	writer        writerState
 	out           outbox
-	room          chan struct{} // closed when pushes leave the queues; made by a waiting Push
-	writerGone    chan struct{} // closed when the write side's owner lets go; made by the reader at the end
+	room          broadcast // pushes left the queues: wakes producers waiting in Push
+	writerGone    broadcast // the write side's owner let go: wakes the reader waiting at the end
 	reqs          map[string]*request
 	closeReason   wire.CloseReason
 	closeErr      error       // what ended the connection, for the close hook; nil for a requested close
@@ -106,10 +107,10 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Push implements [PushHandle].
-func (c *Conn) Push(ctx context.Context, p push.Priority, f Frame) error {
-	f.Type, f.Priority = wire.TypePush, p
+func (c *Conn) Push(ctx context.Context, p push.Priority, e Envelope) error {
+	e.Frame.Type, e.Frame.Priority = wire.TypePush, p
 	c.srv.metrics.received[p&1].Inc()
-	if err := c.srv.checkPush(&f); err != nil {
+	if err := c.srv.checkPush(&e.Frame); err != nil {
 		return err
 	}
 	for {
@@ -117,15 +118,12 @@ func (c *Conn) Push(ctx context.Context, p push.Priority, f Frame) error {
 			return err
 		}
 		c.mu.Lock()
-		refused := c.enqueueLocked(p, f)
+		refused := c.enqueueLocked(p, e)
 		if refused != push.ReasonQueueFull {
 			c.mu.Unlock()
 			return refusalErr(refused)
 		}
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
+		room := c.room.waitLocked()
 		c.mu.Unlock()
 		select {
 		case <-room:
@@ -136,18 +134,18 @@ func (c *Conn) Push(ctx context.Context, p push.Priority, f Frame) error {
 }
 
 // TryPush implements [PushHandle].
-func (c *Conn) TryPush(p push.Priority, f Frame) error {
-	f.Type, f.Priority = wire.TypePush, p
+func (c *Conn) TryPush(p push.Priority, e Envelope) error {
+	e.Frame.Type, e.Frame.Priority = wire.TypePush, p
 	c.srv.metrics.received[p&1].Inc()
-	if err := c.srv.checkPush(&f); err != nil {
+	if err := c.srv.checkPush(&e.Frame); err != nil {
 		if c.srv.cfg.TryPush == TryPushDeadLetters {
-			c.deadLetter([]item{{f: f}}, push.ReasonInvalid)
+			c.deadLetter([]item{{e: e}}, push.ReasonInvalid)
 			return &DeadLetteredError{Reason: push.ReasonInvalid, Err: err}
 		}
 		return err
 	}
 	c.mu.Lock()
-	refused := c.enqueueLocked(p, f)
+	refused := c.enqueueLocked(p, e)
 	c.mu.Unlock()
 	if refused == "" {
 		return nil
@@ -155,7 +153,7 @@ func (c *Conn) TryPush(p push.Priority, f Frame) error {
 	if c.srv.cfg.TryPush != TryPushDeadLetters {
 		return refusalErr(refused)
 	}
-	c.deadLetter([]item{{f: f}}, refused)
+	c.deadLetter([]item{{e: e}}, refused)
 	switch refused {
 	case push.ReasonQueueFull:
 		return errDeadQueueFull
@@ -165,9 +163,9 @@ func (c *Conn) TryPush(p push.Priority, f Frame) error {
 	return errDeadClosed
 }
 
-// enqueueLocked queues f, or returns the reason it cannot: queue_full, or
+// enqueueLocked queues e, or returns the reason it cannot: queue_full, or
 // for a closing connection shutdown (the node is stopping) or closed.
-func (c *Conn) enqueueLocked(p push.Priority, f Frame) push.Reason {
+func (c *Conn) enqueueLocked(p push.Priority, e Envelope) push.Reason {
 	if c.state != stateOpen {
 		if c.leftover == push.ReasonShutdown {
 			return push.ReasonShutdown
@@ -176,11 +174,11 @@ func (c *Conn) enqueueLocked(p push.Priority, f Frame) push.Reason {
 	}
 	cfg := &c.srv.cfg
 	q := c.out.queue(p)
-	if q.len() >= cfg.QueueLen || c.out.bytes[p]+len(f.Payload) > cfg.QueueBytes {
+	if q.len() >= cfg.QueueLen || c.out.bytes[p]+len(e.Frame.Payload) > cfg.QueueBytes {
 		return push.ReasonQueueFull
 	}
-	q.push(item{f: f, at: c.srv.now()})
-	c.out.bytes[p] += len(f.Payload)
+	q.push(item{e: e, at: c.srv.now()})
+	c.out.bytes[p] += len(e.Frame.Payload)
 	c.wakeWriterLocked()
 	return ""
 }

@@ -8,25 +8,40 @@ import (
 )
 
 // replaceWith closes c because next, on this node, took its session, moving
-// what c still had queued to next.
+// what c still had queued to next, receipts and all.
 func (c *Conn) replaceWith(next *Conn) {
-	c.CloseReplaced(func(f Frame) error {
+	c.closeReplaced(func(e *Envelope) bool {
 		next.mu.Lock()
 		defer next.mu.Unlock()
-		return refusalErr(next.enqueueLocked(f.Priority, f))
+		return next.enqueueLocked(e.Frame.Priority, *e) == ""
 	})
 }
 
-// CloseReplaced closes the connection because a newer connection holds its
-// session: the client gets close reason replaced, and every push still
-// queued is passed, in order (high before low), to forward so that it
-// follows the session. A push forward refuses is dead-lettered as replaced.
+// CloseReplaced closes the connection because a newer connection on
+// another node holds its session: the client gets close reason replaced,
+// and every push still queued follows the session, in order (high before
+// low): one with a receipt through its [Receipt.Moved], one without
+// through forward. A push forward refuses is dead-lettered as replaced.
 // It does nothing if the connection is already closing.
-func (c *Conn) CloseReplaced(forward func(Frame) error) {
+func (c *Conn) CloseReplaced(forward func(Envelope) error) {
+	c.closeReplaced(func(e *Envelope) bool {
+		if e.Receipt != nil {
+			e.Receipt.Moved(c.session, e)
+			return true
+		}
+		return forward(*e) == nil
+	})
+}
+
+// closeReplaced closes the connection with reason replaced, passing every
+// queued push to move; those it does not take are dead-lettered as
+// replaced.
+func (c *Conn) closeReplaced(move func(*Envelope) bool) {
 	var refused []item
-	for _, it := range c.beginClose(wire.CloseReplaced, push.ReasonReplaced, false, abortTimeout) {
-		if forward(it.f) != nil {
-			refused = append(refused, it)
+	taken := c.beginClose(wire.CloseReplaced, push.ReasonReplaced, false, abortTimeout)
+	for i := range taken {
+		if !move(&taken[i].e) {
+			refused = append(refused, taken[i])
 		}
 	}
 	c.deadLetter(refused, push.ReasonReplaced)
@@ -52,11 +67,12 @@ func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
 	c.deadLetter(c.beginClose(reason, leftover, false, abortTimeout), leftover)
 }
 
-// deadLetter hands the connection's pushes to the sink with reason, in
-// order. Once the sink has panicked on the connection they are counted and
-// logged as lost instead; a panic in the sink counts the push it panicked
-// on and the rest lost the same way, and goes on to the goroutine's
-// recover, which closes the connection.
+// deadLetter hands the connection's pushes, in order, to their receipts,
+// or to the sink for those without, with reason. Once the sink or a
+// receipt has panicked on the connection they are counted and logged as
+// lost instead; a panic there counts the push it panicked on and the rest
+// lost the same way, and goes on to the goroutine's recover, which closes
+// the connection.
 func (c *Conn) deadLetter(items []item, reason push.Reason) {
 	i, returned := 0, false
 	defer func() {
@@ -66,7 +82,7 @@ func (c *Conn) deadLetter(items []item, reason push.Reason) {
 		}
 	}()
 	for ; i < len(items) && !c.sinkPanicked.Load(); i++ {
-		c.srv.deadLetterItem(c.session, items[i], reason)
+		c.srv.deadLetterItem(c.session, &items[i], reason)
 	}
 	c.srv.lost(c.session, items[i:], reason)
 	returned = true
@@ -153,20 +169,12 @@ func (c *Conn) wakeWaitersLocked() {
 }
 
 // wakePushersLocked tells producers blocked in Push to look again.
-func (c *Conn) wakePushersLocked() {
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
-	}
-}
+func (c *Conn) wakePushersLocked() { c.room.wakeLocked() }
 
 // releaseWriterLocked lets go of the write side.
 func (c *Conn) releaseWriterLocked() {
 	c.writer = writerIdle
-	if c.writerGone != nil {
-		close(c.writerGone)
-		c.writerGone = nil
-	}
+	c.writerGone.wakeLocked()
 }
 
 // waitWriterGone waits until no one owns the write side. Called by the
@@ -177,8 +185,7 @@ func (c *Conn) waitWriterGone() {
 		c.mu.Unlock()
 		return
 	}
-	gone := make(chan struct{})
-	c.writerGone = gone
+	gone := c.writerGone.waitLocked()
 	c.mu.Unlock()
 	<-gone
 }

@@ -18,8 +18,8 @@ const (
 	PanicHandshake = "handshake" // a socket's handshake: the upgrade or hello, the authenticator, taking the session, the connect hook
 	PanicReader    = "reader"    // a connection's reader: client frames, the protocol-error and close hooks
 	PanicRequest   = "request"   // a request's goroutine: its handler and stream, the command-end hook
-	PanicWriter    = "writer"    // a connection's own writer goroutine: the BeforeSend and OnWritten hooks, the dead-letter sink
-	PanicFlusher   = "flusher"   // a shared flusher while it writes for a connection: the same hooks and sink
+	PanicWriter    = "writer"    // a connection's own writer goroutine: the BeforeSend hook, receipts, the dead-letter sink
+	PanicFlusher   = "flusher"   // a shared flusher while it writes for a connection: the same hook, receipts and sink
 )
 
 // panicked logs a contained panic, with its stack and what else says
@@ -166,15 +166,15 @@ func (c *Conn) runCloseHook(reason wire.CloseReason, cause error) {
 }
 
 // lost counts and logs, with their ids, pushes of session that will be
-// neither written nor dead-lettered because the dead-letter sink panicked
-// on the connection. reason is what they would have been dead-lettered as.
+// neither written nor dead-lettered because the dead-letter sink (or a
+// receipt's Dead) panicked on the connection. reason is what they would have been dead-lettered as.
 func (s *Server) lost(session string, items []item, reason push.Reason) {
 	if len(items) == 0 {
 		return
 	}
 	ids := make([]string, len(items))
 	for i := range items {
-		ids[i] = items[i].f.ID
+		ids[i] = items[i].e.Frame.ID
 	}
 	s.metrics.lost[LostSinkPanic].Add(float64(len(items)))
 	s.log.Error("pushes lost: the dead-letter sink panicked", zap.String("session", session),

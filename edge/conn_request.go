@@ -58,9 +58,9 @@ type request struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	handler  Handler
-	queued   int           // response frames in the connection's queue
-	room     chan struct{} // closed when a frame leaves the queue; made by a waiting stream
-	canceled atomic.Bool   // by the client: set by the reader, read by the request's goroutine
+	queued   int         // response frames in the connection's queue
+	room     broadcast   // a frame left the queue: wakes the stream waiting for room
+	canceled atomic.Bool // by the client: set by the reader, read by the request's goroutine
 }
 
 func (r *request) poppedLocked() {
@@ -68,12 +68,7 @@ func (r *request) poppedLocked() {
 	r.wakeLocked()
 }
 
-func (r *request) wakeLocked() {
-	if r.room != nil {
-		close(r.room)
-		r.room = nil
-	}
-}
+func (r *request) wakeLocked() { r.room.wakeLocked() }
 
 // startRequest validates a request frame and starts its handler. Refusals
 // are protocol errors: an error frame for the request, the connection stays.
@@ -182,15 +177,12 @@ func (c *Conn) enqueueResponse(r *request, f Frame) error {
 		}
 		if r.queued < c.srv.cfg.StreamBuffer {
 			r.queued++
-			c.out.resp.push(item{f: f, req: r})
+			c.out.resp.push(item{e: Envelope{Frame: f}, req: r})
 			c.wakeWriterLocked()
 			c.mu.Unlock()
 			return nil
 		}
-		if r.room == nil {
-			r.room = make(chan struct{})
-		}
-		room := r.room
+		room := r.room.waitLocked()
 		c.mu.Unlock()
 		select {
 		case <-room:
@@ -207,7 +199,7 @@ func (c *Conn) endRequest(r *request, err error) {
 	c.mu.Lock()
 	delete(c.reqs, r.ID)
 	if last != nil && c.state == stateOpen {
-		c.out.resp.push(item{f: *last, req: r})
+		c.out.resp.push(item{e: Envelope{Frame: *last}, req: r})
 		r.queued++
 		c.wakeWriterLocked()
 	}
@@ -283,7 +275,7 @@ func (c *Conn) protocolError(id string, perr *ProtocolError) {
 		return
 	}
 	c.out.looseErrors++
-	c.out.resp.push(item{f: *errorFrame(id, perr)})
+	c.out.resp.push(item{e: Envelope{Frame: *errorFrame(id, perr)}})
 	c.wakeWriterLocked()
 	c.mu.Unlock()
 	c.fireProtocolError(perr)

@@ -285,7 +285,7 @@ func TestPushesOvertakeResponses(t *testing.T) {
 	}()
 	<-n.started
 	for i := range 200 {
-		if err := h.Push(context.Background(), push.High, pushFrame(fmt.Sprint(i), "")); err != nil {
+		if err := h.Push(context.Background(), push.High, pushOf(fmt.Sprint(i), "")); err != nil {
 			t.Fatal(err)
 		}
 	}

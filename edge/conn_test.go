@@ -52,7 +52,7 @@ func (g *gate) hold(t testing.TB, h *edge.Conn) func() {
 	g.mu.Lock()
 	g.entered[h.Session()], g.release[h.Session()] = entered, release
 	g.mu.Unlock()
-	if err := h.TryPush(push.Low, pushFrame("gate", "")); err != nil {
+	if err := h.TryPush(push.Low, pushOf("gate", "")); err != nil {
 		t.Fatal(err)
 	}
 	<-entered
@@ -97,7 +97,7 @@ func TestPriorityOrderEndToEnd(t *testing.T) {
 
 func mustTryPush(t testing.TB, h edge.PushHandle, p push.Priority, id string) {
 	t.Helper()
-	if err := h.TryPush(p, pushFrame(id, id)); err != nil {
+	if err := h.TryPush(p, pushOf(id, id)); err != nil {
 		t.Fatalf("TryPush %s: %v", id, err)
 	}
 }
@@ -113,12 +113,12 @@ func TestTryPushDeadLetterPolicy(t *testing.T) {
 	release := g.hold(t, h)
 	mustTryPush(t, h, push.High, "1")
 	mustTryPush(t, h, push.High, "2")
-	err := h.TryPush(push.High, pushFrame("3", ""))
+	err := h.TryPush(push.High, pushOf("3", ""))
 	var dle *edge.DeadLetteredError
 	if !errors.As(err, &dle) || dle.Reason != push.ReasonQueueFull || !errors.Is(err, edge.ErrQueueFull) {
 		t.Fatalf("TryPush over the bound: %v; want dead-lettered queue_full", err)
 	}
-	err = h.TryPush(push.High, edge.Frame{ID: strings.Repeat("x", 300)})
+	err = h.TryPush(push.High, edge.Envelope{Frame: edge.Frame{ID: strings.Repeat("x", 300)}})
 	if !errors.As(err, &dle) || dle.Reason != push.ReasonInvalid || !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("TryPush of an invalid frame: %v; want dead-lettered invalid", err)
 	}
@@ -133,7 +133,7 @@ func TestTryPushDeadLetterPolicy(t *testing.T) {
 		}
 	}
 	// A frame larger than the queue's byte bound can never fit.
-	if err := h.Push(context.Background(), push.High, edge.Frame{Payload: make([]byte, cfg.QueueBytes+1)}); !errors.Is(err, edge.ErrFrameTooLarge) {
+	if err := h.Push(context.Background(), push.High, edge.Envelope{Frame: edge.Frame{Payload: make([]byte, cfg.QueueBytes+1)}}); !errors.Is(err, edge.ErrFrameTooLarge) {
 		t.Fatalf("oversized Push: %v; want ErrFrameTooLarge", err)
 	}
 }
@@ -270,9 +270,9 @@ func TestOversizedFrameClosesWithProtocol(t *testing.T) {
 }
 
 // A connect hook that fails refuses the client with close reason shutdown;
-// OnWritten sees every push once it is in the socket.
+// a push's receipt hears it was written once it is in the socket.
 func TestConnectAndWrittenHooks(t *testing.T) {
-	written := make(chan string, 10)
+	rl := newReceiptLog()
 	n := startNode(t, edge.DefaultConfig(), edge.Options{Hooks: edge.Hooks{
 		OnConnect: func(c *edge.Conn) error {
 			if c.Session() == "refused" {
@@ -280,19 +280,20 @@ func TestConnectAndWrittenHooks(t *testing.T) {
 			}
 			return nil
 		},
-		OnWritten: func(_ *edge.Conn, f *edge.Frame) { written <- f.ID },
 	}})
 	_, err := client.Dial(context.Background(), n.tcp, client.Options{Session: "refused"})
 	if !isClose(err, "shutdown") {
 		t.Fatalf("refused client: %v; want close reason shutdown", err)
 	}
 	c := dial(t, n.ws, "welcome", client.Options{})
-	mustTryPush(t, n.handle(t, "welcome"), push.Low, "w1")
+	if err := n.handle(t, "welcome").TryPush(push.Low, rl.push("w1")); err != nil {
+		t.Fatal(err)
+	}
 	if f := recv(t, c); f.ID != "w1" {
 		t.Fatalf("got %s", f.ID)
 	}
-	if id := <-written; id != "w1" {
-		t.Fatalf("OnWritten saw %s; want w1", id)
+	if told := rl.wait(t, 1); told[0] != "written w1" {
+		t.Fatalf("the receipt was told %q; want written w1", told[0])
 	}
 }
 

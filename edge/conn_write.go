@@ -67,7 +67,7 @@ func (w *writer) takeHeld() []item {
 // pushesOf appends the pushes among items to dst.
 func pushesOf(dst, items []item) []item {
 	for _, it := range items {
-		if it.req == nil && it.f.Type == wire.TypePush {
+		if it.req == nil && it.e.Frame.Type == wire.TypePush {
 			dst = append(dst, it)
 		}
 	}
@@ -129,8 +129,8 @@ func (c *Conn) fillLocked(w *writer, now *lazyNow) (ctl control, wait time.Durat
 			if src == fromLow {
 				q = &o.low
 			}
-			if exp := q.peek().f.Expires; !exp.IsZero() && !now.get().Before(exp) {
-				w.expired = append(w.expired, o.popPush(q, q.peek().f.Priority))
+			if exp := q.peek().e.Expires; !exp.IsZero() && !now.get().Before(exp) {
+				w.expired = append(w.expired, o.popPush(q, q.peek().e.Frame.Priority))
 				continue
 			}
 			if wait = c.rateWaitLocked(now); wait > 0 {
@@ -141,7 +141,7 @@ func (c *Conn) fillLocked(w *writer, now *lazyNow) (ctl control, wait time.Durat
 		if it.req != nil {
 			it.req.poppedLocked()
 		}
-		size += it.f.Len()
+		size += it.e.Frame.Len()
 		w.items = append(w.items, it)
 	}
 	if len(w.items) > 0 || len(w.expired) > 0 {
@@ -260,7 +260,7 @@ func (c *Conn) encode(w *writer, ctl *control) {
 		b, _ = c.fr.appendFrame(b, &Frame{Type: wire.TypeClose, Name: string(ctl.reason)})
 	}
 	for i := range w.items {
-		f := &w.items[i].f
+		f := &w.items[i].e.Frame
 		if hook := c.srv.hooks.BeforeSend; hook != nil {
 			hook(c, f)
 		}
@@ -409,40 +409,41 @@ func (c *Conn) afterWrite(w *writer, err error) bool {
 	return false
 }
 
-// written counts a batch just written, then runs the OnWritten hook for its
-// pushes.
+// written counts a batch just written, then tells its pushes' receipts.
 func (c *Conn) written(w *writer) {
 	m := c.srv.metrics
 	m.bytesWritten.Add(float64(len(w.buf)))
 	var pushes [2]int
+	receipts := false
 	now := c.srv.now()
 	for i := range w.items {
 		it := &w.items[i]
-		if it.f.Type != wire.TypePush {
+		if it.e.Frame.Type != wire.TypePush {
 			continue
 		}
-		pushes[it.f.Priority&1]++
+		pushes[it.e.Frame.Priority&1]++
 		m.queueWait.Observe((now - it.at).Seconds())
+		receipts = receipts || it.e.Receipt != nil
 	}
 	if n := pushes[0] + pushes[1]; n > 0 {
 		m.batchSize.Observe(float64(n))
 		m.written[push.High].Add(float64(pushes[push.High]))
 		m.written[push.Low].Add(float64(pushes[push.Low]))
 	}
-	if hook := c.srv.hooks.OnWritten; hook != nil {
-		c.runOnWritten(w, hook)
+	if receipts { // a batch of pushes made in the process has none
+		tellWritten(w)
 	}
 }
 
-// runOnWritten runs the hook for each push of a written batch. The batch is
-// taken out of w meanwhile: its pushes are delivered, so a panic in the
-// hook leaves none to dead-letter.
-func (c *Conn) runOnWritten(w *writer, hook func(*Conn, *Frame)) {
+// tellWritten tells the receipts of a written batch's pushes. The batch is
+// taken out of w meanwhile: its pushes are delivered, so a panic in a
+// receipt leaves none to dead-letter.
+func tellWritten(w *writer) {
 	batch := w.items
 	w.items = nil
 	for i := range batch {
-		if batch[i].f.Type == wire.TypePush {
-			hook(c, &batch[i].f)
+		if e := &batch[i].e; e.Receipt != nil {
+			e.Receipt.Written(e)
 		}
 	}
 	w.items = batch

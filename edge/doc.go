@@ -10,15 +10,18 @@
 // goroutine on its write side, no queue buffer and no read buffer.
 //
 // Producers in the process push through a [PushHandle] ([Conn] implements
-// it): Push waits for room, TryPush never waits. Nothing is dropped without a
-// trace: a push that cannot be written goes to the [DeadLetterSink] with a
-// [Reason].
+// it): Push waits for room, TryPush never waits. What they push is an
+// [Envelope]: the wire frame, its expiry and send time, and optionally a
+// [Receipt], which is told once what became of the push: written, dead
+// (with a push.Reason) or moved with its session to another node. Nothing
+// is dropped without a trace: a push without a receipt that cannot be
+// written goes to the [DeadLetterSink].
 //
 // Clients can send requests; a [Handler] answers with one frame, nothing or a
 // stream (an iter.Seq2), whose frames go out behind pushes.
 //
 // The package knows nothing of NATS: the bus feeds it through PushHandles
-// found in the registry, and receives dead letters through the sink. It
+// found in the registry, and hears back through each push's receipt. It
 // imports registry, edge/wire and the vocabulary (push); never nats.go,
 // bus or dlq, nor fx or Prometheus, which the composition root
 // (cmd/edge/app) brings (tests/imports_test.go keeps these rules).

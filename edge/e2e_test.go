@@ -24,7 +24,7 @@ func TestPushOverBothTransports(t *testing.T) {
 	for _, addr := range []string{n.tcp, n.ws} {
 		c := dial(t, addr, "s-"+addr[:2], client.Options{})
 		h := n.handle(t, c.Session())
-		if err := h.Push(context.Background(), push.Low, pushFrame("p1", "hello")); err != nil {
+		if err := h.Push(context.Background(), push.Low, pushOf("p1", "hello")); err != nil {
 			t.Fatal(err)
 		}
 		f := recv(t, c)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"net"
+	"time"
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
@@ -34,7 +35,7 @@ func Example() {
 		panic(err)
 	}
 	alice := srv.Registry().Get("alice") // her connection's PushHandle
-	err = alice.Push(ctx, push.High, edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("hello, alice")})
+	err = alice.Push(ctx, push.High, edge.Envelope{Frame: edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("hello, alice")}})
 	if err != nil {
 		panic(err)
 	}
@@ -105,11 +106,44 @@ func ExampleConn_TryPush() {
 
 	c, _ := client.Dial(context.Background(), "tcp://"+ln.Addr().String(), client.Options{Session: "carol"})
 	carol := srv.Registry().Get("carol")
-	fmt.Println(carol.TryPush(push.Low, edge.Frame{ID: "p1", Payload: []byte("hi")}))
+	fmt.Println(carol.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: "p1", Payload: []byte("hi")}}))
 	c.Close()
 	<-carol.Done()
-	fmt.Println(carol.TryPush(push.Low, edge.Frame{ID: "p2", Payload: []byte("hi")}))
+	fmt.Println(carol.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: "p2", Payload: []byte("hi")}}))
 	// Output:
 	// <nil>
 	// edge: connection closed
+}
+
+// toldReceipt passes on what became of each push it is the receipt of. Its
+// buffer is the room it has: a receipt must never block the edge.
+type toldReceipt chan string
+
+func (r toldReceipt) Written(e *edge.Envelope) { r <- "written " + e.Frame.ID }
+func (r toldReceipt) Dead(dl edge.DeadLetter)  { r <- "dead " + dl.Frame.ID + ": " + string(dl.Reason) }
+func (r toldReceipt) Moved(session string, e *edge.Envelope) {
+	r <- "moved " + e.Frame.ID + " with " + session
+}
+
+// A push's receipt is told once what became of it: here one push is
+// written, and one whose expiry passed before it could be is dead.
+func ExampleReceipt() {
+	srv, _ := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}})
+	_ = srv.Start(context.Background())
+	defer srv.Shutdown(context.Background())
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.ServeTCP(ln)
+	c, _ := client.Dial(context.Background(), "tcp://"+ln.Addr().String(), client.Options{Session: "dave"})
+	defer c.Close()
+	dave := srv.Registry().Get("dave")
+
+	told := make(toldReceipt, 1)
+	_ = dave.TryPush(push.High, edge.Envelope{Frame: edge.Frame{ID: "p1"}, Receipt: told})
+	fmt.Println(<-told)
+	stale := edge.Envelope{Frame: edge.Frame{ID: "p2"}, Expires: time.Now().Add(-time.Second), Receipt: told}
+	_ = dave.TryPush(push.High, stale)
+	fmt.Println(<-told)
+	// Output:
+	// written p1
+	// dead p2: expired
 }

@@ -34,11 +34,11 @@ type handshakePolicy struct {
 // buffers, happen here so the connection's long-lived reader starts small.
 func (s *Server) handshake(nc net.Conn, fr framing) {
 	defer s.recoverHandshake(nc)
-	if !s.trackHandshake(nc) {
+	if !s.shaking.add(nc, nil) {
 		_ = nc.Close()
 		return
 	}
-	defer s.untrackHandshake(nc)
+	defer s.shaking.remove(nc)
 	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
 	if s.cfg.HandshakeTimeout > 0 {
 		_ = nc.SetDeadline(deadline)
@@ -103,24 +103,6 @@ func (s *Server) handshakeFailed(nc net.Conn, fr framing, err error) {
 		s.reject(nc, fr, wire.CloseProtocol, err.Error())
 	}
 	_ = nc.Close()
-}
-
-// trackHandshake records a socket in its handshake so Shutdown can cut it
-// short; false once the server is closing.
-func (s *Server) trackHandshake(nc net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.shaking[nc] = struct{}{}
-	return true
-}
-
-func (s *Server) untrackHandshake(nc net.Conn) {
-	s.mu.Lock()
-	delete(s.shaking, nc)
-	s.mu.Unlock()
 }
 
 // reject tells a client that never got a session why, and closes.

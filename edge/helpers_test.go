@@ -165,8 +165,9 @@ func (r *recorder) waitLen(t testing.TB, n int) []edge.DeadLetter {
 	}
 }
 
-func pushFrame(id string, payload string) edge.Frame {
-	return edge.Frame{ID: id, Payload: []byte(payload)}
+// pushOf is a push made in the process: no expiry, no receipt.
+func pushOf(id string, payload string) edge.Envelope {
+	return edge.Envelope{Frame: edge.Frame{ID: id, Payload: []byte(payload)}}
 }
 
 // rawConn is a TCP client that speaks the protocol by hand, for sending
@@ -226,4 +227,64 @@ func (r *rawConn) next(t testing.TB) wire.Frame {
 			return f
 		}
 	}
+}
+
+// receiptLog records, in order, what the edge tells the receipts of a
+// test's pushes: "written <id>", "dead <id> <reason>", "moved <id> to
+// <session>".
+type receiptLog struct {
+	mu      sync.Mutex
+	told    []string
+	changed chan struct{} // closed and replaced on every entry
+}
+
+func newReceiptLog() *receiptLog { return &receiptLog{changed: make(chan struct{})} }
+
+// push is a push with id whose receipt reports to l.
+func (l *receiptLog) push(id string) edge.Envelope {
+	return edge.Envelope{Frame: edge.Frame{ID: id, Payload: []byte(id)}, Receipt: loggedReceipt{l}}
+}
+
+func (l *receiptLog) add(entry string) {
+	l.mu.Lock()
+	l.told = append(l.told, entry)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *receiptLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.told...)
+}
+
+// wait waits until the receipts were told at least n things.
+func (l *receiptLog) wait(t testing.TB, n int) []string {
+	t.Helper()
+	timeout := time.After(testTimeout)
+	for {
+		l.mu.Lock()
+		told, ch := append([]string(nil), l.told...), l.changed
+		l.mu.Unlock()
+		if len(told) >= n {
+			return told
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("receipts told %q; want %d entries", told, n)
+		}
+	}
+}
+
+// loggedReceipt is a receipt that tells its log.
+type loggedReceipt struct{ l *receiptLog }
+
+func (r loggedReceipt) Written(e *edge.Envelope) { r.l.add("written " + e.Frame.ID) }
+func (r loggedReceipt) Dead(dl edge.DeadLetter) {
+	r.l.add("dead " + dl.Frame.ID + " " + string(dl.Reason))
+}
+func (r loggedReceipt) Moved(session string, e *edge.Envelope) {
+	r.l.add("moved " + e.Frame.ID + " to " + session)
 }

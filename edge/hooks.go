@@ -18,7 +18,6 @@ func JoinHooks(hs ...Hooks) Hooks {
 		Admit:           pick(l.admit, firstError[string]),
 		OnConnect:       pick(l.connect, firstError[*Conn]),
 		BeforeSend:      pick(l.beforeSend, each2[*Conn, *Frame]),
-		OnWritten:       pick(l.written, each2[*Conn, *Frame]),
 		OnCommandEnd:    pick(l.commandEnd, each3[*Conn, *Request, error]),
 		OnProtocolError: pick(l.protocolError, each2[*Conn, *ProtocolError]),
 		OnClose:         pick(l.close, each3[*Conn, wire.CloseReason, error]),
@@ -30,7 +29,6 @@ type hookLists struct {
 	admit         []func(string) error
 	connect       []func(*Conn) error
 	beforeSend    []func(*Conn, *Frame)
-	written       []func(*Conn, *Frame)
 	commandEnd    []func(*Conn, *Request, error)
 	protocolError []func(*Conn, *ProtocolError)
 	close         []func(*Conn, wire.CloseReason, error)
@@ -40,7 +38,6 @@ func (l *hookLists) add(h Hooks) {
 	l.admit = appendSet(l.admit, h.Admit, h.Admit != nil)
 	l.connect = appendSet(l.connect, h.OnConnect, h.OnConnect != nil)
 	l.beforeSend = appendSet(l.beforeSend, h.BeforeSend, h.BeforeSend != nil)
-	l.written = appendSet(l.written, h.OnWritten, h.OnWritten != nil)
 	l.commandEnd = appendSet(l.commandEnd, h.OnCommandEnd, h.OnCommandEnd != nil)
 	l.protocolError = appendSet(l.protocolError, h.OnProtocolError, h.OnProtocolError != nil)
 	l.close = appendSet(l.close, h.OnClose, h.OnClose != nil)

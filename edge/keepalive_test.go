@@ -253,14 +253,14 @@ func TestPingAnsweringClientsStayConnected(t *testing.T) {
 	default:
 	}
 	for _, c := range []*client.Conn{goWS, goTCP} {
-		if err := n.handle(t, c.Session()).TryPush(push.High, pushFrame("still", "here")); err != nil {
+		if err := n.handle(t, c.Session()).TryPush(push.High, pushOf("still", "here")); err != nil {
 			t.Fatal(err)
 		}
 		if f := recv(t, c); f.ID != "still" {
 			t.Fatalf("%s got %q; want push still", c.Session(), f.ID)
 		}
 	}
-	if err := n.handle(t, "raw-ws").TryPush(push.High, pushFrame("still", "here")); err != nil {
+	if err := n.handle(t, "raw-ws").TryPush(push.High, pushOf("still", "here")); err != nil {
 		t.Fatal(err)
 	}
 	if f := raw.next(t); f.Type != wire.TypePush || f.ID != "still" {

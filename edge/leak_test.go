@@ -22,7 +22,7 @@ func TestConnectDisconnectCyclesLeaveNothing(t *testing.T) {
 	var closes atomic.Int64
 	allClosed := make(chan struct{})
 	n := startNode(t, edge.DefaultConfig(), edge.Options{Hooks: edge.Hooks{
-		OnConnect: func(c *edge.Conn) error { return c.TryPush(push.High, pushFrame("hi", "hello")) },
+		OnConnect: func(c *edge.Conn) error { return c.TryPush(push.High, pushOf("hi", "hello")) },
 		OnClose: func(*edge.Conn, wire.CloseReason, error) {
 			if closes.Add(1) == cycles {
 				close(allClosed)

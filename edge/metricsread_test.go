@@ -46,7 +46,7 @@ func TestServerStats(t *testing.T) {
 	c := dial(t, n.tcp, "s1", client.Options{})
 	h := n.handle(t, "s1")
 	for i, p := range []push.Priority{push.High, push.Low, push.High} {
-		if err := h.TryPush(p, pushFrame(fmt.Sprint("p", i), "x")); err != nil {
+		if err := h.TryPush(p, pushOf(fmt.Sprint("p", i), "x")); err != nil {
 			t.Fatal(err)
 		}
 	}

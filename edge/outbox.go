@@ -89,7 +89,7 @@ func (o *outbox) take(src source, cfg *Config, now *lazyNow) item {
 
 func (o *outbox) popPush(q *fifo, p push.Priority) item {
 	it := q.pop()
-	o.bytes[p] -= len(it.f.Payload)
+	o.bytes[p] -= len(it.e.Frame.Payload)
 	return it
 }
 

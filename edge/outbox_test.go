@@ -21,13 +21,13 @@ func takeAll(o *outbox, cfg *Config) []string {
 		if src == fromNone {
 			return ids
 		}
-		ids = append(ids, o.take(src, cfg, &now).f.ID)
+		ids = append(ids, o.take(src, cfg, &now).e.Frame.ID)
 	}
 }
 
 func queueIDs(o *outbox, p push.Priority, ids ...string) {
 	for _, id := range ids {
-		o.queue(p).push(item{f: Frame{Type: wire.TypePush, Priority: p, ID: id}})
+		o.queue(p).push(item{e: Envelope{Frame: Frame{Type: wire.TypePush, Priority: p, ID: id}}})
 	}
 }
 
@@ -47,7 +47,7 @@ func TestStrictPriority(t *testing.T) {
 	cfg := Config{} // no counter, no slice
 	queueIDs(&o, push.Low, "L1", "L2")
 	queueIDs(&o, push.High, "H1", "H2", "H3", "H4", "H5", "H6", "H7", "H8", "H9", "H10")
-	o.resp.push(item{f: Frame{ID: "R1"}, req: &request{}})
+	o.resp.push(item{e: Envelope{Frame: Frame{ID: "R1"}}, req: &request{}})
 	got := strings.Join(takeAll(&o, &cfg), " ")
 	if want := "H1 H2 H3 H4 H5 H6 H7 H8 H9 H10 L1 L2 R1"; got != want {
 		t.Fatalf("order %q; want %q", got, want)
@@ -58,10 +58,10 @@ func TestStrictPriority(t *testing.T) {
 func TestEmptyQueueHoldsNoChunk(t *testing.T) {
 	var q fifo
 	for i := range 3 * chunkLen {
-		q.push(item{f: Frame{ID: fmt.Sprint(i)}})
+		q.push(item{e: Envelope{Frame: Frame{ID: fmt.Sprint(i)}}})
 	}
 	for i := range 3 * chunkLen {
-		if got := q.pop().f.ID; got != fmt.Sprint(i) {
+		if got := q.pop().e.Frame.ID; got != fmt.Sprint(i) {
 			t.Fatalf("pop %d gave %s", i, got)
 		}
 	}
@@ -94,7 +94,7 @@ func TestOutboxProperties(t *testing.T) {
 			}
 			it := o.take(src, &cfg, &now)
 			taken++
-			stream, n := splitID(it.f.ID)
+			stream, n := splitID(it.e.Frame.ID)
 			if n != next[stream] {
 				t.Fatalf("%s out of order: got #%d, want #%d", stream, n, next[stream])
 			}
@@ -131,7 +131,7 @@ func TestOutboxProperties(t *testing.T) {
 			case 2:
 				k := rapid.IntRange(0, 1).Draw(t, "request")
 				name := fmt.Sprintf("R%d", k)
-				o.resp.push(item{f: Frame{ID: fmt.Sprintf("%s#%d", name, seq[name])}, req: reqs[k]})
+				o.resp.push(item{e: Envelope{Frame: Frame{ID: fmt.Sprintf("%s#%d", name, seq[name])}}, req: reqs[k]})
 				seq[name]++
 				pushed++
 			default:
@@ -164,7 +164,7 @@ func TestFairnessTimeSliceOnOutbox(t *testing.T) {
 	var got []string
 	for _, at := range []time.Duration{0, 5 * time.Millisecond, 10 * time.Millisecond, 15 * time.Millisecond} {
 		now.t = start.Add(at)
-		got = append(got, o.take(o.next(&cfg, &now), &cfg, &now).f.ID)
+		got = append(got, o.take(o.next(&cfg, &now), &cfg, &now).e.Frame.ID)
 	}
 	if g, want := strings.Join(got, " "), "H1 H2 L1 H3"; g != want {
 		t.Fatalf("order %q; want %q", g, want)

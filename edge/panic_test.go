@@ -105,7 +105,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 		t.Fatal("a connection whose close hook panicked never ended")
 	}
 
-	if err := n.handle(t, "ok").TryPush(push.High, pushFrame("after", "all that")); err != nil {
+	if err := n.handle(t, "ok").TryPush(push.High, pushOf("after", "all that")); err != nil {
 		t.Fatal(err)
 	}
 	if f := recv(t, bystander); f.ID != "after" {

@@ -63,7 +63,7 @@ func TestActorProperties(t *testing.T) {
 			} else {
 				lows = append(lows, id)
 			}
-			if err := h.TryPush(push.Priority(p), pushFrame(id, "")); err != nil {
+			if err := h.TryPush(push.Priority(p), pushOf(id, "")); err != nil {
 				rt.Fatalf("TryPush: %v", err)
 			}
 		}

@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// item is one queued frame. req is set on response frames: popping one
-// gives its request room for the next.
+// item is one queued frame: a push with what the server knows of it, or a
+// response frame (in e.Frame, with req set: popping one gives its request
+// room for the next).
 type item struct {
-	f   Frame
+	e   Envelope
 	req *request
 	at  time.Duration // when it was queued, on the server's clock (pushes only)
 }

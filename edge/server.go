@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -38,10 +39,6 @@ type Hooks struct {
 	// BeforeSend runs for every push and response frame just before it is
 	// encoded, and may rewrite it.
 	BeforeSend func(c *Conn, f *Frame)
-	// OnWritten runs for every push once the write that carried it
-	// returned: the bytes are in the socket. It runs on the write path, so
-	// it must be quick and must not block.
-	OnWritten func(c *Conn, f *Frame)
 	// OnCommandEnd runs exactly once for every request that reached its
 	// handler, after its last frame was queued, whether it ended normally,
 	// with an error, canceled or abandoned by a closing connection. err is
@@ -58,12 +55,13 @@ type Hooks struct {
 type Options struct {
 	Config Config
 	Logger *zap.Logger // nil: no logging
-	// Sink takes pushes that will not be written. Nil: each one is logged
-	// at warn level with its session, id and reason. A panic in the sink
-	// on the edge's goroutines is contained like a hook's: the push it
-	// panicked on and every other the connection still holds are counted
-	// lost (pushfabric_connection_pushes_lost_total) and logged with their
-	// ids, never handed to the sink again.
+	// Sink takes pushes without a receipt that will not be written. Nil:
+	// each one is logged at warn level with its session, id and reason. A
+	// panic in the sink (or in a receipt's Dead) on the edge's goroutines
+	// is contained like a hook's: the push it panicked on and every other
+	// the connection still holds are counted lost
+	// (pushfabric_connection_pushes_lost_total) and logged with their ids,
+	// never handed to the sink or their receipts again.
 	Sink  DeadLetterSink
 	Hooks Hooks
 	// Handlers answer requests by method; Fallback answers methods that
@@ -100,12 +98,11 @@ type Server struct {
 	stopCtx  context.CancelFunc
 	wg       sync.WaitGroup // accept loops, handshakes, readers, writers of their own
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // guarded by mu
-	shaking   map[net.Conn]struct{}     // guarded by mu: sockets in their handshake
-	conns     map[*Conn]struct{}        // guarded by mu
-	started   bool                      // guarded by mu
-	closing   bool                      // guarded by mu
+	// What Shutdown ends, closed by it in this order.
+	listeners tracked[net.Listener] // their accept loops
+	shaking   tracked[net.Conn]     // sockets in their handshake
+	conns     tracked[*Conn]
+	started   atomic.Bool // set by Start
 }
 
 // NewServer validates the options and builds the server; it starts
@@ -121,9 +118,6 @@ func NewServer(o Options) (*Server, error) {
 		cfg: o.Config, log: o.Logger, sink: o.Sink, hooks: o.Hooks,
 		handlers: o.Handlers, fallback: o.Fallback, auth: o.Auth,
 		reg: o.Registry, node: o.Node, metrics: o.Metrics, epoch: time.Now(),
-		listeners: make(map[net.Listener]struct{}),
-		shaking:   make(map[net.Conn]struct{}),
-		conns:     make(map[*Conn]struct{}),
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -149,17 +143,15 @@ func NewServer(o Options) (*Server, error) {
 
 // Start starts the shared flushers (Config.Flushers); the server can then
 // serve. It does not block. Start returns ErrServerClosed after Shutdown,
-// and an error if the server has started already.
+// and an error if the server has started already; do not call it while
+// Shutdown runs.
 func (s *Server) Start(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
-	case s.closing:
+	case s.listeners.isClosed():
 		return ErrServerClosed
-	case s.started:
+	case !s.started.CompareAndSwap(false, true):
 		return errors.New("edge: the server has started already")
 	}
-	s.started = true
 	s.sched.start(s, s.cfg.Flushers)
 	return nil
 }
@@ -186,8 +178,11 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 		s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only",
 			zap.Stringer("addr", ln.Addr()))
 	}
-	if err := s.track(ln); err != nil {
-		return err
+	if !s.started.Load() {
+		return ErrNotStarted
+	}
+	if !s.listeners.add(ln, &s.wg) {
+		return ErrServerClosed
 	}
 	defer s.untrack(ln)
 	s.log.Info("listening", zap.String("transport", fr.name()), zap.Stringer("addr", ln.Addr()))
@@ -195,7 +190,7 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.isClosing() {
+			if s.listeners.isClosed() {
 				return ErrServerClosed
 			}
 			if backoff, err = s.acceptBackoff(backoff, err); err != nil {
@@ -231,33 +226,10 @@ func isTemporary(err error) bool {
 	return ok && t.Temporary()
 }
 
-// track registers an accept loop: ErrServerClosed once the server is
-// closing, ErrNotStarted before it has started.
-func (s *Server) track(ln net.Listener) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.closing:
-		return ErrServerClosed
-	case !s.started:
-		return ErrNotStarted
-	}
-	s.listeners[ln] = struct{}{}
-	s.wg.Add(1)
-	return nil
-}
-
+// untrack ends an accept loop.
 func (s *Server) untrack(ln net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, ln)
-	s.mu.Unlock()
+	s.listeners.remove(ln)
 	s.wg.Done()
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
 }
 
 // Shutdown stops accepting, closes every connection gracefully with reason
@@ -267,20 +239,13 @@ func (s *Server) isClosing() bool {
 // pushes dead-lettered as shutdown, and ctx's error is returned. It is the
 // server's Stop; a server that never started stops at once.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	lns := make([]net.Listener, 0, len(s.listeners))
-	for ln := range s.listeners {
-		lns = append(lns, ln)
-	}
-	conns := s.connsLocked()
-	for nc := range s.shaking {
-		_ = nc.Close() // its handshake fails at once
-	}
-	s.mu.Unlock()
-	for _, ln := range lns {
+	for _, ln := range s.listeners.close() {
 		_ = ln.Close()
 	}
+	for _, nc := range s.shaking.close() {
+		_ = nc.Close() // its handshake fails at once
+	}
+	conns := s.conns.close()
 	for _, c := range conns {
 		c.Close(wire.CloseShutdown)
 	}
@@ -299,23 +264,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) connsLocked() []*Conn {
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	return conns
-}
-
 // Len is the number of open connections.
-func (s *Server) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
+func (s *Server) Len() int { return s.conns.len() }
 
 // newConn makes the connection for an authenticated client, with its
-// welcome frame due.
+// welcome frame due. Its write side is held until admit: what is queued
+// meanwhile (pushes it takes over, pushes from producers who find it in
+// the registry) waits, so the client is welcomed only once the connect
+// hook has run.
 func (s *Server) newConn(nc net.Conn, fr framing, session string) *Conn {
 	c := &Conn{
 		srv: s, session: session, started: time.Now(), nc: nc,
@@ -333,17 +289,13 @@ func (s *Server) newConn(nc net.Conn, fr framing, session string) *Conn {
 // this node, whose queued pushes move to c), runs the connect hook and
 // starts the reader goroutine. It reports false if the server is closing.
 func (s *Server) admit(c *Conn) bool {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.conns.add(c, &s.wg) {
 		return false
 	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	s.metrics.sessions.Inc()
 	s.setUp(c)
 	c.mu.Lock()
+	c.writer = writerIdle
 	c.wakeWriterLocked() // the welcome frame, or the refusal
 	c.mu.Unlock()
 	go func() {
@@ -388,9 +340,7 @@ func (s *Server) now() time.Duration { return time.Since(s.epoch) }
 // forget removes an ended connection from the server and the registry.
 func (s *Server) forget(c *Conn) {
 	s.reg.Remove(c.session, c)
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	s.conns.remove(c)
 }
 
 // handler finds the handler for a method.
@@ -424,8 +374,15 @@ func (s *Server) checkFrame(f *Frame) error {
 	return nil
 }
 
-func (s *Server) deadLetterItem(session string, it item, reason push.Reason) {
-	s.sink.DeadLetter(DeadLetter{Session: session, Priority: it.f.Priority, Frame: it.f, Reason: reason})
+// deadLetterItem hands a push that will not be written to its receipt, or
+// to the sink if it has none.
+func (s *Server) deadLetterItem(session string, it *item, reason push.Reason) {
+	dl := DeadLetter{Envelope: it.e, Session: session, Priority: it.e.Frame.Priority, Reason: reason}
+	if it.e.Receipt != nil {
+		it.e.Receipt.Dead(dl)
+		return
+	}
+	s.sink.DeadLetter(dl)
 }
 
 // logSink is the sink of a server configured without one: every dead

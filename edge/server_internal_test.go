@@ -63,8 +63,4 @@ func TestShutdownCutsHandshakes(t *testing.T) {
 	}
 }
 
-func (s *Server) handshakes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.shaking)
-}
+func (s *Server) handshakes() int { return s.shaking.len() }

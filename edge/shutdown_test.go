@@ -31,7 +31,7 @@ func TestStuckClientAndShutdown(t *testing.T) {
 	big := make([]byte, 64<<10)
 	const stuckPushes = 300 // 19 MB: far more than loopback socket buffers hold
 	for i := range stuckPushes {
-		if err := hs.TryPush(push.Low, edge.Frame{ID: fmt.Sprint(i), Payload: big}); err != nil {
+		if err := hs.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: fmt.Sprint(i), Payload: big}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestWriteTimeoutEndsStuckClient(t *testing.T) {
 	const pushes = 300
 	big := make([]byte, 64<<10)
 	for i := range pushes {
-		if err := h.TryPush(push.High, edge.Frame{ID: strconv.Itoa(i), Payload: big}); err != nil {
+		if err := h.TryPush(push.High, edge.Envelope{Frame: edge.Frame{ID: strconv.Itoa(i), Payload: big}}); err != nil {
 			t.Fatal(err)
 		}
 	}

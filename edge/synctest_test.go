@@ -62,15 +62,28 @@ func newTestServer(t *testing.T, cfg Config, o Options) *Server {
 // attachPipe admits a connection for session over an in-memory pipe.
 func attachPipe(t *testing.T, srv *Server, session string, answerPings bool) (*Conn, *pipeClient) {
 	t.Helper()
+	server, pc := newPipe(t, answerPings)
+	return admitPipe(t, srv, server, session), pc
+}
+
+// newPipe makes an in-memory connection whose client end reads from now on.
+func newPipe(t *testing.T, answerPings bool) (net.Conn, *pipeClient) {
+	t.Helper()
 	server, clientEnd := net.Pipe()
+	pc := &pipeClient{nc: clientEnd, done: make(chan struct{}), answer: answerPings}
+	go pc.read()
+	t.Cleanup(func() { _ = clientEnd.Close(); <-pc.done })
+	return server, pc
+}
+
+// admitPipe admits a connection for session on the server end of a pipe.
+func admitPipe(t *testing.T, srv *Server, server net.Conn, session string) *Conn {
+	t.Helper()
 	c := srv.newConn(server, tcpFraming{}, session)
 	if !srv.admit(c) {
 		t.Fatal("server refused the connection")
 	}
-	pc := &pipeClient{nc: clientEnd, done: make(chan struct{}), answer: answerPings}
-	go pc.read()
-	t.Cleanup(func() { _ = clientEnd.Close(); <-pc.done })
-	return c, pc
+	return c
 }
 
 func (pc *pipeClient) read() {
@@ -133,7 +146,7 @@ func ids(fs []timedFrame) string {
 func tryPushAll(t *testing.T, c *Conn, p push.Priority, idList ...string) {
 	t.Helper()
 	for _, id := range idList {
-		if err := c.TryPush(p, Frame{ID: id}); err != nil {
+		if err := c.TryPush(p, Envelope{Frame: Frame{ID: id}}); err != nil {
 			t.Fatalf("TryPush %s: %v", id, err)
 		}
 	}
@@ -179,7 +192,7 @@ func TestRateLimitSharedByPriorities(t *testing.T) {
 			if i%2 == 1 {
 				p = push.Low
 			}
-			if err := c.TryPush(p, Frame{ID: string(rune('a' + i))}); err != nil {
+			if err := c.TryPush(p, Envelope{Frame: Frame{ID: string(rune('a' + i))}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -211,14 +224,14 @@ func TestBackPressure(t *testing.T) {
 		tryPushAll(t, c, push.High, "1") // written at once, taking the only token
 		synctest.Wait()
 		tryPushAll(t, c, push.High, "2", "3") // these wait for tokens
-		if err := c.TryPush(push.High, Frame{ID: "x"}); !errors.Is(err, ErrQueueFull) {
+		if err := c.TryPush(push.High, Envelope{Frame: Frame{ID: "x"}}); !errors.Is(err, ErrQueueFull) {
 			t.Fatalf("TryPush on a full queue: %v; want ErrQueueFull", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		canceled := make(chan error)
-		go func() { canceled <- c.Push(ctx, push.High, Frame{ID: "never"}) }()
+		go func() { canceled <- c.Push(ctx, push.High, Envelope{Frame: Frame{ID: "never"}}) }()
 		returned := make(chan error)
-		go func() { returned <- c.Push(context.Background(), push.High, Frame{ID: "4"}) }()
+		go func() { returned <- c.Push(context.Background(), push.High, Envelope{Frame: Frame{ID: "4"}}) }()
 		synctest.Wait()
 		select {
 		case err := <-returned:
@@ -260,10 +273,10 @@ func TestClosedConnectionDeadLettersPending(t *testing.T) {
 		synctest.Wait()
 		_ = pc.nc.Close() // the client goes away with 2 and 3 queued
 		<-c.Done()
-		if err := c.TryPush(push.High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
+		if err := c.TryPush(push.High, Envelope{Frame: Frame{ID: "late"}}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("TryPush after close: %v; want ErrClosed", err)
 		}
-		if err := c.Push(context.Background(), push.High, Frame{ID: "late"}); !errors.Is(err, ErrClosed) {
+		if err := c.Push(context.Background(), push.High, Envelope{Frame: Frame{ID: "late"}}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Push after close: %v; want ErrClosed", err)
 		}
 		mu.Lock()
@@ -295,7 +308,7 @@ func TestExpiredAtWriteTime(t *testing.T) {
 		synctest.Wait()
 		soon := time.Now().Add(500 * time.Millisecond)
 		tryPushAll(t, c, push.High, "1")
-		_ = c.TryPush(push.High, Frame{ID: "stale", Expires: soon})
+		_ = c.TryPush(push.High, Envelope{Frame: Frame{ID: "stale"}, Expires: soon})
 		tryPushAll(t, c, push.High, "2")
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
@@ -382,6 +395,42 @@ func TestGracefulCloseDrains(t *testing.T) {
 		// 1 went out before Close; the close frame overtakes 2 and 3.
 		if pc.count(wire.TypeClose) != 1 || pc.frames[2].Type != wire.TypeClose {
 			t.Fatalf("frames %v: want the close frame before the queued pushes", pc.frames)
+		}
+	})
+}
+
+// A connection that takes over what the one it replaces on this node had
+// queued is welcomed, and written to, only once its connect hook has run:
+// a client with its welcome can count on what the hook set up.
+func TestTakeoverWithinNodeWelcomesAfterTheConnectHook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := DefaultConfig()
+		cfg.Rate, cfg.Burst = 1, 1 // one push a second: the rest stay queued
+		server, second := newPipe(t, false)
+		hooked := 0
+		srv := newTestServer(t, cfg, Options{Hooks: Hooks{OnConnect: func(*Conn) error {
+			if hooked++; hooked == 2 {
+				synctest.Wait() // had anything scheduled a writer, it would have written by now
+				if n := second.count(wire.TypeWelcome) + len(second.pushes()); n > 0 {
+					t.Errorf("the new connection got %d frames before its connect hook returned", n)
+				}
+			}
+			return nil
+		}}})
+		first, _ := attachPipe(t, srv, "s1", false)
+		synctest.Wait()
+		tryPushAll(t, first, push.High, "p1", "p2", "p3")
+		synctest.Wait() // p1 is written; p2 and p3 wait for tokens
+		admitPipe(t, srv, server, "s1")
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		second.mu.Lock()
+		defer second.mu.Unlock()
+		if len(second.frames) == 0 || second.frames[0].Type != wire.TypeWelcome {
+			t.Fatalf("the new connection got %v first; want its welcome", second.frames)
+		}
+		if got := ids(second.frames[1:]); got != "p2 p3" {
+			t.Fatalf("the new connection got %q after its welcome; want p2 p3", got)
 		}
 	})
 }

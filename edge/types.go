@@ -1,25 +1,72 @@
 package edge
 
 import (
+	"time"
+
 	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/push"
 )
 
-// Frame is the unit the edge queues and writes; see [wire.Frame].
+// Frame is what a connection writes to its client; see [wire.Frame].
 type Frame = wire.Frame
+
+// Envelope is one push as the edge queues it: the frame the client gets,
+// and what only the server reads. Nothing but Frame goes on the wire.
+type Envelope struct {
+	// Frame is the push; the edge sets its Type and Priority.
+	Frame Frame
+	// Expires, when not zero, is the time after which the push is no
+	// longer written but dead-lettered as expired.
+	Expires time.Time
+	// Sent, when not zero, is when the producer sent the push. The edge
+	// carries it for the receipt (the delivery latency, say).
+	Sent time.Time
+	// Receipt is told what becomes of the push. Nil (a push made in the
+	// process, typically): its death goes to the server's DeadLetterSink
+	// and nothing else is told.
+	Receipt Receipt
+}
+
+// Receipt is a push's reply path, back to whoever queued it: the edge
+// tells it, exactly once, what became of the push — written, dead, or
+// moved with its session to another node. A push the edge hands to a
+// newer connection of its session on this node keeps its receipt and is
+// settled there; a push that Push or TryPush refused without
+// dead-lettering it is never settled: the caller still holds it. Nor is a
+// push the edge counts lost (pushfabric_connection_pushes_lost_total).
+//
+// The methods run on the edge's goroutines (the write path, a closing
+// connection) and on its callers' (a producer's TryPush, CloseReplaced's
+// caller): they must be quick and must not block. On the edge's
+// goroutines a panic in one is contained like a hook's ([Hooks]), one in
+// Dead as one in the dead-letter sink. The *Envelope they get points into
+// the edge's buffers and is theirs only for the call.
+type Receipt interface {
+	// Written: the write that carried the push returned; its bytes are in
+	// the client's socket.
+	Written(e *Envelope)
+	// Dead: the push will not be written on this node, for dl.Reason. The
+	// receipt takes the dead letter in the place of the server's
+	// DeadLetterSink, which does not see it.
+	Dead(dl DeadLetter)
+	// Moved: a newer connection on another node took the session while
+	// the push was queued ([Conn.CloseReplaced]); the receipt makes the
+	// push follow the session there, or accounts for it otherwise.
+	Moved(session string, e *Envelope)
+}
 
 // DeadLetter is a push that will not be written.
 type DeadLetter struct {
+	Envelope
 	Session  string
 	Priority push.Priority
-	Frame    Frame
 	Reason   push.Reason
 }
 
-// DeadLetterSink takes pushes that will not be written. DeadLetter is called
-// from the connection's writer and from producers' calls; it must not block
-// (buffer and write asynchronously) and must account for every push it is
-// given.
+// DeadLetterSink takes the pushes without a receipt that will not be
+// written. DeadLetter is called from the connection's writer and from
+// producers' calls; it must not block (buffer and write asynchronously)
+// and must account for every push it is given.
 type DeadLetterSink interface {
 	DeadLetter(dl DeadLetter)
 }

@@ -18,14 +18,15 @@ import (
 	"github.com/pushfabric/pushfabric/push"
 )
 
-// A panic on a connection's write side (a BeforeSend or OnWritten hook,
-// on the shared flusher or on the connection's own writer goroutine)
+// A panic on a connection's write side (a BeforeSend hook or a receipt
+// told a push was written, on the shared flusher or on the connection's own
+// writer goroutine)
 // closes that connection only, with reason protocol, and is logged and
 // counted; every push the connection held is written or dead-lettered
 // closed, and the other sessions keep getting theirs.
 func TestWriteSidePanicClosesOnlyItsConnection(t *testing.T) {
 	for _, flushers := range []int{1, 0} {
-		for _, hook := range []string{"BeforeSend", "OnWritten"} {
+		for _, hook := range []string{"BeforeSend", "Written"} {
 			t.Run(fmt.Sprintf("%s/flushers=%d", hook, flushers), func(t *testing.T) {
 				testWriteSidePanic(t, hook, flushers)
 			})
@@ -34,20 +35,21 @@ func TestWriteSidePanicClosesOnlyItsConnection(t *testing.T) {
 }
 
 func testWriteSidePanic(t *testing.T, hook string, flushers int) {
-	explode := func(c *edge.Conn, _ *edge.Frame) {
-		if c.Session() == "bomb" {
-			panic("boom in " + hook)
-		}
-	}
 	var o edge.Options
 	if hook == "BeforeSend" {
-		o.Hooks.BeforeSend = explode
-	} else {
-		o.Hooks.OnWritten = explode
+		o.Hooks.BeforeSend = func(c *edge.Conn, _ *edge.Frame) {
+			if c.Session() == "bomb" {
+				panic("boom in " + hook)
+			}
+		}
 	}
 	b := startBombed(t, o, flushers)
 
-	queued := tryPushes(t, b.h, 0, 5, time.Time{})
+	var r edge.Receipt
+	if hook == "Written" {
+		r = bombReceipt{b.n.sink}
+	}
+	queued := tryPushes(t, b.h, 0, 5, time.Time{}, r)
 	received := drain(t, b.bomb, wire.CloseProtocol)
 	if hook == "BeforeSend" && len(received) > 0 {
 		t.Errorf("the client got %q though BeforeSend panicked for every push", received)
@@ -67,8 +69,8 @@ func TestSinkPanicOnTheWriteSideCountsTheRestLost(t *testing.T) {
 			rec := newRecorder()
 			b := startBombed(t, edge.Options{Sink: &panickySink{next: rec, session: "bomb"}}, flushers)
 
-			queued := tryPushes(t, b.h, 0, 1, time.Now().Add(-time.Second)) // expired: the writer dead-letters it
-			queued = append(queued, tryPushes(t, b.h, 1, 5, time.Time{})...)
+			queued := tryPushes(t, b.h, 0, 1, time.Now().Add(-time.Second), nil) // expired: the writer dead-letters it
+			queued = append(queued, tryPushes(t, b.h, 1, 5, time.Time{}, nil)...)
 			received := drain(t, b.bomb, wire.CloseProtocol)
 			waitDone(t, b.h)
 			if dls := rec.all(); len(dls) > 0 {
@@ -153,16 +155,26 @@ func (s *panickySink) DeadLetter(dl edge.DeadLetter) {
 	s.next.DeadLetter(dl)
 }
 
-// tryPushes queues pushes p<from>… p<to-1> and returns the ids the
-// connection took.
-func tryPushes(t *testing.T, h *edge.Conn, from, to int, expires time.Time) []string {
+// bombReceipt panics when told a push was written, and hands its deaths
+// (and, as reason "moved", anything else) to sink.
+type bombReceipt struct{ sink edge.DeadLetterSink }
+
+func (bombReceipt) Written(*edge.Envelope)    { panic("boom in Written") }
+func (r bombReceipt) Dead(dl edge.DeadLetter) { r.sink.DeadLetter(dl) }
+func (r bombReceipt) Moved(session string, e *edge.Envelope) {
+	r.sink.DeadLetter(edge.DeadLetter{Envelope: *e, Session: session, Reason: "moved"})
+}
+
+// tryPushes queues pushes p<from>… p<to-1> with receipt r (nil: none) and
+// returns the ids the connection took.
+func tryPushes(t *testing.T, h *edge.Conn, from, to int, expires time.Time, r edge.Receipt) []string {
 	t.Helper()
 	var taken []string
 	for i := from; i < to; i++ {
 		id := fmt.Sprint("p", i)
-		f := pushFrame(id, "x")
-		f.Expires = expires
-		switch err := h.TryPush(push.High, f); {
+		e := pushOf(id, "x")
+		e.Expires, e.Receipt = expires, r
+		switch err := h.TryPush(push.High, e); {
 		case err == nil:
 			taken = append(taken, id)
 		case !errors.Is(err, edge.ErrClosed):
@@ -248,7 +260,7 @@ func wantAccounted(t *testing.T, queued, received, settled []string) {
 // stillServes checks the bystander session still gets its pushes.
 func stillServes(t *testing.T, n *node, bystander *client.Conn) {
 	t.Helper()
-	if err := n.handle(t, "ok").TryPush(push.High, pushFrame("after", "all that")); err != nil {
+	if err := n.handle(t, "ok").TryPush(push.High, pushOf("after", "all that")); err != nil {
 		t.Fatal(err)
 	}
 	if f := recv(t, bystander); f.ID != "after" {
@@ -292,7 +304,7 @@ func TestSinkPanicWhileSettingUpAConnection(t *testing.T) {
 	cfg.Rate, cfg.Burst = 0.001, 1 // one push goes out; the rest wait
 	n := startNode(t, cfg, o)
 	first := dial(t, n.tcp, "bomb", client.Options{})
-	queued := tryPushes(t, n.handle(t, "bomb"), 0, 4, time.Time{})
+	queued := tryPushes(t, n.handle(t, "bomb"), 0, 4, time.Time{}, nil)
 	if f := recv(t, first); f.ID != "p0" {
 		t.Fatalf("got %s; want p0", f.ID)
 	}

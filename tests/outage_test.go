@@ -97,11 +97,11 @@ func TestNATSServerRestart(t *testing.T) {
 	o.s.WaitForShutdown()
 	h := o.n.Server.Registry().Get("online")
 	for i := range 10 {
-		if err := h.TryPush(push.High, edge.Frame{ID: fmt.Sprintf("local-%d", i)}); err != nil {
+		if err := h.TryPush(push.High, edge.Envelope{Frame: edge.Frame{ID: fmt.Sprintf("local-%d", i)}}); err != nil {
 			t.Fatal(err)
 		}
 		// already expired: a dead letter made while NATS is down
-		_ = h.TryPush(push.Low, edge.Frame{ID: fmt.Sprintf("stale-%d", i), Expires: time.Now().Add(-time.Second)})
+		_ = h.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: fmt.Sprintf("stale-%d", i)}, Expires: time.Now().Add(-time.Second)})
 	}
 	o.expectDelivered("local-", 10)
 	o.s = natstest.StartWith(t, o.opts)

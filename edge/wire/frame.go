@@ -3,7 +3,6 @@ package wire
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -44,7 +43,8 @@ func (t Type) String() string {
 	return typeNames[t]
 }
 
-// Frame is one protocol frame. Payload is carried byte for byte.
+// Frame is one protocol frame: exactly what travels on the wire. Payload
+// is carried byte for byte.
 type Frame struct {
 	Type        Type
 	Priority    push.Priority
@@ -52,18 +52,6 @@ type Frame struct {
 	Name        string // method (request), error code (error), close reason (close), node (welcome)
 	ContentType string
 	Payload     []byte
-
-	// Local fields, never encoded: they travel with a frame inside a process.
-
-	// Expires, when not zero, is the time after which a queued push is no
-	// longer written but dead-lettered as expired.
-	Expires time.Time
-	// Sent, when not zero, is when the producer sent the push (for the
-	// delivery latency).
-	Sent time.Time
-	// Meta is opaque to the edge: it is handed back with the frame to the
-	// dead-letter sink and the hooks (for example the NATS message headers).
-	Meta any
 }
 
 // Limits of the format.

@@ -35,9 +35,9 @@ func startPushfabric() (server, error) {
 		}
 		n, _ := strconv.Atoi(rest)
 		go func() {
-			f := edge.Frame{Payload: message[:msgSize-wire6]}
+			e := edge.Envelope{Frame: edge.Frame{Payload: message[:msgSize-wire6]}}
 			for range n {
-				if c.Push(context.Background(), push.High, f) != nil {
+				if c.Push(context.Background(), push.High, e) != nil {
 					return
 				}
 			}

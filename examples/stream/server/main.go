@@ -140,7 +140,7 @@ func pushLines(srv *edge.Server) {
 		sent := 0
 		srv.Registry().Range(func(session string, c *edge.Conn) bool {
 			f := edge.Frame{ID: fmt.Sprintf("line-%d", id), ContentType: "text/plain", Payload: []byte(in.Text())}
-			if c.TryPush(push.High, f) == nil {
+			if c.TryPush(push.High, edge.Envelope{Frame: f}) == nil {
 				sent++
 			}
 			return true
