@@ -174,9 +174,7 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	}
 	open, _ := exposure(cfg) // allowed: Validate said so
 	node.Tracing = cfg.Bus.TracerProvider != nil
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics.MustRegister(buildInfo(version.Current()))
+	metrics := newRegistry()
 	h := &health{}
 	return fx.Options(
 		quiet,
@@ -212,6 +210,15 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 			lc.Append(fx.StopHook(func() { h.draining.Store(true) }))
 		}),
 	)
+}
+
+// newRegistry is the node's Prometheus registry, with the Go runtime's,
+// the process's and the build's collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(version.Current()))
+	return reg
 }
 
 // serveAdmin registers the readiness gauge, and on start has the health
