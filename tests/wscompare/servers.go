@@ -28,10 +28,10 @@ type pushfabricServer struct {
 }
 
 func startPushfabric() (server, error) {
-	blast := func(c *edge.Conn) {
+	blast := func(c *edge.Conn) error {
 		rest, ok := strings.CutPrefix(c.Session(), "blast-")
 		if !ok {
-			return
+			return nil
 		}
 		n, _ := strconv.Atoi(rest)
 		go func() {
@@ -42,6 +42,7 @@ func startPushfabric() (server, error) {
 				}
 			}
 		}()
+		return nil
 	}
 	srv, err := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: edge.DevAuth{}, Hooks: edge.Hooks{OnConnect: blast}})
 	if err != nil {
