@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pushfabric/pushfabric/internal/check"
 )
 
 // Config says how an edge node reaches NATS. The node's subject prefix
@@ -108,23 +110,13 @@ func DefaultConfig() Config {
 // Validate reports every field out of range.
 func (c Config) Validate() error {
 	var errs []error
-	for _, p := range []struct {
-		what  string
-		value int64
-		shown any
-	}{
-		{"dispatch lanes", int64(c.DispatchLanes), c.DispatchLanes},
-		{"dispatch buffer", int64(c.DispatchBuffer), c.DispatchBuffer},
-		{"hand-over timeout", int64(c.HandoverTimeout), c.HandoverTimeout},
-		{"request timeout", int64(c.RequestTimeout), c.RequestTimeout},
-		{"request buffer", int64(c.RequestBuffer), c.RequestBuffer},
-		{"request buffer bytes", int64(c.RequestBufferBytes), c.RequestBufferBytes},
-		{"ping interval", int64(c.PingInterval), c.PingInterval},
-	} {
-		if p.value <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %v", p.what, p.shown))
-		}
-	}
+	errs = check.Positive(errs, "dispatch lanes", c.DispatchLanes)
+	errs = check.Positive(errs, "dispatch buffer", c.DispatchBuffer)
+	errs = check.Positive(errs, "hand-over timeout", c.HandoverTimeout)
+	errs = check.Positive(errs, "request timeout", c.RequestTimeout)
+	errs = check.Positive(errs, "request buffer", c.RequestBuffer)
+	errs = check.Positive(errs, "request buffer bytes", c.RequestBufferBytes)
+	errs = check.Positive(errs, "ping interval", c.PingInterval)
 	if (c.User == "") != (c.PasswordFile == "") {
 		errs = append(errs, errors.New("a NATS user needs both the user name and the password file"))
 	}

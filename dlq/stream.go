@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pushfabric/pushfabric/internal/check"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -35,15 +36,9 @@ func DefaultStreamConfig() StreamConfig {
 // Validate reports every field out of range.
 func (c StreamConfig) Validate() error {
 	var errs []error
-	if c.MaxAge <= 0 {
-		errs = append(errs, fmt.Errorf("dlq max age must be positive, got %v", c.MaxAge))
-	}
-	if c.MaxBytes <= 0 {
-		errs = append(errs, fmt.Errorf("dlq max bytes must be positive, got %d", c.MaxBytes))
-	}
-	if c.MaxMsgsPerSubject <= 0 {
-		errs = append(errs, fmt.Errorf("dlq max messages per subject must be positive, got %d", c.MaxMsgsPerSubject))
-	}
+	errs = check.Positive(errs, "dlq max age", c.MaxAge)
+	errs = check.Positive(errs, "dlq max bytes", c.MaxBytes)
+	errs = check.Positive(errs, "dlq max messages per subject", c.MaxMsgsPerSubject)
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("dlq replicas must be 1 to 5, got %d", c.Replicas))
 	}

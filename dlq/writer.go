@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/pushfabric/pushfabric/internal/check"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -54,22 +55,10 @@ func DefaultWriterConfig() WriterConfig {
 // Validate reports every field out of range.
 func (c WriterConfig) Validate() error {
 	var errs []error
-	for _, f := range []struct {
-		what  string
-		value int64
-		shown any
-	}{
-		{"buffer", int64(c.Buffer), c.Buffer},
-		{"in-flight limit", int64(c.InFlight), c.InFlight},
-		{"ack timeout", int64(c.AckTimeout), c.AckTimeout},
-	} {
-		if f.value <= 0 {
-			errs = append(errs, fmt.Errorf("dlq writer %s must be positive, got %v", f.what, f.shown))
-		}
-	}
-	if c.RetryFor < 0 {
-		errs = append(errs, fmt.Errorf("dlq writer retry time must not be negative, got %v", c.RetryFor))
-	}
+	errs = check.Positive(errs, "dlq writer buffer", c.Buffer)
+	errs = check.Positive(errs, "dlq writer in-flight limit", c.InFlight)
+	errs = check.Positive(errs, "dlq writer ack timeout", c.AckTimeout)
+	errs = check.NotNegative(errs, "dlq writer retry time", c.RetryFor)
 	return errors.Join(errs...)
 }
 

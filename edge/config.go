@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/internal/check"
 )
 
 // TryPushPolicy says what TryPush does with a frame it cannot queue.
@@ -115,31 +116,21 @@ func DefaultConfig() Config {
 // Validate reports every field that is out of range.
 func (c Config) Validate() error {
 	var errs []error
-	positive := func(name string, v int) {
-		if v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
-		}
-	}
-	notNegative := func(name string, v int64) {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("%s must not be negative, got %d", name, v))
-		}
-	}
-	positive("QueueLen", c.QueueLen)
-	positive("QueueBytes", c.QueueBytes)
-	positive("BatchFrames", c.BatchFrames)
-	positive("BatchBytes", c.BatchBytes)
-	positive("MaxRequests", c.MaxRequests)
-	positive("StreamBuffer", c.StreamBuffer)
-	notNegative("MaxHighBeforeLow", int64(c.MaxHighBeforeLow))
-	notNegative("Flushers", int64(c.Flushers))
-	notNegative("Burst", int64(c.Burst))
-	notNegative("FairnessSlice", int64(c.FairnessSlice))
-	notNegative("WriteTimeout", int64(c.WriteTimeout))
-	notNegative("HandshakeTimeout", int64(c.HandshakeTimeout))
-	notNegative("PingInterval", int64(c.PingInterval))
-	notNegative("IdleTimeout", int64(c.IdleTimeout))
-	notNegative("DrainTimeout", int64(c.DrainTimeout))
+	errs = check.Positive(errs, "QueueLen", c.QueueLen)
+	errs = check.Positive(errs, "QueueBytes", c.QueueBytes)
+	errs = check.Positive(errs, "BatchFrames", c.BatchFrames)
+	errs = check.Positive(errs, "BatchBytes", c.BatchBytes)
+	errs = check.Positive(errs, "MaxRequests", c.MaxRequests)
+	errs = check.Positive(errs, "StreamBuffer", c.StreamBuffer)
+	errs = check.NotNegative(errs, "MaxHighBeforeLow", c.MaxHighBeforeLow)
+	errs = check.NotNegative(errs, "Flushers", c.Flushers)
+	errs = check.NotNegative(errs, "Burst", c.Burst)
+	errs = check.NotNegative(errs, "FairnessSlice", c.FairnessSlice)
+	errs = check.NotNegative(errs, "WriteTimeout", c.WriteTimeout)
+	errs = check.NotNegative(errs, "HandshakeTimeout", c.HandshakeTimeout)
+	errs = check.NotNegative(errs, "PingInterval", c.PingInterval)
+	errs = check.NotNegative(errs, "IdleTimeout", c.IdleTimeout)
+	errs = check.NotNegative(errs, "DrainTimeout", c.DrainTimeout)
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("the rate limit Rate must not be negative, got %v", c.Rate))
 	}
