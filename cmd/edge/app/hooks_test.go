@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
@@ -99,4 +100,47 @@ func wait(ctx context.Context, t *testing.T, ch <-chan struct{}, what string) {
 	case <-ctx.Done():
 		t.Fatalf("%s did not run", what)
 	}
+}
+
+// An application's OnConnect that refuses a client runs after the
+// dispatcher has subscribed the session and announced it: the refused
+// connection still leaves through OnClose, so its subscription goes with
+// it and a push for it is refused by NATS (no responders), not queued for
+// a connection that is gone.
+func TestRefusingOnConnectLeavesNoSubscription(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	hooks := app.AddHooks(func() edge.Hooks {
+		return edge.Hooks{OnConnect: func(*edge.Conn) error { return errors.New("not today") }}
+	})
+	cfg, _ := embeddedConfig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	node, stop, err := app.Run(ctx, cfg, zap.NewNop(), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *client.CloseError
+	if _, err := client.Dial(ctx, "tcp://"+node.Addr("tcp").String(), client.Options{Session: "alice"}); !errors.As(err, &ce) {
+		t.Fatalf("alice: %v; want refused", err)
+	}
+	nc, err := nats.Connect(node.Bus.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := nc.RequestWithContext(ctx, protocol.PushSubject(cfg.Identity.Prefix, "alice", "high"), []byte("hi"))
+		if errors.Is(err, nats.ErrNoResponders) && node.Dispatcher.Stats().Sessions == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("alice's subscription outlived her refused connection: last push %v, %d sessions subscribed",
+				err, node.Dispatcher.Stats().Sessions)
+		}
+		time.Sleep(10 * time.Millisecond) // poll: the subscription drains asynchronously
+	}
+	nc.Close()
+	if err := stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before)
 }
