@@ -56,7 +56,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	var ce *client.CloseError
-	if _, err := client.Dial(ctx, n.tcp, client.Options{Session: "bomb-connect"}); !errors.As(err, &ce) || ce.Reason != string(wire.CloseShutdown) {
+	if _, err := client.Dial(ctx, n.tcp, client.Options{Session: "bomb-connect"}); !errors.As(err, &ce) || ce.Reason != wire.CloseShutdown {
 		t.Fatalf("dial with a panicking connect hook: %v; want close reason shutdown", err)
 	}
 	wantClosed(t, closed, "bomb-connect shutdown")
@@ -77,7 +77,7 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("the connection stayed open after its command-end hook panicked")
 	}
-	if err := c.Err(); !errors.As(err, &ce) || ce.Reason != string(wire.CloseProtocol) {
+	if err := c.Err(); !errors.As(err, &ce) || ce.Reason != wire.CloseProtocol {
 		t.Fatalf("after a panicking command-end hook: %v; want close reason protocol", err)
 	}
 	wantClosed(t, closed, "bomb-request protocol")

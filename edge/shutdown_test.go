@@ -91,7 +91,7 @@ func checkTail(t *testing.T, dls []edge.DeadLetter, total int) {
 	}
 }
 
-func isClose(err error, reason string) bool {
+func isClose(err error, reason wire.CloseReason) bool {
 	var ce *client.CloseError
 	return errors.As(err, &ce) && ce.Reason == reason
 }

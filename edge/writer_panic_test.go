@@ -198,7 +198,7 @@ func drain(t *testing.T, c *client.Conn, reason wire.CloseReason) []string {
 			continue
 		}
 		var ce *client.CloseError
-		if !errors.As(err, &ce) || ce.Reason != string(reason) {
+		if !errors.As(err, &ce) || ce.Reason != reason {
 			t.Fatalf("the connection ended with %v; want close reason %s", err, reason)
 		}
 		return ids

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
@@ -178,7 +179,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func isClose(err error, reason string) bool {
+func isClose(err error, reason wire.CloseReason) bool {
 	var ce *client.CloseError
 	return errors.As(err, &ce) && ce.Reason == reason
 }

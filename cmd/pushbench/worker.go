@@ -297,7 +297,7 @@ func (cs *clientSet) awaitClose(limit time.Duration) report {
 		case <-c.Done():
 			var ce *client.CloseError
 			if errors.As(c.Err(), &ce) {
-				reasons[ce.Reason]++
+				reasons[string(ce.Reason)]++
 			} else {
 				reasons["no close frame"]++
 			}

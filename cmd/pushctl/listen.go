@@ -15,6 +15,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
 )
 
 func runListen(args []string) int {
@@ -77,7 +78,7 @@ func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
 			return 0
 		case errors.As(err, &closed):
 			fmt.Fprintf(os.Stderr, "the edge closed the connection: %s %s\n", closed.Reason, closed.Message)
-			if closed.Reason == "shutdown" || closed.Reason == "replaced" {
+			if closed.Reason == wire.CloseShutdown || closed.Reason == wire.CloseReplaced {
 				return 0
 			}
 			return 1

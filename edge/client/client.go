@@ -62,15 +62,15 @@ type Options struct {
 // close reason it sent (replaced, shutdown, auth, too_slow, protocol, idle,
 // normal) and its message.
 type CloseError struct {
-	Reason  string
+	Reason  wire.CloseReason
 	Message string
 }
 
 func (e *CloseError) Error() string {
 	if e.Message == "" {
-		return "closed by server: " + e.Reason
+		return "closed by server: " + string(e.Reason)
 	}
-	return "closed by server: " + e.Reason + ": " + e.Message
+	return "closed by server: " + string(e.Reason) + ": " + e.Message
 }
 
 // RequestError is an error frame the server sent for a request.
@@ -200,7 +200,7 @@ func (c *Conn) awaitWelcome(ctx context.Context) error {
 		c.session, c.node = f.ID, f.Name
 		return nil
 	case wire.TypeClose:
-		return &CloseError{Reason: f.Name, Message: string(f.Payload)}
+		return &CloseError{Reason: wire.CloseReason(f.Name), Message: string(f.Payload)}
 	}
 	return fmt.Errorf("first frame is %v, want welcome", f.Type)
 }
@@ -415,7 +415,7 @@ func (c *Conn) dispatch(body []byte) error {
 		return c.send(&Frame{Type: wire.TypePong, Payload: f.Payload})
 	case f.Type == wire.TypeClose:
 		c.mu.Lock()
-		c.close = &CloseError{Reason: f.Name, Message: string(f.Payload)}
+		c.close = &CloseError{Reason: wire.CloseReason(f.Name), Message: string(f.Payload)}
 		c.mu.Unlock()
 	}
 	return nil

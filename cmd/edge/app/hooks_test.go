@@ -77,7 +77,7 @@ func TestHooksAddedThroughFxRun(t *testing.T) {
 		t.Fatalf("alice got %q, %v; want hi", f.Payload, err)
 	}
 	var ce *client.CloseError
-	if _, err := client.Dial(ctx, addr, client.Options{Session: "mallory"}); !errors.As(err, &ce) || ce.Reason != string(wire.CloseShutdown) {
+	if _, err := client.Dial(ctx, addr, client.Options{Session: "mallory"}); !errors.As(err, &ce) || ce.Reason != wire.CloseShutdown {
 		t.Fatalf("mallory: %v; want refused with close reason shutdown", err)
 	}
 	_ = c.Close()
