@@ -316,7 +316,7 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 		return res, err
 	}
 	res.Sent = ld.sent.Load()
-	res.Dead["offline"] = ld.offline.Load()
+	res.Dead[string(push.ReasonOffline)] = ld.offline.Load()
 	last := env.settle(&res, ld, connected)
 	hist, lastRecv, err := env.reports(&res)
 	if err != nil {
@@ -437,8 +437,8 @@ func (res *phaseResult) addEdgeCounts(connected, last sample) {
 // dead-lettered) and the delivered rate, from the first send (began) to
 // the last delivery.
 func (res *phaseResult) count(began time.Time, lastRecv int64) {
-	if res.Dead["offline"] == 0 {
-		delete(res.Dead, "offline")
+	if res.Dead[string(push.ReasonOffline)] == 0 {
+		delete(res.Dead, string(push.ReasonOffline))
 	}
 	var dead uint64
 	for _, v := range res.Dead {

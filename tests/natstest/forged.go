@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // ForgedLetter is a dead letter as anyone allowed to park pushes could
@@ -37,7 +38,7 @@ func StoreForged(ctx context.Context, t testing.TB, js jetstream.JetStream, lett
 		h.Set(protocol.HeaderID, f.ID)
 		h.Set(protocol.HeaderSubject, f.PushSubject)
 		h.Set(protocol.HeaderSession, "")
-		h.Set(protocol.HeaderReason, "offline")
+		h.Set(protocol.HeaderReason, string(push.ReasonOffline))
 		h.Set("Push-Reply", "evil.reply")
 		h.Set("Nats-Forged", "1")
 		maps.Copy(h, f.Header)
