@@ -333,7 +333,10 @@ func authenticator(cfg Config) (edge.Authenticator, string, error) {
 		return bearer(v, err, "jwt-public-key")
 	}
 	for _, addr := range []string{cfg.WSListen, cfg.TCPListen} {
-		if addr != "" && !loopback(addr) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			continue // not an address: Validate says so, and says only that
+		}
+		if !loopback(addr) {
 			return nil, "", fmt.Errorf("listener %s is not on loopback: configure a JWT secret or public key file (development mode serves loopback only)", addr)
 		}
 	}

@@ -117,3 +117,17 @@ func TestValidateJoinsEveryComponentsErrors(t *testing.T) {
 		t.Errorf("the default config: %v", err)
 	}
 }
+
+// A listener address that is not one is reported as such, and only so:
+// without a key, the loopback rule has nothing to say about it.
+func TestValidateReportsABadListenerAddressOnly(t *testing.T) {
+	cfg := app.DefaultConfig()
+	cfg.WSListen = "nonsense"
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "missing port") {
+		t.Fatalf("Validate: %v; want the missing port named", err)
+	}
+	if strings.Contains(err.Error(), "loopback") {
+		t.Errorf("Validate: %v; want only the missing port, not the loopback rule", err)
+	}
+}
