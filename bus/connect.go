@@ -32,6 +32,9 @@ type Conn struct {
 	// server is the embedded server, set by Start; nil when connected to
 	// URLs.
 	server *server.Server
+	// dataLock holds the embedded server's data directory, from Start
+	// until the server has stopped; nil when connected to URLs.
+	dataLock *os.File
 	// password is read once from cfg.PasswordFile, for the connection and
 	// the embedded server.
 	password string
@@ -99,7 +102,9 @@ func Connect(ctx context.Context, id push.Identity, cfg Config, log *zap.Logger)
 }
 
 // Start connects to the configured URLs, or starts the embedded server and
-// connects to it in-process, within ctx: a deadline nearer than nats.go's
+// connects to it in-process, within ctx. The embedded server's data
+// directory is locked first: if another process holds it, Start fails with
+// [ErrDataDirLocked] before anything opens the store. A deadline nearer than nats.go's
 // dial timeout (2 s) shortens it. The connection reconnects without limit
 // and never receives its own messages (a forwarded push does not come
 // back). If Start fails, nothing it started is left running. Call it once.
@@ -109,8 +114,14 @@ func (c *Conn) Start(ctx context.Context) error {
 	}
 	opts := c.opts[:len(c.opts):len(c.opts)] // appended to, c.opts stays as it is
 	if c.url == "" {
+		lock, err := lockDataDir(c.cfg.Embedded.DataDir, c.cfg.Embedded.Listen)
+		if err != nil {
+			return err
+		}
+		c.dataLock = lock
 		s, err := startEmbedded(ctx, c.id.Node, c.cfg, c.password, c.log)
 		if err != nil {
+			c.stopEmbedded()
 			return err
 		}
 		c.server = s
@@ -258,10 +269,16 @@ func (c *Conn) Stop(ctx context.Context) error {
 	return err
 }
 
+// stopEmbedded shuts the embedded server down, if it runs, and then
+// lets go of its data directory.
 func (c *Conn) stopEmbedded() {
 	if c.server != nil {
 		c.server.Shutdown()
 		c.server.WaitForShutdown()
+	}
+	if c.dataLock != nil {
+		_ = c.dataLock.Close()
+		c.dataLock = nil
 	}
 }
 
