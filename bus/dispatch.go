@@ -2,7 +2,9 @@ package bus
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
@@ -23,11 +25,12 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 	case token == protocol.Control:
 		d.control(m, session)
 	default:
-		if p, err := push.ParsePriority(token); err == nil {
+		p, err := push.ParsePriority(token)
+		if err == nil {
 			d.push(l, m, session, p)
 			return
 		}
-		d.reject(m, session, token, push.ReasonInvalid)
+		d.rejectInvalid(m, session, token, fmt.Errorf("subject token %q: %w", token, err))
 	}
 }
 
@@ -77,8 +80,13 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 	e, mode, err := envelopeOf(m, &l.ids)
 	if err != nil {
 		d.log.Debug("invalid push", zap.String("subject", m.Subject), zap.Error(err))
-		d.reject(m, session, p.String(), push.ReasonInvalid)
+		d.rejectInvalid(m, session, p.String(), err)
 		return protocol.StatusDead, push.ReasonInvalid
+	}
+	if !e.Expires.IsZero() && !time.Now().Before(e.Expires) {
+		stampID(m, e.Frame.ID)
+		d.reject(m, session, p.String(), push.ReasonExpired) // a producer waiting hears dead, not enqueued
+		return protocol.StatusDead, push.ReasonExpired
 	}
 	c := d.reg.Get(session)
 	if c == nil {
@@ -149,9 +157,23 @@ func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason push.R
 	if reason == push.ReasonInvalid {
 		d.invalid.Add(1)
 	}
+	d.answerDead(m, reason)
+	d.sink.write(session, priority, reason, m, nil)
+}
+
+// rejectInvalid is reject for an invalid push, its dead letter saying
+// what was invalid (why names the header or subject token).
+func (d *Dispatcher) rejectInvalid(m *nats.Msg, session, priority string, why error) {
+	d.invalid.Add(1)
+	d.answerDead(m, push.ReasonInvalid)
+	d.sink.writeInvalid(session, priority, m, why)
+}
+
+// answerDead gives m an id if it has none and tells a producer waiting
+// for any acknowledgement that it is dead for reason.
+func (d *Dispatcher) answerDead(m *nats.Msg, reason push.Reason) {
 	id := ensureID(m)
 	if mode, err := protocol.AckMode(m.Header); err != nil || mode != protocol.AckNone {
 		d.sink.ack(m, protocol.StatusDead, string(reason), id)
 	}
-	d.sink.write(session, priority, reason, m, nil)
 }

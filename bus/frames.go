@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"fmt"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
@@ -28,7 +30,7 @@ func envelopeOf(m *nats.Msg, ids *idSource) (edge.Envelope, string, error) {
 	}
 	if exp := m.Header.Get(protocol.HeaderExpires); exp != "" {
 		if e.Expires, err = push.ParseTime(exp); err != nil {
-			return e, "", err
+			return e, "", fmt.Errorf("%s: %w", protocol.HeaderExpires, err)
 		}
 	}
 	if sent := m.Header.Get(protocol.HeaderSentAt); sent != "" {

@@ -51,9 +51,22 @@ func (s *Sink) DeadLetter(dl edge.DeadLetter) {
 
 // write counts a dead letter and hands it to the writer.
 func (s *Sink) write(session, priority string, reason push.Reason, m *nats.Msg, e *edge.Envelope) {
+	s.send(s.letter(session, priority, reason, m, e))
+}
+
+// writeInvalid is write for an invalid push from NATS, saying what was
+// invalid (the letter's Push-Invalid).
+func (s *Sink) writeInvalid(session, priority string, m *nats.Msg, why error) {
+	l := s.letter(session, priority, push.ReasonInvalid, m, nil)
+	l.Invalid = why.Error()
+	s.send(l)
+}
+
+// send counts a dead letter and hands it to the writer.
+func (s *Sink) send(l dlq.Letter) {
+	session, priority, reason := l.Session, l.Priority, l.Reason
 	s.m.deadLetter(reason)
 	s.deadLetters.Add(1)
-	l := s.letter(session, priority, reason, m, e)
 	if ce := s.log.Check(zap.DebugLevel, "push dead-lettered"); ce != nil {
 		ce.Write(zap.String("session", session), zap.String("push_id", l.Header.Get(protocol.HeaderID)),
 			zap.String("priority", priority), zap.String("reason", string(reason)))

@@ -30,6 +30,11 @@ type Letter struct {
 	// is stored once. Empty (the usual case): a fresh one is minted, so
 	// every Write is a death of its own.
 	DeadID string
+	// Invalid says, for a letter of reason invalid, which header or
+	// subject token was invalid and why ("Push-Expires: <error>"); it is
+	// stored as Push-Invalid. Empty: no such header, whatever the push
+	// itself carried.
+	Invalid string
 	// Header is the push's original headers; Data its payload. Neither is
 	// modified.
 	Header nats.Header
@@ -96,6 +101,10 @@ func (l Letter) build(prefix string, deadAt time.Time) *nats.Msg {
 	h.Set(protocol.HeaderDeadAt, push.FormatTime(deadAt))
 	h.Set(protocol.HeaderDeadID, l.DeadID)
 	h.Set(nats.MsgIdHdr, l.DeadID)
+	h.Del(protocol.HeaderInvalid) // the push's own, if any, is not the edge's word
+	if l.Invalid != "" {
+		h.Set(protocol.HeaderInvalid, l.Invalid)
+	}
 	return &nats.Msg{Subject: l.subject(prefix), Header: h, Data: l.Data}
 }
 
@@ -105,7 +114,7 @@ var kept = map[string]bool{
 	protocol.HeaderID: true, protocol.HeaderReplayCount: true, protocol.HeaderReason: true,
 	protocol.HeaderSubject: true, protocol.HeaderSession: true, protocol.HeaderPriority: true,
 	protocol.HeaderNode: true, protocol.HeaderDeadAt: true, protocol.HeaderDeadID: true,
-	protocol.HeaderTrimmed: true, nats.MsgIdHdr: true,
+	protocol.HeaderTrimmed: true, protocol.HeaderInvalid: true, nats.MsgIdHdr: true,
 }
 
 // trim makes m fit, reporting whether it had to: headers within 64 KiB,

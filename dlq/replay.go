@@ -198,6 +198,7 @@ var dropped = map[string]bool{
 	protocol.HeaderReason: true, protocol.HeaderSubject: true, protocol.HeaderSession: true,
 	protocol.HeaderPriority: true, protocol.HeaderNode: true, protocol.HeaderDeadAt: true,
 	protocol.HeaderDeadID: true, protocol.HeaderTrimmed: true, protocol.HeaderReply: true,
+	protocol.HeaderInvalid: true,
 }
 
 // ReplayMsg is the push a dead letter replays as: to its Destination, with

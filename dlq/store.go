@@ -26,8 +26,8 @@ type Filter struct {
 // Validate reports a filter that cannot match anything well-formed.
 func (f Filter) Validate() error {
 	var errs []error
-	if f.Reason != "" && !token(f.Reason) {
-		errs = append(errs, fmt.Errorf("reason %q is not a subject token", f.Reason))
+	if f.Reason != "" && !push.Reason(f.Reason).Known() {
+		errs = append(errs, fmt.Errorf("reason %q: want one of %s", f.Reason, reasonList()))
 	}
 	if f.Session != "" {
 		errs = append(errs, push.CheckName("session", f.Session))
@@ -42,7 +42,14 @@ func (f Filter) Validate() error {
 	return errors.Join(errs...)
 }
 
-func token(s string) bool { return s != "" && !strings.ContainsAny(s, ". \t\r\n*>") }
+// reasonList is every known reason, comma-separated.
+func reasonList() string {
+	names := make([]string, len(push.Reasons))
+	for i, r := range push.Reasons {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
+}
 
 // Subject is the stream subject filter for f under prefix.
 func (f Filter) Subject(prefix string) string {

@@ -65,6 +65,7 @@ const (
 	HeaderReplayCount = "Push-Replay-Count"
 	HeaderDeadID      = "Push-Dead-Id" // minted once per death; the dead letter's Nats-Msg-Id
 	HeaderTrimmed     = "Push-Trimmed" // what a dead letter lost to fit the stream: "headers <lines> <bytes>", "payload <bytes>"
+	HeaderInvalid     = "Push-Invalid" // on an invalid dead letter: what was invalid, "<header or subject token>: <error>"
 
 	HeaderControl = "Push-Control"
 	HeaderConn    = "Push-Conn"
