@@ -33,6 +33,14 @@ type Config struct {
 	User         string
 	PasswordFile string
 
+	// ConnectRetry: when no server of URLs can be reached at Start, Start
+	// does not fail but leaves the connection retrying, without end, as
+	// after a disconnection; the node is not ready and takes no clients
+	// until it is connected (see [Conn.Connected]). Off: Start fails, so
+	// a wrong URL or credentials are said at once. (An embedded server is
+	// always reached.)
+	ConnectRetry bool
+
 	// PingInterval is how often the connection checks the server is there.
 	PingInterval time.Duration
 

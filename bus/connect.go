@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,14 @@ type Conn struct {
 	drops *dropWatch
 
 	events connEvents // reconnections, passed on to the dispatcher
+
+	// up is closed once the connection is first connected; never reopened.
+	up     chan struct{}
+	upOnce sync.Once
+	// startMu orders Start against the connect handler: it holds it while
+	// it connects, so the handler learns whether the first connect failed.
+	startMu sync.Mutex
+	late    bool // guarded by startMu: the first connect failed and is retried (ConnectRetry)
 }
 
 // ConnStats count the connection's troubles.
@@ -68,7 +77,7 @@ func New(id push.Identity, cfg Config, log *zap.Logger) (*Conn, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c := &Conn{id: id, cfg: cfg, log: log, drops: newDropWatch(id.Prefix, log)}
+	c := &Conn{id: id, cfg: cfg, log: log, drops: newDropWatch(id.Prefix, log), up: make(chan struct{})}
 	if len(cfg.URLs) > 0 {
 		c.url = joinURLs(cfg.URLs)
 		if err := natsurl.Check(c.url); err != nil {
@@ -130,6 +139,8 @@ func (c *Conn) Start(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(min(nats.DefaultTimeout, time.Until(dl))))
 	}
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
 	nc, err := nats.Connect(c.url, opts...)
 	if err != nil {
 		c.stopEmbedded()
@@ -137,7 +148,36 @@ func (c *Conn) Start(ctx context.Context) error {
 	}
 	c.NC = nc
 	c.drops.start(nc, c.server)
+	if c.late = !nc.IsConnected(); c.late {
+		c.log.Warn("nats is not reachable; retrying: the node is not ready until it connects", zap.String("url", c.URL()))
+	} else {
+		c.markUp()
+	}
 	return nil
+}
+
+// Connected is closed once the connection has first connected: when
+// Start returns, unless ConnectRetry left it retrying. It is never
+// reopened; whether the connection is up now is NC.IsConnected.
+func (c *Conn) Connected() <-chan struct{} { return c.up }
+
+func (c *Conn) markUp() { c.upOnce.Do(func() { close(c.up) }) }
+
+// connected runs on the connection's callback goroutine when it first
+// connects. After a first connect that failed and was retried, it does
+// what a reconnection does: the dispatcher announces its sessions (it
+// has none: it took no clients) and the drop watch looks again.
+func (c *Conn) connected(nc *nats.Conn) {
+	c.startMu.Lock()
+	late := c.late
+	c.startMu.Unlock()
+	if !late {
+		return
+	}
+	c.markUp()
+	c.events.reconnected()
+	c.drops.reconnected(nc)
+	c.log.Info("nats connected", zap.String("url", natsurl.Redact(nc.ConnectedUrl())))
 }
 
 // Identity is the node's prefix and name.
@@ -168,11 +208,15 @@ func (c *Conn) options() ([]nats.Option, error) {
 			c.drops.reconnected(nc)
 			c.log.Info("nats reconnected", zap.String("url", natsurl.Redact(nc.ConnectedUrl())))
 		}),
+		nats.ConnectHandler(c.connected),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				c.log.Warn("nats disconnected", zap.Error(err))
 			}
 		}),
+	}
+	if cfg.ConnectRetry && c.url != "" {
+		opts = append(opts, nats.RetryOnFailedConnect(true))
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))

@@ -58,6 +58,7 @@ func flags(o *options) *flag.FlagSet {
 	fs.StringVar(&c.JWTPublicKeyFile, "jwt-public-key-file", "", "PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with")
 
 	fs.StringVar(&o.natsURLs, "nats-url", "", "NATS server URLs, comma-separated; empty: start an embedded server")
+	fs.BoolVar(&c.Bus.ConnectRetry, "nats-connect-retry", false, "when --nats-url cannot be reached at start, start anyway and keep trying: the node is not ready (/readyz 503) and takes no clients until NATS is there (for orchestrators); off: exit at once")
 	fs.StringVar(&c.Bus.CredsFile, "nats-creds", "", "NATS credentials (.creds) file")
 	fs.StringVar(&c.Bus.NKeySeedFile, "nats-nkey", "", "NATS NKey seed file")
 	cli.SecretVar(fs, &c.Bus.Token, "nats-token", "NATS authentication `token`; [REDACTED] in the --pprof command line, but ps shows it: prefer the environment variable")

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/fx"
@@ -131,14 +132,57 @@ func newWriter(p writerParams) (*dlq.Writer, error) {
 	if err != nil {
 		return nil, err
 	}
+	late := lateEnsure{ensure: ensure, conn: p.Conn, log: p.Log.Named("dlq")}
 	start := func(ctx context.Context) error {
-		if err := ensure(ctx); err != nil {
+		if !p.Conn.NC.IsConnected() { // retrying its first connect: the stream is made once it is up
+			late.start()
+		} else if err := ensure(ctx); err != nil {
 			return err
 		}
 		return w.Start(ctx, p.Conn.NC)
 	}
-	p.Lifecycle.Append(hook(start, w.Stop))
+	stop := func(ctx context.Context) error {
+		late.stop()
+		return w.Stop(ctx)
+	}
+	p.Lifecycle.Append(hook(start, stop))
 	return w, nil
+}
+
+// lateEnsure makes the dead-letter stream, or applies its limits, once a
+// connection whose first connect failed is up (bus.Config.ConnectRetry).
+// Until then dead letters wait in the writer.
+type lateEnsure struct {
+	ensure func(context.Context) error
+	conn   *bus.Conn
+	log    *zap.Logger
+	cancel context.CancelFunc // set by start
+	done   sync.WaitGroup     // the goroutine start started
+}
+
+// start waits, on a goroutine of its own, for the connection and then
+// ensures the stream, until stop.
+func (l *lateEnsure) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.done.Go(func() {
+		select {
+		case <-l.conn.Connected():
+		case <-ctx.Done():
+			return
+		}
+		if err := l.ensure(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("dead-letter stream not made; the writer makes it when a dead letter finds it missing", zap.Error(err))
+		}
+	})
+}
+
+// stop ends what start started and waits for it.
+func (l *lateEnsure) stop() {
+	if l.cancel != nil {
+		l.cancel()
+		l.done.Wait()
+	}
 }
 
 // serverParams are what the edge server takes from the application.
