@@ -75,8 +75,23 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cf
 		return nil, err
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg.stream(prefix))
+	if notClustered(err) {
+		return nil, fmt.Errorf("create or update stream %s with %d replicas: the NATS server is not clustered, and replicas above 1 need a JetStream cluster: %w",
+			protocol.DeadLetterStream, cfg.Replicas, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create or update stream %s: %w", protocol.DeadLetterStream, err)
 	}
 	return s, nil
+}
+
+// jsReplicasNotSupported is JetStream's error code for replicas asked of
+// a server that is not clustered (nats-server's JSStreamReplicasNotSupportedErr).
+const jsReplicasNotSupported jetstream.ErrorCode = 10074
+
+// notClustered reports whether err is JetStream refusing replicas because
+// the server is not clustered.
+func notClustered(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsReplicasNotSupported
 }
