@@ -134,6 +134,7 @@ func (c *Conn) Start(ctx context.Context) error {
 			return err
 		}
 		c.server = s
+		noteServer(lock, s.ClientURL())
 		opts = append(opts, nats.InProcessServer(s))
 	}
 	if dl, ok := ctx.Deadline(); ok {

@@ -50,8 +50,8 @@ func TestSecondNodeOnTheSameDataDirIsRefused(t *testing.T) {
 			t.Fatalf("%s: a second node started on %s; want it refused", c.what, cfg.Bus.Embedded.DataDir)
 		}
 		if !errors.Is(err, bus.ErrDataDirLocked) || !strings.Contains(err.Error(), cfg.Bus.Embedded.DataDir) ||
-			!strings.Contains(err.Error(), "--nats-url nats://") {
-			t.Errorf("%s: %v; want the data directory named as in use, with a --nats-url hint", c.what, err)
+			!strings.Contains(err.Error(), "--nats-url "+first.Bus.URL()) {
+			t.Errorf("%s: %v; want the data directory named as in use, with a hint to --nats-url %s", c.what, err, first.Bus.URL())
 		}
 	}
 	if n := storedLetters(ctx, t, first.Bus.NC); n != letters {
