@@ -75,23 +75,26 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cf
 		return nil, err
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg.stream(prefix))
-	if notClustered(err) {
-		return nil, fmt.Errorf("create or update stream %s with %d replicas: the NATS server is not clustered, and replicas above 1 need a JetStream cluster: %w",
-			protocol.DeadLetterStream, cfg.Replicas, err)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", protocol.DeadLetterStream, err)
+		return nil, fmt.Errorf("create or update stream %s: %w%s", protocol.DeadLetterStream, err, replicasHint(err, cfg.Replicas))
 	}
 	return s, nil
 }
 
-// jsReplicasNotSupported is JetStream's error code for replicas asked of
-// a server that is not clustered (nats-server's JSStreamReplicasNotSupportedErr).
-const jsReplicasNotSupported jetstream.ErrorCode = 10074
+// Codes of the JetStream API errors for replicas the NATS system cannot
+// place: a single server, or a cluster with fewer servers.
+const (
+	errReplicasNotSupported jetstream.ErrorCode = 10074 // replicas > 1 not supported in non-clustered mode
+	errNoPeers              jetstream.ErrorCode = 10005 // no suitable peers for placement
+)
 
-// notClustered reports whether err is JetStream refusing replicas because
-// the server is not clustered.
-func notClustered(err error) bool {
+// replicasHint says what to do about a stream the NATS system refused for
+// its replicas, or nothing for another error.
+func replicasHint(err error, replicas int) string {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsReplicasNotSupported
+	if replicas <= 1 || !errors.As(err, &apiErr) ||
+		apiErr.ErrorCode != errReplicasNotSupported && apiErr.ErrorCode != errNoPeers {
+		return ""
+	}
+	return fmt.Sprintf(" (the stream asks for %d replicas: a single NATS server, or a cluster of fewer servers, holds 1; set --dlq-replicas to at most the cluster's size)", replicas)
 }

@@ -38,7 +38,7 @@ func TestRunLeavesNothingRunningWhenItFails(t *testing.T) {
 		// What fails only as the node starts: each stops what started before it.
 		{"embedded nats port taken", func(t *testing.T, c *app.Config) { c.Bus.Embedded.Listen = taken(t) }, "embedded nats"},
 		{"admin listener taken", func(t *testing.T, c *app.Config) { c.AdminListen = taken(t) }, "admin listener"},
-		{"dlq stream refused", func(_ *testing.T, c *app.Config) { c.Stream.Replicas = 3 }, "PUSH_DLQ with 3 replicas: the NATS server is not clustered"}, // one server
+		{"dlq stream refused", func(_ *testing.T, c *app.Config) { c.Stream.Replicas = 3 }, "set --dlq-replicas"}, // one server
 		{"listener taken", func(t *testing.T, c *app.Config) { c.TCPListen = taken(t) }, "tcp listener"},
 		// With ConnectRetry off, the default: fail fast (see TestNodeStartsBeforeNATSWithConnectRetry).
 		{"no nats where the url points", func(t *testing.T, c *app.Config) {
