@@ -83,11 +83,6 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 		d.rejectInvalid(m, session, p.String(), err)
 		return protocol.StatusDead, push.ReasonInvalid
 	}
-	if !e.Expires.IsZero() && !time.Now().Before(e.Expires) {
-		stampID(m, e.Frame.ID)
-		d.reject(m, session, p.String(), push.ReasonExpired) // a producer waiting hears dead, not enqueued
-		return protocol.StatusDead, push.ReasonExpired
-	}
 	c := d.reg.Get(session)
 	if c == nil {
 		d.reject(m, session, p.String(), push.ReasonClosed)
@@ -96,6 +91,10 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 	d.dispatched.Add(1)
 	var span trace.Span
 	e.Receipt, span = d.receipt(l, m, session, p, e.Frame.ID, mode)
+	if !e.Expires.IsZero() && !time.Now().Before(e.Expires) {
+		// Stale already: a producer waiting hears dead, not enqueued.
+		return protocol.StatusDead, d.refused(&e, m, session, p, mode, errExpiredOnArrival)
+	}
 	if err = c.TryPush(p, e); err == nil {
 		if span != nil {
 			span.AddEvent("enqueued")
@@ -139,10 +138,16 @@ func (d *Dispatcher) refused(e *edge.Envelope, m *nats.Msg, session string, p pu
 	return reason
 }
 
+// errExpiredOnArrival refuses a push whose Push-Expires had passed when
+// it reached the node: it is dead-lettered expired without being queued.
+var errExpiredOnArrival = errors.New("expired on arrival")
+
 // refusalReason is the dead-letter reason for a TryPush error under the
-// TryPushReturns policy.
+// TryPushReturns policy, or for errExpiredOnArrival.
 func refusalReason(err error) push.Reason {
 	switch {
+	case errors.Is(err, errExpiredOnArrival):
+		return push.ReasonExpired
 	case errors.Is(err, edge.ErrQueueFull):
 		return push.ReasonQueueFull
 	case errors.Is(err, edge.ErrClosed):

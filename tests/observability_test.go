@@ -116,8 +116,8 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	recv(t, c)
-	// One that is stale when its turn comes: enqueued, then expired.
-	if ack, err := p.Push(timeout(t), "alpha", push.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+	// One that is stale already when it arrives: dead at once, expired.
+	if ack, err := p.Push(timeout(t), "alpha", push.Low, []byte("x"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "dead" || ack.Reason != "expired" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	// Two invalid ones: dead at once.
@@ -142,15 +142,15 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 		value  float64
 	}{
 		{"pushfabric_pushes_received_total", []string{"priority=high"}, 6},
-		{"pushfabric_pushes_received_total", []string{"priority=low"}, 1},
+		{"pushfabric_pushes_received_total", []string{"priority=low"}, 0}, // the stale one was never queued
 		{"pushfabric_pushes_written_total", []string{"priority=high"}, 6},
 		{"pushfabric_pushes_written_total", []string{"priority=low"}, 0},
 		{"pushfabric_dead_letters_total", []string{"reason=expired"}, 1},
 		{"pushfabric_dead_letters_total", []string{"reason=invalid"}, 2},
 		{"pushfabric_dead_letters_total", []string{"reason=queue_full"}, 0},
-		{"pushfabric_acks_total", []string{"status=enqueued"}, 6},
+		{"pushfabric_acks_total", []string{"status=enqueued"}, 5},
 		{"pushfabric_acks_total", []string{"status=written"}, 1},
-		{"pushfabric_acks_total", []string{"status=dead"}, 2},
+		{"pushfabric_acks_total", []string{"status=dead"}, 3},
 		{"pushfabric_connects_total", nil, 2},
 		{"pushfabric_sessions", nil, 1},
 		{"pushfabric_takeovers_total", nil, 1},
@@ -264,8 +264,8 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	recv(t, c)
-	// A stale one: it dies at the edge, after being traced there.
-	if ack, err := p.Push(timeout(t), "traced", push.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "enqueued" {
+	// A stale one: it dies as it reaches the edge, traced there.
+	if ack, err := p.Push(timeout(t), "traced", push.Low, []byte("x"), producer.WithID("t2"), producer.WithExpiry(time.Now().Add(-time.Second))); err != nil || ack.Status != "dead" {
 		t.Fatalf("push: %+v %v", ack, err)
 	}
 	var pushes, deliveries []tracetest.SpanStub
@@ -461,7 +461,7 @@ func TestPushctlTop(t *testing.T) {
 	}
 	// node ready sessions ... and node received written dead-lettered (by reason) connects takeovers
 	if len(rows) != 2 || len(rows[0]) < 3 || rows[0][1] != "yes" || rows[0][2] != "1" ||
-		strings.Join(rows[1][1:], " ") != "4 3 1 (expired 1) 1 0" {
-		t.Fatalf("pushctl top printed:\n%s\nwant the node ready with 1 session; 4 received, 3 written, 1 expired, 1 connect", out)
+		strings.Join(rows[1][1:], " ") != "3 3 1 (expired 1) 1 0" {
+		t.Fatalf("pushctl top printed:\n%s\nwant the node ready with 1 session; 3 received (the stale one never queued), 3 written, 1 expired, 1 connect", out)
 	}
 }
