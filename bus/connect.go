@@ -111,12 +111,15 @@ func Connect(ctx context.Context, id push.Identity, cfg Config, log *zap.Logger)
 }
 
 // Start connects to the configured URLs, or starts the embedded server and
-// connects to it in-process, within ctx. The embedded server's data
-// directory is locked first: if another process holds it, Start fails with
-// [ErrDataDirLocked] before anything opens the store. A deadline nearer than nats.go's
-// dial timeout (2 s) shortens it. The connection reconnects without limit
-// and never receives its own messages (a forwarded push does not come
-// back). If Start fails, nothing it started is left running. Call it once.
+// connects to it in-process, within ctx: a deadline nearer than nats.go's
+// dial timeout (2 s) shortens it. The embedded server's data directory is
+// locked first: if another process holds it, Start fails with
+// [ErrDataDirLocked] before anything opens the store. With ConnectRetry,
+// URLs that cannot be reached do not fail Start: it returns with the
+// connection retrying (see [Conn.Connected]). The connection reconnects
+// without limit and never receives its own messages (a forwarded push
+// does not come back). If Start fails, nothing it started is left
+// running. Call it once.
 func (c *Conn) Start(ctx context.Context) error {
 	if c.NC != nil {
 		return errors.New("bus: the connection is started already")
