@@ -1,6 +1,7 @@
-// Package cli holds what pushfabric's commands share: flags that can also
-// come from PUSHFABRIC_* environment variables, help that lists both, and
-// the logger, reading a node's /metrics, tracing set up from the OTEL_*
+// Package cli holds what pushfabric's commands share: the edge's flags
+// that can also come from PUSHFABRIC_* environment variables, help that
+// lists both, the NATS connection flags of the client tools (NATSFlags,
+// for kong, with nats CLI contexts), the logger, reading a node's /metrics, tracing set up from the OTEL_*
 // environment, and secrets kept out of logs. Only the commands import it (Go's
 // internal rule); it may import any library of the module, never a
 // command.
