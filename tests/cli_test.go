@@ -258,3 +258,15 @@ func TestPushctlCompletion(t *testing.T) {
 		}
 	}
 }
+
+// pushbench's command line: help on stdout, its own PUSHBENCH_* variables
+// (PUSHCTL_* and PUSHFABRIC_* mean nothing to it), one line for a mistake.
+func TestPushbenchCommandLine(t *testing.T) {
+	r := runTool(t, nil, "pushbench", "load", "--help")
+	if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "$PUSHBENCH_SESSIONS") {
+		t.Fatalf("pushbench load --help: exit %d, stderr %q:\n%s", r.code, r.stderr, r.stdout)
+	}
+	mustBeOneUsageLine(t, "PUSHBENCH_SESSIONS=0", runTool(t, []string{"PUSHBENCH_SESSIONS=0", "PUSHFABRIC_SESSIONS=5"}, "pushbench", "load"), "--sessions")
+	mustBeOneUsageLine(t, "unknown flag", runTool(t, nil, "pushbench", "scale", "--sesions", "5"), "--sesions")
+	mustBeOneUsageLine(t, "no command", runTool(t, nil, "pushbench"), "load")
+}

@@ -24,7 +24,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,28 +92,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, err := p.Parse(args)
 	if err != nil {
-		return usageError(stderr, err)
+		return cli.UsageError(stderr, "pushctl", err)
 	}
 	return ctx.Selected().Target.Addr().Interface().(runner).run()
-}
-
-// usageError prints err as one line, pointing to the help of the command
-// it is about, and returns exit status 2.
-func usageError(stderr io.Writer, err error) int {
-	path, msg := "pushctl", err.Error()
-	var pe *kong.ParseError
-	if errors.As(err, &pe) && pe.Context != nil {
-		if n := pe.Context.Selected(); n != nil {
-			path = n.FullPath()
-			msg = strings.TrimPrefix(msg, n.Path()+": ") // kong names the command of a Validate error
-		}
-	}
-	if arg, ok := strings.CutPrefix(msg, "expected \"<"); ok {
-		msg = "missing argument <" + strings.TrimSuffix(arg, "\"")
-	}
-	msg = strings.ReplaceAll(msg, "\n", "; ")
-	fmt.Fprintf(stderr, "%s: %s (see %s --help)\n", path, msg, path)
-	return 2
 }
 
 // fail prints an error for command and returns exit code 1.
