@@ -270,3 +270,21 @@ func TestPushbenchCommandLine(t *testing.T) {
 	mustBeOneUsageLine(t, "unknown flag", runTool(t, nil, "pushbench", "scale", "--sesions", "5"), "--sesions")
 	mustBeOneUsageLine(t, "no command", runTool(t, nil, "pushbench"), "load")
 }
+
+// The edge's command line: help on stdout with each PUSHFABRIC_ variable,
+// --version, and one line with exit status 2 for an unknown flag, a stray
+// argument or a configuration refused before anything starts (the
+// listen address's missing port named).
+func TestEdgeCommandLine(t *testing.T) {
+	r := runTool(t, nil, "edge", "--help")
+	if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "$PUSHFABRIC_NATS_URL") || !strings.Contains(r.stdout, "$PUSHFABRIC_WS_ALLOWED_ORIGINS") {
+		t.Fatalf("edge --help: exit %d, stderr %q:\n%s", r.code, r.stderr, r.stdout)
+	}
+	if r := runTool(t, nil, "edge", "--version"); r.code != 0 || strings.TrimSpace(r.stdout) != version.Current().String() {
+		t.Errorf("edge --version: exit %d, %q", r.code, r.stdout)
+	}
+	mustBeOneUsageLine(t, "unknown flag", runTool(t, nil, "edge", "--bogus"), "--bogus")
+	mustBeOneUsageLine(t, "stray argument", runTool(t, nil, "edge", "serve"), "serve")
+	mustBeOneUsageLine(t, "no port", runTool(t, nil, "edge", "--ws-listen", "nonsense"), "missing port")
+	mustBeOneUsageLine(t, "from the environment", runTool(t, []string{"PUSHFABRIC_QUEUE_LEN=-1"}, "edge"), "QueueLen")
+}

@@ -33,6 +33,12 @@ func (s secret) String() string {
 // given as --name=value or as --name value, and so are the credentials of
 // any NATS URL (natsurl.Redact). args itself is left as it is.
 func RedactArgs(fs *flag.FlagSet, args []string) []string {
+	return RedactArgsOf(args, func(name string) bool { return isSecret(fs, name) })
+}
+
+// RedactArgsOf is RedactArgs for a command line of any parser: secret
+// says which flag names (without dashes) hold a secret.
+func RedactArgsOf(args []string, secret func(name string) bool) []string {
 	out := make([]string, len(args))
 	nextIsSecret := false
 	for i, a := range args {
@@ -42,7 +48,7 @@ func RedactArgs(fs *flag.FlagSet, args []string) []string {
 		}
 		out[i] = natsurl.Redact(a)
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || !isSecret(fs, name) {
+		if !strings.HasPrefix(a, "-") || !secret(name) {
 			continue
 		}
 		if hasValue {
