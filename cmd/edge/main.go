@@ -82,7 +82,7 @@ func run(args []string) int {
 	if !ok {
 		return code
 	}
-	o.cfg.Cmdline = cli.RedactArgsOf(os.Args, secretFlag)
+	o.cfg.Cmdline = cli.RedactArgs(os.Args, secretFlag)
 	log, err := cli.Logger(o.logLevel, o.logFormat)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "edge:", err)
