@@ -59,7 +59,9 @@ const description = `pushfabric's operator and developer tool.
 
 Every flag can also be set by the environment variable shown with it
 (PUSHCTL_<FLAG>; the dead-letter filters PUSHCTL_DLQ_<FLAG>; --nats also by
-NATS_URL, --context by NATS_CONTEXT); a flag on the command line wins. Flags may come before or after the arguments.
+NATS_URL, --context by NATS_CONTEXT); a flag on the command line wins.
+Flags may come before or after the arguments; after -- everything is an
+argument (pushctl push alice -- -1).
 
 Exit status: 0 done; 1 the command ran and failed (a dead push, an error
 frame, NATS unreachable); 2 a mistake on the command line (an unknown flag,
