@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,4 +288,13 @@ func TestEdgeCommandLine(t *testing.T) {
 	mustBeOneUsageLine(t, "stray argument", runTool(t, nil, "edge", "serve"), "serve")
 	mustBeOneUsageLine(t, "no port", runTool(t, nil, "edge", "--ws-listen", "nonsense"), "missing port")
 	mustBeOneUsageLine(t, "from the environment", runTool(t, []string{"PUSHFABRIC_QUEUE_LEN=-1"}, "edge"), "QueueLen")
+}
+
+// pushctl top --once exits 1 when a node is down: a script can tell.
+func TestPushctlTopOnceDownExits1(t *testing.T) {
+	closed := natstest.FreePort(t)
+	r := runTool(t, nil, "pushctl", "top", "--once", "--interval", "10ms", "--admin", fmt.Sprintf("http://127.0.0.1:%d", closed))
+	if r.code != 1 || !strings.Contains(r.stdout, "DOWN") {
+		t.Fatalf("pushctl top --once with its node down: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -20,7 +20,7 @@ import (
 type topCmd struct {
 	Admin    string        `default:"http://127.0.0.1:9090" placeholder:"URLS" help:"Admin listener URLs of the edge nodes, comma-separated."`
 	Interval time.Duration `default:"2s" help:"How often to refresh (rates are over this interval)."`
-	Once     bool          `help:"Print one view (two scrapes, interval apart) and exit."`
+	Once     bool          `help:"Print one view (two scrapes, interval apart) and exit: 0 when every node answered, 1 when one is DOWN."`
 }
 
 // Help is shown under the command's usage.
@@ -55,10 +55,21 @@ func (c *topCmd) run() int {
 		}
 		printTop(os.Stdout, nodes, prev, cur, interval)
 		if once {
-			return 0
+			return downExit(cur)
 		}
 		prev = cur
 	}
+}
+
+// downExit is top --once's exit status: 1 when a node could not be
+// scraped (it is DOWN in the view), else 0.
+func downExit(cur []sample) int {
+	for _, c := range cur {
+		if c.err != nil {
+			return 1
+		}
+	}
+	return 0
 }
 
 // sample is one scrape of one node.
