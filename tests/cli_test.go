@@ -298,3 +298,34 @@ func TestPushctlTopOnceDownExits1(t *testing.T) {
 		t.Fatalf("pushctl top --once with its node down: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// pushctl reaches a NATS that wants a token: from --nats-token, from
+// PUSHCTL_NATS_TOKEN, or from the token of a nats CLI context.
+func TestPushctlNATSToken(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.Authorization = "secrettoken"
+	s := natstest.StartWith(t, opts)
+	withDLQ(t, s, nats.Token("secrettoken"))
+	home := t.TempDir()
+	writeNATSContext(t, home, "tok", map[string]string{"url": s.ClientURL(), "token": "secrettoken"}, false)
+	url := "--nats=" + s.ClientURL()
+	for _, c := range []struct {
+		what string
+		env  []string
+		args []string
+		ok   bool
+	}{
+		{"no token", nil, []string{url}, false},
+		{"--nats-token", nil, []string{url, "--nats-token", "secrettoken"}, true},
+		{"PUSHCTL_NATS_TOKEN", []string{"PUSHCTL_NATS_TOKEN=secrettoken"}, []string{url}, true},
+		{"the context's token", []string{"NATS_CONTEXT=tok"}, nil, true},
+	} {
+		r := runTool(t, append([]string{"HOME=" + home}, c.env...), "pushctl", append([]string{"push", "alice", "hi"}, c.args...)...)
+		if got := r.code == 1 && strings.Contains(r.stdout, "dead: offline"); got != c.ok {
+			t.Errorf("%s: exit %d:\n%s%s", c.what, r.code, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, "secrettoken") {
+			t.Errorf("%s: pushctl printed the token:\n%s%s", c.what, r.stdout, r.stderr)
+		}
+	}
+}
