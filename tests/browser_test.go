@@ -43,15 +43,13 @@ func chromiumPath(t *testing.T) string {
 
 // quickstartEdge is a node as make run starts it (tokens signed with a
 // secret), pinging every second and closing a client not heard from for
-// two, with the feed backend examples/rpc-service serves, and the browser
-// example served beside it as examples/browser/serve does. It returns the
-// page's address and the NATS server.
+// two, with the browser example served beside it as examples/browser/serve
+// does. It returns the page's address and the NATS server.
 func quickstartEdge(t *testing.T) (page string, s *server.Server) {
 	s = natstest.Server(t)
 	cfg := edgeConfig(t, s, "browser-node")
 	cfg.Edge.PingInterval, cfg.Edge.IdleTimeout = time.Second, 2*time.Second
 	n := startEdge(t, cfg)
-	serve(t, natstest.Connect(t, s), "feed", feed)
 	h, err := browser.Handler(n.ws())
 	if err != nil {
 		t.Fatal(err)
@@ -73,10 +71,9 @@ func feed(_ context.Context, req *backend.Request) iter.Seq2[backend.Reply, erro
 	}
 }
 
-// openPage starts a headless Chromium with a fresh profile and opens url in
-// it; the browser is stopped at cleanup.
-func openPage(t *testing.T, url string) context.Context {
-	exe := chromiumPath(t)
+// openPage starts a headless Chromium, exe, with a fresh profile and opens
+// url in it; the browser is stopped at cleanup.
+func openPage(t *testing.T, exe, url string) context.Context {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(900, 500))
@@ -118,14 +115,21 @@ func waitLog(t *testing.T, ctx context.Context, want string) {
 	}
 }
 
-// screenshot keeps the page's picture in the test's artifact directory
-// (kept under the output directory with go test -artifacts).
+// screenshot keeps the page's picture, as a PNG, in $PUSHFABRIC_ARTIFACTS
+// (.ci/run sets it) or else the test's artifact directory (kept under the
+// output directory with go test -artifacts).
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	path := filepath.Join(t.ArtifactDir(), name)
+	dir := os.Getenv("PUSHFABRIC_ARTIFACTS")
+	if dir == "" {
+		dir = t.ArtifactDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -141,14 +145,24 @@ func publish(t *testing.T, s *server.Server, session, id, payload string) {
 }
 
 // The browser example, in real Chromium, loaded as the make run banner
-// says (served beside the edge, a token in ?token=), holds its session,
-// shows a push published over NATS and the streamed reply of the feed
-// method the quickstart's backend serves; and it stays connected across
-// several idle timeouts, still receiving pushes. Without a token it shows
-// the edge's reason for closing it.
+// says (served beside the edge, a token in ?token=), holds its session and
+// shows the no_handler error frame while no backend serves feed; reloaded
+// with the quickstart's backend (examples/rpc-service's feed) running, it
+// shows a push published over NATS and the streamed reply; it stays
+// connected across three idle timeouts, still receiving pushes; and
+// without a token it shows why the edge closed it, in the edge's words.
 func TestBrowserPage(t *testing.T) {
+	exe := chromiumPath(t)
 	page, s := quickstartEdge(t)
-	ctx := openPage(t, page+"/?token="+mint(t, "browser"))
+	url := page + "/?token=" + mint(t, "browser")
+	ctx := openPage(t, exe, url)
+	waitLog(t, ctx, "holding session browser on node browser-node")
+	waitLog(t, ctx, "error no_handler (request r1): ")
+
+	serve(t, natstest.Connect(t, s), "feed", feed)
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
 	waitLog(t, ctx, "holding session browser on node browser-node")
 	publish(t, s, "browser", "p1", "hello browser")
 	waitLog(t, ctx, "push p1 (high): hello browser")
@@ -167,8 +181,6 @@ func TestBrowserPage(t *testing.T) {
 	waitLog(t, ctx, "push p2 (high): still here")
 	screenshot(t, ctx, "browser-page-idle.png")
 
-	// Without a token, the page shows why the edge closed it, in the
-	// edge's words.
 	if err := chromedp.Do(ctx, chromedp.Navigate(page+"/")); err != nil {
 		t.Fatal(err)
 	}
