@@ -150,7 +150,8 @@ func publish(t *testing.T, s *server.Server, session, id, payload string) {
 // with the quickstart's backend (examples/rpc-service's feed) running, it
 // shows a push published over NATS and the streamed reply; it stays
 // connected across three idle timeouts, still receiving pushes; and
-// without a token it shows why the edge closed it, in the edge's words.
+// without a token it shows why the edge closed it, in the edge's words;
+// from file:// it says how to open it instead.
 func TestBrowserPage(t *testing.T) {
 	exe := chromiumPath(t)
 	page, s := quickstartEdge(t)
@@ -186,4 +187,14 @@ func TestBrowserPage(t *testing.T) {
 	}
 	waitLog(t, ctx, "server is closing: auth: missing token")
 	waitLog(t, ctx, "closed: 4001 auth")
+
+	// Opened from file://, the page says how to get one that connects.
+	file, err := filepath.Abs("../examples/browser/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+file)); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, ctx, "Run go run ./examples/browser/serve and open the URL the make run banner prints.")
 }
