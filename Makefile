@@ -26,7 +26,7 @@ LDFLAGS     := -X github.com/pushfabric/pushfabric/internal/version.stamp=$(VERS
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
-.PHONY: test unit fuzz lint bench bench-idle bench-load bench-scale wscompare run build tools clean
+.PHONY: test unit fuzz lint bench bench-idle bench-load bench-scale wscompare run build tools nats clean
 
 test: lint unit fuzz
 
@@ -55,6 +55,9 @@ $(NATS_CLI):
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)
 
 tools: $(STATICCHECK) $(NATS_CLI)
+
+# Only the stock nats CLI, as ./bin/nats: what the quickstart uses.
+nats: $(NATS_CLI)
 
 # The binaries, into ./bin.
 build:

@@ -197,3 +197,15 @@ func TestWriterCountsWhatItLoses(t *testing.T) {
 		t.Fatalf("lost push ids in the log: %v; want a, b, c, d and e", logged)
 	}
 }
+
+// A stream asking for more replicas than the NATS system can place is
+// refused with what to do, not only JetStream's own words.
+func TestEnsureStreamExplainsReplicasItCannotPlace(t *testing.T) {
+	js := natstest.JetStream(t, natstest.Server(t))
+	cfg := dlq.DefaultStreamConfig()
+	cfg.Replicas = 3
+	_, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, cfg)
+	if err == nil || !strings.Contains(err.Error(), "--dlq-replicas") || !strings.Contains(err.Error(), "3 replicas") {
+		t.Fatalf("3 replicas on one server: %v; want an error saying to lower --dlq-replicas", err)
+	}
+}

@@ -76,7 +76,25 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cf
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg.stream(prefix))
 	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", protocol.DeadLetterStream, err)
+		return nil, fmt.Errorf("create or update stream %s: %w%s", protocol.DeadLetterStream, err, replicasHint(err, cfg.Replicas))
 	}
 	return s, nil
+}
+
+// Codes of the JetStream API errors for replicas the NATS system cannot
+// place: a single server, or a cluster with fewer servers.
+const (
+	errReplicasNotSupported jetstream.ErrorCode = 10074 // replicas > 1 not supported in non-clustered mode
+	errNoPeers              jetstream.ErrorCode = 10005 // no suitable peers for placement
+)
+
+// replicasHint says what to do about a stream the NATS system refused for
+// its replicas, or nothing for another error.
+func replicasHint(err error, replicas int) string {
+	var apiErr *jetstream.APIError
+	if replicas <= 1 || !errors.As(err, &apiErr) ||
+		apiErr.ErrorCode != errReplicasNotSupported && apiErr.ErrorCode != errNoPeers {
+		return ""
+	}
+	return fmt.Sprintf(" (the stream asks for %d replicas: a single NATS server, or a cluster of fewer servers, holds 1; set --dlq-replicas to at most the cluster's size)", replicas)
 }
