@@ -47,7 +47,7 @@ func printQuickstart(o *options, node *app.Node) {
 		listen += fmt.Sprintf(" --addr ws://%s/", ws)
 	}
 	fmt.Fprintf(os.Stderr, "  %s alice\n\n", listen)
-	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make tools installs it as ./bin/nats):\n")
+	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make nats installs it as ./bin/nats):\n")
 	fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl push --nats %s alice 'hello from pushctl'\n", nats)
 	fmt.Fprintf(os.Stderr, "  ./bin/nats --server %s request %s.alice.high 'hello from nats'\n\n", nats, prefix)
 	request := strings.Replace(listen, " listen", " request", 1)
