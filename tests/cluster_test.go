@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/pushfabric/pushfabric/backend"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/protocol"
@@ -33,6 +35,9 @@ func TestClusterDeliveryAndTakeover(t *testing.T) {
 
 	// Delivery from every NATS server to a session on edge2.
 	c := dial(t, nodes[1].ws(), "roamer", client.Options{})
+	// edge2's subscription is confirmed by its own server before the
+	// welcome; the routes carry it to the others a moment later.
+	waitForInterest(t, servers, "push.roamer.high")
 	for i, s := range servers {
 		nc := natstest.Connect(t, s)
 		id := fmt.Sprintf("via-n%d", i+1)
@@ -134,4 +139,20 @@ func TestClusterRequests(t *testing.T) {
 	if served["n2"].Load()+served["n3"].Load() < requests {
 		t.Fatalf("backends served %d and %d of %d requests", served["n2"].Load(), served["n3"].Load(), requests)
 	}
+}
+
+// waitForInterest waits until every server of a cluster knows of a
+// subscriber to subject: interest travels between routed servers
+// asynchronously, so a publish right after a subscribe on another server
+// can find no responders.
+func waitForInterest(t testing.TB, servers []*server.Server, subject string) {
+	t.Helper()
+	waitFor(t, "interest in "+subject+" on every server", func() bool {
+		for _, s := range servers {
+			if !s.GlobalAccount().SubscriptionInterest(subject) {
+				return false
+			}
+		}
+		return true
+	})
 }

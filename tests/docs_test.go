@@ -84,7 +84,7 @@ func TestDeadLetterRecipes(t *testing.T) {
 		cmd := exec.Command("script", "-qec", line, "/dev/null")
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "SHELL=/bin/sh", "PATH="+bin+":"+os.Getenv("PATH"),
-			"NATS_URL="+s.ClientURL(), "PUSHFABRIC_NATS="+s.ClientURL())
+			"NATS_URL="+s.ClientURL())
 		cmd.Stdin = strings.NewReader("")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -152,7 +152,7 @@ func TestRequestRecipes(t *testing.T) {
 		}
 	}
 	env := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"),
-		"NATS_URL="+s.ClientURL(), "PUSHFABRIC_ADDR="+n.ws())
+		"NATS_URL="+s.ClientURL(), "PUSHCTL_ADDR="+n.ws())
 
 	doc, err := os.ReadFile("../docs/requests.md")
 	if err != nil {

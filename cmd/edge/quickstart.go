@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/pushfabric/pushfabric/cmd/edge/app"
 	"github.com/pushfabric/pushfabric/internal/natsurl"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 // printQuickstart tells a new user how to reach this node.
@@ -44,15 +47,58 @@ func printQuickstart(o *options, node *app.Node) {
 		listen += fmt.Sprintf(" --addr ws://%s/", ws)
 	}
 	fmt.Fprintf(os.Stderr, "  %s alice\n\n", listen)
-	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make tools installs it as ./bin/nats):\n")
+	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make nats installs it as ./bin/nats):\n")
 	fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl push --nats %s alice 'hello from pushctl'\n", nats)
 	fmt.Fprintf(os.Stderr, "  ./bin/nats --server %s request %s.alice.high 'hello from nats'\n\n", nats, prefix)
 	request := strings.Replace(listen, " listen", " request", 1)
-	fmt.Fprintf(os.Stderr, "Clients' requests go to backends over NATS (docs/requests.md): start one, then ask it as alice:\n")
+	fmt.Fprintf(os.Stderr, "Clients' requests go to backends over NATS (docs/requests.md): start one, then ask it as carol\n(a session of its own: alice stays with the listener):\n")
 	fmt.Fprintf(os.Stderr, "  go run ./examples/rpc-service --nats %s --prefix %s\n", nats, prefix)
-	fmt.Fprintf(os.Stderr, "  %s --session alice feed 3\n\n", request)
+	fmt.Fprintf(os.Stderr, "  %s --session carol feed 3\n\n", request)
+	if ws != nil {
+		printBrowser(o, ws)
+	}
 	if a := node.Addr("admin"); a != nil {
 		fmt.Fprintf(os.Stderr, "Watch the node (docs/operations.md says what each figure means):\n")
 		fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl top --admin http://%s\n\n", a)
 	}
+}
+
+// browserTokenTTL is how long the token in the banner's page URL is valid.
+const browserTokenTTL = 24 * time.Hour
+
+// printBrowser tells how to open the browser example as session browser:
+// served beside the node by examples/browser/serve (a page from file://
+// sends Origin: null, which the node refuses), with a token for browser in
+// its URL, or ?session= in development mode.
+func printBrowser(o *options, ws net.Addr) {
+	query, err := browserQuery(o)
+	if err != nil {
+		return // the node started with this secret: not expected
+	}
+	fmt.Fprintf(os.Stderr, "A browser page (examples/browser) as session browser: serve it beside this node, then open the URL;\n")
+	fmt.Fprintf(os.Stderr, "it asks the backend above for feed 3, and shows the pushes to browser:\n")
+	fmt.Fprintf(os.Stderr, "  go run ./examples/browser/serve --edge ws://%s/\n", ws)
+	fmt.Fprintf(os.Stderr, "  http://127.0.0.1:8000/?%s\n\n", query)
+}
+
+// browserQuery is the page URL's query: a token minted from the node's
+// JWT secret (valid browserTokenTTL), the command that mints one with a
+// public key, or the session in development mode.
+func browserQuery(o *options) (string, error) {
+	switch {
+	case o.cfg.JWTSecretFile != "":
+		key, err := os.ReadFile(o.cfg.JWTSecretFile)
+		if err != nil {
+			return "", fmt.Errorf("browser token: %w", err)
+		}
+		// Trimmed as the node reads it (make run's secret ends in a newline).
+		tok, err := token.Mint([]byte(strings.TrimSpace(string(key))), "browser", browserTokenTTL)
+		if err != nil {
+			return "", fmt.Errorf("browser token: %w", err)
+		}
+		return "token=" + tok, nil
+	case o.cfg.JWTPublicKeyFile != "":
+		return "token=$(go run ./cmd/pushctl token --key-file <private key> browser)", nil
+	}
+	return "session=browser", nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,7 +18,6 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
@@ -48,58 +46,30 @@ func (s loadSpec) describe() string {
 		s.sessions, s.transport, s.producers, rate, s.payload, 100*s.lowShare, s.publish, s.duration)
 }
 
-// loadOptions are pushbench load's flags other than the load itself.
-type loadOptions struct {
-	edges    string
-	admins   string
-	natsURL  string
-	ef       edgeFlags
-	baseline bool
-	asJSON   bool
-	profile  string
+// loadCmd is pushbench load.
+type loadCmd struct {
+	Sessions    int           `default:"1000" help:"Client sessions."`
+	Transport   string        `default:"tcp" enum:"tcp,ws" help:"Client transport: tcp or ws."`
+	ClientProcs int           `default:"1" help:"Processes the clients are spread over."`
+	Producers   int           `default:"1" help:"Producer connections."`
+	Rate        float64       `help:"Pushes per second in all; 0: as fast as the producers can."`
+	Duration    time.Duration `default:"10s" help:"How long the producers publish."`
+	Payload     int           `default:"128" help:"Payload bytes (at least 8: the send time)."`
+	Low         float64       `help:"Share of pushes sent with low priority, 0 to 1."`
+	Publish     string        `default:"fast" enum:"raw,fast,acked" help:"raw (plain NATS publish), fast (producer client Publish) or acked (producer client Push, waiting for enqueued)."`
+	Inflight    int           `default:"64" help:"With --publish acked: pushes awaiting their ack per producer."`
+	Baseline    bool          `default:"true" negatable:"" help:"Measure raw NATS publish -> subscribe first."`
+	Edge        string        `placeholder:"URLS" help:"Edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one."`
+	Admin       string        `placeholder:"URLS" help:"With --edge: the edges' admin addresses, for CPU, memory and dead letters."`
+	NATS        string        `name:"nats" placeholder:"URL" help:"With --edge: the NATS server the edges use."`
+	edgeFlags   `embed:""`
+	JSON        bool   `name:"json" help:"Print the results as JSON."`
+	Profile     string `placeholder:"DIR" help:"Write the started edge's CPU profile (over the load) and heap profile (after it) into this folder."`
 }
 
-func runLoadCommand(args []string) int {
-	var (
-		spec loadSpec
-		opts loadOptions
-	)
-	fs := loadFlags(&spec, &opts)
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
-	if opts.profile != "" {
-		opts.ef.args = append(opts.ef.args, "--pprof")
-	}
-	if err := spec.validate(opts.edges, opts.natsURL); fs.NArg() != 0 || err != nil {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "pushbench load:", err)
-		}
-		return 2
-	}
-	env, err := newBenchEnv(opts.edges, opts.admins, opts.natsURL, opts.ef)
-	if err != nil {
-		return fail("load", err)
-	}
-	defer env.close()
-	env.profileDir = opts.profile
-	out, err := env.load(spec, opts.baseline)
-	if err != nil {
-		return fail("load", err)
-	}
-	if opts.asJSON {
-		return printJSON(out)
-	}
-	out.print(os.Stdout)
-	return 0
-}
-
-// loadFlags are pushbench load's flags, set into spec and opts.
-func loadFlags(spec *loadSpec, opts *loadOptions) *flag.FlagSet {
-	fs := flag.NewFlagSet("pushbench load", flag.ContinueOnError)
-	fs.Usage = cli.Usage(fs, `Usage: pushbench load [flags]
-
-Pushes to S client sessions from P producer connections for a while and reports delivered
+// Help is shown under the command's usage.
+func (loadCmd) Help() string {
+	return `Pushes to S client sessions from P producer connections for a while and reports delivered
 pushes/s, latency from the producer's send to the client's read (HDR histogram), dead letters
 by reason, the edge's and the NATS server's CPU and the edge's memory per session. First, the
 same sessions, payload, rate and duration go over plain NATS - plain publishes to one subscriber
@@ -107,25 +77,40 @@ holding the same subjects on the same server - as the baseline the fabric's figu
 by (the baseline always publishes plainly, whatever --publish says).
 
 With no --edge, pushbench starts a NATS server and an edge node (the edge binary next to
-pushbench, or on PATH) on loopback, each in its own process; the clients run in child processes.`)
-	fs.IntVar(&spec.sessions, "sessions", 1000, "client sessions")
-	fs.StringVar(&spec.transport, "transport", "tcp", "client transport: tcp or ws")
-	fs.IntVar(&spec.clients, "client-procs", 1, "processes the clients are spread over")
-	fs.IntVar(&spec.producers, "producers", 1, "producer connections")
-	fs.Float64Var(&spec.rate, "rate", 0, "pushes per second in all; 0: as fast as the producers can")
-	fs.DurationVar(&spec.duration, "duration", 10*time.Second, "how long the producers publish")
-	fs.IntVar(&spec.payload, "payload", 128, "payload bytes (at least 8: the send time)")
-	fs.Float64Var(&spec.lowShare, "low", 0, "share of pushes sent with low priority, 0 to 1")
-	fs.StringVar(&spec.publish, "publish", "fast", "raw (plain NATS publish), fast (producer client Publish) or acked (producer client Push, waiting for enqueued)")
-	fs.IntVar(&spec.inflight, "inflight", 64, "with --publish acked: pushes awaiting their ack per producer")
-	fs.BoolVar(&opts.baseline, "baseline", true, "measure raw NATS publish -> subscribe first")
-	fs.StringVar(&opts.edges, "edge", "", "edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one")
-	fs.StringVar(&opts.admins, "admin", "", "with --edge: the edges' admin addresses, for CPU, memory and dead letters")
-	fs.StringVar(&opts.natsURL, "nats", "", "with --edge: the NATS server the edges use")
-	opts.ef.register(fs)
-	fs.BoolVar(&opts.asJSON, "json", false, "print the results as JSON")
-	fs.StringVar(&opts.profile, "profile", "", "write the started edge's CPU profile (over the load) and heap profile (after it) into this folder")
-	return fs
+pushbench, or on PATH) on loopback, each in its own process; the clients run in child processes.`
+}
+
+func (c *loadCmd) spec() loadSpec {
+	return loadSpec{sessions: c.Sessions, producers: c.Producers, rate: c.Rate, duration: c.Duration, payload: c.Payload,
+		lowShare: c.Low, publish: c.Publish, inflight: c.Inflight, transport: c.Transport, clients: c.ClientProcs}
+}
+
+// Validate refuses a load that cannot run.
+func (c *loadCmd) Validate() error {
+	spec := c.spec()
+	return spec.validate(c.Edge, c.NATS)
+}
+
+func (c *loadCmd) run() int {
+	spec, ef := c.spec(), c.edgeFlags
+	if c.Profile != "" {
+		ef.EdgeFlag = append(ef.EdgeFlag, "--pprof")
+	}
+	env, err := newBenchEnv(c.Edge, c.Admin, c.NATS, ef)
+	if err != nil {
+		return fail("load", err)
+	}
+	defer env.close()
+	env.profileDir = c.Profile
+	out, err := env.load(spec, c.Baseline)
+	if err != nil {
+		return fail("load", err)
+	}
+	if c.JSON {
+		return printJSON(out)
+	}
+	out.print(os.Stdout)
+	return 0
 }
 
 // load measures the raw NATS baseline, if asked, then the fabric.
@@ -189,7 +174,7 @@ func newBenchEnv(edges, admins, natsURL string, ef edgeFlags) (*benchEnv, error)
 		}
 		return env, nil
 	}
-	bin, err := findEdge(ef.bin)
+	bin, err := findEdge(ef.EdgeBin)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +182,7 @@ func newBenchEnv(edges, admins, natsURL string, ef edgeFlags) (*benchEnv, error)
 		return nil, err
 	}
 	env.natsURL = env.nats.ready.URL
-	if env.edge, err = startEdge(bin, env.natsURL, ef.args, ef.env); err != nil {
+	if env.edge, err = startEdge(bin, env.natsURL, ef.EdgeFlag, ef.EdgeEnv); err != nil {
 		env.close()
 		return nil, err
 	}
@@ -732,19 +717,7 @@ func prio(low bool) push.Priority {
 
 // edgeFlags say which edge binary to start and with what extra flags.
 type edgeFlags struct {
-	bin  string
-	args stringList
-	env  stringList
+	EdgeBin  string   `placeholder:"FILE" help:"Edge binary to start (default: next to pushbench, or on PATH)."`
+	EdgeFlag []string `sep:"none" placeholder:"FLAG" help:"Extra flag for the edge it starts, e.g. --edge-flag=--queue-len=4096 (repeatable)."`
+	EdgeEnv  []string `sep:"none" placeholder:"NAME=VALUE" help:"Extra environment variable for the edge it starts, e.g. --edge-env=GOGC=200 (repeatable)."`
 }
-
-func (e *edgeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&e.bin, "edge-bin", "", "edge binary to start (default: next to pushbench, or on PATH)")
-	fs.Var(&e.args, "edge-flag", "extra flag for the edge it starts, e.g. --edge-flag=--queue-len=4096 (repeatable)")
-	fs.Var(&e.env, "edge-env", "extra environment variable for the edge it starts, e.g. --edge-env=GOGC=200 (repeatable)")
-}
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, " ") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

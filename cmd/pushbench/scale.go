@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/protocol"
 )
@@ -51,69 +49,56 @@ type drainAccount struct {
 	Missing   int64             `json:"missing"`
 }
 
-// scaleOptions are pushbench scale's flags other than those its output
-// repeats.
-type scaleOptions struct {
-	ef     edgeFlags
-	drain  bool
-	asJSON bool
-	queued int
+// scaleCmd is pushbench scale.
+type scaleCmd struct {
+	Sessions    int    `default:"10000" help:"Idle sessions to hold."`
+	Transport   string `default:"tcp" enum:"tcp,ws" help:"Client transport: tcp or ws."`
+	ClientProcs int    `help:"Client processes (default: one per 5,000 sessions)."`
+	SourceAddrs int    `default:"4" help:"Source addresses (127.0.0.2 and up) the clients dial from."`
+	edgeFlags   `embed:""`
+	Drain       bool `default:"true" negatable:"" help:"Stop the edge with SIGTERM at the end and time its drain."`
+	Queued      int  `help:"With --drain: publish this many pushes per session just before SIGTERM and account for each (delivered or dead-lettered)."`
+	JSON        bool `name:"json" help:"Print the results as JSON."`
 }
 
-func runScaleCommand(args []string) int {
-	var (
-		out  scaleOutput
-		opts scaleOptions
-	)
-	fs := scaleFlags(&out, &opts)
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
+// Help is shown under the command's usage.
+func (scaleCmd) Help() string {
+	return `Starts a NATS server and an edge node, connects N idle client sessions from child processes
+spread over source addresses 127.0.0.2, 127.0.0.3, …, and reports the connect rate, the edge's
+memory per session (its NATS subscription included), the NATS server's, the kernel's memory
+per session (socket slab and TCP buffers of both ends, in no process's RSS), and how long the edge takes to drain on
+SIGTERM. One process can hold as many sessions as its open-file limit allows.`
+}
+
+func (c *scaleCmd) output() scaleOutput {
+	out := scaleOutput{Sessions: c.Sessions, Transport: c.Transport, ClientProcs: c.ClientProcs, SourceAddrs: c.SourceAddrs}
 	if out.ClientProcs == 0 {
 		out.ClientProcs = (out.Sessions + 4999) / 5000
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return 2
-	}
-	if err := out.validate(); err != nil {
-		fmt.Fprintln(os.Stderr, "pushbench scale:", err)
-		return 2
-	}
-	env, err := newBenchEnv("", "", "", opts.ef)
+	return out
+}
+
+// Validate refuses a scale run that cannot run.
+func (c *scaleCmd) Validate() error {
+	out := c.output()
+	return out.validate()
+}
+
+func (c *scaleCmd) run() int {
+	out := c.output()
+	env, err := newBenchEnv("", "", "", c.edgeFlags)
 	if err != nil {
 		return fail("scale", err)
 	}
 	defer env.close()
-	if err := out.measure(env, opts.drain, opts.queued); err != nil {
+	if err := out.measure(env, c.Drain, c.Queued); err != nil {
 		return fail("scale", err)
 	}
-	if opts.asJSON {
+	if c.JSON {
 		return printJSON(out)
 	}
 	out.print(os.Stdout)
 	return 0
-}
-
-// scaleFlags are pushbench scale's flags, set into out and opts.
-func scaleFlags(out *scaleOutput, opts *scaleOptions) *flag.FlagSet {
-	fs := flag.NewFlagSet("pushbench scale", flag.ContinueOnError)
-	fs.Usage = cli.Usage(fs, `Usage: pushbench scale [flags]
-
-Starts a NATS server and an edge node, connects N idle client sessions from child processes
-spread over source addresses 127.0.0.2, 127.0.0.3, …, and reports the connect rate, the edge's
-memory per session (its NATS subscription included), the NATS server's, the kernel's memory
-per session (socket slab and TCP buffers of both ends, in no process's RSS), and how long the edge takes to drain on
-SIGTERM. One process can hold as many sessions as its open-file limit allows.`)
-	fs.IntVar(&out.Sessions, "sessions", 10000, "idle sessions to hold")
-	fs.StringVar(&out.Transport, "transport", "tcp", "client transport: tcp or ws")
-	fs.IntVar(&out.ClientProcs, "client-procs", 0, "client processes (default: one per 5,000 sessions)")
-	fs.IntVar(&out.SourceAddrs, "source-addrs", 4, "source addresses (127.0.0.2 and up) the clients dial from")
-	opts.ef.register(fs)
-	fs.BoolVar(&opts.drain, "drain", true, "stop the edge with SIGTERM at the end and time its drain")
-	fs.IntVar(&opts.queued, "queued", 0, "with --drain: publish this many pushes per session just before SIGTERM and account for each (delivered or dead-lettered)")
-	fs.BoolVar(&opts.asJSON, "json", false, "print the results as JSON")
-	return fs
 }
 
 // validate checks the flags, the client processes defaulted.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,46 +18,50 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/protocol"
 )
 
-var dlqCommands = map[string]command{
-	"ls":     {"list dead letters: age, reason, session, size, id", runDLQList},
-	"show":   {"show one dead letter (by stream sequence or push id): headers and payload", runDLQShow},
-	"stats":  {"count dead letters by reason and session, and the stream's use of its limits", runDLQStats},
-	"replay": {"republish dead letters to their sessions; delete each once it is acknowledged", runDLQReplay},
-	"purge":  {"delete dead letters", runDLQPurge},
+// dlqCmd is pushctl dlq and its commands.
+type dlqCmd struct {
+	Ls     dlqListCmd   `cmd:"" help:"List dead letters: age, reason, session, size, id."`
+	Show   dlqShowCmd   `cmd:"" help:"Show one dead letter (by stream sequence or push id): headers and payload."`
+	Stats  dlqStatsCmd  `cmd:"" help:"Count dead letters by reason and session, and the stream's use of its limits."`
+	Replay dlqReplayCmd `cmd:"" help:"Republish dead letters to their sessions; delete each once it is acknowledged."`
+	Purge  dlqPurgeCmd  `cmd:"" help:"Delete dead letters."`
 }
 
-func runDLQ(args []string) int {
-	return runCommands("pushctl dlq", "Usage: pushctl dlq <command> [flags]\n\nThe dead-letter stream PUSH_DLQ: pushes that could not be delivered, with the reason.", dlqCommands, args)
+// Help is shown under the command's usage.
+func (dlqCmd) Help() string {
+	return "The dead-letter stream PUSH_DLQ: pushes that could not be delivered, with the reason."
 }
 
-// filterFlags select dead letters.
+// filterFlags select dead letters. Their environment variables are
+// PUSHCTL_DLQ_*: a filter left in the shell must not be read as a push's
+// --priority, nor a push's as a filter.
 type filterFlags struct {
-	session, reason, priority, since string
-	limit                            int
+	Session  string `env:"PUSHCTL_DLQ_SESSION" help:"Only this session."`
+	Reason   string `env:"PUSHCTL_DLQ_REASON" help:"Only this reason: offline, queue_full, closed, replaced, shutdown, expired, write_error, invalid."`
+	Priority string `env:"PUSHCTL_DLQ_PRIORITY" help:"Only this priority: high or low."`
+	Since    string `env:"PUSHCTL_DLQ_SINCE" placeholder:"AGE|TIME" help:"Only dead letters from this long ago (1h30m) or since this RFC 3339 time."`
+	Limit    int    `env:"PUSHCTL_DLQ_LIMIT" help:"At most this many, oldest first; 0: all."`
 }
 
-func (f *filterFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.session, "session", "", "only this session")
-	fs.StringVar(&f.reason, "reason", "", "only this reason: offline, queue_full, closed, replaced, shutdown, expired, write_error, invalid")
-	fs.StringVar(&f.priority, "priority", "", "only this priority: high or low")
-	fs.StringVar(&f.since, "since", "", "only dead letters from this long ago (1h30m) or since this RFC 3339 time")
-	fs.IntVar(&f.limit, "limit", 0, "at most this many, oldest first; 0: all")
+// Validate checks the filter, so that a bad one is a command-line mistake.
+func (f *filterFlags) Validate() error {
+	_, err := f.filter()
+	return err
 }
 
 func (f *filterFlags) filter() (dlq.Filter, error) {
-	flt := dlq.Filter{Session: f.session, Reason: f.reason, Priority: f.priority, Limit: f.limit}
-	if f.since != "" {
-		if d, err := time.ParseDuration(f.since); err == nil {
+	flt := dlq.Filter{Session: f.Session, Reason: f.Reason, Priority: f.Priority, Limit: f.Limit}
+	if f.Since != "" {
+		if d, err := time.ParseDuration(f.Since); err == nil {
 			flt.Since = time.Now().Add(-d)
-		} else if t, err := time.Parse(time.RFC3339, f.since); err == nil {
+		} else if t, err := time.Parse(time.RFC3339, f.Since); err == nil {
 			flt.Since = t
 		} else {
-			return flt, fmt.Errorf("--since %q: want a duration (1h30m) or an RFC 3339 time", f.since)
+			return flt, fmt.Errorf("--since %q: want a duration (1h30m) or an RFC 3339 time", f.Since)
 		}
 	}
 	return flt, flt.Validate()
@@ -80,7 +83,7 @@ func openDLQ(ctx context.Context, nf *natsFlags) (*dlqSession, error) {
 		nc.Close()
 		return nil, err
 	}
-	store, err := dlq.Open(ctx, js, nf.prefix)
+	store, err := dlq.Open(ctx, js, nf.Prefix)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -92,60 +95,56 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// dlqRun runs a dlq command: it parses the common flags plus extra ones,
-// checks there are nargs arguments, builds the filter, opens the store and
-// calls body, which returns the exit status.
-func dlqRun(name, synopsis string, args []string, nargs int, extra func(*flag.FlagSet),
-	body func(ctx context.Context, s *dlqSession, f dlq.Filter, args []string) int) int {
-	var nf natsFlags
-	var ff filterFlags
-	fs := flag.NewFlagSet("pushctl dlq "+name, flag.ContinueOnError)
-	fs.Usage = cli.Usage(fs, synopsis)
-	nf.register(fs)
-	if extra != nil {
-		extra(fs)
-	}
-	ff.register(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
-	if fs.NArg() != nargs {
-		fs.Usage()
-		return 2
-	}
-	flt, err := ff.filter()
+// dlqFlags are every dlq command's: how to reach NATS and which dead
+// letters.
+type dlqFlags struct {
+	natsFlags   `embed:""`
+	filterFlags `embed:""`
+}
+
+// open builds the filter, opens the store and calls body, which returns
+// the exit status.
+func (d *dlqFlags) open(name string, body func(ctx context.Context, s *dlqSession, f dlq.Filter) int) int {
+	flt, err := d.filter()
 	if err != nil {
 		return fail("dlq "+name, err)
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	s, err := openDLQ(ctx, &nf)
+	s, err := openDLQ(ctx, &d.natsFlags)
 	if err != nil {
 		return fail("dlq "+name, err)
 	}
 	defer s.nc.Close()
-	return body(ctx, s, flt, fs.Args())
+	return body(ctx, s, flt)
 }
 
-func runDLQList(args []string) int {
-	return dlqRun("ls", "Usage: pushctl dlq ls [flags]\n\nLists dead letters, oldest first.", args, 0, nil,
-		func(ctx context.Context, s *dlqSession, flt dlq.Filter, _ []string) int {
-			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tAGE\tREASON\tSESSION\tPRIORITY\tSIZE\tPUSH ID")
-			n := 0
-			now := time.Now()
-			err := s.store.Each(ctx, flt, func(e dlq.Entry) error {
-				n++
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Seq, age(now.Sub(e.Time)), e.Reason(), e.Session(), e.Priority(), len(e.Data), e.ID())
-				return nil
-			})
-			tw.Flush()
-			if err != nil {
-				return fail("dlq ls", err)
-			}
-			fmt.Fprintf(os.Stderr, "%d dead letter(s)\n", n)
-			return 0
+// dlqListCmd is pushctl dlq ls.
+type dlqListCmd struct {
+	dlqFlags `embed:""`
+}
+
+// Help is shown under the command's usage.
+func (dlqListCmd) Help() string { return "Lists dead letters, oldest first." }
+
+func (c *dlqListCmd) run() int {
+	return c.open("ls", func(ctx context.Context, s *dlqSession, flt dlq.Filter) int {
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tAGE\tREASON\tSESSION\tPRIORITY\tSIZE\tPUSH ID")
+		n := 0
+		now := time.Now()
+		err := s.store.Each(ctx, flt, func(e dlq.Entry) error {
+			n++
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Seq, age(now.Sub(e.Time)), e.Reason(), e.Session(), e.Priority(), len(e.Data), e.ID())
+			return nil
 		})
+		tw.Flush()
+		if err != nil {
+			return fail("dlq ls", err)
+		}
+		fmt.Fprintf(os.Stderr, "%d dead letter(s)\n", n)
+		return 0
+	})
 }
 
 // age prints a duration the way people read ages.
@@ -161,29 +160,39 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
 
-func runDLQShow(args []string) int {
-	return dlqRun("show", "Usage: pushctl dlq show [flags] <sequence | push id>\n\nShows a dead letter's headers and payload. Given a push id, shows every dead letter of that\npush (more than one if it died again after a replay). A payload that is not text is shown as\na hex dump.", args, 1, nil,
-		func(ctx context.Context, s *dlqSession, _ dlq.Filter, args []string) int {
-			var entries []dlq.Entry
-			var err error
-			if seq, perr := strconv.ParseUint(args[0], 10, 64); perr == nil {
-				var e dlq.Entry
-				e, err = s.store.Get(ctx, seq)
-				entries = []dlq.Entry{e}
-			} else {
-				entries, err = s.store.Find(ctx, args[0])
+// dlqShowCmd is pushctl dlq show.
+type dlqShowCmd struct {
+	dlqFlags `embed:""`
+	Which    string `arg:"" name:"sequence | push id" help:"The dead letter's stream sequence, or its push id."`
+}
+
+// Help is shown under the command's usage.
+func (dlqShowCmd) Help() string {
+	return "Shows a dead letter's headers and payload. Given a push id, shows every dead letter of that\npush (more than one if it died again after a replay). A payload that is not text is shown as\na hex dump."
+}
+
+func (c *dlqShowCmd) run() int {
+	return c.open("show", func(ctx context.Context, s *dlqSession, _ dlq.Filter) int {
+		var entries []dlq.Entry
+		var err error
+		if seq, perr := strconv.ParseUint(c.Which, 10, 64); perr == nil {
+			var e dlq.Entry
+			e, err = s.store.Get(ctx, seq)
+			entries = []dlq.Entry{e}
+		} else {
+			entries, err = s.store.Find(ctx, c.Which)
+		}
+		if err != nil {
+			return fail("dlq show", err)
+		}
+		for i, e := range entries {
+			if i > 0 {
+				fmt.Println()
 			}
-			if err != nil {
-				return fail("dlq show", err)
-			}
-			for i, e := range entries {
-				if i > 0 {
-					fmt.Println()
-				}
-				printEntry(e)
-			}
-			return 0
-		})
+			printEntry(e)
+		}
+		return 0
+	})
 }
 
 func printEntry(e dlq.Entry) {
@@ -222,16 +231,25 @@ func printable(s string) bool {
 	return true
 }
 
-func runDLQStats(args []string) int {
-	return dlqRun("stats", "Usage: pushctl dlq stats [flags]\n\nCounts dead letters by reason and by session; shows the oldest and newest and the stream's\nuse of its limits.", args, 0, nil,
-		func(ctx context.Context, s *dlqSession, _ dlq.Filter, _ []string) int {
-			st, err := s.store.Stats(ctx)
-			if err != nil {
-				return fail("dlq stats", err)
-			}
-			printStats(st)
-			return 0
-		})
+// dlqStatsCmd is pushctl dlq stats.
+type dlqStatsCmd struct {
+	dlqFlags `embed:""`
+}
+
+// Help is shown under the command's usage.
+func (dlqStatsCmd) Help() string {
+	return "Counts dead letters by reason and by session; shows the oldest and newest and the stream's\nuse of its limits."
+}
+
+func (c *dlqStatsCmd) run() int {
+	return c.open("stats", func(ctx context.Context, s *dlqSession, _ dlq.Filter) int {
+		st, err := s.store.Stats(ctx)
+		if err != nil {
+			return fail("dlq stats", err)
+		}
+		printStats(st)
+		return 0
+	})
 }
 
 func printStats(st dlq.Stats) {
@@ -284,34 +302,41 @@ func bytesize(n uint64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func runDLQReplay(args []string) int {
-	var o dlq.ReplayOptions
-	return dlqRun("replay", "Usage: pushctl dlq replay [flags]\n\nRepublishes the selected dead letters, oldest first, each to <prefix>.<session>.<priority> as its\nstream subject names them (never the Push-Subject header), with its original headers except\nPush-Session, Push-Reply and Nats-*, and Push-Replay-Count + 1; waits for each acknowledgement, and\ndeletes a dead letter only once its push is enqueued or written. Dead letters of sessions still\noffline stay. A dead letter whose subject does not name a known reason, a valid session and high or\nlow, and one trimmed to fit the stream (Push-Trimmed) are refused: each is reported and stays.\nDead letters of group pushes are not selected. Interrupting loses nothing: run it again. Exit status\n1 if any replay failed or was refused.", args, 0,
-		func(fs *flag.FlagSet) {
-			fs.BoolVar(&o.DryRun, "dry-run", false, "count what would be replayed; change nothing")
-			fs.Float64Var(&o.Rate, "rate", 0, "dead letters replayed per second; 0: as fast as acknowledgements come")
-			fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "how long to wait for each acknowledgement")
-		},
-		func(ctx context.Context, s *dlqSession, flt dlq.Filter, _ []string) int {
-			o.Progress = progress(time.Now())
-			o.Refused = func(_ dlq.Entry, err error) { fmt.Fprintln(os.Stderr, "refused:", err) }
-			r, err := s.store.Replay(ctx, s.nc, flt, o)
-			if o.DryRun {
-				fmt.Printf("dry run: %d dead letter(s) would be replayed, %d refused\n", r.Seen-r.Refused, r.Refused)
-			} else {
-				fmt.Printf("replayed %d, still offline %d, failed %d, refused %d (of %d selected)\n", r.Replayed, r.Offline, r.Failed, r.Refused, r.Seen)
-			}
-			if r.LastErr != nil {
-				fmt.Fprintln(os.Stderr, "last failure:", r.LastErr)
-			}
-			if err != nil {
-				return fail("dlq replay", fmt.Errorf("stopped: %w (nothing is lost: run it again)", err))
-			}
-			if r.Failed > 0 || r.Refused > 0 {
-				return 1
-			}
-			return 0
-		})
+// dlqReplayCmd is pushctl dlq replay.
+type dlqReplayCmd struct {
+	dlqFlags `embed:""`
+	DryRun   bool          `help:"Count what would be replayed; change nothing."`
+	Rate     float64       `help:"Dead letters replayed per second; 0: as fast as acknowledgements come."`
+	Timeout  time.Duration `default:"10s" help:"How long to wait for each acknowledgement."`
+}
+
+// Help is shown under the command's usage.
+func (dlqReplayCmd) Help() string {
+	return "Republishes the selected dead letters, oldest first, each to <prefix>.<session>.<priority> as its\nstream subject names them (never the Push-Subject header), with its original headers except\nPush-Session, Push-Reply and Nats-*, and Push-Replay-Count + 1; waits for each acknowledgement, and\ndeletes a dead letter only once its push is enqueued or written. Dead letters of sessions still\noffline stay. A dead letter whose subject does not name a known reason, a valid session and high or\nlow, and one trimmed to fit the stream (Push-Trimmed) are refused: each is reported and stays.\nDead letters of group pushes are not selected. Interrupting loses nothing: run it again. Exit status\n1 if any replay failed or was refused."
+}
+
+func (c *dlqReplayCmd) run() int {
+	o := dlq.ReplayOptions{DryRun: c.DryRun, Rate: c.Rate, Timeout: c.Timeout}
+	return c.open("replay", func(ctx context.Context, s *dlqSession, flt dlq.Filter) int {
+		o.Progress = progress(time.Now())
+		o.Refused = func(_ dlq.Entry, err error) { fmt.Fprintln(os.Stderr, "refused:", err) }
+		r, err := s.store.Replay(ctx, s.nc, flt, o)
+		if o.DryRun {
+			fmt.Printf("dry run: %d dead letter(s) would be replayed, %d refused\n", r.Seen-r.Refused, r.Refused)
+		} else {
+			fmt.Printf("replayed %d, still offline %d, failed %d, refused %d (of %d selected)\n", r.Replayed, r.Offline, r.Failed, r.Refused, r.Seen)
+		}
+		if r.LastErr != nil {
+			fmt.Fprintln(os.Stderr, "last failure:", r.LastErr)
+		}
+		if err != nil {
+			return fail("dlq replay", fmt.Errorf("stopped: %w (nothing is lost: run it again)", err))
+		}
+		if r.Failed > 0 || r.Refused > 0 {
+			return 1
+		}
+		return 0
+	})
 }
 
 // progress prints a line a second while a replay runs for longer than that.
@@ -325,32 +350,40 @@ func progress(begin time.Time) func(dlq.ReplayResult) {
 	}
 }
 
-func runDLQPurge(args []string) int {
-	var yes bool
-	return dlqRun("purge", "Usage: pushctl dlq purge [flags]\n\nDeletes the selected dead letters, after asking (unless --yes).", args, 0,
-		func(fs *flag.FlagSet) { fs.BoolVar(&yes, "yes", false, "do not ask for confirmation") },
-		func(ctx context.Context, s *dlqSession, flt dlq.Filter, _ []string) int {
-			if !yes {
-				n := 0
-				if err := s.store.Each(ctx, flt, func(dlq.Entry) error { n++; return nil }); err != nil {
-					return fail("dlq purge", err)
-				}
-				if n == 0 {
-					fmt.Println("nothing to purge")
-					return 0
-				}
-				if !confirm(fmt.Sprintf("delete %d dead letter(s) matching %s? [y/N] ", n, describe(flt))) {
-					fmt.Println("nothing deleted")
-					return 1
-				}
-			}
-			n, err := s.store.Purge(ctx, flt)
-			if err != nil {
+// dlqPurgeCmd is pushctl dlq purge.
+type dlqPurgeCmd struct {
+	dlqFlags `embed:""`
+	Yes      bool `help:"Do not ask for confirmation."`
+}
+
+// Help is shown under the command's usage.
+func (dlqPurgeCmd) Help() string {
+	return "Deletes the selected dead letters, after asking (unless --yes)."
+}
+
+func (c *dlqPurgeCmd) run() int {
+	return c.open("purge", func(ctx context.Context, s *dlqSession, flt dlq.Filter) int {
+		if !c.Yes {
+			n := 0
+			if err := s.store.Each(ctx, flt, func(dlq.Entry) error { n++; return nil }); err != nil {
 				return fail("dlq purge", err)
 			}
-			fmt.Printf("deleted %d dead letter(s)\n", n)
-			return 0
-		})
+			if n == 0 {
+				fmt.Println("nothing to purge")
+				return 0
+			}
+			if !confirm(fmt.Sprintf("delete %d dead letter(s) matching %s? [y/N] ", n, describe(flt))) {
+				fmt.Println("nothing deleted")
+				return 1
+			}
+		}
+		n, err := s.store.Purge(ctx, flt)
+		if err != nil {
+			return fail("dlq purge", err)
+		}
+		fmt.Printf("deleted %d dead letter(s)\n", n)
+		return 0
+	})
 }
 
 func describe(f dlq.Filter) string {

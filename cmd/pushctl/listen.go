@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,39 +12,38 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
 )
 
-func runListen(args []string) int {
-	var (
-		kf     keyFlags
-		addr   string
-		token  string
-		asJSON bool
-	)
-	fs := flag.NewFlagSet("pushctl listen", flag.ContinueOnError)
-	fs.Usage = cli.Usage(fs, "Usage: pushctl listen [flags] <session>\n\nConnects to an edge as a client holding the session and prints every push as it arrives,\nuntil interrupted or the edge closes the connection. Authenticate with --token, or mint one\nwith --secret-file or --key-file; with none of them the edge must be in development mode.")
-	kf.register(fs)
-	fs.StringVar(&addr, "addr", "ws://127.0.0.1:8080/", "edge address: ws://host:port/ or tcp://host:port")
-	fs.StringVar(&token, "token", "", "client token (see pushctl token)")
-	fs.BoolVar(&asJSON, "json", false, "print each push as a JSON object")
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
+// clientFlags are how pushctl connects to an edge as a client.
+type clientFlags struct {
+	keyFlags `embed:""`
+	Addr     string `default:"ws://127.0.0.1:8080/" help:"Edge address: ws://host:port/ or tcp://host:port."`
+	Token    string `help:"Client token (see pushctl token)."`
+	JSON     bool   `name:"json" help:"Print each frame as a JSON object."`
+}
+
+// listenCmd is pushctl listen.
+type listenCmd struct {
+	clientFlags `embed:""`
+	Session     string `arg:"" help:"The session to hold."`
+}
+
+// Help is shown under the command's usage.
+func (c *listenCmd) Help() string {
+	return "Connects to an edge as a client holding the session and prints every push as it arrives,\nuntil interrupted or the edge closes the connection. Authenticate with --token, or mint one\nwith --secret-file or --key-file; with none of them the edge must be in development mode."
+}
+
+func (c *listenCmd) run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := dialAs(ctx, addr, fs.Arg(0), token, kf)
+	conn, err := dialAs(ctx, c.Addr, c.Session, c.Token, c.keyFlags)
 	if err != nil {
 		return fail("listen", err)
 	}
-	defer c.Close()
-	return listen(ctx, c, addr, asJSON)
+	defer conn.Close()
+	return listen(ctx, conn, c.Addr, c.JSON)
 }
 
 // dialAs connects to the edge at addr as a client holding session: with

@@ -9,8 +9,14 @@
 //	pushctl dlq ls --reason offline
 //	pushctl dlq replay --session alice
 //
-// Every flag can also be set by an environment variable PUSHFABRIC_<FLAG>;
-// pushctl <command> --help lists them.
+// Every flag can also be set by an environment variable PUSHCTL_<FLAG>
+// (the dead-letter filters by PUSHCTL_DLQ_<FLAG>, so that a filter left in
+// the shell never meets pushctl push; --nats also by NATS_URL, --context by
+// NATS_CONTEXT); pushctl <command>
+// --help lists them. Flags may come before or after the arguments. A
+// mistake on the command line (an unknown flag, a missing argument, a value
+// the command refuses) is one line on standard error and exit status 2;
+// exit status 1 is a command that ran and failed.
 //
 // pushctl is a client of the fabric: it imports the producer client, the
 // Go client (edge/client), token, dlq and the NATS contract, and links
@@ -19,62 +25,78 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
-	"sort"
 	"strings"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
+	"github.com/pushfabric/pushfabric/internal/version"
+	"github.com/pushfabric/pushfabric/protocol"
 )
 
-// A command is one of pushctl's subcommands.
-type command struct {
-	summary string
-	run     func(args []string) int
+// envPrefix starts every environment variable pushctl reads for a flag.
+const envPrefix = "PUSHCTL_"
+
+// commands is pushctl's command line: each command a field, its flags and
+// arguments the fields of its struct.
+type commands struct {
+	Version    kong.VersionFlag `env:"-" help:"Print the version and exit."`
+	Push       pushCmd          `cmd:"" help:"Publish a push to a session and print the acknowledgement."`
+	Listen     listenCmd        `cmd:"" help:"Connect as a client and print pushes as they arrive."`
+	Request    requestCmd       `cmd:"" help:"Send a request as a client and print the streamed response."`
+	Token      tokenCmd         `cmd:"" help:"Mint a client token for a session."`
+	DLQ        dlqCmd           `cmd:"" name:"dlq" help:"Dead letters: ls, show, stats, replay, purge."`
+	Top        topCmd           `cmd:"" help:"A live view of edge nodes from their /metrics."`
+	Completion completionCmd    `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
 }
 
-var commands = map[string]command{
-	"push":    {"publish a push to a session and print the acknowledgement", runPush},
-	"listen":  {"connect as a client and print pushes as they arrive", runListen},
-	"request": {"send a request as a client and print the streamed response", runRequest},
-	"token":   {"mint a client token for a session", runToken},
-	"dlq":     {"dead letters: ls, show, stats, replay, purge", runDLQ},
-	"top":     {"a live view of edge nodes from their /metrics", runTop},
-}
+// A runner is a command: run does it and returns the exit status.
+type runner interface{ run() int }
+
+const description = `pushfabric's operator and developer tool.
+
+Every flag can also be set by the environment variable shown with it
+(PUSHCTL_<FLAG>; the dead-letter filters PUSHCTL_DLQ_<FLAG>; --nats also by
+NATS_URL, --context by NATS_CONTEXT); a flag on the command line wins.
+Flags may come before or after the arguments; after -- everything is an
+argument (pushctl push alice -- -1).
+
+Exit status: 0 done; 1 the command ran and failed (a dead push, an error
+frame, NATS unreachable); 2 a mistake on the command line (an unknown flag,
+a missing argument, a value the command refuses), told in one line.`
 
 func main() {
-	os.Exit(dispatch(os.Args[1:]))
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func dispatch(args []string) int {
-	return runCommands("pushctl", "Usage: pushctl <command> [flags] [arguments]", commands, args)
+func newParser(m *commands, stdout, stderr io.Writer) (*kong.Kong, error) {
+	vars := kong.Vars{"version": version.Current().String(), "prefix": protocol.DefaultPrefix}
+	for k, v := range cli.NATSVars(envPrefix) {
+		vars[k] = v
+	}
+	return kong.New(m, kong.Name("pushctl"), kong.Description(description),
+		kong.DefaultEnvars(strings.TrimSuffix(envPrefix, "_")), vars,
+		kong.Writers(stdout, stderr), kong.ConfigureHelp(kong.HelpOptions{Compact: true}))
 }
 
-// runCommands runs the command args name from cmds, or prints the list of
-// commands (exit status 0 when asked for, 2 otherwise).
-func runCommands(prog, synopsis string, cmds map[string]command, args []string) int {
-	if len(args) > 0 {
-		if cmd, ok := cmds[args[0]]; ok {
-			return cmd.run(args[1:])
-		}
+// dispatch parses args and runs the command they name.
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	var m commands
+	p, err := newParser(&m, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "pushctl:", err)
+		return 1
 	}
-	asked := len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
-	if len(args) > 0 && !asked {
-		fmt.Fprintf(os.Stderr, "%s: unknown command %q\n\n", prog, args[0])
+	if len(args) > 0 && args[0] == completeCommand {
+		return complete(p.Model.Node, args[1:], stdout)
 	}
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+	ctx, err := p.Parse(args)
+	if err != nil {
+		return cli.UsageError(stderr, "pushctl", err)
 	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString(synopsis + "\n\nCommands:\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, cmds[n].summary)
-	}
-	fmt.Fprintf(&b, "\nRun %s <command> --help for its flags.\n", prog)
-	fmt.Fprint(os.Stderr, b.String())
-	if asked {
-		return 0
-	}
-	return 2
+	return ctx.Selected().Target.Addr().Interface().(runner).run()
 }
 
 // fail prints an error for command and returns exit code 1.

@@ -3,63 +3,47 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/edge/client"
 )
 
-func runRequest(args []string) int {
-	var (
-		kf      keyFlags
-		addr    string
-		token   string
-		session string
-		asJSON  bool
-	)
-	fs := flag.NewFlagSet("pushctl request", flag.ContinueOnError)
-	fs.Usage = cli.Usage(fs, "Usage: pushctl request [flags] <method> [payload]\n\n"+
-		"Connects to an edge as a client, sends a request for method (payload \"-\": read from standard\n"+
-		"input) and prints each response frame's payload as it arrives. The edge answers from its own\n"+
-		"handlers or forwards the request to req.<prefix>.<method> over NATS. Exit status 1 when the\n"+
-		"request ends with an error frame (printed to standard error as \"error <code>: <message>\").\n"+
-		"Ctrl-C cancels the request.")
-	kf.register(fs)
-	fs.StringVar(&addr, "addr", "ws://127.0.0.1:8080/", "edge address: ws://host:port/ or tcp://host:port")
-	fs.StringVar(&token, "token", "", "client token (see pushctl token)")
-	fs.StringVar(&session, "session", "pushctl", "the session to connect as (with --secret-file or --key-file, or in development mode)")
-	fs.BoolVar(&asJSON, "json", false, "print each response frame as a JSON object")
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
-		return 2
-	}
-	method := fs.Arg(0)
-	var payload []byte
-	switch p := fs.Arg(1); p {
-	case "-":
+// requestCmd is pushctl request.
+type requestCmd struct {
+	clientFlags `embed:""`
+	Session     string `default:"pushctl" help:"The session to connect as (with --secret-file or --key-file, or in development mode)."`
+	Method      string `arg:"" help:"The method to call."`
+	Payload     string `arg:"" optional:"" help:"The request's payload; - reads it from standard input."`
+}
+
+// Help is shown under the command's usage.
+func (c *requestCmd) Help() string {
+	return "Connects to an edge as a client, sends a request for method and prints each response frame's\n" +
+		"payload as it arrives. The edge answers from its own handlers or forwards the request to\n" +
+		"req.<prefix>.<method> over NATS. Exit status 1 when the request ends with an error frame (printed\n" +
+		"to standard error as \"error <code>: <message>\"). Ctrl-C cancels the request."
+}
+
+func (c *requestCmd) run() int {
+	payload := []byte(c.Payload)
+	if c.Payload == "-" {
 		var err error
 		if payload, err = io.ReadAll(os.Stdin); err != nil {
 			return fail("request", err)
 		}
-	default:
-		payload = []byte(p)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c, err := dialAs(ctx, addr, session, token, kf)
+	conn, err := dialAs(ctx, c.Addr, c.Session, c.Token, c.keyFlags)
 	if err != nil {
 		return fail("request", err)
 	}
-	defer c.Close()
-	return request(ctx, c, method, payload, asJSON)
+	defer conn.Close()
+	return request(ctx, conn, c.Method, payload, c.JSON)
 }
 
 func request(ctx context.Context, c *client.Conn, method string, payload []byte, asJSON bool) int {

@@ -2,64 +2,57 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/token"
 )
 
 // keyFlags are where a token is minted from.
 type keyFlags struct {
-	secretFile, keyFile string
-	ttl                 time.Duration
+	SecretFile string        `placeholder:"FILE" help:"File holding the HS256 secret the edge checks tokens with."`
+	KeyFile    string        `placeholder:"FILE" help:"PEM private key (RSA: RS256, Ed25519: EdDSA) whose public half the edge checks tokens with."`
+	TTL        time.Duration `name:"ttl" default:"1h" help:"How long the token is valid."`
 }
 
-func (k *keyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&k.secretFile, "secret-file", "", "file holding the HS256 secret the edge checks tokens with")
-	fs.StringVar(&k.keyFile, "key-file", "", "PEM private key (RSA: RS256, Ed25519: EdDSA) whose public half the edge checks tokens with")
-	fs.DurationVar(&k.ttl, "ttl", time.Hour, "how long the token is valid")
-}
-
-func (k *keyFlags) given() bool { return k.secretFile != "" || k.keyFile != "" }
+func (k *keyFlags) given() bool { return k.SecretFile != "" || k.KeyFile != "" }
 
 // mint signs a token for session.
 func (k *keyFlags) mint(session string) (string, error) {
 	var key []byte
 	var err error
 	switch {
-	case k.secretFile != "" && k.keyFile != "":
+	case k.SecretFile != "" && k.KeyFile != "":
 		return "", errors.New("give --secret-file or --key-file, not both")
-	case k.secretFile != "":
-		key, err = os.ReadFile(k.secretFile)
+	case k.SecretFile != "":
+		key, err = os.ReadFile(k.SecretFile)
 		key = []byte(strings.TrimSpace(string(key)))
-	case k.keyFile != "":
-		key, err = os.ReadFile(k.keyFile)
+	case k.KeyFile != "":
+		key, err = os.ReadFile(k.KeyFile)
 	default:
 		return "", errors.New("give --secret-file or --key-file")
 	}
 	if err != nil {
 		return "", err
 	}
-	return token.Mint(key, session, k.ttl)
+	return token.Mint(key, session, k.TTL)
 }
 
-func runToken(args []string) int {
-	var kf keyFlags
-	fs := flag.NewFlagSet("pushctl token", flag.ContinueOnError)
-	fs.Usage = cli.Usage(fs, "Usage: pushctl token (--secret-file F | --key-file F) [--ttl D] <session>\n\nPrints a client token (a JWT whose subject is the session) for the edge to accept.")
-	kf.register(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	tok, err := kf.mint(fs.Arg(0))
+// tokenCmd is pushctl token.
+type tokenCmd struct {
+	keyFlags `embed:""`
+	Session  string `arg:"" help:"The session the token is for (its subject)."`
+}
+
+// Help is shown under the command's usage.
+func (c *tokenCmd) Help() string {
+	return "Prints a client token (a JWT whose subject is the session) for the edge to accept.\nGive --secret-file or --key-file."
+}
+
+func (c *tokenCmd) run() int {
+	tok, err := c.mint(c.Session)
 	if err != nil {
 		return fail("token", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -17,24 +16,28 @@ import (
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 )
 
-func runTop(args []string) int {
-	var (
-		admins   string
-		interval time.Duration
-		once     bool
-	)
-	fs := flag.NewFlagSet("pushctl top", flag.ContinueOnError)
-	fs.Usage = cli.Usage(fs, "Usage: pushctl top [flags]\n\nA live view of edge nodes, read from their admin listeners' /metrics: readiness, sessions,\npushes in and out per second, dead letters per second by reason, delivery latency, and the\ncounters that must stay at zero.")
-	fs.StringVar(&admins, "admin", "http://127.0.0.1:9090", "admin listener URLs of the edge nodes, comma-separated")
-	fs.DurationVar(&interval, "interval", 2*time.Second, "how often to refresh (rates are over this interval)")
-	fs.BoolVar(&once, "once", false, "print one view (two scrapes, interval apart) and exit")
-	if err := cli.Parse(fs, args); err != nil {
-		return cli.FlagExit(err)
+// topCmd is pushctl top.
+type topCmd struct {
+	Admin    string        `default:"http://127.0.0.1:9090" placeholder:"URLS" help:"Admin listener URLs of the edge nodes, comma-separated."`
+	Interval time.Duration `default:"2s" help:"How often to refresh (rates are over this interval)."`
+	Once     bool          `help:"Print one view (two scrapes, interval apart) and exit: 0 when every node answered, 1 when one is DOWN."`
+}
+
+// Help is shown under the command's usage.
+func (topCmd) Help() string {
+	return "A live view of edge nodes, read from their admin listeners' /metrics: readiness, sessions,\npushes in and out per second, dead letters per second by reason, delivery latency, and the\ncounters that must stay at zero."
+}
+
+// Validate refuses an interval that is not positive.
+func (c *topCmd) Validate() error {
+	if c.Interval <= 0 {
+		return fmt.Errorf("--interval %s: want more than 0", c.Interval)
 	}
-	if fs.NArg() != 0 || interval <= 0 {
-		fs.Usage()
-		return 2
-	}
+	return nil
+}
+
+func (c *topCmd) run() int {
+	admins, interval, once := c.Admin, c.Interval, c.Once
 	ctx, cancel := signalContext()
 	defer cancel()
 	nodes := strings.Split(admins, ",")
@@ -52,10 +55,21 @@ func runTop(args []string) int {
 		}
 		printTop(os.Stdout, nodes, prev, cur, interval)
 		if once {
-			return 0
+			return downExit(cur)
 		}
 		prev = cur
 	}
+}
+
+// downExit is top --once's exit status: 1 when a node could not be
+// scraped (it is DOWN in the view), else 0.
+func downExit(cur []sample) int {
+	for _, c := range cur {
+		if c.err != nil {
+			return 1
+		}
+	}
+	return 0
 }
 
 // sample is one scrape of one node.

@@ -1,38 +1,17 @@
 package cli
 
 import (
-	"flag"
 	"strings"
 
 	"github.com/pushfabric/pushfabric/internal/natsurl"
 )
 
-// SecretVar defines a string flag whose value is a secret (a token given
-// inline): RedactArgs hides it, and so does the flag's String, the way
-// anything that prints flag values sees it.
-func SecretVar(fs *flag.FlagSet, p *string, name, usage string) {
-	fs.Var(secret{p}, name, usage)
-}
-
-// secret is the flag.Value of a SecretVar flag.
-type secret struct{ p *string }
-
-func (s secret) Set(v string) error { *s.p = v; return nil }
-
-// String is "" for an empty value (the flag's default shows as ""), else
-// [REDACTED].
-func (s secret) String() string {
-	if s.p == nil || *s.p == "" {
-		return ""
-	}
-	return natsurl.Redacted
-}
-
-// RedactArgs returns a copy of args, a command line parsed by fs, that
-// is safe to show: the value of each SecretVar flag is [REDACTED], whether
-// given as --name=value or as --name value, and so are the credentials of
-// any NATS URL (natsurl.Redact). args itself is left as it is.
-func RedactArgs(fs *flag.FlagSet, args []string) []string {
+// RedactArgs returns a copy of args, a command line, that is safe to
+// show: the value of each flag secret names (its name without dashes) is
+// [REDACTED], whether given as --name=value or as --name value, and so
+// are the credentials of any NATS URL (natsurl.Redact). args itself is
+// left as it is.
+func RedactArgs(args []string, secret func(name string) bool) []string {
 	out := make([]string, len(args))
 	nextIsSecret := false
 	for i, a := range args {
@@ -42,7 +21,7 @@ func RedactArgs(fs *flag.FlagSet, args []string) []string {
 		}
 		out[i] = natsurl.Redact(a)
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || !isSecret(fs, name) {
+		if !strings.HasPrefix(a, "-") || !secret(name) {
 			continue
 		}
 		if hasValue {
@@ -52,13 +31,4 @@ func RedactArgs(fs *flag.FlagSet, args []string) []string {
 		}
 	}
 	return out
-}
-
-func isSecret(fs *flag.FlagSet, name string) bool {
-	f := fs.Lookup(name)
-	if f == nil {
-		return false
-	}
-	_, ok := f.Value.(secret)
-	return ok
 }

@@ -1,0 +1,331 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/internal/version"
+	"github.com/pushfabric/pushfabric/protocol"
+
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+// cliRun is one run of a command-line tool: what it wrote where, and its
+// exit status.
+type cliRun struct {
+	stdout, stderr string
+	code           int
+}
+
+// runTool runs the binary name with args in a temporary folder, with a
+// temporary HOME and no NATS_*, PUSHCTL_*, PUSHBENCH_* or PUSHFABRIC_*
+// variables but those in env.
+func runTool(t *testing.T, env []string, name string, args ...string) cliRun {
+	t.Helper()
+	cmd := exec.CommandContext(timeout(t), binary(t, name), args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(toolEnv(t), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, strings.NewReader("")
+	err := cmd.Run()
+	r := cliRun{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %q: %v", name, args, err)
+	}
+	return r
+}
+
+// toolEnv is the environment with a temporary HOME and without the
+// variables the tools read.
+func toolEnv(t *testing.T) []string {
+	env := []string{"HOME=" + t.TempDir()}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "HOME", k == "XDG_CONFIG_HOME", strings.HasPrefix(k, "NATS_"), strings.HasPrefix(k, "PUSHCTL_"),
+			strings.HasPrefix(k, "PUSHBENCH_"), strings.HasPrefix(k, "PUSHFABRIC_"):
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// withDLQ makes the dead-letter stream on s, connecting with opts.
+func withDLQ(t *testing.T, s *server.Server, opts ...nats.Option) {
+	t.Helper()
+	js, err := jetstream.New(natstest.Connect(t, s, opts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dlq.EnsureStream(timeout(t), js, protocol.DefaultPrefix, dlq.DefaultStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustBeOneUsageLine checks r is a command-line mistake: exit status 2,
+// nothing on stdout, one line on stderr holding each of want and pointing
+// to --help.
+func mustBeOneUsageLine(t *testing.T, what string, r cliRun, want ...string) {
+	t.Helper()
+	if r.code != 2 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr", what, r.code, r.stdout, r.stderr)
+	}
+	for _, w := range append(want, "--help") {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("%s: %q does not name %q", what, r.stderr, w)
+		}
+	}
+}
+
+// A flag after the positional arguments counts: pushctl push alice hi
+// --priority low dead-letters a low push.
+func TestPushctlFlagAfterArguments(t *testing.T) {
+	s := natstest.Server(t)
+	withDLQ(t, s)
+	r := runTool(t, nil, "pushctl", "push", "alice", "hi", "--priority", "low", "--nats", s.ClientURL(), "--id", "p-low")
+	if r.code != 1 || !strings.Contains(r.stdout, "dead: offline") {
+		t.Fatalf("pushctl push alice hi --priority low: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dls := deadLetters(t, s)
+	if len(dls) != 1 || !strings.HasSuffix(dls[0].Subject, ".alice.low") {
+		t.Fatalf("dead letters %+v; want one on ….alice.low", dls)
+	}
+}
+
+// Every mistake on pushctl's command line is one line on stderr naming the
+// flag or the argument, exit status 2; nothing is printed twice, and no
+// usage buries it.
+func TestPushctlUsageErrorsAreOneLine(t *testing.T) {
+	for _, c := range []struct {
+		what string
+		args []string
+		want []string
+	}{
+		{"unknown flag", []string{"push", "alice", "hi", "--bogus"}, []string{"--bogus", "pushctl push"}},
+		{"unknown flag before the arguments", []string{"dlq", "ls", "--sesion", "x"}, []string{"--sesion"}},
+		{"missing argument", []string{"push", "alice"}, []string{"<payload>"}},
+		{"missing argument of listen", []string{"listen"}, []string{"<session>"}},
+		{"refused value", []string{"push", "alice", "hi", "--priority", "urgent"}, []string{"--priority", "urgent"}},
+		{"refused filter", []string{"dlq", "ls", "--since", "yesterday"}, []string{"--since", "yesterday"}},
+		{"bad duration", []string{"top", "--interval", "soon"}, []string{"--interval"}},
+		{"no command", nil, []string{"push"}},
+		{"unknown command", []string{"pusj"}, []string{"pusj"}},
+	} {
+		mustBeOneUsageLine(t, c.what, runTool(t, nil, "pushctl", c.args...), c.want...)
+	}
+}
+
+// --help goes to stdout, exit status 0, and lists each flag with its
+// environment variable; --version prints the build's version.
+func TestPushctlHelpOnStdout(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"push", "--help"}, {"dlq", "ls", "--help"}, {"push", "alice", "-h"}} {
+		r := runTool(t, nil, "pushctl", args...)
+		if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "Usage: pushctl") {
+			t.Fatalf("pushctl %q: exit %d, stderr %q:\n%s", args, r.code, r.stderr, r.stdout)
+		}
+	}
+	push := runTool(t, nil, "pushctl", "push", "--help").stdout
+	for _, w := range []string{"--priority", "$PUSHCTL_PRIORITY", "--nats=URLS", "$PUSHCTL_NATS,", "$NATS_URL", "$NATS_CONTEXT", "--nats-token", "--nats-tls-ca"} {
+		if !strings.Contains(push, w) {
+			t.Errorf("pushctl push --help lacks %q:\n%s", w, push)
+		}
+	}
+	if ls := runTool(t, nil, "pushctl", "dlq", "ls", "--help").stdout; !strings.Contains(ls, "$PUSHCTL_DLQ_PRIORITY") {
+		t.Errorf("pushctl dlq ls --help lacks PUSHCTL_DLQ_PRIORITY:\n%s", ls)
+	}
+	r := runTool(t, nil, "pushctl", "--version")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != version.Current().String() {
+		t.Errorf("pushctl --version: exit %d, %q; want %q", r.code, r.stdout, version.Current().String())
+	}
+}
+
+// pushctl reads its own variables: PUSHCTL_NATS and the standard NATS_URL
+// say where NATS is; the old shared PUSHFABRIC_* names mean nothing to it,
+// and a PUSHCTL_PRIORITY for pushes does not filter dead letters.
+func TestPushctlEnvironment(t *testing.T) {
+	s := natstest.Server(t)
+	withDLQ(t, s)
+	for _, env := range [][]string{{"PUSHCTL_NATS=" + s.ClientURL()}, {"NATS_URL=" + s.ClientURL()},
+		{"PUSHCTL_NATS=" + s.ClientURL(), "NATS_URL=nats://127.0.0.1:1"}} {
+		if r := runTool(t, env, "pushctl", "push", "alice", "hi"); r.code != 1 || !strings.Contains(r.stdout, "dead: offline") {
+			t.Fatalf("pushctl push with %q: exit %d:\n%s%s", env, r.code, r.stdout, r.stderr)
+		}
+	}
+	env := []string{"NATS_URL=" + s.ClientURL(), "PUSHCTL_PRIORITY=low", "PUSHFABRIC_PRIORITY=low", "PUSHFABRIC_NATS=nats://127.0.0.1:1"}
+	if r := runTool(t, env, "pushctl", "dlq", "ls"); r.code != 0 || !strings.Contains(r.stderr, "3 dead letter(s)") {
+		t.Fatalf("pushctl dlq ls with %q: exit %d:\n%s%s", env, r.code, r.stdout, r.stderr)
+	}
+	env = append(env, "PUSHCTL_DLQ_PRIORITY=low")
+	if r := runTool(t, env, "pushctl", "dlq", "ls"); r.code != 0 || !strings.Contains(r.stderr, "0 dead letter(s)") {
+		t.Fatalf("pushctl dlq ls with %q: exit %d:\n%s%s", env, r.code, r.stdout, r.stderr)
+	}
+}
+
+// writeNATSContext writes the nats CLI context name into home and, with
+// selected, selects it.
+func writeNATSContext(t *testing.T, home, name string, ctx map[string]string, selected bool) {
+	t.Helper()
+	dir := filepath.Join(home, ".config", "nats")
+	if err := os.MkdirAll(filepath.Join(dir, "context"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "context", name+".json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if selected {
+		if err := os.WriteFile(filepath.Join(dir, "context.txt"), []byte(name+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// pushctl reaches a NATS that wants a user and password through a nats CLI
+// context (the selected one, or one named by --context or NATS_CONTEXT),
+// or through --nats-user and --nats-password-file; a flag wins over the
+// context.
+func TestPushctlNATSContextAndCredentials(t *testing.T) {
+	s := serverWithUser(t, "u", "secretpw")
+	withDLQ(t, s, nats.UserInfo("u", "secretpw"))
+	home := t.TempDir()
+	writeNATSContext(t, home, "good", map[string]string{"url": s.ClientURL(), "user": "u", "password": "secretpw"}, true)
+	writeNATSContext(t, home, "bad", map[string]string{"url": s.ClientURL(), "user": "u", "password": "wrong"}, false)
+	pwFile := filepath.Join(home, "pw")
+	if err := os.WriteFile(pwFile, []byte("secretpw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what string
+		env  []string
+		args []string
+		ok   bool
+	}{
+		{"the selected context", nil, nil, true},
+		{"--context bad", nil, []string{"--context", "bad"}, false},
+		{"NATS_CONTEXT=bad", []string{"NATS_CONTEXT=bad"}, nil, false},
+		{"--nats-user over the bad context", []string{"NATS_CONTEXT=bad"}, []string{"--nats-user", "u", "--nats-password-file", pwFile}, true},
+		{"--context missing", nil, []string{"--context", "missing"}, false},
+	} {
+		r := runTool(t, append([]string{"HOME=" + home}, c.env...), "pushctl", append([]string{"push", "alice", "hi"}, c.args...)...)
+		if got := r.code == 1 && strings.Contains(r.stdout, "dead: offline"); got != c.ok {
+			t.Errorf("%s: exit %d:\n%s%s", c.what, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// pushctl completion prints a script that completes pushctl's commands and
+// flags in bash.
+func TestPushctlCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		if r := runTool(t, nil, "pushctl", "completion", sh); r.code != 0 || !strings.Contains(r.stdout, "pushctl __complete") {
+			t.Fatalf("pushctl completion %s: exit %d:\n%s%s", sh, r.code, r.stdout, r.stderr)
+		}
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	for words, want := range map[string]string{"dlq re": "replay", "dlq ls --rea": "--reason", "pu": "push", "dlq pu": "purge"} {
+		script := `source <(pushctl completion bash); COMP_WORDS=(pushctl ` + words + `); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _pushctl; echo "${COMPREPLY[*]}"`
+		cmd := exec.CommandContext(timeout(t), "bash", "-c", script)
+		cmd.Env = append(toolEnv(t), "PATH="+filepath.Dir(binary(t, "pushctl"))+":"+os.Getenv("PATH"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash completion of %q: %v\n%s", words, err, out)
+		}
+		for _, w := range strings.Fields(want) {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("bash completes %q to %q; want %q among them", words, out, w)
+			}
+		}
+	}
+}
+
+// pushbench's command line: help on stdout, its own PUSHBENCH_* variables
+// (PUSHCTL_* and PUSHFABRIC_* mean nothing to it), one line for a mistake.
+func TestPushbenchCommandLine(t *testing.T) {
+	r := runTool(t, nil, "pushbench", "load", "--help")
+	if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "$PUSHBENCH_SESSIONS") {
+		t.Fatalf("pushbench load --help: exit %d, stderr %q:\n%s", r.code, r.stderr, r.stdout)
+	}
+	mustBeOneUsageLine(t, "PUSHBENCH_SESSIONS=0", runTool(t, []string{"PUSHBENCH_SESSIONS=0", "PUSHFABRIC_SESSIONS=5"}, "pushbench", "load"), "--sessions")
+	mustBeOneUsageLine(t, "unknown flag", runTool(t, nil, "pushbench", "scale", "--sesions", "5"), "--sesions")
+	mustBeOneUsageLine(t, "no command", runTool(t, nil, "pushbench"), "load")
+}
+
+// The edge's command line: help on stdout with each PUSHFABRIC_ variable,
+// --version, and one line with exit status 2 for an unknown flag, a stray
+// argument or a configuration refused before anything starts (the
+// listen address's missing port named).
+func TestEdgeCommandLine(t *testing.T) {
+	r := runTool(t, nil, "edge", "--help")
+	if r.code != 0 || r.stderr != "" || !strings.Contains(r.stdout, "$PUSHFABRIC_NATS_URL") || !strings.Contains(r.stdout, "$PUSHFABRIC_WS_ALLOWED_ORIGINS") {
+		t.Fatalf("edge --help: exit %d, stderr %q:\n%s", r.code, r.stderr, r.stdout)
+	}
+	if r := runTool(t, nil, "edge", "--version"); r.code != 0 || strings.TrimSpace(r.stdout) != version.Current().String() {
+		t.Errorf("edge --version: exit %d, %q", r.code, r.stdout)
+	}
+	mustBeOneUsageLine(t, "unknown flag", runTool(t, nil, "edge", "--bogus"), "--bogus")
+	mustBeOneUsageLine(t, "stray argument", runTool(t, nil, "edge", "serve"), "serve")
+	mustBeOneUsageLine(t, "no port", runTool(t, nil, "edge", "--ws-listen", "nonsense"), "missing port")
+	mustBeOneUsageLine(t, "from the environment", runTool(t, []string{"PUSHFABRIC_QUEUE_LEN=-1"}, "edge"), "QueueLen")
+}
+
+// pushctl top --once exits 1 when a node is down: a script can tell.
+func TestPushctlTopOnceDownExits1(t *testing.T) {
+	closed := natstest.FreePort(t)
+	r := runTool(t, nil, "pushctl", "top", "--once", "--interval", "10ms", "--admin", fmt.Sprintf("http://127.0.0.1:%d", closed))
+	if r.code != 1 || !strings.Contains(r.stdout, "DOWN") {
+		t.Fatalf("pushctl top --once with its node down: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// pushctl reaches a NATS that wants a token: from --nats-token, from
+// PUSHCTL_NATS_TOKEN, or from the token of a nats CLI context.
+func TestPushctlNATSToken(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.Authorization = "secrettoken"
+	s := natstest.StartWith(t, opts)
+	withDLQ(t, s, nats.Token("secrettoken"))
+	home := t.TempDir()
+	writeNATSContext(t, home, "tok", map[string]string{"url": s.ClientURL(), "token": "secrettoken"}, false)
+	url := "--nats=" + s.ClientURL()
+	for _, c := range []struct {
+		what string
+		env  []string
+		args []string
+		ok   bool
+	}{
+		{"no token", nil, []string{url}, false},
+		{"--nats-token", nil, []string{url, "--nats-token", "secrettoken"}, true},
+		{"PUSHCTL_NATS_TOKEN", []string{"PUSHCTL_NATS_TOKEN=secrettoken"}, []string{url}, true},
+		{"the context's token", []string{"NATS_CONTEXT=tok"}, nil, true},
+	} {
+		r := runTool(t, append([]string{"HOME=" + home}, c.env...), "pushctl", append([]string{"push", "alice", "hi"}, c.args...)...)
+		if got := r.code == 1 && strings.Contains(r.stdout, "dead: offline"); got != c.ok {
+			t.Errorf("%s: exit %d:\n%s%s", c.what, r.code, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, "secrettoken") {
+			t.Errorf("%s: pushctl printed the token:\n%s%s", c.what, r.stdout, r.stderr)
+		}
+	}
+}
