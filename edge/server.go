@@ -99,10 +99,11 @@ type Server struct {
 	wg       sync.WaitGroup // accept loops, handshakes, readers, writers of their own
 
 	// What Shutdown ends, closed by it in this order.
-	listeners tracked[net.Listener] // their accept loops
-	shaking   tracked[net.Conn]     // sockets in their handshake
-	conns     tracked[*Conn]
-	started   atomic.Bool // set by Start
+	listeners  tracked[net.Listener] // their accept loops
+	shaking    tracked[net.Conn]     // sockets in their handshake
+	conns      tracked[*Conn]
+	started    atomic.Bool // set by Start
+	devWarning sync.Once   // development mode is said once, not per listener
 }
 
 // NewServer validates the options and builds the server; it starts
@@ -175,8 +176,9 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 		if !isLoopback(ln.Addr()) {
 			return fmt.Errorf("serve %s: development authentication serves loopback listeners only", ln.Addr())
 		}
-		s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only",
-			zap.Stringer("addr", ln.Addr()))
+		s.devWarning.Do(func() {
+			s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only. Configure token authentication for real clients.")
+		})
 	}
 	if !s.started.Load() {
 		return ErrNotStarted

@@ -164,7 +164,4 @@ func logStarted(log *zap.Logger, o *options, node *app.Node) {
 		fields = append(fields, zap.String("data_dir", o.cfg.Bus.Embedded.DataDir))
 	}
 	log.Info("edge started", fields...)
-	if node.Auth == "development" {
-		log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only. Give --jwt-secret-file or --jwt-public-key-file for real clients.")
-	}
 }
