@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,23 +24,11 @@ func TestEdgeBinaryConnectRetry(t *testing.T) {
 
 	p := startEdgeProcess(t, t.TempDir(), append(listeners, "--nats-url", url, "--nats-connect-retry")...)
 	readyz := "http://" + p.addr("admin") + "/readyz"
-	if code, body := httpGet(t, readyz); code != http.StatusServiceUnavailable || !strings.Contains(body, "NATS") {
+	if code, body := getStatus(t, readyz); code != http.StatusServiceUnavailable || !strings.Contains(body, "NATS") {
 		t.Errorf("/readyz with no NATS: %d %q; want 503 naming NATS", code, body)
 	}
 	opts := natstest.Options(t, "late")
 	opts.Port = port
 	natstest.StartWith(t, opts)
-	waitFor(t, "/readyz 200 once NATS is up", func() bool { code, _ := httpGet(t, readyz); return code == http.StatusOK })
-}
-
-// httpGet is the status and body of a GET of url.
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	waitFor(t, "/readyz 200 once NATS is up", func() bool { code, _ := getStatus(t, readyz); return code == http.StatusOK })
 }
