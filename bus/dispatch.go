@@ -93,7 +93,7 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 	e.Receipt, span = d.receipt(l, m, session, p, e.Frame.ID, mode)
 	if !e.Expires.IsZero() && !time.Now().Before(e.Expires) {
 		// Stale already: a producer waiting hears dead, not enqueued.
-		return protocol.StatusDead, d.refused(&e, m, session, p, mode, errExpiredOnArrival)
+		return protocol.StatusDead, d.die(&e, m, session, p, mode, push.ReasonExpired)
 	}
 	if err = c.TryPush(p, e); err == nil {
 		if span != nil {
@@ -117,37 +117,38 @@ func statusOf(reason push.Reason) string {
 }
 
 // refused answers for a push TryPush did not queue: the edge has
-// dead-lettered it (its receipt has), or it is dead-lettered here, through
-// its receipt all the same. A producer waiting for `enqueued` hears `dead`.
-// It returns the dead-letter reason. (Apart from push, so that the error's
-// target escapes only on this path.)
+// dead-lettered it (its receipt has), or it dies here. A producer waiting
+// for `enqueued` hears `dead`. It returns the dead-letter reason. (Apart
+// from push, so that the error's target escapes only on this path.)
 func (d *Dispatcher) refused(e *edge.Envelope, m *nats.Msg, session string, p push.Priority, mode string, err error) push.Reason {
-	var reason push.Reason
 	var dle *edge.DeadLetteredError
-	if errors.As(err, &dle) {
-		reason = dle.Reason
-	} else {
-		if reason = refusalReason(err); reason == push.ReasonInvalid {
-			d.invalid.Add(1)
-		}
-		e.Receipt.Dead(edge.DeadLetter{Envelope: *e, Session: session, Priority: p, Reason: reason})
+	if !errors.As(err, &dle) {
+		return d.die(e, m, session, p, mode, refusalReason(err))
 	}
+	if mode == protocol.AckEnqueued {
+		d.sink.ack(m, protocol.StatusDead, string(dle.Reason), e.Frame.ID)
+	}
+	return dle.Reason
+}
+
+// die dead-letters a push that was not queued, through its receipt, and
+// tells a producer waiting for `enqueued` that it is dead; it returns
+// reason.
+func (d *Dispatcher) die(e *edge.Envelope, m *nats.Msg, session string, p push.Priority, mode string, reason push.Reason) push.Reason {
+	if reason == push.ReasonInvalid {
+		d.invalid.Add(1)
+	}
+	e.Receipt.Dead(edge.DeadLetter{Envelope: *e, Session: session, Priority: p, Reason: reason})
 	if mode == protocol.AckEnqueued {
 		d.sink.ack(m, protocol.StatusDead, string(reason), e.Frame.ID)
 	}
 	return reason
 }
 
-// errExpiredOnArrival refuses a push whose Push-Expires had passed when
-// it reached the node: it is dead-lettered expired without being queued.
-var errExpiredOnArrival = errors.New("expired on arrival")
-
 // refusalReason is the dead-letter reason for a TryPush error under the
-// TryPushReturns policy, or for errExpiredOnArrival.
+// TryPushReturns policy.
 func refusalReason(err error) push.Reason {
 	switch {
-	case errors.Is(err, errExpiredOnArrival):
-		return push.ReasonExpired
 	case errors.Is(err, edge.ErrQueueFull):
 		return push.ReasonQueueFull
 	case errors.Is(err, edge.ErrClosed):
@@ -158,10 +159,8 @@ func refusalReason(err error) push.Reason {
 
 // reject dead-letters a push the node will not queue and tells a producer
 // waiting for any acknowledgement.
+// (An invalid push goes to rejectInvalid, which says what was invalid.)
 func (d *Dispatcher) reject(m *nats.Msg, session, priority string, reason push.Reason) {
-	if reason == push.ReasonInvalid {
-		d.invalid.Add(1)
-	}
 	d.answerDead(m, reason)
 	d.sink.write(session, priority, reason, m, nil)
 }

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -35,8 +36,8 @@ func (d *Dispatcher) announce(c *edge.Conn) {
 // `written`); a newer local one answers with its own announcement, so an
 // older holder that missed it learns.
 func (d *Dispatcher) control(m *nats.Msg, session string) {
-	if m.Header.Get(protocol.HeaderControl) != protocol.ControlTakeover {
-		d.reject(m, session, protocol.Control, push.ReasonInvalid)
+	if c := m.Header.Get(protocol.HeaderControl); c != protocol.ControlTakeover {
+		d.rejectInvalid(m, session, protocol.Control, fmt.Errorf("%s %q: want %s", protocol.HeaderControl, c, protocol.ControlTakeover))
 		return
 	}
 	node := m.Header.Get(protocol.HeaderNode)
