@@ -7,12 +7,14 @@
 package token
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -134,4 +136,17 @@ func signingKey(key []byte) (jwt.SigningMethod, any, error) {
 		return jwt.SigningMethodEdDSA, k, nil
 	}
 	return nil, nil, fmt.Errorf("jwt private key of type %T: want RSA or Ed25519", priv)
+}
+
+// ReadSecretFile reads an HS256 secret from path, surrounding white space
+// ignored (a secret file written by echo or an editor ends in a newline):
+// every reader of a secret file — the node that checks tokens and each
+// tool that mints them — must read it the same way, or their tokens would
+// not match.
+func ReadSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("jwt secret: %w", err)
+	}
+	return bytes.TrimSpace(b), nil
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +115,21 @@ func TestJWTAuth(t *testing.T) {
 	}
 	if _, err := token.Mint(secret, "bad session", time.Minute); err == nil {
 		t.Error("minted a token for an invalid session")
+	}
+}
+
+// A secret file read by ReadSecretFile signs and checks the same tokens
+// whatever white space surrounds the secret.
+func TestReadSecretFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, append(append([]byte(" \n"), secret...), '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := token.ReadSecretFile(path)
+	if err != nil || string(key) != string(secret) {
+		t.Fatalf("got %q, %v; want the secret without its white space", key, err)
+	}
+	if _, err := token.ReadSecretFile(path + ".missing"); err == nil || !strings.Contains(err.Error(), "jwt secret") {
+		t.Fatalf("missing file: %v; want a jwt secret error", err)
 	}
 }

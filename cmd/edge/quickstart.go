@@ -87,12 +87,11 @@ func printBrowser(o *options, ws net.Addr) {
 func browserQuery(o *options) (string, error) {
 	switch {
 	case o.cfg.JWTSecretFile != "":
-		key, err := os.ReadFile(o.cfg.JWTSecretFile)
+		key, err := token.ReadSecretFile(o.cfg.JWTSecretFile)
 		if err != nil {
 			return "", fmt.Errorf("browser token: %w", err)
 		}
-		// Trimmed as the node reads it (make run's secret ends in a newline).
-		tok, err := token.Mint([]byte(strings.TrimSpace(string(key))), "browser", browserTokenTTL)
+		tok, err := token.Mint(key, "browser", browserTokenTTL)
 		if err != nil {
 			return "", fmt.Errorf("browser token: %w", err)
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/pushfabric/pushfabric/token"
@@ -27,8 +26,7 @@ func (k *keyFlags) mint(session string) (string, error) {
 	case k.SecretFile != "" && k.KeyFile != "":
 		return "", errors.New("give --secret-file or --key-file, not both")
 	case k.SecretFile != "":
-		key, err = os.ReadFile(k.SecretFile)
-		key = []byte(strings.TrimSpace(string(key)))
+		key, err = token.ReadSecretFile(k.SecretFile)
 	case k.KeyFile != "":
 		key, err = os.ReadFile(k.KeyFile)
 	default:

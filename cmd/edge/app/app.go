@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -318,11 +317,11 @@ func authenticator(cfg Config) (edge.Authenticator, string, error) {
 	case cfg.JWTSecretFile != "" && cfg.JWTPublicKeyFile != "":
 		return nil, "", errors.New("give a JWT secret file or a public key file, not both")
 	case cfg.JWTSecretFile != "":
-		b, err := os.ReadFile(cfg.JWTSecretFile)
+		b, err := token.ReadSecretFile(cfg.JWTSecretFile)
 		if err != nil {
-			return nil, "", fmt.Errorf("jwt secret: %w", err)
+			return nil, "", err
 		}
-		v, err := token.NewHS256([]byte(strings.TrimSpace(string(b))))
+		v, err := token.NewHS256(b)
 		return bearer(v, err, "jwt-hs256")
 	case cfg.JWTPublicKeyFile != "":
 		b, err := os.ReadFile(cfg.JWTPublicKeyFile)
