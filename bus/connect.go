@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
+	"github.com/pushfabric/pushfabric/internal/natsauth"
 	"github.com/pushfabric/pushfabric/internal/natsurl"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -85,11 +85,10 @@ func New(id push.Identity, cfg Config, log *zap.Logger) (*Conn, error) {
 		}
 	}
 	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("nats password: %w", err)
+		var err error
+		if c.password, err = natsauth.ReadPasswordFile(cfg.PasswordFile); err != nil {
+			return nil, err
 		}
-		c.password = strings.TrimSpace(string(b))
 	}
 	var err error
 	if c.opts, err = c.options(); err != nil {
@@ -222,29 +221,14 @@ func (c *Conn) options() ([]nats.Option, error) {
 	if cfg.ConnectRetry && c.url != "" {
 		opts = append(opts, nats.RetryOnFailedConnect(true))
 	}
-	if cfg.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	auth, err := natsauth.Credentials{
+		CredsFile: cfg.CredsFile, NKeySeedFile: cfg.NKeySeedFile, Token: cfg.Token, User: cfg.User, Password: c.password,
+		TLSCA: cfg.TLSCA, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+	}.Options()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.NKeySeedFile != "" {
-		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeedFile)
-		if err != nil {
-			return nil, fmt.Errorf("nkey seed %s: %w", cfg.NKeySeedFile, err)
-		}
-		opts = append(opts, o)
-	}
-	if cfg.Token != "" {
-		opts = append(opts, nats.Token(cfg.Token))
-	}
-	if cfg.User != "" {
-		opts = append(opts, nats.UserInfo(cfg.User, c.password))
-	}
-	if cfg.TLSCA != "" {
-		opts = append(opts, nats.RootCAs(cfg.TLSCA))
-	}
-	if cfg.TLSCert != "" {
-		opts = append(opts, nats.ClientCert(cfg.TLSCert, cfg.TLSKey))
-	}
-	return opts, nil
+	return append(opts, auth...), nil
 }
 
 // onAsyncError counts what NATS reports outside any call.

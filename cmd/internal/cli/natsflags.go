@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/internal/natsauth"
 	"github.com/pushfabric/pushfabric/internal/natsurl"
 )
 
@@ -82,28 +83,19 @@ func (f NATSFlags) Connect(name string, timeout time.Duration) (*nats.Conn, erro
 
 // options are the credential options of the flags over those of c.
 func (f NATSFlags) options(c natsContext) ([]nats.Option, error) {
-	var opts []nats.Option
-	if creds := first(f.Creds, expand(c.Creds)); creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
-	}
-	if seed := first(f.NKey, expand(c.NKey)); seed != "" {
-		o, err := nats.NkeyOptionFromSeed(seed)
-		if err != nil {
-			return nil, fmt.Errorf("nkey seed %s: %w", seed, err)
-		}
-		opts = append(opts, o)
-	}
-	if tok := first(f.Token, c.Token); tok != "" {
-		opts = append(opts, nats.Token(tok))
-	}
 	user, pass, err := f.userPassword(c)
 	if err != nil {
 		return nil, err
 	}
-	if user != "" {
-		opts = append(opts, nats.UserInfo(user, pass))
+	cert, key := f.TLSCert, f.TLSKey
+	if cert == "" && key == "" {
+		cert, key = expand(c.Cert), expand(c.Key)
 	}
-	return append(opts, f.tlsOptions(c)...), nil
+	return natsauth.Credentials{
+		CredsFile: first(f.Creds, expand(c.Creds)), NKeySeedFile: first(f.NKey, expand(c.NKey)),
+		Token: first(f.Token, c.Token), User: user, Password: pass,
+		TLSCA: first(f.TLSCA, expand(c.CA)), TLSCert: cert, TLSKey: key,
+	}.Options()
 }
 
 // userPassword is --nats-user and the password in --nats-password-file,
@@ -115,26 +107,8 @@ func (f NATSFlags) userPassword(c natsContext) (user, password string, err error
 	if f.User == "" {
 		return c.User, c.Password, nil
 	}
-	b, err := os.ReadFile(f.PasswordFile)
-	if err != nil {
-		return "", "", fmt.Errorf("nats password: %w", err)
-	}
-	return f.User, strings.TrimSpace(string(b)), nil
-}
-
-func (f NATSFlags) tlsOptions(c natsContext) []nats.Option {
-	var opts []nats.Option
-	if ca := first(f.TLSCA, expand(c.CA)); ca != "" {
-		opts = append(opts, nats.RootCAs(ca))
-	}
-	cert, key := f.TLSCert, f.TLSKey
-	if cert == "" && key == "" {
-		cert, key = expand(c.Cert), expand(c.Key)
-	}
-	if cert != "" || key != "" {
-		opts = append(opts, nats.ClientCert(cert, key))
-	}
-	return opts
+	password, err = natsauth.ReadPasswordFile(f.PasswordFile)
+	return f.User, password, err
 }
 
 // loadNATSContext reads the nats CLI context name, or the selected one
