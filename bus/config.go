@@ -2,7 +2,6 @@ package bus
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"runtime"
 	"strconv"
@@ -118,27 +117,23 @@ func DefaultConfig() Config {
 // Validate reports every field out of range.
 func (c Config) Validate() error {
 	var errs []error
-	errs = check.Positive(errs, "dispatch lanes", c.DispatchLanes)
-	errs = check.Positive(errs, "dispatch buffer", c.DispatchBuffer)
-	errs = check.Positive(errs, "hand-over timeout", c.HandoverTimeout)
-	errs = check.Positive(errs, "request timeout", c.RequestTimeout)
-	errs = check.Positive(errs, "request buffer", c.RequestBuffer)
-	errs = check.Positive(errs, "request buffer bytes", c.RequestBufferBytes)
-	errs = check.Positive(errs, "ping interval", c.PingInterval)
-	if (c.User == "") != (c.PasswordFile == "") {
-		errs = append(errs, errors.New("a NATS user needs both the user name and the password file"))
-	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, errors.New("a TLS client certificate needs both the certificate and the key"))
-	}
+	errs = check.Positive(errs, "DispatchLanes", c.DispatchLanes)
+	errs = check.Positive(errs, "DispatchBuffer", c.DispatchBuffer)
+	errs = check.Positive(errs, "HandoverTimeout", c.HandoverTimeout)
+	errs = check.Positive(errs, "RequestTimeout", c.RequestTimeout)
+	errs = check.Positive(errs, "RequestBuffer", c.RequestBuffer)
+	errs = check.Positive(errs, "RequestBufferBytes", c.RequestBufferBytes)
+	errs = check.Positive(errs, "PingInterval", c.PingInterval)
+	errs = check.Together(errs, "User", c.User != "", "PasswordFile", c.PasswordFile != "")
+	errs = check.Together(errs, "TLSCert", c.TLSCert != "", "TLSKey", c.TLSKey != "")
 	if len(c.URLs) == 0 {
 		if _, port, err := net.SplitHostPort(c.Embedded.Listen); err != nil {
-			errs = append(errs, fmt.Errorf("embedded listen address %q: %w", c.Embedded.Listen, err))
+			errs = check.Field(errs, "Embedded.Listen", "is not an address: %v", err)
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			errs = append(errs, fmt.Errorf("embedded listen port %q: %w", port, err))
+			errs = check.Field(errs, "Embedded.Listen", "has a port that is not a number: %q", port)
 		}
 		if c.Embedded.DataDir == "" {
-			errs = append(errs, errors.New("embedded data folder is empty"))
+			errs = check.Field(errs, "Embedded.DataDir", "is empty")
 		}
 	}
 	return errors.Join(errs...)

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
+	"github.com/pushfabric/pushfabric/internal/check"
 	"github.com/pushfabric/pushfabric/internal/natsauth"
 	"github.com/pushfabric/pushfabric/internal/natsurl"
 	"github.com/pushfabric/pushfabric/push"
@@ -71,7 +72,7 @@ type ConnStats struct {
 // server (Start does). Every error says what is wrong with the
 // configuration.
 func New(id push.Identity, cfg Config, log *zap.Logger) (*Conn, error) {
-	if err := errors.Join(id.Validate(), cfg.Validate()); err != nil {
+	if err := errors.Join(id.Validate(), check.In("bus.Config", cfg.Validate())); err != nil {
 		return nil, fmt.Errorf("bus config: %w", err)
 	}
 	if log == nil {

@@ -47,7 +47,7 @@ func TestEnsureStreamIsIdempotentAndUpdatesLimits(t *testing.T) {
 	}
 	bad := cfg
 	bad.Replicas = 0
-	if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, bad); err == nil || !strings.Contains(err.Error(), "replicas") {
+	if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, bad); err == nil || !strings.Contains(err.Error(), "dlq.StreamConfig.Replicas must be 1 to 5") {
 		t.Fatalf("bad config: %v; want an error about replicas", err)
 	}
 }

@@ -17,7 +17,7 @@ func TestWriterStartsOnlyWhenStarted(t *testing.T) {
 	bad := dlq.DefaultWriterConfig()
 	bad.Buffer, bad.AckTimeout = 0, -1
 	if _, err := dlq.NewWriter(push.Identity{Prefix: "push"}, bad, nil); err == nil ||
-		!strings.Contains(err.Error(), "buffer") || !strings.Contains(err.Error(), "ack timeout") {
+		!strings.Contains(err.Error(), "dlq.WriterConfig.Buffer must be positive") || !strings.Contains(err.Error(), "dlq.WriterConfig.AckTimeout must be positive") {
 		t.Fatalf("NewWriter: %v; want the buffer and the ack timeout refused", err)
 	}
 	if _, err := dlq.NewWriter(push.Identity{Prefix: "a.b"}, dlq.DefaultWriterConfig(), nil); err == nil {

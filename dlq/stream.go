@@ -36,11 +36,11 @@ func DefaultStreamConfig() StreamConfig {
 // Validate reports every field out of range.
 func (c StreamConfig) Validate() error {
 	var errs []error
-	errs = check.Positive(errs, "dlq max age", c.MaxAge)
-	errs = check.Positive(errs, "dlq max bytes", c.MaxBytes)
-	errs = check.Positive(errs, "dlq max messages per subject", c.MaxMsgsPerSubject)
+	errs = check.Positive(errs, "MaxAge", c.MaxAge)
+	errs = check.Positive(errs, "MaxBytes", c.MaxBytes)
+	errs = check.Positive(errs, "MaxMsgsPerSubject", c.MaxMsgsPerSubject)
 	if c.Replicas < 1 || c.Replicas > 5 {
-		errs = append(errs, fmt.Errorf("dlq replicas must be 1 to 5, got %d", c.Replicas))
+		errs = check.Field(errs, "Replicas", "must be 1 to 5, got %d", c.Replicas)
 	}
 	return errors.Join(errs...)
 }
@@ -72,7 +72,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cf
 		return nil, fmt.Errorf("dlq prefix %q must be one subject token", prefix)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, check.In("dlq.StreamConfig", err)
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg.stream(prefix))
 	if err != nil {

@@ -55,10 +55,10 @@ func DefaultWriterConfig() WriterConfig {
 // Validate reports every field out of range.
 func (c WriterConfig) Validate() error {
 	var errs []error
-	errs = check.Positive(errs, "dlq writer buffer", c.Buffer)
-	errs = check.Positive(errs, "dlq writer in-flight limit", c.InFlight)
-	errs = check.Positive(errs, "dlq writer ack timeout", c.AckTimeout)
-	errs = check.NotNegative(errs, "dlq writer retry time", c.RetryFor)
+	errs = check.Positive(errs, "Buffer", c.Buffer)
+	errs = check.Positive(errs, "InFlight", c.InFlight)
+	errs = check.Positive(errs, "AckTimeout", c.AckTimeout)
+	errs = check.NotNegative(errs, "RetryFor", c.RetryFor)
 	return errors.Join(errs...)
 }
 
@@ -143,7 +143,7 @@ func NewWriter(id push.Identity, cfg WriterConfig, log *zap.Logger) (*Writer, er
 		return nil, fmt.Errorf("dlq writer: prefix %q must be one subject token", id.Prefix)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, check.In("dlq.WriterConfig", err)
 	}
 	if cfg.RetryFor == 0 {
 		cfg.RetryFor = DefaultRetryFor

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -132,19 +131,19 @@ func (c Config) Validate() error {
 	errs = check.NotNegative(errs, "IdleTimeout", c.IdleTimeout)
 	errs = check.NotNegative(errs, "DrainTimeout", c.DrainTimeout)
 	if c.Rate < 0 {
-		errs = append(errs, fmt.Errorf("the rate limit Rate must not be negative, got %v", c.Rate))
+		errs = check.Field(errs, "Rate", "must not be negative, got %v", c.Rate)
 	}
 	if c.TryPush != TryPushReturns && c.TryPush != TryPushDeadLetters {
-		errs = append(errs, fmt.Errorf("the TryPush policy %d is unknown", c.TryPush))
+		errs = check.Field(errs, "TryPush", "is an unknown policy: %d", c.TryPush)
 	}
 	if c.MaxHandshakeSize < minHandshakeSize {
-		errs = append(errs, fmt.Errorf("the handshake size limit MaxHandshakeSize must be at least %d, got %d", minHandshakeSize, c.MaxHandshakeSize))
+		errs = check.Field(errs, "MaxHandshakeSize", "must be at least %d, got %d", minHandshakeSize, c.MaxHandshakeSize)
 	}
 	if _, err := newOriginPolicy(c.WSAllowedOrigins); err != nil {
-		errs = append(errs, fmt.Errorf("WSAllowedOrigins: %w", err))
+		errs = check.Field(errs, "WSAllowedOrigins", "is not valid: %v", err)
 	}
 	if c.MaxFrameSize < wire.HeaderLen {
-		errs = append(errs, fmt.Errorf("the frame size limit MaxFrameSize must be at least %d, got %d", wire.HeaderLen, c.MaxFrameSize))
+		errs = check.Field(errs, "MaxFrameSize", "must be at least %d, got %d", wire.HeaderLen, c.MaxFrameSize)
 	}
 	return errors.Join(errs...)
 }

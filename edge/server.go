@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
+	"github.com/pushfabric/pushfabric/internal/check"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 )
@@ -110,7 +111,7 @@ type Server struct {
 // nothing (Start does).
 func NewServer(o Options) (*Server, error) {
 	if err := o.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("edge config: %w", err)
+		return nil, check.In("edge.Config", err)
 	}
 	if o.Auth == nil {
 		return nil, errors.New("edge: no authenticator (use edge.DevAuth{} for loopback development)")

@@ -287,7 +287,7 @@ func TestEdgeCommandLine(t *testing.T) {
 	mustBeOneUsageLine(t, "unknown flag", runTool(t, nil, "edge", "--bogus"), "--bogus")
 	mustBeOneUsageLine(t, "stray argument", runTool(t, nil, "edge", "serve"), "serve")
 	mustBeOneUsageLine(t, "no port", runTool(t, nil, "edge", "--ws-listen", "nonsense"), "missing port")
-	mustBeOneUsageLine(t, "from the environment", runTool(t, []string{"PUSHFABRIC_QUEUE_LEN=-1"}, "edge"), "QueueLen")
+	mustBeOneUsageLine(t, "from the environment", runTool(t, []string{"PUSHFABRIC_QUEUE_LEN=-1"}, "edge"), "--queue-len must be positive")
 }
 
 // pushctl top --once exits 1 when a node is down: a script can tell.

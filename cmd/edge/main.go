@@ -72,7 +72,7 @@ func parse(args []string, stdout, stderr io.Writer) (o *options, code int, ok bo
 	o = &options{cfg: app.DefaultConfig(), logLevel: f.LogLevel, logFormat: f.LogFormat, quickstart: f.Quickstart}
 	f.apply(&o.cfg)
 	if err := o.cfg.Validate(); err != nil {
-		return nil, cli.UsageError(stderr, "edge", err), false
+		return nil, cli.UsageError(stderr, "edge", f.flagErrors(err)), false
 	}
 	return o, 0, true
 }

@@ -34,6 +34,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,7 @@ import (
 	"github.com/pushfabric/pushfabric/bus"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/internal/check"
 	"github.com/pushfabric/pushfabric/internal/version"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
@@ -106,31 +108,25 @@ func DefaultConfig() Config {
 // component joined: the identity, the bus, the edge, the dead-letter
 // stream and writer, and the node's own (listener addresses, client
 // authentication and its key files, listeners that would serve open).
-// It reads the key files but connects to nothing.
+// A field that is wrong is named by its path in Config (Edge.QueueLen);
+// the binary names its flag instead. It reads the key files but connects
+// to nothing.
 func (cfg Config) Validate() error {
 	errs := []error{
 		cfg.Identity.Validate(),
-		labeled("bus config", cfg.Bus.Validate()),
-		labeled("edge config", cfg.Edge.Validate()),
-		cfg.Stream.Validate(),
-		cfg.Writer.Validate(),
+		check.In("Bus", cfg.Bus.Validate()),
+		check.In("Edge", cfg.Edge.Validate()),
+		check.In("Stream", cfg.Stream.Validate()),
+		check.In("Writer", cfg.Writer.Validate()),
 	}
-	for _, l := range []struct{ what, addr string }{{"websocket", cfg.WSListen}, {"tcp", cfg.TCPListen}, {"admin", cfg.AdminListen}} {
+	for _, l := range []struct{ field, addr string }{{"WSListen", cfg.WSListen}, {"TCPListen", cfg.TCPListen}, {"AdminListen", cfg.AdminListen}} {
 		if _, _, err := net.SplitHostPort(l.addr); l.addr != "" && err != nil {
-			errs = append(errs, fmt.Errorf("%s listen address %q: %w", l.what, l.addr, err))
+			errs = check.Field(errs, l.field, "is not an address: %v", err)
 		}
 	}
 	_, _, err := authenticator(cfg)
 	_, open := exposure(cfg)
 	return errors.Join(append(errs, err, open)...)
-}
-
-// labeled is err, if any, saying what it is about.
-func labeled(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }
 
 // Node is a running edge node, for whoever started it in-process.
@@ -315,31 +311,36 @@ func openListeners(cfg Config, srv *edge.Server) ([]listener, error) {
 func authenticator(cfg Config) (edge.Authenticator, string, error) {
 	switch {
 	case cfg.JWTSecretFile != "" && cfg.JWTPublicKeyFile != "":
-		return nil, "", errors.New("give a JWT secret file or a public key file, not both")
+		return nil, "", &check.FieldError{Field: "JWTSecretFile", With: "JWTPublicKeyFile", Problem: "exclude each other: give one"}
 	case cfg.JWTSecretFile != "":
 		b, err := token.ReadSecretFile(cfg.JWTSecretFile)
 		if err != nil {
-			return nil, "", err
+			return nil, "", keyFileError("JWTSecretFile", cmp.Or(errors.Unwrap(err), err))
 		}
 		v, err := token.NewHS256(b)
-		return bearer(v, err, "jwt-hs256")
+		return bearer(v, keyFileError("JWTSecretFile", err), "jwt-hs256")
 	case cfg.JWTPublicKeyFile != "":
 		b, err := os.ReadFile(cfg.JWTPublicKeyFile)
 		if err != nil {
-			return nil, "", fmt.Errorf("jwt public key: %w", err)
+			return nil, "", keyFileError("JWTPublicKeyFile", err)
 		}
 		v, err := token.NewPublicKey(b)
-		return bearer(v, err, "jwt-public-key")
+		return bearer(v, keyFileError("JWTPublicKeyFile", err), "jwt-public-key")
 	}
 	for _, addr := range []string{cfg.WSListen, cfg.TCPListen} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			continue // not an address: Validate says so, and says only that
-		}
-		if !loopback(addr) {
+		if offLoopback(addr) {
 			return nil, "", fmt.Errorf("listener %s is not on loopback: configure a JWT secret or public key file (development mode serves loopback only)", addr)
 		}
 	}
 	return edge.DevAuth{}, "development", nil
+}
+
+// keyFileError is err, if any, about the key file of field.
+func keyFileError(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &check.FieldError{Field: field, Problem: "is not usable: " + err.Error()}
 }
 
 // bearer is the authenticator of a token verifier, if it could be made.
@@ -348,6 +349,13 @@ func bearer(v *token.Verifier, err error, mode string) (edge.Authenticator, stri
 		return nil, "", err
 	}
 	return edge.BearerAuth(v), mode, nil
+}
+
+// offLoopback says whether addr is an address, and not on loopback: one
+// that is not an address is Validate's to report, and only as that.
+func offLoopback(addr string) bool {
+	_, _, err := net.SplitHostPort(addr)
+	return err == nil && !loopback(addr)
 }
 
 func loopback(addr string) bool {

@@ -31,7 +31,7 @@ const (
 func exposure(cfg Config) ([]openListener, error) {
 	var open []openListener
 	var errs []error
-	if nats := cfg.Bus.Embedded.Listen; len(cfg.Bus.URLs) == 0 && cfg.Bus.User == "" && !loopback(nats) {
+	if nats := cfg.Bus.Embedded.Listen; len(cfg.Bus.URLs) == 0 && cfg.Bus.User == "" && offLoopback(nats) {
 		if cfg.AllowOpenNATS {
 			open = append(open, openListener{openNATSWarning, nats})
 		} else {
@@ -40,7 +40,7 @@ func exposure(cfg Config) ([]openListener, error) {
 				"or --allow-open-nats to serve it open", nats))
 		}
 	}
-	if admin := cfg.AdminListen; cfg.Pprof && admin != "" && !loopback(admin) {
+	if admin := cfg.AdminListen; cfg.Pprof && offLoopback(admin) {
 		if cfg.AllowOpenPprof {
 			open = append(open, openListener{openPprofWarning, admin})
 		} else {

@@ -28,13 +28,13 @@ func TestRunLeavesNothingRunningWhenItFails(t *testing.T) {
 		mod  func(t *testing.T, c *app.Config)
 		want string // in the error
 	}{
-		{"edge config", func(_ *testing.T, c *app.Config) { c.Edge.QueueLen = -1 }, "QueueLen"},
-		{"bus config", func(_ *testing.T, c *app.Config) { c.Bus.HandoverTimeout = 0 }, "hand-over timeout"},
-		{"dlq stream config", func(_ *testing.T, c *app.Config) { c.Stream.Replicas = 0 }, "replicas"},
-		{"dlq writer config", func(_ *testing.T, c *app.Config) { c.Writer.Buffer = 0 }, "buffer"},
+		{"edge config", func(_ *testing.T, c *app.Config) { c.Edge.QueueLen = -1 }, "Edge.QueueLen must be positive"},
+		{"bus config", func(_ *testing.T, c *app.Config) { c.Bus.HandoverTimeout = 0 }, "Bus.HandoverTimeout must be positive"},
+		{"dlq stream config", func(_ *testing.T, c *app.Config) { c.Stream.Replicas = 0 }, "Stream.Replicas must be 1 to 5"},
+		{"dlq writer config", func(_ *testing.T, c *app.Config) { c.Writer.Buffer = 0 }, "Writer.Buffer must be positive"},
 		{"identity", func(_ *testing.T, c *app.Config) { c.Identity.Prefix = "a.b" }, "prefix"},
-		{"jwt secret file", func(t *testing.T, c *app.Config) { c.JWTSecretFile = filepath.Join(t.TempDir(), "missing") }, "jwt secret"},
-		{"listener address", func(_ *testing.T, c *app.Config) { c.TCPListen = "127.0.0.1" }, "tcp listen"},
+		{"jwt secret file", func(t *testing.T, c *app.Config) { c.JWTSecretFile = filepath.Join(t.TempDir(), "missing") }, "JWTSecretFile is not usable"},
+		{"listener address", func(_ *testing.T, c *app.Config) { c.TCPListen = "127.0.0.1" }, "TCPListen is not an address"},
 		// What fails only as the node starts: each stops what started before it.
 		{"embedded nats port taken", func(t *testing.T, c *app.Config) { c.Bus.Embedded.Listen = taken(t) }, "embedded nats"},
 		{"admin listener taken", func(t *testing.T, c *app.Config) { c.AdminListen = taken(t) }, "admin listener"},
@@ -97,7 +97,8 @@ func taken(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// Validate names every component's errors at once.
+// Validate names every component's errors at once, each field by its
+// path in app.Config.
 func TestValidateJoinsEveryComponentsErrors(t *testing.T) {
 	cfg := app.DefaultConfig()
 	cfg.Identity.Node = ""
@@ -108,8 +109,8 @@ func TestValidateJoinsEveryComponentsErrors(t *testing.T) {
 	cfg.WSListen = "nowhere"
 	cfg.JWTSecretFile, cfg.JWTPublicKeyFile = "a", "b"
 	err := cfg.Validate()
-	for _, want := range []string{`node ""`, "bus config: dispatch lanes", "edge config: QueueLen", "dlq max age",
-		"dlq writer in-flight limit", `websocket listen address "nowhere"`, "not both"} {
+	for _, want := range []string{`node ""`, "Bus.DispatchLanes must be positive", "Edge.QueueLen must be positive", "Stream.MaxAge must be positive",
+		"Writer.InFlight must be positive", `WSListen is not an address: address nowhere`, "JWTSecretFile and JWTPublicKeyFile exclude each other"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want it to name %q", err, want)
 		}
