@@ -104,7 +104,6 @@ type Server struct {
 	shaking    tracked[net.Conn]     // sockets in their handshake
 	conns      tracked[*Conn]
 	started    atomic.Bool // set by Start
-	devWarning sync.Once   // development mode is said once, not per listener
 }
 
 // NewServer validates the options and builds the server; it starts
@@ -155,6 +154,9 @@ func (s *Server) Start(context.Context) error {
 		return errors.New("edge: the server has started already")
 	}
 	s.sched.start(s, s.cfg.Flushers)
+	if devMode(s.auth) { // said once, before any listener serves
+		s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only. Configure token authentication for real clients.")
+	}
 	return nil
 }
 
@@ -177,9 +179,6 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 		if !isLoopback(ln.Addr()) {
 			return fmt.Errorf("serve %s: development authentication serves loopback listeners only", ln.Addr())
 		}
-		s.devWarning.Do(func() {
-			s.log.Warn("DEVELOPMENT MODE: clients choose their session with no token; loopback only. Configure token authentication for real clients.")
-		})
 	}
 	if !s.started.Load() {
 		return ErrNotStarted
@@ -188,7 +187,7 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(ln)
-	s.log.Info("listening", zap.String("transport", fr.name()), zap.Stringer("addr", ln.Addr()))
+	s.log.Debug("listening", zap.String("transport", fr.name()), zap.Stringer("addr", ln.Addr())) // the node's start line has them all
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()

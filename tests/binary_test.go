@@ -30,7 +30,8 @@ func binary(t testing.TB, name string) string {
 			return
 		}
 		for cmd, pkg := range map[string]string{"edge": "../cmd/edge", "pushctl": "../cmd/pushctl",
-			"pushbench": "../cmd/pushbench", "rpc-service": "../examples/rpc-service"} {
+			"pushbench": "../cmd/pushbench", "rpc-service": "../examples/rpc-service",
+			"browser-serve": "../examples/browser/serve"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), pkg).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", cmd, err, out)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -294,7 +295,7 @@ func TestEdgeCommandLine(t *testing.T) {
 func TestPushctlTopOnceDownExits1(t *testing.T) {
 	closed := natstest.FreePort(t)
 	r := runTool(t, nil, "pushctl", "top", "--once", "--interval", "10ms", "--admin", fmt.Sprintf("http://127.0.0.1:%d", closed))
-	if r.code != 1 || !strings.Contains(r.stdout, "DOWN") {
+	if r.code != 1 || !regexp.MustCompile(`(?m)^\s+\?\s+DOWN\s+http://127\.0\.0\.1:\d+$`).MatchString(r.stdout) {
 		t.Fatalf("pushctl top --once with its node down: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"bufio"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,32 +14,14 @@ import (
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
-// docCommands returns the pushctl and nats command lines of a document's
-// sh blocks, in order, without their trailing comments.
+// docCommands returns the pushctl and nats command lines of a document,
+// in order, without their trailing comments.
 func docCommands(t *testing.T, path string) []string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var out []string
-	inBlock := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "```sh"):
-			inBlock = true
-		case strings.HasPrefix(line, "```"):
-			inBlock = false
-		case inBlock:
-			if i := strings.Index(line, "  #"); i >= 0 {
-				line = line[:i]
-			}
-			if line = strings.TrimSpace(line); strings.HasPrefix(line, "nats ") || strings.HasPrefix(line, "pushctl ") {
-				out = append(out, line)
-			}
+	for _, d := range docLines(t, path) {
+		if strings.HasPrefix(d.cmd, "nats ") || strings.HasPrefix(d.cmd, "pushctl ") {
+			out = append(out, d.cmd)
 		}
 	}
 	return out
@@ -197,36 +177,4 @@ func TestRequestRecipes(t *testing.T) {
 			t.Fatalf("no check for %s", line)
 		}
 	}
-}
-
-// background runs a long-lived command in dir until the test ends, and
-// waits for ready in its output.
-func background(t *testing.T, dir string, env []string, ready string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir, cmd.Env = dir, env
-	r, w := io.Pipe()
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		w.Close()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		t.Logf("%s: %s", name, sc.Text())
-		if strings.Contains(sc.Text(), ready) {
-			go func() { _, _ = io.Copy(io.Discard, r) }()
-			return
-		}
-	}
-	t.Fatalf("%s %q ended without saying %q", name, args, ready)
 }

@@ -432,8 +432,8 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	}
 }
 
-// pushctl top shows a node's figures from its /metrics: the live table and
-// the totals since start.
+// pushctl top shows a node's figures from its /metrics, the node named by
+// its name and its admin URL: the live table and the totals since start.
 func TestPushctlTop(t *testing.T) {
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
@@ -455,12 +455,12 @@ func TestPushctlTop(t *testing.T) {
 	}
 	var rows [][]string
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, n.Addr("admin").String()) {
-			rows = append(rows, strings.Fields(l))
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "n1" { // the node by its name
+			rows = append(rows, f)
 		}
 	}
-	// node ready sessions ... and node received written dead-lettered (by reason) connects takeovers
-	if len(rows) != 2 || len(rows[0]) < 3 || rows[0][1] != "yes" || rows[0][2] != "1" ||
+	// node ready sessions ... admin, and node received written dead-lettered (by reason) connects takeovers
+	if len(rows) != 2 || len(rows[0]) != 12 || rows[0][1] != "yes" || rows[0][2] != "1" || rows[0][11] != "http://"+n.Addr("admin").String() ||
 		strings.Join(rows[1][1:], " ") != "3 3 1 (expired 1) 1 0" {
 		t.Fatalf("pushctl top printed:\n%s\nwant the node ready with 1 session; 3 received (the stale one never queued), 3 written, 1 expired, 1 connect", out)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,10 +37,11 @@ func printQuickstart(o *options, node *app.Node) {
 		fmt.Fprintf(os.Stderr, "  metrics and health: http://%s/metrics  /healthz  /readyz\n", a)
 	}
 	fmt.Fprintln(os.Stderr)
-	listen := "go run ./cmd/pushctl listen"
+	pushctl := pushctlCommand()
+	listen := pushctl + " listen"
 	if o.cfg.JWTSecretFile != "" {
 		fmt.Fprintf(os.Stderr, "In another terminal, mint a token and connect as session alice:\n")
-		fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl token --secret-file %s alice\n", o.cfg.JWTSecretFile)
+		fmt.Fprintf(os.Stderr, "  %s token --secret-file %s alice\n", pushctl, o.cfg.JWTSecretFile)
 		listen += " --secret-file " + o.cfg.JWTSecretFile
 	} else {
 		fmt.Fprintf(os.Stderr, "In another terminal, connect as session alice:\n")
@@ -48,18 +51,18 @@ func printQuickstart(o *options, node *app.Node) {
 	}
 	fmt.Fprintf(os.Stderr, "  %s alice\n\n", listen)
 	fmt.Fprintf(os.Stderr, "Then push to alice, with pushctl or the stock nats CLI (make nats installs it as ./bin/nats):\n")
-	fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl push --nats %s alice 'hello from pushctl'\n", nats)
+	fmt.Fprintf(os.Stderr, "  %s push --nats %s alice 'hello from pushctl'\n", pushctl, nats)
 	fmt.Fprintf(os.Stderr, "  ./bin/nats --server %s request %s.alice.high 'hello from nats'\n\n", nats, prefix)
 	request := strings.Replace(listen, " listen", " request", 1)
 	fmt.Fprintf(os.Stderr, "Clients' requests go to backends over NATS (docs/requests.md): start one, then ask it as carol\n(a session of its own: alice stays with the listener):\n")
 	fmt.Fprintf(os.Stderr, "  go run ./examples/rpc-service --nats %s --prefix %s\n", nats, prefix)
 	fmt.Fprintf(os.Stderr, "  %s --session carol feed 3\n\n", request)
 	if ws != nil {
-		printBrowser(o, ws)
+		printBrowser(o, ws, pushctl)
 	}
 	if a := node.Addr("admin"); a != nil {
 		fmt.Fprintf(os.Stderr, "Watch the node (docs/operations.md says what each figure means):\n")
-		fmt.Fprintf(os.Stderr, "  go run ./cmd/pushctl top --admin http://%s\n\n", a)
+		fmt.Fprintf(os.Stderr, "  %s top --admin http://%s\n\n", pushctl, a)
 	}
 }
 
@@ -70,8 +73,8 @@ const browserTokenTTL = 24 * time.Hour
 // served beside the node by examples/browser/serve (a page from file://
 // sends Origin: null, which the node refuses), with a token for browser in
 // its URL, or ?session= in development mode.
-func printBrowser(o *options, ws net.Addr) {
-	query, err := browserQuery(o)
+func printBrowser(o *options, ws net.Addr, pushctl string) {
+	query, err := browserQuery(o, pushctl)
 	if err != nil {
 		return // the node started with this secret: not expected
 	}
@@ -84,7 +87,7 @@ func printBrowser(o *options, ws net.Addr) {
 // browserQuery is the page URL's query: a token minted from the node's
 // JWT secret (valid browserTokenTTL), the command that mints one with a
 // public key, or the session in development mode.
-func browserQuery(o *options) (string, error) {
+func browserQuery(o *options, pushctl string) (string, error) {
 	switch {
 	case o.cfg.JWTSecretFile != "":
 		key, err := token.ReadSecretFile(o.cfg.JWTSecretFile)
@@ -97,7 +100,29 @@ func browserQuery(o *options) (string, error) {
 		}
 		return "token=" + tok, nil
 	case o.cfg.JWTPublicKeyFile != "":
-		return "token=$(go run ./cmd/pushctl token --key-file <private key> browser)", nil
+		return "token=$(" + pushctl + " token --key-file <private key> browser)", nil
 	}
 	return "session=browser", nil
+}
+
+// pushctlCommand is how the banner's commands run pushctl: the one
+// installed beside this edge (make run puts both in ./bin), as a path
+// from the working directory when it is under it; else pushctl from PATH,
+// else go run in a checkout.
+func pushctlCommand() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "pushctl")
+		if _, err := os.Stat(p); err == nil {
+			if wd, err := os.Getwd(); err == nil {
+				if rel, err := filepath.Rel(wd, p); err == nil && filepath.IsLocal(rel) {
+					return "./" + rel
+				}
+			}
+			return p
+		}
+	}
+	if _, err := exec.LookPath("pushctl"); err == nil {
+		return "pushctl"
+	}
+	return "go run ./cmd/pushctl"
 }

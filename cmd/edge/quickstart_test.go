@@ -21,7 +21,7 @@ func TestBrowserQuery(t *testing.T) {
 	if err := os.WriteFile(o.cfg.JWTSecretFile, append(secret, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	q, err := browserQuery(o)
+	q, err := browserQuery(o, "pushctl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestBrowserQuery(t *testing.T) {
 	if session, err := v.Verify(tok); err != nil || session != "browser" {
 		t.Fatalf("token: session %q, %v; want browser", session, err)
 	}
-	if q, _ := browserQuery(&options{cfg: app.DefaultConfig()}); q != "session=browser" {
+	if q, _ := browserQuery(&options{cfg: app.DefaultConfig()}, "pushctl"); q != "session=browser" {
 		t.Fatalf("development mode: query %q, want session=browser", q)
 	}
 }

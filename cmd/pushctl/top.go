@@ -78,6 +78,15 @@ type sample struct {
 	err error
 }
 
+// name is the node's name (pushfabric_node_info), or "?" when it is DOWN
+// or does not say.
+func (s sample) name() string {
+	if names := cli.LabelValues(s.mfs, "pushfabric_node_info", "node"); len(names) == 1 {
+		return names[0]
+	}
+	return "?"
+}
+
 func scrapeAll(ctx context.Context, nodes []string) []sample {
 	out := make([]sample, len(nodes))
 	for i, n := range nodes {
@@ -89,13 +98,13 @@ func scrapeAll(ctx context.Context, nodes []string) []sample {
 func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Duration) {
 	fmt.Fprintf(w, "pushfabric  %s  (rates over %s)\n\n", time.Now().Format("15:04:05"), interval)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\tready\tsessions\tin/s\tout/s\tdead/s\tp50 ms\tp99 ms\tlost\tslow-cons\treconnects\t")
+	fmt.Fprintln(tw, "node\tready\tsessions\tin/s\tout/s\tdead/s\tp50 ms\tp99 ms\tlost\tslow-cons\treconnects\tadmin\t")
 	dead := map[string]float64{}
 	var down []string
 	for i, node := range nodes {
 		c, p := cur[i], prev[i]
 		if c.err != nil {
-			fmt.Fprintf(tw, "%s\tDOWN\t\t\t\t\t\t\t\t\t\t\n", node)
+			fmt.Fprintf(tw, "?\tDOWN\t\t\t\t\t\t\t\t\t\t%s\t\n", node)
 			down = append(down, c.err.Error())
 			continue
 		}
@@ -111,17 +120,17 @@ func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Dur
 		if cli.Sum(c.mfs, "pushfabric_ready", nil) == 1 {
 			ready = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f\t\n", node, ready,
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n", c.name(), ready,
 			cli.Sum(c.mfs, "pushfabric_sessions", nil), rate("pushfabric_pushes_received_total"),
 			rate("pushfabric_pushes_written_total"), rate("pushfabric_dead_letters_total"), p50, p99,
 			cli.Sum(c.mfs, "pushfabric_pushes_lost_total", nil), cli.Sum(c.mfs, "pushfabric_nats_slow_consumer_events_total", nil),
-			cli.Sum(c.mfs, "pushfabric_nats_reconnects_total", nil))
+			cli.Sum(c.mfs, "pushfabric_nats_reconnects_total", nil), node)
 	}
 	tw.Flush()
 	for _, e := range down {
 		fmt.Fprintln(w, "  DOWN:", e)
 	}
-	printTotals(w, nodes, cur)
+	printTotals(w, cur)
 	reasons := make([]string, 0, len(dead))
 	for r, v := range dead {
 		if v > 0 {
@@ -140,12 +149,11 @@ func printTop(w io.Writer, nodes []string, prev, cur []sample, interval time.Dur
 
 // printTotals prints each node's counts since it started: pushes received,
 // written and dead-lettered (by reason), connects and takeovers.
-func printTotals(w io.Writer, nodes []string, cur []sample) {
+func printTotals(w io.Writer, cur []sample) {
 	fmt.Fprintln(w, "\nsince start:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\treceived\twritten\tdead-lettered\tconnects\ttakeovers\t")
-	for i, node := range nodes {
-		c := cur[i]
+	for _, c := range cur {
 		if c.err != nil {
 			continue
 		}
@@ -159,7 +167,7 @@ func printTotals(w io.Writer, nodes []string, cur []sample) {
 		if len(byReason) > 0 {
 			deadText += " (" + strings.Join(byReason, ", ") + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%.0f\t%.0f\t\n", node,
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%.0f\t%.0f\t\n", c.name(),
 			cli.Sum(c.mfs, "pushfabric_pushes_received_total", nil), cli.Sum(c.mfs, "pushfabric_pushes_written_total", nil), deadText,
 			cli.Sum(c.mfs, "pushfabric_connects_total", nil),
 			cli.Sum(c.mfs, "pushfabric_takeovers_total", nil))

@@ -11,7 +11,7 @@
 // With `make run` going in another terminal:
 //
 //	go run ./examples/rpc-service
-//	go run ./cmd/pushctl request --secret-file data/jwt-secret --session alice feed 3
+//	./bin/pushctl request --secret-file data/jwt-secret --session carol feed 3
 //
 // It imports the backend helper (package backend) and nats.go, as any Go
 // backend would, and nothing of the edge node.

@@ -169,7 +169,7 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 	}
 	open, _ := exposure(cfg) // allowed: Validate said so
 	node.Tracing = cfg.Bus.TracerProvider != nil
-	metrics := newRegistry()
+	metrics := newRegistry(cfg.Identity)
 	h := &health{}
 	return fx.Options(
 		quiet,
@@ -208,11 +208,11 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 }
 
 // newRegistry is the node's Prometheus registry, with the Go runtime's,
-// the process's and the build's collectors.
-func newRegistry() *prometheus.Registry {
+// the process's, the build's and the node's collectors.
+func newRegistry(id push.Identity) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo(version.Current()))
+		buildInfo(version.Current()), nodeInfo(id))
 	return reg
 }
 

@@ -1,0 +1,239 @@
+package tests
+
+import (
+	"errors"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/pushfabric/pushfabric/edge/client"
+)
+
+// checkout is a folder laid out as a clone after make run: ./bin holding
+// edge, pushctl and the nats CLI, the folder the README's commands run in.
+// The binaries are the ones built for the tests (hard links, so that the
+// edge finds pushctl beside itself as make run's does).
+func checkout(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"edge", "pushctl"} {
+		if err := os.Link(binary(t, name), filepath.Join(bin, name)); err != nil {
+			t.Fatal(err) // the tests' binaries and t.TempDir are both in TMPDIR
+		}
+	}
+	if err := os.Symlink(natsCLI(t), filepath.Join(bin, "nats")); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
+}
+
+// quickstartEnv is the environment the README's commands run in: every
+// listener of the edge on a free port (the README's are fixed), HOME of
+// its own (no nats CLI context of the machine's user), no make of ours.
+func quickstartEnv(dir string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PUSHFABRIC_") && !strings.HasPrefix(k, "PUSHCTL_") &&
+			!strings.HasPrefix(k, "NATS_") && k != "HOME" && !strings.HasPrefix(k, "MAKE") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "HOME="+dir, "PUSHFABRIC_WS_LISTEN=127.0.0.1:0", "PUSHFABRIC_TCP_LISTEN=127.0.0.1:0",
+		"PUSHFABRIC_ADMIN_LISTEN=127.0.0.1:0", "PUSHFABRIC_NATS_LISTEN=127.0.0.1:0")
+}
+
+// makeRun starts the edge as make run does, in dir: the run target's
+// commands as make prints them (make -n), with the binaries already in
+// bin instead of its go install. It returns the edge and its banner.
+func makeRun(t *testing.T, dir, bin string, env []string) (*process, string) {
+	t.Helper()
+	cmd := exec.Command("make", "-n", "run", "BIN="+bin)
+	cmd.Dir, cmd.Env = "..", env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n run: %v\n%s", err, out)
+	}
+	var edge *process
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		switch {
+		case strings.Contains(line, " go install "):
+			if !strings.Contains(line, "GOBIN="+bin) || !strings.HasSuffix(line, " ./cmd/edge ./cmd/pushctl") {
+				t.Fatalf("make run installs %q; want ./cmd/edge and ./cmd/pushctl into %s", line, bin)
+			}
+		case strings.HasPrefix(line, bin+"/edge "):
+			edge = startLine(t, dir, env, line)
+		default:
+			cmd := exec.Command("sh", "-c", line)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("make run's %q: %v\n%s", line, err, out)
+			}
+		}
+	}
+	if edge == nil {
+		t.Fatalf("make run starts no edge from %s:\n%s", bin, out)
+	}
+	banner := edge.waitFor(t, "Watch the node")
+	return edge, banner[strings.Index(banner, "pushfabric edge "):]
+}
+
+// bannerAddr is what the banner gives after label, up to the end of
+// the line or a space.
+func bannerAddr(t *testing.T, banner, label string) string {
+	t.Helper()
+	m := regexp.MustCompile(regexp.QuoteMeta(label) + `(\S+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("the banner gives no %q:\n%s", label, banner)
+	}
+	return m[1]
+}
+
+// The README's quickstart, every command of its sh blocks in order, as a
+// new user types them in a clone after make run: listeners, backends and
+// pages in their own terminals (processes of their own), the rest one
+// after the other, each checked against what the README says it does.
+// The edge's listeners are on free ports (the environment sets them), and
+// the commands reach them as written through the variables each tool
+// reads (PUSHCTL_ADDR, NATS_URL, PUSHCTL_ADMIN); only the curl lines and
+// the examples (run from their binaries, not go run) are given the
+// addresses.
+func TestQuickstart(t *testing.T) {
+	dir, bin := checkout(t)
+	env := quickstartEnv(dir)
+	edge, banner := makeRun(t, dir, bin, env)
+	ws := bannerAddr(t, banner, "WebSocket clients: ")
+	natsURL := bannerAddr(t, banner, "producers and the nats CLI: ")
+	admin := strings.TrimSuffix(bannerAddr(t, banner, "metrics and health: "), "/metrics")
+	page := bannerAddr(t, banner, "  http://127.0.0.1:8000/")
+	for _, want := range []string{
+		"./bin/pushctl listen --secret-file data/jwt-secret --addr " + ws + " alice",
+		"./bin/pushctl push --nats " + natsURL + " alice 'hello from pushctl'",
+		"./bin/nats --server " + natsURL + " request push.alice.high 'hello from nats'",
+		"./bin/pushctl request --secret-file data/jwt-secret --addr " + ws + " --session carol feed 3",
+		"./bin/pushctl top --admin " + admin,
+	} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("the banner lacks %q:\n%s", want, banner)
+		}
+	}
+	env = append(env, "PUSHCTL_ADDR="+ws, "NATS_URL="+natsURL, "PUSHCTL_ADMIN="+admin)
+	addrs := strings.NewReplacer("127.0.0.1:9090", strings.TrimPrefix(admin, "http://"))
+
+	lines := docLines(t, "../README.md")
+	if len(lines) < 15 || lines[0].cmd != "make run" {
+		t.Fatalf("the README's commands: %q", lines)
+	}
+	var alice *process
+	var browser *client.Conn
+	run := func(line string) (string, int) {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", addrs.Replace(line))
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		t.Logf("$ %s\n%s", line, out)
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	expect := func(line string, code int, want ...string) {
+		t.Helper()
+		out, got := run(line)
+		if got != code {
+			t.Fatalf("%s: exit status %d, want %d:\n%s", line, got, code, out)
+		}
+		mustContain(t, line, []byte(out), want...)
+	}
+	for _, l := range lines[1:] {
+		line := l.cmd
+		switch {
+		case line == "make test": // what CI runs: not from inside it
+		case line == "make nats":
+			cmd := exec.Command("make", "nats", "BIN="+bin) // ./bin/nats is there: nothing to install
+			cmd.Dir, cmd.Env = "..", env
+			if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "go install") {
+				t.Fatalf("make nats: %v\n%s", err, out)
+			}
+		case strings.HasPrefix(line, "./bin/pushctl listen "):
+			alice = startLine(t, dir, env, line)
+			alice.waitFor(t, `listening as session "alice"`)
+		case strings.HasPrefix(line, "./bin/pushctl push alice "):
+			expect(line, 0, "enqueued on node")
+			alice.waitFor(t, "hello from pushctl")
+		case strings.HasPrefix(line, "./bin/nats request push.alice.high "):
+			expect(line, 0)
+			alice.waitFor(t, "hello from nats")
+		case strings.HasPrefix(line, "./bin/pushctl push bob "):
+			expect(line, 1, "dead: offline")
+		case line == "./bin/pushctl dlq ls":
+			expect(line, 0, "offline", "bob")
+		case line == "./bin/nats stream subjects PUSH_DLQ":
+			expect(line, 0, "dlq.push.offline.bob.high")
+		case line == "./bin/pushctl dlq replay --session bob":
+			if !strings.HasPrefix(l.comment, "once bob is back") {
+				t.Fatalf("%s: the README no longer says when (%q)", line, l.comment)
+			}
+			bob := startLine(t, dir, env, "./bin/pushctl listen --secret-file data/jwt-secret bob")
+			bob.waitFor(t, `listening as session "bob"`)
+			expect(line, 0, "replayed 1, still offline 0")
+			bob.waitFor(t, "are you there?")
+		case line == "go run ./examples/rpc-service":
+			background(t, dir, env, "serving req.push.feed", binary(t, "rpc-service"), "--nats", natsURL)
+		case strings.HasPrefix(line, "./bin/pushctl request ") && strings.HasSuffix(line, " --session carol feed 3"):
+			expect(line, 0, "page 1 of 3 for carol", "page 3 of 3 for carol")
+		case line == "go run ./examples/browser/serve":
+			serve := start(t, dir, env, binary(t, "browser-serve"), "--listen", "127.0.0.1:0", "--edge", ws)
+			out := serve.waitFor(t, "serving the page on ")
+			at := regexp.MustCompile(`on http://(\S+)/ for`).FindStringSubmatch(out)
+			q, err := url.ParseQuery(strings.TrimPrefix(page, "?"))
+			if at == nil || err != nil {
+				t.Fatalf("serve: %q; page %q: %v", out, page, err)
+			}
+			// The page's connection, as the page opens it: /ws beside the page, with the banner's token.
+			var err2 error
+			if browser, err2 = client.Dial(timeout(t), "ws://"+at[1]+"/ws?token="+url.QueryEscape(q.Get("token")), client.Options{}); err2 != nil {
+				t.Fatalf("the page's connection: %v", err2)
+			}
+			t.Cleanup(func() { _ = browser.Close() })
+		case strings.HasPrefix(line, "./bin/pushctl push browser "):
+			expect(line, 0, "enqueued on node")
+			if f := recv(t, browser); string(f.Payload) != "hello from pushctl" || browser.Session() != "browser" {
+				t.Errorf("the page's session %q got %q", browser.Session(), f.Payload)
+			}
+		case strings.HasPrefix(line, "./bin/nats reply 'req.push.hello' "):
+			background(t, dir, env, "Listening on", "sh", "-c", "exec "+line)
+		case strings.HasPrefix(line, "./bin/pushctl request ") && strings.HasSuffix(line, " hello world"):
+			expect(line, 0, "hello world")
+		case line == "./bin/pushctl top":
+			top := startLine(t, dir, env, line)
+			top.waitFor(t, "ready")
+			if err := top.interrupt(t, syscall.SIGINT); err != nil {
+				t.Errorf("pushctl top after Ctrl-C: %v", err)
+			}
+		case strings.HasPrefix(line, "curl -s 127.0.0.1:9090/metrics"):
+			expect(line, 0, "pushfabric_pushes_received_total")
+		case line == "curl -s 127.0.0.1:9090/readyz":
+			expect(line, 0, "ready")
+		default:
+			t.Fatalf("no check for the README's %q", line)
+		}
+	}
+	if out := alice.output(); strings.Contains(out, "replaced") {
+		t.Fatalf("alice's listener was replaced:\n%s", out)
+	}
+	// Ctrl-C in the make run terminal: clients are told shutdown, and the edge exits 0.
+	if err := edge.interrupt(t, syscall.SIGINT); err != nil {
+		t.Errorf("the edge after Ctrl-C: %v", err)
+	}
+	alice.waitFor(t, "shutdown")
+}
