@@ -100,10 +100,10 @@ type Server struct {
 	wg       sync.WaitGroup // accept loops, handshakes, readers, writers of their own
 
 	// What Shutdown ends, closed by it in this order.
-	listeners  tracked[net.Listener] // their accept loops
-	shaking    tracked[net.Conn]     // sockets in their handshake
-	conns      tracked[*Conn]
-	started    atomic.Bool // set by Start
+	listeners tracked[net.Listener] // their accept loops
+	shaking   tracked[net.Conn]     // sockets in their handshake
+	conns     tracked[*Conn]
+	started   atomic.Bool // set by Start
 }
 
 // NewServer validates the options and builds the server; it starts
