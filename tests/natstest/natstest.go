@@ -76,6 +76,14 @@ func Server(t testing.TB) *server.Server {
 // server sees the others.
 func Cluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
+	return ClusterWith(t, n, nil)
+}
+
+// ClusterWith is Cluster with each server's options changed by mod (its
+// clients' authentication, say) before it starts, and connect the options
+// a client needs to connect to it.
+func ClusterWith(t testing.TB, n int, mod func(*server.Options), connect ...nats.Option) []*server.Server {
+	t.Helper()
 	ports := freePorts(t, n)
 	var routes []string
 	for _, p := range ports {
@@ -86,11 +94,14 @@ func Cluster(t testing.TB, n int) []*server.Server {
 		o := options(t, fmt.Sprintf("n%d", i+1))
 		o.Cluster = server.ClusterOpts{Name: "pushfabric-test", Host: "127.0.0.1", Port: ports[i]}
 		o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		if mod != nil {
+			mod(o)
+		}
 		servers[i] = start(t, o)
 	}
 	deadline := time.Now().Add(readyTimeout)
 	for _, s := range servers {
-		for s.NumRoutes() < n-1 || !jetStreamReady(s) {
+		for s.NumRoutes() < n-1 || !jetStreamReady(s, connect...) {
 			if time.Now().After(deadline) {
 				t.Fatalf("cluster not ready: %s has %d routes", s.Name(), s.NumRoutes())
 			}
@@ -118,8 +129,8 @@ func freePorts(t testing.TB, n int) []int {
 
 // jetStreamReady asks the server for the account's JetStream info, which
 // only succeeds once the cluster has a meta leader.
-func jetStreamReady(s *server.Server) bool {
-	nc, err := nats.Connect(s.ClientURL())
+func jetStreamReady(s *server.Server, connect ...nats.Option) bool {
+	nc, err := nats.Connect(s.ClientURL(), connect...)
 	if err != nil {
 		return false
 	}
