@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -71,23 +72,29 @@ func (p *process) output() string {
 // exits first or testTimeout passes; it returns the output.
 func (p *process) waitFor(t *testing.T, want string) string {
 	t.Helper()
+	return p.waitUntil(t, fmt.Sprintf("say %q", want), func(out string) bool { return strings.Contains(out, want) })
+}
+
+// waitUntil waits until ok holds for the output, as waitFor.
+func (p *process) waitUntil(t *testing.T, what string, ok func(out string) bool) string {
+	t.Helper()
 	deadline := time.After(testTimeout)
 	for {
 		p.mu.Lock()
 		out, grew := p.out.String(), p.grew
 		p.mu.Unlock()
-		if strings.Contains(out, want) {
+		if ok(out) {
 			return out
 		}
 		select {
 		case <-grew:
 		case <-p.exited:
-			if out := p.output(); strings.Contains(out, want) {
+			if out := p.output(); ok(out) {
 				return out
 			}
-			t.Fatalf("%s exited (%v) without saying %q:\n%s", p.name, p.err, want, p.output())
+			t.Fatalf("%s exited (%v) before it would %s:\n%s", p.name, p.err, what, p.output())
 		case <-deadline:
-			t.Fatalf("%s did not say %q within %s:\n%s", p.name, want, testTimeout, p.output())
+			t.Fatalf("%s did not %s within %s:\n%s", p.name, what, testTimeout, p.output())
 		}
 	}
 }

@@ -82,7 +82,8 @@ func makeRun(t *testing.T, dir, bin string, env []string) (*process, string) {
 	if edge == nil {
 		t.Fatalf("make run starts no edge from %s:\n%s", bin, out)
 	}
-	banner := edge.waitFor(t, "Watch the node")
+	end := regexp.MustCompile(`top --admin \S+\n`) // the banner's last line
+	banner := edge.waitUntil(t, "print the whole banner", end.MatchString)
 	return edge, banner[strings.Index(banner, "pushfabric edge "):]
 }
 

@@ -201,6 +201,7 @@ func clusterRecipe(t *testing.T, dir string, env []string, line string) {
 		t.Fatalf("a client with an EdDSA token: %v", err)
 	}
 	defer c.Close()
+	waitForInterest(t, servers, "push.dave.high") // the node's subscription, on every server of the cluster
 	p := newProducer(t, nc, "")
 	if ack, err := p.Push(timeout(t), "dave", push.High, []byte("through the cluster"), producer.WithAck(protocol.AckWritten)); err != nil || ack.Node != "edge-a" {
 		t.Fatalf("push to dave: %+v, %v", ack, err)
