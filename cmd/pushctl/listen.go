@@ -75,7 +75,7 @@ func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
 		case errors.Is(err, context.Canceled):
 			return 0
 		case errors.As(err, &closed):
-			fmt.Fprintf(os.Stderr, "the edge closed the connection: %s %s\n", closed.Reason, closed.Message)
+			fmt.Fprintf(os.Stderr, "the edge closed the connection: %s\n", closeText(closed))
 			if closed.Reason == wire.CloseShutdown || closed.Reason == wire.CloseReplaced {
 				return 0
 			}
@@ -110,4 +110,17 @@ func printFrame(f client.Frame, asJSON bool) {
 		return
 	}
 	fmt.Printf("%s %s %s: %s\n", f.Type, f.Priority, f.ID, body)
+}
+
+// closeText is a close as a person reads it: the reason, what it means,
+// and the edge's message: "replaced (a newer connection took the session)".
+func closeText(e *client.CloseError) string {
+	text := string(e.Reason)
+	if m := e.Reason.Meaning(); m != "" {
+		text += " (" + m + ")"
+	}
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	return text
 }

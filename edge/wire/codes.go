@@ -21,6 +21,29 @@ var CloseReasons = []CloseReason{
 	CloseNormal, CloseReplaced, CloseShutdown, CloseAuth, CloseTooSlow, CloseProtocol, CloseIdle,
 }
 
+// Meaning says in a few words what happened, for a person reading the
+// reason: "a newer connection took the session" for CloseReplaced; empty
+// for a reason this version does not know.
+func (r CloseReason) Meaning() string {
+	switch r {
+	case CloseNormal:
+		return "the client or the application closed the connection"
+	case CloseReplaced:
+		return "a newer connection took the session"
+	case CloseShutdown:
+		return "the node is stopping"
+	case CloseAuth:
+		return "authentication failed"
+	case CloseTooSlow:
+		return "the client did not read fast enough"
+	case CloseProtocol:
+		return "the client broke the protocol"
+	case CloseIdle:
+		return "nothing was heard from the client for the idle timeout"
+	}
+	return ""
+}
+
 // WSCode is the WebSocket status code of a close reason: a registered code
 // where one fits, the private range (4000-4999) otherwise, 1011 for a
 // reason this version does not know.
