@@ -267,3 +267,77 @@ func TestPingAnsweringClientsStayConnected(t *testing.T) {
 		t.Fatalf("raw client got %v %q; want push still", f.Type, f.ID)
 	}
 }
+
+// Clients receiving pushes the whole time, and sending nothing but pongs,
+// are not closed idle either: a steady stream of writes neither stands in
+// for the client's own bytes nor holds back the pings that bring them.
+func TestPushLoadKeepsPingAnsweringClients(t *testing.T) {
+	cfg := edge.DefaultConfig()
+	cfg.PingInterval, cfg.IdleTimeout = 50*time.Millisecond, 2*time.Second
+	closed := make(chan string, 8)
+	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(c *edge.Conn, r wire.CloseReason, _ error) {
+		closed <- c.Session() + " " + string(r)
+	}}})
+	goWS := dial(t, n.ws, "go-ws", client.Options{})
+	raw := dialPeer(t, n, "ws", "raw-ws", true)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[string]int{}
+	count := func(session string) {
+		mu.Lock()
+		got[session]++
+		mu.Unlock()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for f := range raw.frames {
+			if f.Type == wire.TypePush {
+				count("raw-ws")
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			if _, err := goWS.Recv(context.Background()); err != nil {
+				return
+			}
+			count("go-ws")
+		}
+	}()
+	stop := make(chan struct{})
+	pushed := make(chan int)
+	go func() {
+		sent := 0
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				pushed <- sent
+				return
+			case <-tick.C:
+			}
+			for _, s := range []string{"go-ws", "raw-ws"} {
+				if h := n.srv.Registry().Get(s); h != nil && h.TryPush(push.High, pushOf("load", "x")) == nil {
+					sent++
+				}
+			}
+		}
+	}()
+	raw.waitPings(t, 120) // at least 6 s of pushes: 3 idle timeouts
+	close(stop)
+	sent := <-pushed
+	select {
+	case c := <-closed:
+		t.Fatalf("closed under a push load: %s; want every client still connected", c)
+	default:
+	}
+	_ = goWS.Close()
+	_ = raw.nc.Close()
+	wg.Wait()
+	if got["go-ws"] < 100 || got["raw-ws"] < 100 {
+		t.Fatalf("received %v of %d pushes; want a steady load on both", got, sent)
+	}
+}
