@@ -52,10 +52,11 @@ func runTool(t *testing.T, env []string, name string, args ...string) cliRun {
 	return r
 }
 
-// toolEnv is the environment with a temporary HOME and without the
-// variables the tools read.
+// toolEnv is the environment with a temporary HOME and nats CLI
+// configuration folder, and without the variables the tools read.
 func toolEnv(t *testing.T) []string {
-	env := []string{"HOME=" + t.TempDir()}
+	home := t.TempDir()
+	env := homeEnv(home)
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
@@ -179,6 +180,13 @@ func TestPushctlEnvironment(t *testing.T) {
 	}
 }
 
+// homeEnv makes home the tools' home folder and the nats CLI's
+// configuration folder's parent (which the nats CLI, and so pushctl, takes
+// from XDG_CONFIG_HOME or the user database, never from HOME).
+func homeEnv(home string) []string {
+	return []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
+}
+
 // writeNATSContext writes the nats CLI context name into home and, with
 // selected, selects it.
 func writeNATSContext(t *testing.T, home, name string, ctx map[string]string, selected bool) {
@@ -227,10 +235,35 @@ func TestPushctlNATSContextAndCredentials(t *testing.T) {
 		{"--nats-user over the bad context", []string{"NATS_CONTEXT=bad"}, []string{"--nats-user", "u", "--nats-password-file", pwFile}, true},
 		{"--context missing", nil, []string{"--context", "missing"}, false},
 	} {
-		r := runTool(t, append([]string{"HOME=" + home}, c.env...), "pushctl", append([]string{"push", "alice", "hi"}, c.args...)...)
+		r := runTool(t, append(homeEnv(home), c.env...), "pushctl", append([]string{"push", "alice", "hi"}, c.args...)...)
 		if got := r.code == 1 && strings.Contains(r.stdout, "dead: offline"); got != c.ok {
 			t.Errorf("%s: exit %d:\n%s%s", c.what, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// A context saved with the stock nats CLI is the one pushctl reads, by
+// name (--context) or selected (nats context select), as docs/running.md
+// says: both find the nats CLI's folder the same way.
+func TestPushctlReadsContextsTheNATSCLISaved(t *testing.T) {
+	s := serverWithUser(t, "u", "secretpw")
+	withDLQ(t, s, nats.UserInfo("u", "secretpw"))
+	env := toolEnv(t)
+	natsCmd := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(natsCLI(t), args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nats %q: %v\n%s", args, err, out)
+		}
+	}
+	natsCmd("context", "save", "prod", "--server", s.ClientURL(), "--user", "u", "--password", "secretpw")
+	if r := runTool(t, env, "pushctl", "dlq", "ls", "--context", "prod"); r.code != 0 || !strings.Contains(r.stdout+r.stderr, "0 dead letter(s)") {
+		t.Fatalf("pushctl dlq ls --context prod: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	natsCmd("context", "select", "prod")
+	if r := runTool(t, env, "pushctl", "push", "alice", "hi"); r.code != 1 || !strings.Contains(r.stdout, "dead: offline") {
+		t.Fatalf("pushctl push with prod selected: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 
@@ -321,7 +354,7 @@ func TestPushctlNATSToken(t *testing.T) {
 		{"PUSHCTL_NATS_TOKEN", []string{"PUSHCTL_NATS_TOKEN=secrettoken"}, []string{url}, true},
 		{"the context's token", []string{"NATS_CONTEXT=tok"}, nil, true},
 	} {
-		r := runTool(t, append([]string{"HOME=" + home}, c.env...), "pushctl", append([]string{"push", "alice", "hi"}, c.args...)...)
+		r := runTool(t, append(homeEnv(home), c.env...), "pushctl", append([]string{"push", "alice", "hi"}, c.args...)...)
 		if got := r.code == 1 && strings.Contains(r.stdout, "dead: offline"); got != c.ok {
 			t.Errorf("%s: exit %d:\n%s%s", c.what, r.code, r.stdout, r.stderr)
 		}

@@ -38,17 +38,18 @@ func checkout(t *testing.T) (dir, bin string) {
 }
 
 // quickstartEnv is the environment the README's commands run in: every
-// listener of the edge on a free port (the README's are fixed), HOME of
-// its own (no nats CLI context of the machine's user), no make of ours.
+// listener of the edge on a free port (the README's are fixed), a home
+// and nats CLI configuration of its own (no context of the machine's
+// user), no make of ours.
 func quickstartEnv(dir string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "PUSHFABRIC_") && !strings.HasPrefix(k, "PUSHCTL_") &&
-			!strings.HasPrefix(k, "NATS_") && k != "HOME" && !strings.HasPrefix(k, "MAKE") {
+			!strings.HasPrefix(k, "NATS_") && k != "HOME" && k != "XDG_CONFIG_HOME" && !strings.HasPrefix(k, "MAKE") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "HOME="+dir, "PUSHFABRIC_WS_LISTEN=127.0.0.1:0", "PUSHFABRIC_TCP_LISTEN=127.0.0.1:0",
+	return append(append(env, homeEnv(dir)...), "PUSHFABRIC_WS_LISTEN=127.0.0.1:0", "PUSHFABRIC_TCP_LISTEN=127.0.0.1:0",
 		"PUSHFABRIC_ADMIN_LISTEN=127.0.0.1:0", "PUSHFABRIC_NATS_LISTEN=127.0.0.1:0")
 }
 

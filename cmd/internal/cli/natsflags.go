@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -139,24 +140,38 @@ func loadNATSContext(name string) (natsContext, error) {
 	return c, nil
 }
 
-// natsConfigDir is the nats CLI's configuration folder:
-// $XDG_CONFIG_HOME/nats, else ~/.config/nats.
+// natsConfigDir is the nats CLI's configuration folder, found as the nats
+// CLI finds it: $XDG_CONFIG_HOME/nats, else .config/nats in the user's
+// home folder.
 func natsConfigDir() (string, error) {
 	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
 		return filepath.Join(x, "nats"), nil
 	}
-	home, err := os.UserHomeDir()
+	home, err := homeDir()
 	if err != nil {
 		return "", err
 	}
 	return filepath.Join(home, ".config", "nats"), nil
 }
 
+// homeDir is the user's home folder as the nats CLI takes it: the user
+// database's, not $HOME (which a shell or sudo may have changed).
+func homeDir() (string, error) {
+	u, err := user.Current()
+	if err != nil {
+		return "", fmt.Errorf("nats contexts: %w", err)
+	}
+	if u.HomeDir == "" {
+		return "", errors.New("nats contexts: the user has no home folder; set XDG_CONFIG_HOME")
+	}
+	return u.HomeDir, nil
+}
+
 // expand replaces a leading ~ by the home folder, as the nats CLI does for
 // a context's file names.
 func expand(p string) string {
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if home, err := os.UserHomeDir(); err == nil {
+		if home, err := homeDir(); err == nil {
 			return filepath.Join(home, rest)
 		}
 	}
