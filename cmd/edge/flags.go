@@ -23,6 +23,7 @@ const envPrefix = "PUSHFABRIC"
 // app.Config (apply); its defaults are app.DefaultConfig's (defaults).
 type edgeFlags struct {
 	Version kong.VersionFlag `env:"-" help:"Print the version and exit."`
+	Config  kong.ConfigFlag  `name:"config" placeholder:"FILE" help:"A YAML (or JSON) file of flags, each key a flag's name (queue-len: 1024); the command line and the environment win over it."`
 	listenFlags
 	natsFlags
 	dlqFlags
