@@ -223,7 +223,7 @@ func (f *Forwarder) forward(ctx context.Context, req *edge.Request) (edge.Respon
 	}
 	return edge.Stream(func(yield func(edge.Frame, error) bool) {
 		defer f.forget(reply)
-		outcome := f.relay(ctx, c, yield)
+		outcome := f.relay(ctx, c, msg.Subject, yield)
 		f.metrics.request(outcome)
 	}), nil
 }
@@ -235,9 +235,9 @@ func (f *Forwarder) forget(reply string) {
 	f.mu.Unlock()
 }
 
-// relay yields the request's replies as frames until the last one, and
-// says how the request ended.
-func (f *Forwarder) relay(ctx context.Context, c *call, yield func(edge.Frame, error) bool) string {
+// relay yields the replies of the request sent to subject as frames until
+// the last one, and says how the request ended.
+func (f *Forwarder) relay(ctx context.Context, c *call, subject string, yield func(edge.Frame, error) bool) string {
 	for {
 		m, err := c.next(ctx, f.timeout)
 		if err != nil {
@@ -250,7 +250,7 @@ func (f *Forwarder) relay(ctx context.Context, c *call, yield func(edge.Frame, e
 			}
 			return OutcomeTimeout
 		}
-		r := decodeReply(m)
+		r := decodeReply(m, subject)
 		if r.err != nil {
 			yield(edge.Frame{}, r.err)
 			return r.outcome
@@ -275,11 +275,13 @@ type reply struct {
 	outcome string              // with err: OutcomeNoHandler or OutcomeError
 }
 
-// decodeReply reads a reply to a forwarded request: the NATS server's
-// "no responders" status, a Push-Error, or a frame with Push-Stream.
-func decodeReply(m *nats.Msg) reply {
+// decodeReply reads a reply to a request forwarded to subject: the NATS
+// server's "no responders" status, a Push-Error, or a frame with
+// Push-Stream.
+func decodeReply(m *nats.Msg, subject string) reply {
 	if push.NoResponders(m.Header, m.Data) {
-		return reply{err: &edge.ProtocolError{Code: wire.CodeNoHandler, Message: "no backend serves this method"}, outcome: OutcomeNoHandler}
+		return reply{err: &edge.ProtocolError{Code: wire.CodeNoHandler, Message: "no backend serves this method: nothing answers on " + subject},
+			outcome: OutcomeNoHandler}
 	}
 	if code := m.Header.Get(protocol.HeaderError); code != "" {
 		return reply{err: backendError(code, m.Data), outcome: OutcomeError}

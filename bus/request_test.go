@@ -33,12 +33,12 @@ func TestDecodeReply(t *testing.T) {
 		{"end marker", &nats.Msg{Header: h(protocol.HeaderStream, "end")}, false, false, "", ""},
 		{"end with a body", &nats.Msg{Header: h(protocol.HeaderStream, "end"), Data: []byte("x")}, true, false, "", ""},
 		{"unknown stream value ends", &nats.Msg{Header: h(protocol.HeaderStream, "MORE"), Data: []byte("x")}, true, false, "", ""},
-		{"no responders", &nats.Msg{Header: h("Status", "503")}, false, false, wire.CodeNoHandler, "no backend serves this method"},
+		{"no responders", &nats.Msg{Header: h("Status", "503")}, false, false, wire.CodeNoHandler, "no backend serves this method: nothing answers on req.push.m"},
 		{"error", &nats.Msg{Header: h(protocol.HeaderError, "not_found"), Data: []byte("gone")}, false, false, "not_found", "gone"},
 		{"error wins over more", &nats.Msg{Header: h(protocol.HeaderError, "e", protocol.HeaderStream, "more")}, false, false, "e", ""},
 		{"bad code", &nats.Msg{Header: h(protocol.HeaderError, "a b"), Data: []byte("m")}, false, false, wire.CodeBackendError, `"a b": m`},
 	} {
-		r := decodeReply(c.m)
+		r := decodeReply(c.m, "req.push.m")
 		var code wire.ErrorCode
 		message := ""
 		if r.err != nil {
@@ -76,7 +76,7 @@ func FuzzDecodeReply(f *testing.F) {
 				h.Set(kv[0], kv[1])
 			}
 		}
-		r := decodeReply(&nats.Msg{Header: h, Data: data})
+		r := decodeReply(&nats.Msg{Header: h, Data: data}, "req.push.m")
 		switch {
 		case r.err != nil:
 			if r.frame != nil || r.more || !push.ValidName(string(r.err.Code)) || (r.outcome != OutcomeError && r.outcome != OutcomeNoHandler) {

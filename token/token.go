@@ -58,11 +58,16 @@ func NewPublicKey(pemBytes []byte) (*Verifier, error) {
 	return nil, fmt.Errorf("jwt public key of type %T: want RSA or Ed25519", pub)
 }
 
+// Leeway is how long after its exp a token is still accepted (and how
+// long before its nbf): the clocks of the service that mints tokens and of
+// the edge disagree a little.
+const Leeway = 5 * time.Second
+
 func newVerifier(key any, alg string) *Verifier {
 	return &Verifier{key: key, parser: jwt.NewParser(
 		jwt.WithValidMethods([]string{alg}),
 		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(5*time.Second),
+		jwt.WithLeeway(Leeway),
 	)}
 }
 

@@ -133,3 +133,25 @@ func TestReadSecretFile(t *testing.T) {
 		t.Fatalf("missing file: %v; want a jwt secret error", err)
 	}
 }
+
+// A token is accepted up to Leeway after its exp, and not after that.
+func TestLeeway(t *testing.T) {
+	secret := []byte("an HS256 secret of at least 32 bytes, for tests")
+	v, err := token.NewHS256(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		expiredFor time.Duration
+		ok         bool
+	}{{token.Leeway / 2, true}, {2 * token.Leeway, false}} {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: "alice",
+			ExpiresAt: jwt.NewNumericDate(time.Now().Add(-c.expiredFor))}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(tok); (err == nil) != c.ok {
+			t.Errorf("expired %s ago: %v; want accepted %v", c.expiredFor, err, c.ok)
+		}
+	}
+}

@@ -46,7 +46,16 @@ func main() {
 }
 
 func run(url, prefix string, interval time.Duration) error {
-	nc, err := nats.Connect(url, nats.Name("rpc-service"))
+	nc, err := nats.Connect(url, nats.Name("rpc-service"), nats.MaxReconnects(-1), // a backend waits for its NATS
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			fmt.Fprintf(os.Stderr, "NATS connection lost (%v): no requests are served until it is back\n", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			fmt.Fprintf(os.Stderr, "NATS connection back (%s): serving again\n", nc.ConnectedAddr())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			fmt.Fprintf(os.Stderr, "NATS: %v\n", err) // a permissions violation, say
+		}))
 	if err != nil {
 		return err
 	}
