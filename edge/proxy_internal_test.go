@@ -120,7 +120,9 @@ func proxiedServer(t *testing.T, proxies ...string) (addr string, srv *Server, r
 // not one).
 type namedAuth struct{}
 
-func (namedAuth) Authenticate(_ context.Context, cr Credentials) (string, error) { return cr.Session, nil }
+func (namedAuth) Authenticate(_ context.Context, cr Credentials) (string, error) {
+	return cr.Session, nil
+}
 
 // dialProxied opens a WebSocket connection as session that first sends
 // header, as a load balancer would.
