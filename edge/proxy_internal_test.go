@@ -88,31 +88,11 @@ func proxiedServer(t *testing.T, proxies ...string) (addr string, srv *Server, r
 	cfg := DefaultConfig()
 	cfg.ProxyProtocol = proxies
 	remotes = make(chan string, 4)
-	srv, err := NewServer(Options{Config: cfg, Auth: namedAuth{}, Hooks: Hooks{OnConnect: func(c *Conn) error {
+	addr, srv = serveWebSocket(t, Options{Config: cfg, Auth: namedAuth{}, Hooks: Hooks{OnConnect: func(c *Conn) error {
 		remotes <- c.RemoteAddr().String()
 		return nil
 	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeWebSocket(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-		<-served
-	})
-	return ln.Addr().String(), srv, remotes
+	return addr, srv, remotes
 }
 
 // namedAuth lets a client name its session from anywhere (development
