@@ -50,7 +50,9 @@ type ReconnectOptions struct {
 	// one load balancer; nil: always Connect's address.
 	Addr func(n int) string
 	// BaseDelay and MaxDelay shape the backoff ([Backoff]); 0: the
-	// defaults above.
+	// defaults above. The backoff starts again from BaseDelay once a
+	// connection has stayed up for MaxDelay, so a node that accepts
+	// clients and at once closes them is not hammered.
 	BaseDelay, MaxDelay time.Duration
 	// MaxAttempts is how many connects in a row may fail before the
 	// session gives up with ErrGaveUp; 0: no limit.

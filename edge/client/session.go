@@ -336,6 +336,8 @@ func (s *Session) Request(ctx context.Context, method string, payload []byte) it
 
 // Close ends the session: it closes the current connection (with a close
 // frame) or stops reconnecting, and waits for the session's goroutine.
+// Pushes not yet received are dropped; Err then returns ErrClosed, unless
+// the session had stopped already. It returns nil.
 func (s *Session) Close() error {
 	s.cancel()
 	<-s.done
