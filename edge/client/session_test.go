@@ -269,6 +269,26 @@ func TestSessionDropsRepeatsAcrossReconnects(t *testing.T) {
 	}
 }
 
+// After shutdown, idle, too_slow, overloaded and a reason this version
+// does not know, the session reconnects, and says after what.
+func TestSessionReconnectsOnReasonsToReconnect(t *testing.T) {
+	reasons := []wire.CloseReason{wire.CloseShutdown, wire.CloseIdle, wire.CloseTooSlow, wire.CloseOverloaded, "from_the_future"}
+	n := startEdge(t, "A", "127.0.0.1:0", "127.0.0.1:0", nil, nil)
+	s, rec := connect(t, n.tcp, "me", fast)
+	for i, reason := range reasons {
+		waitFor(t, "the session on the node", func() bool { return n.srv.Registry().Get("me") != nil })
+		n.srv.Registry().Get("me").Close(reason)
+		st := rec.reconnected(t, i+2)
+		var ce *client.CloseError
+		if !errors.As(st.Err, &ce) || ce.Reason != reason {
+			t.Fatalf("reconnected after %v; want %s", st.Err, reason)
+		}
+	}
+	if s.Err() != nil {
+		t.Fatalf("Err() = %v while the session runs", s.Err())
+	}
+}
+
 // After replaced, revoked and protocol the session does not reconnect: it
 // stops and Err says why. So does token_expired with a static token, which
 // could only be presented again.
