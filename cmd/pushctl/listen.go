@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,6 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/alecthomas/kong"
+
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
 )
@@ -24,6 +29,30 @@ type clientFlags struct {
 	JSON     bool   `name:"json" help:"Print each frame as a JSON object."`
 }
 
+// check refuses, as a command-line mistake, an address the client cannot
+// dial and two keys.
+func (f *clientFlags) check() error {
+	if err := checkAddr(f.Addr); err != nil {
+		return err
+	}
+	if f.SecretFile != "" && f.KeyFile != "" {
+		return errBothKeys
+	}
+	return nil
+}
+
+// checkAddr accepts what client.Dial dials: ws://host:port/… or
+// tcp://host:port.
+func checkAddr(addr string) error {
+	u, err := url.Parse(addr)
+	if err == nil && (u.Scheme == "ws" || u.Scheme == "tcp") {
+		if _, port, err := net.SplitHostPort(u.Host); err == nil && port != "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("--addr %s: want ws://host:port/ or tcp://host:port", addr)
+}
+
 // listenCmd is pushctl listen.
 type listenCmd struct {
 	clientFlags `embed:""`
@@ -32,7 +61,16 @@ type listenCmd struct {
 
 // Help is shown under the command's usage.
 func (c *listenCmd) Help() string {
-	return "Connects to an edge as a client holding the session and prints every push as it arrives,\nuntil interrupted or the edge closes the connection. Authenticate with --token, or mint one\nwith --secret-file or --key-file; with none of them the edge must be in development mode."
+	return "Connects to an edge as a client holding the session and prints every push as it arrives,\nuntil interrupted or the edge closes the connection. Authenticate with --token, or mint one\nwith --secret-file or --key-file; with none of them the edge must be in development mode.\n" +
+		"Exit status: 0 when interrupted, or when the edge closes the connection with reason normal or\nshutdown (the node is stopping: nothing is wrong with the listener); 1 when it closes it with any\nother reason (replaced included: another connection took the session) or on error."
+}
+
+// Validate checks the address, the keys and the session's name.
+func (c *listenCmd) Validate(kctx *kong.Context) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return checkArg(kctx, "session", "session", c.Session)
 }
 
 func (c *listenCmd) run() int {
@@ -63,7 +101,12 @@ func dialAs(ctx context.Context, addr, session, token string, kf keyFlags) (*cli
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return client.Dial(ctx, addr, o)
+	c, err := client.Dial(ctx, addr, o)
+	var closed *client.CloseError
+	if errors.As(err, &closed) && closed.Reason == wire.CloseAuth && o.Token == "" {
+		err = cli.NoToken(err)
+	}
+	return c, err
 }
 
 func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
@@ -76,7 +119,7 @@ func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
 			return 0
 		case errors.As(err, &closed):
 			fmt.Fprintf(os.Stderr, "the edge closed the connection: %s\n", closeText(closed))
-			if closed.Reason == wire.CloseShutdown || closed.Reason == wire.CloseReplaced {
+			if closed.Reason == wire.CloseShutdown || closed.Reason == wire.CloseNormal {
 				return 0
 			}
 			return 1
@@ -87,17 +130,22 @@ func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
 	}
 }
 
-// printFrame prints a push; a payload that is not text is shown quoted.
+// printFrame prints a frame; a payload that is not text is shown quoted.
+// Only a push has a priority.
 func printFrame(f client.Frame, asJSON bool) {
 	if asJSON {
+		prio := ""
+		if f.Type == wire.TypePush {
+			prio = f.Priority.String()
+		}
 		b, _ := json.Marshal(struct {
 			Type        string `json:"type"`
 			ID          string `json:"id,omitempty"`
-			Priority    string `json:"priority"`
+			Priority    string `json:"priority,omitempty"`
 			ContentType string `json:"content_type,omitempty"`
 			Payload     string `json:"payload"`
 			Code        string `json:"code,omitempty"`
-		}{f.Type.String(), f.ID, f.Priority.String(), f.ContentType, string(f.Payload), f.Name})
+		}{f.Type.String(), f.ID, prio, f.ContentType, string(f.Payload), f.Name})
 		fmt.Println(string(b))
 		return
 	}
