@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -43,14 +44,10 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	if s.cfg.HandshakeTimeout > 0 {
 		_ = nc.SetDeadline(deadline)
 	}
-	remote := nc.RemoteAddr()
-	if s.proxies.trusts(remote) {
-		client, err := readProxyHeader(nc, remote, s.hs.maxSize)
-		if err != nil {
-			s.handshakeFailed(nc, remote, fr, err)
-			return
-		}
-		remote = client
+	nc, remote, err := s.transport(nc)
+	if err != nil {
+		s.handshakeFailed(nc, remote, fr, err)
+		return
 	}
 	cr, early, err := fr.handshake(nc, &s.hs)
 	if err != nil {
@@ -83,6 +80,29 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		s.metrics.rejections[RejectShutdown].Inc()
 		s.reject(nc, fr, wire.CloseShutdown, "the node is shutting down")
 	}
+}
+
+// transport reads the PROXY header of a trusted source, then runs the
+// TLS handshake if the server speaks TLS. It returns the connection to
+// speak the protocol on (nc, or its TLS connection) and the client's
+// address (the header's, or the socket's).
+func (s *Server) transport(nc net.Conn) (net.Conn, net.Addr, error) {
+	remote := nc.RemoteAddr()
+	if s.proxies.trusts(remote) {
+		client, err := readProxyHeader(nc, remote, s.hs.maxSize)
+		if err != nil {
+			return nc, remote, err
+		}
+		remote = client
+	}
+	if s.tls == nil {
+		return nc, remote, nil
+	}
+	tc := tls.Server(nc, s.tls)
+	if err := tc.Handshake(); err != nil {
+		return nc, remote, fmt.Errorf("tls handshake: %w", err)
+	}
+	return tc, remote, nil
 }
 
 // admissible runs the Admit hook, if any.

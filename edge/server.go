@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -76,6 +77,13 @@ type Options struct {
 	Node string
 	// Metrics are where the server counts; nil: a private set.
 	Metrics *Metrics
+	// TLS, when set, has every listener the server serves speak TLS
+	// (wss:// and framed TCP over TLS): the handshake runs on the
+	// handshake goroutine, after a PROXY header if the source sends one,
+	// within Config.HandshakeTimeout; a failed one is a handshake
+	// rejection. Its GetCertificate may change the certificate while
+	// serving. Nil: plain sockets.
+	TLS *tls.Config
 }
 
 // Server accepts connections and runs them. Create it with [NewServer],
@@ -95,6 +103,7 @@ type Server struct {
 	metrics  *Metrics
 	hs       handshakePolicy
 	proxies  proxySources    // connections from these start with a PROXY header
+	tls      *tls.Config     // Options.TLS; read-only
 	epoch    time.Time       // the server's clock: queue times are durations since it
 	baseCtx  context.Context // parent of request contexts; ends at shutdown
 	stopCtx  context.CancelFunc
@@ -119,7 +128,7 @@ func NewServer(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, log: o.Logger, sink: o.Sink, hooks: o.Hooks,
 		handlers: o.Handlers, fallback: o.Fallback, auth: o.Auth,
-		reg: o.Registry, node: o.Node, metrics: o.Metrics, epoch: time.Now(),
+		reg: o.Registry, node: o.Node, metrics: o.Metrics, epoch: time.Now(), tls: o.TLS,
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()

@@ -44,6 +44,9 @@ type listenFlags struct {
 	DrainDelay       time.Duration `config:"DrainDelay" name:"drain-delay" default:"${DrainDelay}" help:"On SIGTERM, how long the node stays up not ready (/readyz 503) before it closes its clients, so that load balancers stop sending it new ones first: at least their check interval times fall count (deployments/haproxy: 1 s × 2)."`
 	ProxyProtocol    []string      `config:"Edge.ProxyProtocol" name:"proxy-protocol" placeholder:"CIDRS" help:"Sources (networks or addresses, comma-separated: the load balancers) whose client connections start with a PROXY protocol v2 header naming the client, as HAProxy's send-proxy-v2 sends; a connection from one without it is refused; empty: none."`
 	JWTPublicKeyFile string        `config:"JWTPublicKeyFile" name:"jwt-public-key-file" placeholder:"FILE" help:"PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with."`
+	TLSCert          string        `config:"TLSCert" name:"tls-cert" placeholder:"FILE" help:"PEM certificate (chain) for TLS on the client listeners, with --tls-key: WebSocket becomes wss://, framed TCP speaks TLS (1.2 at least); both files are read again when either changes (looked at once a second), the last good pair kept if the new one does not load."`
+	TLSKey           string        `config:"TLSKey" name:"tls-key" placeholder:"FILE" help:"PEM private key of --tls-cert."`
+	AdminTLS         bool          `config:"AdminTLS" name:"admin-tls" help:"Serve the admin listener over HTTPS too, with --tls-cert and --tls-key (probes and Prometheus then scrape https://)."`
 }
 
 // natsFlags are the NATS connection, the embedded server and the node's

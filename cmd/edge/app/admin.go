@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -59,10 +60,14 @@ type admin struct {
 	served chan struct{} // closed when Serve has returned
 }
 
-func newAdmin(addr string, pprofOn bool, cmdline []string, reg *prometheus.Registry, h *health, log *zap.Logger) (*admin, error) {
+// newAdmin listens on addr, with TLS if tlsCfg is not nil, and serves.
+func newAdmin(addr string, tlsCfg *tls.Config, pprofOn bool, cmdline []string, reg *prometheus.Registry, h *health, log *zap.Logger) (*admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	mux := http.NewServeMux()
 	if pprofOn {

@@ -36,6 +36,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -79,6 +80,12 @@ type Config struct {
 	// clients name their session.
 	JWTSecretFile    string
 	JWTPublicKeyFile string
+	// TLSCert and TLSKey, PEM files, have both client listeners speak TLS
+	// (wss://, framed TCP over TLS), 1.2 at least; the pair is read again
+	// when either file changes, the last good one kept if the new one does
+	// not load. AdminTLS has the admin listener serve HTTPS with them too.
+	TLSCert, TLSKey string
+	AdminTLS        bool
 	// DrainDelay is how long a stopping node stays up not ready (/readyz
 	// answers 503, draining) before it closes its clients, so that load
 	// balancers, which see it at their next checks, send it no new ones
@@ -113,7 +120,8 @@ func DefaultConfig() Config {
 // Validate reports everything wrong with cfg, the errors of every
 // component joined: the identity, the bus, the edge, the dead-letter
 // stream and writer, and the node's own (listener addresses, client
-// authentication and its key files, listeners that would serve open).
+// authentication and its key files, the TLS pair, listeners that would
+// serve open).
 // A field that is wrong is named by its path in Config (Edge.QueueLen);
 // the binary names its flag instead. It reads the key files but connects
 // to nothing.
@@ -125,6 +133,7 @@ func (cfg Config) Validate() error {
 		check.In("Edge", cfg.Edge.Validate()),
 		check.In("Stream", cfg.Stream.Validate()),
 		check.In("Writer", cfg.Writer.Validate()))
+	errs = append(errs, cfg.validateTLS()...)
 	for _, l := range []struct{ field, addr string }{{"WSListen", cfg.WSListen}, {"TCPListen", cfg.TCPListen}, {"AdminListen", cfg.AdminListen}} {
 		if _, _, err := net.SplitHostPort(l.addr); l.addr != "" && err != nil {
 			errs = check.Field(errs, l.field, "is not an address: %v", err)
@@ -174,8 +183,15 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		return fx.Options(quiet, fx.Error(err))
 	}
 	open, _ := exposure(cfg) // allowed: Validate said so
+	certs, err := newNodeTLS(cfg, log)
+	if err != nil {
+		return fx.Options(quiet, fx.Error(err))
+	}
 	node.Tracing = cfg.Bus.TracerProvider != nil
 	metrics := newRegistry(cfg.Identity)
+	if err := certs.register(metrics); err != nil {
+		return fx.Options(quiet, fx.Error(err))
+	}
 	h := &health{}
 	return fx.Options(
 		quiet,
@@ -196,9 +212,9 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		// The admin listener before the rest, so that it stops after them:
 		// /readyz answers "draining" while the node drains.
 		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {
-			return node.serveAdmin(lc, cfg, metrics, h, c, log)
+			return node.serveAdmin(lc, cfg, certs.admin, metrics, h, c, log)
 		}),
-		edgeModule(cfg, node, h, log),
+		edgeModule(cfg, certs.client, node, h, log),
 		// After the admin listener: registering builds the server, the
 		// dispatcher and the writer, and what is built after the listener
 		// stops before it, so /readyz answers while they drain.
@@ -234,7 +250,7 @@ func newRegistry(id push.Identity) *prometheus.Registry {
 
 // serveAdmin registers the readiness gauge, and on start has the health
 // checks ask JetStream and starts the admin listener, if configured.
-func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, reg *prometheus.Registry, h *health, c *bus.Conn, log *zap.Logger) error {
+func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, tlsCfg *tls.Config, reg *prometheus.Registry, h *health, c *bus.Conn, log *zap.Logger) error {
 	h.conn = c
 	if err := reg.Register(readyGauge(h)); err != nil {
 		return err
@@ -249,7 +265,7 @@ func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, reg *prometheus.Registry,
 		if cfg.AdminListen == "" {
 			return nil
 		}
-		if a, err = newAdmin(cfg.AdminListen, cfg.Pprof, cfg.Cmdline, reg, h, log.Named("admin")); err != nil {
+		if a, err = newAdmin(cfg.AdminListen, tlsCfg, cfg.Pprof, cfg.Cmdline, reg, h, log.Named("admin")); err != nil {
 			return err
 		}
 		n.setAddr("admin", a.ln.Addr())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -21,13 +20,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/internal/testcert"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden from a running node")
 
-// goldenFile lists every pushfabric_* family a fresh node exposes: name,
+// goldenFile lists every pushfabric_* family a fresh node with TLS exposes: name,
 // type, label names and help, then each pre-initialised series' labels
 // (and a histogram's buckets); pushfabric_build_info's label values, which
 // name the build, are written *.
@@ -60,13 +60,17 @@ func TestMetricFamilies(t *testing.T) {
 }
 
 // scrapeNode runs a node on loopback ports with an embedded NATS server and
-// reads its /metrics once.
+// TLS on every listener, the admin one too, and reads its /metrics once
+// over HTTPS.
 func scrapeNode(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.WSListen, cfg.TCPListen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Bus.Embedded.Listen, cfg.Bus.Embedded.DataDir = "127.0.0.1:0", t.TempDir()
 	cfg.Identity.Node = "n1"
+	var ca *testcert.CA
+	cfg.TLSCert, cfg.TLSKey, ca = testPair(t)
+	cfg.AdminTLS = true
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	node, stop, err := Run(ctx, cfg, zap.NewNop())
@@ -80,7 +84,7 @@ func scrapeNode(t *testing.T) map[string]*dto.MetricFamily {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", node.Addr("admin")))
+	resp, err := httpsClient(ca).Get(fmt.Sprintf("https://%s/metrics", node.Addr("admin")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"sync"
 
@@ -210,17 +211,18 @@ type serverParams struct {
 }
 
 // edgeModule provides the *edge.Server, with the dispatcher's hooks and
-// the application's joined, and serves the node's listeners with it. On
+// the application's joined, and serves the node's listeners with it, over
+// TLS if tlsCfg is not nil. On
 // start the server starts and the listeners open (all or none); on stop
 // the server shuts down, which ends them, and the accept loops are waited
 // for.
-func edgeModule(cfg Config, node *Node, h *health, log *zap.Logger) fx.Option {
+func edgeModule(cfg Config, tlsCfg *tls.Config, node *Node, h *health, log *zap.Logger) fx.Option {
 	return fx.Module("edge", fx.Provide(func(p serverParams) (*edge.Server, error) {
 		srv, err := edge.NewServer(edge.Options{
 			Config: p.Config, Logger: p.Logger.Named("edge"), Sink: p.Sink,
 			Hooks:    edge.JoinHooks(append([]edge.Hooks{p.Dispatcher.Hooks()}, p.Hooks...)...),
 			Handlers: p.Handlers, Fallback: p.Forwarder.Handler(), Auth: p.Auth, Registry: p.Registry,
-			Node: p.Identity.Node,
+			Node: p.Identity.Node, TLS: tlsCfg,
 		})
 		if err != nil {
 			return nil, err
