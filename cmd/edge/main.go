@@ -167,6 +167,7 @@ func logStarted(log *zap.Logger, o *options, node *app.Node) {
 		zap.String("nats", node.Bus.URL()),
 		zap.Bool("nats_embedded", node.Bus.Embedded()),
 		zap.Bool("tracing", node.Tracing),
+		zap.Bool("tls", o.cfg.TLSCert != ""),
 	}
 	for _, t := range []string{"websocket", "tcp", "admin"} {
 		if a := node.Addr(t); a != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,15 +26,19 @@ import (
 // clientFlags are how pushctl connects to an edge as a client.
 type clientFlags struct {
 	keyFlags `embed:""`
-	Addr     string `default:"ws://127.0.0.1:8080/" help:"Edge address: ws://host:port/ or tcp://host:port."`
+	Addr     string `default:"ws://127.0.0.1:8080/" help:"Edge address: ws://host:port/ or tcp://host:port; over TLS wss://host:port/ or tls://host:port."`
+	CA       string `name:"ca" placeholder:"FILE" help:"PEM certificates of the authorities to trust for wss:// and tls:// (default: the system's)."`
 	Token    string `help:"Client token (see pushctl token)."`
 	JSON     bool   `name:"json" help:"Print each frame as a JSON object."`
 }
 
 // check refuses, as a command-line mistake, an address the client cannot
-// dial and two keys.
+// dial, a --ca that holds no certificate and two keys.
 func (f *clientFlags) check() error {
 	if err := checkAddr(f.Addr); err != nil {
+		return err
+	}
+	if _, err := f.tlsConfig(); err != nil {
 		return err
 	}
 	if f.SecretFile != "" && f.KeyFile != "" {
@@ -41,16 +47,33 @@ func (f *clientFlags) check() error {
 	return nil
 }
 
-// checkAddr accepts what client.Dial dials: ws://host:port/… or
-// tcp://host:port.
+// tlsConfig is the client's TLS configuration: the --ca roots, or nil
+// for the system's.
+func (f *clientFlags) tlsConfig() (*tls.Config, error) {
+	if f.CA == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(f.CA)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca %s: no PEM certificate in it", f.CA)
+	}
+	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// checkAddr accepts what client.Dial dials: ws:// or wss://host:port/…,
+// tcp:// or tls://host:port.
 func checkAddr(addr string) error {
 	u, err := url.Parse(addr)
-	if err == nil && (u.Scheme == "ws" || u.Scheme == "tcp") {
+	if err == nil && (u.Scheme == "ws" || u.Scheme == "wss" || u.Scheme == "tcp" || u.Scheme == "tls") {
 		if _, port, err := net.SplitHostPort(u.Host); err == nil && port != "" {
 			return nil
 		}
 	}
-	return fmt.Errorf("--addr %s: want ws://host:port/ or tcp://host:port", addr)
+	return fmt.Errorf("--addr %s: want ws://host:port/ or tcp://host:port (wss://, tls:// over TLS)", addr)
 }
 
 // listenCmd is pushctl listen.
@@ -80,7 +103,7 @@ func (c *listenCmd) run() int {
 	if c.Reconnect {
 		return c.reconnecting(ctx)
 	}
-	conn, err := dialAs(ctx, c.Addr, c.Session, c.Token, c.keyFlags)
+	conn, err := dialAs(ctx, c.clientFlags, c.Session)
 	if err != nil {
 		return fail("listen", err)
 	}
@@ -91,7 +114,11 @@ func (c *listenCmd) run() int {
 // reconnecting is listen --reconnect: a session that comes back, each
 // reconnect told on stderr.
 func (c *listenCmd) reconnecting(ctx context.Context) int {
-	o := client.Options{Token: c.Token}
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return fail("listen", err)
+	}
+	o := client.Options{Token: c.Token, TLSConfig: tc}
 	r := client.ReconnectOptions{OnState: printState}
 	switch {
 	case c.Token != "":
@@ -143,16 +170,19 @@ func endText(err error) string {
 	return "a lost connection (" + err.Error() + ")"
 }
 
-// dialAs connects to the edge at addr as a client holding session: with
-// token, with a token minted from kf's key, or (neither) in the edge's
-// development mode.
-func dialAs(ctx context.Context, addr, session, token string, kf keyFlags) (*client.Conn, error) {
-	o := client.Options{Token: token}
+// dialAs connects to the edge at f.Addr as a client holding session: with
+// f.Token, with a token minted from f's key, or (neither) in the edge's
+// development mode; over TLS with the --ca roots.
+func dialAs(ctx context.Context, f clientFlags, session string) (*client.Conn, error) {
+	tc, err := f.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	o := client.Options{Token: f.Token, TLSConfig: tc}
 	switch {
-	case token != "":
-	case kf.given():
-		var err error
-		if o.Token, err = kf.mint(session); err != nil {
+	case f.Token != "":
+	case f.keyFlags.given():
+		if o.Token, err = f.keyFlags.mint(session); err != nil {
 			return nil, err
 		}
 	default:
@@ -160,7 +190,7 @@ func dialAs(ctx context.Context, addr, session, token string, kf keyFlags) (*cli
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, addr, o)
+	c, err := client.Dial(ctx, f.Addr, o)
 	var closed *client.CloseError
 	if errors.As(err, &closed) && closed.Reason == wire.CloseAuth && o.Token == "" {
 		err = cli.NoToken(err)

@@ -21,6 +21,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -63,6 +64,10 @@ type Options struct {
 	// LocalAddr is the local address to dial from (a *net.TCPAddr, port 0
 	// for any); nil: the system's choice.
 	LocalAddr net.Addr
+	// TLSConfig configures TLS for wss:// and tls:// addresses: RootCAs
+	// are the authorities to trust (nil: the system's). Its ServerName,
+	// if empty, is the address's host. Nil: the defaults.
+	TLSConfig *tls.Config
 }
 
 // CloseError is how a connection ended when the server closed it: the
@@ -116,8 +121,10 @@ type Conn struct {
 }
 
 // Dial connects to addr and waits for the server's welcome: addr is
-// ws://host:port/path for WebSocket or tcp://host:port for framed TCP. It
-// fails with a *CloseError if the server rejects the client.
+// ws://host:port/path for WebSocket or tcp://host:port for framed TCP, or
+// over TLS wss://host:port/path and tls://host:port (Options.TLSConfig).
+// It fails with a *CloseError if the server rejects the client, and with
+// the TLS handshake's error if the server's certificate is not trusted.
 func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	u, err := url.Parse(addr)
 	if err != nil {
@@ -132,12 +139,12 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 		bufSize = 64 << 10
 	}
 	switch u.Scheme {
-	case "ws":
+	case "ws", "wss":
 		err = c.dialWS(ctx, u, o, bufSize)
-	case "tcp":
-		err = c.dialTCP(ctx, u.Host, o, bufSize)
+	case "tcp", "tls":
+		err = c.dialTCP(ctx, u, o, bufSize)
 	default:
-		err = fmt.Errorf("scheme %q: want ws or tcp", u.Scheme)
+		err = errScheme(u.Scheme)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -156,9 +163,22 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	return c, nil
 }
 
-func (c *Conn) dialTCP(ctx context.Context, host string, o Options, bufSize int) error {
-	d := net.Dialer{LocalAddr: o.LocalAddr}
-	nc, err := d.DialContext(ctx, "tcp", host)
+// errScheme is the error of an address whose scheme Dial does not know.
+func errScheme(scheme string) error {
+	return fmt.Errorf("scheme %q: want ws, wss, tcp or tls", scheme)
+}
+
+// dialTCP connects to a tcp:// or tls:// address and says hello; a tls://
+// one has its TLS handshake done first.
+func (c *Conn) dialTCP(ctx context.Context, u *url.URL, o Options, bufSize int) error {
+	d := &net.Dialer{LocalAddr: o.LocalAddr}
+	var nc net.Conn
+	var err error
+	if u.Scheme == "tls" {
+		nc, err = (&tls.Dialer{NetDialer: d, Config: o.TLSConfig}).DialContext(ctx, "tcp", u.Host)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", u.Host)
+	}
 	if err != nil {
 		return err
 	}
@@ -176,7 +196,7 @@ func (c *Conn) dialWS(ctx context.Context, u *url.URL, o Options, bufSize int) e
 	}
 	u.RawQuery = q.Encode()
 	d := net.Dialer{LocalAddr: o.LocalAddr}
-	nc, br, _, err := ws.Dialer{ReadBufferSize: bufSize, NetDial: d.DialContext}.Dial(ctx, u.String())
+	nc, br, _, err := ws.Dialer{ReadBufferSize: bufSize, NetDial: d.DialContext, TLSConfig: o.TLSConfig}.Dial(ctx, u.String())
 	if err != nil {
 		return err
 	}

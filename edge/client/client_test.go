@@ -23,7 +23,7 @@ func TestDialErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for addr, want := range map[string]string{
-		"http://127.0.0.1:1": `scheme "http": want ws or tcp`,
+		"http://127.0.0.1:1": `scheme "http": want ws, wss, tcp or tls`,
 		"::bad":              "missing protocol scheme",
 	} {
 		if _, err := client.Dial(ctx, addr, client.Options{}); err == nil || !strings.Contains(err.Error(), want) {

@@ -72,8 +72,10 @@ func checkAddr(addr string) error {
 	if err != nil {
 		return err
 	}
-	if u.Scheme != "ws" && u.Scheme != "tcp" {
-		return fmt.Errorf("scheme %q: want ws or tcp", u.Scheme)
+	switch u.Scheme {
+	case "ws", "wss", "tcp", "tls":
+	default:
+		return errScheme(u.Scheme)
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ var fast = client.ReconnectOptions{BaseDelay: 10 * time.Millisecond, MaxDelay: 5
 // testNode is a running edge server with a TCP and a WebSocket listener.
 type testNode struct {
 	srv      *edge.Server
-	tcp, ws  string // tcp://host:port, ws://host:port/
+	tcp, ws  string // tcp://host:port, ws://host:port/ (tls://, wss:// with TLS)
 	accepted *tracker
 	served   chan error
 	once     sync.Once
@@ -38,7 +38,14 @@ func startEdge(t *testing.T, name, tcpAddr, wsAddr string, auth edge.Authenticat
 	if auth == nil {
 		auth = edge.DevAuth{}
 	}
-	srv, err := edge.NewServer(edge.Options{Config: edge.DefaultConfig(), Auth: auth, Node: name, Handlers: handlers})
+	return startEdgeWith(t, tcpAddr, wsAddr, edge.Options{Config: edge.DefaultConfig(), Auth: auth, Node: name, Handlers: handlers})
+}
+
+// startEdgeWith runs an edge with o on the given host:ports; with o.TLS
+// its addresses are tls:// and wss://.
+func startEdgeWith(t *testing.T, tcpAddr, wsAddr string, o edge.Options) *testNode {
+	t.Helper()
+	srv, err := edge.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +55,9 @@ func startEdge(t *testing.T, name, tcpAddr, wsAddr string, auth edge.Authenticat
 	tl, wl := listenOn(t, tcpAddr), listenOn(t, wsAddr)
 	n := &testNode{srv: srv, accepted: &tracker{Listener: tl}, served: make(chan error, 2)}
 	n.tcp, n.ws = "tcp://"+tl.Addr().String(), "ws://"+wl.Addr().String()+"/"
+	if o.TLS != nil {
+		n.tcp, n.ws = "tls://"+tl.Addr().String(), "wss://"+wl.Addr().String()+"/"
+	}
 	go func() { n.served <- srv.ServeTCP(n.accepted) }()
 	go func() { n.served <- srv.ServeWebSocket(wl) }()
 	t.Cleanup(func() { n.stop(t) })
