@@ -83,8 +83,8 @@ bench:
 # under a 20,000 open-file limit.
 IDLE_CONNS ?= 15000
 bench-idle:
-	@for transport in tcp ws; do \
-		PUSHFABRIC_IDLE_CONNS=$(IDLE_CONNS) $(GO) test -run '^$$' -bench "IdleMemory/$$transport" -benchtime 1x ./edge/ || exit 1; \
+	@for transport in tcp ws tls wss; do \
+		PUSHFABRIC_IDLE_CONNS=$(IDLE_CONNS) $(GO) test -run '^$$' -bench "IdleMemory/^$$transport\$$" -benchtime 1x ./edge/ || exit 1; \
 	done
 
 # WebSocket libraries side by side (a module of its own).

@@ -8,6 +8,7 @@ package idle
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -83,10 +84,14 @@ func Spawn(cmd *exec.Cmd) (release func() error, err error) {
 // until its standard input closes. With welcome, each WebSocket connection
 // also waits for the server's first message (an edge's welcome: the session
 // is registered). It returns the process's exit code.
-func Hold(addr string, n int, welcome bool) int {
+func Hold(addr string, n int, welcome bool) int { return HoldTLS(addr, n, welcome, nil) }
+
+// HoldTLS is Hold for wss:// and tls:// (framed TCP over TLS) addresses
+// too, with tc the client's TLS configuration.
+func HoldTLS(addr string, n int, welcome bool, tc *tls.Config) int {
 	held := make([]net.Conn, 0, n)
 	for i := range n {
-		nc, err := dial(addr, fmt.Sprintf("idle-%d", i), welcome)
+		nc, err := dial(addr, fmt.Sprintf("idle-%d", i), welcome, tc)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "connection %d: %v\n", i, err)
 			return 1
@@ -104,9 +109,15 @@ func Hold(addr string, n int, welcome bool) int {
 // dial connects one session. Over TCP it says hello and reads the edge's
 // welcome; over WebSocket it completes the upgrade (any WebSocket server
 // will do) and, with welcome, reads the first message.
-func dial(addr, session string, welcome bool) (net.Conn, error) {
-	if host, ok := strings.CutPrefix(addr, "tcp://"); ok {
-		nc, err := net.Dial("tcp", host)
+func dial(addr, session string, welcome bool, tc *tls.Config) (net.Conn, error) {
+	if scheme, host, _ := strings.Cut(addr, "://"); scheme == "tcp" || scheme == "tls" {
+		var nc net.Conn
+		var err error
+		if scheme == "tls" {
+			nc, err = tls.Dial("tcp", host, tc)
+		} else {
+			nc, err = net.Dial("tcp", host)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +130,7 @@ func dial(addr, session string, welcome bool) (net.Conn, error) {
 		}
 		return nc, nil
 	}
-	nc, br, _, err := ws.Dial(context.Background(), addr+"?session="+session)
+	nc, br, _, err := ws.Dialer{TLSConfig: tc}.Dial(context.Background(), addr+"?session="+session)
 	if err != nil || !welcome {
 		return nc, err
 	}
