@@ -46,8 +46,8 @@ func TestEnsureStreamIsIdempotentAndUpdatesLimits(t *testing.T) {
 		t.Fatalf("stream config %+v", got)
 	}
 	bad := cfg
-	bad.Replicas = 0
-	if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, bad); err == nil || !strings.Contains(err.Error(), "dlq.StreamConfig.Replicas must be 1 to 5") {
+	bad.Replicas = -1
+	if _, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, bad); err == nil || !strings.Contains(err.Error(), "dlq.StreamConfig.Replicas must be 1 to 5, or 0") {
 		t.Fatalf("bad config: %v; want an error about replicas", err)
 	}
 }
@@ -207,5 +207,38 @@ func TestEnsureStreamExplainsReplicasItCannotPlace(t *testing.T) {
 	_, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, cfg)
 	if err == nil || !strings.Contains(err.Error(), "--dlq-replicas") || !strings.Contains(err.Error(), "3 replicas") {
 		t.Fatalf("3 replicas on one server: %v; want an error saying to lower --dlq-replicas", err)
+	}
+}
+
+// With AutoReplicas a new stream gets 3 replicas in a cluster and 1 on a
+// single server, and an existing stream keeps its own, whatever it is.
+func TestEnsureStreamChoosesReplicas(t *testing.T) {
+	auto := dlq.DefaultStreamConfig()
+	if auto.Replicas != dlq.AutoReplicas {
+		t.Fatalf("the default asks for %d replicas", auto.Replicas)
+	}
+	replicas := func(js jetstream.JetStream, cfg dlq.StreamConfig) int {
+		t.Helper()
+		s, err := dlq.EnsureStream(ctx(t), js, protocol.DefaultPrefix, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.Replicas
+	}
+	if got := replicas(natstest.JetStream(t, natstest.Server(t)), auto); got != 1 {
+		t.Errorf("a single server: %d replicas; want 1", got)
+	}
+	cluster := natstest.Cluster(t, 3)
+	js := natstest.JetStream(t, cluster[0])
+	if got := replicas(js, auto); got != dlq.ClusterReplicas {
+		t.Errorf("a new stream in a cluster of 3: %d replicas; want %d", got, dlq.ClusterReplicas)
+	}
+	one := auto
+	one.Replicas = 1
+	if got := replicas(js, one); got != 1 {
+		t.Fatalf("scaled down to 1: %d replicas", got)
+	}
+	if got := replicas(natstest.JetStream(t, cluster[1]), auto); got != 1 {
+		t.Errorf("an existing stream of 1 replica, from another server: %d replicas; want it kept at 1", got)
 	}
 }

@@ -19,17 +19,28 @@ type StreamConfig struct {
 	MaxAge            time.Duration // how long a dead letter is kept
 	MaxBytes          int64         // the stream's size limit; the oldest go first
 	MaxMsgsPerSubject int64         // per reason, session and priority
-	Replicas          int           // 1 for a single server, 3 in a cluster
+	Replicas          int           // 1 to 5; 0: AutoReplicas
 }
 
+// AutoReplicas, as StreamConfig.Replicas, leaves the replicas to
+// EnsureStream: an existing stream keeps its own; a new one gets
+// ClusterReplicas where the NATS system can place them, else 1 (a single
+// server). An edge's NATS user may not read the cluster's size, so it is
+// tried, not asked.
+const AutoReplicas = 0
+
+// ClusterReplicas is how many replicas a new stream gets in a cluster
+// with AutoReplicas.
+const ClusterReplicas = 3
+
 // DefaultStreamConfig keeps dead letters a week, up to 1 GiB, 100,000 per
-// reason, session and priority, on one replica.
+// reason, session and priority, with AutoReplicas.
 func DefaultStreamConfig() StreamConfig {
 	return StreamConfig{
 		MaxAge:            7 * 24 * time.Hour,
 		MaxBytes:          1 << 30,
 		MaxMsgsPerSubject: 100_000,
-		Replicas:          1,
+		Replicas:          AutoReplicas,
 	}
 }
 
@@ -39,8 +50,8 @@ func (c StreamConfig) Validate() error {
 	errs = check.Positive(errs, "MaxAge", c.MaxAge)
 	errs = check.Positive(errs, "MaxBytes", c.MaxBytes)
 	errs = check.Positive(errs, "MaxMsgsPerSubject", c.MaxMsgsPerSubject)
-	if c.Replicas < 1 || c.Replicas > 5 {
-		errs = check.Field(errs, "Replicas", "must be 1 to 5, got %d", c.Replicas)
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = check.Field(errs, "Replicas", "must be 1 to 5, or 0 (AutoReplicas), got %d", c.Replicas)
 	}
 	return errors.Join(errs...)
 }
@@ -65,8 +76,9 @@ func (c StreamConfig) stream(prefix string) jetstream.StreamConfig {
 }
 
 // EnsureStream creates the dead-letter stream of the nodes with this
-// subject prefix, or updates it in place to cfg's limits. It is safe to
-// call on every start and from every node.
+// subject prefix, or updates it in place to cfg's limits, with cfg's
+// replicas or, for AutoReplicas, as AutoReplicas says. It is safe to call
+// on every start and from every node.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cfg StreamConfig) (jetstream.Stream, error) {
 	if !push.ValidToken(prefix) {
 		return nil, fmt.Errorf("dlq prefix %q must be one subject token", prefix)
@@ -74,6 +86,27 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cf
 	if err := cfg.Validate(); err != nil {
 		return nil, check.In("dlq.StreamConfig", err)
 	}
+	if cfg.Replicas != AutoReplicas {
+		return ensure(ctx, js, prefix, cfg)
+	}
+	switch s, err := js.Stream(ctx, protocol.DeadLetterStream); {
+	case err == nil:
+		cfg.Replicas = s.CachedInfo().Config.Replicas // an existing stream keeps its own
+		return ensure(ctx, js, prefix, cfg)
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("stream %s: %w", protocol.DeadLetterStream, err)
+	}
+	cfg.Replicas = ClusterReplicas
+	s, err := ensure(ctx, js, prefix, cfg)
+	if cannotPlace(err) { // a single server, or a smaller cluster
+		cfg.Replicas = 1
+		return ensure(ctx, js, prefix, cfg)
+	}
+	return s, err
+}
+
+// ensure creates or updates the stream to cfg.
+func ensure(ctx context.Context, js jetstream.JetStream, prefix string, cfg StreamConfig) (jetstream.Stream, error) {
 	s, err := js.CreateOrUpdateStream(ctx, cfg.stream(prefix))
 	if err != nil {
 		return nil, fmt.Errorf("create or update stream %s: %w%s", protocol.DeadLetterStream, err, replicasHint(err, cfg.Replicas))
@@ -88,13 +121,18 @@ const (
 	errNoPeers              jetstream.ErrorCode = 10005 // no suitable peers for placement
 )
 
+// cannotPlace says whether err is the NATS system refusing a stream's
+// replicas.
+func cannotPlace(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == errReplicasNotSupported || apiErr.ErrorCode == errNoPeers)
+}
+
 // replicasHint says what to do about a stream the NATS system refused for
 // its replicas, or nothing for another error.
 func replicasHint(err error, replicas int) string {
-	var apiErr *jetstream.APIError
-	if replicas <= 1 || !errors.As(err, &apiErr) ||
-		apiErr.ErrorCode != errReplicasNotSupported && apiErr.ErrorCode != errNoPeers {
+	if replicas <= 1 || !cannotPlace(err) {
 		return ""
 	}
-	return fmt.Sprintf(" (the stream asks for %d replicas: a single NATS server, or a cluster of fewer servers, holds 1; set --dlq-replicas to at most the cluster's size)", replicas)
+	return fmt.Sprintf(" (the stream asks for %d replicas: a single NATS server, or a cluster of fewer servers, holds 1; set --dlq-replicas to at most the cluster's size, or 0 to choose)", replicas)
 }

@@ -23,6 +23,7 @@ const envPrefix = "PUSHFABRIC"
 // app.Config (apply); its defaults are app.DefaultConfig's (defaults).
 type edgeFlags struct {
 	Version kong.VersionFlag `env:"-" help:"Print the version and exit."`
+	Config  kong.ConfigFlag  `name:"config" placeholder:"FILE" help:"A YAML (or JSON) file of flags, each key a flag's name (queue-len: 1024); the command line and the environment win over it."`
 	listenFlags
 	natsFlags
 	dlqFlags
@@ -72,7 +73,7 @@ type dlqFlags struct {
 	DLQMaxAge        time.Duration `config:"Stream.MaxAge" name:"dlq-max-age" default:"${DLQMaxAge}" help:"How long dead letters are kept."`
 	DLQMaxBytes      int64         `config:"Stream.MaxBytes" name:"dlq-max-bytes" default:"${DLQMaxBytes}" help:"Size limit of the dead-letter stream; the oldest go first."`
 	DLQMaxPerSubject int64         `config:"Stream.MaxMsgsPerSubject" name:"dlq-max-per-subject" default:"${DLQMaxPerSubject}" help:"Dead letters kept per reason, session and priority."`
-	DLQReplicas      int           `config:"Stream.Replicas" name:"dlq-replicas" default:"${DLQReplicas}" help:"Replicas of the dead-letter stream (3 in a cluster)."`
+	DLQReplicas      int           `config:"Stream.Replicas" name:"dlq-replicas" default:"${DLQReplicas}" help:"Replicas of the dead-letter stream, 1 to 5; 0: an existing stream keeps its own, a new one gets 3 where the NATS cluster can place them, else 1."`
 }
 
 // connFlags are the client connections' and requests' limits.

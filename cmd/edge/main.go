@@ -54,7 +54,7 @@ func parser(f *edgeFlags, stdout, stderr io.Writer) (*kong.Kong, error) {
 	vars := defaults(app.DefaultConfig())
 	vars["version"] = version.Current().String()
 	return kong.New(f, kong.Name("edge"), kong.Description(description), kong.DefaultEnvars(envPrefix), vars,
-		kong.Writers(stdout, stderr), kong.ConfigureHelp(kong.HelpOptions{Compact: true}))
+		kong.Writers(stdout, stderr), kong.ConfigureHelp(kong.HelpOptions{Compact: true}), kong.Configuration(loadConfigFile))
 }
 
 // parse turns args into options; a mistake is printed and its exit

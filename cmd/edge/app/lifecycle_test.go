@@ -30,7 +30,7 @@ func TestRunLeavesNothingRunningWhenItFails(t *testing.T) {
 	}{
 		{"edge config", func(_ *testing.T, c *app.Config) { c.Edge.QueueLen = -1 }, "Edge.QueueLen must be positive"},
 		{"bus config", func(_ *testing.T, c *app.Config) { c.Bus.HandoverTimeout = 0 }, "Bus.HandoverTimeout must be positive"},
-		{"dlq stream config", func(_ *testing.T, c *app.Config) { c.Stream.Replicas = 0 }, "Stream.Replicas must be 1 to 5"},
+		{"dlq stream config", func(_ *testing.T, c *app.Config) { c.Stream.Replicas = -1 }, "Stream.Replicas must be 1 to 5, or 0"},
 		{"dlq writer config", func(_ *testing.T, c *app.Config) { c.Writer.Buffer = 0 }, "Writer.Buffer must be positive"},
 		{"identity", func(_ *testing.T, c *app.Config) { c.Identity.Prefix = "a.b" }, "prefix"},
 		{"jwt secret file", func(t *testing.T, c *app.Config) { c.JWTSecretFile = filepath.Join(t.TempDir(), "missing") }, "JWTSecretFile is not usable"},

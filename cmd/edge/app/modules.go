@@ -12,6 +12,7 @@ import (
 	"github.com/pushfabric/pushfabric/bus"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 )
@@ -123,7 +124,11 @@ func newWriter(p writerParams) (*dlq.Writer, error) {
 		if err != nil {
 			return err
 		}
-		_, err = dlq.EnsureStream(ctx, js, p.Identity.Prefix, p.Stream)
+		s, err := dlq.EnsureStream(ctx, js, p.Identity.Prefix, p.Stream)
+		if err == nil {
+			p.Log.Info("dead-letter stream ready", zap.String("stream", protocol.DeadLetterStream),
+				zap.Int("replicas", s.CachedInfo().Config.Replicas))
+		}
 		return err
 	}
 	wcfg := p.Writer
