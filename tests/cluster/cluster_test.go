@@ -233,7 +233,7 @@ func (c *natsCluster) startEdge(t *testing.T, node string, i int, args ...string
 	secret := filepath.Join(c.dir, "jwt-secret")
 	writeFile(t, secret, jwtSecret)
 	args = append([]string{"--node", node, "--log-format", "json", "--nats-url", c.url(i),
-		"--nats-nkey", c.seeds["edge"], "--nats-inbox-prefix", "_INBOX_edge", "--dlq-replicas", "3",
+		"--nats-nkey", c.seeds["edge"], "--nats-inbox-prefix", "_INBOX_edge",
 		"--jwt-secret-file", secret, "--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0"}, args...)
 	p := &edgeProcess{node: node, cmd: exec.Command(binary(t, "edge"), args...), exited: make(chan error, 1)}

@@ -27,11 +27,15 @@ var jwtSecret = []byte("an HS256 secret of at least 32 bytes, for tests")
 // — works under them, with no permission error on either edge node.
 func TestPermissions(t *testing.T) {
 	c := startCluster(t)
-	// e1 is rate-limited, so pushes queue there for a hand-over to follow.
+	// e1 is rate-limited, so pushes queue there for a hand-over to follow;
+	// it makes PUSH_DLQ with the replicas it chooses, e2 asks for 3.
 	e1 := c.startEdge(t, "e1", 0, "--rate", "1", "--burst", "1")
-	e2 := c.startEdge(t, "e2", 1, "--redeliver-offline")
+	e2 := c.startEdge(t, "e2", 1, "--redeliver-offline", "--dlq-replicas", "3")
 	ops := c.connect(t, "operator", 2)
 	store := openDLQ(t, ops)
+	if r := replicas(t, ops); r != 3 {
+		t.Fatalf("PUSH_DLQ has %d replicas; want 3", r)
+	}
 
 	t.Run("refused", func(t *testing.T) {
 		prod := c.connect(t, "producer", 1)
@@ -210,6 +214,20 @@ func openDLQ(t *testing.T, rc *roleConn) *dlq.Store {
 		return err == nil
 	})
 	return store
+}
+
+// replicas is the number of PUSH_DLQ's replicas, as rc's user reads it.
+func replicas(t *testing.T, rc *roleConn) int {
+	t.Helper()
+	js, err := jetstream.New(rc.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), protocol.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().Config.Replicas
 }
 
 // countLetters counts the dead letters of session ("": all).
