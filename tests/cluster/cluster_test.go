@@ -60,9 +60,10 @@ func binary(t testing.TB, name string) string {
 
 // natsCluster is the shipped three-node cluster, running.
 type natsCluster struct {
-	dir    string
-	client []int             // client port of each server
-	seeds  map[string]string // role → its NKey seed file
+	dir     string
+	client  []int             // client port of each server
+	monitor []int             // monitoring port of each server
+	seeds   map[string]string // role → its NKey seed file
 }
 
 // url is the client URL of server i.
@@ -87,7 +88,7 @@ func startCluster(t *testing.T) *natsCluster {
 	}
 	writeFile(t, filepath.Join(c.dir, "keys.conf"), []byte(c.makeKeys(t)))
 	ports := freePorts(t, 9)
-	c.client = ports[:3]
+	c.client, c.monitor = ports[:3], ports[6:]
 	var routes []string
 	for _, p := range ports[3:6] {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
@@ -119,6 +120,54 @@ func (c *natsCluster) substituteStore(t *testing.T, conf []byte, node string) []
 		t.Fatalf("%s.conf has no %s", node, shipped)
 	}
 	return []byte(strings.Replace(string(conf), shipped, fmt.Sprintf("store_dir: %q", filepath.Join(c.dir, "data", node)), 1))
+}
+
+// interest waits until server i knows of a subscription matching subject:
+// one of its own clients', or one a route brought from another server (a
+// moment after it was made there).
+func (c *natsCluster) interest(t *testing.T, i int, subject string) {
+	t.Helper()
+	base := fmt.Sprintf("http://127.0.0.1:%d", c.monitor[i])
+	waitFor(t, fmt.Sprintf("n%d's interest in %s", i+1, subject), func() bool {
+		var subsz struct {
+			Total int `json:"total"`
+		}
+		if get(base+"/subsz?subs=1&acc=PUSH&test="+subject, &subsz) == nil && subsz.Total > 0 {
+			return true
+		}
+		var routez struct {
+			Routes []struct {
+				Subs []string `json:"subscriptions_list"`
+			} `json:"routes"`
+		}
+		if get(base+"/routez?subs=1", &routez) != nil {
+			return false
+		}
+		for _, r := range routez.Routes {
+			for _, sub := range r.Subs {
+				if matches(sub, subject) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
+// matches reports whether the subscription subject sub (wildcards and
+// all; a queue subscription's queue after a space) matches subject.
+func matches(sub, subject string) bool {
+	sub, _, _ = strings.Cut(sub, " ")
+	st, lt := strings.Split(sub, "."), strings.Split(subject, ".")
+	for i, tok := range st {
+		switch {
+		case tok == ">":
+			return len(lt) > i
+		case i >= len(lt) || (tok != "*" && tok != lt[i]):
+			return false
+		}
+	}
+	return len(st) == len(lt)
 }
 
 // makeKeys makes each role's NKey, its seed in a file, and returns

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +62,7 @@ func TestPermissions(t *testing.T) {
 
 	alice := dial(t, e2, "alice")
 	t.Run("allowed/written", func(t *testing.T) {
+		c.interest(t, 0, "push.alice.high")
 		p := startProducer(t, c.connect(t, "producer", 0)) // n1; alice is on e2, on n2
 		ack, err := p.Push(t.Context(), "alice", push.High, []byte("hi"), producer.WithAck(protocol.AckWritten))
 		if err != nil || ack.Status != protocol.StatusWritten || ack.Node != "e2" {
@@ -72,6 +76,7 @@ func TestPermissions(t *testing.T) {
 	t.Run("allowed/stream", func(t *testing.T) {
 		const frames = 500
 		startBackend(t, c.connect(t, "backend", 2), "count", frames)
+		c.interest(t, 1, "req.push.count")
 		got := 0
 		for f, err := range alice.Request(t.Context(), "count", nil) {
 			if err != nil {
@@ -95,6 +100,7 @@ func TestPermissions(t *testing.T) {
 		}
 		waitForLetters(t, store, "carol", 1)
 		carol := dial(t, e1, "carol") // e1 does not redeliver: the operator replays
+		c.interest(t, 2, "push.carol.high")
 		out, err := exec.Command(binary(t, "pushctl"), "dlq", "replay", "--session", "carol",
 			"--nats", c.url(2), "--nats-nkey", c.seeds["operator"], "--nats-inbox-prefix", "_INBOX_operator").CombinedOutput()
 		if err != nil {
@@ -120,6 +126,7 @@ func TestPermissions(t *testing.T) {
 
 	t.Run("allowed/hand-over", func(t *testing.T) {
 		old := dial(t, e1, "erin")
+		c.interest(t, 2, "push.erin.low")
 		p := startProducer(t, c.connect(t, "producer", 2))
 		const n = 10
 		for i := range n {
@@ -139,6 +146,18 @@ func TestPermissions(t *testing.T) {
 		waitForHandovers(t, e1)
 	})
 
+	t.Run("allowed/operator's nats CLI", func(t *testing.T) {
+		nats := natsCLI(t)
+		env := append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+		servers := strings.Join([]string{c.url(0), c.url(1), c.url(2)}, ",")
+		run(t, env, nats, "context", "save", "push-ops", "--server", servers,
+			"--nkey", c.seeds["operator"], "--inbox-prefix", "_INBOX_operator")
+		run(t, env, nats, "--context", "push-ops", "stream", "info", "PUSH_DLQ")
+		run(t, env, nats, "--context", "push-ops", "stream", "add", "--config", "../../deployments/nats/push-replay-stream.json")
+		run(t, env, nats, "--context", "push-ops", "stream", "rm", "PUSH_REPLAY", "-f")
+		run(t, env, binary(t, "pushctl"), "dlq", "stats", "--context", "push-ops")
+	})
+
 	for _, e := range []*edgeProcess{e1, e2} {
 		if v := e.metric(t, "pushfabric_nats_permission_errors_total"); v != "0" {
 			t.Errorf("%s: %s permission errors; want 0", e.node, v)
@@ -147,6 +166,41 @@ func TestPermissions(t *testing.T) {
 	if letters := countLetters(t, store, ""); letters != 0 {
 		t.Errorf("%d dead letters left; want 0", letters)
 	}
+}
+
+// run runs a command with env, which must succeed.
+func run(t *testing.T, env []string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s %q: %v\n%s", filepath.Base(name), args, err, out)
+	}
+}
+
+// natsCLI is the stock nats CLI: $PUSHFABRIC_NATS_CLI, ./bin/nats (make
+// nats), or on the PATH. Without it the test fails when
+// PUSHFABRIC_REQUIRE_NATS_CLI is set (make test), and skips otherwise.
+func natsCLI(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("PUSHFABRIC_NATS_CLI"), "../../bin/nats"} {
+		if p == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				return abs
+			}
+		}
+	}
+	if p, err := exec.LookPath("nats"); err == nil {
+		return p
+	}
+	if os.Getenv("PUSHFABRIC_REQUIRE_NATS_CLI") != "" {
+		t.Fatal("the nats CLI is not installed (make test installs it into ./bin)")
+	}
+	t.Skip("the nats CLI is not installed; make test installs it")
+	return ""
 }
 
 // subscribeRefused subscribes rc to subject and waits for the server to
