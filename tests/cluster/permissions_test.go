@@ -287,20 +287,30 @@ func replicas(t *testing.T, rc *roleConn) int {
 // countLetters counts the dead letters of session ("": all).
 func countLetters(t *testing.T, store *dlq.Store, session string) int {
 	t.Helper()
-	n := 0
-	err := store.Each(t.Context(), dlq.Filter{Session: session}, func(dlq.Entry) error {
-		n++
-		return nil
-	})
+	n, err := letters(t, store, session)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
+func letters(t *testing.T, store *dlq.Store, session string) (int, error) {
+	n := 0
+	err := store.Each(t.Context(), dlq.Filter{Session: session}, func(dlq.Entry) error {
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// waitForLetters waits until session has n dead letters. (Reading the
+// stream fails while its replicas elect a leader: it is tried again.)
 func waitForLetters(t *testing.T, store *dlq.Store, session string, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d dead letters for %s", n, session), func() bool { return countLetters(t, store, session) == n })
+	waitFor(t, fmt.Sprintf("%d dead letters for %s", n, session), func() bool {
+		got, err := letters(t, store, session)
+		return err == nil && got == n
+	})
 }
 
 // waitForHandovers waits until e has handed over pushes and each was
