@@ -22,8 +22,12 @@ import (
 )
 
 // waitLimit bounds every wait on a condition: generous, for a loaded
-// machine.
-const waitLimit = 30 * time.Second
+// machine. An edge's start waits longer than the edge gives itself
+// (a minute), so that a start that fails says why.
+const (
+	waitLimit      = 30 * time.Second
+	edgeStartLimit = 90 * time.Second
+)
 
 // roles are the users of deployments/nats/push.conf.
 var roles = []string{"edge", "producer", "broadcast", "backend", "operator"}
@@ -308,7 +312,7 @@ func (c *natsCluster) startEdge(t *testing.T, node string, i int, args ...string
 	case err := <-p.exited:
 		p.exited <- err
 		t.Fatalf("edge %s exited before it started (%v):\n%s", node, err, strings.Join(p.lines(), "\n"))
-	case <-time.After(waitLimit):
+	case <-time.After(edgeStartLimit):
 		t.Fatalf("edge %s did not start:\n%s", node, strings.Join(p.lines(), "\n"))
 	}
 	return p
