@@ -16,7 +16,7 @@ RAPID_CHECKS ?= 10000
 FUZZTIME    ?= 200000x
 # package:target pairs: every decoder of outside input.
 FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS \
-	edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin \
+	edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin edge:FuzzReadProxyHeader \
 	bus:FuzzFrameOf bus:FuzzDecodeReply protocol:FuzzParseSubject
 # What the binaries built here say they are (internal/version): git describe,
 # or nothing without git (or outside a repository), and then they read their
@@ -104,12 +104,13 @@ wscompare:
 
 # One edge node with everything on loopback: an embedded NATS server with
 # JetStream on 4222 (data in ./data), WebSocket on 8080, framed TCP on 8081,
-# clients authenticated with tokens signed by a secret made here once.
+# clients authenticated with tokens signed by a secret made here once; no
+# load balancer watches it, so Ctrl-C closes clients at once (--drain-delay 0).
 run:
 	@mkdir -p data
 	@test -s data/jwt-secret || head -c 48 /dev/urandom | base64 > data/jwt-secret
 	@GOBIN=$(BIN) $(GO) install -ldflags '$(LDFLAGS)' ./cmd/edge ./cmd/pushctl
-	$(BIN)/edge --jwt-secret-file data/jwt-secret --quickstart
+	$(BIN)/edge --jwt-secret-file data/jwt-secret --drain-delay 0 --quickstart
 
 clean:
 	rm -rf $(BIN)

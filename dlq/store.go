@@ -197,16 +197,20 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Entry, error) {
 	return out, err
 }
 
-// Get returns the dead letter with stream sequence seq.
+// Get returns the dead letter with stream sequence seq; an error matching
+// ErrNotFound if the stream holds none.
 func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
 	m, err := s.stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, ErrNotFound)
+	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
 	return Entry{Seq: m.Sequence, Subject: m.Subject, Time: m.Time, Header: m.Header, Data: m.Data}, nil
 }
 
-// ErrNotFound: no dead letter has that id.
+// ErrNotFound: no dead letter has that id or sequence.
 var ErrNotFound = errors.New("no such dead letter")
 
 // Find returns the dead letters of the push with id (more than one if it

@@ -23,10 +23,10 @@ type StreamConfig struct {
 }
 
 // AutoReplicas, as StreamConfig.Replicas, leaves the replicas to
-// EnsureStream: an existing stream keeps its own; a new one gets
-// ClusterReplicas where the NATS system can place them, else 1 (a single
-// server). An edge's NATS user may not read the cluster's size, so it is
-// tried, not asked.
+// EnsureStream: an existing stream keeps its own; a new one gets 1 from a
+// server that is in no cluster (its INFO names none), and from a cluster
+// ClusterReplicas where it can place them, else 1. An edge's NATS user may
+// not read the cluster's size, so that is tried, not asked.
 const AutoReplicas = 0
 
 // ClusterReplicas is how many replicas a new stream gets in a cluster
@@ -96,9 +96,12 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cf
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return nil, fmt.Errorf("stream %s: %w", protocol.DeadLetterStream, err)
 	}
+	if cfg.Replicas = 1; js.Conn().ConnectedClusterName() == "" { // a single server
+		return ensure(ctx, js, prefix, cfg)
+	}
 	cfg.Replicas = ClusterReplicas
 	s, err := ensure(ctx, js, prefix, cfg)
-	if cannotPlace(err) { // a single server, or a smaller cluster
+	if cannotPlace(err) { // a cluster of fewer servers
 		cfg.Replicas = 1
 		return ensure(ctx, js, prefix, cfg)
 	}

@@ -64,7 +64,7 @@ func BenchmarkPushDiscard(b *testing.B) {
 				b.Fatal(err)
 			}
 			dc := newDiscardConn()
-			c := srv.newConn(dc, tcpFraming{}, "bench")
+			c := srv.newConn(dc, dc.RemoteAddr(), tcpFraming{}, "bench")
 			srv.admit(c)
 			<-dc.reached // the welcome frame
 			payload := make([]byte, 128)

@@ -76,6 +76,13 @@ type Config struct {
 	// every request whose Host does not name loopback (a loopback address,
 	// localhost, *.localhost), since a DNS-rebinding page is its own origin.
 	WSAllowedOrigins []string
+	// ProxyProtocol are the sources (CIDRs, or single addresses) whose
+	// connections start with a PROXY protocol version 2 header: a load
+	// balancer that says whose connection it passes on. The header's
+	// source address is then the client's (in logs, hooks and
+	// Conn.RemoteAddr); a connection from a listed source without one is
+	// refused. From any other source no header is read. Empty: none.
+	ProxyProtocol []string
 	// PingInterval: a ping goes to a client not heard from for this long.
 	// IdleTimeout: a client not heard from for this long is closed (idle).
 	PingInterval time.Duration
@@ -141,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := newOriginPolicy(c.WSAllowedOrigins); err != nil {
 		errs = check.Field(errs, "WSAllowedOrigins", "is not valid: %v", err)
+	}
+	if _, err := newProxySources(c.ProxyProtocol); err != nil {
+		errs = check.Field(errs, "ProxyProtocol", "is not valid: %v", err)
 	}
 	if c.MaxFrameSize < wire.HeaderLen {
 		errs = check.Field(errs, "MaxFrameSize", "must be at least %d, got %d", wire.HeaderLen, c.MaxFrameSize)

@@ -63,6 +63,7 @@ type Conn struct {
 	session string
 	started time.Time
 	nc      net.Conn
+	remote  net.Addr        // the client's: nc's peer, or what its PROXY header says
 	raw     syscall.RawConn // nil when the transport gives no raw access
 	fr      framing
 	limiter *rate.Limiter // nil without a rate limit; used by the write side's owner
@@ -99,7 +100,7 @@ func (c *Conn) Session() string { return c.session }
 func (c *Conn) Started() time.Time { return c.started }
 
 // RemoteAddr is the client's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
 // Done is closed when the connection has ended completely: the socket is
 // closed, every push was written or dead-lettered, every request ended and

@@ -43,12 +43,21 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	if s.cfg.HandshakeTimeout > 0 {
 		_ = nc.SetDeadline(deadline)
 	}
+	remote := nc.RemoteAddr()
+	if s.proxies.trusts(remote) {
+		client, err := readProxyHeader(nc, remote, s.hs.maxSize)
+		if err != nil {
+			s.handshakeFailed(nc, remote, fr, err)
+			return
+		}
+		remote = client
+	}
 	cr, early, err := fr.handshake(nc, &s.hs)
 	if err != nil {
-		s.handshakeFailed(nc, fr, err)
+		s.handshakeFailed(nc, remote, fr, err)
 		return
 	}
-	cr.Local, cr.Remote = nc.LocalAddr(), nc.RemoteAddr()
+	cr.Local, cr.Remote = nc.LocalAddr(), remote
 	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
 	session, err := s.auth.Authenticate(ctx, cr)
 	cancel()
@@ -57,7 +66,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	}
 	if err != nil {
 		s.metrics.rejections[RejectAuth].Inc()
-		s.log.Debug("client rejected", zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
+		s.log.Debug("client rejected", zap.Stringer("remote", remote), zap.Error(err))
 		s.reject(nc, fr, wire.CloseAuth, err.Error())
 		return
 	}
@@ -68,7 +77,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := s.newConn(nc, fr, session)
+	c := s.newConn(nc, remote, fr, session)
 	c.in.pending = early
 	if !s.admit(c) {
 		s.metrics.rejections[RejectShutdown].Inc()
@@ -88,14 +97,14 @@ func (s *Server) admissible(session string) error {
 // socket. A WebSocket request over the size limit is answered 431 (other
 // refused upgrades were answered by the upgrader); a TCP client whose
 // hello was malformed or too large is told so.
-func (s *Server) handshakeFailed(nc net.Conn, fr framing, err error) {
+func (s *Server) handshakeFailed(nc net.Conn, remote net.Addr, fr framing, err error) {
 	reason := RejectHandshake
 	if errors.Is(err, errOriginRefused) {
 		reason = RejectOrigin
 	}
 	s.metrics.rejections[reason].Inc()
 	s.log.Debug("handshake failed", zap.String("transport", fr.name()),
-		zap.Stringer("remote", nc.RemoteAddr()), zap.Error(err))
+		zap.Stringer("remote", remote), zap.Error(err))
 	switch {
 	case errors.Is(err, errRequestTooLarge):
 		refuseTooLarge(nc, s.hs.maxSize)

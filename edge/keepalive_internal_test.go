@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -23,30 +22,10 @@ import (
 func TestPongsLeaveNoReadBuffer(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.PingInterval, cfg.IdleTimeout = 50*time.Millisecond, time.Hour
-	srv, err := NewServer(Options{Config: cfg, Auth: DevAuth{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeWebSocket(ln) }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-		<-served
-	}()
+	addr, _ := serveWebSocket(t, Options{Config: cfg, Auth: DevAuth{}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, br, _, err := ws.Dial(ctx, "ws://"+ln.Addr().String()+"/?session=pongs")
+	nc, br, _, err := ws.Dial(ctx, "ws://"+addr+"/?session=pongs")
 	if err != nil {
 		t.Fatal(err)
 	}

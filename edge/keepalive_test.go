@@ -231,18 +231,25 @@ func TestSlowFrameSurvivesPings(t *testing.T) {
 	}
 }
 
+// keepaliveNode pings every 50 ms and closes a client not heard from for
+// 2 s (room for a loaded machine to stall); closed gets "<session>
+// <reason>" for every connection that ends.
+func keepaliveNode(t *testing.T) (n *node, closed chan string) {
+	cfg := edge.DefaultConfig()
+	cfg.PingInterval, cfg.IdleTimeout = 50*time.Millisecond, 2*time.Second
+	closed = make(chan string, 8)
+	n = startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(c *edge.Conn, r wire.CloseReason, _ error) {
+		closed <- c.Session() + " " + string(r)
+	}}})
+	return n, closed
+}
+
 // Clients that only answer pings are never closed idle: the Go client
 // over both transports, and a WebSocket client that sends nothing but
 // control pongs. The clock is the raw client's pings: many idle timeouts'
 // worth of them.
 func TestPingAnsweringClientsStayConnected(t *testing.T) {
-	cfg := edge.DefaultConfig()
-	// The idle timeout leaves room for a loaded machine to stall.
-	cfg.PingInterval, cfg.IdleTimeout = 50*time.Millisecond, 2*time.Second
-	closed := make(chan string, 8)
-	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(c *edge.Conn, r wire.CloseReason, _ error) {
-		closed <- c.Session() + " " + string(r)
-	}}})
+	n, closed := keepaliveNode(t)
 	goWS := dial(t, n.ws, "go-ws", client.Options{})
 	goTCP := dial(t, n.tcp, "go-tcp", client.Options{})
 	raw := dialPeer(t, n, "ws", "raw-ws", true)
@@ -272,12 +279,7 @@ func TestPingAnsweringClientsStayConnected(t *testing.T) {
 // are not closed idle either: a steady stream of writes neither stands in
 // for the client's own bytes nor holds back the pings that bring them.
 func TestPushLoadKeepsPingAnsweringClients(t *testing.T) {
-	cfg := edge.DefaultConfig()
-	cfg.PingInterval, cfg.IdleTimeout = 50*time.Millisecond, 2*time.Second
-	closed := make(chan string, 8)
-	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{OnClose: func(c *edge.Conn, r wire.CloseReason, _ error) {
-		closed <- c.Session() + " " + string(r)
-	}}})
+	n, closed := keepaliveNode(t)
 	goWS := dial(t, n.ws, "go-ws", client.Options{})
 	raw := dialPeer(t, n, "ws", "raw-ws", true)
 	var wg sync.WaitGroup

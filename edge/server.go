@@ -94,6 +94,7 @@ type Server struct {
 	sched    scheduler
 	metrics  *Metrics
 	hs       handshakePolicy
+	proxies  proxySources    // connections from these start with a PROXY header
 	epoch    time.Time       // the server's clock: queue times are durations since it
 	baseCtx  context.Context // parent of request contexts; ends at shutdown
 	stopCtx  context.CancelFunc
@@ -137,6 +138,7 @@ func NewServer(o Options) (*Server, error) {
 	}
 	s.hs.maxSize = s.cfg.MaxHandshakeSize
 	s.hs.origins, _ = newOriginPolicy(s.cfg.WSAllowedOrigins) // checked by Validate
+	s.proxies, _ = newProxySources(s.cfg.ProxyProtocol)
 	s.hs.loopbackHosts = devMode(s.auth)
 	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
 	return s, nil
@@ -274,9 +276,9 @@ func (s *Server) Len() int { return s.conns.len() }
 // meanwhile (pushes it takes over, pushes from producers who find it in
 // the registry) waits, so the client is welcomed only once the connect
 // hook has run.
-func (s *Server) newConn(nc net.Conn, fr framing, session string) *Conn {
+func (s *Server) newConn(nc net.Conn, remote net.Addr, fr framing, session string) *Conn {
 	c := &Conn{
-		srv: s, session: session, started: time.Now(), nc: nc,
+		srv: s, session: session, started: time.Now(), nc: nc, remote: remote,
 		raw: rawConnOf(nc), fr: fr, done: make(chan struct{}),
 	}
 	c.in.c = c
@@ -331,7 +333,7 @@ func (s *Server) setUp(c *Conn) {
 	if !refused {
 		s.metrics.connects.Inc()
 		if ce := s.log.Check(zap.DebugLevel, "client connected"); ce != nil {
-			ce.Write(zap.String("session", c.session), zap.String("transport", c.fr.name()), zap.Stringer("remote", c.nc.RemoteAddr()))
+			ce.Write(zap.String("session", c.session), zap.String("transport", c.fr.name()), zap.Stringer("remote", c.remote))
 		}
 	}
 }

@@ -79,7 +79,7 @@ func newPipe(t *testing.T, answerPings bool) (net.Conn, *pipeClient) {
 // admitPipe admits a connection for session on the server end of a pipe.
 func admitPipe(t *testing.T, srv *Server, server net.Conn, session string) *Conn {
 	t.Helper()
-	c := srv.newConn(server, tcpFraming{}, session)
+	c := srv.newConn(server, server.RemoteAddr(), tcpFraming{}, session)
 	if !srv.admit(c) {
 		t.Fatal("server refused the connection")
 	}

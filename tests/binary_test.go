@@ -64,8 +64,8 @@ type logLines struct {
 func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
 	t.Helper()
 	base := []string{"--log-format", "json"}
-	if len(args) > 0 { // a node configured by the test: no fixed ports
-		base = append(base, "--admin-listen", "127.0.0.1:0")
+	if len(args) > 0 { // a node configured by the test: no fixed ports, no load balancer to wait for
+		base = append(base, "--admin-listen", "127.0.0.1:0", "--drain-delay", "0")
 	}
 	cmd := exec.Command(binary(t, "edge"), append(base, args...)...)
 	cmd.Dir = dir

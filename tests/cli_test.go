@@ -17,8 +17,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/internal/version"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
@@ -360,6 +362,174 @@ func TestPushctlNATSToken(t *testing.T) {
 		}
 		if strings.Contains(r.stdout+r.stderr, "secrettoken") {
 			t.Errorf("%s: pushctl printed the token:\n%s%s", c.what, r.stdout, r.stderr)
+		}
+	}
+}
+
+// Every value pushctl refuses is refused before it connects, in one line
+// with exit status 2: a name no edge accepts (a session, a method, a
+// filter), a missing key to mint with, an --addr client.Dial cannot dial,
+// a sequence no dead letter has, a purge it cannot ask about, and an
+// argument like -1 read as a flag.
+func TestPushctlRefusedValuesAreUsageLines(t *testing.T) {
+	bad := "al ice"
+	for _, c := range []struct {
+		what string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"push's session", nil, []string{"push", bad, "hi"}, []string{`session "al ice"`, "want 1-128"}},
+		{"listen's session", nil, []string{"listen", bad}, []string{`session "al ice"`}},
+		{"request's method", nil, []string{"request", "a.b"}, []string{`method "a.b"`}},
+		{"request's --session", nil, []string{"request", "--session", bad, "echo"}, []string{`--session "al ice"`}},
+		{"token's session", nil, []string{"token", "--secret-file", "s", bad}, []string{`session "al ice"`}},
+		{"a dlq filter's session", nil, []string{"dlq", "replay", "--session", "a.b"}, []string{`session "a.b"`}},
+		{"token without a key", nil, []string{"token", "alice"}, []string{"pushctl token", "--secret-file", "--key-file"}},
+		{"--addr without a scheme", []string{"PUSHCTL_ADDR=127.0.0.1:8080"}, []string{"listen", "alice"},
+			[]string{"--addr 127.0.0.1:8080: want ws://host:port/ or tcp://host:port"}},
+		{"--addr without a port", nil, []string{"request", "--addr", "tcp://localhost", "echo"}, []string{"--addr tcp://localhost"}},
+		{"sequence 0", nil, []string{"dlq", "show", "0"}, []string{"sequence 0"}},
+		{"an empty session", nil, []string{"push", "", "hi"}, []string{`session ""`}},
+		{"still a missing argument", nil, []string{"token", "--secret-file", "s"}, []string{"missing argument <session>"}},
+		{"still a missing method", nil, []string{"request"}, []string{"missing argument <method>"}},
+		{"still a missing dead letter", nil, []string{"dlq", "show"}, []string{"missing argument <sequence | push id>"}},
+		{"purge without a terminal", nil, []string{"dlq", "purge"}, []string{"refusing to purge without --yes when not at a terminal"}},
+		{"a negative number", nil, []string{"push", "q", "-1"},
+			[]string{"-1 is read as a flag: put -- before an argument that starts with - (pushctl push q -- -1)"}},
+		{"a negative number after a flag's value", nil, []string{"push", "--nats-token", "secrettoken", "--json", "q", "-2.5"},
+			[]string{"(pushctl push q -- -2.5)"}},
+	} {
+		r := runTool(t, c.env, "pushctl", c.args...)
+		mustBeOneUsageLine(t, c.what, r, c.want...)
+		if strings.Contains(r.stderr, "secrettoken") {
+			t.Errorf("%s: pushctl printed the token: %q", c.what, r.stderr)
+		}
+	}
+}
+
+// pushctl dlq show says what it looked for and did not find, exit status
+// 1 (the command ran; nothing is there), by push id and by sequence.
+func TestPushctlDLQShowNotFound(t *testing.T) {
+	s := natstest.Server(t)
+	withDLQ(t, s)
+	for which, want := range map[string]string{"c": "pushctl dlq show: no dead letter c", "999": "pushctl dlq show: no dead letter with sequence 999"} {
+		r := runTool(t, nil, "pushctl", "dlq", "show", which, "--nats", s.ClientURL())
+		if r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "API error") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("pushctl dlq show %s: exit %d, stderr %q; want exit 1 and %q", which, r.code, r.stderr, want)
+		}
+	}
+}
+
+// pushctl listen ended by the edge exits 0 for shutdown (the node
+// stopped) and 1 for replaced (another connection took the session), as
+// its help says.
+func TestPushctlListenExitStatus(t *testing.T) {
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	n := startEdge(t, cfg)
+	listen := func() *process {
+		p := start(t, t.TempDir(), toolEnv(t), binary(t, "pushctl"), "listen", "--addr", n.ws(), "--secret-file", cfg.JWTSecretFile, "alice")
+		p.waitFor(t, "listening as session")
+		return p
+	}
+	exitCode := func(p *process) int {
+		t.Helper()
+		select {
+		case <-p.exited:
+		case <-timeout(t).Done():
+			t.Fatalf("pushctl listen did not exit:\n%s", p.output())
+		}
+		var ee *exec.ExitError
+		if errors.As(p.err, &ee) {
+			return ee.ExitCode()
+		}
+		return 0
+	}
+	p := listen()
+	dial(t, n.ws(), "alice", client.Options{})
+	if code := exitCode(p); code != 1 || !strings.Contains(p.output(), "replaced") {
+		t.Errorf("pushctl listen replaced: exit %d:\n%s", code, p.output())
+	}
+	p = listen()
+	n.shutdown(t)
+	if code := exitCode(p); code != 0 || !strings.Contains(p.output(), "shutdown") {
+		t.Errorf("pushctl listen at the node's shutdown: exit %d:\n%s", code, p.output())
+	}
+	help := runTool(t, nil, "pushctl", "listen", "--help").stdout
+	if !strings.Contains(help, "replaced included") {
+		t.Errorf("pushctl listen --help does not give the exit status of a replaced listener:\n%s", help)
+	}
+}
+
+// The errors a new user meets first say what to do next, on the same
+// line: NATS not running (naming the URL tried), NATS wanting
+// credentials, and an edge wanting a token when none was given.
+func TestPushctlErrorsSayWhatToDo(t *testing.T) {
+	closed := fmt.Sprintf("nats://127.0.0.1:%d", natstest.FreePort(t))
+	opts := natstest.Options(t, "n1")
+	opts.Authorization = "secrettoken"
+	locked := natstest.StartWith(t, opts)
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	for _, c := range []struct {
+		what string
+		args []string
+		want []string
+	}{
+		{"no NATS", []string{"dlq", "ls", "--nats", closed}, []string{closed, "no servers available", "(is the edge (make run) or NATS running? --nats or NATS_URL says where)"}},
+		{"NATS wants credentials", []string{"push", "alice", "hi", "--nats", locked.ClientURL()},
+			[]string{"uthorization", "(this NATS wants credentials: --nats-user with --nats-password-file, --nats-creds, --nats-nkey, --nats-token or --context)"}},
+		{"the edge wants a token", []string{"listen", "--addr", n.ws(), "alice"},
+			[]string{"missing token", "(give --secret-file data/jwt-secret as make run made it, --key-file or --token)"}},
+		{"the edge wants a token for a request", []string{"request", "--addr", n.tcp(), "echo"}, []string{"missing token", "--secret-file data/jwt-secret"}},
+	} {
+		r := runTool(t, nil, "pushctl", c.args...)
+		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one line", c.what, r.code, r.stderr)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("%s: %q does not say %q", c.what, r.stderr, w)
+			}
+		}
+	}
+}
+
+// pushctl request --json gives a priority to no response frame: only
+// pushes have one.
+func TestPushctlRequestJSONHasNoPriority(t *testing.T) {
+	_, n, nc := requestNode(t, nil)
+	respond(t, nc, "echo", func(m *nats.Msg) { _ = m.Respond(append([]byte("echo: "), m.Data...)) })
+	r := runTool(t, nil, "pushctl", "request", "--addr", n.ws(), "--token", mint(t, "bob"), "--json", "echo", "hi")
+	if r.code != 0 || !strings.Contains(r.stdout, `"payload":"echo: hi"`) || strings.Contains(r.stdout, "priority") {
+		t.Fatalf("pushctl request --json: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// pushctl dlq replay exits 0 when the dead letters it did not replay are
+// only still offline (they stay, for later), as its help says; and every
+// dead-letter reason is in the filter's help, unconfirmed included.
+func TestPushctlReplayOfflineExits0AndHelpSaysSo(t *testing.T) {
+	s := natstest.Server(t)
+	withDLQ(t, s)
+	if r := runTool(t, nil, "pushctl", "push", "alice", "hi", "--nats", s.ClientURL()); r.code != 1 || !strings.Contains(r.stdout, "dead: offline") {
+		t.Fatalf("pushctl push alice hi: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := runTool(t, nil, "pushctl", "dlq", "replay", "--nats", s.ClientURL())
+	if r.code != 0 || !strings.Contains(r.stdout, "still offline 1") || len(deadLetters(t, s)) != 1 {
+		t.Fatalf("pushctl dlq replay with alice offline: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	help := runTool(t, nil, "pushctl", "dlq", "replay", "--help").stdout
+	for _, w := range []string{"0 when every selected dead letter was replayed or is still offline", "1 if any failed or was refused"} {
+		if !strings.Contains(strings.Join(strings.Fields(help), " "), w) {
+			t.Errorf("pushctl dlq replay --help lacks %q:\n%s", w, help)
+		}
+	}
+	purge := strings.Join(strings.Fields(runTool(t, nil, "pushctl", "dlq", "purge", "--help").stdout), " ")
+	for _, reason := range push.Reasons {
+		if !strings.Contains(purge, string(reason)) {
+			t.Errorf("pushctl dlq purge --help lacks the reason %s:\n%s", reason, purge)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package tests
 
 import (
 	"fmt"
+	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,4 +62,45 @@ func TestGracefulDrainOfTheBinary(t *testing.T) {
 		}
 	}
 	t.Logf("drain took %v", took)
+}
+
+// On SIGTERM a node with a drain delay turns not ready at once and keeps
+// its clients for the delay, so a load balancer checking /readyz stops
+// sending it new ones before any client is told shutdown; then it closes
+// them shutdown and exits 0.
+func TestDrainDelay(t *testing.T) {
+	s := natstest.Server(t)
+	const delay = 2 * time.Second
+	p := startEdgeProcess(t, t.TempDir(), "--nats-url", s.ClientURL(), "--node", "delayed",
+		"--ws-listen", "", "--tcp-listen", "127.0.0.1:0", "--jwt-secret-file", writeSecret(t),
+		"--drain-delay", delay.String()) // after the base's 0: the last wins
+	c := dial(t, "tcp://"+p.addr("tcp"), "held", client.Options{})
+	readyz := "http://" + p.addr("admin") + "/readyz"
+	if code, _ := getStatus(t, readyz); code != http.StatusOK {
+		t.Fatalf("/readyz %d before the signal", code)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/readyz to say draining", func() bool { code, _ := getStatus(t, readyz); return code == http.StatusServiceUnavailable })
+	notReady := time.Now()
+	select {
+	case <-c.Done():
+		t.Fatalf("the client was closed (%v) as the node turned not ready; want it kept for the drain delay", c.Err())
+	default:
+	}
+	if _, err := c.Recv(timeout(t)); !isClose(err, "shutdown") {
+		t.Fatalf("client ended with %v; want close reason shutdown", err)
+	}
+	if held := time.Since(notReady); held < delay-200*time.Millisecond {
+		t.Fatalf("the client was closed %v after /readyz said draining; want the drain delay, %v", held, delay)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("edge exited with %v; want status 0", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("edge did not exit")
+	}
 }

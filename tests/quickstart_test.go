@@ -38,7 +38,8 @@ func checkout(t *testing.T) (dir, bin string) {
 }
 
 // quickstartEnv is the environment the README's commands run in: every
-// listener of the edge on a free port (the README's are fixed), a home
+// listener of the edge on a free port (the README's are fixed), no drain
+// delay (no load balancer waits to see the node not ready), a home
 // and nats CLI configuration of its own (no context of the machine's
 // user), no make of ours.
 func quickstartEnv(dir string) []string {
@@ -49,7 +50,7 @@ func quickstartEnv(dir string) []string {
 			env = append(env, kv)
 		}
 	}
-	return append(append(env, homeEnv(dir)...), "PUSHFABRIC_WS_LISTEN=127.0.0.1:0", "PUSHFABRIC_TCP_LISTEN=127.0.0.1:0",
+	return append(append(env, homeEnv(dir)...), "PUSHFABRIC_DRAIN_DELAY=0", "PUSHFABRIC_WS_LISTEN=127.0.0.1:0", "PUSHFABRIC_TCP_LISTEN=127.0.0.1:0",
 		"PUSHFABRIC_ADMIN_LISTEN=127.0.0.1:0", "PUSHFABRIC_NATS_LISTEN=127.0.0.1:0")
 }
 

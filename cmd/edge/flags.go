@@ -35,13 +35,15 @@ type edgeFlags struct {
 
 // listenFlags are the listeners and client authentication.
 type listenFlags struct {
-	WSListen         string `config:"WSListen" name:"ws-listen" default:"${WSListen}" help:"WebSocket listen address; empty: none."`
-	TCPListen        string `config:"TCPListen" name:"tcp-listen" default:"${TCPListen}" help:"framed-TCP listen address; empty: none."`
-	AdminListen      string `config:"AdminListen" name:"admin-listen" default:"${AdminListen}" help:"admin listen address (/metrics, /healthz, /readyz); empty: none."`
-	Pprof            bool   `config:"Pprof" name:"pprof" help:"Also serve Go profiles (/debug/pprof/) on the admin listener; off loopback only with --allow-open-pprof."`
-	AllowOpenPprof   bool   `config:"AllowOpenPprof" name:"allow-open-pprof" help:"Let --pprof serve profiles and the command line on an admin listener off loopback, to anyone who reaches it (logged as a warning)."`
-	JWTSecretFile    string `config:"JWTSecretFile" name:"jwt-secret-file" placeholder:"FILE" help:"File holding the HS256 secret clients' tokens are signed with (at least 32 bytes)."`
-	JWTPublicKeyFile string `config:"JWTPublicKeyFile" name:"jwt-public-key-file" placeholder:"FILE" help:"PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with."`
+	WSListen         string        `config:"WSListen" name:"ws-listen" default:"${WSListen}" help:"WebSocket listen address; empty: none."`
+	TCPListen        string        `config:"TCPListen" name:"tcp-listen" default:"${TCPListen}" help:"framed-TCP listen address; empty: none."`
+	AdminListen      string        `config:"AdminListen" name:"admin-listen" default:"${AdminListen}" help:"admin listen address (/metrics, /healthz, /readyz); empty: none."`
+	Pprof            bool          `config:"Pprof" name:"pprof" help:"Also serve Go profiles (/debug/pprof/) on the admin listener; off loopback only with --allow-open-pprof."`
+	AllowOpenPprof   bool          `config:"AllowOpenPprof" name:"allow-open-pprof" help:"Let --pprof serve profiles and the command line on an admin listener off loopback, to anyone who reaches it (logged as a warning)."`
+	JWTSecretFile    string        `config:"JWTSecretFile" name:"jwt-secret-file" placeholder:"FILE" help:"File holding the HS256 secret clients' tokens are signed with (at least 32 bytes)."`
+	DrainDelay       time.Duration `config:"DrainDelay" name:"drain-delay" default:"${DrainDelay}" help:"On SIGTERM, how long the node stays up not ready (/readyz 503) before it closes its clients, so that load balancers stop sending it new ones first: at least their check interval times fall count (deployments/haproxy: 1 s × 2)."`
+	ProxyProtocol    []string      `config:"Edge.ProxyProtocol" name:"proxy-protocol" placeholder:"CIDRS" help:"Sources (networks or addresses, comma-separated: the load balancers) whose client connections start with a PROXY protocol v2 header naming the client, as HAProxy's send-proxy-v2 sends; a connection from one without it is refused; empty: none."`
+	JWTPublicKeyFile string        `config:"JWTPublicKeyFile" name:"jwt-public-key-file" placeholder:"FILE" help:"PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with."`
 }
 
 // natsFlags are the NATS connection, the embedded server and the node's

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pushfabric/pushfabric/cmd/edge/app"
 )
 
 // A bad --ws-allowed-origins value, on the command line or in its
@@ -37,7 +35,7 @@ func TestBadAllowedOriginNamesTheFlag(t *testing.T) {
 	}
 }
 
-// The flags' defaults are app.DefaultConfig's, and every flag lands in
+// The flags' defaults are the binary's (binaryDefaults), and every flag lands in
 // the config.
 func TestFlagsReachTheConfig(t *testing.T) {
 	o, _, ok := parse([]string{"--queue-len", "7", "--nats-url", "nats://a:4222,nats://b:4222", "--node", "n9",
@@ -50,8 +48,8 @@ func TestFlagsReachTheConfig(t *testing.T) {
 		t.Fatalf("config %+v", c)
 	}
 	o, _, ok = parse(nil, io.Discard, io.Discard)
-	if want := app.DefaultConfig(); !ok || !reflect.DeepEqual(o.cfg, want) {
-		t.Fatalf("with no flags the config is\n%+v\nwant app.DefaultConfig()\n%+v", o.cfg, want)
+	if want := binaryDefaults(); !ok || !reflect.DeepEqual(o.cfg, want) {
+		t.Fatalf("with no flags the config is\n%+v\nwant binaryDefaults()\n%+v", o.cfg, want)
 	}
 }
 
@@ -78,9 +76,9 @@ func TestEveryFlagSetsItsField(t *testing.T) {
 					set(t, g.value)
 				}
 			}
-			got := app.DefaultConfig()
+			got := binaryDefaults()
 			f.apply(&got)
-			want := app.DefaultConfig()
+			want := binaryDefaults()
 			set(t, field(&want, cf.path))
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("%s set\n%+v\nwant only %s changed:\n%+v", cf.flag, got, cf.path, want)

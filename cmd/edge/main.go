@@ -50,8 +50,21 @@ flag on the command line wins. Exit status: 2 for a mistake on the command line 
 configuration refused before anything starts, told in one line; 1 when the node failed to
 start or stopped with errors.`
 
+// defaultDrainDelay is the binary's --drain-delay: well above the shipped
+// HAProxy config's check interval (1 s) times its fall count (2), so a
+// loaded balancer has seconds to spare. (app.DefaultConfig has none: a program that embeds a node has no
+// load balancer unless it says so.)
+const defaultDrainDelay = 5 * time.Second
+
+// binaryDefaults is the configuration the edge binary starts from.
+func binaryDefaults() app.Config {
+	c := app.DefaultConfig()
+	c.DrainDelay = defaultDrainDelay
+	return c
+}
+
 func parser(f *edgeFlags, stdout, stderr io.Writer) (*kong.Kong, error) {
-	vars := defaults(app.DefaultConfig())
+	vars := defaults(binaryDefaults())
 	vars["version"] = version.Current().String()
 	return kong.New(f, kong.Name("edge"), kong.Description(description), kong.DefaultEnvars(envPrefix), vars,
 		kong.Writers(stdout, stderr), kong.ConfigureHelp(kong.HelpOptions{Compact: true}), kong.Configuration(loadConfigFile))
@@ -69,7 +82,7 @@ func parse(args []string, stdout, stderr io.Writer) (o *options, code int, ok bo
 	if _, err := p.Parse(args); err != nil {
 		return nil, cli.UsageError(stderr, "edge", err), false
 	}
-	o = &options{cfg: app.DefaultConfig(), logLevel: f.LogLevel, logFormat: f.LogFormat, quickstart: f.Quickstart}
+	o = &options{cfg: binaryDefaults(), logLevel: f.LogLevel, logFormat: f.LogFormat, quickstart: f.Quickstart}
 	f.apply(&o.cfg)
 	if err := o.cfg.Validate(); err != nil {
 		return nil, cli.UsageError(stderr, "edge", f.flagErrors(err)), false
@@ -128,7 +141,7 @@ func serve(o *options, log *zap.Logger) int {
 		zap.Stringer("signal", sig), zap.Duration("drain_timeout", o.cfg.Edge.DrainTimeout))
 	stopped := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.Edge.DrainTimeout+stopMargin)
+		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.DrainDelay+o.cfg.Edge.DrainTimeout+stopMargin)
 		defer cancel()
 		stopped <- stop(ctx)
 	}()

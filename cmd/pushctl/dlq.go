@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,11 +16,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/term"
 
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // dlqCmd is pushctl dlq and its commands.
@@ -41,7 +45,7 @@ func (dlqCmd) Help() string {
 // --priority, nor a push's as a filter.
 type filterFlags struct {
 	Session  string `env:"PUSHCTL_DLQ_SESSION" help:"Only this session."`
-	Reason   string `env:"PUSHCTL_DLQ_REASON" help:"Only this reason: offline, queue_full, closed, replaced, shutdown, expired, write_error, invalid."`
+	Reason   string `env:"PUSHCTL_DLQ_REASON" help:"Only this reason: ${reasons}."`
 	Priority string `env:"PUSHCTL_DLQ_PRIORITY" help:"Only this priority: high or low."`
 	Since    string `env:"PUSHCTL_DLQ_SINCE" placeholder:"AGE|TIME" help:"Only dead letters from this long ago (1h30m) or since this RFC 3339 time."`
 	Limit    int    `env:"PUSHCTL_DLQ_LIMIT" help:"At most this many, oldest first; 0: all."`
@@ -171,16 +175,31 @@ func (dlqShowCmd) Help() string {
 	return "Shows a dead letter's headers and payload. Given a push id, shows every dead letter of that\npush (more than one if it died again after a replay). A payload that is not text is shown as\na hex dump."
 }
 
+// Validate refuses a sequence or push id no dead letter can have.
+func (c *dlqShowCmd) Validate(kctx *kong.Context) error {
+	if seq, err := strconv.ParseUint(c.Which, 10, 64); err == nil && seq == 0 {
+		return errors.New("sequence 0: sequences start at 1")
+	}
+	if onCommandLine(kctx, "sequence | push id") && (c.Which == "" || len(c.Which) > push.MaxFieldLen) {
+		return fmt.Errorf("push id %q: want 1-%d bytes", c.Which, push.MaxFieldLen)
+	}
+	return c.filterFlags.Validate()
+}
+
 func (c *dlqShowCmd) run() int {
 	return c.open("show", func(ctx context.Context, s *dlqSession, _ dlq.Filter) int {
 		var entries []dlq.Entry
 		var err error
+		what := "no dead letter " + c.Which
 		if seq, perr := strconv.ParseUint(c.Which, 10, 64); perr == nil {
 			var e dlq.Entry
 			e, err = s.store.Get(ctx, seq)
-			entries = []dlq.Entry{e}
+			entries, what = []dlq.Entry{e}, "no dead letter with sequence "+c.Which
 		} else {
 			entries, err = s.store.Find(ctx, c.Which)
+		}
+		if errors.Is(err, dlq.ErrNotFound) {
+			err = errors.New(what + " (pushctl dlq ls lists them)")
 		}
 		if err != nil {
 			return fail("dlq show", err)
@@ -312,7 +331,7 @@ type dlqReplayCmd struct {
 
 // Help is shown under the command's usage.
 func (dlqReplayCmd) Help() string {
-	return "Republishes the selected dead letters, oldest first, each to <prefix>.<session>.<priority> as its\nstream subject names them (never the Push-Subject header), with its original headers except\nPush-Session, Push-Reply and Nats-*, and Push-Replay-Count + 1; waits for each acknowledgement, and\ndeletes a dead letter only once its push is enqueued or written. Dead letters of sessions still\noffline stay. A dead letter whose subject does not name a known reason, a valid session and high or\nlow, and one trimmed to fit the stream (Push-Trimmed) are refused: each is reported and stays.\nDead letters of group pushes are not selected. Interrupting loses nothing: run it again. Exit status\n1 if any replay failed or was refused."
+	return "Republishes the selected dead letters, oldest first, each to <prefix>.<session>.<priority> as its\nstream subject names them (never the Push-Subject header), with its original headers except\nPush-Session, Push-Reply and Nats-*, and Push-Replay-Count + 1; waits for each acknowledgement, and\ndeletes a dead letter only once its push is enqueued or written. Dead letters of sessions still\noffline stay in the stream, for a later replay. A dead letter whose subject does not name a known reason, a valid session and high or\nlow, and one trimmed to fit the stream (Push-Trimmed) are refused: each is reported and stays.\nDead letters of group pushes are not selected. Interrupting loses nothing: run it again. Exit status:\n0 when every selected dead letter was replayed or is still offline; 1 if any failed or was refused."
 }
 
 func (c *dlqReplayCmd) run() int {
@@ -358,7 +377,16 @@ type dlqPurgeCmd struct {
 
 // Help is shown under the command's usage.
 func (dlqPurgeCmd) Help() string {
-	return "Deletes the selected dead letters, after asking (unless --yes)."
+	return "Deletes the selected dead letters, after asking on the terminal (unless --yes). Without a\nterminal to ask on, --yes is required."
+}
+
+// Validate checks the filter, and refuses to purge without --yes when
+// there is no terminal to ask on.
+func (c *dlqPurgeCmd) Validate() error {
+	if !c.Yes && !term.IsTerminal(int(os.Stdin.Fd())) { // not ModeCharDevice: /dev/null is one
+		return errors.New("refusing to purge without --yes when not at a terminal")
+	}
+	return c.filterFlags.Validate()
 }
 
 func (c *dlqPurgeCmd) run() int {

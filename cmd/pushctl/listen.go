@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,6 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/alecthomas/kong"
+
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
 )
@@ -24,26 +29,118 @@ type clientFlags struct {
 	JSON     bool   `name:"json" help:"Print each frame as a JSON object."`
 }
 
+// check refuses, as a command-line mistake, an address the client cannot
+// dial and two keys.
+func (f *clientFlags) check() error {
+	if err := checkAddr(f.Addr); err != nil {
+		return err
+	}
+	if f.SecretFile != "" && f.KeyFile != "" {
+		return errBothKeys
+	}
+	return nil
+}
+
+// checkAddr accepts what client.Dial dials: ws://host:port/… or
+// tcp://host:port.
+func checkAddr(addr string) error {
+	u, err := url.Parse(addr)
+	if err == nil && (u.Scheme == "ws" || u.Scheme == "tcp") {
+		if _, port, err := net.SplitHostPort(u.Host); err == nil && port != "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("--addr %s: want ws://host:port/ or tcp://host:port", addr)
+}
+
 // listenCmd is pushctl listen.
 type listenCmd struct {
 	clientFlags `embed:""`
 	Session     string `arg:"" help:"The session to hold."`
+	Reconnect   bool   `help:"Connect again, with backoff, when the connection ends after shutdown, idle, too_slow, overloaded, token_expired or a lost connection (with a fresh token from --secret-file or --key-file), saying so on stderr; stop after replaced, auth, revoked or protocol."`
 }
 
 // Help is shown under the command's usage.
 func (c *listenCmd) Help() string {
-	return "Connects to an edge as a client holding the session and prints every push as it arrives,\nuntil interrupted or the edge closes the connection. Authenticate with --token, or mint one\nwith --secret-file or --key-file; with none of them the edge must be in development mode."
+	return "Connects to an edge as a client holding the session and prints every push as it arrives,\nuntil interrupted or the edge closes the connection (with --reconnect: for a reason not to\nreconnect). Authenticate with --token, or mint one with --secret-file or --key-file; with none\nof them the edge must be in development mode.\n" +
+		"Exit status: 0 when interrupted, or when the edge closes the connection with reason normal or\nshutdown (the node is stopping: nothing is wrong with the listener); 1 when it closes it with any\nother reason (replaced included: another connection took the session) or on error."
+}
+
+// Validate checks the address, the keys and the session's name.
+func (c *listenCmd) Validate(kctx *kong.Context) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return checkArg(kctx, "session", "session", c.Session)
 }
 
 func (c *listenCmd) run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if c.Reconnect {
+		return c.reconnecting(ctx)
+	}
 	conn, err := dialAs(ctx, c.Addr, c.Session, c.Token, c.keyFlags)
 	if err != nil {
 		return fail("listen", err)
 	}
 	defer conn.Close()
 	return listen(ctx, conn, c.Addr, c.JSON)
+}
+
+// reconnecting is listen --reconnect: a session that comes back, each
+// reconnect told on stderr.
+func (c *listenCmd) reconnecting(ctx context.Context) int {
+	o := client.Options{Token: c.Token}
+	r := client.ReconnectOptions{OnState: printState}
+	switch {
+	case c.Token != "":
+	case c.keyFlags.given():
+		r.Token = func(context.Context) (string, error) { return c.keyFlags.mint(c.Session) }
+	default:
+		o.Session = c.Session
+	}
+	s, err := client.Connect(ctx, c.Addr, o, r)
+	var closed *client.CloseError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return 0
+	case errors.As(err, &closed) && closed.Reason == wire.CloseAuth && o.Token == "" && r.Token == nil:
+		return fail("listen", cli.NoToken(err))
+	case err != nil:
+		return fail("listen", err)
+	}
+	defer s.Close()
+	return listen(ctx, held{s}, c.Addr, c.JSON)
+}
+
+// held is a client.Session as listen reads it.
+type held struct{ s *client.Session }
+
+func (h held) Recv(ctx context.Context) (client.Frame, error) { return h.s.Recv(ctx) }
+func (h held) Session() string                                { return h.s.ID() }
+func (h held) Node() string                                   { return h.s.Node() }
+
+// printState tells of a reconnecting session's disconnects, failed
+// attempts and reconnects on stderr.
+func printState(st client.State) {
+	switch {
+	case st.Kind == client.StateConnected && st.Err != nil:
+		fmt.Fprintf(os.Stderr, "reconnected to node %q after %s\n", st.Node, endText(st.Err))
+	case st.Kind == client.StateDisconnected:
+		fmt.Fprintf(os.Stderr, "disconnected: %s; reconnecting in %v\n", endText(st.Err), st.Delay.Round(time.Millisecond))
+	case st.Kind == client.StateRetrying:
+		fmt.Fprintf(os.Stderr, "connect failed: %v; retrying in %v\n", st.Err, st.Delay.Round(time.Millisecond))
+	}
+}
+
+// endText is why a connection ended, as a person reads it.
+func endText(err error) string {
+	var closed *client.CloseError
+	if errors.As(err, &closed) {
+		return closeText(closed)
+	}
+	return "a lost connection (" + err.Error() + ")"
 }
 
 // dialAs connects to the edge at addr as a client holding session: with
@@ -63,10 +160,22 @@ func dialAs(ctx context.Context, addr, session, token string, kf keyFlags) (*cli
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return client.Dial(ctx, addr, o)
+	c, err := client.Dial(ctx, addr, o)
+	var closed *client.CloseError
+	if errors.As(err, &closed) && closed.Reason == wire.CloseAuth && o.Token == "" {
+		err = cli.NoToken(err)
+	}
+	return c, err
 }
 
-func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
+// receiver is a connection, or a session that comes back, as listen reads it.
+type receiver interface {
+	Recv(ctx context.Context) (client.Frame, error)
+	Session() string
+	Node() string
+}
+
+func listen(ctx context.Context, c receiver, addr string, asJSON bool) int {
 	fmt.Fprintf(os.Stderr, "listening as session %q on node %q (%s); Ctrl-C to stop\n", c.Session(), c.Node(), addr)
 	for {
 		f, err := c.Recv(ctx)
@@ -76,7 +185,7 @@ func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
 			return 0
 		case errors.As(err, &closed):
 			fmt.Fprintf(os.Stderr, "the edge closed the connection: %s\n", closeText(closed))
-			if closed.Reason == wire.CloseShutdown || closed.Reason == wire.CloseReplaced {
+			if closed.Reason == wire.CloseShutdown || closed.Reason == wire.CloseNormal {
 				return 0
 			}
 			return 1
@@ -87,17 +196,22 @@ func listen(ctx context.Context, c *client.Conn, addr string, asJSON bool) int {
 	}
 }
 
-// printFrame prints a push; a payload that is not text is shown quoted.
+// printFrame prints a frame; a payload that is not text is shown quoted.
+// Only a push has a priority.
 func printFrame(f client.Frame, asJSON bool) {
 	if asJSON {
+		prio := ""
+		if f.Type == wire.TypePush {
+			prio = f.Priority.String()
+		}
 		b, _ := json.Marshal(struct {
 			Type        string `json:"type"`
 			ID          string `json:"id,omitempty"`
-			Priority    string `json:"priority"`
+			Priority    string `json:"priority,omitempty"`
 			ContentType string `json:"content_type,omitempty"`
 			Payload     string `json:"payload"`
 			Code        string `json:"code,omitempty"`
-		}{f.Type.String(), f.ID, f.Priority.String(), f.ContentType, string(f.Payload), f.Name})
+		}{f.Type.String(), f.ID, prio, f.ContentType, string(f.Payload), f.Name})
 		fmt.Println(string(b))
 		return
 	}

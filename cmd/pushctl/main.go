@@ -34,6 +34,7 @@ import (
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/internal/version"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // envPrefix starts every environment variable pushctl reads for a flag.
@@ -72,7 +73,7 @@ func main() {
 }
 
 func newParser(m *commands, stdout, stderr io.Writer) (*kong.Kong, error) {
-	vars := kong.Vars{"version": version.Current().String(), "prefix": protocol.DefaultPrefix}
+	vars := kong.Vars{"version": version.Current().String(), "prefix": protocol.DefaultPrefix, "reasons": reasonNames()}
 	for k, v := range cli.NATSVars(envPrefix) {
 		vars[k] = v
 	}
@@ -99,8 +100,40 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	return ctx.Selected().Target.Addr().Interface().(runner).run()
 }
 
-// fail prints an error for command and returns exit code 1.
+// fail prints an error for command, with what to do next when it is one
+// a new user meets first (cli.Explain), and returns exit code 1.
 func fail(command string, err error) int {
-	fmt.Fprintf(os.Stderr, "pushctl %s: %v\n", command, err)
+	fmt.Fprintf(os.Stderr, "pushctl %s: %s\n", command, cli.Explain(err))
 	return 1
+}
+
+// checkArg is push.CheckName(what, value) for the positional argument
+// arg, and nil when arg is not on the command line: kong validates a
+// command before it checks that its arguments are there, and then says
+// "missing argument" itself.
+func checkArg(kctx *kong.Context, arg, what, value string) error {
+	if !onCommandLine(kctx, arg) {
+		return nil
+	}
+	return push.CheckName(what, value)
+}
+
+// onCommandLine reports whether the positional argument arg was given.
+func onCommandLine(kctx *kong.Context, arg string) bool {
+	for _, p := range kctx.Path {
+		if p.Positional != nil && p.Positional.Name == arg {
+			return true
+		}
+	}
+	return false
+}
+
+// reasonNames is every dead-letter reason, comma-separated, for help
+// texts: push.Reasons, so that no list is written out by hand.
+func reasonNames() string {
+	names := make([]string, len(push.Reasons))
+	for i, r := range push.Reasons {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
@@ -48,8 +49,11 @@ func (c *pushCmd) Help() string {
 	return "Publishes a push and prints the edge node's acknowledgement. Exit status: 0 when the push is\nenqueued or written, 1 when it is dead (dead-lettered with the reason shown, offline when no node\nholds the session) or on error."
 }
 
-// Validate checks the headers are key=value.
-func (c *pushCmd) Validate() error {
+// Validate checks the session's name and that the headers are key=value.
+func (c *pushCmd) Validate(kctx *kong.Context) error {
+	if err := checkArg(kctx, "session", "session", c.Session); err != nil {
+		return err
+	}
 	for _, h := range c.Header {
 		if k, _, ok := strings.Cut(h, "="); !ok || k == "" {
 			return fmt.Errorf("--header %q: want key=value", h)

@@ -9,7 +9,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // requestCmd is pushctl request.
@@ -26,6 +29,18 @@ func (c *requestCmd) Help() string {
 		"payload as it arrives. The edge answers from its own handlers or forwards the request to\n" +
 		"req.<prefix>.<method> over NATS. Exit status 1 when the request ends with an error frame (printed\n" +
 		"to standard error as \"error <code>: <message>\"). Ctrl-C cancels the request."
+}
+
+// Validate checks the address, the keys, the session's name and the
+// method's.
+func (c *requestCmd) Validate(kctx *kong.Context) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if err := push.CheckName("--session", c.Session); err != nil {
+		return err
+	}
+	return checkArg(kctx, "method", "method", c.Method)
 }
 
 func (c *requestCmd) run() int {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/pushfabric/pushfabric/token"
 )
 
@@ -18,19 +20,25 @@ type keyFlags struct {
 
 func (k *keyFlags) given() bool { return k.SecretFile != "" || k.KeyFile != "" }
 
+// errBothKeys: a token is minted from one key.
+var errBothKeys = errors.New("give --secret-file or --key-file, not both")
+
+// errNoKey: pushctl token needs a key to mint with.
+var errNoKey = errors.New("give --secret-file or --key-file")
+
 // mint signs a token for session.
 func (k *keyFlags) mint(session string) (string, error) {
 	var key []byte
 	var err error
 	switch {
 	case k.SecretFile != "" && k.KeyFile != "":
-		return "", errors.New("give --secret-file or --key-file, not both")
+		return "", errBothKeys
 	case k.SecretFile != "":
 		key, err = token.ReadSecretFile(k.SecretFile)
 	case k.KeyFile != "":
 		key, err = os.ReadFile(k.KeyFile)
 	default:
-		return "", errors.New("give --secret-file or --key-file")
+		return "", errNoKey
 	}
 	if err != nil {
 		return "", err
@@ -47,6 +55,18 @@ type tokenCmd struct {
 // Help is shown under the command's usage.
 func (c *tokenCmd) Help() string {
 	return "Prints a client token (a JWT whose subject is the session) for the edge to accept.\nGive --secret-file or --key-file."
+}
+
+// Validate checks the session's name and that exactly one key is given,
+// so that either mistake is a command-line one.
+func (c *tokenCmd) Validate(kctx *kong.Context) error {
+	switch {
+	case c.SecretFile != "" && c.KeyFile != "":
+		return errBothKeys
+	case !c.given():
+		return errNoKey
+	}
+	return checkArg(kctx, "session", "session", c.Session)
 }
 
 func (c *tokenCmd) run() int {

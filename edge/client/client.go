@@ -8,6 +8,11 @@
 // Options.OnPush. A client that stops taking pushes stops reading its
 // socket: the server then sees a slow client, which is what it should see.
 //
+// A Session ([Connect]) is a client that comes back: it holds a session
+// across connections, reconnecting with backoff by the close reasons of
+// DESIGN §8, with a fresh token for each connect if asked, and drops
+// pushes repeated across connections by push id.
+//
 // The package imports edge/wire, the vocabulary (push) and gobwas/ws: an
 // application that connects links nothing of the edge server, the registry
 // or NATS (tests/imports_test.go).
@@ -49,7 +54,9 @@ type Options struct {
 	// reading; 0: 1024.
 	Buffer int
 	// OnPush, when set, receives every push on the reader goroutine instead
-	// of Recv. The frame's Payload is valid only during the call.
+	// of Recv. The frame's Payload is valid only during the call. In a
+	// Session it runs on the session's goroutine, after the repeat check,
+	// and the Payload is the callee's to keep.
 	OnPush func(Frame)
 	// ReadBufferSize is the socket read buffer; 0: 64 KiB.
 	ReadBufferSize int
@@ -96,7 +103,9 @@ type Conn struct {
 	onPush   func(Frame)
 	pushes   chan Frame    // closed by the reader when the connection ends
 	done     chan struct{} // closed by the reader when the connection ends
-	wmu      sync.Mutex    // serialises writes
+	quit     chan struct{} // closed by Close, once: the reader stops waiting for Recv
+	quitOnce sync.Once
+	wmu      sync.Mutex // serialises writes
 	nextReq  atomic.Uint64
 	readDone sync.WaitGroup
 
@@ -114,7 +123,7 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	c := &Conn{max: o.MaxFrameSize, onPush: o.OnPush, done: make(chan struct{}), calls: map[string]*call{}}
+	c := &Conn{max: o.MaxFrameSize, onPush: o.OnPush, done: make(chan struct{}), quit: make(chan struct{}), calls: map[string]*call{}}
 	if c.max == 0 {
 		c.max = wire.DefaultMaxFrameSize
 	}
@@ -309,8 +318,9 @@ func (c *Conn) forget(id string, cl *call) {
 }
 
 // Close sends a close frame and closes the connection, then waits for the
-// reader goroutine to end.
+// reader goroutine to end. Pushes not yet received are dropped.
 func (c *Conn) Close() error {
+	c.quitOnce.Do(func() { close(c.quit) })
 	_ = c.send(&Frame{Type: wire.TypeClose, Name: "normal"})
 	err := c.nc.Close()
 	c.readDone.Wait()
@@ -399,7 +409,11 @@ func (c *Conn) dispatch(body []byte) error {
 		c.onPush(f)
 	case f.Type == wire.TypePush || f.Type == wire.TypeError && f.ID == "":
 		f.Payload = append([]byte(nil), f.Payload...)
-		c.pushes <- f
+		select {
+		case c.pushes <- f:
+		case <-c.quit:
+			return ErrClosed
+		}
 	case f.Type == wire.TypeResponse || f.Type == wire.TypeEnd || f.Type == wire.TypeError:
 		f.Payload = append([]byte(nil), f.Payload...)
 		c.mu.Lock()

@@ -3,8 +3,10 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -90,5 +93,40 @@ func TestCloseAndErr(t *testing.T) {
 		if err == nil {
 			t.Fatal("Request on a closed connection yielded a frame")
 		}
+	}
+}
+
+// written counts the pushes the edge wrote.
+type written struct{ n atomic.Int32 }
+
+func (w *written) Written(*edge.Envelope)       { w.n.Add(1) }
+func (w *written) Dead(edge.DeadLetter)         {}
+func (w *written) Moved(string, *edge.Envelope) {}
+
+// Close returns even when pushes wait for a Recv that never comes: the
+// reader, blocked on a full buffer, stops waiting.
+func TestCloseWithPushesNotReceived(t *testing.T) {
+	n := startEdge(t, "A", "127.0.0.1:0", "127.0.0.1:0", nil, nil)
+	c, err := client.Dial(t.Context(), n.tcp, client.Options{Session: "me", Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &written{}
+	for i := range 3 {
+		e := edge.Envelope{Frame: edge.Frame{ID: fmt.Sprint(i)}, Receipt: w}
+		if err := n.srv.Registry().Get("me").TryPush(push.High, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the pushes written", func() bool { return w.n.Load() == 3 })
+	closed := make(chan struct{})
+	go func() {
+		_ = c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(testTimeout):
+		t.Fatal("Close hung on pushes nobody received")
 	}
 }

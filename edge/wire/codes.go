@@ -14,11 +14,16 @@ const (
 	CloseTooSlow  CloseReason = "too_slow" // the client did not read fast enough; reconnect
 	CloseProtocol CloseReason = "protocol" // the client broke the protocol (a client bug); do not reconnect
 	CloseIdle     CloseReason = "idle"     // nothing was heard from the client for the idle timeout; reconnect
+
+	CloseRevoked      CloseReason = "revoked"       // the session was kicked; do not reconnect
+	CloseTokenExpired CloseReason = "token_expired" // the token's exp passed without a refresh; reconnect with a fresh token
+	CloseOverloaded   CloseReason = "overloaded"    // the node is at a limit; reconnect (with backoff), perhaps elsewhere
 )
 
 // CloseReasons lists every close reason, for pre-initialising metrics.
 var CloseReasons = []CloseReason{
 	CloseNormal, CloseReplaced, CloseShutdown, CloseAuth, CloseTooSlow, CloseProtocol, CloseIdle,
+	CloseRevoked, CloseTokenExpired, CloseOverloaded,
 }
 
 // Meaning says in a few words what happened, for a person reading the
@@ -40,6 +45,12 @@ func (r CloseReason) Meaning() string {
 		return "the client broke the protocol"
 	case CloseIdle:
 		return "nothing was heard from the client for the idle timeout"
+	case CloseRevoked:
+		return "the session was revoked"
+	case CloseTokenExpired:
+		return "the token expired"
+	case CloseOverloaded:
+		return "the node is overloaded"
 	}
 	return ""
 }
@@ -63,6 +74,12 @@ func (r CloseReason) WSCode() uint16 {
 		return 4002
 	case CloseIdle:
 		return 4003
+	case CloseRevoked:
+		return 4004
+	case CloseTokenExpired:
+		return 4005
+	case CloseOverloaded:
+		return 4006
 	}
 	return 1011
 }

@@ -41,6 +41,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,6 +79,11 @@ type Config struct {
 	// clients name their session.
 	JWTSecretFile    string
 	JWTPublicKeyFile string
+	// DrainDelay is how long a stopping node stays up not ready (/readyz
+	// answers 503, draining) before it closes its clients, so that load
+	// balancers, which see it at their next checks, send it no new ones
+	// first. 0: none (nothing watches the node's readiness).
+	DrainDelay time.Duration
 
 	// Identity is the node's subject prefix and name, which each
 	// component takes.
@@ -112,13 +118,13 @@ func DefaultConfig() Config {
 // the binary names its flag instead. It reads the key files but connects
 // to nothing.
 func (cfg Config) Validate() error {
-	errs := []error{
+	errs := check.NotNegative(nil, "DrainDelay", cfg.DrainDelay)
+	errs = append(errs,
 		cfg.Identity.Validate(),
 		check.In("Bus", cfg.Bus.Validate()),
 		check.In("Edge", cfg.Edge.Validate()),
 		check.In("Stream", cfg.Stream.Validate()),
-		check.In("Writer", cfg.Writer.Validate()),
-	}
+		check.In("Writer", cfg.Writer.Validate()))
 	for _, l := range []struct{ field, addr string }{{"WSListen", cfg.WSListen}, {"TCPListen", cfg.TCPListen}, {"AdminListen", cfg.AdminListen}} {
 		if _, _, err := net.SplitHostPort(l.addr); l.addr != "" && err != nil {
 			errs = check.Field(errs, l.field, "is not an address: %v", err)
@@ -200,9 +206,19 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		fx.Invoke(func(srv *edge.Server, c *bus.Conn, d *bus.Dispatcher, w *dlq.Writer) {
 			node.Server, node.Bus, node.Dispatcher, node.Writer = srv, c, d, w
 		}),
-		// Registered last, so it runs first on stop.
+		// Registered last, so it runs first on stop: not ready, then the
+		// drain delay, then the rest stops.
 		fx.Invoke(func(lc fx.Lifecycle) {
-			lc.Append(fx.StopHook(func() { h.draining.Store(true) }))
+			lc.Append(fx.StopHook(func(ctx context.Context) {
+				h.draining.Store(true)
+				if cfg.DrainDelay > 0 {
+					log.Info("not ready: waiting for load balancers to notice before closing clients", zap.Duration("drain_delay", cfg.DrainDelay))
+					select {
+					case <-time.After(cfg.DrainDelay):
+					case <-ctx.Done():
+					}
+				}
+			}))
 		}),
 	)
 }

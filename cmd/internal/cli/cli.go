@@ -1,5 +1,6 @@
 // Package cli holds what pushfabric's commands share: the one-line usage
-// error of their kong command lines, the NATS connection flags of the
+// error of their kong command lines, the hints that say what to do next
+// about the errors a new user meets first (Explain), the NATS connection flags of the
 // client tools (NATSFlags, with nats CLI contexts), the logger, reading a node's /metrics, tracing set up from the OTEL_*
 // environment, and secrets kept out of logs. Only the commands import it (Go's
 // internal rule); it may import any library of the module, never a

@@ -1,0 +1,121 @@
+package tests
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+// lineLog keeps a process's output lines and tells when one containing a
+// string arrives.
+type lineLog struct {
+	mu      sync.Mutex
+	lines   []string      // guarded by mu
+	changed chan struct{} // guarded by mu: closed and replaced on each line
+}
+
+func readLines(r io.Reader, l *lineLog, done *sync.WaitGroup) {
+	defer done.Done()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		l.mu.Lock()
+		l.lines = append(l.lines, sc.Text())
+		close(l.changed)
+		l.changed = make(chan struct{})
+		l.mu.Unlock()
+	}
+}
+
+// count is how many lines so far contain s.
+func (l *lineLog) count(s string) (n int, changed <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n, l.changed
+}
+
+// wait waits for a line containing s.
+func (l *lineLog) wait(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.After(testTimeout)
+	for {
+		n, changed := l.count(s)
+		if n > 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Fatalf("no line with %q in %q", s, l.lines)
+		}
+	}
+}
+
+// pushctl listen --reconnect holds its session across a node's shutdown:
+// it says on stderr where it reconnected and after what, prints a push
+// published again with the same Push-Id once, and stops, with listen's
+// exit status 1, when a newer connection takes the session.
+func TestPushctlListenReconnects(t *testing.T) {
+	s := natstest.Server(t)
+	nc := natstest.Connect(t, s)
+	cfgA := edgeConfig(t, s, "A")
+	a := startEdge(t, cfgA)
+	cmd := exec.Command(binary(t, "pushctl"), "listen", "--reconnect", "--addr", a.tcp(),
+		"--secret-file", cfgA.JWTSecretFile, "roamer")
+	cmd.Env = toolEnv(t)
+	stdout, stderr := &lineLog{changed: make(chan struct{})}, &lineLog{changed: make(chan struct{})}
+	var read sync.WaitGroup
+	outPipe, _ := cmd.StdoutPipe()
+	errPipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	read.Add(2)
+	go readLines(outPipe, stdout, &read)
+	go readLines(errPipe, stderr, &read)
+
+	stderr.wait(t, `on node "A"`)
+	request(t, nc, pushMsg("roamer", "high", "x", "one"))
+	stdout.wait(t, "x: one")
+
+	a.shutdown(t)
+	cfgB := edgeConfig(t, s, "B")
+	cfgB.TCPListen = a.Addr("tcp").String()
+	cfgB.JWTSecretFile = cfgA.JWTSecretFile
+	b := startEdge(t, cfgB)
+	stderr.wait(t, `reconnected to node "B" after shutdown`)
+	request(t, nc, pushMsg("roamer", "high", "x", "one"))
+	request(t, nc, pushMsg("roamer", "high", "y", "two"))
+	stdout.wait(t, "y: two")
+	if n, _ := stdout.count("x: one"); n != 1 {
+		t.Fatalf("x printed %d times; want once", n)
+	}
+
+	dial(t, b.tcp(), "roamer", client.Options{})
+	read.Wait()
+	err := cmd.Wait()
+	stderr.wait(t, "replaced")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("pushctl listen --reconnect after replaced: %v; want exit status 1", err)
+	}
+	t.Logf("pushctl stderr: %q", stderr.lines)
+	if n, _ := stderr.count("reconnected"); n != 1 {
+		t.Fatalf("%d reconnect lines; want 1", n)
+	}
+}
