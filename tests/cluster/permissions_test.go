@@ -159,6 +159,9 @@ func TestPermissions(t *testing.T) {
 	})
 
 	for _, e := range []*edgeProcess{e1, e2} {
+		if err := get("http://"+e.addr("admin")+"/readyz", nil); err != nil { // it asks JetStream
+			t.Errorf("%s not ready: %v", e.node, err)
+		}
 		if v := e.metric(t, "pushfabric_nats_permission_errors_total"); v != "0" {
 			t.Errorf("%s: %s permission errors; want 0", e.node, v)
 		}
