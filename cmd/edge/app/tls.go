@@ -17,7 +17,8 @@ import (
 func (cfg Config) validateTLS() []error {
 	errs := check.Together(nil, "TLSCert", cfg.TLSCert != "", "TLSKey", cfg.TLSKey != "")
 	if cfg.AdminTLS && cfg.TLSCert == "" {
-		errs = append(errs, &check.FieldError{Field: "AdminTLS", Problem: "needs TLSCert and TLSKey"})
+		errs = append(errs, &check.FieldError{Field: "AdminTLS", With: "TLSCert",
+			Problem: "go together: the admin listener's TLS serves the client listeners' certificate and key"})
 	}
 	if cfg.TLSCert == "" || cfg.TLSKey == "" {
 		return errs

@@ -51,7 +51,7 @@ func TestValidateTLS(t *testing.T) {
 		{"a pair", certFile, keyFile, true, ""},
 		{"a certificate alone", certFile, "", false, "TLSCert and TLSKey go together"},
 		{"a key alone", "", keyFile, false, "TLSCert and TLSKey go together"},
-		{"admin TLS alone", "", "", true, "AdminTLS needs TLSCert and TLSKey"},
+		{"admin TLS alone", "", "", true, "AdminTLS and TLSCert go together"},
 		{"no such files", certFile + ".gone", keyFile, false, "TLSCert and TLSKey are not a usable pair: open"},
 		{"a key of another certificate", otherCert, keyFile, false, "TLSCert and TLSKey are not a usable pair: tls: private key does not match public key"},
 	} {
