@@ -1,5 +1,6 @@
 // Package client is the Go client for pushfabric edges. It speaks the frame
-// format of package wire over WebSocket or framed TCP: it connects and
+// format of package wire over WebSocket or framed TCP, either over TLS
+// (wss://, tls://) too: it connects and
 // authenticates, receives pushes, answers keepalive pings, and sends
 // requests whose responses it streams back.
 //
