@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -151,14 +152,21 @@ func TestTLSListeners(t *testing.T) {
 
 	p2 := n.newPair(t)
 	waitFor(t, "the new pair served", func() bool { return n.serial(t).Cmp(p2.Serial) == 0 })
+	waitFor(t, "the reload logged", func() bool { return n.logged("TLS certificate reloaded") })
 	for name, c := range conns {
 		request(t, nc, pushMsg("over-"+name, "high", name+"-2", "still here"))
 		if f := recv(t, c); f.ID != name+"-2" {
 			t.Fatalf("%s after the reload: got %s", name, f.ID)
 		}
 	}
-	errorsBefore := value(t, n.scrape(t), "pushfabric_tls_reload_errors_total") // replacing the key after the certificate may count one
+	n.checkBrokenPair(t, nc, addrs["tls"], p2)
+}
 
+// checkBrokenPair writes a broken certificate over a node serving p2: it
+// goes on serving p2, counts and logs the error, and takes clients.
+func (n *tlsNode) checkBrokenPair(t *testing.T, nc *nats.Conn, addr string, p2 testcert.Pair) {
+	t.Helper()
+	errorsBefore := value(t, n.scrape(t), "pushfabric_tls_reload_errors_total") // replacing the key after the certificate may count one
 	n.write(t, n.cert, []byte("not a certificate"))
 	waitFor(t, "the broken pair counted", func() bool {
 		return value(t, n.scrape(t), "pushfabric_tls_reload_errors_total") > errorsBefore
@@ -172,7 +180,7 @@ func TestTLSListeners(t *testing.T) {
 	waitFor(t, "the broken pair logged", func() bool {
 		return n.logged("TLS certificate files changed but do not load; serving the last good pair")
 	})
-	c := dial(t, addrs["tls"], "after-broken", client.Options{TLSConfig: n.trust()})
+	c := dial(t, addr, "after-broken", client.Options{TLSConfig: n.trust()})
 	request(t, nc, pushMsg("after-broken", "low", "b", "x"))
 	if f := recv(t, c); f.ID != "b" {
 		t.Fatalf("after a broken pair: got %s", f.ID)

@@ -183,13 +183,10 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		return fx.Options(quiet, fx.Error(err))
 	}
 	open, _ := exposure(cfg) // allowed: Validate said so
-	certs, err := newNodeTLS(cfg, log)
-	if err != nil {
-		return fx.Options(quiet, fx.Error(err))
-	}
 	node.Tracing = cfg.Bus.TracerProvider != nil
 	metrics := newRegistry(cfg.Identity)
-	if err := certs.register(metrics); err != nil {
+	certs, err := newNodeTLS(cfg, log, metrics)
+	if err != nil {
 		return fx.Options(quiet, fx.Error(err))
 	}
 	h := &health{}

@@ -29,18 +29,17 @@ func (cfg Config) validateTLS() []error {
 	return errs
 }
 
-// nodeTLS is the node's certificate, read again when its files change,
-// with the TLS configurations of the listeners it serves.
+// nodeTLS is the TLS configurations of the node's listeners, serving its
+// certificate, read again when its files change.
 type nodeTLS struct {
-	cert   *tlsreload.Certificate
 	client *tls.Config // the client listeners'; nil: plain
 	admin  *tls.Config // the admin listener's; nil: plain
 }
 
-// newNodeTLS reads cfg's certificate, if any: the zero nodeTLS without.
-// A pair that changes and does not load is logged; the last good one
-// stays in use.
-func newNodeTLS(cfg Config, log *zap.Logger) (nodeTLS, error) {
+// newNodeTLS reads cfg's certificate, if any, and registers its metrics
+// on reg: the zero nodeTLS without. A pair that changes and does not load
+// is logged; the last good one stays in use.
+func newNodeTLS(cfg Config, log *zap.Logger, reg prometheus.Registerer) (nodeTLS, error) {
 	if cfg.TLSCert == "" {
 		return nodeTLS{}, nil
 	}
@@ -56,22 +55,19 @@ func newNodeTLS(cfg Config, log *zap.Logger) (nodeTLS, error) {
 	if err != nil {
 		return nodeTLS{}, err
 	}
-	t := nodeTLS{cert: cert, client: cert.ServerConfig()}
+	t := nodeTLS{client: cert.ServerConfig()}
 	if cfg.AdminTLS {
 		t.admin = cert.ServerConfig()
 	}
-	return t, nil
+	return t, reg.Register(tlsCollector(cert))
 }
 
-// register registers the certificate's metrics, if the node has one.
-func (t nodeTLS) register(reg prometheus.Registerer) error {
-	if t.cert == nil {
-		return nil
-	}
-	return reg.Register(statsCollector[tlsreload.Stats]{read: t.cert.Stats, families: []family[tlsreload.Stats]{
+// tlsCollector exports the certificate's reload errors and expiry.
+func tlsCollector(cert *tlsreload.Certificate) prometheus.Collector {
+	return statsCollector[tlsreload.Stats]{read: cert.Stats, families: []family[tlsreload.Stats]{
 		counter("pushfabric_tls_reload_errors_total", "Changes of the TLS certificate or key file after which the pair did not load (the last good one stays in use; logged).",
 			func(s tlsreload.Stats) uint64 { return s.ReloadErrors }),
 		gauge("pushfabric_tls_cert_expiry_timestamp_seconds", "When the TLS certificate in use expires (its NotAfter), Unix seconds.",
 			func(s tlsreload.Stats) float64 { return float64(s.NotAfter.Unix()) }),
-	}})
+	}}
 }
