@@ -26,7 +26,7 @@ LDFLAGS     := -X github.com/pushfabric/pushfabric/internal/version.stamp=$(VERS
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
-.PHONY: test unit fuzz lint deployments bench bench-idle bench-load bench-scale wscompare run build tools nats clean
+.PHONY: test unit fuzz lint deployments bench bench-idle bench-load bench-scale wscompare run build tools nats nats-keys clean
 
 test: lint unit fuzz deployments
 
@@ -65,6 +65,17 @@ tools: $(STATICCHECK) $(NATS_CLI)
 
 # Only the stock nats CLI, as ./bin/nats: what the quickstart uses.
 nats: $(NATS_CLI)
+
+# nk, which makes NKeys, at the version of github.com/nats-io/nkeys go.mod pins.
+NK          := $(BIN)/nk
+$(NK):
+	$(GO) build -o $(NK) github.com/nats-io/nkeys/nk
+
+# An NKey per user of deployments/nats/push.conf: the seeds into $(SECRETS)
+# (kept if there), the public keys into deployments/nats/keys.conf.
+SECRETS     ?= secrets
+nats-keys: $(NK)
+	NK=$(NK) deployments/nats/mkkeys.sh $(SECRETS)
 
 # The binaries, into ./bin.
 build:

@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -31,6 +32,15 @@ type Config struct {
 	// the embedded server, which then lets in that user only.
 	User         string
 	PasswordFile string
+
+	// InboxPrefix replaces _INBOX as the prefix of the node's own reply
+	// subjects (nats.CustomInboxPrefix): its JetStream calls and their
+	// acknowledgements, the questions it asks the server. A NATS account
+	// that gives each role its own prefix (deployments/nats: _INBOX_edge)
+	// lets no other role read them. Empty: _INBOX. (Hand-overs and
+	// requests have inboxes of their own: protocol.EdgeInboxPrefix and
+	// protocol.RequestInboxPrefix.)
+	InboxPrefix string
 
 	// ConnectRetry: when no server of URLs can be reached at Start, Start
 	// does not fail but leaves the connection retrying, without end, as
@@ -126,6 +136,9 @@ func (c Config) Validate() error {
 	errs = check.Positive(errs, "PingInterval", c.PingInterval)
 	errs = check.Together(errs, "User", c.User != "", "PasswordFile", c.PasswordFile != "")
 	errs = check.Together(errs, "TLSCert", c.TLSCert != "", "TLSKey", c.TLSKey != "")
+	if c.InboxPrefix != "" && !validInboxPrefix(c.InboxPrefix) {
+		errs = check.Field(errs, "InboxPrefix", "%q is not a subject without wildcards or empty tokens", c.InboxPrefix)
+	}
 	if len(c.URLs) == 0 {
 		if _, port, err := net.SplitHostPort(c.Embedded.Listen); err != nil {
 			errs = check.Field(errs, "Embedded.Listen", "is not an address: %v", err)
@@ -137,4 +150,15 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validInboxPrefix reports whether p is a subject nats.CustomInboxPrefix
+// takes: dot-separated tokens, none empty, no wildcards or white space.
+func validInboxPrefix(p string) bool {
+	for _, t := range strings.Split(p, ".") {
+		if t == "" || t == "*" || t == ">" || strings.ContainsAny(t, " \t\r\n*>") {
+			return false
+		}
+	}
+	return true
 }

@@ -222,6 +222,9 @@ func (c *Conn) options() ([]nats.Option, error) {
 	if cfg.ConnectRetry && c.url != "" {
 		opts = append(opts, nats.RetryOnFailedConnect(true))
 	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
+	}
 	auth, err := natsauth.Credentials{
 		CredsFile: cfg.CredsFile, NKeySeedFile: cfg.NKeySeedFile, Token: cfg.Token, User: cfg.User, Password: c.password,
 		TLSCA: cfg.TLSCA, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge"
@@ -42,7 +43,8 @@ var Outcomes = []string{OutcomeCompleted, OutcomeError, OutcomeNoHandler, Outcom
 // [Forwarder.Handler] is the edge server's fallback handler.
 //
 // Replies arrive on one wildcard subscription per node
-// (<inbox>.<request>), so a request costs no subscription. Each request
+// (_PUSH_REQ.<prefix>.<node's id>.<request>, see
+// protocol.RequestInboxPrefix), so a request costs no subscription. Each request
 // buffers at most RequestBuffer replies and RequestBufferBytes bytes that
 // its client has not taken yet; past that it takes no more, and its stream
 // ends with too_slow after what it holds.
@@ -89,7 +91,7 @@ func (f *Forwarder) Start(context.Context) error {
 	if nc == nil {
 		return errors.New("bus: start the connection before the forwarder")
 	}
-	inbox := nc.NewInbox() + "."
+	inbox := protocol.RequestInboxPrefix(f.prefix) + nuid.Next() + "."
 	sub, err := nc.Subscribe(inbox+"*", f.reply)
 	if err != nil {
 		return fmt.Errorf("subscribe to request replies: %w", err)

@@ -124,19 +124,9 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 		left = min(left, f.Limit)
 	}
 	for left > 0 {
-		batch, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(5*time.Second))
+		n, err := fetch(ctx, cons, min(left, 256), fn)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			if err := fn(entryOf(m)); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
+			return err
 		}
 		if n == 0 {
 			return nil // what was pending was removed meanwhile
@@ -144,6 +134,49 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 		left -= n
 	}
 	return nil
+}
+
+// fetch passes the next batch of up to n dead letters to fn and says how
+// many it took. In a cluster an ordered consumer is made anew for each
+// fetch, on the server of the stream's leader, and the other servers learn
+// of it a moment later: a fetch through one of them that finds "no
+// responders" before any dead letter came is tried again, for up to
+// noRespondersFor.
+func fetch(ctx context.Context, cons jetstream.Consumer, n int, fn func(Entry) error) (int, error) {
+	deadline := time.Now().Add(noRespondersFor)
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 500*time.Millisecond) {
+		got, err := fetchOnce(cons, n, fn)
+		if got > 0 || !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			return got, err
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return 0, fmt.Errorf("read %s: %w", protocol.DeadLetterStream, context.Cause(ctx))
+		}
+	}
+}
+
+// noRespondersFor bounds how long fetch tries again: a consumer's interest
+// crosses a route in well under a second.
+const noRespondersFor = 5 * time.Second
+
+func fetchOnce(cons jetstream.Consumer, n int, fn func(Entry) error) (int, error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
+	}
+	got := 0
+	for m := range batch.Messages() {
+		got++
+		if err := fn(entryOf(m)); err != nil {
+			return got, err
+		}
+	}
+	if err := batch.Error(); err != nil {
+		return got, fmt.Errorf("read %s: %w", protocol.DeadLetterStream, err)
+	}
+	return got, nil
 }
 
 func entryOf(m jetstream.Msg) Entry {

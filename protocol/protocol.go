@@ -96,6 +96,14 @@ func IsNATSHeader(key string) bool {
 // Only edge nodes may publish or subscribe under it.
 func EdgeInboxPrefix(prefix string) string { return "_PUSH_EDGE." + prefix + "." }
 
+// RequestInboxPrefix is where edge nodes receive backends' replies to
+// the clients' requests they forward: _PUSH_REQ.<prefix>. (each node
+// subscribes under its own token below it, one subject per request).
+// Backends publish under it and only edge nodes subscribe: an inbox apart
+// from the nodes' own (_INBOX or their custom prefix), so a backend may
+// answer requests without being able to answer anything else a node asked.
+func RequestInboxPrefix(prefix string) string { return "_PUSH_REQ." + prefix + "." }
+
 // RequestSubject is where an edge node forwards a client's request for
 // method: req.<prefix>.<method>. Backends subscribe to it in a queue group.
 func RequestSubject(prefix, method string) string { return "req." + prefix + "." + method }

@@ -59,6 +59,7 @@ type natsFlags struct {
 	NATSTLSCA        string        `config:"Bus.TLSCA" name:"nats-tls-ca" placeholder:"FILE" help:"CA bundle to trust for NATS TLS."`
 	NATSTLSCert      string        `config:"Bus.TLSCert" name:"nats-tls-cert" placeholder:"FILE" help:"Client certificate for NATS TLS."`
 	NATSTLSKey       string        `config:"Bus.TLSKey" name:"nats-tls-key" placeholder:"FILE" help:"Client key for NATS TLS."`
+	NATSInboxPrefix  string        `config:"Bus.InboxPrefix" name:"nats-inbox-prefix" placeholder:"PREFIX" help:"Prefix of the node's own NATS reply subjects (JetStream calls) instead of _INBOX, so NATS permissions can keep them from other roles (deployments/nats: _INBOX_edge)."`
 	NATSListen       string        `config:"Bus.Embedded.Listen" name:"nats-listen" default:"${NATSListen}" help:"Where the embedded NATS server listens (for producers and the nats CLI; port 0: any free port); off loopback only with --nats-user or --allow-open-nats."`
 	AllowOpenNATS    bool          `config:"AllowOpenNATS" name:"allow-open-nats" help:"Let the embedded NATS server listen off loopback with no --nats-user: anyone who reaches it reads every push and can forge takeovers (logged as a warning)."`
 	DataDir          string        `config:"Bus.Embedded.DataDir" name:"data-dir" default:"${DataDir}" help:"The embedded NATS server's JetStream storage."`

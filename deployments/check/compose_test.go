@@ -342,7 +342,6 @@ func checkJSON(t *testing.T, path string) {
 // its service, routed to the others, with the permissioned config of
 // deployments/nats as nats-server reads it from the files compose mounts.
 func TestComposeNATS(t *testing.T) {
-	requirePushConf(t)
 	c := readCompose(t)
 	names := servicesNamed(c, "nats")
 	if !slices.Equal(names, []string{"nats1", "nats2", "nats3"}) {

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,22 +12,10 @@ import (
 // compose mounts and the Helm values include.
 var pushConf = filepath.Join(root, "deployments/nats/push.conf")
 
-// requirePushConf skips a test that needs deployments/nats/push.conf in a
-// tree that does not have it yet (issue 14 brings it).
-func requirePushConf(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(pushConf); os.IsNotExist(err) {
-		t.Skip("deployments/nats/push.conf is not in this tree")
-	}
-}
-
 // edgeInboxPrefix is the inbox prefix push.conf lets the edge user
-// subscribe to (its _INBOX_<role>.> right), "" without push.conf.
+// subscribe to (its _INBOX_<role>.> right).
 func edgeInboxPrefix(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(pushConf); os.IsNotExist(err) {
-		return ""
-	}
 	cfg, err := conf.ParseFile(pushConf)
 	if err != nil {
 		t.Fatalf("push.conf: %v", err)
@@ -48,7 +35,7 @@ func edgeInboxPrefix(t *testing.T) string {
 // may subscribe to, else every JetStream call it makes finds no reply.
 func checkInboxPrefix(t *testing.T, path string, cfg map[string]any) {
 	t.Helper()
-	if want := edgeInboxPrefix(t); want != "" && cfg["nats-inbox-prefix"] != want {
+	if want := edgeInboxPrefix(t); cfg["nats-inbox-prefix"] != want {
 		t.Errorf("%s: nats-inbox-prefix %v; push.conf lets the edge user subscribe to %s.> only", path, cfg["nats-inbox-prefix"], want)
 	}
 }

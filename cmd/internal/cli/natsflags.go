@@ -37,6 +37,7 @@ type NATSFlags struct {
 	TLSCA        string `name:"nats-tls-ca" placeholder:"FILE" help:"CA bundle to trust for NATS TLS."`
 	TLSCert      string `name:"nats-tls-cert" placeholder:"FILE" help:"client certificate for NATS TLS, with --nats-tls-key."`
 	TLSKey       string `name:"nats-tls-key" placeholder:"FILE" help:"client key for NATS TLS."`
+	InboxPrefix  string `name:"nats-inbox-prefix" env:"${envprefix}NATS_INBOX_PREFIX" placeholder:"PREFIX" help:"prefix of the tool's NATS reply subjects instead of _INBOX (the role's own, such as _INBOX_operator, where NATS permissions give each role one); default: the nats context's inbox_prefix."`
 }
 
 // NATSVars are the kong variables NATSFlags' tags use: the tool's
@@ -56,6 +57,7 @@ type natsContext struct {
 	Cert     string `json:"cert"`
 	Key      string `json:"key"`
 	CA       string `json:"ca"`
+	Inbox    string `json:"inbox_prefix"`
 }
 
 // Connect connects as name, within timeout, to the URLs and with the
@@ -75,6 +77,9 @@ func (f NATSFlags) Connect(name string, timeout time.Duration) (*nats.Conn, erro
 		return nil, err
 	}
 	opts = append(opts, nats.Name(name), nats.Timeout(timeout))
+	if inbox := first(f.InboxPrefix, ctx.Inbox); inbox != "" {
+		opts = append(opts, nats.CustomInboxPrefix(inbox))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", natsurl.Redact(url), err)

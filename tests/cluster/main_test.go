@@ -1,0 +1,11 @@
+package cluster
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/pushfabric/pushfabric/tests/natstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoredGoroutines()...) }
