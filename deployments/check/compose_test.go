@@ -141,8 +141,8 @@ func checkComposeEdge(t *testing.T, c composeFile, name string, cfg map[string]a
 	if _, err := os.Stat(filepath.Join(composeDir, s.Build.Context, "Dockerfile")); err != nil {
 		t.Errorf("%s builds %q: %v", name, s.Build.Context, err)
 	}
-	if s.User == "" || s.User == "0" || s.User == "root" {
-		t.Errorf("%s runs as %q; want a user that is not root", name, s.User)
+	if s.User != imageUser(t) {
+		t.Errorf("%s runs as %q unless told otherwise; want the image's user, %s", name, s.User, imageUser(t))
 	}
 	if got, want := listenPorts(t, cfg), exposedPorts(t); !slices.Equal(got, want) {
 		t.Errorf("%s listens on %v; the image exposes %v", name, got, want)

@@ -169,3 +169,11 @@ func exposedPorts(t *testing.T) []string {
 	stages := parseDockerfile(t, filepath.Join(root, "Dockerfile"))
 	return strings.Fields(stages[len(stages)-1].all("EXPOSE"))
 }
+
+// imageUser is the uid the image runs as (its final USER, uid[:gid]).
+func imageUser(t *testing.T) string {
+	t.Helper()
+	stages := parseDockerfile(t, filepath.Join(root, "Dockerfile"))
+	uid, _, _ := strings.Cut(stages[len(stages)-1].last("USER"), ":")
+	return uid
+}

@@ -288,8 +288,8 @@ func checkProbes(t *testing.T, c container, ports map[string]string, drainDelay 
 
 func checkSecurity(t *testing.T, pod podSpec, c container) {
 	t.Helper()
-	if sc := pod.SecurityContext; !sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
-		t.Errorf("pod securityContext %+v; want runAsNonRoot and a user that is not 0", sc)
+	if sc := pod.SecurityContext; !sc.RunAsNonRoot || sc.RunAsUser == nil || strconv.FormatInt(*sc.RunAsUser, 10) != imageUser(t) {
+		t.Errorf("pod securityContext %+v; want runAsNonRoot as the image's user, %s", sc, imageUser(t))
 	}
 	if sc := c.SecurityContext; !sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 		t.Errorf("container securityContext %+v; want a read-only root file system, no privilege escalation", sc)
