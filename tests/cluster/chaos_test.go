@@ -41,11 +41,11 @@ func (c *natsCluster) startFleet(t *testing.T, extra ...string) [3]*edgeProcess 
 }
 
 // startFleetEdge starts edge i of the fleet (edge1, edge2, edge3), on
-// NATS server i, as the load balancer expects it.
+// every NATS server with server i first, as the load balancer expects it.
 func (c *natsCluster) startFleetEdge(t *testing.T, i int, extra ...string) *edgeProcess {
 	t.Helper()
 	h := edgeHosts[i]
-	args := append([]string{"--ws-listen", h + ":8080", "--tcp-listen", h + ":8081", "--admin-listen", h + ":9090",
+	args := append([]string{"--nats-url", c.urls(i), "--ws-listen", h + ":8080", "--tcp-listen", h + ":8081", "--admin-listen", h + ":9090",
 		"--proxy-protocol", "127.0.0.0/8", "--drain-delay", "0"}, extra...)
 	return c.startEdge(t, fmt.Sprintf("edge%d", i+1), i, args...)
 }
@@ -148,7 +148,7 @@ func (c *natsCluster) load(t *testing.T, clients []*fleetClient) *ledger {
 	t.Helper()
 	l := &ledger{quit: make(chan struct{})}
 	for i := range 3 {
-		p := startProducer(t, c.connect(t, "producer", i))
+		p := startProducer(t, c.connectTo(t, "producer", c.urls(i)))
 		l.pushers.Go(func() {
 			for n := 0; ; n++ {
 				select {
@@ -170,7 +170,8 @@ func (c *natsCluster) load(t *testing.T, clients []*fleetClient) *ledger {
 }
 
 // accounts sorts every push the producers sent: written (and whether its
-// client has it), dead-lettered by reason (each found in PUSH_DLQ), or
+// client has it), dead-lettered by reason (each found in PUSH_DLQ, or for
+// offline, redelivered to its client when it connected), or
 // unacknowledged (the producer was told it does not know). A push that is
 // none of these, or dead without its letter, fails the test.
 func accounts(t *testing.T, l *ledger, clients []*fleetClient, store *dlq.Store) map[string]int {
@@ -179,13 +180,14 @@ func accounts(t *testing.T, l *ledger, clients []*fleetClient, store *dlq.Store)
 	for _, c := range clients {
 		bySession[c.ID()] = c
 	}
-	letters := map[string]string{} // push id → reason
-	if err := store.Each(t.Context(), dlq.Filter{}, func(e dlq.Entry) error {
-		letters[e.ID()] = string(e.Reason())
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	var letters map[string]string             // push id → reason
+	waitFor(t, "PUSH_DLQ read", func() bool { // tried again while its replicas elect a leader
+		letters = map[string]string{}
+		return store.Each(t.Context(), dlq.Filter{}, func(e dlq.Entry) error {
+			letters[e.ID()] = string(e.Reason())
+			return nil
+		}) == nil
+	})
 	counts := map[string]int{}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -193,12 +195,15 @@ func accounts(t *testing.T, l *ledger, clients []*fleetClient, store *dlq.Store)
 		switch {
 		case o.err != nil:
 			counts["unacknowledged"]++
+			t.Logf("push %s to %s unacknowledged: %v (received: %v, dead letter: %q)", o.id, o.session, o.err, bySession[o.session].received(o.id), letters[o.id])
 		case o.ack.Status == protocol.StatusWritten && bySession[o.session].received(o.id):
 			counts["written, received"]++
 		case o.ack.Status == protocol.StatusWritten:
 			counts["written, not received"]++
 		case o.ack.Status == protocol.StatusDead && letters[o.id] == string(o.ack.Reason):
 			counts["dead-lettered "+string(o.ack.Reason)]++
+		case o.ack.Status == protocol.StatusDead && o.ack.Reason == string(push.ReasonOffline) && bySession[o.session].received(o.id):
+			counts["parked offline, then redelivered"]++ // --redeliver-offline: delivered on connect, and deleted
 		case o.ack.Status == protocol.StatusDead:
 			t.Errorf("push %s: acked dead %s, but PUSH_DLQ holds %q for it", o.id, o.ack.Reason, letters[o.id])
 		default:
@@ -278,4 +283,42 @@ func TestKillNineOneEdge(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("clients that stopped: %v", errs)
 	}
+}
+
+// One NATS server of three stopped (kill -9) under load: the edges and
+// producers on it reconnect to the others, delivery goes on, and PUSH_DLQ,
+// with three replicas, keeps every dead letter it had.
+func TestNATSServerLoss(t *testing.T) {
+	c := startCluster(t)
+	c.startFleet(t, "--redeliver-offline")
+	clients := connectFleet(t, 30)
+	allOn(t, clients, "edge1", "edge2", "edge3")
+	operator := c.connectTo(t, "operator", c.urls(0))
+	store := openDLQ(t, operator)
+	p := startProducer(t, c.connectTo(t, "producer", c.urls(0)))
+	for i := range 5 { // dead letters to keep: pushes for sessions no one holds
+		if ack, err := p.Push(t.Context(), fmt.Sprintf("away-%d", i), push.Low, []byte("parked")); err != nil || ack.Reason != string(push.ReasonOffline) {
+			t.Fatalf("park: %+v %v", ack, err)
+		}
+	}
+	parked := countLetters(t, store, "")
+	l := c.load(t, clients)
+	waitFor(t, "pushes under way", func() bool { return l.len() >= 300 })
+	if err := c.servers[2].Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	before := l.len()
+	waitFor(t, "pushes after the loss", func() bool { return l.len() >= before+300 })
+	l.stop()
+	accounts(t, l, clients, store)
+	written := 0
+	for _, o := range l.sent[before:] {
+		if o.err == nil && o.ack.Status == protocol.StatusWritten {
+			written++
+		}
+	}
+	if written < 100 {
+		t.Fatalf("%d of the %d pushes after n3 went were written; want delivery to go on", written, len(l.sent)-before)
+	}
+	waitFor(t, "every dead letter kept", func() bool { n, err := letters(t, store, ""); return err == nil && n >= parked })
 }
