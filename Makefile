@@ -26,9 +26,9 @@ LDFLAGS     := -X github.com/pushfabric/pushfabric/internal/version.stamp=$(VERS
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
-.PHONY: test unit fuzz lint bench bench-idle bench-load bench-scale wscompare run build tools nats nats-keys clean
+.PHONY: test unit fuzz lint deployments bench bench-idle bench-load bench-scale wscompare run build tools nats nats-keys clean
 
-test: lint unit fuzz
+test: lint unit fuzz deployments
 
 unit: $(NATS_CLI)
 	PUSHFABRIC_REQUIRE_NATS_CLI=1 PUSHFABRIC_NATS_CLI=$(NATS_CLI) RAPID_CHECKS=$(RAPID_CHECKS) \
@@ -47,6 +47,13 @@ lint: $(STATICCHECK)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	cd tests/wscompare && $(GO) vet .   # its own module: keep it building
+
+# What deployments/ ships and nothing here can run (the Dockerfile, the
+# compose cluster, the Kubernetes base, the NATS chart's values), parsed or
+# rendered and held against the edge binary: a module of its own, so that
+# the main one does not take kustomize.
+deployments:
+	cd deployments/check && $(GO) vet . && $(GO) test -race -count=1 .
 
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

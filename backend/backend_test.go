@@ -15,7 +15,7 @@ import (
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoredGoroutines()...) }
 
 // ask publishes a request for method as an edge node would and returns a
 // subscription on its reply subject.

@@ -15,9 +15,10 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
+	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoredGoroutines()...) }
 
 // startServer runs a nats-server that requires authentication.
 func startServer(t *testing.T, opts *server.Options) *server.Server {

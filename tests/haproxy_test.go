@@ -3,33 +3,15 @@ package tests
 import (
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/push"
+	"github.com/pushfabric/pushfabric/tests/lbtest"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
-
-// haproxyPath is Debian's haproxy (.ci/run installs it), or a skip; with
-// PUSHFABRIC_REQUIRE_HAPROXY=1 (CI) its absence fails the test.
-func haproxyPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"haproxy", "/usr/sbin/haproxy"} { // Debian's, off a user's PATH
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("PUSHFABRIC_REQUIRE_HAPROXY") == "1" {
-		t.Fatal("no haproxy on PATH, and PUSHFABRIC_REQUIRE_HAPROXY=1")
-	}
-	t.Skip("no haproxy on PATH (apt-get install haproxy): the shipped load-balancer config is not exercised")
-	return ""
-}
 
 // The shipped HAProxy config's addresses here: each edge on a loopback
 // address of its own with the ports the config names, the balancer's
@@ -53,36 +35,10 @@ func lbEdge(t *testing.T, s string, i int, extra ...string) *edgeProcess {
 	return startEdgeProcess(t, t.TempDir(), args...)
 }
 
-// startHAProxy runs the shipped config in the foreground until the test
-// ends and waits until its frontends accept.
+// startHAProxy runs the shipped config in front of edgeHosts, its
+// frontends on lbHost.
 func startHAProxy(t *testing.T) {
-	t.Helper()
-	exe := haproxyPath(t)
-	env := append(os.Environ(), "LB_BIND="+lbHost)
-	for i, h := range edgeHosts {
-		env = append(env, fmt.Sprintf("EDGE%d_HOST=%s", i+1, h))
-	}
-	check := exec.Command(exe, "-c", "-f", "../deployments/haproxy/haproxy.cfg")
-	check.Env = env
-	if out, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("haproxy -c: %v\n%s", err, out)
-	}
-	p := start(t, t.TempDir(), env, exe, "-db", "-f", mustAbs(t, "../deployments/haproxy/haproxy.cfg"))
-	waitFor(t, "haproxy's frontends", func() bool {
-		select {
-		case <-p.exited:
-			t.Fatalf("haproxy exited: %v\n%s", p.err, p.output())
-		default:
-		}
-		for _, port := range []string{"8080", "8081"} {
-			c, err := net.Dial("tcp", net.JoinHostPort(lbHost, port))
-			if err != nil {
-				return false
-			}
-			c.Close()
-		}
-		return true
-	})
+	lbtest.Start(t, "../deployments/haproxy/haproxy.cfg", lbHost, edgeHosts)
 }
 
 // dialFrom connects through the balancer from clientHost, as session
@@ -185,13 +141,4 @@ func TestHAProxyDrainsAStoppingEdge(t *testing.T) {
 			t.Fatalf("%s reconnected to the stopping edge1", c.Session())
 		}
 	}
-}
-
-func mustAbs(t *testing.T, p string) string {
-	t.Helper()
-	a, err := filepath.Abs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }

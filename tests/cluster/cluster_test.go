@@ -67,6 +67,7 @@ type natsCluster struct {
 	dir     string
 	client  []int             // client port of each server
 	monitor []int             // monitoring port of each server
+	servers []*exec.Cmd       // each server's process
 	seeds   map[string]string // role → its NKey seed file
 }
 
@@ -98,8 +99,9 @@ func startCluster(t *testing.T) *natsCluster {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
 	exited := make([]<-chan struct{}, 3)
+	c.servers = make([]*exec.Cmd, 3)
 	for i := range 3 {
-		exited[i] = start(t, binary(t, "nats-server"), "-c", filepath.Join(c.dir, fmt.Sprintf("n%d.conf", i+1)),
+		c.servers[i], exited[i] = start(t, binary(t, "nats-server"), "-c", filepath.Join(c.dir, fmt.Sprintf("n%d.conf", i+1)),
 			"-a", "127.0.0.1", "-p", fmt.Sprint(ports[i]), "-m", fmt.Sprint(ports[6+i]),
 			"--cluster", routes[i], "--routes", strings.Join(routes, ","))
 	}
@@ -232,12 +234,29 @@ type roleConn struct {
 // connect connects to server i as role, closed when the test ends.
 func (c *natsCluster) connect(t *testing.T, role string, i int) *roleConn {
 	t.Helper()
+	return c.connectTo(t, role, c.url(i))
+}
+
+// urls lists every server, server first first: a process that reconnects
+// to another when one goes.
+func (c *natsCluster) urls(first int) string {
+	var out []string
+	for k := range 3 {
+		out = append(out, c.url((first+k)%3))
+	}
+	return strings.Join(out, ",")
+}
+
+// connectTo connects to the servers at url (a comma-separated list) as
+// role, closed when the test ends.
+func (c *natsCluster) connectTo(t *testing.T, role, url string) *roleConn {
+	t.Helper()
 	rc := &roleConn{errs: make(chan error, 64)}
 	nk, err := nats.NkeyOptionFromSeed(c.seeds[role])
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(c.url(i), nk, nats.CustomInboxPrefix("_INBOX_"+role), nats.Name("test "+role),
+	nc, err := nats.Connect(url, nk, nats.CustomInboxPrefix("_INBOX_"+role), nats.Name("test "+role), nats.MaxReconnects(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			select {
 			case rc.errs <- err:
@@ -245,7 +264,7 @@ func (c *natsCluster) connect(t *testing.T, role string, i int) *roleConn {
 			}
 		}))
 	if err != nil {
-		t.Fatalf("connect as %s to n%d: %v", role, i+1, err)
+		t.Fatalf("connect as %s to %s: %v", role, url, err)
 	}
 	t.Cleanup(nc.Close)
 	rc.Conn = nc
@@ -366,7 +385,7 @@ func (p *edgeProcess) metric(t *testing.T, name string) string {
 
 // start runs a process until the test ends, its output logged if the test
 // fails; the channel is closed when it exits.
-func start(t *testing.T, name string, args ...string) <-chan struct{} {
+func start(t *testing.T, name string, args ...string) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	var out lockedBuffer
@@ -386,7 +405,7 @@ func start(t *testing.T, name string, args ...string) <-chan struct{} {
 			t.Logf("%s %q:\n%s", filepath.Base(name), args, out.String())
 		}
 	})
-	return exited
+	return cmd, exited
 }
 
 // lockedBuffer is a process's output, written by exec's copying goroutine.

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
 )
 
 // readyTimeout bounds how long a server or cluster may take to come up.
@@ -164,4 +165,17 @@ func JetStream(t testing.TB, s *server.Server) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// IgnoredGoroutines are the goroutines of nats-server that may outlive
+// every server of a test process, for goleak.VerifyTestMain: its servers'
+// background goroutines still winding down, and the access-time ticker its
+// stores share (server/ats), which a store stopped and another started at
+// once can leave running (the ticker's stop signal is taken by the new
+// one).
+func IgnoredGoroutines() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine.func1"),
+		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server/ats.Register.func1"),
+	}
 }
