@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/internal/testcert"
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
@@ -63,7 +64,7 @@ func TestRunningRecipes(t *testing.T) {
 	env := append(quickstartEnv(dir), "PATH="+bin+":"+os.Getenv("PATH"))
 	port := natstest.FreePort(t)
 	addrs := strings.NewReplacer("0.0.0.0:4222", fmt.Sprintf("0.0.0.0:%d", port), "127.0.0.1:4222", fmt.Sprintf("127.0.0.1:%d", port),
-		":8080", ":0", ":8081", ":0")
+		":8080", ":0", ":8081", ":0", ":8443", ":0", ":8444", ":0")
 	write := func(name string, content []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
 			t.Fatal(err)
@@ -99,8 +100,9 @@ func TestRunningRecipes(t *testing.T) {
 
 	var edge *process
 	var alice *client.Conn
+	var tlsLog string // the TLS node's start line
 	lines := docLines(t, "../docs/running.md")
-	if len(lines) != 5 {
+	if len(lines) != 7 {
 		t.Fatalf("the commands of docs/running.md: %q", lines)
 	}
 	for _, l := range lines {
@@ -139,6 +141,13 @@ func TestRunningRecipes(t *testing.T) {
 			}
 		case strings.HasPrefix(line, "edge --nats-url nats://n1:4222,nats://n2:4222,nats://n3:4222 "):
 			clusterRecipe(t, dir, env, addrs.Replace(line))
+		case strings.HasPrefix(line, "edge --tls-cert tls.crt --tls-key tls.key "):
+			edge, tlsLog = tlsRecipe(t, dir, env, addrs.Replace(line))
+		case strings.HasPrefix(line, "pushctl listen --addr wss://edge.example:8443/ --ca ca.pem "):
+			listenTLSRecipe(t, dir, env, tlsLog, line)
+			if err := edge.interrupt(t, syscall.SIGTERM); err != nil {
+				t.Fatalf("the TLS node after SIGTERM: %v", err)
+			}
 		default:
 			t.Fatalf("no check for docs/running.md's %q", line)
 		}
@@ -211,5 +220,49 @@ func clusterRecipe(t *testing.T, dir string, env []string, line string) {
 	}
 	if err := edge.interrupt(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("the cluster node after SIGTERM: %v", err)
+	}
+}
+
+// tlsRecipe runs the page's TLS command, line, with a certificate for
+// 127.0.0.1 and localhost in tls.crt and tls.key, and its CA in ca.pem:
+// the node says it serves TLS. It returns the node and its start line.
+func tlsRecipe(t *testing.T, dir string, env []string, line string) (*process, string) {
+	ca, err := testcert.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ca.Leaf("127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"tls.crt": p.CertPEM, "tls.key": p.KeyPEM, "ca.pem": ca.PEM} {
+		putFile(t, filepath.Join(dir, name), b)
+	}
+	edge := startLine(t, dir, env, line)
+	log := edge.waitFor(t, `"msg":"edge started"`)
+	if !strings.Contains(log, `"tls":true`) {
+		t.Fatalf("the TLS node started without TLS:\n%s", log)
+	}
+	return edge, log
+}
+
+// listenTLSRecipe runs the page's pushctl listen over wss://, line, at the
+// TLS node that logged log: it receives a push published on the node's
+// embedded NATS server.
+func listenTLSRecipe(t *testing.T, dir string, env []string, log, line string) {
+	line = strings.Replace(line, "edge.example:8443", startedAddr(t, log, "websocket"), 1)
+	listener := startLine(t, dir, env, line)
+	listener.waitFor(t, `listening as session "alice"`)
+	_, embedded, _ := strings.Cut(log, `"nats":"`) // the embedded server's URL, as the start line gives it
+	embedded, _, _ = strings.Cut(embedded, `"`)
+	nc, err := nats.Connect(embedded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	request(t, nc, pushMsg("alice", "high", "tls-1", "over wss"))
+	listener.waitFor(t, "tls-1: over wss")
+	if err := listener.interrupt(t, syscall.SIGINT); err != nil {
+		t.Fatalf("pushctl listen after SIGINT: %v", err)
 	}
 }
