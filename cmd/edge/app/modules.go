@@ -212,10 +212,9 @@ type serverParams struct {
 
 // edgeModule provides the *edge.Server, with the dispatcher's hooks and
 // the application's joined, and serves the node's listeners with it, over
-// TLS if tlsCfg is not nil. On
-// start the server starts and the listeners open (all or none); on stop
-// the server shuts down, which ends them, and the accept loops are waited
-// for.
+// TLS if tlsCfg is not nil. On start the server starts and the listeners
+// open (all or none); on stop the server shuts down, which ends them, and
+// the accept loops are waited for.
 func edgeModule(cfg Config, tlsCfg *tls.Config, node *Node, h *health, log *zap.Logger) fx.Option {
 	return fx.Module("edge", fx.Provide(func(p serverParams) (*edge.Server, error) {
 		srv, err := edge.NewServer(edge.Options{
