@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -102,5 +105,66 @@ func TestDrainDelay(t *testing.T) {
 		}
 	case <-time.After(testTimeout):
 		t.Fatal("edge did not exit")
+	}
+}
+
+// A node that stops while pushes for its sessions are still arriving
+// answers every one of them: written before the client goes, or
+// dead-lettered (closed, shutdown), each acked so. Pushes still in a
+// subscription that drains as the node stops must reach the dispatcher
+// before it ends, not after.
+func TestStopAnswersEveryPushInFlight(t *testing.T) {
+	s := natstest.Server(t)
+	for round := range 5 {
+		n := startEdge(t, edgeConfig(t, s, fmt.Sprintf("stopping-%d", round)))
+		sessions := []string{"s0", "s1", "s2", "s3"}
+		for _, session := range sessions {
+			dial(t, n.tcp(), session, client.Options{})
+		}
+		nc := natstest.Connect(t, s)
+		answers := make(chan *nats.Msg, 1<<16)
+		inbox := nats.NewInbox()
+		sub, err := nc.ChanSubscribe(inbox+".*", answers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const pushes = 20000
+		stopped := make(chan struct{})
+		for i := range pushes {
+			m := pushMsg(sessions[i%len(sessions)], "high", fmt.Sprintf("r%d-%d", round, i), "x")
+			m.Reply = fmt.Sprintf("%s.%d", inbox, i)
+			m.Header.Set(protocol.HeaderAck, protocol.AckWritten)
+			if err := nc.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+			if i == pushes/2 {
+				go func() { // the node stops while the rest arrive
+					defer close(stopped)
+					n.shutdown(t)
+				}()
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		answered := map[string]bool{}
+		deadline := time.After(testTimeout)
+		for len(answered) < pushes {
+			select {
+			case m := <-answers:
+				if push.NoResponders(m.Header, m.Data) { // published after the node had gone: NATS said so
+					answered[m.Subject] = true
+					continue
+				}
+				if _, err := protocol.ParseAck(m); err != nil {
+					t.Fatalf("answer %s: %v", m.Subject, err)
+				}
+				answered[m.Subject] = true
+			case <-deadline:
+				t.Fatalf("round %d: %d of %d pushes answered; the rest got no ack from the stopping node", round, len(answered), pushes)
+			}
+		}
+		_ = sub.Unsubscribe()
+		<-stopped
 	}
 }
