@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"math/rand/v2"
 	"time"
@@ -154,23 +155,29 @@ func (b Backoff) Ceiling(n int) time.Duration {
 }
 
 // stops reports whether err, which ended a connection or a connect, ends
-// the session (DESIGN §8): replaced, auth, revoked and protocol do, and
-// normal (the application's own close); token_expired does when there is
-// no token callback to get a fresh one. Everything else calls for a
-// reconnect: shutdown, idle, too_slow, overloaded, reasons this version
-// does not know, and network loss.
-func stops(err error, refresh bool) (*CloseError, bool) {
+// the session (DESIGN §8), and with what error: replaced, auth, revoked and
+// protocol do, and normal (the application's own close); token_expired
+// does when there is no token callback to get a fresh one; so does a
+// server whose certificate the client does not trust (trying again
+// changes nothing). Everything else calls for a reconnect: shutdown, idle,
+// too_slow, overloaded, reasons this version does not know, and network
+// loss.
+func stops(err error, refresh bool) (bool, error) {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) {
+		return true, err
+	}
 	var ce *CloseError
 	if !errors.As(err, &ce) {
-		return nil, false
+		return false, nil
 	}
 	switch ce.Reason {
 	case wire.CloseReplaced, wire.CloseAuth, wire.CloseRevoked, wire.CloseProtocol, wire.CloseNormal:
-		return ce, true
+		return true, ce
 	case wire.CloseTokenExpired:
-		return ce, !refresh
+		return !refresh, ce
 	}
-	return ce, false
+	return false, nil
 }
 
 // window is a bounded set of push ids: the last n added, forgotten oldest

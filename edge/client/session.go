@@ -112,8 +112,8 @@ func (s *Session) connect(ctx context.Context, after error) (*Conn, error) {
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
 		}
-		if ce, stop := stops(err, s.r.Token != nil); stop {
-			return nil, ce
+		if stop, end := stops(err, s.r.Token != nil); stop {
+			return nil, end
 		}
 		if last = err; s.r.MaxAttempts > 0 && failed+1 >= s.r.MaxAttempts {
 			return nil, fmt.Errorf("%w after %d attempts: %w", ErrGaveUp, failed+1, err)
@@ -186,8 +186,8 @@ func (s *Session) ending(err error) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
-	if ce, stop := stops(err, s.r.Token != nil); stop {
-		return ce
+	if stop, end := stops(err, s.r.Token != nil); stop {
+		return end
 	}
 	if errors.Is(err, ErrGaveUp) {
 		return err

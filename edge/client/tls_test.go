@@ -73,3 +73,15 @@ func TestDialTLSUntrusted(t *testing.T) {
 		}
 	}
 }
+
+// A reconnecting session to an edge whose certificate it does not trust
+// stops at once, saying why, instead of trying again: no attempt can fare
+// better.
+func TestConnectUntrustedStops(t *testing.T) {
+	n, _ := startTLSEdge(t)
+	_, err := client.Connect(t.Context(), n.tcp, client.Options{Session: "me"}, fast)
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Fatalf("connect without the CA: %v; want it to stop with an unknown authority", err)
+	}
+}
