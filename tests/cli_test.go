@@ -253,7 +253,7 @@ func TestPushctlReadsContextsTheNATSCLISaved(t *testing.T) {
 	env := toolEnv(t)
 	natsCmd := func(args ...string) {
 		t.Helper()
-		cmd := exec.Command(natsCLI(t), args...)
+		cmd := exec.Command(natstest.CLI(t), args...)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("nats %q: %v\n%s", args, err, out)

@@ -31,7 +31,7 @@ func docCommands(t *testing.T, path string) []string {
 // an operator would) against a real server holding dead letters for alice
 // and bob, in the order the page gives them.
 func TestDeadLetterRecipes(t *testing.T) {
-	nats := natsCLI(t)
+	nats := natstest.CLI(t)
 	pushctl := binary(t, "pushctl")
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
@@ -113,7 +113,7 @@ func mustContain(t *testing.T, cmd string, out []byte, want ...string) {
 // request as a user types it, from a folder holding data/jwt-secret as
 // make run leaves it.
 func TestRequestRecipes(t *testing.T) {
-	natsBin := natsCLI(t)
+	natsBin := natstest.CLI(t)
 	pushctl := binary(t, "pushctl")
 	rpc := binary(t, "rpc-service")
 	s := natstest.Server(t)

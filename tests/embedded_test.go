@@ -9,38 +9,14 @@ import (
 	"testing"
 
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/tests/natstest"
 )
-
-// natsCLI finds the stock nats CLI (the Makefile installs v0.5.0 into
-// ./bin). Without it the test fails when PUSHFABRIC_REQUIRE_NATS_CLI is set
-// (make test sets it) and is skipped otherwise.
-func natsCLI(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("PUSHFABRIC_NATS_CLI"), "../bin/nats"} {
-		if p == "" {
-			continue
-		}
-		if abs, err := filepath.Abs(p); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				return abs
-			}
-		}
-	}
-	if p, err := exec.LookPath("nats"); err == nil {
-		return p
-	}
-	if os.Getenv("PUSHFABRIC_REQUIRE_NATS_CLI") != "" {
-		t.Fatal("the nats CLI is not installed (make test installs it into ./bin)")
-	}
-	t.Skip("the nats CLI is not installed; make test installs it")
-	return ""
-}
 
 // The edge binary with no flags at all: an embedded NATS server on
 // 127.0.0.1:4222, development mode on loopback; a client connects and the
 // stock nats CLI pushes to it.
 func TestEmbeddedDefaultWithTheNATSCLI(t *testing.T) {
-	nats := natsCLI(t)
+	nats := natstest.CLI(t)
 	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:4222", "127.0.0.1:9090"} {
 		if ln, err := net.Listen("tcp", addr); err != nil {
 			t.Fatalf("the default address %s is taken: %v", addr, err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
 // checkout is a folder laid out as a clone after make run: ./bin holding
@@ -31,7 +32,7 @@ func checkout(t *testing.T) (dir, bin string) {
 			t.Fatal(err) // the tests' binaries and t.TempDir are both in TMPDIR
 		}
 	}
-	if err := os.Symlink(natsCLI(t), filepath.Join(bin, "nats")); err != nil {
+	if err := os.Symlink(natstest.CLI(t), filepath.Join(bin, "nats")); err != nil {
 		t.Fatal(err)
 	}
 	return dir, bin

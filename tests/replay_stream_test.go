@@ -15,7 +15,7 @@ import (
 // letters and republishes them to their sessions, and never a letter for
 // a control subject, a group, or another reason.
 func TestReplayStreamTakesOnlyHighAndLow(t *testing.T) {
-	natsBin := natsCLI(t)
+	natsBin := natstest.CLI(t)
 	s := natstest.Server(t)
 	n := startEdge(t, edgeConfig(t, s, "n1"))
 	c := dial(t, n.tcp(), "s1", client.Options{})

@@ -227,17 +227,9 @@ func clusterRecipe(t *testing.T, dir string, env []string, line string) {
 // 127.0.0.1 and localhost in tls.crt and tls.key, and its CA in ca.pem:
 // the node says it serves TLS. It returns the node and its start line.
 func tlsRecipe(t *testing.T, dir string, env []string, line string) (*process, string) {
-	ca, err := testcert.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ca.Leaf("127.0.0.1", "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range map[string][]byte{"tls.crt": p.CertPEM, "tls.key": p.KeyPEM, "ca.pem": ca.PEM} {
-		putFile(t, filepath.Join(dir, name), b)
-	}
+	ca, p := testcert.Loopback(t)
+	p.Write(t, dir)
+	putFile(t, filepath.Join(dir, "ca.pem"), ca.PEM)
 	edge := startLine(t, dir, env, line)
 	log := edge.waitFor(t, `"msg":"edge started"`)
 	if !strings.Contains(log, `"tls":true`) {

@@ -15,14 +15,7 @@ import (
 // TLS with a certificate for 127.0.0.1 that ca signed.
 func startTLSEdge(t *testing.T) (*testNode, *testcert.CA) {
 	t.Helper()
-	ca, err := testcert.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ca.Leaf("127.0.0.1", "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, p := testcert.Loopback(t)
 	cert, err := tls.X509KeyPair(p.CertPEM, p.KeyPEM)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@
 // leaves it signs, for names and addresses such as localhost and
 // 127.0.0.1, as PEM. Keys are ECDSA P-256, made fresh each time; nothing
 // here is fit for anything but a test. It imports only the standard
-// library.
+// library (and testing, for the helpers that fail a test).
 package testcert
 
 import (
@@ -15,6 +15,9 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -102,4 +105,32 @@ func template(name string) *x509.Certificate {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 	}
+}
+
+// Loopback is a new CA and a leaf it signed for 127.0.0.1 and localhost,
+// for a test; it fails the test if either cannot be made.
+func Loopback(t testing.TB) (*CA, Pair) {
+	t.Helper()
+	ca, err := NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ca.Leaf("127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, p
+}
+
+// Write writes the pair into dir as tls.crt and tls.key (owner-only) and
+// returns their paths.
+func (p Pair) Write(t testing.TB, dir string) (certFile, keyFile string) {
+	t.Helper()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	for name, b := range map[string][]byte{certFile: p.CertPEM, keyFile: p.KeyPEM} {
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
 }

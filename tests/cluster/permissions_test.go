@@ -19,6 +19,7 @@ import (
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
+	"github.com/pushfabric/pushfabric/tests/natstest"
 	"github.com/pushfabric/pushfabric/token"
 )
 
@@ -147,7 +148,7 @@ func TestPermissions(t *testing.T) {
 	})
 
 	t.Run("allowed/operator's nats CLI", func(t *testing.T) {
-		nats := natsCLI(t)
+		nats := natstest.CLI(t)
 		env := append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
 		servers := strings.Join([]string{c.url(0), c.url(1), c.url(2)}, ",")
 		run(t, env, nats, "context", "save", "push-ops", "--server", servers,
@@ -179,31 +180,6 @@ func run(t *testing.T, env []string, name string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s %q: %v\n%s", filepath.Base(name), args, err, out)
 	}
-}
-
-// natsCLI is the stock nats CLI: $PUSHFABRIC_NATS_CLI, ./bin/nats (make
-// nats), or on the PATH. Without it the test fails when
-// PUSHFABRIC_REQUIRE_NATS_CLI is set (make test), and skips otherwise.
-func natsCLI(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("PUSHFABRIC_NATS_CLI"), "../../bin/nats"} {
-		if p == "" {
-			continue
-		}
-		if abs, err := filepath.Abs(p); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				return abs
-			}
-		}
-	}
-	if p, err := exec.LookPath("nats"); err == nil {
-		return p
-	}
-	if os.Getenv("PUSHFABRIC_REQUIRE_NATS_CLI") != "" {
-		t.Fatal("the nats CLI is not installed (make test installs it into ./bin)")
-	}
-	t.Skip("the nats CLI is not installed; make test installs it")
-	return ""
 }
 
 // subscribeRefused subscribes rc to subject and waits for the server to

@@ -8,8 +8,12 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +181,54 @@ func IgnoredGoroutines() []goleak.Option {
 	return []goleak.Option{
 		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*Server).startGoRoutine.func1"),
 		goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server/ats.Register.func1"),
+	}
+}
+
+// CLI finds the stock nats CLI: $PUSHFABRIC_NATS_CLI, else bin/nats at the
+// repository's root (the Makefile installs v0.5.0 there), else nats on the
+// PATH. Without it the test fails when PUSHFABRIC_REQUIRE_NATS_CLI is set
+// (make test sets it) and is skipped otherwise.
+func CLI(t testing.TB) string {
+	t.Helper()
+	candidates := []string{os.Getenv("PUSHFABRIC_NATS_CLI")}
+	if root, err := repoRoot(); err == nil {
+		candidates = append(candidates, filepath.Join(root, "bin", "nats"))
+	}
+	for _, p := range candidates {
+		if p == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				return abs
+			}
+		}
+	}
+	if p, err := exec.LookPath("nats"); err == nil {
+		return p
+	}
+	if os.Getenv("PUSHFABRIC_REQUIRE_NATS_CLI") != "" {
+		t.Fatal("the nats CLI is not installed (make test installs it into ./bin)")
+	}
+	t.Skip("the nats CLI is not installed; make test installs it")
+	return ""
+}
+
+// repoRoot is the nearest folder above the working one with a go.mod
+// naming the pushfabric module.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(b), "module github.com/pushfabric/pushfabric\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the pushfabric module")
+		}
+		dir = parent
 	}
 }

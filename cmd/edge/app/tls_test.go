@@ -3,8 +3,6 @@ package app
 import (
 	"crypto/tls"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,21 +13,8 @@ import (
 // into a test directory; ca signed it.
 func testPair(t *testing.T) (certFile, keyFile string, ca *testcert.CA) {
 	t.Helper()
-	ca, err := testcert.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ca.Leaf("127.0.0.1", "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	for name, b := range map[string][]byte{certFile: p.CertPEM, keyFile: p.KeyPEM} {
-		if err := os.WriteFile(name, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ca, p := testcert.Loopback(t)
+	certFile, keyFile = p.Write(t, t.TempDir())
 	return certFile, keyFile, ca
 }
 
