@@ -61,6 +61,9 @@ func TestReplayStreamTakesOnlyHighAndLow(t *testing.T) {
 	if info.State.Msgs != 2 {
 		t.Errorf("the replay stream took %d dead letters; want 2", info.State.Msgs)
 	}
+	// The server republishes to its subscribers one by one: the client's
+	// node may have had both before the spy has.
+	waitFor(t, "the spy to see both replayed pushes", func() bool { return len(sp.Pushes()) >= 2 })
 	checkReplayTraffic(t, sp, map[string]string{"rs-high": "push.s1.high", "rs-low": "push.s1.low"},
 		"$JS.API.STREAM.CREATE.PUSH_REPLAY", "$JS.API.STREAM.INFO.PUSH_REPLAY", "$JSC.R.") // the stream and its sourcing
 	nats("stream", "rm", "PUSH_REPLAY", "-f")
