@@ -39,7 +39,13 @@ func scrape(t testing.TB, n *edgeNode) ([]byte, map[string]*dto.MetricFamily) {
 // scrapeAddr reads the /metrics of the admin listener at addr.
 func scrapeAddr(t testing.TB, addr string) ([]byte, map[string]*dto.MetricFamily) {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", addr))
+	return scrapeWith(t, http.DefaultClient, fmt.Sprintf("http://%s/metrics", addr))
+}
+
+// scrapeWith reads and parses the metrics at url with hc.
+func scrapeWith(t testing.TB, hc *http.Client, url string) ([]byte, map[string]*dto.MetricFamily) {
+	t.Helper()
+	resp, err := hc.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

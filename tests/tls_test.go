@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -18,8 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/internal/testcert"
@@ -106,20 +102,7 @@ func (n *tlsNode) serial(t *testing.T) *big.Int {
 func (n *tlsNode) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: n.trust()}}
-	resp, err := hc.Get(fmt.Sprintf("https://%s/metrics", n.addr("admin")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
+	_, mfs := scrapeWith(t, hc, fmt.Sprintf("https://%s/metrics", n.addr("admin")))
 	return mfs
 }
 
