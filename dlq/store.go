@@ -107,7 +107,7 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.Subject(s.prefix)}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.Subject(s.prefix)}, MaxResetAttempts: maxResets}
 	if !f.Since.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &f.Since
 	}
@@ -156,6 +156,12 @@ func fetch(ctx context.Context, cons jetstream.Consumer, n int, fn func(Entry) e
 		}
 	}
 }
+
+// maxResets bounds how often a read makes its consumer anew after losing
+// it (a server of the cluster gone, its leader moving): nats.go's default
+// is without end, and its fetch does not heed the context, so a read
+// could hang for good; past the bound it fails, saying so.
+const maxResets = 5
 
 // noRespondersFor bounds how long fetch tries again: a consumer's interest
 // crosses a route in well under a second.
