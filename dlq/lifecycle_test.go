@@ -9,6 +9,7 @@ import (
 
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/push"
+	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
 // NewWriter checks its config and starts nothing; a writer stopped without
@@ -28,7 +29,7 @@ func TestWriterStartsOnlyWhenStarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goleak.VerifyNone(t, before)
+	goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 	w.Write(letter("early", ""))
 	if err := w.Stop(context.Background()); err == nil || !strings.Contains(err.Error(), "never started") {
 		t.Fatalf("Stop: %v; want the letter it held said lost", err)

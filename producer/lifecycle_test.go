@@ -30,7 +30,7 @@ func TestProducerRunsBetweenStartAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goleak.VerifyNone(t, before)
+	goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 	if err := p.Publish("alice", push.High, []byte("x")); !errors.Is(err, producer.ErrNotRunning) {
 		t.Fatalf("Publish before Start: %v; want ErrNotRunning", err)
 	}
@@ -46,5 +46,5 @@ func TestProducerRunsBetweenStartAndStop(t *testing.T) {
 	if _, err := p.Push(t.Context(), "alice", push.High, []byte("x")); !errors.Is(err, producer.ErrNotRunning) {
 		t.Fatalf("Push after Stop: %v; want ErrNotRunning", err)
 	}
-	goleak.VerifyNone(t, before)
+	goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 }

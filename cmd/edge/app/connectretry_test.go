@@ -86,7 +86,7 @@ func TestNodeStartsBeforeNATSWithConnectRetry(t *testing.T) {
 	}
 	s.Shutdown()
 	s.WaitForShutdown()
-	goleak.VerifyNone(t, before)
+	goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 }
 
 // get is the status and body of a GET of url.
@@ -116,5 +116,5 @@ func TestNodeWaitingForNATSStops(t *testing.T) {
 	if err := stop(ctx); err != nil {
 		t.Errorf("stop: %v", err)
 	}
-	goleak.VerifyNone(t, before)
+	goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
 // An application's edge hooks, added through fx, run beside the
@@ -90,7 +91,7 @@ func TestHooksAddedThroughFxRun(t *testing.T) {
 	if len(seen) != 2 || seen[0] != "connect alice" || seen[1] != "close alice" {
 		t.Errorf("hooks saw %q; want alice's connect and close only", seen)
 	}
-	goleak.VerifyNone(t, before)
+	goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 }
 
 func wait(ctx context.Context, t *testing.T, ch <-chan struct{}, what string) {
@@ -142,5 +143,5 @@ func TestRefusingOnConnectLeavesNoSubscription(t *testing.T) {
 	if err := stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	goleak.VerifyNone(t, before)
+	goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 }

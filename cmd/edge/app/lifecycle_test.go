@@ -63,7 +63,7 @@ func TestRunLeavesNothingRunningWhenItFails(t *testing.T) {
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("app.Run: %v; want an error naming %q", err, c.want)
 			}
-			goleak.VerifyNone(t, before)
+			goleak.VerifyNone(t, before, natstest.AsyncPublisherRace())
 			ln, err := net.Listen("tcp", port)
 			if err != nil {
 				t.Fatalf("the embedded NATS server's port is still taken: %v", err)
