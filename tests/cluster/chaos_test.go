@@ -54,8 +54,9 @@ func (c *natsCluster) startFleetEdge(t *testing.T, i int, extra ...string) *edge
 // the push ids it received.
 type fleetClient struct {
 	*client.Session
-	mu  sync.Mutex
-	got map[string]bool
+	mu      sync.Mutex
+	got     map[string]bool
+	repeats []string // push ids the application was given twice
 }
 
 // connectFleet connects n reconnecting clients through the balancer, half
@@ -95,6 +96,9 @@ func (fc *fleetClient) read() {
 			return
 		}
 		fc.mu.Lock()
+		if fc.got[f.ID] {
+			fc.repeats = append(fc.repeats, f.ID)
+		}
 		fc.got[f.ID] = true
 		fc.mu.Unlock()
 	}
@@ -112,6 +116,7 @@ type outcome struct {
 	id, session string
 	ack         protocol.Ack
 	err         error // unacknowledged: no answer in time, or NATS refused it
+	tries       int   // how many times it was sent (with the same push id)
 }
 
 // ledger is every push the producers sent.
@@ -143,8 +148,11 @@ func (l *ledger) stop() {
 }
 
 // load pushes with Push-Ack: written from one producer per NATS server,
-// each to a random session of the fleet in turn, until stopped.
-func (c *natsCluster) load(t *testing.T, clients []*fleetClient) *ledger {
+// each to a random session of the fleet in turn, until stopped. A push
+// left unacknowledged is sent again with the same push id, up to tries
+// times in all (1: never again), as docs/deploying.md tells a producer
+// that must not lose one.
+func (c *natsCluster) load(t *testing.T, clients []*fleetClient, tries int) *ledger {
 	t.Helper()
 	l := &ledger{quit: make(chan struct{})}
 	for i := range 3 {
@@ -156,12 +164,14 @@ func (c *natsCluster) load(t *testing.T, clients []*fleetClient) *ledger {
 					return
 				default:
 				}
-				session := clients[rand.IntN(len(clients))].ID()
-				id := fmt.Sprintf("p%d-%d", i, n)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				ack, err := p.Push(ctx, session, push.High, []byte(id), producer.WithID(id), producer.WithAck(protocol.AckWritten))
-				cancel()
-				l.add(outcome{id: id, session: session, ack: ack, err: err})
+				o := outcome{id: fmt.Sprintf("p%d-%d", i, n), session: clients[rand.IntN(len(clients))].ID()}
+				for o.tries < tries && (o.tries == 0 || o.err != nil) {
+					o.tries++
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					o.ack, o.err = p.Push(ctx, o.session, push.High, []byte(o.id), producer.WithID(o.id), producer.WithAck(protocol.AckWritten))
+					cancel()
+				}
+				l.add(o)
 			}
 		})
 	}
@@ -188,6 +198,13 @@ func accounts(t *testing.T, l *ledger, clients []*fleetClient, store *dlq.Store)
 			return nil
 		}) == nil
 	})
+	for _, c := range clients {
+		c.mu.Lock()
+		if len(c.repeats) > 0 {
+			t.Errorf("session %s was given pushes %v twice; the client drops a repeated push id", c.ID(), c.repeats)
+		}
+		c.mu.Unlock()
+	}
 	counts := map[string]int{}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -196,6 +213,8 @@ func accounts(t *testing.T, l *ledger, clients []*fleetClient, store *dlq.Store)
 		case o.err != nil:
 			counts["unacknowledged"]++
 			t.Logf("push %s to %s unacknowledged: %v (received: %v, dead letter: %q)", o.id, o.session, o.err, bySession[o.session].received(o.id), letters[o.id])
+		case o.ack.Status == protocol.StatusWritten && bySession[o.session].received(o.id) && o.tries > 1:
+			counts["written, received, after a retry"]++
 		case o.ack.Status == protocol.StatusWritten && bySession[o.session].received(o.id):
 			counts["written, received"]++
 		case o.ack.Status == protocol.StatusWritten:
@@ -260,7 +279,7 @@ func TestKillNineOneEdge(t *testing.T) {
 	if onFirst == 0 {
 		t.Fatal("the balancer gave edge1 no client")
 	}
-	l := c.load(t, clients)
+	l := c.load(t, clients, 1)
 	waitFor(t, "pushes under way", func() bool { return l.len() >= 300 })
 	if err := edges[0].cmd.Process.Kill(); err != nil { // kill -9
 		t.Fatal(err)
@@ -302,7 +321,7 @@ func TestNATSServerLoss(t *testing.T) {
 		}
 	}
 	parked := countLetters(t, store, "")
-	l := c.load(t, clients)
+	l := c.load(t, clients, 1)
 	waitFor(t, "pushes under way", func() bool { return l.len() >= 300 })
 	if err := c.servers[2].Process.Kill(); err != nil {
 		t.Fatal(err)

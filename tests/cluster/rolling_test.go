@@ -7,7 +7,9 @@
 // drops it (the publishing server still had the old interest, so it did
 // not answer "no responders"). On a single server the same restarts leave
 // none unanswered. A producer that must not lose one retries with the
-// same push id; clients drop the repeat (docs/deploying.md).
+// same push id, and clients drop the repeat (docs/deploying.md): the load
+// here does, so every push must end written or dead-lettered, and no
+// client may be given one twice.
 
 package cluster
 
@@ -43,7 +45,7 @@ func TestRollingRestart(t *testing.T) {
 	edges := c.startFleet(t, flags...)
 	clients := connectFleet(t, 30)
 	allOn(t, clients, "edge1", "edge2", "edge3")
-	l := c.load(t, clients)
+	l := c.load(t, clients, 3)
 	for i := range edges {
 		waitFor(t, "pushes under way", func() bool { return l.len() >= 200*(i+1) })
 		if err := edges[i].cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -60,8 +62,8 @@ func TestRollingRestart(t *testing.T) {
 	waitFor(t, "pushes after the restarts", func() bool { return l.len() >= before+200 })
 	l.stop()
 	counts := accounts(t, l, clients, openDLQ(t, c.connect(t, "operator", 0)))
-	if n := counts["unacknowledged"]; n*1000 > l.len() {
-		t.Fatalf("%d of %d pushes unacknowledged in a rolling restart; want only the rare one NATS routing drops as a session moves", n, l.len())
+	if n := counts["unacknowledged"]; n > 0 {
+		t.Fatalf("%d of %d pushes unacknowledged in a rolling restart, though each was sent up to 3 times", n, l.len())
 	}
 }
 
