@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/internal/testcert"
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
@@ -321,10 +322,14 @@ var metricName = regexp.MustCompile(`pushfabric_[a-z_]+`)
 
 // The Grafana dashboard and the Prometheus files parse, and every metric
 // they name is one a node serves; docs/operations.md explains every metric
-// a node serves and every alert.
+// a node serves and every alert. The node serves TLS, so that its
+// certificate's metrics are among them.
 func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	s := natstest.Server(t)
-	n := startEdge(t, edgeConfig(t, s, "n1"))
+	cfg := edgeConfig(t, s, "n1")
+	_, pair := testcert.Loopback(t)
+	cfg.TLSCert, cfg.TLSKey = pair.Write(t, t.TempDir())
+	n := startEdge(t, cfg)
 	_, mfs := scrape(t, n)
 	served := map[string]bool{}
 	for name, mf := range mfs {
