@@ -15,7 +15,7 @@ RAPID_CHECKS ?= 10000
 # exceeded" on a loaded machine (golang/go#75804, fixed in Go 1.27).
 FUZZTIME    ?= 200000x
 # package:target pairs: every decoder of outside input.
-FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS \
+FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS edge/wire:FuzzReceiptIDs \
 	edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin edge:FuzzReadProxyHeader \
 	bus:FuzzFrameOf bus:FuzzDecodeReply protocol:FuzzParseSubject
 # What the binaries built here say they are (internal/version): git describe,

@@ -27,13 +27,15 @@ const (
 	TypeHello    Type = 9  // client → server, first frame on TCP: Payload = token, ID = session (development mode)
 	TypeWelcome  Type = 10 // server → client, first frame: the session is live; ID = session, Name = node
 	TypeCancel   Type = 11 // client → server: stop request ID
-	maxType           = TypeCancel
+	TypeReceipt  Type = 12 // client → server: the application has the pushes whose ids Payload lists (see ReceiptIDs)
+	maxType           = TypeReceipt
 )
 
 var typeNames = [...]string{
 	TypePush: "push", TypeRequest: "request", TypeResponse: "response",
 	TypeEnd: "end", TypeError: "error", TypeClose: "close", TypePing: "ping",
 	TypePong: "pong", TypeHello: "hello", TypeWelcome: "welcome", TypeCancel: "cancel",
+	TypeReceipt: "receipt",
 }
 
 func (t Type) String() string {
