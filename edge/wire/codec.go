@@ -17,7 +17,11 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 
 // appendValid appends a frame already known to be valid.
 func appendValid(dst []byte, f *Frame) []byte {
-	dst = append(dst, Version, byte(f.Type), byte(f.Priority))
+	flags := byte(f.Priority)
+	if f.WantsReceipt {
+		flags |= FlagReceipt
+	}
+	dst = append(dst, Version, byte(f.Type), flags)
 	dst = append(append(dst, byte(len(f.ID))), f.ID...)
 	dst = append(append(dst, byte(len(f.Name))), f.Name...)
 	dst = append(append(dst, byte(len(f.ContentType))), f.ContentType...)
@@ -39,10 +43,11 @@ func Decode(b []byte) (Frame, error) {
 	if f.Type == 0 || f.Type > maxType {
 		return f, fmt.Errorf("%w: unknown type %d", ErrMalformed, b[1])
 	}
-	if b[2] > byte(push.Low) {
-		return f, fmt.Errorf("%w: flags %#x", ErrMalformed, b[2])
+	if flags := b[2]; flags&^(priorityMask|FlagReceipt) != 0 || flags&priorityMask > byte(push.Low) ||
+		flags&FlagReceipt != 0 && f.Type != TypePush {
+		return f, fmt.Errorf("%w: flags %#x on a %s frame", ErrMalformed, b[2], f.Type)
 	}
-	f.Priority = push.Priority(b[2])
+	f.Priority, f.WantsReceipt = push.Priority(b[2]&priorityMask), b[2]&FlagReceipt != 0
 	rest := b[3:]
 	var ok bool
 	if f.ID, rest, ok = cutField(rest); !ok {

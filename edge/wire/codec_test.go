@@ -17,6 +17,7 @@ func sampleFrames() []Frame {
 	return []Frame{
 		{Type: TypePush, Priority: push.Low, ID: "p-1", ContentType: "application/json", Payload: []byte(`{"a":1}`)},
 		{Type: TypePush, ID: strings.Repeat("i", MaxFieldLen), Payload: make([]byte, 70000)},
+		{Type: TypePush, Priority: push.Low, WantsReceipt: true, ID: "p-2"},
 		{Type: TypeRequest, ID: "r1", Name: "feed.page", Payload: []byte("page=2")},
 		{Type: TypeResponse, ID: "r1"},
 		{Type: TypeEnd, ID: "r1"},
@@ -26,6 +27,7 @@ func sampleFrames() []Frame {
 		{Type: TypeHello, ID: "s1", Payload: []byte("token")},
 		{Type: TypeWelcome, ID: "s1", Name: "node-a"},
 		{Type: TypeCancel, ID: "r1"},
+		{Type: TypeReceipt, Payload: []byte{2, 'p', '1'}},
 	}
 }
 
@@ -48,7 +50,7 @@ func TestRoundTrip(t *testing.T) {
 
 func assertFrame(t *testing.T, got, want Frame) {
 	t.Helper()
-	if got.Type != want.Type || got.Priority != want.Priority || got.ID != want.ID ||
+	if got.Type != want.Type || got.Priority != want.Priority || got.WantsReceipt != want.WantsReceipt || got.ID != want.ID ||
 		got.Name != want.Name || got.ContentType != want.ContentType || !bytes.Equal(got.Payload, want.Payload) {
 		t.Fatalf("got %+v; want %+v", summary(got), summary(want))
 	}
@@ -64,12 +66,13 @@ func summary(f Frame) Frame {
 func TestValidateRejects(t *testing.T) {
 	long := strings.Repeat("x", MaxFieldLen+1)
 	for name, f := range map[string]Frame{
-		"zero type":    {},
-		"unknown type": {Type: maxType + 1},
-		"bad priority": {Type: TypePush, Priority: 2},
-		"long id":      {Type: TypePush, ID: long},
-		"long name":    {Type: TypeError, Name: long},
-		"long content": {Type: TypePush, ContentType: long},
+		"zero type":                {},
+		"unknown type":             {Type: maxType + 1},
+		"bad priority":             {Type: TypePush, Priority: 2},
+		"long id":                  {Type: TypePush, ID: long},
+		"long name":                {Type: TypeError, Name: long},
+		"long content":             {Type: TypePush, ContentType: long},
+		"receipt asked of a close": {Type: TypeClose, WantsReceipt: true},
 	} {
 		if _, err := AppendFrame(nil, &f); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: got %v; want ErrMalformed", name, err)
@@ -79,14 +82,16 @@ func TestValidateRejects(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	for name, b := range map[string][]byte{
-		"short":        {1, 1, 0, 0, 0},
-		"version":      {2, 1, 0, 0, 0, 0},
-		"type zero":    {1, 0, 0, 0, 0, 0},
-		"type unknown": {1, 99, 0, 0, 0, 0},
-		"flags":        {1, 1, 4, 0, 0, 0},
-		"id overrun":   {1, 1, 0, 9, 0, 0},
-		"name overrun": {1, 1, 0, 0, 9, 0},
-		"ct overrun":   {1, 1, 0, 0, 0, 1},
+		"short":                     {1, 1, 0, 0, 0},
+		"version":                   {2, 1, 0, 0, 0, 0},
+		"type zero":                 {1, 0, 0, 0, 0, 0},
+		"type unknown":              {1, 99, 0, 0, 0, 0},
+		"flags":                     {1, 1, 8, 0, 0, 0},
+		"priority 2":                {1, 1, 2, 0, 0, 0},
+		"receipt flag on a request": {1, 2, 4, 0, 0, 0},
+		"id overrun":                {1, 1, 0, 9, 0, 0},
+		"name overrun":              {1, 1, 0, 0, 9, 0},
+		"ct overrun":                {1, 1, 0, 0, 0, 1},
 	} {
 		if _, err := Decode(b); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: got %v; want ErrMalformed", name, err)

@@ -48,15 +48,27 @@ func (t Type) String() string {
 // Frame is one protocol frame: exactly what travels on the wire. Payload
 // is carried byte for byte.
 type Frame struct {
-	Type        Type
-	Priority    push.Priority
-	ID          string // push id, or request id for request-related frames
-	Name        string // method (request), error code (error), close reason (close), node (welcome)
-	ContentType string
-	Payload     []byte
+	Type     Type
+	Priority push.Priority
+	// WantsReceipt, on a push frame only, asks the client to confirm the
+	// push id with a receipt frame once the application has processed it
+	// (the producer asked Push-Ack: received).
+	WantsReceipt bool
+	ID           string // push id, or request id for request-related frames
+	Name         string // method (request), error code (error), close reason (close), node (welcome)
+	ContentType  string
+	Payload      []byte
 }
 
 // Limits of the format.
+// The flags byte: the priority in bits 0-1, FlagReceipt in bit 2, the
+// other bits 0.
+const (
+	priorityMask = 0x03
+	// FlagReceipt is Frame.WantsReceipt on the wire.
+	FlagReceipt = 0x04
+)
+
 const (
 	// HeaderLen is the size of a frame with empty strings and payload.
 	HeaderLen = 6
@@ -88,6 +100,8 @@ func (f *Frame) Validate() error {
 		return fmt.Errorf("%w: unknown type %d", ErrMalformed, f.Type)
 	case f.Priority > push.Low:
 		return fmt.Errorf("%w: unknown priority %d", ErrMalformed, f.Priority)
+	case f.WantsReceipt && f.Type != TypePush:
+		return fmt.Errorf("%w: a %s frame asking for a receipt", ErrMalformed, f.Type)
 	case len(f.ID) > MaxFieldLen:
 		return fmt.Errorf("%w: id longer than %d bytes", ErrMalformed, MaxFieldLen)
 	case len(f.Name) > MaxFieldLen:
