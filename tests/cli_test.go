@@ -583,3 +583,28 @@ func TestEdgeStopsWhileStarting(t *testing.T) {
 		t.Fatalf("output:\n%s", out)
 	}
 }
+
+// pushctl with a NATS user whose replies come under an inbox prefix of
+// its own, run without that prefix, says so at once: NATS refuses its
+// reply subscription, and every request would wait out its timeout.
+func TestPushctlSaysItsInboxWasRefused(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.Users = []*server.User{{Username: "producer", Password: "pw", Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{"push.*.high", "push.*.low", "dlq.push.offline.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_producer.>"}}}},
+		{Username: "admin", Password: "pw"}}
+	s := natstest.StartWith(t, opts)
+	withDLQ(t, s, nats.UserInfo("admin", "pw"))
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	putFile(t, pw, []byte("pw"))
+	args := []string{"push", "alice", "hi", "--nats", s.ClientURL(), "--nats-user", "producer", "--nats-password-file", pw, "--timeout", "1m"}
+	r := runTool(t, nil, "pushctl", args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "Subscription to \"_INBOX.") || !strings.Contains(r.stderr, "--nats-inbox-prefix") {
+		t.Fatalf("exit %d, stderr %q; want exit 1 and the inbox prefix named", r.code, r.stderr)
+	}
+	r = runTool(t, nil, "pushctl", append(args, "--nats-inbox-prefix", "_INBOX_producer")...)
+	if r.code != 1 || !strings.Contains(r.stdout, "dead: offline") {
+		t.Fatalf("with the prefix: exit %d, stdout %q, stderr %q; want the push parked offline", r.code, r.stdout, r.stderr)
+	}
+}
