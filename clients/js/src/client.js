@@ -181,22 +181,30 @@ export class Client {
     return u.href;
   }
 
-  /** watch wires a socket's events to the client. */
+  /**
+   * watch wires a socket's events to the client. A close event ends the
+   * connection; so does an error event not followed by one soon (Node's
+   * WebSocket fires no close event for a connect that fails, or one closed
+   * while connecting), and a dial timeout.
+   */
   #watch(conn) {
     conn.closeFrame = null; // the server's close frame, if it sent one
     conn.ended = new Promise((resolve) => { conn.end = resolve; });
-    const timer = setTimeout(() => {
-      conn.lost = new CloseError("network", `no welcome within ${this.#o.dialTimeout} ms`);
-      conn.ws.close();
-    }, this.#o.dialTimeout);
-    conn.ws.onmessage = (e) => {
-      if (this.#frame(conn, e.data) === Type.welcome) clearTimeout(timer);
-    };
-    conn.ws.onerror = () => {}; // a close event follows
-    conn.ws.onclose = (e) => {
+    let over = false;
+    const finish = (err) => {
+      if (over) return;
+      over = true;
       clearTimeout(timer);
-      this.#ended(conn, conn.closeFrame ?? conn.lost ?? new CloseError(reasonOf(e.code, e.reason), e.reason));
+      try { conn.ws.close(); } catch { /* closed already */ }
+      this.#ended(conn, conn.closeFrame ?? err);
     };
+    const timer = setTimeout(() => finish(new CloseError("network", `no welcome within ${this.#o.dialTimeout} ms`)), this.#o.dialTimeout);
+    conn.ws.onmessage = (e) => {
+      if (!over && this.#frame(conn, e.data) === Type.welcome) clearTimeout(timer);
+    };
+    conn.ws.onerror = () => setTimeout(() => finish(new CloseError("network", "the WebSocket failed")), 100);
+    conn.ws.onclose = (e) => finish(conn.lost ?? new CloseError(reasonOf(e.code, e.reason), e.reason));
+    conn.lose = (err) => { conn.lost = err; finish(err); };
   }
 
   /** hold keeps conn until it ends and resolves with why it ended. */
@@ -223,8 +231,7 @@ export class Client {
       f = decode(data);
     } catch (err) {
       this.#report(err);
-      conn.lost = new CloseError("network", `a malformed frame from the server: ${err.message}`);
-      conn.ws.close();
+      conn.lose(new CloseError("network", `a malformed frame from the server: ${err.message}`));
       return 0;
     }
     switch (f.type) {
@@ -239,7 +246,7 @@ export class Client {
   }
 
   #welcome(conn, f) {
-    if (this.#stopped) return conn.ws.close(1000);
+    if (this.#stopped) return conn.lose(new CloseError("normal", "closed by the application"));
     this.#conn = conn;
     this.#session = f.id;
     this.#node = f.name;
@@ -356,6 +363,7 @@ export class Client {
     if (conn !== null) {
       this.#sendOn(conn, { type: Type.close, name: "normal" });
       conn.ws.close(1000, "normal");
+      conn.lose(new CloseError("normal", "closed by the application"));
     }
     this.#wake?.();
     return this.closed;

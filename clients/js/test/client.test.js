@@ -247,6 +247,22 @@ test("error frames about the connection go to onError", async () => {
 });
 
 test("without a WebSocket the client says how to get one", () => {
-  assert.throws(() => connect("ws://x/", { WebSocket: null, reconnect: false }), /experimental-websocket/);
+  const global = globalThis.WebSocket;
+  globalThis.WebSocket = undefined;
+  try {
+    assert.throws(() => connect("ws://x/", { reconnect: false }), /experimental-websocket/);
+  } finally {
+    globalThis.WebSocket = global;
+  }
   assert.throws(() => connect("ftp://x/", { WebSocket: S }), TypeError);
+});
+
+test("a connect that fails with an error event and no close event (Node's WebSocket) is retried", async () => {
+  const c = client();
+  const s0 = await S.nth(0);
+  s0.readyState = 3;
+  s0.onerror({});
+  (await S.nth(1)).welcome();
+  await until(() => c.state === "connected", "connected on the second attempt");
+  await c.close();
 });
