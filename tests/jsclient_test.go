@@ -70,39 +70,20 @@ func nodePath(t *testing.T) string {
 func TestJSClient(t *testing.T) {
 	exe := nodePath(t)
 	b := startBridge(t)
-	cmd := exec.Command(exe, "--experimental-websocket", "--no-warnings", "--test", "--test-reporter=spec", "test/")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "--experimental-websocket", "--no-warnings", "--test", "--test-reporter=spec", "test/")
 	cmd.Dir = filepath.Join("..", "clients", "js")
 	cmd.Env = append(os.Environ(),
 		"PUSHFABRIC_BRIDGE="+b.url,
 		"PUSHFABRIC_EDGE_WS="+b.current().ws(),
 		"PUSHFABRIC_EDGE_RECEIPTS="+strconv.FormatBool(edgeReceipts),
 	)
-	out, err := runWithin(t, cmd)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node --test clients/js/test/: %v\n%s", err, out)
 	}
 	t.Logf("node --test clients/js/test/:\n%s", out)
-}
-
-// runWithin runs cmd, killing it at the test's ceiling.
-func runWithin(t *testing.T, cmd *exec.Cmd) ([]byte, error) {
-	done := make(chan struct{})
-	defer close(done)
-	var (
-		out []byte
-		err error
-	)
-	go func() {
-		select {
-		case <-done:
-		case <-time.After(3 * testTimeout):
-			if cmd.Process != nil {
-				_ = cmd.Process.Kill()
-			}
-		}
-	}()
-	out, err = cmd.CombinedOutput()
-	return out, err
 }
 
 // jsBridge is what the Node tests ask of the Go side, over HTTP on
@@ -110,15 +91,15 @@ func runWithin(t *testing.T, cmd *exec.Cmd) ([]byte, error) {
 // the node shut down and the next started on its WebSocket address, a
 // session taken over, and the node's metrics.
 type jsBridge struct {
-	t    *testing.T
-	s    *server.Server
-	nc   *nats.Conn
-	url  string
-	next int // guarded by mu: the number of the next node
+	t   *testing.T
+	s   *server.Server
+	nc  *nats.Conn
+	url string
 
-	mu    sync.Mutex
-	edge  *jsNode        // guarded by mu: the node serving now
-	held  []*client.Conn // guarded by mu: connections that took sessions over
+	mu     sync.Mutex
+	next   int            // guarded by mu: the number of the next node
+	edge   *jsNode        // guarded by mu: the node serving now
+	held   []*client.Conn // guarded by mu: connections that took sessions over
 	wsAddr string         // guarded by mu: the WebSocket address every node listens on
 }
 
