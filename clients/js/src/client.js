@@ -49,6 +49,12 @@ function checkURL(url) {
   }
 }
 
+/** closeOf is the CloseError of a WebSocket close event that no close frame came before. */
+function closeOf(e) {
+  const reason = reasonOf(e.code, e.reason);
+  return new CloseError(reason, e.reason || (reason === "network" ? `the WebSocket closed with code ${e.code}` : ""));
+}
+
 /** stops reports whether err, which ended a connection or a connect, ends the client. */
 function stops(err, refresh) {
   if (!(err instanceof CloseError)) return false;
@@ -203,7 +209,7 @@ export class Client {
       if (!over && this.#frame(conn, e.data) === Type.welcome) clearTimeout(timer);
     };
     conn.ws.onerror = () => setTimeout(() => finish(new CloseError("network", "the WebSocket failed")), 100);
-    conn.ws.onclose = (e) => finish(conn.lost ?? new CloseError(reasonOf(e.code, e.reason), e.reason));
+    conn.ws.onclose = (e) => finish(conn.lost ?? closeOf(e));
     conn.lose = (err) => { conn.lost = err; finish(err); };
   }
 
