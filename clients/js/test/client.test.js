@@ -266,3 +266,21 @@ test("a connect that fails with an error event and no close event (Node's WebSoc
   await until(() => c.state === "connected", "connected on the second attempt");
   await c.close();
 });
+
+test("the dedupe window forgets the oldest id first, and a forgotten id is new again", async () => {
+  const { DedupeWindow } = await import("../src/dedupe.js");
+  const w = new DedupeWindow(3);
+  for (const id of ["a", "b", "c"]) w.add(id);
+  w.forget("b"); // its handler failed
+  assert.ok(!w.has("b"));
+  w.add("b"); // a new slot, evicting a; b's old slot is stale
+  assert.deepEqual(["a", "b", "c"].map((id) => w.has(id)), [false, true, true]);
+  w.add("d"); // reuses b's old slot: b stays
+  w.add("e"); // evicts c, the oldest
+  assert.deepEqual(["b", "c", "d", "e"].map((id) => w.has(id)), [true, false, true, true]);
+  w.confirm("e");
+  assert.ok(w.confirmed("e") && !w.confirmed("b"));
+  const none = new DedupeWindow(0);
+  none.add("x");
+  assert.ok(!none.has("x"));
+});

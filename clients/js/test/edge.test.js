@@ -151,7 +151,7 @@ test("a push asking for a receipt is confirmed after onPush returns, and the pro
   await c.whenConnected();
   const acks = await Promise.all(["r1", "r2", "r3"].map((id) => publish("js-receipts", id, "high", id, "received")));
   for (const ack of acks) assert.equal(ack.status, "received", JSON.stringify(ack));
-  assert.deepEqual(got.map((p) => [p.id, p.wantsReceipt]), [["r1", true], ["r2", true], ["r3", true]]);
+  assert.deepEqual(got.map((p) => [p.id, p.wantsReceipt]).sort(), [["r1", true], ["r2", true], ["r3", true]]);
   assert.deepEqual(confirmed.sort(), ["r1", "r2", "r3"]);
 });
 
