@@ -242,7 +242,7 @@ export class Client {
     }
     switch (f.type) {
       case Type.welcome: this.#welcome(conn, f); break;
-      case Type.push: this.#chain = this.#chain.then(() => this.#deliver(f)); break;
+      case Type.push: this.#chain = this.#chain.then(() => this.#deliver(f)).catch((err) => this.#report(err)); break;
       case Type.response: case Type.end: this.#calls.get(f.id)?.frame(f); break;
       case Type.error: this.#errorFrame(f); break;
       case Type.close: conn.closeFrame = new CloseError(f.name, text.decode(f.payload)); break;
@@ -399,8 +399,13 @@ export class Client {
     }
   }
 
+  /** report tells onError (or the console) of err; it never throws. */
   #report(err) {
-    if (this.#o.onError) return this.#o.onError(err);
+    try {
+      if (this.#o.onError) return void this.#o.onError(err);
+    } catch (thrown) {
+      err = thrown;
+    }
     console.error("pushfabric:", err);
   }
 }

@@ -284,3 +284,23 @@ test("the dedupe window forgets the oldest id first, and a forgotten id is new a
   none.add("x");
   assert.ok(!none.has("x"));
 });
+
+test("an onError that throws does not stop later pushes", async () => {
+  const got = [];
+  const c = client({
+    onPush: (p) => { got.push(p.id); if (p.id === "1") throw new Error("handler"); },
+    onError: () => { throw new Error("onError too"); },
+  });
+  const s = await S.nth(0);
+  s.welcome();
+  const quiet = console.error;
+  console.error = () => {};
+  try {
+    s.serve({ type: Type.push, id: "1" });
+    s.serve({ type: Type.push, id: "2" });
+    await until(() => got.length === 2, "both pushes");
+  } finally {
+    console.error = quiet;
+  }
+  await c.close();
+});
