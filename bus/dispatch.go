@@ -90,7 +90,7 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 	}
 	d.dispatched.Add(1)
 	var span trace.Span
-	e.Receipt, span = d.receipt(l, m, session, p, e.Frame.ID, mode)
+	e.Receipt, span = d.receipt(l, m, session, p, &e.Frame, mode)
 	if !e.Expires.IsZero() && !time.Now().Before(e.Expires) {
 		// Stale already: a producer waiting hears dead, not enqueued.
 		return protocol.StatusDead, d.die(&e, m, session, p, mode, push.ReasonExpired)
