@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
@@ -274,4 +275,50 @@ func TestPushctlAckReceived(t *testing.T) {
 	if !strings.Contains(help, "received (the client application confirmed it") {
 		t.Errorf("pushctl push --help does not explain --ack received:\n%s", help)
 	}
+}
+
+// A receipt-push whose client is killed before confirming it, with no
+// node to take it, is parked as an unconfirmed dead letter; with
+// --redeliver-offline the session's next connection gets it again, asking
+// for a receipt, and the letter goes once the client confirms it, not
+// before.
+func TestUnconfirmedIsParkedAndRedelivered(t *testing.T) {
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "A")
+	cfg.Bus.RedeliverOffline = true
+	a := startEdge(t, cfg)
+	proxy := startProxy(t, a.Addr("tcp").String())
+	nc := natstest.Connect(t, s)
+	p := newProducer(t, nc, "")
+	store := openStore(t, s)
+
+	first := dial(t, "tcp://"+proxy.ln.Addr().String(), "parked", client.Options{ManualReceipts: true})
+	told := make(chan string, 1)
+	go func() { told <- pushReceived(p, "parked", "p-1") }()
+	if f := recv(t, first); f.ID != "p-1" || !f.WantsReceipt {
+		t.Fatalf("got %s (wants a receipt: %v); want p-1, asking for one", f.ID, f.WantsReceipt)
+	}
+	proxy.cut() // the client dies before confirming it
+	if got := <-told; got != "dead "+string(push.ReasonUnconfirmed) {
+		t.Fatalf("the producer was told %q; want dead unconfirmed", got)
+	}
+	waitFor(t, "the unconfirmed dead letter", func() bool {
+		l, _ := store.List(timeout(t), dlq.Filter{Reason: string(push.ReasonUnconfirmed)})
+		return len(l) == 1
+	})
+
+	again := dial(t, a.tcp(), "parked", client.Options{ManualReceipts: true})
+	if f := recv(t, again); f.ID != "p-1" || !f.WantsReceipt {
+		t.Fatalf("redelivered %s (wants a receipt: %v); want p-1, asking for one", f.ID, f.WantsReceipt)
+	}
+	if l, _ := store.List(timeout(t), dlq.Filter{}); len(l) != 1 {
+		t.Fatalf("%d dead letters after the redelivery was written; want it kept until confirmed", len(l))
+	}
+	if err := again.Confirm("p-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dead letter deleted once confirmed", func() bool {
+		l, _ := store.List(timeout(t), dlq.Filter{})
+		return len(l) == 0
+	})
 }
