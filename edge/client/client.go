@@ -416,6 +416,9 @@ func (c *Conn) onControl(op byte, p []byte) error {
 	return nil
 }
 
+// endFlushTimeout bounds the last receipts' write as the connection ends.
+const endFlushTimeout = time.Second
+
 // readLoop delivers frames until the connection ends.
 func (c *Conn) readLoop() {
 	defer c.readDone.Done()
@@ -476,8 +479,11 @@ func (c *Conn) dispatch(body []byte) error {
 
 // end records why the connection ended and releases everyone waiting.
 func (c *Conn) end(err error) {
+	// A server that closed its side (a drained connection) still reads:
+	// what the application took is confirmed, so that it is not sent again.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(endFlushTimeout))
+	c.receipts.stop()
 	_ = c.nc.Close()
-	c.receipts.stop() // nothing more can be confirmed here
 	c.mu.Lock()
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = ErrClosed
