@@ -31,7 +31,7 @@ export GORACE := atexit_sleep_ms=0
 test: lint unit fuzz deployments
 
 unit: $(NATS_CLI)
-	PUSHFABRIC_REQUIRE_NATS_CLI=1 PUSHFABRIC_NATS_CLI=$(NATS_CLI) RAPID_CHECKS=$(RAPID_CHECKS) \
+	PUSHFABRIC_REQUIRE_NATS_CLI=1 PUSHFABRIC_NATS_CLI=$(NATS_CLI) PUSHFABRIC_REQUIRE_NODE=1 RAPID_CHECKS=$(RAPID_CHECKS) \
 		$(GO) test -race -count=1 -timeout 12m ./...
 
 fuzz:

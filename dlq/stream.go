@@ -75,10 +75,17 @@ func (c StreamConfig) stream(prefix string) jetstream.StreamConfig {
 	}
 }
 
+// attemptTimeout bounds one try at making the stream. A JetStream API
+// request can go unanswered for good: of three nodes creating the stream
+// at once on a fresh cluster, one is answered and the others wait. Each
+// try that times out is made again while the caller's context lasts (a
+// create or update of the same config is idempotent).
+const attemptTimeout = 5 * time.Second
+
 // EnsureStream creates the dead-letter stream of the nodes with this
 // subject prefix, or updates it in place to cfg's limits, with cfg's
 // replicas or, for AutoReplicas, as AutoReplicas says. It is safe to call
-// on every start and from every node.
+// on every start and from every node, and at once from many.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cfg StreamConfig) (jetstream.Stream, error) {
 	if !push.ValidToken(prefix) {
 		return nil, fmt.Errorf("dlq prefix %q must be one subject token", prefix)
@@ -86,6 +93,18 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, prefix string, cf
 	if err := cfg.Validate(); err != nil {
 		return nil, check.In("dlq.StreamConfig", err)
 	}
+	for {
+		try, cancel := context.WithTimeout(ctx, attemptTimeout)
+		s, err := ensureStream(try, js, prefix, cfg)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return s, err
+		}
+	}
+}
+
+// ensureStream is one try of EnsureStream, with cfg valid.
+func ensureStream(ctx context.Context, js jetstream.JetStream, prefix string, cfg StreamConfig) (jetstream.Stream, error) {
 	if cfg.Replicas != AutoReplicas {
 		return ensure(ctx, js, prefix, cfg)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -532,5 +533,78 @@ func TestPushctlReplayOfflineExits0AndHelpSaysSo(t *testing.T) {
 		if !strings.Contains(purge, string(reason)) {
 			t.Errorf("pushctl dlq purge --help lacks the reason %s:\n%s", reason, purge)
 		}
+	}
+}
+
+// An edge that cannot start says what to do about it, as pushctl does,
+// with the edge's own flags.
+func TestEdgeStartErrorsSayWhatToDo(t *testing.T) {
+	closed := fmt.Sprintf("nats://127.0.0.1:%d", natstest.FreePort(t))
+	opts := natstest.Options(t, "n1")
+	opts.Authorization = "secrettoken"
+	locked := natstest.StartWith(t, opts)
+	for _, c := range []struct {
+		what string
+		url  string
+		want []string
+	}{
+		{"no NATS", closed, []string{"no servers available", "(is NATS running at --nats-url? --nats-connect-retry starts the node anyway"}},
+		{"NATS wants credentials", locked.ClientURL(), []string{"uthorization", "(this NATS wants credentials: --nats-nkey, --nats-creds"}},
+	} {
+		r := runTool(t, nil, "edge", "--nats-url", c.url, "--node", "n1", "--admin-listen", "127.0.0.1:0")
+		if r.code != 1 {
+			t.Errorf("%s: exit %d; want 1:\n%s", c.what, r.code, r.stderr)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("%s: %q does not say %q", c.what, r.stderr, w)
+			}
+		}
+	}
+}
+
+// SIGTERM stops an edge that is still starting at once, with status 0:
+// here its NATS user may not use the JetStream API, so making the
+// dead-letter stream waits for answers that never come.
+func TestEdgeStopsWhileStarting(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.Users = []*server.User{{Username: "edge", Password: "pw", Permissions: &server.Permissions{
+		Publish: &server.SubjectPermission{Deny: []string{"$JS.API.>"}}}}}
+	s := natstest.StartWith(t, opts)
+	dir := t.TempDir()
+	putFile(t, filepath.Join(dir, "pw"), []byte("pw"))
+	edge := start(t, dir, nil, binary(t, "edge"), "--nats-url", s.ClientURL(), "--nats-user", "edge",
+		"--nats-password-file", "pw", "--node", "n1", "--log-format", "json", "--admin-listen", "127.0.0.1:0")
+	edge.waitFor(t, "nats permission violation")
+	if err := edge.interrupt(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("edge stopped while starting: %v; want status 0", err)
+	}
+	if out := edge.output(); !strings.Contains(out, `"msg":"stopped while starting"`) || strings.Contains(out, "edge started") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
+
+// pushctl with a NATS user whose replies come under an inbox prefix of
+// its own, run without that prefix, says so at once: NATS refuses its
+// reply subscription, and every request would wait out its timeout.
+func TestPushctlSaysItsInboxWasRefused(t *testing.T) {
+	opts := natstest.Options(t, "n1")
+	opts.Users = []*server.User{{Username: "producer", Password: "pw", Permissions: &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{"push.*.high", "push.*.low", "dlq.push.offline.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_producer.>"}}}},
+		{Username: "admin", Password: "pw"}}
+	s := natstest.StartWith(t, opts)
+	withDLQ(t, s, nats.UserInfo("admin", "pw"))
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	putFile(t, pw, []byte("pw"))
+	args := []string{"push", "alice", "hi", "--nats", s.ClientURL(), "--nats-user", "producer", "--nats-password-file", pw, "--timeout", "1m"}
+	r := runTool(t, nil, "pushctl", args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "Subscription to \"_INBOX.") || !strings.Contains(r.stderr, "--nats-inbox-prefix") {
+		t.Fatalf("exit %d, stderr %q; want exit 1 and the inbox prefix named", r.code, r.stderr)
+	}
+	r = runTool(t, nil, "pushctl", append(args, "--nats-inbox-prefix", "_INBOX_producer")...)
+	if r.code != 1 || !strings.Contains(r.stdout, "dead: offline") {
+		t.Fatalf("with the prefix: exit %d, stdout %q, stderr %q; want the push parked offline", r.code, r.stdout, r.stderr)
 	}
 }

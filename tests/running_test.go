@@ -22,7 +22,6 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/pushfabric/pushfabric/edge/client"
-	"github.com/pushfabric/pushfabric/internal/testcert"
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
@@ -102,7 +101,7 @@ func TestRunningRecipes(t *testing.T) {
 	var alice *client.Conn
 	var tlsLog string // the TLS node's start line
 	lines := docLines(t, "../docs/running.md")
-	if len(lines) != 7 {
+	if len(lines) != 8 {
 		t.Fatalf("the commands of docs/running.md: %q", lines)
 	}
 	for _, l := range lines {
@@ -141,9 +140,11 @@ func TestRunningRecipes(t *testing.T) {
 			}
 		case strings.HasPrefix(line, "edge --nats-url nats://n1:4222,nats://n2:4222,nats://n3:4222 "):
 			clusterRecipe(t, dir, env, addrs.Replace(line))
+		case strings.HasPrefix(line, "openssl req -x509 "):
+			run(line)
 		case strings.HasPrefix(line, "edge --tls-cert tls.crt --tls-key tls.key "):
 			edge, tlsLog = tlsRecipe(t, dir, env, addrs.Replace(line))
-		case strings.HasPrefix(line, "pushctl listen --addr wss://edge.example:8443/ --ca ca.pem "):
+		case strings.HasPrefix(line, "pushctl listen --addr wss://edge.example:8443/ --ca tls.crt "):
 			listenTLSRecipe(t, dir, env, tlsLog, line)
 			if err := edge.interrupt(t, syscall.SIGTERM); err != nil {
 				t.Fatalf("the TLS node after SIGTERM: %v", err)
@@ -223,13 +224,10 @@ func clusterRecipe(t *testing.T, dir string, env []string, line string) {
 	}
 }
 
-// tlsRecipe runs the page's TLS command, line, with a certificate for
-// 127.0.0.1 and localhost in tls.crt and tls.key, and its CA in ca.pem:
-// the node says it serves TLS. It returns the node and its start line.
+// tlsRecipe runs the page's TLS command, line, with the certificate the
+// page's openssl command made: the node says it serves TLS. It returns the
+// node and its start line.
 func tlsRecipe(t *testing.T, dir string, env []string, line string) (*process, string) {
-	ca, p := testcert.Loopback(t)
-	p.Write(t, dir)
-	putFile(t, filepath.Join(dir, "ca.pem"), ca.PEM)
 	edge := startLine(t, dir, env, line)
 	log := edge.waitFor(t, `"msg":"edge started"`)
 	if !strings.Contains(log, `"tls":true`) {

@@ -115,6 +115,7 @@ func serve(o *options, log *zap.Logger) int {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	startCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	interrupted := stopStartOnSignal(signals, cancel)
 	tp, flushSpans, err := cli.TracingFromEnv(startCtx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "edge:", err)
@@ -128,15 +129,22 @@ func serve(o *options, log *zap.Logger) int {
 	o.cfg.Bus.TracerProvider = tp
 	node, stop, err := app.Run(startCtx, o.cfg, log)
 	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "edge:", dig.RootCause(err))
+	sig, signalled := interrupted()
+	switch {
+	case err != nil && signalled:
+		log.Info("stopped while starting", zap.Stringer("signal", sig))
+		return 0
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "edge:", cli.ExplainStart(dig.RootCause(err)))
 		return 1
 	}
 	logStarted(log, o, node)
 	if o.quickstart {
 		printQuickstart(o, node)
 	}
-	sig := <-signals
+	if !signalled {
+		sig = <-signals
+	}
 	log.Info("stopping: clients are told to reconnect elsewhere; queued pushes are written until the drain deadline",
 		zap.Stringer("signal", sig), zap.Duration("drain_timeout", o.cfg.Edge.DrainTimeout))
 	stopped := make(chan error, 1)
@@ -156,6 +164,33 @@ func serve(o *options, log *zap.Logger) int {
 	case sig := <-signals:
 		log.Warn("second signal: exiting at once, without draining", zap.Stringer("signal", sig))
 		return 1
+	}
+}
+
+// stopStartOnSignal cancels the start (cancel) when a signal comes on
+// signals before the returned function is called. That function, called
+// once the start has ended, says which signal came, if one did.
+func stopStartOnSignal(signals <-chan os.Signal, cancel context.CancelFunc) func() (os.Signal, bool) {
+	started, got := make(chan struct{}), make(chan os.Signal, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case sig := <-signals:
+			got <- sig
+			cancel()
+		case <-started:
+		}
+	}()
+	return func() (os.Signal, bool) {
+		close(started)
+		<-done
+		select {
+		case sig := <-got:
+			return sig, true
+		default:
+			return nil, false
+		}
 	}
 }
 

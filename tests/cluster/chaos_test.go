@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/producer"
@@ -38,6 +40,32 @@ func (c *natsCluster) startFleet(t *testing.T, extra ...string) [3]*edgeProcess 
 	}
 	lbtest.Start(t, "../../deployments/haproxy/haproxy.cfg", lbHost, edgeHosts)
 	return edges
+}
+
+// Three edges started at once on a fresh cluster, as compose and a
+// Kubernetes Deployment start them, each on its own server, all create the
+// dead-letter stream at the same moment: each starts, and PUSH_DLQ has its
+// three replicas.
+func TestFleetStartsAtOnce(t *testing.T) {
+	c := startCluster(t)
+	var edges [3]*edgeProcess
+	for i := range edges {
+		edges[i] = c.launchEdge(t, fmt.Sprintf("edge%d", i+1), i)
+	}
+	for _, e := range edges {
+		e.awaitStart(t)
+	}
+	js, err := jetstream.New(c.connect(t, "operator", 0).Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), protocol.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().Config.Replicas; n != 3 {
+		t.Fatalf("PUSH_DLQ has %d replicas; want 3", n)
+	}
 }
 
 // startFleetEdge starts edge i of the fleet (edge1, edge2, edge3), on

@@ -290,17 +290,27 @@ func (rc *roleConn) refused(t *testing.T, subject string) {
 
 // edgeProcess is the edge binary, running until the test ends.
 type edgeProcess struct {
-	node    string
-	cmd     *exec.Cmd
-	started map[string]any // its "edge started" log line
-	exited  chan error     // gets how it exited; never closed
-	mu      sync.Mutex
-	log     []string // guarded by mu: every line it wrote
+	node      string
+	cmd       *exec.Cmd
+	started   map[string]any      // its "edge started" log line, once awaitStart has it
+	startLine chan map[string]any // gets that line as the edge writes it
+	exited    chan error          // gets how it exited; never closed
+	mu        sync.Mutex
+	log       []string // guarded by mu: every line it wrote
 }
 
 // startEdge runs the edge binary as node on server i with the edge user's
 // NKey and inbox prefix, and waits until it has started.
 func (c *natsCluster) startEdge(t *testing.T, node string, i int, args ...string) *edgeProcess {
+	t.Helper()
+	p := c.launchEdge(t, node, i, args...)
+	p.awaitStart(t)
+	return p
+}
+
+// launchEdge starts edge node on NATS server i, as startEdge does, but
+// does not wait for it to start: awaitStart does.
+func (c *natsCluster) launchEdge(t *testing.T, node string, i int, args ...string) *edgeProcess {
 	t.Helper()
 	secret := filepath.Join(c.dir, "jwt-secret")
 	writeFile(t, secret, jwtSecret)
@@ -308,7 +318,8 @@ func (c *natsCluster) startEdge(t *testing.T, node string, i int, args ...string
 		"--nats-nkey", c.seeds["edge"], "--nats-inbox-prefix", "_INBOX_edge",
 		"--jwt-secret-file", secret, "--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0"}, args...)
-	p := &edgeProcess{node: node, cmd: exec.Command(binary(t, "edge"), args...), exited: make(chan error, 1)}
+	p := &edgeProcess{node: node, cmd: exec.Command(binary(t, "edge"), args...), exited: make(chan error, 1),
+		startLine: make(chan map[string]any, 1)}
 	p.cmd.Dir = t.TempDir()
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -317,8 +328,7 @@ func (c *natsCluster) startEdge(t *testing.T, node string, i int, args ...string
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan map[string]any, 1)
-	go p.read(stderr, started)
+	go p.read(stderr, p.startLine)
 	t.Cleanup(func() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
@@ -326,15 +336,21 @@ func (c *natsCluster) startEdge(t *testing.T, node string, i int, args ...string
 			t.Logf("edge %s:\n%s", node, strings.Join(p.lines(), "\n"))
 		}
 	})
+	return p
+}
+
+// awaitStart waits for the edge's "edge started" line, and fails the test
+// if the edge exits or takes too long first.
+func (p *edgeProcess) awaitStart(t *testing.T) {
+	t.Helper()
 	select {
-	case p.started = <-started:
+	case p.started = <-p.startLine:
 	case err := <-p.exited:
 		p.exited <- err
-		t.Fatalf("edge %s exited before it started (%v):\n%s", node, err, strings.Join(p.lines(), "\n"))
+		t.Fatalf("edge %s exited before it started (%v):\n%s", p.node, err, strings.Join(p.lines(), "\n"))
 	case <-time.After(edgeStartLimit):
-		t.Fatalf("edge %s did not start:\n%s", node, strings.Join(p.lines(), "\n"))
+		t.Fatalf("edge %s did not start:\n%s", p.node, strings.Join(p.lines(), "\n"))
 	}
-	return p
 }
 
 // read keeps the edge's log lines and passes on its "edge started" line.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -76,7 +77,7 @@ func (f NATSFlags) Connect(name string, timeout time.Duration) (*nats.Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, nats.Name(name), nats.Timeout(timeout))
+	opts = append(opts, nats.Name(name), nats.Timeout(timeout), nats.ErrorHandler(refused(name, os.Stderr)))
 	if inbox := first(f.InboxPrefix, ctx.Inbox); inbox != "" {
 		opts = append(opts, nats.CustomInboxPrefix(inbox))
 	}
@@ -191,4 +192,31 @@ func first(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// The hints refused gives.
+const (
+	inboxRefusedHint = "(this NATS user's replies come under an inbox prefix of its own: give it with --nats-inbox-prefix, or inbox_prefix in the context; the shipped users have _INBOX_<role>, e.g. _INBOX_producer)"
+	rightRefusedHint = "(this NATS user lacks the right: docs/deploying.md#permissions lists each role's)"
+)
+
+// refused is the error handler of a tool's NATS connection: a permission
+// violation is said at once on w, with what to do, and ends the
+// connection, so that the command fails now rather than when its timeout
+// passes (a refused reply subscription, say, leaves every request waiting).
+func refused(name string, w io.Writer) nats.ErrHandler {
+	return func(nc *nats.Conn, _ *nats.Subscription, err error) {
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			return
+		}
+		hint, inbox := rightRefusedHint, nc.Opts.InboxPrefix
+		if inbox == "" {
+			inbox = nats.InboxPrefix
+		}
+		if strings.Contains(err.Error(), "Subscription to \""+inbox) {
+			hint = inboxRefusedHint
+		}
+		fmt.Fprintf(w, "%s: NATS refused: %v %s\n", name, err, hint)
+		nc.Close()
+	}
 }
