@@ -114,9 +114,9 @@ func (c *Conn) beginClose(reason wire.CloseReason, leftover push.Reason, gracefu
 
 // terminate ends the connection now: the socket is closed, every queued
 // push is dead-lettered and every receipt-push queued or unconfirmed is
-// handed over (handOverUnconfirmed). A connection that was already closing keeps the
-// reason it was closing with; terminate returns the dead-letter reason in
-// effect. Safe to call more than once.
+// handed over (handOverUnconfirmed). A connection that was already
+// closing keeps the reason it was closing with; terminate returns the
+// dead-letter reason in effect. Safe to call more than once.
 func (c *Conn) terminate(leftover push.Reason, reason wire.CloseReason, cause error) push.Reason {
 	c.mu.Lock()
 	if c.state == stateClosed {

@@ -53,8 +53,8 @@ func (w *writer) reset() {
 
 // takeHeld empties w after a panic and returns the pushes it still held:
 // taken from the queues, and neither written nor settled (its
-// receipt-pushes but expired ones are in the window, and stay there). Response frames
-// are dropped: their requests end with the connection.
+// receipt-pushes, but expired ones, are in the window and stay there).
+// Response frames are dropped: their requests end with the connection.
 func (w *writer) takeHeld() []item {
 	held := pushesOf(nil, w.items[:w.kept])
 	held = pushesOf(held, w.items[w.next:])
