@@ -132,7 +132,8 @@ func (h *handovers) send(m *nats.Msg, session, priority, owed string, failed pus
 		h.mu.Unlock()
 		h.log.Warn("push not handed over: too many hand-overs wait for an answer", zap.String("session", session),
 			zap.String("push_id", m.Header.Get(protocol.HeaderID)), zap.Int("waiting", maxHandovers))
-		h.fail(ho, HandoverUnsent)
+		h.count(HandoverUnsent)
+		h.fail(ho)
 		return
 	}
 	seq := h.next
@@ -142,20 +143,26 @@ func (h *handovers) send(m *nats.Msg, session, priority, owed string, failed pus
 	h.mu.Unlock()
 	out.Reply = h.inbox + strconv.FormatUint(seq, 36)
 	if err := h.nc.PublishMsg(out); err != nil {
-		if h.take(seq) != nil {
+		if h.take(seq, HandoverUnsent) != nil {
 			h.log.Warn("push not handed over", zap.String("session", session),
 				zap.String("push_id", m.Header.Get(protocol.HeaderID)), zap.Error(err))
-			h.fail(ho, HandoverUnsent)
+			h.fail(ho)
 		}
 	}
 }
 
-// take removes and returns the hand-over seq, nil if it was settled.
-func (h *handovers) take(seq uint64) *handover {
+// take removes and returns the hand-over seq, counting it settled with
+// outcome, or returns nil if it was settled already. The count is made as
+// it stops waiting, so that what waits and what was settled always add up
+// (Dispatcher.Stats).
+func (h *handovers) take(seq uint64, outcome string) *handover {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ho := h.waiting[seq]
-	delete(h.waiting, seq)
+	if ho != nil {
+		delete(h.waiting, seq)
+		h.count(outcome)
+	}
 	return ho
 }
 
@@ -168,8 +175,8 @@ func (h *handovers) answer(m *nats.Msg) {
 		return
 	}
 	if push.NoResponders(m.Header, m.Data) {
-		if ho := h.take(seq); ho != nil {
-			h.fail(ho, HandoverNoResponders)
+		if ho := h.take(seq, HandoverNoResponders); ho != nil {
+			h.fail(ho)
 		}
 		return
 	}
@@ -179,20 +186,19 @@ func (h *handovers) answer(m *nats.Msg) {
 			zap.ByteString("answer", m.Data))
 		return
 	}
-	if h.take(seq) == nil {
-		return // settled by the timeout already: the push may now be both delivered and dead-lettered
-	}
+	outcome := HandoverTaken
 	if a.Status == protocol.StatusDead {
-		h.count(HandoverDead)
-		return
+		outcome = HandoverDead
 	}
-	h.count(HandoverTaken)
+	// Settled by the timeout already, take does nothing: the push may then
+	// be both delivered and dead-lettered.
+	h.take(seq, outcome)
 }
 
 // fail dead-letters a hand-over no node took (as replaced, or unconfirmed
-// for a receipt-push), telling a producer that still waits.
-func (h *handovers) fail(ho *handover, outcome string) {
-	h.count(outcome)
+// for a receipt-push), telling a producer that still waits. The caller
+// has counted its outcome.
+func (h *handovers) fail(ho *handover) {
 	if ho.m.Reply != "" {
 		h.sink.ack(ho.m, protocol.StatusDead, string(ho.failed), ho.m.Header.Get(protocol.HeaderID))
 	}
@@ -239,13 +245,14 @@ func (h *handovers) expire(now time.Time) int {
 		}
 		if ok {
 			delete(h.waiting, h.oldest)
+			h.count(HandoverTimeout)
 			late = append(late, ho)
 		}
 	}
 	left := len(h.waiting)
 	h.mu.Unlock()
 	for _, ho := range late {
-		h.fail(ho, HandoverTimeout)
+		h.fail(ho)
 	}
 	return left
 }
@@ -268,7 +275,6 @@ func (h *handovers) stop(ctx context.Context) error {
 	return err
 }
 
-// stats returns the counts by outcome.
 // pending is how many hand-overs wait for an answer.
 func (h *handovers) pending() int {
 	h.mu.Lock()
@@ -276,6 +282,7 @@ func (h *handovers) pending() int {
 	return len(h.waiting)
 }
 
+// stats returns the counts by outcome.
 func (h *handovers) stats() HandoverStats {
 	s := HandoverStats{}
 	for o, c := range h.counts {
