@@ -42,6 +42,9 @@ func demoURL(n *edgeNode, query string) string {
 	return fmt.Sprintf("http://%s/demo/%s", n.Addr("websocket"), query)
 }
 
+// wsAddr is the node's WebSocket listener, host:port.
+func wsAddr(n *edgeNode) string { return n.Addr("websocket").String() }
+
 // pageSetup starts the JavaScript client in the page, as session token's,
 // imported from the demo page's copy of clients/js/src, keeping what it sees
 // in window.pf; it resolves once the client is connected. Reconnects wait
@@ -88,11 +91,12 @@ func (v pageView) ids(priority string) []string {
 	return ids
 }
 
-// startPageClient opens the demo origin of node (named name) in Chromium
-// and starts the JavaScript client in it as session; it returns the page
-// once the client holds the session.
-func startPageClient(t *testing.T, exe string, n *edgeNode, name, session string) context.Context {
-	ctx := openPage(t, exe, demoURL(n, "")) // no token: the demo page itself does not connect
+// startPageClient opens the demo origin of the node named name, whose
+// WebSocket listener is ws (host:port), in Chromium and starts the
+// JavaScript client in it as session; it returns the page once the client
+// holds the session.
+func startPageClient(t *testing.T, exe, ws, name, session string) context.Context {
+	ctx := openPage(t, exe, "http://"+ws+"/demo/") // no token: the demo page itself does not connect
 	if node := evalPage[string](t, ctx, fmt.Sprintf("%s(%q)", pageSetup, mint(t, session))); node != name {
 		t.Fatalf("the page's client is on node %q; want %q", node, name)
 	}
@@ -172,7 +176,7 @@ func TestPageClientPushesInOrder(t *testing.T) {
 	exe := chromiumPath(t)
 	s := natstest.Server(t)
 	n := demoEdge(t, s, "page-1", "")
-	ctx := startPageClient(t, exe, n, "page-1", "page")
+	ctx := startPageClient(t, exe, wsAddr(n), "page-1", "page")
 	nc := natstest.Connect(t, s)
 	ack, status := receiptAck()
 	var high, low []string
@@ -212,16 +216,17 @@ func TestPageClientPushesInOrder(t *testing.T) {
 	}
 }
 
-// When its node shuts down (as on SIGTERM: the client is closed with
-// reason shutdown), the library in a page reconnects to the next node
-// started on the same address on the same NATS: every push published
-// before and after is shown once, and a producer's resend of a push id it
-// has shown is dropped.
+// When its node, the edge binary, is stopped with SIGTERM (its clients
+// closed with reason shutdown), the library in a page reconnects to the
+// next node started on the same address on the same NATS: every push
+// published before and after is shown once, and a producer's resend of a
+// push id it has shown is dropped.
 func TestPageClientReconnects(t *testing.T) {
 	exe := chromiumPath(t)
 	s := natstest.Server(t)
-	n1 := demoEdge(t, s, "page-1", "")
-	ctx := startPageClient(t, exe, n1, "page-1", "roamer")
+	n1 := startEdgeProcess(t, t.TempDir(), "--nats-url", s.ClientURL(), "--node", "page-1", "--demo",
+		"--ws-listen", "127.0.0.1:0", "--tcp-listen", "", "--jwt-secret-file", writeSecret(t))
+	ctx := startPageClient(t, exe, n1.addr("websocket"), "page-1", "roamer")
 	nc := natstest.Connect(t, s)
 	ack, status := receiptAck()
 	var want []string
@@ -237,13 +242,15 @@ func TestPageClientReconnects(t *testing.T) {
 	}
 	waitView(t, ctx, "showed p1…p5", func(v pageView) bool { return len(v.Pushes) >= 5 })
 
-	n1.shutdown(t)
+	if _, err := n1.stop(t); err != nil {
+		t.Fatalf("edge page-1 after SIGTERM: %v", err)
+	}
 	waitView(t, ctx, "was told shutdown", func(v pageView) bool {
 		return slices.ContainsFunc(v.States, func(s struct{ State, Reason, Message, Session, Node string }) bool {
 			return s.State == "disconnected" && s.Reason == "shutdown"
 		})
 	})
-	demoEdge(t, s, "page-2", n1.Addr("websocket").String())
+	demoEdge(t, s, "page-2", n1.addr("websocket"))
 	waitView(t, ctx, "reconnected to page-2", func(v pageView) bool { return v.State == "connected" && v.Node == "page-2" })
 	send("p3") // a producer's resend: shown already
 	for i := 6; i <= 10; i++ {
@@ -266,7 +273,7 @@ func TestPageClientReplacedStops(t *testing.T) {
 	exe := chromiumPath(t)
 	s := natstest.Server(t)
 	n := demoEdge(t, s, "page-1", "")
-	ctx := startPageClient(t, exe, n, "page-1", "tab")
+	ctx := startPageClient(t, exe, wsAddr(n), "page-1", "tab")
 	other := dial(t, n.ws(), "tab", client.Options{})
 	v := waitView(t, ctx, "stopped", func(v pageView) bool { return v.State == "stopped" })
 	last := v.States[len(v.States)-1]
@@ -299,7 +306,7 @@ func TestPageClientRequests(t *testing.T) {
 	serve(t, nc, "feed", feed)
 	serve(t, nc, "ticks", ticks)
 	n := demoEdge(t, s, "page-1", "")
-	ctx := startPageClient(t, exe, n, "page-1", "asker")
+	ctx := startPageClient(t, exe, wsAddr(n), "page-1", "asker")
 
 	pages := evalPage[[]string](t, ctx, `(async () => {
   const out = [];
