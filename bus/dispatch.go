@@ -38,7 +38,7 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 // that handed it over, if it is a hand-over.
 func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p push.Priority) {
 	handing := d.intake(m)
-	status, reason := d.deliver(l, m, session, p)
+	status, reason := d.deliver(l, m, session, p, handing != "")
 	if handing != "" {
 		a := protocol.Ack{Status: status, Reason: string(reason), Node: d.node, ID: m.Header.Get(protocol.HeaderID)}
 		_ = d.nc.PublishMsg(a.Msg(handing))
@@ -65,8 +65,8 @@ func (d *Dispatcher) intake(m *nats.Msg) (handing string) {
 
 // deliver queues one push, or hands it over, or dead-letters it, and says
 // which for a handing node: enqueued (this node took it) or dead with the
-// reason.
-func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priority) (string, push.Reason) {
+// reason. handedOver: m is a hand-over from another node.
+func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priority, handedOver bool) (string, push.Reason) {
 	b := l.binding(session)
 	if b != nil && b.replaced.Load() {
 		d.forward(m, session, p)
@@ -85,12 +85,11 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 	}
 	c := d.reg.Get(session)
 	if c == nil {
-		d.reject(m, session, p.String(), push.ReasonClosed)
-		return protocol.StatusDead, push.ReasonClosed
+		return d.orphan(m, session, p, e.Frame.WantsReceipt, handedOver)
 	}
 	d.dispatched.Add(1)
 	var span trace.Span
-	e.Receipt, span = d.receipt(l, m, session, p, e.Frame.ID, mode)
+	e.Receipt, span = d.receipt(l, m, session, p, &e.Frame, mode)
 	if !e.Expires.IsZero() && !time.Now().Before(e.Expires) {
 		// Stale already: a producer waiting hears dead, not enqueued.
 		return protocol.StatusDead, d.die(&e, m, session, p, mode, push.ReasonExpired)
@@ -105,6 +104,24 @@ func (d *Dispatcher) deliver(l *lane, m *nats.Msg, session string, p push.Priori
 		return protocol.StatusEnqueued, ""
 	}
 	return protocol.StatusDead, d.refused(&e, m, session, p, mode, err)
+}
+
+// orphan settles a push for a session whose connection has just ended
+// here (its subscription outlives it a moment): dead-lettered closed, or,
+// a receipt-push, handed over as that connection's unconfirmed pushes are,
+// unless it is a hand-over already (no node took it, so no ping-pong
+// between nodes letting go of the session): dead-lettered unconfirmed.
+func (d *Dispatcher) orphan(m *nats.Msg, session string, p push.Priority, wantsReceipt, handedOver bool) (string, push.Reason) {
+	reason := push.ReasonClosed
+	switch {
+	case wantsReceipt && !handedOver:
+		d.forward(m, session, p)
+		return protocol.StatusEnqueued, ""
+	case wantsReceipt:
+		reason = push.ReasonUnconfirmed
+	}
+	d.reject(m, session, p.String(), reason)
+	return protocol.StatusDead, reason
 }
 
 // statusOf is the status for a handing node of a push dead-lettered with

@@ -25,6 +25,9 @@ func envelopeOf(m *nats.Msg, ids *idSource) (edge.Envelope, string, error) {
 	if err != nil {
 		return e, "", err
 	}
+	// The client confirms it even when no producer waits to hear so: a
+	// receipt-push is held, and handed over, until it does.
+	e.Frame.WantsReceipt = mode == protocol.AckReceived
 	if m.Reply == "" {
 		mode = protocol.AckNone
 	}

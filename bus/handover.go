@@ -25,9 +25,9 @@ const maxHandovers = 1 << 16
 const (
 	HandoverTaken        = "taken"         // the taking node answered enqueued: it holds the push now
 	HandoverDead         = "dead"          // the taking node dead-lettered it (and said so)
-	HandoverNoResponders = "no_responders" // no node holds the session: dead-lettered replaced here
-	HandoverTimeout      = "timeout"       // no edge node answered in time: dead-lettered replaced here (it may have been taken after all)
-	HandoverUnsent       = "unsent"        // not sent (NATS closed, too many waiting): dead-lettered replaced here
+	HandoverNoResponders = "no_responders" // no node holds the session: dead-lettered here (replaced; unconfirmed for a receipt-push)
+	HandoverTimeout      = "timeout"       // no edge node answered in time: dead-lettered here likewise (it may have been taken after all)
+	HandoverUnsent       = "unsent"        // not sent (NATS closed, too many waiting): dead-lettered here likewise
 )
 
 // HandoverOutcomes lists every outcome, for metrics.
@@ -69,6 +69,7 @@ type handover struct {
 	m        *nats.Msg // as sent; its Reply is the producer's still-owed one ("" if none)
 	session  string
 	priority string
+	failed   push.Reason // the dead-letter reason if no node takes it: replaced, or unconfirmed for a receipt-push
 	deadline time.Time
 }
 
@@ -121,10 +122,11 @@ func handoverMsg(m *nats.Msg, owed string) *nats.Msg {
 }
 
 // send hands push m over; owed is the producer's reply subject when it
-// still waits for an ack, "" otherwise. It never blocks.
-func (h *handovers) send(m *nats.Msg, session, priority, owed string) {
+// still waits for an ack, "" otherwise; failed is the dead-letter reason
+// if no node takes it. It never blocks.
+func (h *handovers) send(m *nats.Msg, session, priority, owed string, failed push.Reason) {
 	out := handoverMsg(m, owed)
-	ho := &handover{m: &nats.Msg{Subject: out.Subject, Reply: owed, Header: m.Header, Data: m.Data}, session: session, priority: priority}
+	ho := &handover{m: &nats.Msg{Subject: out.Subject, Reply: owed, Header: m.Header, Data: m.Data}, session: session, priority: priority, failed: failed}
 	h.mu.Lock()
 	if len(h.waiting) >= maxHandovers {
 		h.mu.Unlock()
@@ -172,7 +174,7 @@ func (h *handovers) answer(m *nats.Msg) {
 		return
 	}
 	a, err := protocol.ParseAck(m)
-	if err != nil || a.Status == protocol.StatusWritten {
+	if err != nil || a.Status == protocol.StatusWritten || a.Status == protocol.StatusReceived {
 		h.log.Warn("hand-over answered by something that is not an edge node", zap.String("subject", m.Subject),
 			zap.ByteString("answer", m.Data))
 		return
@@ -187,14 +189,14 @@ func (h *handovers) answer(m *nats.Msg) {
 	h.count(HandoverTaken)
 }
 
-// fail dead-letters a hand-over no node took as replaced, telling a
-// producer that still waits.
+// fail dead-letters a hand-over no node took (as replaced, or unconfirmed
+// for a receipt-push), telling a producer that still waits.
 func (h *handovers) fail(ho *handover, outcome string) {
 	h.count(outcome)
 	if ho.m.Reply != "" {
-		h.sink.ack(ho.m, protocol.StatusDead, string(push.ReasonReplaced), ho.m.Header.Get(protocol.HeaderID))
+		h.sink.ack(ho.m, protocol.StatusDead, string(ho.failed), ho.m.Header.Get(protocol.HeaderID))
 	}
-	h.sink.write(ho.session, ho.priority, push.ReasonReplaced, ho.m, nil)
+	h.sink.write(ho.session, ho.priority, ho.failed, ho.m, nil)
 }
 
 func (h *handovers) count(outcome string) {

@@ -23,7 +23,7 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	return &Metrics{
 		deadLetters: stats.Counters(push.Reasons...),
-		acks:        stats.Counters(protocol.StatusEnqueued, protocol.StatusWritten, protocol.StatusDead),
+		acks:        stats.Counters(protocol.StatusEnqueued, protocol.StatusWritten, protocol.StatusReceived, protocol.StatusDead),
 		latency:     stats.NewHistogram(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 		requests:    stats.Counters(Outcomes...),
 	}
@@ -34,7 +34,7 @@ func NewMetrics() *Metrics {
 type MetricsStats struct {
 	DeadLetters map[push.Reason]uint64 // pushes dead-lettered by the node, by every push.Reasons
 	// Acks counts the acknowledgements sent to producers, by status
-	// (protocol.StatusEnqueued, StatusWritten, StatusDead).
+	// (protocol.StatusEnqueued, StatusWritten, StatusReceived, StatusDead).
 	Acks        map[string]uint64
 	Requests    map[string]uint64 // client requests forwarded to backends, by how they ended (Outcomes)
 	LateReplies uint64            // backend replies that came after their request had ended

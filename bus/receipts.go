@@ -19,6 +19,10 @@ import (
 //   - *writtenAck, a push whose producer waits for `written`: as plain, and
 //     the producer hears `written` or `dead`, or, handed over, the taking
 //     node answers it.
+//   - *receivedAck, a push whose producer asked for `received`: the client
+//     application confirms it (edge.Confirmable); confirmed, the producer
+//     hears `received`; dead, `dead`; moved (its connection ended first),
+//     it is handed over and dead-lettered unconfirmed if no node takes it.
 //   - *tracedPush (trace.go), a push whose delivery is traced: the span ends
 //     with the push's fate, around the receipt of its kind.
 //   - *parkedPush (redeliver.go), a push redelivered from the dead-letter
@@ -37,10 +41,15 @@ type natsPush struct {
 }
 
 func (r *natsPush) Written(e *edge.Envelope) {
-	if !e.Sent.IsZero() {
-		r.d.sink.m.latency.Observe(time.Since(e.Sent).Seconds())
-	}
+	r.d.observeLatency(e)
 	r.m = nil
+}
+
+// observeLatency counts the delivery latency of a push just written.
+func (d *Dispatcher) observeLatency(e *edge.Envelope) {
+	if !e.Sent.IsZero() {
+		d.sink.m.latency.Observe(time.Since(e.Sent).Seconds())
+	}
 }
 
 func (r *natsPush) Dead(dl edge.DeadLetter) {
@@ -49,14 +58,15 @@ func (r *natsPush) Dead(dl edge.DeadLetter) {
 }
 
 func (r *natsPush) Moved(session string, e *edge.Envelope) {
-	r.handOver(session, e, "")
+	r.handOver(session, e, "", push.ReasonReplaced)
 }
 
 // handOver hands the push to the session's new node, with the same id;
-// owed is the producer's reply subject when it still waits for an ack.
-func (r *natsPush) handOver(session string, e *edge.Envelope, owed string) {
+// owed is the producer's reply subject when it still waits for an ack,
+// failed the dead-letter reason if no node takes it.
+func (r *natsPush) handOver(session string, e *edge.Envelope, owed string, failed push.Reason) {
 	stampID(r.m, e.Frame.ID)
-	r.d.handOver(r.m, session, e.Frame.Priority.String(), owed)
+	r.d.handOver(r.m, session, e.Frame.Priority.String(), owed, failed)
 	r.m = nil
 }
 
@@ -77,23 +87,56 @@ func (r *writtenAck) Dead(dl edge.DeadLetter) {
 // Moved hands the push over with the producer's reply subject: the taking
 // node owes the acknowledgement now.
 func (r *writtenAck) Moved(session string, e *edge.Envelope) {
-	r.handOver(session, e, r.m.Reply)
+	r.handOver(session, e, r.m.Reply, push.ReasonReplaced)
 }
 
-// receipt is the receipt for push m, by kind: written-ack when the
-// producer waits for `written`, plain otherwise; traced around either
+// receivedAck is the receipt of a push whose producer asked for a
+// `received` acknowledgement: the edge holds it, written, in its
+// connection's window of unconfirmed pushes until the client confirms it.
+// It keeps its message until then.
+type receivedAck struct{ natsPush }
+
+var _ edge.Confirmable = (*receivedAck)(nil)
+
+// Written counts the latency; the producer hears nothing yet.
+func (r *receivedAck) Written(e *edge.Envelope) { r.d.observeLatency(e) }
+
+// Confirmed answers the producer `received`.
+func (r *receivedAck) Confirmed(e *edge.Envelope) {
+	r.d.sink.ack(r.m, protocol.StatusReceived, "", e.Frame.ID)
+	r.m = nil
+}
+
+func (r *receivedAck) Dead(dl edge.DeadLetter) {
+	r.d.sink.ack(r.m, protocol.StatusDead, string(dl.Reason), dl.Frame.ID)
+	r.natsPush.Dead(dl)
+}
+
+// Moved hands the push over with the producer's reply subject: it follows
+// the session, written or not, and the taking node owes the
+// acknowledgement. No node taking it, it is dead-lettered unconfirmed.
+func (r *receivedAck) Moved(session string, e *edge.Envelope) {
+	r.handOver(session, e, r.m.Reply, push.ReasonUnconfirmed)
+}
+
+// receipt is the receipt for push m, by kind: received-ack for a
+// receipt-push, written-ack when the producer waits for `written`, plain
+// otherwise; traced around either
 // when its delivery is traced, with the span. The kind is decided here,
 // while the message is in the CPU's cache: by the time it is written a
 // push may have waited behind thousands of others, and reading its
 // headers again then would cost cache misses on every push.
-func (d *Dispatcher) receipt(l *lane, m *nats.Msg, session string, p push.Priority, id, mode string) (edge.Receipt, trace.Span) {
+func (d *Dispatcher) receipt(l *lane, m *nats.Msg, session string, p push.Priority, f *edge.Frame, mode string) (edge.Receipt, trace.Span) {
 	var r edge.Receipt
-	if mode == protocol.AckWritten {
+	switch {
+	case f.WantsReceipt:
+		r = &receivedAck{natsPush{m: m, d: d}}
+	case mode == protocol.AckWritten:
 		r = &writtenAck{natsPush{m: m, d: d}}
-	} else {
+	default:
 		r = l.receipts.next(m, d)
 	}
-	if t := d.traceDelivery(r, m, session, p, id); t != nil {
+	if t := d.traceDelivery(r, m, session, p, f.ID); t != nil {
 		return t, t.span
 	}
 	return r, nil

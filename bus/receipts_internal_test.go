@@ -18,18 +18,22 @@ import (
 func TestReceiptOfEachKind(t *testing.T) {
 	d, l := &Dispatcher{}, &lane{}
 	m := &nats.Msg{Subject: "push.s.high", Reply: "r", Header: nats.Header{protocol.HeaderTraceparent: {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}}
-	r, span := d.receipt(l, m, "s", push.High, "id1", protocol.AckEnqueued)
+	r, span := d.receipt(l, m, "s", push.High, &edge.Frame{ID: "id1"}, protocol.AckEnqueued)
 	if p, ok := r.(*natsPush); !ok || p.m != m || p.d != d || span != nil {
 		t.Fatalf("receipt of a plain push: %#v, span %v; want a *natsPush of its message, no span", r, span)
 	}
-	r, _ = d.receipt(l, m, "s", push.High, "id1", protocol.AckWritten)
+	r, _ = d.receipt(l, m, "s", push.High, &edge.Frame{ID: "id1"}, protocol.AckWritten)
 	if w, ok := r.(*writtenAck); !ok || w.m != m || w.d != d {
 		t.Fatalf("receipt of a push waiting for written: %#v; want a *writtenAck of its message", r)
+	}
+	r, _ = d.receipt(l, m, "s", push.High, &edge.Frame{ID: "id1", WantsReceipt: true}, protocol.AckReceived)
+	if a, ok := r.(*receivedAck); !ok || a.m != m || a.d != d {
+		t.Fatalf("receipt of a push waiting for received: %#v; want a *receivedAck of its message", r)
 	}
 	exp := tracetest.NewInMemoryExporter()
 	d.tracer = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)).Tracer("test")
 	for _, mode := range []string{protocol.AckNone, protocol.AckWritten} {
-		r, span = d.receipt(l, m, "s", push.High, "id1", mode)
+		r, span = d.receipt(l, m, "s", push.High, &edge.Frame{ID: "id1"}, mode)
 		tp, ok := r.(*tracedPush)
 		if !ok || span == nil || tp.span != span {
 			t.Fatalf("receipt of a traced push (%s): %#v; want a *tracedPush with its span", mode, r)
@@ -39,7 +43,7 @@ func TestReceiptOfEachKind(t *testing.T) {
 		}
 	}
 	m.Header = nil
-	if r, span = d.receipt(l, m, "s", push.High, "id1", protocol.AckNone); span != nil {
+	if r, span = d.receipt(l, m, "s", push.High, &edge.Frame{ID: "id1"}, protocol.AckNone); span != nil {
 		t.Fatalf("a push without traceparent was traced: %#v", r)
 	}
 }
@@ -51,7 +55,7 @@ func TestPlainReceiptIsFreeAndLetsGo(t *testing.T) {
 	d, l := &Dispatcher{}, &lane{}
 	m := &nats.Msg{Subject: "push.s.high"}
 	var r edge.Receipt
-	if n := testing.AllocsPerRun(1000, func() { r, _ = d.receipt(l, m, "s", push.High, "id", protocol.AckNone) }); n > 0.05 {
+	if n := testing.AllocsPerRun(1000, func() { r, _ = d.receipt(l, m, "s", push.High, &edge.Frame{ID: "id"}, protocol.AckNone) }); n > 0.05 {
 		t.Errorf("a plain receipt costs %v allocations; want none of its own", n)
 	}
 	r.Written(&edge.Envelope{Frame: edge.Frame{ID: "id"}})
@@ -73,6 +77,6 @@ func BenchmarkDispatchReceipt(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		e.Receipt, _ = d.receipt(l, m, "session-42", push.High, e.Frame.ID, mode)
+		e.Receipt, _ = d.receipt(l, m, "session-42", push.High, &e.Frame, mode)
 	}
 }

@@ -26,20 +26,29 @@ const (
 )
 
 // parkedPush is the receipt of a push redelivered from the dead-letter
-// stream (its sequence number there): written, its dead letter is
-// deleted; dead, or moved with its session to another node, its dead
-// letter simply stays, for this node or the session's new one to
-// redeliver.
+// stream (its sequence number there): written (or, a receipt-push, once
+// the client confirms it), its dead letter is deleted; dead, or moved
+// with its session to another node, its dead letter simply stays, for
+// this node or the session's new one to redeliver.
 type parkedPush struct {
-	p   *parking
-	seq uint64
+	p       *parking
+	seq     uint64
+	confirm bool // a receipt-push: deleted when confirmed, not when written
 }
 
-func (r *parkedPush) Written(*edge.Envelope)       { r.p.delivered(r.seq) }
+var _ edge.Confirmable = (*parkedPush)(nil)
+
+func (r *parkedPush) Written(*edge.Envelope) {
+	if !r.confirm {
+		r.p.delivered(r.seq)
+	}
+}
+func (r *parkedPush) Confirmed(*edge.Envelope)     { r.p.delivered(r.seq) }
 func (r *parkedPush) Dead(edge.DeadLetter)         {}
 func (r *parkedPush) Moved(string, *edge.Envelope) {}
 
-// parking redelivers a connecting session's offline dead letters.
+// parking redelivers a connecting session's parked dead letters: offline
+// and unconfirmed.
 type parking struct {
 	prefix  string
 	js      jetstream.JetStream // set by start
@@ -76,15 +85,25 @@ func (p *parking) open(ctx context.Context) (*dlq.Store, error) {
 	return p.store, nil
 }
 
-// redeliver queues c's parked pushes, oldest first, up to maxRedeliver and
-// what the queues take; the rest stay parked for the next connect.
+// parkedReasons are the reasons of the dead letters redelivered on
+// connect, in the order they are read.
+var parkedReasons = [...]push.Reason{push.ReasonOffline, push.ReasonUnconfirmed}
+
+// redeliver queues c's parked pushes, offline ones then unconfirmed ones,
+// each oldest first, up to maxRedeliver and what the queues take; the rest
+// stay parked for the next connect.
 func (p *parking) redeliver(c *edge.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), parkedTimeout)
 	defer cancel()
 	store, err := p.open(ctx)
-	if err == nil {
-		err = store.Each(ctx, dlq.Filter{Reason: string(push.ReasonOffline), Session: c.Session(), Limit: maxRedeliver}, func(e dlq.Entry) error {
+	left := maxRedeliver
+	for _, reason := range parkedReasons {
+		if err != nil || left == 0 {
+			break
+		}
+		err = store.Each(ctx, dlq.Filter{Reason: string(reason), Session: c.Session(), Limit: left}, func(e dlq.Entry) error {
 			p.queue(c, e)
+			left--
 			return nil
 		})
 	}
@@ -101,8 +120,9 @@ func (p *parking) queue(c *edge.Conn, e dlq.Entry) {
 		p.refused(c.Session(), e, err)
 		return
 	}
-	env := edge.Envelope{Frame: edge.Frame{ID: e.ID(), ContentType: e.Header.Get(protocol.HeaderContentType), Payload: e.Data},
-		Receipt: &parkedPush{p: p, seq: e.Seq}}
+	wants := e.Header.Get(protocol.HeaderAck) == protocol.AckReceived
+	env := edge.Envelope{Frame: edge.Frame{ID: e.ID(), ContentType: e.Header.Get(protocol.HeaderContentType), Payload: e.Data, WantsReceipt: wants},
+		Receipt: &parkedPush{p: p, seq: e.Seq, confirm: wants}}
 	if exp := e.Header.Get(protocol.HeaderExpires); exp != "" {
 		t, err := push.ParseTime(exp)
 		if err != nil || !t.After(time.Now()) {

@@ -56,7 +56,7 @@ func (d *Dispatcher) control(m *nats.Msg, session string) {
 	}
 	d.log.Debug("session taken over", zap.String("session", session), zap.String("by", node))
 	local.CloseReplaced(func(e edge.Envelope) error { // a push made in the process: give it a message of its own
-		d.handOver(pushMsg(d.prefix, session, &e), session, e.Frame.Priority.String(), "")
+		d.handOver(pushMsg(d.prefix, session, &e), session, e.Frame.Priority.String(), "", push.ReasonReplaced)
 		return nil // handed over, or dead-lettered by the hand-over
 	})
 }
@@ -66,14 +66,20 @@ func (d *Dispatcher) control(m *nats.Msg, session string) {
 // echoes its own messages, so it does not come back here.
 func (d *Dispatcher) forward(m *nats.Msg, session string, p push.Priority) {
 	ensureID(m)
-	owed := m.Reply
-	if mode, err := protocol.AckMode(m.Header); err == nil && mode == protocol.AckNone {
+	owed, failed := m.Reply, push.ReasonReplaced
+	mode, err := protocol.AckMode(m.Header)
+	switch {
+	case err == nil && mode == protocol.AckNone:
 		owed = ""
+	case err == nil && mode == protocol.AckReceived:
+		failed = push.ReasonUnconfirmed // no node holds the session: parked, as its connection's unconfirmed pushes are
 	}
-	d.handOver(m, session, p.String(), owed)
+	d.handOver(m, session, p.String(), owed, failed)
 }
 
-func (d *Dispatcher) handOver(m *nats.Msg, session, priority, owed string) {
+// handOver sends push m to the node holding session; failed is the
+// dead-letter reason when no node takes it.
+func (d *Dispatcher) handOver(m *nats.Msg, session, priority, owed string, failed push.Reason) {
 	d.forwarded.Add(1)
-	d.handovers.send(m, session, priority, owed)
+	d.handovers.send(m, session, priority, owed, failed)
 }

@@ -38,6 +38,14 @@ func (r *tracedPush) Moved(session string, e *edge.Envelope) {
 	r.inner.Moved(session, e)
 }
 
+// Confirmed passes a receipt-push's confirmation on; the span ended when
+// it was written.
+func (r *tracedPush) Confirmed(e *edge.Envelope) {
+	if c, ok := r.inner.(edge.Confirmable); ok {
+		c.Confirmed(e)
+	}
+}
+
 var propagator = propagation.TraceContext{}
 
 // traceDelivery continues the producer's trace, if the push carries one and

@@ -96,6 +96,13 @@ type Config struct {
 	// DrainTimeout bounds how long a closing connection keeps writing what
 	// is queued before dead-lettering the rest.
 	DrainTimeout time.Duration
+
+	// ReceiptWindow bounds the receipt-pushes (Frame.WantsReceipt) a
+	// connection holds written and unconfirmed; while it is full, further
+	// receipt-pushes wait in the queue. ReceiptTimeout dead-letters one
+	// not confirmed for this long as unconfirmed; zero: never.
+	ReceiptWindow  int
+	ReceiptTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -116,6 +123,8 @@ func DefaultConfig() Config {
 		MaxRequests:      16,
 		StreamBuffer:     32,
 		DrainTimeout:     5 * time.Second,
+		ReceiptWindow:    256,
+		ReceiptTimeout:   30 * time.Second,
 	}
 }
 
@@ -128,6 +137,8 @@ func (c Config) Validate() error {
 	errs = check.Positive(errs, "BatchBytes", c.BatchBytes)
 	errs = check.Positive(errs, "MaxRequests", c.MaxRequests)
 	errs = check.Positive(errs, "StreamBuffer", c.StreamBuffer)
+	errs = check.Positive(errs, "ReceiptWindow", c.ReceiptWindow)
+	errs = check.NotNegative(errs, "ReceiptTimeout", c.ReceiptTimeout)
 	errs = check.NotNegative(errs, "MaxHighBeforeLow", c.MaxHighBeforeLow)
 	errs = check.NotNegative(errs, "Flushers", c.Flushers)
 	errs = check.NotNegative(errs, "Burst", c.Burst)

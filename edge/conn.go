@@ -28,7 +28,10 @@ type PushHandle interface {
 	// TryPush queues e at priority p without waiting. When it cannot, it
 	// returns ErrQueueFull or ErrClosed, or, under the TryPushDeadLetters
 	// policy, dead-letters e (its receipt, or the dead-letter sink, takes
-	// it) and returns a *DeadLetteredError wrapping one of them.
+	// it) and returns a *DeadLetteredError wrapping one of them. A
+	// receipt-push (e.Frame.WantsReceipt) a closing connection refuses is
+	// handed over as that connection's unconfirmed pushes are (it follows
+	// the session), and TryPush returns nil.
 	TryPush(p push.Priority, e Envelope) error
 	// Done is closed when the connection has ended and everything it held
 	// was written or dead-lettered.
@@ -78,8 +81,9 @@ type Conn struct {
 	state         connState
 	writer        writerState
 	out           outbox
-	room          broadcast // pushes left the queues: wakes producers waiting in Push
-	writerGone    broadcast // the write side's owner let go: wakes the reader waiting at the end
+	win           unconfirmed // receipt-pushes written and not yet confirmed
+	room          broadcast   // pushes left the queues: wakes producers waiting in Push
+	writerGone    broadcast   // the write side's owner let go: wakes the reader waiting at the end
 	reqs          map[string]*request
 	closeReason   wire.CloseReason
 	closeErr      error       // what ended the connection, for the close hook; nil for a requested close
@@ -149,6 +153,10 @@ func (c *Conn) TryPush(p push.Priority, e Envelope) error {
 	refused := c.enqueueLocked(p, e)
 	c.mu.Unlock()
 	if refused == "" {
+		return nil
+	}
+	if refused != push.ReasonQueueFull && e.Frame.WantsReceipt {
+		c.handOverUnconfirmed([]item{{e: e}})
 		return nil
 	}
 	if c.srv.cfg.TryPush != TryPushDeadLetters {

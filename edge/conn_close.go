@@ -35,7 +35,7 @@ func (c *Conn) CloseReplaced(forward func(Envelope) error) {
 
 // closeReplaced closes the connection with reason replaced, passing every
 // queued push to move; those it does not take are dead-lettered as
-// replaced.
+// replaced, or, receipt-pushes, handed over (handOverUnconfirmed).
 func (c *Conn) closeReplaced(move func(*Envelope) bool) {
 	var refused []item
 	taken := c.beginClose(wire.CloseReplaced, push.ReasonReplaced, false, abortTimeout)
@@ -44,7 +44,7 @@ func (c *Conn) closeReplaced(move func(*Envelope) bool) {
 			refused = append(refused, taken[i])
 		}
 	}
-	c.deadLetter(refused, push.ReasonReplaced)
+	c.settleLeft(refused, push.ReasonReplaced)
 }
 
 // Close ends the connection gracefully: intake stops at once, a close frame
@@ -64,7 +64,7 @@ func (c *Conn) Close(reason wire.CloseReason) {
 // goes out (best effort, for up to abortTimeout) and every queued push is
 // dead-lettered with leftover.
 func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
-	c.deadLetter(c.beginClose(reason, leftover, false, abortTimeout), leftover)
+	c.settleLeft(c.beginClose(reason, leftover, false, abortTimeout), leftover)
 }
 
 // deadLetter hands the connection's pushes, in order, to their receipts,
@@ -112,10 +112,11 @@ func (c *Conn) beginClose(reason wire.CloseReason, leftover push.Reason, gracefu
 	return taken
 }
 
-// terminate ends the connection now: the socket is closed and every queued
-// push is dead-lettered. A connection that was already closing keeps the
-// reason it was closing with; terminate returns the dead-letter reason in
-// effect. Safe to call more than once.
+// terminate ends the connection now: the socket is closed, every queued
+// push is dead-lettered and every receipt-push queued or unconfirmed is
+// handed over (handOverUnconfirmed). A connection that was already
+// closing keeps the reason it was closing with; terminate returns the
+// dead-letter reason in effect. Safe to call more than once.
 func (c *Conn) terminate(leftover push.Reason, reason wire.CloseReason, cause error) push.Reason {
 	c.mu.Lock()
 	if c.state == stateClosed {
@@ -130,6 +131,8 @@ func (c *Conn) terminate(leftover push.Reason, reason wire.CloseReason, cause er
 	}
 	c.state, c.leftover = stateClosed, leftover
 	taken := c.takeQueuedLocked()
+	window := c.win.takeAll()
+	c.srv.metrics.unconfirmedNow.Add(-int64(len(window)))
 	c.out.closing, c.out.ping, c.out.pong, c.out.welcome = false, false, nil, false
 	c.cancelRequestsLocked()
 	c.wakeWaitersLocked()
@@ -139,7 +142,8 @@ func (c *Conn) terminate(leftover push.Reason, reason wire.CloseReason, cause er
 	}
 	c.mu.Unlock()
 	_ = c.nc.Close()
-	c.deadLetter(taken, leftover)
+	c.handOverUnconfirmed(window)
+	c.settleLeft(taken, leftover)
 	return leftover
 }
 

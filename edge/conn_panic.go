@@ -101,7 +101,7 @@ func (c *Conn) recoverWriter(w *writer, where string) {
 	if open {
 		reason = push.ReasonClosed
 	}
-	c.deadLetter(held, reason)
+	c.settleLeft(held, reason)
 	if open {
 		c.closeAfterPanic(where, p)
 	} else {

@@ -174,6 +174,8 @@ func (c *Conn) handle(body []byte) error {
 		c.startRequest(&f)
 	case wire.TypeCancel:
 		c.cancelRequest(f.ID)
+	case wire.TypeReceipt:
+		return c.onReceipt(f.Payload)
 	case wire.TypePing:
 		c.queuePong(f.Payload)
 	case wire.TypePong:
@@ -182,6 +184,18 @@ func (c *Conn) handle(body []byte) error {
 	default:
 		c.protocolError(f.ID, &ProtocolError{Code: wire.CodeUnexpectedFrame, Message: "a client may not send " + f.Type.String() + " frames"})
 	}
+	return nil
+}
+
+// onReceipt confirms the push ids a receipt frame lists. A malformed one
+// returns its error (wrapping wire.ErrMalformed): the reader closes the
+// connection with reason protocol.
+func (c *Conn) onReceipt(payload []byte) error {
+	ids, err := wire.ReceiptIDs(payload)
+	if err != nil {
+		return err
+	}
+	c.confirm(ids)
 	return nil
 }
 

@@ -52,22 +52,25 @@ func (w *writer) reset() {
 }
 
 // takeHeld empties w after a panic and returns the pushes it still held:
-// taken from the queues, and neither written nor settled. Response frames
-// are dropped: their requests end with the connection.
+// taken from the queues, and neither written nor settled (its
+// receipt-pushes, but expired ones, are in the window and stay there).
+// Response frames are dropped: their requests end with the connection.
 func (w *writer) takeHeld() []item {
 	held := pushesOf(nil, w.items[:w.kept])
 	held = pushesOf(held, w.items[w.next:])
-	held = pushesOf(held, w.expired)
+	held = append(held, w.expired...) // pushes only, none in the window
 	clear(w.expired)
 	w.expired, w.kept, w.next = w.expired[:0], 0, 0
 	w.reset()
 	return held
 }
 
-// pushesOf appends the pushes among items to dst.
+// pushesOf appends the pushes among items to dst, but for receipt-pushes:
+// a batch's are in the window from the moment they were taken, and the
+// window settles them.
 func pushesOf(dst, items []item) []item {
 	for _, it := range items {
-		if it.req == nil && it.e.Frame.Type == wire.TypePush {
+		if it.req == nil && it.e.Frame.Type == wire.TypePush && !it.e.Frame.WantsReceipt {
 			dst = append(dst, it)
 		}
 	}
@@ -133,6 +136,9 @@ func (c *Conn) fillLocked(w *writer, now *lazyNow) (ctl control, wait time.Durat
 				w.expired = append(w.expired, o.popPush(q, q.peek().e.Frame.Priority))
 				continue
 			}
+			if q.peek().wantsReceipt() && c.win.full(cfg.ReceiptWindow) {
+				break // back-pressure: it waits for room in the window, and so does what is behind it
+			}
 			if wait = c.rateWaitLocked(now); wait > 0 {
 				break
 			}
@@ -140,6 +146,9 @@ func (c *Conn) fillLocked(w *writer, now *lazyNow) (ctl control, wait time.Durat
 		it := o.take(src, cfg, now)
 		if it.req != nil {
 			it.req.poppedLocked()
+		}
+		if it.wantsReceipt() {
+			c.holdLocked(it) // before the write: the client may confirm it as soon as it has the bytes
 		}
 		size += it.e.Frame.Len()
 		w.items = append(w.items, it)
@@ -267,7 +276,7 @@ func (c *Conn) encode(w *writer, ctl *control) {
 		var err error
 		if b, err = c.fr.appendFrame(b, f); err != nil {
 			w.next = i + 1
-			if f.Type == wire.TypePush {
+			if f.Type == wire.TypePush && c.unhold(&w.items[i]) {
 				c.deadLetter(w.items[i:i+1], push.ReasonInvalid)
 			}
 			continue
@@ -398,8 +407,8 @@ func (c *Conn) afterWrite(w *writer, err error) bool {
 	}
 	leftover := c.terminate(push.ReasonWriteError, cr, &TransportError{Op: "write", Err: err})
 	batch := w.items
-	w.items = nil // taken out of w: a panic in the sink accounts for them
-	c.deadLetter(pushesOf(batch[:0], batch), leftover)
+	w.items = nil                                      // taken out of w: a panic in the sink accounts for them
+	c.deadLetter(pushesOf(batch[:0], batch), leftover) // its receipt-pushes are in the window, which terminate handed over
 	clear(batch)
 	w.items = batch[:0]
 	w.reset()

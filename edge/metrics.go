@@ -23,6 +23,10 @@ type Metrics struct {
 	streams           map[string]*stats.Counter // by Stream*
 	panics            map[string]*stats.Counter // by goroutine (Panic*)
 	lost              map[string]*stats.Counter // by reason (Lost*)
+	receiptFrames     stats.Counter
+	confirmed         stats.Counter
+	unconfirmed       map[string]*stats.Counter // by Unconfirmed* outcome
+	unconfirmedNow    stats.Gauge
 }
 
 // Rejection reasons: why a client never got a session.
@@ -37,6 +41,13 @@ const (
 // Why a connection's pushes were lost: neither written nor dead-lettered.
 const (
 	LostSinkPanic = "sink_panic" // the dead-letter sink panicked on the connection
+)
+
+// What became of receipt-pushes that were not confirmed (see [Confirmable]).
+const (
+	UnconfirmedHandedOver   = "handed_over"   // the connection ended: passed to the session's newer connection here, or to its receipt's Moved
+	UnconfirmedTimedOut     = "timed_out"     // not confirmed within the receipt timeout: dead-lettered unconfirmed
+	UnconfirmedDeadLettered = "dead_lettered" // the connection ended and the push had no receipt: dead-lettered unconfirmed
 )
 
 // Outcomes of a request's response stream.
@@ -57,6 +68,7 @@ func NewMetrics() *Metrics {
 		streams:     stats.Counters(StreamCompleted, StreamFailed, StreamCanceled, StreamAbandoned),
 		panics:      stats.Counters(PanicHandshake, PanicReader, PanicRequest, PanicWriter, PanicFlusher),
 		lost:        stats.Counters(LostSinkPanic),
+		unconfirmed: stats.Counters(UnconfirmedHandedOver, UnconfirmedTimedOut, UnconfirmedDeadLettered),
 	}
 }
 
@@ -84,6 +96,16 @@ type Stats struct {
 	Streams     map[string]uint64           // requests answered, by Stream* outcome
 	Panics      map[string]uint64           // panics contained, by Panic* goroutine
 	Lost        map[string]uint64           // pushes neither written nor dead-lettered, by Lost* reason; each was logged
+	// ReceiptFrames counts the receipt frames clients sent; Confirmed the
+	// receipt-pushes they confirmed (ids not held unconfirmed are not
+	// counted); Unconfirmed the receipt-pushes that left a window, or a
+	// closing connection's queue, unconfirmed, by Unconfirmed* outcome;
+	// UnconfirmedNow the receipt-pushes held in windows now, on every
+	// connection together.
+	ReceiptFrames  uint64
+	Confirmed      uint64
+	Unconfirmed    map[string]uint64
+	UnconfirmedNow int64
 }
 
 // Stats reads the counts. It never blocks; counts made meanwhile may be in
@@ -96,6 +118,8 @@ func (m *Metrics) Stats() Stats {
 		Sessions: m.sessions.Load(), Connects: m.connects.Load(), Takeovers: m.takeovers.Load(),
 		Rejections: stats.Loads(m.rejections), Disconnects: stats.Loads(m.disconnects), Streams: stats.Loads(m.streams),
 		Panics: stats.Loads(m.panics), Lost: stats.Loads(m.lost),
+		ReceiptFrames: m.receiptFrames.Load(), Confirmed: m.confirmed.Load(),
+		Unconfirmed: stats.Loads(m.unconfirmed), UnconfirmedNow: m.unconfirmedNow.Load(),
 	}
 }
 

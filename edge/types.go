@@ -29,7 +29,13 @@ type Envelope struct {
 
 // Receipt is a push's reply path, back to whoever queued it: the edge
 // tells it, exactly once, what became of the push — written, dead, or
-// moved with its session to another node. A push the edge hands to a
+// moved with its session to another node. A receipt-push (one whose
+// Frame.WantsReceipt is set), once taken to be written, is told Written
+// when its write returns and, once, what became of it in the connection's
+// window of unconfirmed pushes: Confirmed (if the receipt is
+// [Confirmable]), Dead (reason unconfirmed: its receipt timeout passed)
+// or Moved (the connection ended). That second call may come first: the
+// client can confirm a push before the write that carried it returns. A push the edge hands to a
 // newer connection of its session on this node keeps its receipt and is
 // settled there; a push that Push or TryPush refused without
 // dead-lettering it is never settled: the caller still holds it. Nor is a
@@ -50,9 +56,21 @@ type Receipt interface {
 	// DeadLetterSink, which does not see it.
 	Dead(dl DeadLetter)
 	// Moved: a newer connection on another node took the session while
-	// the push was queued ([Conn.CloseReplaced]); the receipt makes the
-	// push follow the session there, or accounts for it otherwise.
+	// the push was queued ([Conn.CloseReplaced]), or, for a receipt-push,
+	// the connection ended (for any reason) before the client confirmed
+	// it; the receipt makes the push follow the session there, or
+	// accounts for it otherwise (for a receipt-push: as unconfirmed).
 	Moved(session string, e *Envelope)
+}
+
+// Confirmable is a [Receipt] that hears of its push's confirmation: the
+// client sent a receipt frame naming the push's id while the push was in
+// its connection's window of unconfirmed pushes. The receipt is told
+// nothing more after Confirmed. It runs on the connection's reader
+// goroutine and, like the other methods, must be quick.
+type Confirmable interface {
+	Receipt
+	Confirmed(e *Envelope)
 }
 
 // DeadLetter is a push that will not be written.

@@ -74,6 +74,11 @@ type Options struct {
 // could not dead-letter it if its session were offline.
 var ErrNotRunning = errors.New("producer: not running (push between Start and Stop)")
 
+// ErrUnacknowledged: Push's ctx ended before any acknowledgement came. The
+// push may have been delivered (or still be), or lost with a node that
+// died; the caller may send it again with the same push id.
+var ErrUnacknowledged = errors.New("producer: push unacknowledged")
+
 func (o *Options) defaults() {
 	if o.Prefix == "" {
 		o.Prefix = protocol.DefaultPrefix
@@ -209,11 +214,17 @@ func WithHeader(key, value string) Option {
 }
 
 // WithAck asks Push for another acknowledgement: protocol.AckWritten waits
-// until the push reached the client's socket.
+// until the push reached the client's socket; protocol.AckReceived until
+// the client application confirmed it with a receipt (or the push is
+// dead: its connection's receipt timeout passed, or it ended with no node
+// to take the push, reason unconfirmed). With AckReceived, ctx should
+// allow for the edge's receipt timeout.
 func WithAck(mode string) Option {
 	return func(m *nats.Msg) error {
-		if mode != protocol.AckEnqueued && mode != protocol.AckWritten {
-			return fmt.Errorf("ack mode %q: want %s or %s", mode, protocol.AckEnqueued, protocol.AckWritten)
+		switch mode {
+		case protocol.AckEnqueued, protocol.AckWritten, protocol.AckReceived:
+		default:
+			return fmt.Errorf("ack mode %q: want %s, %s or %s", mode, protocol.AckEnqueued, protocol.AckWritten, protocol.AckReceived)
 		}
 		m.Header.Set(protocol.HeaderAck, mode)
 		return nil
@@ -251,10 +262,14 @@ func (p *Producer) msg(ctx context.Context, session string, prio push.Priority, 
 }
 
 // Push publishes a push and waits for the node holding the session to
-// acknowledge it: enqueued (the default), written (WithAck), or dead with a
-// reason. If no node holds the session, the push is dead-lettered as
-// offline and the ack says so. An error means the outcome is unknown (ctx
-// ended, NATS is unreachable) or the push was refused as invalid.
+// acknowledge it: enqueued (the default), written or received (WithAck),
+// or dead with a reason. If no node holds the session, the push is
+// dead-lettered as offline and the ack says so. An error means the outcome
+// is unknown or the push was refused as invalid: one wrapping
+// ErrUnacknowledged when ctx ended first (the node holding the push may
+// have died; it may have been delivered, so send it again with the same
+// push id, WithID, and the client drops the repeat), or NATS being
+// unreachable.
 func (p *Producer) Push(ctx context.Context, session string, prio push.Priority, payload []byte, opts ...Option) (protocol.Ack, error) {
 	if !p.running.Load() {
 		return protocol.Ack{}, ErrNotRunning
@@ -273,6 +288,9 @@ func (p *Producer) Push(ctx context.Context, session string, prio push.Priority,
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ErrUnacknowledged, err)
+		}
 		return protocol.Ack{}, fmt.Errorf("push %s to %s: %w", id, session, err)
 	}
 	ack, err := protocol.ParseAck(reply)

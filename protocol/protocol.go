@@ -120,6 +120,7 @@ const (
 const (
 	AckEnqueued = "enqueued" // the default when the push has a reply subject
 	AckWritten  = "written"
+	AckReceived = "received" // the client application confirmed the push with a receipt frame
 	AckNone     = "none"
 )
 
@@ -129,10 +130,10 @@ func AckMode(h nats.Header) (string, error) {
 	switch v := h.Get(HeaderAck); v {
 	case "":
 		return AckEnqueued, nil
-	case AckEnqueued, AckWritten, AckNone:
+	case AckEnqueued, AckWritten, AckReceived, AckNone:
 		return v, nil
 	default:
-		return "", fmt.Errorf("%s %q: want %s, %s or %s", HeaderAck, v, AckEnqueued, AckWritten, AckNone)
+		return "", fmt.Errorf("%s %q: want %s, %s, %s or %s", HeaderAck, v, AckEnqueued, AckWritten, AckReceived, AckNone)
 	}
 }
 
@@ -140,12 +141,13 @@ func AckMode(h nats.Header) (string, error) {
 const (
 	StatusEnqueued = "enqueued"
 	StatusWritten  = "written"
+	StatusReceived = "received"
 	StatusDead     = "dead"
 )
 
 // Ack is an edge node's answer to a push with a reply subject.
 type Ack struct {
-	Status string `json:"status"`           // enqueued, written or dead
+	Status string `json:"status"`           // enqueued, written, received or dead
 	Reason string `json:"reason,omitempty"` // why it is dead
 	Node   string `json:"node,omitempty"`   // the node that answered
 	ID     string `json:"id,omitempty"`     // the push id
@@ -167,10 +169,10 @@ func ParseAck(m *nats.Msg) (Ack, error) {
 		a.Status = m.Header.Get(HeaderStatus)
 	}
 	switch a.Status {
-	case StatusEnqueued, StatusWritten, StatusDead:
+	case StatusEnqueued, StatusWritten, StatusReceived, StatusDead:
 		return a, nil
 	}
-	return a, fmt.Errorf("ack status %q is not one of enqueued, written, dead", a.Status)
+	return a, fmt.Errorf("ack status %q is not one of enqueued, written, received, dead", a.Status)
 }
 
 // Control messages: the value of Push-Control.

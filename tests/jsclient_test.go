@@ -34,7 +34,7 @@ import (
 // (Push-Ack: received, issue 15). The JavaScript tests of the round trip
 // (a flagged push, its receipt frame, the producer's received ack) run only
 // when it is true.
-const edgeReceipts = false
+const edgeReceipts = true
 
 // nodePath is the Node.js binary, 20 or later: $PUSHFABRIC_NODE, else
 // node on PATH. Without one the test fails when PUSHFABRIC_REQUIRE_NODE is

@@ -52,6 +52,38 @@ func TestPushbenchLoadAccountsForEveryPush(t *testing.T) {
 	}
 }
 
+// pushbench load --ack received, briefly: a phase of Push-Ack: received
+// pushes beside the acked one, every push delivered and confirmed (the
+// producer's ack wait is reported), none dead.
+func TestPushbenchLoadReceipts(t *testing.T) {
+	out := pushbench(t, "load", "--sessions", "20", "--duration", "1s", "--rate", "1000", "--publish", "acked", "--ack", "received",
+		"--no-baseline", "--json")
+	type phase struct {
+		Name      string            `json:"name"`
+		Sent      uint64            `json:"sent"`
+		Delivered uint64            `json:"delivered"`
+		Dead      map[string]uint64 `json:"dead_letters"`
+		Ack       *struct {
+			P50 int64 `json:"p50_us"`
+		} `json:"ack_latency"`
+	}
+	var res struct {
+		Fabric   *phase `json:"pushfabric"`
+		Receipts *phase `json:"receipts"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.Fabric == nil || res.Receipts == nil {
+		t.Fatalf("want the acked and the receipts phase:\n%s", out)
+	}
+	for _, p := range []*phase{res.Fabric, res.Receipts} {
+		if p.Sent < 500 || p.Sent != p.Delivered || len(p.Dead) > 0 || p.Ack == nil || p.Ack.P50 <= 0 {
+			t.Errorf("%s: sent %d, delivered %d, dead %v, ack wait %+v: want all delivered, none dead, the wait reported", p.Name, p.Sent, p.Delivered, p.Dead, p.Ack)
+		}
+	}
+}
+
 // pushbench scale, briefly: every session connects, the edge holds them
 // all, each is closed with shutdown when the edge drains, and every push
 // published just before is delivered or dead-lettered (shutdown, or closed

@@ -101,6 +101,8 @@ type connFlags struct {
 	MaxFrameSize       int           `config:"Edge.MaxFrameSize" name:"max-frame-size" default:"${MaxFrameSize}" help:"Largest frame either way, bytes."`
 	MaxRequests        int           `config:"Edge.MaxRequests" name:"max-requests" default:"${MaxRequests}" help:"Concurrent requests per connection (over: error too_many_requests)."`
 	StreamBuffer       int           `config:"Edge.StreamBuffer" name:"stream-buffer" default:"${StreamBuffer}" help:"Response frames of one request queued for the client's socket."`
+	ReceiptWindow      int           `config:"Edge.ReceiptWindow" name:"receipt-window" default:"${ReceiptWindow}" help:"Push-Ack: received pushes a connection holds written and unconfirmed; while full, the next waits in its queue (and what is queued behind it)."`
+	ReceiptTimeout     time.Duration `config:"Edge.ReceiptTimeout" name:"receipt-timeout" default:"${ReceiptTimeout}" help:"A Push-Ack: received push the client has not confirmed for this long is dead-lettered unconfirmed; 0: never."`
 	RequestTimeout     time.Duration `config:"Bus.RequestTimeout" name:"request-timeout" default:"${RequestTimeout}" help:"A request forwarded to req.<prefix>.<method> ends with timeout after this long without a reply."`
 	RequestBuffer      int           `config:"Bus.RequestBuffer" name:"request-buffer" default:"${RequestBuffer}" help:"Replies held per request beyond --stream-buffer while the client is behind; over: too_slow."`
 	RequestBufferBytes int           `config:"Bus.RequestBufferBytes" name:"request-buffer-bytes" default:"${RequestBufferBytes}" help:"Reply bytes held per request while the client is behind; over: too_slow."`

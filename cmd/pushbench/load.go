@@ -31,7 +31,8 @@ type loadSpec struct {
 	duration  time.Duration
 	payload   int
 	lowShare  float64 // share of pushes sent low
-	publish   string  // raw, fast or acked
+	publish   string  // raw, fast, acked, or received (the receipts phase)
+	receipts  bool    // add a phase pushing with Push-Ack: received
 	inflight  int     // acked: pushes waiting for their ack per producer
 	transport string
 	clients   int // client processes
@@ -42,8 +43,12 @@ func (s loadSpec) describe() string {
 	if s.rate > 0 {
 		rate = fmt.Sprintf("%s pushes/s", group(s.rate))
 	}
-	return fmt.Sprintf("%d sessions over %s, %d producer(s), %s, %d B payload, %.0f%% low, %s publish, %s",
-		s.sessions, s.transport, s.producers, rate, s.payload, 100*s.lowShare, s.publish, s.duration)
+	receipts := ""
+	if s.receipts {
+		receipts = fmt.Sprintf(", then Push-Ack: received (%d in flight per producer)", s.inflight)
+	}
+	return fmt.Sprintf("%d sessions over %s, %d producer(s), %s, %d B payload, %.0f%% low, %s publish%s, %s each",
+		s.sessions, s.transport, s.producers, rate, s.payload, 100*s.lowShare, s.publish, receipts, s.duration)
 }
 
 // loadCmd is pushbench load.
@@ -57,7 +62,8 @@ type loadCmd struct {
 	Payload     int           `default:"128" help:"Payload bytes (at least 8: the send time)."`
 	Low         float64       `help:"Share of pushes sent with low priority, 0 to 1."`
 	Publish     string        `default:"fast" enum:"raw,fast,acked" help:"raw (plain NATS publish), fast (producer client Publish) or acked (producer client Push, waiting for enqueued)."`
-	Inflight    int           `default:"64" help:"With --publish acked: pushes awaiting their ack per producer."`
+	Inflight    int           `default:"64" help:"With --publish acked or --ack received: pushes awaiting their ack per producer."`
+	Ack         string        `default:"enqueued" enum:"enqueued,received" help:"received: after the --publish phase, one more with the same sessions, rate and duration pushing with Push-Ack: received (producer client Push, --inflight per producer), each confirmed by its client, its figures beside the others; enqueued: no such phase."`
 	Baseline    bool          `default:"true" negatable:"" help:"Measure raw NATS publish -> subscribe first."`
 	Edge        string        `placeholder:"URLS" help:"Edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one."`
 	Admin       string        `placeholder:"URLS" help:"With --edge: the edges' admin addresses, for CPU, memory and dead letters."`
@@ -82,7 +88,7 @@ pushbench, or on PATH) on loopback, each in its own process; the clients run in 
 
 func (c *loadCmd) spec() loadSpec {
 	return loadSpec{sessions: c.Sessions, producers: c.Producers, rate: c.Rate, duration: c.Duration, payload: c.Payload,
-		lowShare: c.Low, publish: c.Publish, inflight: c.Inflight, transport: c.Transport, clients: c.ClientProcs}
+		lowShare: c.Low, publish: c.Publish, receipts: c.Ack == protocol.AckReceived, inflight: c.Inflight, transport: c.Transport, clients: c.ClientProcs}
 }
 
 // Validate refuses a load that cannot run.
@@ -128,9 +134,22 @@ func (env *benchEnv) load(spec loadSpec, baseline bool) (loadOutput, error) {
 		return out, err
 	}
 	out.Fabric = &r
+	if spec.receipts {
+		rs := spec
+		rs.publish = receivedMode
+		r, err := env.phase("receipts", rs, false)
+		if err != nil {
+			return out, err
+		}
+		out.Receipts = &r
+	}
 	out.finish()
 	return out, nil
 }
+
+// receivedMode is the receipts phase's way of publishing: the producer
+// client's Push with Push-Ack: received.
+const receivedMode = "received"
 
 func (s *loadSpec) validate(edges, natsURL string) error {
 	switch {
@@ -288,8 +307,11 @@ func (s sample) edgeSum(f func(edgeMetrics) float64) float64 {
 func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, error) {
 	defer env.stopWorkers()
 	prefix := "b"
-	if raw {
+	switch {
+	case raw:
 		prefix = "raw"
+	case spec.publish == receivedMode:
+		prefix = "r"
 	}
 	res := phaseResult{Name: name, Dead: map[string]uint64{}}
 	connected, err := env.connectPhase(&res, spec, raw, prefix)
@@ -310,6 +332,10 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 	res.addEdgeCounts(connected, last)
 	res.count(ld.began, lastRecv)
 	res.Latency = latencyOf(hist)
+	if ld.acks.TotalCount() > 0 {
+		l := latencyOf(ld.acks)
+		res.AckLatency = &l
+	}
 	res.addCPU(connected, last, raw)
 	return res, nil
 }
@@ -542,11 +568,12 @@ type load struct {
 	offline atomic.Uint64 // dead-lettered by the producer client: no session
 	began   time.Time
 	mu      sync.Mutex
-	err     error
+	err     error                   // guarded by mu
+	acks    *hdrhistogram.Histogram // guarded by mu: each acked push's wait for its ack, µs
 }
 
 func newLoad(spec loadSpec, prefix string, raw bool) *load {
-	l := &load{spec: spec, raw: raw}
+	l := &load{spec: spec, raw: raw, acks: newHistogram()}
 	for i := range spec.sessions {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		l.names = append(l.names, name)
@@ -626,7 +653,7 @@ func closeProducerConns(prods []producerConn) {
 // spec.inflight publishers each) until spec.duration has passed.
 func (l *load) publishFrom(prods []producerConn, mode string) {
 	workersPer := 1
-	if mode == "acked" {
+	if mode == "acked" || mode == receivedMode {
 		workersPer = l.spec.inflight
 	}
 	end := l.began.Add(l.spec.duration)
@@ -662,6 +689,8 @@ func (l *load) drain(prods []producerConn) {
 }
 
 func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *producer.Producer) {
+	acks := newHistogram()
+	defer l.addAcks(acks)
 	payload := make([]byte, l.spec.payload)
 	var interval time.Duration
 	if l.spec.rate > 0 {
@@ -694,11 +723,7 @@ func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *produc
 		case mode == "fast":
 			err = p.Publish(l.names[i], prio(low), payload)
 		default:
-			// A dead ack is counted where the dead letter is: the edge's
-			// metrics, or the producer's offline count.
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, err = p.Push(ctx, l.names[i], prio(low), payload)
-			cancel()
+			err = l.pushAcked(p, l.names[i], prio(low), payload, mode, acks)
 		}
 		if err != nil {
 			l.fail(err)
@@ -706,6 +731,29 @@ func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *produc
 		}
 		l.sent.Add(1)
 	}
+}
+
+// pushAcked pushes with the producer client's Push and records how long
+// the ack took. A dead ack is counted where the dead letter is: the edge's
+// metrics, or the producer's offline count.
+func (l *load) pushAcked(p *producer.Producer, session string, pr push.Priority, payload []byte, mode string, acks *hdrhistogram.Histogram) error {
+	var opts []producer.Option
+	if mode == receivedMode {
+		opts = append(opts, producer.WithAck(protocol.AckReceived))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := p.Push(ctx, session, pr, payload, opts...)
+	_ = acks.RecordValue(time.Since(start).Microseconds())
+	return err
+}
+
+// addAcks merges one publisher's ack waits into the load's.
+func (l *load) addAcks(h *hdrhistogram.Histogram) {
+	l.mu.Lock()
+	l.acks.Merge(h)
+	l.mu.Unlock()
 }
 
 func prio(low bool) push.Priority {

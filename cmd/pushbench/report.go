@@ -42,6 +42,7 @@ type phaseResult struct {
 	Seconds            float64           `json:"seconds"`                   // first send to last delivery
 	PushesPerSecond    float64           `json:"delivered_per_second"`
 	Latency            latency           `json:"latency"`
+	AckLatency         *latency          `json:"ack_latency,omitempty"` // producer client Push: from the call to its ack
 	ConnectSeconds     float64           `json:"connect_seconds"`
 	EdgeCPUSeconds     float64           `json:"edge_cpu_seconds"`
 	NATSCPUSeconds     float64           `json:"nats_cpu_seconds"`
@@ -64,6 +65,8 @@ type loadOutput struct {
 	Spec   string       `json:"spec"`
 	Raw    *phaseResult `json:"raw_nats,omitempty"`
 	Fabric *phaseResult `json:"pushfabric"`
+	// Receipts is the phase pushing with Push-Ack: received (--ack received).
+	Receipts *phaseResult `json:"receipts,omitempty"`
 	// Ratios of the fabric's figures to the baseline's.
 	ThroughputRatio float64 `json:"throughput_ratio,omitempty"`
 	// Edge CPU per delivered push over NATS server CPU per message, both
@@ -101,11 +104,17 @@ type loadTable struct {
 
 // newTable starts the table with its header.
 func (o *loadOutput) newTable(w io.Writer) *loadTable {
-	t := &loadTable{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight), cols: []*phaseResult{o.Fabric}}
-	header := "\tpushfabric\t"
+	t := &loadTable{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)}
+	header := "\t"
 	if o.Raw != nil {
-		t.cols, t.ratios = []*phaseResult{o.Raw, o.Fabric}, true
-		header = "\traw NATS\tpushfabric\tratio\t"
+		t.cols, t.ratios, header = append(t.cols, o.Raw), true, header+"raw NATS\t"
+	}
+	t.cols, header = append(t.cols, o.Fabric), header+"pushfabric\t"
+	if o.Receipts != nil {
+		t.cols, header = append(t.cols, o.Receipts), header+"Push-Ack: received\t"
+	}
+	if t.ratios {
+		header += "ratio\t"
 	}
 	fmt.Fprintln(t.tw, header)
 	return t
@@ -147,6 +156,20 @@ func (o *loadOutput) speedRows(t *loadTable) {
 		}
 		t.row(q.name, func(p *phaseResult) string { return micros(q.f(p.Latency)) }, r)
 	}
+	if o.Fabric.AckLatency != nil || o.Receipts != nil {
+		ack := func(f func(latency) int64) func(*phaseResult) string {
+			return func(p *phaseResult) string { return dash(p.AckLatency != nil, micros(f(derefLatency(p.AckLatency)))) }
+		}
+		t.row("ack wait p50", ack(func(l latency) int64 { return l.P50 }), "")
+		t.row("ack wait p99", ack(func(l latency) int64 { return l.P99 }), "")
+	}
+}
+
+func derefLatency(l *latency) latency {
+	if l == nil {
+		return latency{}
+	}
+	return *l
 }
 
 // countRows account for the pushes: sent, delivered, dead, missing.
@@ -180,17 +203,20 @@ func (o *loadOutput) costRows(t *loadTable) {
 // reason, the CPU ratio, and a line for each phase that lost track of
 // pushes.
 func (o *loadOutput) printNotes(w io.Writer, cols []*phaseResult) {
-	if d := o.Fabric.Dead; len(d) > 0 {
-		reasons := make([]string, 0, len(d))
-		for k := range d {
+	for _, c := range cols {
+		if c == o.Raw || len(c.Dead) == 0 {
+			continue
+		}
+		reasons := make([]string, 0, len(c.Dead))
+		for k := range c.Dead {
 			reasons = append(reasons, k)
 		}
 		sort.Strings(reasons)
 		var parts []string
 		for _, k := range reasons {
-			parts = append(parts, fmt.Sprintf("%s %s", k, group(float64(d[k]))))
+			parts = append(parts, fmt.Sprintf("%s %s", k, group(float64(c.Dead[k]))))
 		}
-		fmt.Fprintf(w, "\ndead letters by reason: %s\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "\n%s: dead letters by reason: %s\n", c.Name, strings.Join(parts, ", "))
 	}
 	if o.EdgeCPUPerPushOverNATS > 0 {
 		fmt.Fprintf(w, "edge CPU per push / NATS CPU per message (same run): %.2f\n", o.EdgeCPUPerPushOverNATS)

@@ -35,7 +35,7 @@ type pushCmd struct {
 	Session     string        `arg:"" help:"The session to push to."`
 	Payload     string        `arg:"" help:"The payload; - reads it from standard input."`
 	Priority    string        `default:"high" enum:"high,low" help:"high or low."`
-	Ack         string        `default:"enqueued" enum:"enqueued,written" help:"What to wait for: enqueued (in the session's queue) or written (in the client's socket)."`
+	Ack         string        `default:"enqueued" enum:"enqueued,written,received" help:"What to wait for: enqueued (in the session's queue), written (in the client's socket) or received (the client application confirmed it; the edge gives up on it after its --receipt-timeout)."`
 	ID          string        `name:"id" help:"Push id; default: a new unique id."`
 	ContentType string        `help:"Content type passed to the client."`
 	ExpiresIn   time.Duration `help:"Dead-letter the push as expired if it is not written within this; 0: never."`
@@ -46,7 +46,7 @@ type pushCmd struct {
 
 // Help is shown under the command's usage.
 func (c *pushCmd) Help() string {
-	return "Publishes a push and prints the edge node's acknowledgement. Exit status: 0 when the push is\nenqueued or written, 1 when it is dead (dead-lettered with the reason shown, offline when no node\nholds the session) or on error."
+	return "Publishes a push and prints the edge node's acknowledgement. Exit status: 0 when the push is\nenqueued, written or received, 1 when it is dead (dead-lettered with the reason shown, offline when\nno node holds the session) or on error, such as no acknowledgement within --timeout (the push is\nthen unacknowledged: it may have been delivered; send it again with the same --id)."
 }
 
 // Validate checks the session's name and that the headers are key=value.
@@ -134,6 +134,8 @@ func printAck(a protocol.Ack, asJSON bool) {
 	switch a.Status {
 	case protocol.StatusDead:
 		fmt.Printf("dead: %s (push %s, dead-lettered by %s)\n", a.Reason, a.ID, a.Node)
+	case protocol.StatusReceived:
+		fmt.Printf("received: the client confirmed it, on node %s (push %s)\n", a.Node, a.ID)
 	default:
 		fmt.Printf("%s on node %s (push %s)\n", a.Status, a.Node, a.ID)
 	}

@@ -69,6 +69,12 @@ type Options struct {
 	// are the authorities to trust (nil: the system's). Its ServerName,
 	// if empty, is the address's host. Nil: the defaults.
 	TLSConfig *tls.Config
+	// ManualReceipts: the application confirms the pushes that ask for a
+	// receipt (Frame.WantsReceipt) itself, with Confirm. By default the
+	// client confirms each once the application has taken it: after
+	// OnPush returns, or, with Recv, at the next Recv or a few
+	// milliseconds later, several to a frame.
+	ManualReceipts bool
 }
 
 // CloseError is how a connection ended when the server closed it: the
@@ -107,6 +113,8 @@ type Conn struct {
 	session  string
 	node     string
 	onPush   func(Frame)
+	manual   bool          // Options.ManualReceipts
+	receipts *confirmer    // confirmations of pushes taken, not sent yet
 	pushes   chan Frame    // closed by the reader when the connection ends
 	done     chan struct{} // closed by the reader when the connection ends
 	quit     chan struct{} // closed by Close, once: the reader stops waiting for Recv
@@ -131,7 +139,8 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	c := &Conn{max: o.MaxFrameSize, onPush: o.OnPush, done: make(chan struct{}), quit: make(chan struct{}), calls: map[string]*call{}}
+	c := &Conn{max: o.MaxFrameSize, onPush: o.OnPush, manual: o.ManualReceipts, done: make(chan struct{}), quit: make(chan struct{}), calls: map[string]*call{}}
+	c.receipts = &confirmer{send: c.confirmIDs}
 	if c.max == 0 {
 		c.max = wire.DefaultMaxFrameSize
 	}
@@ -258,13 +267,17 @@ func (c *Conn) Err() error {
 
 // Recv returns the next push, or a connection-level error frame (Type
 // wire.TypeError, empty ID). Once the connection has ended and every push
-// was received, it returns Err().
+// was received, it returns Err(). Unless Options.ManualReceipts, a push
+// that asks for a receipt is confirmed by the next Recv, or a few
+// milliseconds after this one returns it.
 func (c *Conn) Recv(ctx context.Context) (Frame, error) {
+	c.receipts.flush() // the application is done with what it took before
 	select {
 	case f, ok := <-c.pushes:
 		if !ok {
 			return Frame{}, c.Err()
 		}
+		c.taken(&f)
 		return f, nil
 	case <-ctx.Done():
 		return Frame{}, ctx.Err()
@@ -342,6 +355,7 @@ func (c *Conn) forget(id string, cl *call) {
 // reader goroutine to end. Pushes not yet received are dropped.
 func (c *Conn) Close() error {
 	c.quitOnce.Do(func() { close(c.quit) })
+	c.receipts.stop()
 	_ = c.send(&Frame{Type: wire.TypeClose, Name: "normal"})
 	err := c.nc.Close()
 	c.readDone.Wait()
@@ -402,6 +416,9 @@ func (c *Conn) onControl(op byte, p []byte) error {
 	return nil
 }
 
+// endFlushTimeout bounds the last receipts' write as the connection ends.
+const endFlushTimeout = time.Second
+
 // readLoop delivers frames until the connection ends.
 func (c *Conn) readLoop() {
 	defer c.readDone.Done()
@@ -416,6 +433,9 @@ func (c *Conn) readLoop() {
 		if err = c.dispatch(body); err != nil {
 			break
 		}
+		if c.onPush != nil && c.br.Buffered() == 0 {
+			c.receipts.flush() // what OnPush took, one frame per read
+		}
 	}
 	c.end(err)
 }
@@ -428,6 +448,7 @@ func (c *Conn) dispatch(body []byte) error {
 	switch {
 	case f.Type == wire.TypePush && c.onPush != nil:
 		c.onPush(f)
+		c.taken(&f)
 	case f.Type == wire.TypePush || f.Type == wire.TypeError && f.ID == "":
 		f.Payload = append([]byte(nil), f.Payload...)
 		select {
@@ -458,6 +479,10 @@ func (c *Conn) dispatch(body []byte) error {
 
 // end records why the connection ended and releases everyone waiting.
 func (c *Conn) end(err error) {
+	// A server that closed its side (a drained connection) still reads:
+	// what the application took is confirmed, so that it is not sent again.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(endFlushTimeout))
+	c.receipts.stop()
 	_ = c.nc.Close()
 	c.mu.Lock()
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {

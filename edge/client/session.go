@@ -20,7 +20,10 @@ import (
 // ReconnectOptions.Token) and network loss; it stops after replaced, auth,
 // revoked, protocol and normal, and Err then returns the server's
 // *CloseError. Pushes repeated across connections (a hand-over between
-// nodes, a replay) are dropped by push id within ReconnectOptions.Dedupe.
+// nodes, a replay) are dropped by push id within ReconnectOptions.Dedupe;
+// a repeat that asks for a receipt is confirmed again, unseen. Receipts go
+// on the current connection (a push taken from one that has ended comes
+// again, handed on by the edge, and is confirmed as a repeat).
 //
 // A Session has one goroutine, which holds the current connection and
 // delivers its pushes; Close ends it and waits for it.
@@ -34,6 +37,8 @@ type Session struct {
 	pushes  chan Frame    // closed by the session's goroutine when it stops
 	done    chan struct{} // closed by the session's goroutine when it stops
 	dups    atomic.Uint64
+
+	receipts *confirmer // confirmations of pushes taken, for the current connection
 
 	// owned by the session's goroutine (by Connect before it starts)
 	seen     *window
@@ -90,6 +95,7 @@ func newSession(addr string, o Options, r ReconnectOptions) *Session {
 		addr: addr, o: o, r: r, backoff: Backoff{Base: r.BaseDelay, Max: r.MaxDelay},
 		pushes: make(chan Frame, buffer), done: make(chan struct{}), seen: newWindow(r.Dedupe),
 	}
+	s.receipts = &confirmer{send: s.confirmIDs}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -147,6 +153,7 @@ func (s *Session) dial(ctx context.Context) (*Conn, error) {
 	defer cancel()
 	o := s.o
 	o.OnPush, o.Buffer = nil, 1 // the session's goroutine takes each push
+	o.ManualReceipts = true     // and the session confirms them
 	if s.r.Token != nil {
 		tok, err := s.r.Token(ctx)
 		if err != nil {
@@ -212,6 +219,7 @@ func (s *Session) hold(c *Conn, after error) error {
 			break
 		}
 	}
+	s.receipts.flush()
 	s.mu.Lock()
 	s.conn = nil
 	s.mu.Unlock()
@@ -223,14 +231,19 @@ func (s *Session) hold(c *Conn, after error) error {
 }
 
 // deliver hands f to the application unless it is a repeat; false when
-// the session is closing.
+// the session is closing. A repeat that asks for a receipt is confirmed
+// again, so that the edge holding it stops waiting.
 func (s *Session) deliver(f Frame) bool {
 	if f.Type == wire.TypePush && f.ID != "" && !s.seen.add(f.ID) {
 		s.dups.Add(1)
+		if f.WantsReceipt {
+			s.receipts.add(f.ID)
+		}
 		return true
 	}
 	if f.Type == wire.TypePush && s.o.OnPush != nil {
 		s.o.OnPush(f)
+		s.taken(&f)
 		return true
 	}
 	select {
@@ -299,11 +312,13 @@ func (s *Session) Err() error {
 // the window. Once the session has stopped and every push was received, it
 // returns Err().
 func (s *Session) Recv(ctx context.Context) (Frame, error) {
+	s.receipts.flush() // the application is done with what it took before
 	select {
 	case f, ok := <-s.pushes:
 		if !ok {
 			return Frame{}, s.Err()
 		}
+		s.taken(&f)
 		return f, nil
 	case <-ctx.Done():
 		return Frame{}, ctx.Err()
@@ -343,5 +358,14 @@ func (s *Session) Request(ctx context.Context, method string, payload []byte) it
 func (s *Session) Close() error {
 	s.cancel()
 	<-s.done
+	s.receipts.stop()
 	return nil
+}
+
+// taken confirms f, if it asks for a receipt and the session confirms on
+// its own.
+func (s *Session) taken(f *Frame) {
+	if f.Type == wire.TypePush && f.WantsReceipt && !s.o.ManualReceipts {
+		s.receipts.add(f.ID)
+	}
 }

@@ -46,6 +46,9 @@ func (g *Gauge) Inc() { g.n.Add(1) }
 // Dec subtracts one.
 func (g *Gauge) Dec() { g.n.Add(-1) }
 
+// Add adds v, which may be negative.
+func (g *Gauge) Add(v int64) { g.n.Add(v) }
+
 // Load is the value now.
 func (g *Gauge) Load() int64 { return g.n.Load() }
 

@@ -56,6 +56,14 @@ func edgeCollector(srv *edge.Server) prometheus.Collector {
 			"goroutine", func(s edge.Stats) map[string]uint64 { return s.Panics }),
 		counterBy("pushfabric_connection_pushes_lost_total", "Pushes of a connection neither written nor dead-lettered, by reason: sink_panic (the dead-letter sink panicked on the connection, which then hands it nothing more). Each is logged with its push id.",
 			"reason", func(s edge.Stats) map[string]uint64 { return s.Lost }),
+		counter("pushfabric_receipt_frames_total", "Receipt frames clients sent, each confirming one or more push ids.",
+			func(s edge.Stats) uint64 { return s.ReceiptFrames }),
+		counter("pushfabric_pushes_confirmed_total", "Push-Ack: received pushes their client confirmed (ids not held unconfirmed are not counted).",
+			func(s edge.Stats) uint64 { return s.Confirmed }),
+		counterBy("pushfabric_pushes_unconfirmed_total", "Push-Ack: received pushes that left a connection unconfirmed, by outcome: handed_over (the connection ended: to the session's newer connection here, or handed over through NATS, dead-lettered unconfirmed if no node took it), timed_out (not confirmed within --receipt-timeout: dead-lettered unconfirmed), dead_lettered (the connection ended and the push, made in the process, had nowhere to go).",
+			"outcome", func(s edge.Stats) map[string]uint64 { return s.Unconfirmed }),
+		gauge("pushfabric_pushes_awaiting_receipt", "Push-Ack: received pushes written and not yet confirmed, in the windows of all connections on this node (at most --receipt-window each).",
+			func(s edge.Stats) float64 { return float64(s.UnconfirmedNow) }),
 	}}
 }
 
