@@ -164,7 +164,7 @@ func pushWithAck(t *testing.T, nc *nats.Conn, session, prio, id, ack string) pro
 // acks must have: received once the edge confirms receipts, else enqueued.
 func receiptAck() (ack, status string) {
 	if edgeReceipts {
-		return "received", "received"
+		return protocol.AckReceived, protocol.StatusReceived
 	}
 	return "", protocol.StatusEnqueued
 }
