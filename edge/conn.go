@@ -86,6 +86,7 @@ type Conn struct {
 	writerGone    broadcast   // the write side's owner let go: wakes the reader waiting at the end
 	reqs          map[string]*request
 	closeReason   wire.CloseReason
+	closeMessage  string      // the close frame's message: why, for a protocol close; else empty
 	closeErr      error       // what ended the connection, for the close hook; nil for a requested close
 	leftover      push.Reason // the reason pushes still queued at the end are dead-lettered with
 	drainDeadline time.Time   // when a draining connection gives up

@@ -67,6 +67,18 @@ func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
 	c.settleLeft(c.beginClose(reason, leftover, false, abortTimeout), leftover)
 }
 
+// abortProtocol aborts the connection for a client that broke the
+// protocol (err), with reason protocol and err's text as the close
+// frame's message.
+func (c *Conn) abortProtocol(err error) {
+	c.mu.Lock()
+	if c.state == stateOpen {
+		c.closeMessage = err.Error()
+	}
+	c.mu.Unlock()
+	c.abort(wire.CloseProtocol, push.ReasonClosed)
+}
+
 // deadLetter hands the connection's pushes, in order, to their receipts,
 // or to the sink for those without, with reason. Once the sink or a
 // receipt has panicked on the connection they are counted and logged as

@@ -41,7 +41,7 @@ func (c *Conn) readLoop() {
 		case isTimeout(err):
 			c.onReadTimeout()
 		case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge):
-			c.abort(wire.CloseProtocol, push.ReasonClosed)
+			c.abortProtocol(err)
 			c.discardInput()
 		default:
 			c.terminate(push.ReasonClosed, wire.CloseNormal, readErr(err))

@@ -82,6 +82,7 @@ type control struct {
 	welcome, ping, close bool
 	pong                 []byte
 	reason               wire.CloseReason
+	message              string // the close frame's
 }
 
 func (k *control) any() bool { return k.welcome || k.ping || k.close || k.pong != nil }
@@ -166,7 +167,7 @@ func (c *Conn) takeControlLocked() control {
 	}
 	ctl := control{welcome: o.welcome, ping: o.ping, pong: o.pong}
 	if o.closing && !o.closeSent {
-		ctl.close, ctl.reason, o.closeSent = true, c.closeReason, true
+		ctl.close, ctl.reason, ctl.message, o.closeSent = true, c.closeReason, c.closeMessage, true
 	}
 	o.welcome, o.ping, o.pong = false, false, nil
 	return ctl
@@ -266,7 +267,7 @@ func (c *Conn) encode(w *writer, ctl *control) {
 		b = c.fr.appendPing(b)
 	}
 	if ctl.close {
-		b, _ = c.fr.appendFrame(b, &Frame{Type: wire.TypeClose, Name: string(ctl.reason)})
+		b, _ = c.fr.appendFrame(b, &Frame{Type: wire.TypeClose, Name: string(ctl.reason), Payload: []byte(ctl.message)})
 	}
 	for i := range w.items {
 		f := &w.items[i].e.Frame

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +174,17 @@ func allStacks() []byte {
 			return buf[:n]
 		}
 		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// A malformed receipt closes its connection with reason protocol, and the
+// close frame says what was wrong with it.
+func TestMalformedReceiptClosesSayingWhy(t *testing.T) {
+	n := startNode(t, edge.DefaultConfig(), edge.Options{})
+	r := rawTCP(t, n, "sloppy")
+	r.send(t, wire.Frame{Type: wire.TypeReceipt, Payload: []byte{5, 'a'}})
+	f := r.next(t)
+	if f.Type != wire.TypeClose || f.Name != string(wire.CloseProtocol) || !strings.Contains(string(f.Payload), "receipt") {
+		t.Fatalf("got %v %q %q; want a protocol close saying what was wrong with the receipt", f.Type, f.Name, f.Payload)
 	}
 }
