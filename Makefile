@@ -111,13 +111,14 @@ wscompare:
 
 # One edge node with everything on loopback: an embedded NATS server with
 # JetStream on 4222 (data in ./data), WebSocket on 8080, framed TCP on 8081,
-# clients authenticated with tokens signed by a secret made here once; no
-# load balancer watches it, so Ctrl-C closes clients at once (--drain-delay 0).
+# clients authenticated with tokens signed by a secret made here once, the
+# demo page at /demo/ on the WebSocket listener; no load balancer watches
+# it, so Ctrl-C closes clients at once (--drain-delay 0).
 run:
 	@mkdir -p data
 	@test -s data/jwt-secret || head -c 48 /dev/urandom | base64 > data/jwt-secret
 	@GOBIN=$(BIN) $(GO) install -ldflags '$(LDFLAGS)' ./cmd/edge ./cmd/pushctl
-	$(BIN)/edge --jwt-secret-file data/jwt-secret --drain-delay 0 --quickstart
+	$(BIN)/edge --jwt-secret-file data/jwt-secret --drain-delay 0 --demo --quickstart
 
 clean:
 	rm -rf $(BIN)

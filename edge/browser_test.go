@@ -14,8 +14,9 @@ import (
 )
 
 // nodeScript runs in Node.js's WHATWG WebSocket (the browser API) with
-// examples/browser/pushfabric.js: it holds session "js", asks for a
-// countdown, and prints every frame it gets as one line.
+// clients/js/src/frames.js (the JavaScript client's codec): it holds
+// session "js", asks for a countdown, and prints every frame it gets as
+// one line.
 const nodeScript = `
 const { decode, encode, Type } = await import(process.argv[1]);
 const ws = new WebSocket(process.argv[2] + "?session=js");
@@ -29,12 +30,12 @@ ws.onmessage = (e) => {
 ws.onclose = (e) => console.log("closed|" + e.code + "|" + e.reason);
 `
 
-// The browser client of examples/browser decodes pushes and streamed
+// The JavaScript client's frame codec decodes pushes and streamed
 // responses, and sends requests, against a real edge.
 func TestBrowserModule(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: the browser module is not exercised")
+		t.Skip("node is not installed: the frame codec is not exercised in a WebSocket")
 	}
 	countdown := func(ctx context.Context, r *edge.Request) (edge.Response, error) {
 		return edge.Stream(func(yield func(edge.Frame, error) bool) {
@@ -48,7 +49,7 @@ func TestBrowserModule(t *testing.T) {
 			return c.TryPush(push.Low, edge.Envelope{Frame: edge.Frame{ID: "p1", ContentType: "text/plain", Payload: []byte("héllo")}})
 		}},
 	})
-	module, _ := filepath.Abs("../examples/browser/pushfabric.js")
+	module, _ := filepath.Abs("../clients/js/src/frames.js")
 	cmd := exec.Command(node, "--experimental-websocket", "--no-warnings", "--input-type=module", "-e", nodeScript, module, n.ws)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

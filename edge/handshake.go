@@ -28,6 +28,7 @@ type handshakePolicy struct {
 	// loopbackHosts: the Host header must name loopback (development
 	// mode, where a DNS-rebinding page would otherwise be its own origin).
 	loopbackHosts bool
+	pages         PageMux // Options.Pages; nil: none
 }
 
 // handshake runs on a short-lived goroutine per accepted socket: the
@@ -118,6 +119,10 @@ func (s *Server) admissible(session string) error {
 // refused upgrades were answered by the upgrader); a TCP client whose
 // hello was malformed or too large is told so.
 func (s *Server) handshakeFailed(nc net.Conn, remote net.Addr, fr framing, err error) {
+	if errors.Is(err, errPageServed) { // answered: no client was refused
+		_ = nc.Close()
+		return
+	}
 	reason := RejectHandshake
 	if errors.Is(err, errOriginRefused) {
 		reason = RejectOrigin
@@ -176,10 +181,14 @@ func (wsFraming) name() string { return "websocket" }
 // checks its Host and Origin and upgrades the connection, reading the token from
 // ?token= or an Authorization: Bearer header and a development session
 // from ?session=. It returns the bytes the client sent after the request.
+// A plain GET for one of hp.pages is answered instead (errPageServed).
 func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byte, error) {
 	req, early, err := readUpgradeRequest(nc, hp.maxSize)
 	if err != nil {
 		return Credentials{}, nil, fmt.Errorf("websocket upgrade: %w", err)
+	}
+	if servePage(nc, req, hp) {
+		return Credentials{}, nil, errPageServed
 	}
 	up := upgrade{cr: Credentials{Transport: "websocket"}, hp: hp}
 	u := ws.Upgrader{OnRequest: up.onRequest, OnHost: up.onHost, OnHeader: up.onHeader, OnBeforeUpgrade: up.checkOrigin}
@@ -325,10 +334,6 @@ func refuseTooLarge(nc net.Conn, limit int) {
 	_, _ = io.WriteString(nc, "HTTP/1.1 431 Request Header Fields Too Large\r\n"+
 		"Content-Type: text/plain; charset=utf-8\r\nContent-Length: "+strconv.Itoa(len(body))+
 		"\r\nConnection: close\r\n\r\n"+body)
-	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
-		_ = hc.CloseWrite()
-	}
-	_ = nc.SetReadDeadline(time.Now().Add(lingerTime))
-	_, _ = io.CopyN(io.Discard, nc, lingerBytes)
+	linger(nc)
 	_ = nc.Close()
 }

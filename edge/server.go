@@ -84,6 +84,15 @@ type Options struct {
 	// rejection. Its GetCertificate may change the certificate while
 	// serving. Nil: plain sockets.
 	TLS *tls.Config
+	// Pages, when set, answers plain GET requests (no Upgrade header) on
+	// the WebSocket listeners for the paths it has a pattern for, within
+	// the handshake's size limit and timeout (in development mode, for a
+	// loopback Host only), each as an HTTP/1.1 response with Connection:
+	// close; every other request that is not an upgrade is refused as
+	// without it (400). Pages are served from the same origin as the
+	// WebSocket, so a page served here needs no Config.WSAllowedOrigins.
+	// Nil: no pages.
+	Pages PageMux
 }
 
 // Server accepts connections and runs them. Create it with [NewServer],
@@ -149,6 +158,7 @@ func NewServer(o Options) (*Server, error) {
 	s.hs.origins, _ = newOriginPolicy(s.cfg.WSAllowedOrigins) // checked by Validate
 	s.proxies, _ = newProxySources(s.cfg.ProxyProtocol)
 	s.hs.loopbackHosts = devMode(s.auth)
+	s.hs.pages = o.Pages
 	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
 	return s, nil
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/pushfabric/pushfabric/backend"
-	"github.com/pushfabric/pushfabric/examples/browser"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
@@ -41,22 +40,22 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// quickstartEdge is a node as make run starts it (tokens signed with a
+// exampleEdge is a node as make run starts it (tokens signed with a
 // secret), pinging every second and closing a client not heard from for
-// two, with the browser example served beside it as examples/browser/serve
-// does. It returns the page's address and the NATS server.
-func quickstartEdge(t *testing.T) (page string, s *server.Server) {
+// two, with the browser example served beside it by its command,
+// examples/browser/serve, in a process of its own. It returns the page's
+// address and the NATS server.
+func exampleEdge(t *testing.T) (page string, s *server.Server) {
 	s = natstest.Server(t)
 	cfg := edgeConfig(t, s, "browser-node")
 	cfg.Edge.PingInterval, cfg.Edge.IdleTimeout = time.Second, 2*time.Second
 	n := startEdge(t, cfg)
-	h, err := browser.Handler(n.ws())
-	if err != nil {
-		t.Fatal(err)
+	serve := start(t, t.TempDir(), os.Environ(), binary(t, "browser-serve"), "--listen", "127.0.0.1:0", "--edge", n.ws())
+	at := regexp.MustCompile(`serving the page on (http://\S+)/ for`).FindStringSubmatch(serve.waitFor(t, "Ctrl-C to stop"))
+	if at == nil {
+		t.Fatalf("examples/browser/serve says %q", serve.output())
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL, s
+	return at[1], s
 }
 
 // feed answers as examples/rpc-service's feed: n pages, here at once.
@@ -102,13 +101,26 @@ func pageLog(t *testing.T, ctx context.Context) string {
 // page logged that its connection closed.
 func waitLog(t *testing.T, ctx context.Context, want string) {
 	t.Helper()
+	waitPageLog(t, ctx, want, "closed:")
+}
+
+// waitLogged waits until the page has logged want.
+func waitLogged(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	waitPageLog(t, ctx, want, "")
+}
+
+// waitPageLog waits until the page has logged want, failing at once if
+// the page logged fail ("": nothing fails).
+func waitPageLog(t *testing.T, ctx context.Context, want, fail string) {
+	t.Helper()
 	deadline := time.Now().Add(testTimeout)
 	for {
 		s := pageLog(t, ctx)
 		switch {
 		case strings.Contains(s, want):
 			return
-		case strings.Contains(s, "closed:") || time.Now().After(deadline):
+		case fail != "" && strings.Contains(s, fail) || time.Now().After(deadline):
 			t.Fatalf("the page did not show %q; it shows:\n%s", want, s)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -144,21 +156,22 @@ func publish(t *testing.T, s *server.Server, session, id, payload string) {
 	}
 }
 
-// The browser example, in real Chromium, loaded as the make run banner
-// says (served beside the edge, a token in ?token=), holds its session and
-// shows the no_handler error frame while no backend serves feed; reloaded
-// with the quickstart's backend (examples/rpc-service's feed) running, it
-// shows a push published over NATS and the streamed reply; it stays
-// connected across three idle timeouts, still receiving pushes; and
-// without a token it shows why the edge closed it, in the edge's words;
-// from file:// it says how to open it instead.
+// The browser example (examples/browser: the smallest page on the
+// JavaScript client, which it imports from clients/js/src as its server
+// serves it), in real Chromium, served beside the edge with a token in
+// ?token=, holds its session and shows the no_handler error while no
+// backend serves feed; reloaded with examples/rpc-service's feed running,
+// it shows a push published over NATS and the streamed reply; it stays
+// connected across three idle timeouts, still receiving pushes; without a
+// token it shows why the edge closed it, in the edge's words; from file://
+// it says how to open it instead.
 func TestBrowserPage(t *testing.T) {
 	exe := chromiumPath(t)
-	page, s := quickstartEdge(t)
+	page, s := exampleEdge(t)
 	url := page + "/?token=" + mint(t, "browser")
 	ctx := openPage(t, exe, url)
 	waitLog(t, ctx, "holding session browser on node browser-node")
-	waitLog(t, ctx, "error no_handler (request r1): ")
+	waitLog(t, ctx, "feed failed: no_handler: ")
 
 	serve(t, natstest.Connect(t, s), "feed", feed)
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
@@ -185,8 +198,7 @@ func TestBrowserPage(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(page+"/")); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, ctx, "server is closing: auth: missing token")
-	waitLog(t, ctx, "closed: 4001 auth")
+	waitLogged(t, ctx, "closed: auth: missing token")
 
 	// Opened from file://, the page says how to get one that connects.
 	file, err := filepath.Abs("../examples/browser/index.html")
@@ -196,5 +208,5 @@ func TestBrowserPage(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+file)); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, ctx, "Run go run ./examples/browser/serve and open the URL the make run banner prints.")
+	waitLog(t, ctx, "Run go run ./examples/browser/serve and open the page it serves.")
 }

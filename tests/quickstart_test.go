@@ -3,6 +3,8 @@ package tests
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -102,6 +104,35 @@ func bannerAddr(t *testing.T, banner, label string) string {
 	return m[1]
 }
 
+// openDemo loads the demo page at page, as a browser would, and connects
+// as the page does: to the WebSocket of its own origin, with the query of
+// the banner's URL. It returns the page's connection.
+func openDemo(t *testing.T, ws, page, query string) *client.Conn {
+	t.Helper()
+	resp, err := http.Get(page + "?" + query)
+	if err != nil {
+		t.Fatalf("the demo page: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<title>pushfabric demo</title>") {
+		t.Fatalf("GET %s: %d %q; want the demo page", page, resp.StatusCode, body)
+	}
+	if origin := strings.TrimSuffix(page, "/demo/"); "ws"+strings.TrimPrefix(origin, "http")+"/" != ws {
+		t.Fatalf("the demo page %s is not on the WebSocket listener %s", page, ws)
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatalf("the demo page's query %q: %v", query, err)
+	}
+	c, err := client.Dial(timeout(t), ws+"?token="+url.QueryEscape(q.Get("token")), client.Options{})
+	if err != nil {
+		t.Fatalf("the demo page's connection: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // The README's quickstart, every command of its sh blocks in order, as a
 // new user types them in a clone after make run: listeners, backends and
 // pages in their own terminals (processes of their own), the rest one
@@ -118,7 +149,10 @@ func TestQuickstart(t *testing.T) {
 	ws := bannerAddr(t, banner, "WebSocket clients: ")
 	natsURL := bannerAddr(t, banner, "producers and the nats CLI: ")
 	admin := strings.TrimSuffix(bannerAddr(t, banner, "metrics and health: "), "/metrics")
-	page := bannerAddr(t, banner, "  http://127.0.0.1:8000/")
+	demo := regexp.MustCompile(`\n  (http://\S+/demo/)\?(\S+)\n`).FindStringSubmatch(banner)
+	if demo == nil {
+		t.Fatalf("the banner gives no demo page URL:\n%s", banner)
+	}
 	for _, want := range []string{
 		"./bin/pushctl listen --secret-file data/jwt-secret --addr " + ws + " alice",
 		"./bin/pushctl push --nats " + natsURL + " alice 'hello from pushctl'",
@@ -192,21 +226,8 @@ func TestQuickstart(t *testing.T) {
 			background(t, dir, env, "serving req.push.feed", binary(t, "rpc-service"), "--nats", natsURL)
 		case strings.HasPrefix(line, "./bin/pushctl request ") && strings.HasSuffix(line, " --session carol feed 3"):
 			expect(line, 0, "page 1 of 3 for carol", "page 3 of 3 for carol")
-		case line == "go run ./examples/browser/serve":
-			serve := start(t, dir, env, binary(t, "browser-serve"), "--listen", "127.0.0.1:0", "--edge", ws)
-			out := serve.waitFor(t, "serving the page on ")
-			at := regexp.MustCompile(`on http://(\S+)/ for`).FindStringSubmatch(out)
-			q, err := url.ParseQuery(strings.TrimPrefix(page, "?"))
-			if at == nil || err != nil {
-				t.Fatalf("serve: %q; page %q: %v", out, page, err)
-			}
-			// The page's connection, as the page opens it: /ws beside the page, with the banner's token.
-			var err2 error
-			if browser, err2 = client.Dial(timeout(t), "ws://"+at[1]+"/ws?token="+url.QueryEscape(q.Get("token")), client.Options{}); err2 != nil {
-				t.Fatalf("the page's connection: %v", err2)
-			}
-			t.Cleanup(func() { _ = browser.Close() })
 		case strings.HasPrefix(line, "./bin/pushctl push browser "):
+			browser = openDemo(t, ws, demo[1], demo[2])
 			expect(line, 0, "enqueued on node")
 			if f := recv(t, browser); string(f.Payload) != "hello from pushctl" || browser.Session() != "browser" {
 				t.Errorf("the page's session %q got %q", browser.Session(), f.Payload)

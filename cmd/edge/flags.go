@@ -46,6 +46,7 @@ type listenFlags struct {
 	JWTPublicKeyFile string        `config:"JWTPublicKeyFile" name:"jwt-public-key-file" placeholder:"FILE" help:"PEM public key (RSA: RS256, Ed25519: EdDSA) clients' tokens are checked with."`
 	TLSCert          string        `config:"TLSCert" name:"tls-cert" placeholder:"FILE" help:"PEM certificate (chain) for TLS on the client listeners, with --tls-key: WebSocket becomes wss://, framed TCP speaks TLS (1.2 at least); both files are read again when either changes (looked at once a second), the last good pair kept if the new one does not load."`
 	TLSKey           string        `config:"TLSKey" name:"tls-key" placeholder:"FILE" help:"PEM private key of --tls-cert."`
+	Demo             bool          `config:"Demo" name:"demo" help:"Serve the demo page, for trying things out, at /demo/ on the WebSocket listener (same origin as its WebSocket: connect as a session with ?token=…, or ?session=… in development mode; watch pushes, receipts, a streamed request); off, /demo/ is refused as any request that is not a WebSocket upgrade. make run turns it on."`
 	AdminTLS         bool          `config:"AdminTLS" name:"admin-tls" help:"Serve the admin listener over HTTPS too, with --tls-cert and --tls-key (probes and Prometheus then scrape https://)."`
 }
 

@@ -125,3 +125,23 @@ func TestRangeErrorsNameTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// The demo page is off unless asked for, on the command line, in the
+// environment or in the config file.
+func TestDemoIsOffUnlessAsked(t *testing.T) {
+	if o, msg := parseArgs(); o == nil || o.cfg.Demo {
+		t.Fatalf("no flags: %v (%s); want the demo off", o != nil && o.cfg.Demo, msg)
+	}
+	for name, args := range map[string][]string{
+		"flag": {"--demo"},
+		"file": {"--config", writeConfig(t, "demo: true\n")},
+	} {
+		if o, msg := parseArgs(args...); o == nil || !o.cfg.Demo {
+			t.Errorf("%s: %s; want the demo on", name, msg)
+		}
+	}
+	t.Setenv("PUSHFABRIC_DEMO", "true")
+	if o, msg := parseArgs(); o == nil || !o.cfg.Demo {
+		t.Errorf("PUSHFABRIC_DEMO=true: %s; want the demo on", msg)
+	}
+}

@@ -69,19 +69,24 @@ func printQuickstart(o *options, node *app.Node) {
 // browserTokenTTL is how long the token in the banner's page URL is valid.
 const browserTokenTTL = 24 * time.Hour
 
-// printBrowser tells how to open the browser example as session browser:
-// served beside the node by examples/browser/serve (a page from file://
-// sends Origin: null, which the node refuses), with a token for browser in
-// its URL, or ?session= in development mode.
+// printBrowser tells how to open the demo page (--demo) as session
+// browser, with a token for browser in its URL (?session= in development
+// mode), or how to turn it on.
 func printBrowser(o *options, ws net.Addr, pushctl string) {
+	if !o.cfg.Demo {
+		fmt.Fprintf(os.Stderr, "A demo page in a browser: run the edge with --demo (make run does), and open /demo/ on the WebSocket listener.\n\n")
+		return
+	}
 	query, err := browserQuery(o, pushctl)
 	if err != nil {
 		return // the node started with this secret: not expected
 	}
-	fmt.Fprintf(os.Stderr, "A browser page (examples/browser) as session browser: serve it beside this node, then open the URL;\n")
-	fmt.Fprintf(os.Stderr, "it asks the backend above for feed 3, and shows the pushes to browser:\n")
-	fmt.Fprintf(os.Stderr, "  go run ./examples/browser/serve --edge ws://%s/\n", ws)
-	fmt.Fprintf(os.Stderr, "  http://127.0.0.1:8000/?%s\n\n", query)
+	scheme := "http"
+	if o.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(os.Stderr, "The demo page, as session browser: its pushes, the receipts it sends, a request to the backend above\n(feed 3) with its streamed reply; open in a browser:\n")
+	fmt.Fprintf(os.Stderr, "  %s://%s/demo/?%s\n\n", scheme, ws, query)
 }
 
 // browserQuery is the page URL's query: a token minted from the node's

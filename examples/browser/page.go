@@ -1,6 +1,7 @@
-// Package browser is the browser example: a page (index.html) and the
-// frame codec it uses (pushfabric.js), and Handler, which serves them
-// beside an edge node so that the page and its WebSocket share one origin.
+// Package browser is the browser example: a page (index.html) on the
+// JavaScript client (clients/js), and Handler, which serves it with the
+// client's modules beside an edge node so that the page and its WebSocket
+// share one origin: what an application's own server does.
 //
 // A page opened from file:// sends Origin: null, which an edge refuses, and
 // one served from another origin needs that origin listed in the edge's
@@ -15,15 +16,19 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+
+	"github.com/pushfabric/pushfabric/clients/js"
 )
 
-//go:embed index.html pushfabric.js
-var files embed.FS // read-only: the page and its codec
+//go:embed index.html
+var files embed.FS // read-only: the page
 
-// Handler serves the page at / and passes WebSocket upgrades for /ws on to
-// the edge at edgeURL (ws://host:port/), with the query (token, session),
-// Origin and Host the browser sent: the edge finds the page's origin its
-// own, and checks the token or session as for any client.
+// Handler serves the page at /, the JavaScript client's modules at
+// /pushfabric/ (clients/js/src, which the page imports), and passes
+// WebSocket upgrades for /ws on to the edge at edgeURL (ws://host:port/),
+// with the query (token, session), Origin and Host the browser sent: the
+// edge finds the page's origin its own, and checks the token or session
+// as for any client.
 func Handler(edgeURL string) (http.Handler, error) {
 	target, err := url.Parse(edgeURL)
 	if err != nil {
@@ -45,6 +50,7 @@ func Handler(edgeURL string) (http.Handler, error) {
 	}}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", proxy)
+	mux.Handle("/pushfabric/", http.StripPrefix("/pushfabric", js.Library()))
 	mux.Handle("/", http.FileServerFS(files))
 	return mux, nil
 }

@@ -91,6 +91,11 @@ type Config struct {
 	// balancers, which see it at their next checks, send it no new ones
 	// first. 0: none (nothing watches the node's readiness).
 	DrainDelay time.Duration
+	// Demo has the WebSocket listener serve the demo page (clients/js/demo)
+	// at /demo/, with the JavaScript client it imports at /demo/lib/ (plain
+	// GET requests only: edge.Options.Pages), for trying things out; off,
+	// those paths are refused like any request that is not an upgrade.
+	Demo bool
 
 	// Identity is the node's subject prefix and name, which each
 	// component takes.

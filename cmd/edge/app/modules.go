@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus"
+	"github.com/pushfabric/pushfabric/clients/js"
 	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/protocol"
@@ -191,6 +192,15 @@ func (l *lateEnsure) stop() {
 	}
 }
 
+// pages are the pages the WebSocket listener serves: the demo's with
+// Config.Demo, else none.
+func pages(cfg Config) edge.PageMux {
+	if !cfg.Demo {
+		return nil
+	}
+	return js.Demo()
+}
+
 // serverParams are what the edge server takes from the application.
 type serverParams struct {
 	fx.In
@@ -221,7 +231,7 @@ func edgeModule(cfg Config, tlsCfg *tls.Config, node *Node, h *health, log *zap.
 			Config: p.Config, Logger: p.Logger.Named("edge"), Sink: p.Sink,
 			Hooks:    edge.JoinHooks(append([]edge.Hooks{p.Dispatcher.Hooks()}, p.Hooks...)...),
 			Handlers: p.Handlers, Fallback: p.Forwarder.Handler(), Auth: p.Auth, Registry: p.Registry,
-			Node: p.Identity.Node, TLS: tlsCfg,
+			Node: p.Identity.Node, TLS: tlsCfg, Pages: pages(cfg),
 		})
 		if err != nil {
 			return nil, err

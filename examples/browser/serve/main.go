@@ -3,8 +3,9 @@
 //
 //	go run ./examples/browser/serve                    # with make run going
 //
-// then open the URL the make run banner prints,
-// http://127.0.0.1:8000/?token=… (?session=… in development mode).
+// then open http://127.0.0.1:8000/?token=… with a token for the session
+// (pushctl token), or ?session=… in development mode. (The edge's own
+// demo page, --demo, needs no server beside it: make run prints its URL.)
 package main
 
 import (

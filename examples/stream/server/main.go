@@ -28,6 +28,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pushfabric/pushfabric/clients/js"
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -50,15 +51,13 @@ func run(wsAddr, tcpAddr string) error {
 		return err
 	}
 	defer log.Sync()
-	cfg := edge.DefaultConfig()
-	// The browser page below is served from port 8000, another origin.
-	cfg.WSAllowedOrigins = []string{"http://127.0.0.1:8000", "http://localhost:8000"}
 	srv, err := edge.NewServer(edge.Options{
-		Config:   cfg,
+		Config:   edge.DefaultConfig(),
 		Logger:   log,
 		Auth:     edge.DevAuth{},
 		Handlers: map[string]edge.Handler{"countdown": countdown},
 		Node:     "example",
+		Pages:    js.Demo(), // the demo page at /demo/ on the WebSocket listener, same origin as its WebSocket
 	})
 	if err != nil {
 		return err // a bad config: nothing is running yet
@@ -158,8 +157,8 @@ pushfabric example edge (development mode: a client names its session, loopback 
     go run ./examples/stream/client -session alice                 # WebSocket
     go run ./examples/stream/client -session bob -addr tcp://%s   # framed TCP
 
-  or from a browser: serve examples/browser (python3 -m http.server -d examples/browser 8000)
-    and open http://127.0.0.1:8000/?session=carol (it connects to ws://%s/)
+  or from a browser, the demo page: open http://%s/demo/?session=carol
+    and send it a request for countdown 3
 
   send a push: type a line here and press Enter; every session receives it.
   stop: Ctrl-C (clients are told "shutdown" and get what was queued).
