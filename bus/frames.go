@@ -2,6 +2,7 @@ package bus
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
@@ -15,10 +16,14 @@ import (
 // one; it goes into the message's headers only if the message travels on
 // (stampID), which most never do. The receipt, which keeps the message for
 // acknowledgements, dead letters and hand-overs, is the caller's to add.
+// A push id that is not UTF-8 is invalid: the protocol's strings are, and
+// a client decoding it could neither drop its repeats nor confirm it.
 func envelopeOf(m *nats.Msg, ids *idSource) (edge.Envelope, string, error) {
 	id := m.Header.Get(protocol.HeaderID)
 	if id == "" {
 		id = ids.next()
+	} else if !utf8.ValidString(id) {
+		return edge.Envelope{}, "", fmt.Errorf("%s %q: not UTF-8", protocol.HeaderID, id)
 	}
 	e := edge.Envelope{Frame: edge.Frame{ID: id, ContentType: m.Header.Get(protocol.HeaderContentType), Payload: m.Data}}
 	mode, err := protocol.AckMode(m.Header)

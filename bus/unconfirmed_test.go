@@ -124,3 +124,29 @@ func TestUnconfirmedHandedOverThenDeadLettered(t *testing.T) {
 		t.Fatalf("dead letters %+v; want b-1 for bob, unconfirmed", letters)
 	}
 }
+
+// A push id that is not UTF-8 is refused invalid: the protocol's strings
+// are UTF-8, and a client that decodes them (every browser's) could
+// neither drop its repeats nor confirm it by the id it was sent with, so
+// a receipt-push would wait out its receipt timeout though shown.
+func TestPushIDNotUTF8IsInvalid(t *testing.T) {
+	s := natstest.Server(t)
+	if _, err := dlq.EnsureStream(t.Context(), natstest.JetStream(t, s), protocol.DefaultPrefix, dlq.DefaultStreamConfig()); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := startNode(t, s.ClientURL())
+	nc := natstest.Connect(t, s)
+	alice := connectSession(t, srv, "alice")
+
+	bad := requestReceived(t, nc, "alice", "a-\xff\xfe")
+	if a := answer(t, bad); a.Status != protocol.StatusDead || a.Reason != string(push.ReasonInvalid) {
+		t.Fatalf("answer %+v; want dead invalid", a)
+	}
+	good := requestReceived(t, nc, "alice", "a-2")
+	if f, err := alice.c.Recv(t.Context()); err != nil || f.ID != "a-2" {
+		t.Fatalf("recv: %v, %q; want a-2 first", err, f.ID)
+	}
+	if a := answer(t, good); a.Status != protocol.StatusReceived {
+		t.Fatalf("answer %+v; want received", a)
+	}
+}
