@@ -55,6 +55,15 @@ function closeOf(e) {
   return new CloseError(reason, e.reason || (reason === "network" ? `the WebSocket closed with code ${e.code}` : ""));
 }
 
+/** within settles as p does, or rejects with a network CloseError after ms: a callback that hangs fails its attempt. */
+function within(p, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new CloseError("network", `${what} gave nothing within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** stops reports whether err, which ended a connection or a connect, ends the client. */
 function stops(err, refresh) {
   if (!(err instanceof CloseError)) return false;
@@ -169,8 +178,9 @@ export class Client {
   async #dial() {
     const attempt = this.#attempts++;
     this.#setState({ state: "connecting", attempt });
-    const url = typeof this.#o.url === "function" ? await this.#o.url(attempt) : this.#o.url;
-    const token = typeof this.#o.token === "function" ? await this.#o.token() : this.#o.token;
+    const o = this.#o;
+    const url = typeof o.url === "function" ? await within(o.url(attempt), o.dialTimeout, "the url callback") : o.url;
+    const token = typeof o.token === "function" ? await within(o.token(), o.dialTimeout, "the token callback") : o.token;
     if (this.#stopped) throw new CloseError("normal", "closed by the application");
     const ws = new this.#o.WS(this.#address(url, token));
     ws.binaryType = "arraybuffer";
@@ -330,7 +340,7 @@ export class Client {
       }
       const ids = this.#receipts.splice(0, n);
       this.#sendOn(conn, { type: Type.receipt, payload: encodeReceipt(ids) });
-      this.#o.onReceipt?.(ids);
+      this.#tell(this.#o.onReceipt, ids);
     }
   }
 
@@ -392,8 +402,13 @@ export class Client {
 
   #setState(st) {
     this.#state = st.state;
+    this.#tell(this.#o.onState, st);
+  }
+
+  /** tell calls the application's callback fn, if any, with arg; what it throws is reported. */
+  #tell(fn, arg) {
     try {
-      this.#o.onState?.(st);
+      fn?.(arg);
     } catch (err) {
       this.#report(err);
     }

@@ -50,7 +50,7 @@ export interface ClientOptions {
   receipts?: "auto" | "manual";
   /** How long confirmed ids wait to be sent together in one receipt frame, in ms (default 5). */
   receiptDelay?: number;
-  /** Bounds each connect, until the welcome, in ms (default 10000). */
+  /** Bounds each connect attempt, in ms (default 10000): the url and token callbacks each, then the wait for the welcome. */
   dialTimeout?: number;
   /** Each push, once, in order. A push whose handler throws (or rejects) is not confirmed, and a repeat of it is shown again. */
   onPush?: (push: Message) => void | Promise<void>;

@@ -304,3 +304,27 @@ test("an onError that throws does not stop later pushes", async () => {
   }
   await c.close();
 });
+
+test("an onReceipt that throws is reported; the receipts behind it still go, and close does not throw", async () => {
+  const errors = [];
+  const c = client({ receipts: "manual", onPush() {}, onError: (e) => errors.push(e), onReceipt() { throw new Error("onReceipt boom"); } });
+  const s = await S.nth(0);
+  s.welcome();
+  c.confirm(..."x".repeat(300).split("").map((_, i) => `${i}`.padStart(250, "r"))); // two frames' worth
+  await until(() => s.receipts().length === 300, "every receipt sent");
+  assert.ok(errors.some((e) => e.message === "onReceipt boom"), "reported to onError");
+  c.confirm("last");
+  await c.close();
+  assert.equal(s.receipts().at(-1), "last");
+});
+
+test("a token callback that never settles counts as a failed attempt after dialTimeout; the next attempt calls it again", async () => {
+  let calls = 0;
+  const c = client({ dialTimeout: 50, token: () => (++calls === 1 ? new Promise(() => {}) : "t2") });
+  const s = await S.nth(0);
+  assert.equal(calls, 2);
+  assert.equal(new URL(s.url).searchParams.get("token"), "t2");
+  s.welcome();
+  await c.whenConnected();
+  await c.close();
+});
