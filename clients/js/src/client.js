@@ -83,6 +83,7 @@ export class Client {
   #o;
   #seen;
   #conn = null; // the welcomed connection, null between them
+  #dialing = null; // the connection being made, not yet welcomed
   #state = "connecting";
   #session = "";
   #node = "";
@@ -221,6 +222,7 @@ export class Client {
     conn.ws.onerror = () => setTimeout(() => finish(new CloseError("network", "the WebSocket failed")), 100);
     conn.ws.onclose = (e) => finish(conn.lost ?? closeOf(e));
     conn.lose = (err) => { conn.lost = err; finish(err); };
+    this.#dialing = conn;
   }
 
   /** hold keeps conn until it ends and resolves with why it ended. */
@@ -232,6 +234,7 @@ export class Client {
   }
 
   #ended(conn, err) {
+    if (this.#dialing === conn) this.#dialing = null;
     if (this.#conn !== conn) return conn.refused(err);
     this.#conn = null;
     this.#node = "";
@@ -264,6 +267,7 @@ export class Client {
   #welcome(conn, f) {
     if (this.#stopped) return conn.lose(new CloseError("normal", "closed by the application"));
     this.#conn = conn;
+    this.#dialing = null;
     this.#session = f.id;
     this.#node = f.name;
     this.#setState({ state: "connected", session: f.id, node: f.name });
@@ -367,7 +371,8 @@ export class Client {
 
   /**
    * close ends the client: it sends the receipts still queued and a close
-   * frame, closes the socket and stops reconnecting. closed then resolves
+   * frame, closes the socket (or the one being connected) and stops
+   * reconnecting. closed then resolves
    * with reason "normal". It returns closed.
    */
   close() {
@@ -376,6 +381,7 @@ export class Client {
     this.#flushReceipts();
     const conn = this.#conn;
     this.#stop(new CloseError("normal", "closed by the application"));
+    this.#dialing?.lose(new CloseError("normal", "closed by the application")); // else its welcome could take the session from a newer client
     if (conn !== null) {
       this.#sendOn(conn, { type: Type.close, name: "normal" });
       conn.ws.close(1000, "normal");

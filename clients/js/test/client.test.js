@@ -328,3 +328,11 @@ test("a token callback that never settles counts as a failed attempt after dialT
   await c.whenConnected();
   await c.close();
 });
+
+test("close while a connect is in flight closes its socket at once, before any welcome", async () => {
+  const c = client();
+  const s = await S.nth(0);
+  await c.close();
+  assert.notEqual(s.closedWith, null, "the socket being dialed is closed");
+  assert.equal(S.all.length, 1, "no other attempt");
+});
