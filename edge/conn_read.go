@@ -191,12 +191,7 @@ func (c *Conn) handle(body []byte) error {
 // returns its error (wrapping wire.ErrMalformed): the reader closes the
 // connection with reason protocol.
 func (c *Conn) onReceipt(payload []byte) error {
-	ids, err := wire.ReceiptIDs(payload)
-	if err != nil {
-		return err
-	}
-	c.confirm(ids)
-	return nil
+	return c.confirm(payload)
 }
 
 // wsControlHeader is the header size of every control frame a client

@@ -3,6 +3,7 @@ package edge
 import (
 	"time"
 
+	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/push"
 )
 
@@ -75,13 +76,13 @@ func (u *unconfirmed) add(it item, deadline time.Time) (arm bool) {
 }
 
 // confirm settles every held push with id, appending them to dst; an id
-// not held adds nothing.
-func (u *unconfirmed) confirm(dst []item, id string) []item {
-	h := u.byID[id]
+// not held adds nothing. id is looked up in place, not copied.
+func (u *unconfirmed) confirm(dst []item, id []byte) []item {
+	h := u.byID[string(id)]
 	if h == nil {
 		return dst
 	}
-	delete(u.byID, id)
+	delete(u.byID, h.it.e.Frame.ID)
 	for ; h != nil; h = h.same {
 		h.settled = true
 		u.n--
@@ -249,23 +250,39 @@ func (c *Conn) releasedLocked(n int) {
 	}
 }
 
-// confirm handles a receipt frame's ids: each push held with one of them
-// is settled, and its receipt, if [Confirmable], told.
-func (c *Conn) confirm(ids []string) {
-	c.srv.metrics.receiptFrames.Inc()
+// confirmChunk is how many of a receipt frame's ids are looked up in one
+// hold of the connection's lock: a frame may list hundreds of thousands,
+// and pushers and the writer wait for the lock meanwhile.
+const confirmChunk = 256
+
+// confirm handles a receipt frame's payload: each push held with one of
+// its ids is settled, and its receipt, if [Confirmable], told. The ids are
+// read in place, costing no allocation each. A malformed payload settles
+// nothing and returns its error (wrapping wire.ErrMalformed).
+func (c *Conn) confirm(payload []byte) error {
 	var done []item
+	n := 0
 	c.mu.Lock()
-	for _, id := range ids {
+	err := wire.EachReceiptID(payload, func(id []byte) {
 		done = c.win.confirm(done, id)
-	}
+		if n++; n%confirmChunk == 0 {
+			c.mu.Unlock()
+			c.mu.Lock()
+		}
+	})
 	c.releasedLocked(len(done))
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.srv.metrics.receiptFrames.Inc()
 	c.srv.metrics.confirmed.Add(float64(len(done)))
 	for i := range done {
 		if r, ok := done[i].e.Receipt.(Confirmable); ok {
 			r.Confirmed(&done[i].e)
 		}
 	}
+	return nil
 }
 
 // splitReceipts moves the receipt-pushes of items out, in order, and

@@ -27,21 +27,44 @@ func AppendReceipt(dst []byte, ids ...string) ([]byte, error) {
 // (a repeat is kept). Any payload that is not one or more well-formed ids
 // gives an error wrapping [ErrMalformed].
 func ReceiptIDs(payload []byte) ([]string, error) {
-	if len(payload) == 0 {
-		return nil, fmt.Errorf("%w: a receipt without push ids", ErrMalformed)
-	}
 	var ids []string
-	for rest := payload; len(rest) > 0; {
-		id, next, ok := cutField(rest)
-		if !ok {
-			return nil, fmt.Errorf("%w: receipt id %d runs past the end", ErrMalformed, len(ids)+1)
-		}
-		if err := checkReceiptID(len(id)); err != nil {
-			return nil, err
-		}
-		ids, rest = append(ids, id), next
+	err := EachReceiptID(payload, func(id []byte) { ids = append(ids, string(id)) })
+	if err != nil {
+		return nil, err
 	}
 	return ids, nil
+}
+
+// EachReceiptID calls fn with each push id of a receipt frame's payload,
+// in order, as a slice of payload (fn must not keep it): no id is copied.
+// A malformed payload gives the error ReceiptIDs does, and fn is not
+// called at all.
+func EachReceiptID(payload []byte, fn func(id []byte)) error {
+	if err := walkReceipt(payload, nil); err != nil {
+		return err
+	}
+	return walkReceipt(payload, fn)
+}
+
+// walkReceipt checks payload, id by id, calling fn (if not nil) with each.
+func walkReceipt(payload []byte, fn func(id []byte)) error {
+	if len(payload) == 0 {
+		return fmt.Errorf("%w: a receipt without push ids", ErrMalformed)
+	}
+	for i, rest := 1, payload; len(rest) > 0; i++ {
+		n := int(rest[0])
+		if len(rest) < 1+n {
+			return fmt.Errorf("%w: receipt id %d runs past the end", ErrMalformed, i)
+		}
+		if err := checkReceiptID(n); err != nil {
+			return err
+		}
+		if fn != nil {
+			fn(rest[1 : 1+n])
+		}
+		rest = rest[1+n:]
+	}
+	return nil
 }
 
 func checkReceiptID(n int) error {
