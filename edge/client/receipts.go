@@ -129,8 +129,12 @@ func (c *Conn) taken(f *Frame) {
 
 // Confirm sends a receipt for ids on the current connection, as
 // [Conn.Confirm] does; between connections it returns ErrDisconnected
-// (the edge hands unconfirmed pushes on, and they come again).
+// (the edge hands unconfirmed pushes on, and they come again: a repeat of
+// a push confirmed here is confirmed again on its own).
 func (s *Session) Confirm(ids ...string) error {
+	for _, id := range ids {
+		s.seen.confirm(id)
+	}
 	c := s.current()
 	if c == nil {
 		return ErrDisconnected

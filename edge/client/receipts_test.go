@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -133,4 +134,46 @@ func TestSessionConfirmsRepeatsUnseen(t *testing.T) {
 	if s.Duplicates() != 1 {
 		t.Fatalf("%d duplicates; want 1", s.Duplicates())
 	}
+}
+
+// With ManualReceipts a Session confirms a repeat only once the
+// application has confirmed the push it showed: a repeat of one it has
+// not (still at work on it, or never done) is dropped unconfirmed, so that
+// the producer hears received only for what the application confirmed.
+func TestSessionManualRepeatWaitsForTheApplication(t *testing.T) {
+	n := startEdge(t, "A", "127.0.0.1:0", "127.0.0.1:0", nil, nil)
+	var got confirmations
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	s, err := client.Connect(ctx, n.tcp, client.Options{Session: "me", ManualReceipts: true}, fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	n.pushReceipt(t, &got, "me", "x")
+	if id := recvID(t, s); id != "x" {
+		t.Fatalf("got %s; want x", id)
+	}
+	n.pushReceipt(t, &got, "me", "x") // the producer publishes it again
+	waitFor(t, "the repeat dropped", func() bool { return s.Duplicates() == 1 })
+	n.pushReceipt(t, &got, "me", "y")
+	if id := recvID(t, s); id != "y" { // Recv sends what the Session had to confirm
+		t.Fatalf("got %s; want y", id)
+	}
+	if err := s.Confirm("y"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "y confirmed", func() bool { return got.count() >= 1 })
+	got.mu.Lock()
+	early := slices.Clone(got.ids)
+	got.mu.Unlock()
+	if !slices.Equal(early, []string{"y"}) {
+		t.Fatalf("confirmed %q before the application confirmed x; want only y", early)
+	}
+	if err := s.Confirm("x"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both x confirmed", func() bool { return got.count() == 3 })
+	n.pushReceipt(t, &got, "me", "x") // a repeat of one the application confirmed is confirmed again
+	waitFor(t, "the confirmed repeat confirmed", func() bool { return got.count() == 4 })
 }

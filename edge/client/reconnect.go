@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
@@ -181,33 +182,51 @@ func stops(err error, refresh bool) (bool, error) {
 }
 
 // window is a bounded set of push ids: the last n added, forgotten oldest
-// first. Owned by the session's goroutine.
+// first, each with whether the application has confirmed it (taken it,
+// with automatic receipts). Safe for concurrent use: the session's
+// goroutine adds, the application's confirm.
 type window struct {
-	ids  map[string]struct{}
-	ring []string
-	next int
+	mu   sync.Mutex
+	ids  map[string]bool // guarded by mu: confirmed
+	ring []string        // guarded by mu
+	next int             // guarded by mu
 }
 
 func newWindow(n int) *window {
 	if n <= 0 {
 		return nil
 	}
-	return &window{ids: make(map[string]struct{}, n), ring: make([]string, n)}
+	return &window{ids: make(map[string]bool, n), ring: make([]string, n)}
 }
 
-// add records id and reports whether it is new. A nil window takes
+// add records id and reports whether it is new, and, for one that is
+// not, whether the application has confirmed it. A nil window takes
 // everything.
-func (w *window) add(id string) bool {
+func (w *window) add(id string) (isNew, confirmed bool) {
 	if w == nil {
-		return true
+		return true, false
 	}
-	if _, dup := w.ids[id]; dup {
-		return false
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if confirmed, dup := w.ids[id]; dup {
+		return false, confirmed
 	}
 	if old := w.ring[w.next]; old != "" {
 		delete(w.ids, old)
 	}
-	w.ring[w.next], w.ids[id] = id, struct{}{}
+	w.ring[w.next], w.ids[id] = id, false
 	w.next = (w.next + 1) % len(w.ring)
-	return true
+	return true, false
+}
+
+// confirm marks id confirmed, if it is in the window.
+func (w *window) confirm(id string) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	if _, ok := w.ids[id]; ok {
+		w.ids[id] = true
+	}
+	w.mu.Unlock()
 }

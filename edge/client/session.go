@@ -21,7 +21,9 @@ import (
 // revoked, protocol and normal, and Err then returns the server's
 // *CloseError. Pushes repeated across connections (a hand-over between
 // nodes, a replay) are dropped by push id within ReconnectOptions.Dedupe;
-// a repeat that asks for a receipt is confirmed again, unseen. Receipts go
+// a repeat that asks for a receipt is confirmed again, unseen, once the
+// application has confirmed (or, with automatic receipts, taken) the push
+// it repeats. Receipts go
 // on the current connection (a push taken from one that has ended comes
 // again, handed on by the edge, and is confirmed as a repeat).
 //
@@ -232,14 +234,18 @@ func (s *Session) hold(c *Conn, after error) error {
 
 // deliver hands f to the application unless it is a repeat; false when
 // the session is closing. A repeat that asks for a receipt is confirmed
-// again, so that the edge holding it stops waiting.
+// again if the application has confirmed the push it showed, so that the
+// edge holding it stops waiting; otherwise the application's own
+// confirmation, when it comes, confirms it.
 func (s *Session) deliver(f Frame) bool {
-	if f.Type == wire.TypePush && f.ID != "" && !s.seen.add(f.ID) {
-		s.dups.Add(1)
-		if f.WantsReceipt {
-			s.receipts.add(f.ID)
+	if f.Type == wire.TypePush && f.ID != "" {
+		if isNew, confirmed := s.seen.add(f.ID); !isNew {
+			s.dups.Add(1)
+			if f.WantsReceipt && confirmed {
+				s.receipts.add(f.ID)
+			}
+			return true
 		}
-		return true
 	}
 	if f.Type == wire.TypePush && s.o.OnPush != nil {
 		s.o.OnPush(f)
@@ -366,6 +372,7 @@ func (s *Session) Close() error {
 // its own.
 func (s *Session) taken(f *Frame) {
 	if f.Type == wire.TypePush && f.WantsReceipt && !s.o.ManualReceipts {
+		s.seen.confirm(f.ID)
 		s.receipts.add(f.ID)
 	}
 }
