@@ -9,9 +9,11 @@ import { Call } from "./request.js";
 
 const text = new TextDecoder();
 const OPEN = 1; // WebSocket.OPEN
-// A receipt frame carries at most this many payload bytes: far below any
-// node's frame size limit (1 MiB by default).
-const MAX_RECEIPT_BYTES = 60 * 1024;
+// A receipt frame carries at most this many payload bytes, as the Go
+// client's: far below a node's frame size limit (1 MiB by default, and
+// --max-frame-size may set it lower: a larger frame closes the connection
+// protocol, which stops the client).
+const MAX_RECEIPT_BYTES = 8 * 1024;
 
 /**
  * connect starts a client holding a session on the edge at url (ws:// or

@@ -336,3 +336,14 @@ test("close while a connect is in flight closes its socket at once, before any w
   assert.notEqual(s.closedWith, null, "the socket being dialed is closed");
   assert.equal(S.all.length, 1, "no other attempt");
 });
+
+test("receipt frames stay within 8 KiB of ids, as the Go client's, for edges whose frame size limit is set low", async () => {
+  const c = client({ receipts: "manual", onPush() {} });
+  const s = await S.nth(0);
+  c.confirm(...Array.from({ length: 1000 }, (_, i) => `${i}`.padStart(250, "q"))); // queued while connecting
+  s.welcome();
+  await until(() => s.receipts().length === 1000, "every receipt sent");
+  const sizes = s.sent.filter((f) => f.type === Type.receipt).map((f) => f.payload.length);
+  assert.ok(Math.max(...sizes) <= 8192, `receipt payloads of ${Math.max(...sizes)} bytes; want at most 8192`);
+  await c.close();
+});
