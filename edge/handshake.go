@@ -41,6 +41,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		return
 	}
 	defer s.shaking.remove(nc)
+	raw := nc // the socket as accepted: what shaking holds
 	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
 	if s.cfg.HandshakeTimeout > 0 {
 		_ = nc.SetDeadline(deadline)
@@ -72,6 +73,12 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		s.metrics.rejections[RejectRefused].Inc()
 		s.log.Debug("client refused before it took its session", zap.String("session", session), zap.Error(err))
 		s.reject(nc, fr, wire.CloseShutdown, err.Error())
+		return
+	}
+	// The socket becomes a connection's: Shutdown ends it as one (a close
+	// frame, a drain), no longer by closing it as a handshake. Once
+	// Shutdown has begun, it has closed the socket already.
+	if !s.shaking.release(raw) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})

@@ -38,6 +38,16 @@ func (s *tracked[T]) remove(x T) {
 	s.mu.Unlock()
 }
 
+// release removes x, which its goroutine keeps, and reports whether the
+// set was still open: once closed, the owner has x (close returned it)
+// and ends it.
+func (s *tracked[T]) release(x T) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.live, x)
+	return !s.closed
+}
+
 // close refuses any more and returns what the set holds.
 func (s *tracked[T]) close() []T {
 	s.mu.Lock()
