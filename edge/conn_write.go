@@ -123,6 +123,7 @@ func (c *Conn) fillLocked(w *writer, now *lazyNow) (ctl control, wait time.Durat
 	o, cfg := &c.out, &c.srv.cfg
 	ctl = c.takeControlLocked()
 	size := 0
+fill:
 	for len(w.items) < cfg.BatchFrames && size < cfg.BatchBytes {
 		src := o.next(cfg, now)
 		if src == fromNone {
@@ -137,11 +138,18 @@ func (c *Conn) fillLocked(w *writer, now *lazyNow) (ctl control, wait time.Durat
 				w.expired = append(w.expired, o.popPush(q, q.peek().e.Frame.Priority))
 				continue
 			}
-			if q.peek().wantsReceipt() && c.win.full(cfg.ReceiptWindow) {
-				break // back-pressure: it waits for room in the window, and so does what is behind it
-			}
-			if wait = c.rateWaitLocked(now); wait > 0 {
-				break
+			switch {
+			case q.peek().wantsReceipt() && c.win.full(cfg.ReceiptWindow):
+				// Back-pressure: the push waits for room in the window, and
+				// so do the pushes behind it; responses need no room.
+				if o.resp.n == 0 {
+					break fill
+				}
+				src = fromResp
+			default:
+				if wait = c.rateWaitLocked(now); wait > 0 {
+					break fill
+				}
 			}
 		}
 		it := o.take(src, cfg, now)

@@ -30,8 +30,9 @@ import (
 //
 // The window is bounded by Config.ReceiptWindow: while it is full, a
 // receipt-push at the head of its queue waits there, and the pushes behind
-// it (of both priorities, and response frames) wait too: back-pressure,
-// no drop. New arrivals meet the queue bounds as usual (queue_full).
+// it (of both priorities) wait too: back-pressure, no drop. Response
+// frames, which take no room, still go out. New arrivals meet the queue
+// bounds as usual (queue_full).
 
 // unconfirmed is a connection's window: its receipt-pushes taken to be
 // written and not yet confirmed, in write order. Guarded by the connection's mu. An empty

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -274,5 +275,33 @@ func TestReceiptFrameReadInPlace(t *testing.T) {
 			t.Fatalf("receipts told %q; want %q", got, want)
 		}
 		_ = pc
+	})
+}
+
+// A full window holds pushes back, not the answers to the client's
+// requests: a response frame goes out while receipt-pushes wait for room.
+func TestFullWindowLetsResponsesThrough(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var l confirmLog
+		cfg := DefaultConfig()
+		cfg.ReceiptWindow, cfg.ReceiptTimeout = 1, 0
+		echo := func(_ context.Context, req *Request) (Response, error) {
+			return Reply(Frame{Payload: req.Payload}), nil
+		}
+		srv := newTestServer(t, cfg, Options{Handlers: map[string]Handler{"echo": echo}})
+		c, pc := attachPipe(t, srv, "s1", false)
+		synctest.Wait()
+		pushEach(t, c, push.High, l.push("r1"), l.push("r2"))
+		synctest.Wait()
+		pc.sendFrame(t, wire.Frame{Type: wire.TypeRequest, ID: "q1", Name: "echo", Payload: []byte("hi")})
+		synctest.Wait()
+		if ids(pc.pushes()) != "r1" || pc.count(wire.TypeResponse) != 1 {
+			t.Fatalf("pushes %q, responses %d; want r1 alone (r2 waits for room) and the response", ids(pc.pushes()), pc.count(wire.TypeResponse))
+		}
+		pc.confirm(t, "r1")
+		synctest.Wait()
+		if s := ids(pc.pushes()); s != "r1 r2" {
+			t.Fatalf("after the receipt: %q; want r1 r2", s)
+		}
 	})
 }
