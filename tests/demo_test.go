@@ -22,9 +22,7 @@ import (
 
 // The tests here run the JavaScript client (clients/js) in real Chromium,
 // loaded from an edge's demo page (--demo) as any page of that origin
-// loads it, against real edges on a real NATS server. The checks of the
-// round trip of a receipt (Push-Ack: received, the receipt frame, the
-// producer's received ack) run when edgeReceipts is true.
+// loads it, against real edges on a real NATS server.
 
 // demoEdge is a node on s with the demo page (--demo), named name,
 // listening for WebSocket clients on ws ("": a free port).
@@ -160,25 +158,16 @@ func pushWithAck(t *testing.T, nc *nats.Conn, session, prio, id, ack string) pro
 	return a
 }
 
-// receiptAck is the Push-Ack a test's pushes ask for, and the status their
-// acks must have: received once the edge confirms receipts, else enqueued.
-func receiptAck() (ack, status string) {
-	if edgeReceipts {
-		return protocol.AckReceived, protocol.StatusReceived
-	}
-	return "", protocol.StatusEnqueued
-}
-
 // The library in a page receives high and low pushes, each priority in the
-// order published, each once; once the edge confirms receipts, it
-// confirms every push that asked, and the producer gets received.
+// order published, each once; it confirms every push (each asked for a
+// receipt), and the producer gets received.
 func TestPageClientPushesInOrder(t *testing.T) {
 	exe := chromiumPath(t)
 	s := natstest.Server(t)
 	n := demoEdge(t, s, "page-1", "")
 	ctx := startPageClient(t, exe, wsAddr(n), "page-1", "page")
 	nc := natstest.Connect(t, s)
-	ack, status := receiptAck()
+	ack, status := protocol.AckReceived, protocol.StatusReceived
 	var high, low []string
 	for i := 1; i <= 10; i++ {
 		prio, list := "high", &high
@@ -199,19 +188,12 @@ func TestPageClientPushesInOrder(t *testing.T) {
 		t.Errorf("low pushes %q; want %q", got, low)
 	}
 	for _, p := range v.Pushes {
-		if p.Text != "payload of "+p.ID || p.WantsReceipt != edgeReceipts {
-			t.Errorf("push %+v; want its payload, a receipt asked for %v", p, edgeReceipts)
+		if p.Text != "payload of "+p.ID || !p.WantsReceipt {
+			t.Errorf("push %+v; want its payload, a receipt asked for", p)
 		}
 	}
-	if edgeReceipts {
-		v = waitView(t, ctx, "confirmed the 10 pushes", func(v pageView) bool { return len(v.Receipts) >= 10 })
-	}
-	if want := v.ids(""); !edgeReceipts {
-		want = nil // pushes that asked for no receipt are never confirmed
-		if !slices.Equal(v.Receipts, want) {
-			t.Errorf("receipts %q; want none", v.Receipts)
-		}
-	} else if r := slices.Sorted(slices.Values(v.Receipts)); !slices.Equal(r, slices.Sorted(slices.Values(want))) {
+	v = waitView(t, ctx, "confirmed the 10 pushes", func(v pageView) bool { return len(v.Receipts) >= 10 })
+	if want := v.ids(""); !slices.Equal(slices.Sorted(slices.Values(v.Receipts)), slices.Sorted(slices.Values(want))) {
 		t.Errorf("receipts %q; want each of %q once", v.Receipts, want)
 	}
 }
@@ -228,7 +210,7 @@ func TestPageClientReconnects(t *testing.T) {
 		"--ws-listen", "127.0.0.1:0", "--tcp-listen", "", "--jwt-secret-file", writeSecret(t))
 	ctx := startPageClient(t, exe, n1.addr("websocket"), "page-1", "roamer")
 	nc := natstest.Connect(t, s)
-	ack, status := receiptAck()
+	ack, status := protocol.AckReceived, protocol.StatusReceived
 	var want []string
 	send := func(id string) {
 		t.Helper()
@@ -407,8 +389,8 @@ func click(t *testing.T, ctx context.Context, sel string, inputs map[string]stri
 
 // The demo page, opened as the make run banner prints it (/demo/?token=…),
 // holds its session, shows a push published over NATS with its priority
-// (and, once the edge confirms receipts, that its receipt went back and
-// the producer got received), a request's streamed reply and a cancel;
+// (and that its receipt went back and the producer got received), a
+// request's streamed reply and a cancel;
 // and when its node shuts down it shows the close reason. A screenshot is
 // kept (demo-page.png).
 func TestDemoPage(t *testing.T) {
@@ -421,7 +403,7 @@ func TestDemoPage(t *testing.T) {
 	ctx := openPage(t, exe, demoURL(n, "?token="+mint(t, "browser")))
 	waitText(t, ctx, "#where", "session browser on node demo-node")
 
-	ack, status := receiptAck()
+	ack, status := protocol.AckReceived, protocol.StatusReceived
 	if a := pushWithAck(t, nc, "browser", "high", "d1", ack); a.Status != status {
 		t.Fatalf("push d1: ack %+v; want %s", a, status)
 	}
@@ -430,10 +412,8 @@ func TestDemoPage(t *testing.T) {
 	}
 	waitText(t, ctx, `#pushes li[data-id="d1"][data-priority="high"]`, "d1: payload of d1")
 	waitText(t, ctx, `#pushes li[data-id="d2"][data-priority="low"]`, "d2: payload of d2")
-	if edgeReceipts {
-		waitText(t, ctx, `#pushes li[data-id="d2"][data-receipt="sent"]`, "receipt")
-		waitText(t, ctx, "#receipts", "d2")
-	}
+	waitText(t, ctx, `#pushes li[data-id="d2"][data-receipt="sent"]`, "receipt")
+	waitText(t, ctx, "#receipts", "d2")
 
 	click(t, ctx, "#send", map[string]string{"#method": "feed", "#payload": "3"})
 	waitText(t, ctx, "#reply-status", "feed: ended")

@@ -30,12 +30,6 @@ import (
 	"github.com/pushfabric/pushfabric/token"
 )
 
-// edgeReceipts says whether the edge confirms receipts to producers
-// (Push-Ack: received, issue 15). The JavaScript tests of the round trip
-// (a flagged push, its receipt frame, the producer's received ack) run only
-// when it is true.
-const edgeReceipts = true
-
 // nodePath is the Node.js binary, 20 or later: $PUSHFABRIC_NODE, else
 // node on PATH. Without one the test fails when PUSHFABRIC_REQUIRE_NODE is
 // set (make unit, CI) and skips, saying so, otherwise.
@@ -77,7 +71,6 @@ func TestJSClient(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"PUSHFABRIC_BRIDGE="+b.url,
 		"PUSHFABRIC_EDGE_WS="+b.current().ws(),
-		"PUSHFABRIC_EDGE_RECEIPTS="+strconv.FormatBool(edgeReceipts),
 	)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -8,7 +8,6 @@ import { connect, DisconnectedError, RequestError } from "../src/index.js";
 
 const bridge = process.env.PUSHFABRIC_BRIDGE;
 const edgeURL = process.env.PUSHFABRIC_EDGE_WS;
-const receipts = process.env.PUSHFABRIC_EDGE_RECEIPTS === "true";
 const skip = !bridge && "PUSHFABRIC_BRIDGE is not set: go test ./tests -run TestJSClient runs these against a real edge";
 const fast = { baseDelay: 20, maxDelay: 200 };
 
@@ -145,7 +144,7 @@ test("error frames end requests with their code", { skip }, async (t) => {
   await assert.rejects(drain(c.request("feed")), DisconnectedError);
 });
 
-test("a push asking for a receipt is confirmed after onPush returns, and the producer gets received", { skip: skip || (!receipts && "the edge does not confirm receipts yet (tests/jsclient_test.go edgeReceipts)") }, async (t) => {
+test("a push asking for a receipt is confirmed after onPush returns, and the producer gets received", { skip }, async (t) => {
   const confirmed = [];
   const { c, got } = open(t, "js-receipts", { onReceipt: (ids) => confirmed.push(...ids) });
   await c.whenConnected();
