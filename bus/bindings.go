@@ -55,6 +55,9 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 	}
 	b.replaced.Store(false)
 	l.mu.Unlock()
+	if err := d.joinGroups(c); err != nil { // the close hook lets the subscription go
+		return err
+	}
 	if err := d.nc.Flush(); err != nil { // the close hook lets the subscription go
 		return fmt.Errorf("confirm the subscription: %w", err)
 	}
@@ -75,6 +78,7 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 // if the session moved to another node, dead-lettered otherwise — instead
 // of vanishing in the client; the binding goes once the drain is done.
 func (d *Dispatcher) detach(c *edge.Conn, _ wire.CloseReason, _ error) {
+	d.leaveGroups(c)
 	session := c.Session()
 	l := d.laneOf(session)
 	l.mu.Lock()

@@ -17,6 +17,10 @@ import (
 
 // dispatch handles one message from a session subscription.
 func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
+	if group, token, ok := protocol.ParseGroupSubject(d.prefix, m.Subject); ok {
+		d.groupPush(l, m, group, token)
+		return
+	}
 	session, token, ok := protocol.ParseSubject(d.prefix, m.Subject)
 	switch {
 	case !ok:
@@ -24,6 +28,8 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 		d.log.Error("message on an unexpected subject", zap.String("subject", m.Subject))
 	case token == protocol.Control:
 		d.control(m, session)
+	case token == protocol.Member:
+		d.member(l, m, session)
 	default:
 		p, err := push.ParsePriority(token)
 		if err == nil {

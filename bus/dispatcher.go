@@ -44,7 +44,10 @@ type Dispatcher struct {
 	unlisten  func()        // set by Start: stops the reconnect notifications
 	started   bool          // set by Start, read by Stop (never concurrent with it)
 
-	wg sync.WaitGroup // goroutines waiting for a draining subscription to close
+	wg sync.WaitGroup // goroutines waiting for a draining subscription to close, membership requests
+
+	groups                    *groupTable
+	groupPushes, memberCopies atomic.Uint64
 
 	dispatched, forwarded, invalid atomic.Uint64
 }
@@ -57,6 +60,7 @@ type lane struct {
 	removals chan removal   // bindings whose drained subscription has closed
 	ids      idSource       // ids for pushes that came without one
 	receipts plainReceipts  // receipts of plain pushes
+	copies   groupCopies    // receipts of group pushes' member copies
 
 	// The bindings of the lane's sessions: read on every push by the lane,
 	// changed as sessions come and go.
@@ -73,6 +77,13 @@ type DispatcherStats struct {
 	Invalid     uint64        // messages that were not valid pushes
 	Sessions    int           // sessions subscribed
 	DeadLetters uint64        // dead letters the node's sink handed to the writer (the edge's and the dispatcher's)
+	// GroupPushes counts the group pushes and broadcasts that reached the
+	// node, MemberCopies the copies of them queued to local members, and
+	// GroupSubscriptions is the group subscriptions held now (one per
+	// group with local members, and the broadcast one while the node holds
+	// a connection).
+	GroupPushes, MemberCopies uint64
+	GroupSubscriptions        int
 }
 
 // NewDispatcher builds the dispatcher of c's sessions in reg, dead-letters
@@ -90,7 +101,7 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	d := &Dispatcher{
 		conn: c, prefix: id.Prefix, node: id.Node, reg: reg, sink: sink, log: log,
 		stop: make(chan struct{}), handovers: newHandovers(id.Prefix, c.cfg.HandoverTimeout, sink, log),
-		edgeInbox: protocol.EdgeInboxPrefix(id.Prefix), resyncs: make(chan struct{}, 1),
+		edgeInbox: protocol.EdgeInboxPrefix(id.Prefix), resyncs: make(chan struct{}, 1), groups: newGroupTable(),
 	}
 	for range c.cfg.DispatchLanes {
 		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan *binding, 64), removals: make(chan removal, 64), ids: newIDSource(),
@@ -167,7 +178,8 @@ func (d *Dispatcher) Stats() DispatcherStats {
 		l.mu.RUnlock()
 	}
 	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Handovers: d.handovers.stats(),
-		Waiting: d.handovers.pending(), Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load()}
+		Waiting: d.handovers.pending(), Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load(),
+		GroupPushes: d.groupPushes.Load(), MemberCopies: d.memberCopies.Load(), GroupSubscriptions: d.groups.subscriptions()}
 }
 
 // Stop ends dispatching: what is still in the channel is handled (nobody
@@ -189,6 +201,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		}
 		l.mu.Unlock()
 	}
+	d.stopGroups()
 	if d.nc.IsConnected() {
 		_ = d.nc.Flush() // what NATS sent before the unsubscriptions is in the channel
 	}

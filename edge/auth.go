@@ -3,7 +3,9 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -43,10 +45,65 @@ type TokenVerifier interface {
 	Verify(token string) (session string, err error)
 }
 
+// GroupAuthenticator is an Authenticator that also names the groups the
+// client's connection is a member of from the start (a token's groups
+// claim). The server calls AuthenticateGroups in the place of
+// Authenticate when its authenticator has it; groups that break
+// push.CheckGroups reject the client with close reason auth.
+type GroupAuthenticator interface {
+	Authenticator
+	AuthenticateGroups(ctx context.Context, cr Credentials) (session string, groups []string, err error)
+}
+
+// GroupVerifier is a TokenVerifier that also returns the token's groups
+// claim (a *token.Verifier is one).
+type GroupVerifier interface {
+	TokenVerifier
+	VerifyGroups(token string) (session string, groups []string, err error)
+}
+
 // BearerAuth authenticates clients by their bearer token alone: the
 // WebSocket ?token= or Authorization: Bearer, or the TCP hello's payload.
-func BearerAuth(v TokenVerifier) Authenticator {
-	return AuthFunc(func(_ context.Context, cr Credentials) (string, error) { return v.Verify(cr.Token) })
+// When v is a GroupVerifier, the token's groups claim makes the
+// connection a member of those groups.
+func BearerAuth(v TokenVerifier) Authenticator { return bearerAuth{v} }
+
+type bearerAuth struct{ v TokenVerifier }
+
+func (b bearerAuth) Authenticate(_ context.Context, cr Credentials) (string, error) {
+	return b.v.Verify(cr.Token)
+}
+
+func (b bearerAuth) AuthenticateGroups(_ context.Context, cr Credentials) (string, []string, error) {
+	if gv, ok := b.v.(GroupVerifier); ok {
+		return gv.VerifyGroups(cr.Token)
+	}
+	session, err := b.v.Verify(cr.Token)
+	return session, nil, err
+}
+
+// authenticate runs the server's authenticator: its AuthenticateGroups if
+// it has one. The session and groups it returns must follow the naming
+// rules.
+func authenticate(ctx context.Context, a Authenticator, cr Credentials) (string, []string, error) {
+	var session string
+	var groups []string
+	var err error
+	if ga, ok := a.(GroupAuthenticator); ok {
+		session, groups, err = ga.AuthenticateGroups(ctx, cr)
+	} else {
+		session, err = a.Authenticate(ctx, cr)
+	}
+	switch {
+	case err != nil:
+		return "", nil, err
+	case !push.ValidName(session):
+		return "", nil, fmt.Errorf("authenticator returned invalid session id %q", session)
+	}
+	if err := push.CheckGroups(groups); err != nil {
+		return "", nil, fmt.Errorf("groups: %w", err)
+	}
+	return session, slices.Compact(slices.Sorted(slices.Values(groups))), nil
 }
 
 // DevAuth is development mode: a client gets the session it names, with no

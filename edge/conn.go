@@ -72,6 +72,11 @@ type Conn struct {
 	limiter *rate.Limiter // nil without a rate limit; used by the write side's owner
 	done    chan struct{} // closed by the reader goroutine at the very end
 
+	// The groups the connection is a member of (Groups, ChangeGroups),
+	// sorted.
+	groupsMu sync.Mutex
+	groups   []string // guarded by groupsMu
+
 	// Set once the dead-letter sink panicked on one of the connection's
 	// pushes: the rest are counted lost, not handed to it again.
 	sinkPanicked atomic.Bool

@@ -18,7 +18,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
-	"github.com/pushfabric/pushfabric/push"
 )
 
 // handshakePolicy is what handshakes check, from the Config. Read-only.
@@ -58,11 +57,8 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	}
 	cr.Local, cr.Remote = nc.LocalAddr(), remote
 	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
-	session, err := s.auth.Authenticate(ctx, cr)
+	session, groups, err := authenticate(ctx, s.auth, cr)
 	cancel()
-	if err == nil && !push.ValidName(session) {
-		err = fmt.Errorf("authenticator returned invalid session id %q", session)
-	}
 	if err != nil {
 		s.metrics.rejections[RejectAuth].Inc()
 		s.log.Debug("client rejected", zap.Stringer("remote", remote), zap.Error(err))
@@ -83,6 +79,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c := s.newConn(nc, remote, fr, session)
+	c.groups = groups
 	c.in.pending = early
 	if !s.admit(c) {
 		s.metrics.rejections[RejectShutdown].Inc()

@@ -57,6 +57,9 @@ type Options struct {
 	// StatusWindow is how long Publish remembers a push to learn that no
 	// one holds its session (the answer comes within a round trip).
 	StatusWindow time.Duration
+	// GroupWindow is how long PushGroup gathers the acknowledgements of
+	// the nodes holding a group's members; default 250ms.
+	GroupWindow time.Duration
 	// MaxTracked bounds the pushes remembered for that; past it a push is
 	// published untracked (and counted): if its session is offline it is
 	// lost, as with a plain NATS publish.
@@ -88,6 +91,9 @@ func (o *Options) defaults() {
 	}
 	if o.StatusWindow <= 0 {
 		o.StatusWindow = 2 * time.Second
+	}
+	if o.GroupWindow <= 0 {
+		o.GroupWindow = 250 * time.Millisecond
 	}
 	if o.MaxTracked <= 0 {
 		o.MaxTracked = 100_000
@@ -239,10 +245,18 @@ func (p *Producer) msg(ctx context.Context, session string, prio push.Priority, 
 	if err := push.CheckName("session", session); err != nil {
 		return nil, nil, err
 	}
+	return p.build(ctx, protocol.PushSubject(p.opts.Prefix, session, prio.String()), attribute.String("pushfabric.session", session),
+		prio, payload, opts)
+}
+
+// build is msg for a push to subject; target names its session or group
+// on the span.
+func (p *Producer) build(ctx context.Context, subject string, target attribute.KeyValue, prio push.Priority, payload []byte,
+	opts []Option) (*nats.Msg, trace.Span, error) {
 	if !prio.Valid() {
 		return nil, nil, fmt.Errorf("%v: want high or low", prio)
 	}
-	m := &nats.Msg{Subject: protocol.PushSubject(p.opts.Prefix, session, prio.String()), Header: nats.Header{}, Data: payload}
+	m := &nats.Msg{Subject: subject, Header: nats.Header{}, Data: payload}
 	for _, o := range opts {
 		if err := o(m); err != nil {
 			return nil, nil, err
@@ -254,7 +268,7 @@ func (p *Producer) msg(ctx context.Context, session string, prio push.Priority, 
 	_, span := p.tracer.Start(ctx, "pushfabric.push", producerSpan...)
 	if span.IsRecording() { // nothing to build when tracing is off
 		span.SetAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject),
-			attribute.String("pushfabric.session", session), attribute.String("pushfabric.push_id", m.Header.Get(protocol.HeaderID)))
+			target, attribute.String("pushfabric.push_id", m.Header.Get(protocol.HeaderID)))
 		propagation.TraceContext{}.Inject(trace.ContextWithSpan(ctx, span), protocol.Carrier(m.Header))
 	}
 	m.Header.Set(protocol.HeaderSentAt, push.FormatTime(time.Now()))
@@ -311,6 +325,12 @@ func (p *Producer) Publish(session string, prio push.Priority, payload []byte, o
 	}
 	defer span.End()
 	m.Header[protocol.HeaderAck] = ackNone
+	return p.send(m, session, prio, session)
+}
+
+// send publishes m, tracked for its status window under the dead-letter
+// session token session; what names the target in an error.
+func (p *Producer) send(m *nats.Msg, session string, prio push.Priority, what string) error {
 	seq, ok := p.track(m, session, prio)
 	if ok {
 		m.Reply = p.inbox + "." + strconv.FormatUint(seq, 36)
@@ -319,7 +339,7 @@ func (p *Producer) Publish(session string, prio push.Priority, payload []byte, o
 		if ok {
 			p.untrack(seq)
 		}
-		return fmt.Errorf("publish to %s: %w", session, err)
+		return fmt.Errorf("publish to %s: %w", what, err)
 	}
 	p.published.Add(1)
 	return nil

@@ -151,6 +151,9 @@ type Ack struct {
 	Reason string `json:"reason,omitempty"` // why it is dead
 	Node   string `json:"node,omitempty"`   // the node that answered
 	ID     string `json:"id,omitempty"`     // the push id
+	// Members, on a group push's enqueued ack: the node's local members
+	// it was queued for.
+	Members int `json:"members,omitempty"`
 }
 
 // Msg encodes the ack as a reply to subject.

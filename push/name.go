@@ -56,3 +56,37 @@ func (e *NameError) Unwrap() error { return ErrInvalidName }
 // Reserved reports whether name is one no session may have: "group" and
 // "all" name the subjects of group pushes and broadcasts.
 func Reserved(name string) bool { return name == "group" || name == "all" }
+
+// MaxGroups is the most groups one connection may be a member of: a
+// token's groups claim and the joins after it together.
+const MaxGroups = 32
+
+// AllGroup is the group every connection is a member of: a broadcast's
+// Push-Group. No group may be named so.
+const AllGroup = "all"
+
+// CheckGroup returns nil for a name a group may have: the rule of
+// [ValidName], and not [AllGroup].
+func CheckGroup(name string) error {
+	if name == AllGroup {
+		return fmt.Errorf("group %q: reserved for broadcasts", name)
+	}
+	return CheckName("group", name)
+}
+
+// CheckGroups returns nil when names are at most [MaxGroups] names that
+// each pass [CheckGroup] (repeats count once), else an error saying which
+// broke the rule.
+func CheckGroups(names []string) error {
+	seen := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		if err := CheckGroup(n); err != nil {
+			return err
+		}
+		seen[n] = struct{}{}
+	}
+	if len(seen) > MaxGroups {
+		return fmt.Errorf("%d groups: at most %d", len(seen), MaxGroups)
+	}
+	return nil
+}

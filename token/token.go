@@ -71,36 +71,73 @@ func newVerifier(key any, alg string) *Verifier {
 	)}
 }
 
+// Claims are the claims of a client's token: the registered ones, and
+// the groups its connection is a member of from the start.
+type Claims struct {
+	jwt.RegisteredClaims
+	// Groups, optional: at most push.MaxGroups names, each by the rule of
+	// push.CheckGroup.
+	Groups []string `json:"groups,omitempty"`
+}
+
 // Verify checks tok and returns its subject, the session. Its errors say
 // what is wrong without revealing a secret, so they may be shown to the
 // client.
 func (a *Verifier) Verify(tok string) (string, error) {
+	session, _, err := a.VerifyGroups(tok)
+	return session, err
+}
+
+// VerifyGroups is Verify that also returns the token's groups claim. A
+// token whose groups break the rule (push.CheckGroups) is refused, with an
+// error naming the name at fault.
+func (a *Verifier) VerifyGroups(tok string) (session string, groups []string, err error) {
 	if tok == "" {
-		return "", errors.New("missing token")
+		return "", nil, errors.New("missing token")
 	}
-	var claims jwt.RegisteredClaims
-	_, err := a.parser.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return a.key, nil })
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return "", errors.New("token expired")
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "", errors.New("token has no expiry (exp)")
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "", errors.New("token signature is not valid")
-	case err != nil:
-		return "", fmt.Errorf("token is not valid: %w", err)
+	var claims Claims
+	_, err = a.parser.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return a.key, nil })
+	if err != nil {
+		return "", nil, verifyError(err)
 	}
 	if err := push.CheckName("token subject", claims.Subject); err != nil {
-		return "", fmt.Errorf("%w: not a session id", err)
+		return "", nil, fmt.Errorf("%w: not a session id", err)
 	}
-	return claims.Subject, nil
+	if err := push.CheckGroups(claims.Groups); err != nil {
+		return "", nil, fmt.Errorf("token groups claim: %w", err)
+	}
+	return claims.Subject, claims.Groups, nil
+}
+
+// verifyError says what is wrong with a token the parser refused, without
+// revealing a secret.
+func verifyError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errors.New("token expired")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return errors.New("token has no expiry (exp)")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return errors.New("token signature is not valid")
+	}
+	return fmt.Errorf("token is not valid: %w", err)
 }
 
 // Mint signs a token for session, valid for ttl, with key: a PEM
 // private key (RSA: RS256, Ed25519: EdDSA) or, for anything else, an HS256
 // secret of at least 32 bytes.
 func Mint(key []byte, session string, ttl time.Duration) (string, error) {
+	return MintGroups(key, session, nil, ttl)
+}
+
+// MintGroups is Mint with a groups claim: the connection is a member of
+// groups (at most push.MaxGroups, each by the rule of push.CheckGroup)
+// from the start.
+func MintGroups(key []byte, session string, groups []string, ttl time.Duration) (string, error) {
 	if err := push.CheckName("session", session); err != nil {
+		return "", err
+	}
+	if err := push.CheckGroups(groups); err != nil {
 		return "", err
 	}
 	if ttl <= 0 {
@@ -111,11 +148,11 @@ func Mint(key []byte, session string, ttl time.Duration) (string, error) {
 		return "", err
 	}
 	now := time.Now()
-	claims := jwt.RegisteredClaims{
+	claims := Claims{RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   session,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}
+	}, Groups: groups}
 	return jwt.NewWithClaims(method, claims).SignedString(signer)
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,39 @@ func TestLeeway(t *testing.T) {
 		}
 		if _, err := v.Verify(tok); (err == nil) != c.ok {
 			t.Errorf("expired %s ago: %v; want accepted %v", c.expiredFor, err, c.ok)
+		}
+	}
+}
+
+func TestGroupsClaim(t *testing.T) {
+	hs, err := token.NewHS256(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := token.MintGroups(secret, "alice", []string{"user-alice", "room_1"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, groups, err := hs.VerifyGroups(tok)
+	if err != nil || session != "alice" || strings.Join(groups, ",") != "user-alice,room_1" {
+		t.Fatalf("%q %q %v; want alice [user-alice room_1]", session, groups, err)
+	}
+	many := make([]string, 33)
+	for i := range many {
+		many[i] = "g" + strconv.Itoa(i)
+	}
+	future := jwt.NewNumericDate(time.Now().Add(time.Hour))
+	for name, groups := range map[string][]string{"too many": many, "bad name": {"ok", "a.b"}, "reserved": {"all"}} {
+		raw, err := jwt.NewWithClaims(jwt.SigningMethodHS256, token.Claims{
+			RegisteredClaims: jwt.RegisteredClaims{Subject: "alice", ExpiresAt: future}, Groups: groups}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := hs.VerifyGroups(raw); err == nil || !strings.Contains(err.Error(), "groups claim") {
+			t.Errorf("%s: %v; want a groups claim error", name, err)
+		}
+		if _, err := token.MintGroups(secret, "alice", groups, time.Minute); err == nil {
+			t.Errorf("%s: minted", name)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,10 +33,12 @@ func (n *natsFlags) connect() (*nats.Conn, error) {
 // pushCmd is pushctl push.
 type pushCmd struct {
 	natsFlags   `embed:""`
-	Session     string        `arg:"" help:"The session to push to."`
-	Payload     string        `arg:"" help:"The payload; - reads it from standard input."`
+	Session     string        `arg:"" help:"The session to push to; with --group or --all, leave it out (the one argument is the payload)."`
+	Payload     string        `arg:"" optional:"" help:"The payload; - reads it from standard input."`
+	Group       string        `help:"Push to every member of this group, on every node, instead of one session (the acknowledgement counts the members)."`
+	All         bool          `name:"all" help:"Push to every connection on every node (a broadcast) instead of one session."`
 	Priority    string        `default:"high" enum:"high,low" help:"high or low."`
-	Ack         string        `default:"enqueued" enum:"enqueued,written,received" help:"What to wait for: enqueued (in the session's queue), written (in the client's socket) or received (the client application confirmed it; the edge gives up on it after its --receipt-timeout)."`
+	Ack         string        `default:"enqueued" enum:"enqueued,written,received" help:"What to wait for: enqueued (in the session's queue), written (in the client's socket) or received (the client application confirmed it; the edge gives up on it after its --receipt-timeout). A group push or broadcast takes enqueued only."`
 	ID          string        `name:"id" help:"Push id; default: a new unique id."`
 	ContentType string        `help:"Content type passed to the client."`
 	ExpiresIn   time.Duration `help:"Dead-letter the push as expired if it is not written within this; 0: never."`
@@ -49,9 +52,10 @@ func (c *pushCmd) Help() string {
 	return "Publishes a push and prints the edge node's acknowledgement. Exit status: 0 when the push is\nenqueued, written or received, 1 when it is dead (dead-lettered with the reason shown, offline when\nno node holds the session) or on error, such as no acknowledgement within --timeout (the push is\nthen unacknowledged: it may have been delivered; send it again with the same --id)."
 }
 
-// Validate checks the session's name and that the headers are key=value.
+// Validate checks the session's or group's name and that the headers are
+// key=value. With --group or --all the one argument is the payload.
 func (c *pushCmd) Validate(kctx *kong.Context) error {
-	if err := checkArg(kctx, "session", "session", c.Session); err != nil {
+	if err := c.target(kctx); err != nil {
 		return err
 	}
 	for _, h := range c.Header {
@@ -78,6 +82,29 @@ func (c *pushCmd) options() []producer.Option {
 		opts = append(opts, producer.WithHeader(k, v))
 	}
 	return opts
+}
+
+// target checks what the push is for: a session (two arguments), or,
+// with --group or --all, a group (one argument, the payload).
+func (c *pushCmd) target(kctx *kong.Context) error {
+	grouped := c.Group != "" || c.All
+	switch {
+	case c.Group != "" && c.All:
+		return errors.New("--group and --all: choose one")
+	case grouped && onCommandLine(kctx, "payload"):
+		return errors.New("with --group or --all, give the payload alone, no session")
+	case grouped && c.Ack != protocol.AckEnqueued:
+		return fmt.Errorf("--ack %s: per session only; a group push is acknowledged enqueued, with its members", c.Ack)
+	case grouped:
+		c.Payload, c.Session = c.Session, ""
+		if c.Group != "" {
+			return push.CheckGroup(c.Group)
+		}
+		return nil
+	case !onCommandLine(kctx, "payload"):
+		return errors.New("expected <session> <payload>")
+	}
+	return checkArg(kctx, "session", "session", c.Session)
 }
 
 func (c *pushCmd) run() int {
@@ -111,6 +138,9 @@ func (c *pushCmd) run() int {
 	if err != nil {
 		return fail("push", err)
 	}
+	if c.Group != "" || c.All {
+		return c.pushGroup(ctx, p, prio, payload)
+	}
 	a, err := p.Push(ctx, c.Session, prio, payload, c.options()...)
 	if cerr := p.Stop(ctx); err == nil && cerr != nil {
 		err = fmt.Errorf("writing the dead letter: %w", cerr)
@@ -139,4 +169,32 @@ func printAck(a protocol.Ack, asJSON bool) {
 	default:
 		fmt.Printf("%s on node %s (push %s)\n", a.Status, a.Node, a.ID)
 	}
+}
+
+// pushGroup sends a group push or broadcast and prints how many members
+// took it; exit status 1 when none did (dead-lettered offline).
+func (c *pushCmd) pushGroup(ctx context.Context, p *producer.Producer, prio push.Priority, payload []byte) int {
+	group := c.Group
+	if c.All {
+		group = push.AllGroup
+	}
+	a, err := p.PushGroup(ctx, group, prio, payload, c.options()...)
+	if cerr := p.Stop(ctx); err == nil && cerr != nil {
+		err = fmt.Errorf("writing the dead letter: %w", cerr)
+	}
+	if err != nil {
+		return fail("push", err)
+	}
+	if c.JSON {
+		b, _ := json.Marshal(a)
+		fmt.Println(string(b))
+	} else if a.Offline {
+		fmt.Printf("dead: offline: no member of %s on any node (push %s, dead-lettered)\n", group, a.ID)
+	} else {
+		fmt.Printf("enqueued for %d members of %s on %d nodes (push %s)\n", a.Members, group, len(a.Nodes), a.ID)
+	}
+	if a.Offline {
+		return 1
+	}
+	return 0
 }

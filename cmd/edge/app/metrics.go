@@ -104,11 +104,17 @@ func connCollector(c *bus.Conn) prometheus.Collector {
 	}}
 }
 
-// dispatcherCollector exports the dispatcher's hand-overs.
+// dispatcherCollector exports the dispatcher's hand-overs and group pushes.
 func dispatcherCollector(d *bus.Dispatcher) prometheus.Collector {
 	return statsCollector[bus.DispatcherStats]{read: d.Stats, families: []family[bus.DispatcherStats]{
 		counterBy("pushfabric_handovers_total", "Pushes this node handed to the node that took their session, by how it ended.",
 			"outcome", func(s bus.DispatcherStats) map[string]uint64 { return s.Handovers }),
+		counter("pushfabric_group_pushes_received_total", "Group pushes and broadcasts that reached this node.",
+			func(s bus.DispatcherStats) uint64 { return s.GroupPushes }),
+		counter("pushfabric_group_member_copies_total", "Copies of group pushes and broadcasts queued to local members (each then counted as a push received).",
+			func(s bus.DispatcherStats) uint64 { return s.MemberCopies }),
+		gauge("pushfabric_group_subscriptions", "Group subscriptions this node holds: one per group with local members, and the broadcast one while it holds a connection.",
+			func(s bus.DispatcherStats) float64 { return float64(s.GroupSubscriptions) }),
 	}}
 }
 

@@ -1,0 +1,351 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
+)
+
+// groupTable is the node's side of group pushes: for each group with a
+// local member, the one subscription to <prefix>.group.<group>.* and the
+// members; every connection is a member of push.AllGroup, whose
+// subscription is <prefix>.all.*. A subscription is made with a group's
+// first local member and unsubscribed with its last. A connection's own
+// list (edge.Conn.Groups) is changed only under mu, so the two agree.
+type groupTable struct {
+	mu     sync.RWMutex
+	groups map[string]*group // guarded by mu; a group is here while it has a member
+}
+
+// group is one group's local members, in the order they joined (swapped
+// on removal).
+type group struct {
+	sub     *nats.Subscription
+	members []*edge.Conn
+	index   map[*edge.Conn]int // position in members
+}
+
+func newGroupTable() *groupTable { return &groupTable{groups: make(map[string]*group)} }
+
+// add makes c a member of name, subscribing when it is the group's first
+// local member. The caller holds t.mu.
+func (d *Dispatcher) addMember(t *groupTable, c *edge.Conn, name string) error {
+	g := t.groups[name]
+	if g == nil {
+		l := d.laneOf(protocol.GroupLetterSession(name))
+		sub, err := d.nc.ChanSubscribe(protocol.GroupWildcard(d.prefix, name), l.ch)
+		if err != nil {
+			return fmt.Errorf("subscribe to group %s: %w", name, err)
+		}
+		g = &group{sub: sub, index: make(map[*edge.Conn]int)}
+		t.groups[name] = g
+	}
+	if _, ok := g.index[c]; !ok {
+		g.index[c] = len(g.members)
+		g.members = append(g.members, c)
+	}
+	return nil
+}
+
+// removeMember ends c's membership of name, unsubscribing with the
+// group's last local member: what NATS already sent still arrives, and
+// finds fewer members or none. The caller holds t.mu.
+func (t *groupTable) removeMember(c *edge.Conn, name string) {
+	g := t.groups[name]
+	if g == nil {
+		return
+	}
+	i, ok := g.index[c]
+	if !ok {
+		return
+	}
+	last := len(g.members) - 1
+	g.members[i] = g.members[last]
+	g.index[g.members[i]] = i
+	g.members[last] = nil
+	g.members = g.members[:last]
+	delete(g.index, c)
+	if len(g.members) == 0 {
+		_ = g.sub.Unsubscribe()
+		delete(t.groups, name)
+	}
+}
+
+// attached reports whether c is a connection the table knows (a member of
+// push.AllGroup). The caller holds t.mu.
+func (t *groupTable) attached(c *edge.Conn) bool {
+	g := t.groups[push.AllGroup]
+	if g == nil {
+		return false
+	}
+	_, ok := g.index[c]
+	return ok
+}
+
+// joinGroups makes a connection that has just connected a member of its
+// token's groups and of push.AllGroup. On error it is a member of none.
+func (d *Dispatcher) joinGroups(c *edge.Conn) error {
+	t := d.groups
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	names := append(c.Groups(), push.AllGroup)
+	for i, n := range names {
+		if err := d.addMember(t, c, n); err != nil {
+			for _, m := range names[:i] {
+				t.removeMember(c, m)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// leaveGroups ends every membership of a connection that has ended.
+func (d *Dispatcher) leaveGroups(c *edge.Conn) {
+	t := d.groups
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.attached(c) {
+		return
+	}
+	for _, n := range append(c.Groups(), push.AllGroup) {
+		t.removeMember(c, n)
+	}
+}
+
+// errNotMember refuses a membership change for a connection that has
+// ended.
+var errNotMember = errors.New("the session's connection has ended")
+
+// changeGroups applies a membership request to c and returns its groups
+// after it. A name breaking the rule, too many groups, or a subscription
+// NATS refused, and nothing changes.
+func (d *Dispatcher) changeGroups(c *edge.Conn, join, leave []string) ([]string, error) {
+	t := d.groups
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.attached(c) {
+		return nil, errNotMember
+	}
+	added, removed, err := c.ChangeGroups(join, leave)
+	if err != nil {
+		return c.Groups(), err
+	}
+	for i, n := range added {
+		if err := d.addMember(t, c, n); err != nil {
+			for _, m := range added[:i] {
+				t.removeMember(c, m)
+			}
+			_, _, _ = c.ChangeGroups(removed, added) // as it was
+			return c.Groups(), err
+		}
+	}
+	for _, n := range removed {
+		t.removeMember(c, n)
+	}
+	return c.Groups(), nil
+}
+
+// stopGroups unsubscribes every group; the connections have ended.
+func (d *Dispatcher) stopGroups() {
+	t := d.groups
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for n, g := range t.groups {
+		_ = g.sub.Unsubscribe()
+		delete(t.groups, n)
+	}
+}
+
+// subscriptions is the number of group subscriptions held (the broadcast
+// one included).
+func (t *groupTable) subscriptions() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.groups)
+}
+
+// member answers a membership request for session (Push-Join, Push-Leave)
+// if this node holds it, with the groups after the change, once the
+// subscriptions it made are confirmed; it stays silent if it does not
+// hold it (the holder answers, or no one: no responders). It runs on a
+// goroutine of its own: the confirmation takes a round trip.
+func (d *Dispatcher) member(l *lane, m *nats.Msg, session string) {
+	c := d.reg.Get(session)
+	if c == nil {
+		return
+	}
+	if b := l.binding(session); b != nil && b.replaced.Load() {
+		return // a newer connection elsewhere answers
+	}
+	d.wg.Go(func() {
+		groups, err := d.changeGroups(c, protocol.SplitGroups(m.Header.Get(protocol.HeaderJoin)),
+			protocol.SplitGroups(m.Header.Get(protocol.HeaderLeave)))
+		if err == nil {
+			if err = d.nc.Flush(); err != nil {
+				err = fmt.Errorf("confirm the subscriptions: %w", err)
+			}
+		}
+		d.answerMember(m, session, groups, err)
+	})
+}
+
+// answerMember replies to a membership request, if it has a reply subject.
+func (d *Dispatcher) answerMember(m *nats.Msg, session string, groups []string, err error) {
+	r := protocol.MemberReply{Session: session, Node: d.node, Groups: groups}
+	if r.Groups == nil {
+		r.Groups = []string{}
+	}
+	if err != nil {
+		r.Error = err.Error()
+		d.log.Debug("membership request refused", zap.String("session", session), zap.Error(err))
+	}
+	if m.Reply != "" {
+		_ = d.nc.PublishMsg(r.Msg(m.Reply))
+	}
+}
+
+// groupPush queues a push for group to each local member as a push of its
+// own: same id and payload bytes, a receipt of its own, so that each
+// member's priority, fairness, rate and queue rules apply and what one
+// member cannot take is dead-lettered for that member alone. A producer
+// waiting hears the number of local members it was queued for.
+func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
+	d.groupPushes.Add(1)
+	letter := protocol.GroupLetterSession(group)
+	p, err := push.ParsePriority(token)
+	if err != nil {
+		d.rejectInvalid(m, letter, token, fmt.Errorf("subject token %q: %w", token, err))
+		return
+	}
+	if len(m.Header) > 0 { // no hand-overs of group pushes: nothing honours these
+		delete(m.Header, protocol.HeaderReply)
+		delete(m.Header, protocol.HeaderSession)
+	}
+	e, mode, err := groupEnvelope(m, &l.ids)
+	if err != nil {
+		d.rejectInvalid(m, letter, p.String(), err)
+		return
+	}
+	if !e.Expires.IsZero() && !e.Expires.After(time.Now()) {
+		d.reject(m, letter, p.String(), push.ReasonExpired)
+		return
+	}
+	n := d.fanOut(l, m, &e, group, p)
+	if mode == protocol.AckEnqueued {
+		d.sink.m.ack(protocol.StatusEnqueued)
+		a := protocol.Ack{Status: protocol.StatusEnqueued, Node: d.node, ID: e.Frame.ID, Members: n}
+		_ = d.nc.PublishMsg(a.Msg(m.Reply))
+	}
+}
+
+// groupEnvelope is envelopeOf for a group push, which refuses the
+// per-session acknowledgements written and received.
+func groupEnvelope(m *nats.Msg, ids *idSource) (edge.Envelope, string, error) {
+	e, mode, err := envelopeOf(m, ids)
+	if err != nil {
+		return e, mode, err
+	}
+	if v := m.Header.Get(protocol.HeaderAck); v == protocol.AckWritten || v == protocol.AckReceived {
+		return e, mode, fmt.Errorf("%s %q: per session only, not on a group push", protocol.HeaderAck, v)
+	}
+	return e, mode, nil
+}
+
+// fanOut queues e to every local member of group and returns how many took
+// it. The envelope, its payload bytes included, is shared: each copy costs
+// a receipt from the lane's block, no allocation of its own.
+func (d *Dispatcher) fanOut(l *lane, m *nats.Msg, e *edge.Envelope, group string, p push.Priority) int {
+	t := d.groups
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	g := t.groups[group]
+	if g == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range g.members {
+		e.Receipt = l.copies.next(m, d, group)
+		if err := c.TryPush(p, *e); err == nil {
+			n++
+		} else {
+			d.copyRefused(c, e, p, err)
+		}
+	}
+	d.memberCopies.Add(uint64(n))
+	return n
+}
+
+// copyRefused dead-letters a member's copy TryPush refused without
+// dead-lettering it. (Apart from fanOut, so that the error's target
+// escapes only on this path.)
+func (d *Dispatcher) copyRefused(c *edge.Conn, e *edge.Envelope, p push.Priority, err error) {
+	var dle *edge.DeadLetteredError
+	if !errors.As(err, &dle) {
+		e.Receipt.Dead(edge.DeadLetter{Envelope: *e, Session: c.Session(), Priority: p, Reason: refusalReason(err)})
+	}
+}
+
+// groupCopy is the receipt of a member's copy of a group push: written,
+// its latency is counted; dead, it is dead-lettered as a push for the
+// member's own session (its subject and Push-Subject) with Push-Group;
+// moved with its session to another node, it is handed over as one.
+type groupCopy struct {
+	m     *nats.Msg // shared by the copies; never changed
+	d     *Dispatcher
+	group string
+}
+
+func (r *groupCopy) Written(e *edge.Envelope) {
+	r.d.observeLatency(e)
+	r.m = nil
+}
+
+func (r *groupCopy) Dead(dl edge.DeadLetter) {
+	r.d.sink.write(dl.Session, dl.Priority.String(), dl.Reason, r.memberMsg(dl.Session, dl.Priority), &dl.Envelope)
+	r.m = nil
+}
+
+func (r *groupCopy) Moved(session string, e *edge.Envelope) {
+	m := r.memberMsg(session, e.Frame.Priority)
+	stampID(m, e.Frame.ID)
+	r.d.handOver(m, session, e.Frame.Priority.String(), "", push.ReasonReplaced)
+	r.m = nil
+}
+
+// memberMsg is the copy as a push for session: its own subject, the
+// original headers (copied: the message is shared) with Push-Group, and
+// the payload.
+func (r *groupCopy) memberMsg(session string, p push.Priority) *nats.Msg {
+	h := make(nats.Header, len(r.m.Header)+2)
+	for k, v := range r.m.Header {
+		h[k] = slices.Clip(v)
+	}
+	h.Set(protocol.HeaderGroup, r.group)
+	return &nats.Msg{Subject: protocol.PushSubject(r.d.prefix, session, p.String()), Header: h, Data: r.m.Data}
+}
+
+// groupCopies hands out the receipts of member copies for one lane's
+// goroutine, a block at a time, as plainReceipts does.
+type groupCopies struct {
+	block []groupCopy
+}
+
+func (b *groupCopies) next(m *nats.Msg, d *Dispatcher, group string) *groupCopy {
+	if len(b.block) == 0 {
+		b.block = make([]groupCopy, receiptsPerBlock)
+	}
+	r := &b.block[0]
+	b.block = b.block[1:]
+	r.m, r.d, r.group = m, d, group
+	return r
+}

@@ -1,0 +1,54 @@
+package edge
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/pushfabric/pushfabric/push"
+)
+
+// Groups returns the groups the connection is a member of, sorted: its
+// token's, with the joins and leaves since. The slice is the caller's.
+// Membership belongs to the connection: it ends with it, and a newer
+// connection of the session starts from its own token.
+func (c *Conn) Groups() []string {
+	c.groupsMu.Lock()
+	defer c.groupsMu.Unlock()
+	return slices.Clone(c.groups)
+}
+
+// ChangeGroups makes the connection a member of join and no longer of
+// leave (a name in both is left), and returns the groups it was not a
+// member of before (added) and those it no longer is (removed). A name
+// that breaks push.CheckGroup, or a change that would leave it a member of
+// more than push.MaxGroups, is an error, and nothing changes. It changes
+// what the connection says it is a member of, nothing else: the bus, which
+// calls it, delivers the groups' pushes.
+func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err error) {
+	for _, n := range slices.Concat(join, leave) {
+		if err := push.CheckGroup(n); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.groupsMu.Lock()
+	defer c.groupsMu.Unlock()
+	next := slices.Clone(c.groups)
+	for _, n := range join {
+		if !slices.Contains(next, n) && !slices.Contains(leave, n) {
+			next, added = append(next, n), append(added, n)
+		}
+	}
+	if len(next) > push.MaxGroups {
+		return nil, nil, fmt.Errorf("%d groups: at most %d", len(next), push.MaxGroups)
+	}
+	next = slices.DeleteFunc(next, func(n string) bool {
+		if slices.Contains(leave, n) {
+			removed = append(removed, n)
+			return true
+		}
+		return false
+	})
+	slices.Sort(next)
+	c.groups = next
+	return added, removed, nil
+}
