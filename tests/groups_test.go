@@ -3,6 +3,8 @@ package tests
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,8 +20,8 @@ import (
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
-	"github.com/pushfabric/pushfabric/token"
 	"github.com/pushfabric/pushfabric/tests/natstest"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 // dialGroups connects a client holding session whose token makes it a
@@ -323,5 +325,87 @@ func TestGroupsClaimRefused(t *testing.T) {
 	}
 	if st := node.Dispatcher.Stats(); st.Sessions != 0 || st.GroupSubscriptions != 0 {
 		t.Fatalf("after refusals: %+v; want no session, no group subscription", st)
+	}
+}
+
+// pushctl push --group and --all reach the members and print how many;
+// with no member it exits 1, dead-lettered offline; a token from pushctl
+// token --group makes its connection a member; mistakes are usage lines.
+func TestPushctlGroupPush(t *testing.T) {
+	s := natstest.Server(t)
+	node := startEdge(t, edgeConfig(t, s, "edge1"))
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runTool(t, nil, "pushctl", "token", "--secret-file", secretFile, "--group", "team,ops", "dave")
+	if r.code != 0 {
+		t.Fatalf("pushctl token: %d %s", r.code, r.stderr)
+	}
+	c, err := client.Dial(timeout(t), node.tcp(), client.Options{Token: strings.TrimSpace(r.stdout)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	other := dialGroups(t, node.ws(), "erin", "team")
+	nats := "--nats=" + s.ClientURL()
+	r = runTool(t, nil, "pushctl", "push", nats, "--group", "team", "--id", "t1", "hello team")
+	if r.code != 0 || !strings.Contains(r.stdout, "enqueued for 2 members of team on 1 nodes (push t1)") {
+		t.Fatalf("push --group: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r = runTool(t, nil, "pushctl", "push", nats, "--all", "--id", "a1", "--json", "hello all")
+	if r.code != 0 || !strings.Contains(r.stdout, `"members":2`) {
+		t.Fatalf("push --all: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"t1", "a1"} {
+		for _, cc := range []*client.Conn{c, other} {
+			if f := recv(t, cc); f.ID != want {
+				t.Fatalf("got %s; want %s", f.ID, want)
+			}
+		}
+	}
+	r = runTool(t, nil, "pushctl", "push", nats, "--group", "nobody", "--id", "n1", "hello?")
+	if r.code != 1 || !strings.Contains(r.stdout, "dead: offline") {
+		t.Fatalf("push --group nobody: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	for _, args := range [][]string{{"--group", "a.b", "x"}, {"--group", "g", "--all", "x"}, {"--group", "g", "dave", "x"}, {"--all", "--ack", "written", "x"}, {"dave"}} {
+		r = runTool(t, nil, "pushctl", append([]string{"push", nats}, args...)...)
+		if r.code != 2 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("pushctl push %q: %d %q; want one usage line, exit 2", args, r.code, r.stderr)
+		}
+	}
+}
+
+// Membership does not follow a takeover: the session's new connection is
+// a member of what its own token says. Copies still queued on the old
+// node follow the session, as any push does.
+func TestGroupCopiesFollowATakeover(t *testing.T) {
+	s := natstest.Server(t)
+	cfgA := edgeConfig(t, s, "A")
+	cfgA.Edge.Rate, cfgA.Edge.Burst = 1, 1 // copies wait in the queue
+	a, b := startEdge(t, cfgA), startEdge(t, edgeConfig(t, s, "B"))
+	old := dialGroups(t, a.tcp(), "frank", "crew")
+	nc := natstest.Connect(t, s)
+	for i := range 4 {
+		if ack := request(t, nc, &nats.Msg{Subject: "push.group.crew.high", Header: nats.Header{protocol.HeaderID: []string{"c" + strconv.Itoa(i)}}}); ack.Members != 1 {
+			t.Fatalf("ack %+v; want 1 member", ack)
+		}
+	}
+	got := map[string]bool{recv(t, old).ID: true}
+	fresh := dialGroups(t, b.ws(), "frank") // no groups
+	<-old.Done()
+	for f, err := old.Recv(timeout(t)); err == nil; f, err = old.Recv(timeout(t)) {
+		got[f.ID] = true
+	}
+	for len(got) < 4 {
+		got[recv(t, fresh).ID] = true
+	}
+	waitFor(t, "the old connection's memberships to end", func() bool { return a.Dispatcher.Stats().GroupSubscriptions == 0 })
+	_, err := nc.RequestMsgWithContext(timeout(t), &nats.Msg{Subject: "push.group.crew.high", Header: nats.Header{}})
+	if !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("group push after the takeover: %v; want no responders (the new connection is no member)", err)
+	}
+	if dl := deadLetters(t, s); len(dl) != 0 {
+		t.Fatalf("%d dead letters; want none", len(dl))
 	}
 }

@@ -16,6 +16,7 @@ type keyFlags struct {
 	SecretFile string        `placeholder:"FILE" help:"File holding the HS256 secret the edge checks tokens with."`
 	KeyFile    string        `placeholder:"FILE" help:"PEM private key (RSA: RS256, Ed25519: EdDSA) whose public half the edge checks tokens with."`
 	TTL        time.Duration `name:"ttl" default:"1h" help:"How long the token is valid."`
+	Group      []string      `placeholder:"NAME" help:"A group the token's connection is a member of (its groups claim; repeatable, or comma-separated; at most 32)."`
 }
 
 func (k *keyFlags) given() bool { return k.SecretFile != "" || k.KeyFile != "" }
@@ -43,7 +44,7 @@ func (k *keyFlags) mint(session string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return token.Mint(key, session, k.TTL)
+	return token.MintGroups(key, session, k.Group, k.TTL)
 }
 
 // tokenCmd is pushctl token.
