@@ -80,3 +80,19 @@ func BenchmarkDispatchReceipt(b *testing.B) {
 		e.Receipt, _ = d.receipt(l, m, "session-42", push.High, &e.Frame, mode)
 	}
 }
+
+// A member's copy of a group push costs no allocation of its own (its
+// receipt comes from the lane's block; the envelope and payload are
+// shared), and lets go of the shared message once settled.
+func TestGroupCopyIsFreeAndLetsGo(t *testing.T) {
+	d, l := &Dispatcher{}, &lane{}
+	m := &nats.Msg{Subject: "push.group.g.high"}
+	var r *groupCopy
+	if n := testing.AllocsPerRun(1000, func() { r = l.copies.next(m, d, "g") }); n > 0.05 {
+		t.Errorf("a member copy's receipt costs %v allocations; want none of its own", n)
+	}
+	r.Written(&edge.Envelope{Frame: edge.Frame{ID: "id"}})
+	if r.m != nil {
+		t.Error("a written copy's receipt still holds the group push")
+	}
+}

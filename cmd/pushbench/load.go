@@ -35,7 +35,8 @@ type loadSpec struct {
 	receipts  bool    // add a phase pushing with Push-Ack: received
 	inflight  int     // acked: pushes waiting for their ack per producer
 	transport string
-	clients   int // client processes
+	clients   int  // client processes
+	fanout    bool // every push goes to one group of all the sessions
 }
 
 func (s loadSpec) describe() string {
@@ -47,8 +48,12 @@ func (s loadSpec) describe() string {
 	if s.receipts {
 		receipts = fmt.Sprintf(", then Push-Ack: received (%d in flight per producer)", s.inflight)
 	}
-	return fmt.Sprintf("%d sessions over %s, %d producer(s), %s, %d B payload, %.0f%% low, %s publish%s, %s each",
-		s.sessions, s.transport, s.producers, rate, s.payload, 100*s.lowShare, s.publish, receipts, s.duration)
+	fan := ""
+	if s.fanout {
+		fan = fmt.Sprintf(", fan-out: each push to one group of all %d", s.sessions)
+	}
+	return fmt.Sprintf("%d sessions over %s, %d producer(s), %s, %d B payload, %.0f%% low, %s publish%s%s, %s each",
+		s.sessions, s.transport, s.producers, rate, s.payload, 100*s.lowShare, s.publish, receipts, fan, s.duration)
 }
 
 // loadCmd is pushbench load.
@@ -64,6 +69,7 @@ type loadCmd struct {
 	Publish     string        `default:"fast" enum:"raw,fast,acked" help:"raw (plain NATS publish), fast (producer client Publish) or acked (producer client Push, waiting for enqueued)."`
 	Inflight    int           `default:"64" help:"With --publish acked or --ack received: pushes awaiting their ack per producer."`
 	Ack         string        `default:"enqueued" enum:"enqueued,received" help:"received: after the --publish phase, one more with the same sessions, rate and duration pushing with Push-Ack: received (producer client Push, --inflight per producer), each confirmed by its client, its figures beside the others; enqueued: no such phase."`
+	Fanout      bool          `help:"Fan-out: the sessions are the members of one group and every push goes to the group (--publish raw or fast); the baseline is one NATS connection per member subscribed to one shared subject, NATS doing the fan-out. Sent counts the copies due: pushes × sessions."`
 	Baseline    bool          `default:"true" negatable:"" help:"Measure raw NATS publish -> subscribe first."`
 	Edge        string        `placeholder:"URLS" help:"Edge client addresses (tcp://host:port or ws://host:port/), comma-separated; empty: start one."`
 	Admin       string        `placeholder:"URLS" help:"With --edge: the edges' admin addresses, for CPU, memory and dead letters."`
@@ -88,7 +94,8 @@ pushbench, or on PATH) on loopback, each in its own process; the clients run in 
 
 func (c *loadCmd) spec() loadSpec {
 	return loadSpec{sessions: c.Sessions, producers: c.Producers, rate: c.Rate, duration: c.Duration, payload: c.Payload,
-		lowShare: c.Low, publish: c.Publish, receipts: c.Ack == protocol.AckReceived, inflight: c.Inflight, transport: c.Transport, clients: c.ClientProcs}
+		lowShare: c.Low, publish: c.Publish, receipts: c.Ack == protocol.AckReceived, inflight: c.Inflight, transport: c.Transport, clients: c.ClientProcs,
+		fanout: c.Fanout}
 }
 
 // Validate refuses a load that cannot run.
@@ -165,6 +172,8 @@ func (s *loadSpec) validate(edges, natsURL string) error {
 		return errors.New("--low must be between 0 and 1")
 	case s.duration <= 0 || s.rate < 0:
 		return errors.New("--duration must be positive and --rate not negative")
+	case s.fanout && (s.publish == "acked" || s.receipts):
+		return errors.New("--fanout publishes raw or fast: a group push is acknowledged per node, not per push")
 	case edges != "" && natsURL == "":
 		return errors.New("--edge needs --nats, the NATS server the edges use")
 	}
@@ -242,9 +251,12 @@ func (env *benchEnv) startClients(spec loadSpec, raw bool, prefix string) error 
 	per := (spec.sessions + spec.clients - 1) / spec.clients
 	for first := 0; first < spec.sessions; first += per {
 		args := []string{"clients", "--prefix", prefix, "--first", strconv.Itoa(first), "--count", strconv.Itoa(min(per, spec.sessions-first))}
-		if raw {
+		switch {
+		case raw && spec.fanout:
+			args = append(args, "--mode", "rawfan", "--addr", env.natsURL)
+		case raw:
 			args = append(args, "--mode", "raw", "--addr", env.natsURL)
-		} else {
+		default:
 			args = append(args, "--mode", spec.transport, "--addr", env.clientAddrs(spec.transport))
 		}
 		w, err := startWorker(args...)
@@ -323,6 +335,9 @@ func (env *benchEnv) phase(name string, spec loadSpec, raw bool) (phaseResult, e
 		return res, err
 	}
 	res.Sent = ld.sent.Load()
+	if spec.fanout { // each push is due at every member
+		res.Published, res.Sent = res.Sent, res.Sent*uint64(spec.sessions)
+	}
 	res.Dead[string(push.ReasonOffline)] = ld.offline.Load()
 	last := env.settle(&res, ld, connected)
 	hist, lastRecv, err := env.reports(&res)
@@ -348,6 +363,11 @@ func (env *benchEnv) connectPhase(res *phaseResult, spec loadSpec, raw bool, pre
 	before := env.sample()
 	if err := env.startClients(spec, raw, prefix); err != nil {
 		return sample{}, err
+	}
+	if spec.fanout && !raw {
+		if err := joinAll(env.natsURL, prefix, spec.sessions); err != nil {
+			return sample{}, err
+		}
 	}
 	connected := env.sample()
 	if !raw && env.admins != nil {
@@ -574,6 +594,18 @@ type load struct {
 
 func newLoad(spec loadSpec, prefix string, raw bool) *load {
 	l := &load{spec: spec, raw: raw, acks: newHistogram()}
+	if spec.fanout {
+		l.names = []string{fanGroup}
+		for _, p := range []push.Priority{push.High, push.Low} {
+			subject := protocol.GroupSubject(protocol.DefaultPrefix, fanGroup, p.String())
+			if raw {
+				subject = rawFanSubject + "." + p.String()
+			}
+			l.high, l.low = append(l.high, subject), append(l.low, subject)
+		}
+		l.high, l.low = l.high[:1], l.low[1:]
+		return l
+	}
 	for i := range spec.sessions {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		l.names = append(l.names, name)
@@ -720,6 +752,8 @@ func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *produc
 			err = nc.Publish(l.low[i], payload)
 		case mode == "raw":
 			err = nc.Publish(l.high[i], payload)
+		case mode == "fast" && l.spec.fanout:
+			err = p.PublishGroup(l.names[i], prio(low), payload)
 		case mode == "fast":
 			err = p.Publish(l.names[i], prio(low), payload)
 		default:

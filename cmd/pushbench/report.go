@@ -30,6 +30,7 @@ func latencyOf(h *hdrhistogram.Histogram) latency {
 type phaseResult struct {
 	Name               string            `json:"name"`
 	Sent               uint64            `json:"sent"`
+	Published          uint64            `json:"published,omitempty"` // fan-out: the pushes published (Sent is the copies due)
 	Delivered          uint64            `json:"delivered"`
 	Dead               map[string]uint64 `json:"dead_letters"`
 	Missing            int64             `json:"missing"` // sent − delivered − dead: lost, or still on the way when the bench gave up
@@ -174,6 +175,9 @@ func derefLatency(l *latency) latency {
 
 // countRows account for the pushes: sent, delivered, dead, missing.
 func (o *loadOutput) countRows(t *loadTable) {
+	if o.Fabric != nil && o.Fabric.Published > 0 {
+		t.row("published (fan-out)", func(r *phaseResult) string { return group(float64(r.Published)) }, "")
+	}
 	t.row("sent", func(r *phaseResult) string { return group(float64(r.Sent)) }, "")
 	t.row("delivered", func(r *phaseResult) string { return group(float64(r.Delivered)) }, "")
 	t.row("dead-lettered", func(r *phaseResult) string { return group(float64(r.deadTotal())) }, "")

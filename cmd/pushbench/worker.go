@@ -156,10 +156,11 @@ func (r *recorder) snapshot() *hdrhistogram.Snapshot {
 
 // clientsWorker holds sessions <prefix><first>…<prefix><first+count-1>:
 // edge clients over tcp or ws, or, in raw mode, a plain NATS subscriber
-// with one subscription per session subject (push.<session>.*).
+// with one subscription per session subject (push.<session>.*), or, in
+// rawfan mode, one NATS connection per member subscribed to rawfan.*.
 func clientsWorker(args []string, out *json.Encoder) int {
 	fs := flag.NewFlagSet("pushbench worker clients", flag.ContinueOnError)
-	mode := fs.String("mode", "tcp", "tcp, ws or raw")
+	mode := fs.String("mode", "tcp", "tcp, ws, raw or rawfan (one NATS connection per member of the fan-out)")
 	addrs := fs.String("addr", "", "edge addresses (tcp://, ws://), comma-separated, or the NATS URL in raw mode")
 	prefix := fs.String("prefix", "b", "session name prefix")
 	first := fs.Int("first", 0, "first session number")
@@ -173,9 +174,12 @@ func clientsWorker(args []string, out *json.Encoder) int {
 	rec := newRecorder()
 	var h holder
 	var err error
-	if *mode == "raw" {
+	switch *mode {
+	case "raw":
 		h, err = holdRaw(*addrs, *prefix, *first, *count, rec)
-	} else {
+	case "rawfan":
+		h, err = holdRawFan(*addrs, *first, *count, rec)
+	default:
 		h, err = holdClients(strings.Split(*addrs, ","), *prefix, *first, *count, *localIPs, *parallel, *readBuf, rec)
 	}
 	if err != nil {
