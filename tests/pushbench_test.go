@@ -78,7 +78,9 @@ func TestPushbenchLoadReceipts(t *testing.T) {
 		t.Fatalf("want the acked and the receipts phase:\n%s", out)
 	}
 	for _, p := range []*phase{res.Fabric, res.Receipts} {
-		if p.Sent < 500 || p.Sent != p.Delivered || len(p.Dead) > 0 || p.Ack == nil || p.Ack.P50 <= 0 {
+		// How many a phase sends is the machine's speed, not the test's to
+		// judge: one second on a busy machine may send few.
+		if p.Sent == 0 || p.Sent != p.Delivered || len(p.Dead) > 0 || p.Ack == nil || p.Ack.P50 <= 0 {
 			t.Errorf("%s: sent %d, delivered %d, dead %v, ack wait %+v: want all delivered, none dead, the wait reported", p.Name, p.Sent, p.Delivered, p.Dead, p.Ack)
 		}
 	}
