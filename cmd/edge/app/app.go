@@ -66,7 +66,7 @@ import (
 type Config struct {
 	WSListen    string // WebSocket listener; "" for none
 	TCPListen   string // framed-TCP listener; "" for none
-	AdminListen string // /metrics, /healthz, /readyz; "" for none
+	AdminListen string // /metrics, /healthz, /readyz, /sessions; "" for none
 	Pprof       bool   // also /debug/pprof/ on the admin listener
 	// AllowOpenNATS and AllowOpenPprof let the embedded NATS server with
 	// no user, and the Go profiles, serve off loopback; without them the
