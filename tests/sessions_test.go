@@ -318,3 +318,38 @@ func TestForgedSessionRequests(t *testing.T) {
 		t.Fatalf("%d dead letters; want none", len(dls))
 	}
 }
+
+// A node with another subject prefix answers presence and kicks, and
+// publishes its events, under that prefix only.
+func TestSessionsUnderTheNodesPrefix(t *testing.T) {
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "edge1")
+	cfg.Identity.Prefix = "pf"
+	node := startEdge(t, cfg)
+	nc := natstest.Connect(t, s)
+	events := make(chan backend.Event, 8)
+	sub, err := backend.SessionEvents(nc, func(e backend.Event) { events <- e }, backend.EventOptions{Prefix: "pf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	stray := sessionEvents(t, nc) // under push: hears nothing
+	c := dial(t, node.tcp(), "heidi", client.Options{})
+	if e := nextEvent(t, events, "heidi"); e.Event != protocol.EventConnected || e.Node != "edge1" {
+		t.Fatalf("event %+v; want heidi connected on edge1", e)
+	}
+	if _, ok := presence(t, nc, "heidi"); ok {
+		t.Fatal("presence under push answered for a node under pf")
+	}
+	m, err := nc.RequestWithContext(timeout(t), protocol.PushSubject("pf", "heidi", protocol.Kick), nil)
+	if err != nil || !strings.Contains(string(m.Data), `"closed":true`) {
+		t.Fatalf("kick under pf: %v %v", m, err)
+	}
+	waitEnded(t, c)
+	if e := nextEvent(t, events, "heidi"); e.Event != protocol.EventDisconnected || e.Reason != string(wire.CloseRevoked) {
+		t.Fatalf("event %+v; want heidi disconnected, revoked", e)
+	}
+	if len(stray) != 0 {
+		t.Fatalf("an event under push: %+v", <-stray)
+	}
+}
