@@ -24,6 +24,10 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 		d.log.Error("message on an unexpected subject", zap.String("subject", m.Subject))
 	case token == protocol.Control:
 		d.control(m, session)
+	case token == protocol.Presence:
+		d.presence(m, session)
+	case token == protocol.Kick:
+		d.kick(m, session)
 	default:
 		p, err := push.ParsePriority(token)
 		if err == nil {

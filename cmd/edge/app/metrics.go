@@ -104,11 +104,20 @@ func connCollector(c *bus.Conn) prometheus.Collector {
 	}}
 }
 
-// dispatcherCollector exports the dispatcher's hand-overs.
+// dispatcherCollector exports the dispatcher's hand-overs, its answers to
+// presence requests and kicks, and the session events it published.
 func dispatcherCollector(d *bus.Dispatcher) prometheus.Collector {
 	return statsCollector[bus.DispatcherStats]{read: d.Stats, families: []family[bus.DispatcherStats]{
 		counterBy("pushfabric_handovers_total", "Pushes this node handed to the node that took their session, by how it ended.",
 			"outcome", func(s bus.DispatcherStats) map[string]uint64 { return s.Handovers }),
+		counter("pushfabric_presence_requests_total", "Presence requests this node answered (for sessions it holds).",
+			func(s bus.DispatcherStats) uint64 { return s.Presences }),
+		counter("pushfabric_kicks_total", "Connections this node closed with reason revoked because of a kick.",
+			func(s bus.DispatcherStats) uint64 { return s.Kicks }),
+		counterBy("pushfabric_session_events_total", "Session events this node published, by event: connected, disconnected.",
+			"event", func(s bus.DispatcherStats) map[string]uint64 { return s.Events }),
+		counter("pushfabric_session_event_failures_total", "Session events this node could not publish (the NATS connection was closed or its buffer full); each is logged.",
+			func(s bus.DispatcherStats) uint64 { return s.EventsFailed }),
 	}}
 }
 
