@@ -29,7 +29,11 @@ func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 	case token == protocol.Control:
 		d.control(m, session)
 	case token == protocol.Member:
-		d.member(l, m, session)
+		d.member(m, session)
+	case token == protocol.Presence:
+		d.presence(m, session)
+	case token == protocol.Kick:
+		d.kick(m, session)
 	default:
 		p, err := push.ParsePriority(token)
 		if err == nil {

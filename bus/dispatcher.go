@@ -50,6 +50,8 @@ type Dispatcher struct {
 	groupPushes, memberCopies atomic.Uint64
 
 	dispatched, forwarded, invalid atomic.Uint64
+	presences, kicks, eventsFailed atomic.Uint64
+	events                         [2]atomic.Uint64 // published: connected, disconnected
 }
 
 // lane is one dispatch goroutine and the channel its sessions'
@@ -66,6 +68,9 @@ type lane struct {
 	// changed as sessions come and go.
 	mu       sync.RWMutex
 	bindings map[string]*binding // guarded by mu
+	// Connections whose attach failed, until they close: they get no
+	// session events. Guarded by mu; nil until the first.
+	refused map[*edge.Conn]struct{}
 }
 
 // DispatcherStats count what the dispatcher did.
@@ -84,6 +89,12 @@ type DispatcherStats struct {
 	// a connection).
 	GroupPushes, MemberCopies uint64
 	GroupSubscriptions        int
+	Presences                 uint64 // presence requests answered
+	Kicks                     uint64 // connections closed revoked by a kick
+	// Session events published, by event (connected, disconnected), and
+	// those whose publish failed.
+	Events       map[string]uint64
+	EventsFailed uint64
 }
 
 // NewDispatcher builds the dispatcher of c's sessions in reg, dead-letters
@@ -150,11 +161,12 @@ func (d *Dispatcher) laneOf(session string) *lane {
 	return d.lanes[h%uint32(len(d.lanes))]
 }
 
-// Hooks are the edge hooks that bind sessions to NATS: subscribe and
-// announce on connect, unsubscribe when the last local connection of a
-// session ends.
+// Hooks are the edge hooks that bind sessions to NATS: subscribe,
+// announce and publish the connected event on connect; publish the
+// disconnected event, and unsubscribe when the last local connection of a
+// session ends, on close.
 func (d *Dispatcher) Hooks() edge.Hooks {
-	return edge.Hooks{Admit: d.admit, OnConnect: d.attach, OnClose: d.detach}
+	return edge.Hooks{Admit: d.admit, OnConnect: d.connect, OnClose: d.disconnect}
 }
 
 // admit refuses a client while NATS is down, before its connection takes
@@ -179,7 +191,9 @@ func (d *Dispatcher) Stats() DispatcherStats {
 	}
 	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Handovers: d.handovers.stats(),
 		Waiting: d.handovers.pending(), Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load(),
-		GroupPushes: d.groupPushes.Load(), MemberCopies: d.memberCopies.Load(), GroupSubscriptions: d.groups.subscriptions()}
+		GroupPushes: d.groupPushes.Load(), MemberCopies: d.memberCopies.Load(), GroupSubscriptions: d.groups.subscriptions(),
+		Presences: d.presences.Load(), Kicks: d.kicks.Load(), EventsFailed: d.eventsFailed.Load(),
+		Events: map[string]uint64{protocol.EventConnected: d.events[0].Load(), protocol.EventDisconnected: d.events[1].Load()}}
 }
 
 // Stop ends dispatching: what is still in the channel is handled (nobody

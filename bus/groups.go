@@ -179,13 +179,10 @@ func (t *groupTable) subscriptions() int {
 // subscriptions it made are confirmed; it stays silent if it does not
 // hold it (the holder answers, or no one: no responders). It runs on a
 // goroutine of its own: the confirmation takes a round trip.
-func (d *Dispatcher) member(l *lane, m *nats.Msg, session string) {
-	c := d.reg.Get(session)
+func (d *Dispatcher) member(m *nats.Msg, session string) {
+	c := d.holder(session) // none here, or a newer connection elsewhere answers
 	if c == nil {
 		return
-	}
-	if b := l.binding(session); b != nil && b.replaced.Load() {
-		return // a newer connection elsewhere answers
 	}
 	d.wg.Go(func() {
 		groups, err := d.changeGroups(c, protocol.SplitGroups(m.Header.Get(protocol.HeaderJoin)),
@@ -220,6 +217,10 @@ func (d *Dispatcher) answerMember(m *nats.Msg, session string, groups []string, 
 // member cannot take is dead-lettered for that member alone. A producer
 // waiting hears the number of local members it was queued for.
 func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
+	if token == protocol.Presence {
+		d.groupPresence(m, group)
+		return
+	}
 	d.groupPushes.Add(1)
 	letter := protocol.GroupLetterSession(group)
 	p, err := push.ParsePriority(token)
@@ -348,4 +349,26 @@ func (b *groupCopies) next(m *nats.Msg, d *Dispatcher, group string) *groupCopy 
 	b.block = b.block[1:]
 	r.m, r.d, r.group = m, d, group
 	return r
+}
+
+// groupPresence answers a presence request for a group this node has
+// members of (<prefix>.group.<group>.presence): its local members, as
+// presence describes each. One without a reply subject is not answered.
+func (d *Dispatcher) groupPresence(m *nats.Msg, group string) {
+	if m.Reply == "" {
+		return
+	}
+	t := d.groups
+	t.mu.RLock()
+	var members []*edge.Conn
+	if g := t.groups[group]; g != nil {
+		members = slices.Clone(g.members)
+	}
+	t.mu.RUnlock()
+	all := make([]protocol.SessionInfo, 0, len(members))
+	for _, c := range members {
+		all = append(all, SessionInfo(d.node, c))
+	}
+	d.presences.Add(1)
+	d.reply(m.Reply, all)
 }

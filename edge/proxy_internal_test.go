@@ -137,6 +137,9 @@ func TestProxiedConnections(t *testing.T) {
 	if c := srv.Registry().Get("proxied"); c == nil || c.raw == nil {
 		t.Fatalf("the proxied connection %v has no raw socket to wait on", c)
 	}
+	if got := srv.Registry().Get("proxied").Info().Remote; got != "203.0.113.7:4711" {
+		t.Fatalf("Info().Remote is %s; want the PROXY header's, 203.0.113.7:4711", got)
+	}
 	if nc, err := dialProxied(addr, "direct", nil); err == nil {
 		nc.Close()
 		t.Fatal("a trusted source without a PROXY header was let in")

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -184,6 +185,20 @@ func TestGroupJoinLeave(t *testing.T) {
 		t.Fatalf("join: %+v; want news,room from edge1", r)
 	}
 	waitForInterest(t, servers, "push.group.news.low")
+	// Presence: the group's members on the node, each with its groups.
+	reply, err := nc.RequestWithContext(timeout(t), "push.group.room.presence", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []protocol.SessionInfo
+	if err := json.Unmarshal(reply.Data, &members); err != nil || len(members) != 2 {
+		t.Fatalf("presence of room: %s, %v; want ann and bob", reply.Data, err)
+	}
+	for _, m := range members {
+		if want := map[string]string{"ann": "news,room", "bob": "room"}[m.Session]; m.Node != "edge1" || strings.Join(m.Groups, ",") != want {
+			t.Fatalf("presence of room: %+v; want on edge1 with groups %q", m, want)
+		}
+	}
 	p := newProducer(t, nc, "")
 	push1 := func(group, id string, members int) {
 		t.Helper()
@@ -401,6 +416,7 @@ func TestGroupCopiesFollowATakeover(t *testing.T) {
 		got[recv(t, fresh).ID] = true
 	}
 	waitFor(t, "the old connection's memberships to end", func() bool { return a.Dispatcher.Stats().GroupSubscriptions == 0 })
+	waitForSubs(t, []*server.Server{s}, "push.group.crew.high", 0) // the server has A's unsubscription too
 	_, err := nc.RequestMsgWithContext(timeout(t), &nats.Msg{Subject: "push.group.crew.high", Header: nats.Header{}})
 	if !errors.Is(err, nats.ErrNoResponders) {
 		t.Fatalf("group push after the takeover: %v; want no responders (the new connection is no member)", err)

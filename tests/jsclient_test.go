@@ -82,7 +82,7 @@ func TestJSClient(t *testing.T) {
 // jsBridge is what the Node tests ask of the Go side, over HTTP on
 // loopback: tokens, pushes published on NATS (answering with the ack),
 // the node shut down and the next started on its WebSocket address, a
-// session taken over, and the node's metrics.
+// session taken over or kicked, and the node's metrics.
 type jsBridge struct {
 	t   *testing.T
 	s   *server.Server
@@ -114,6 +114,7 @@ func startBridge(t *testing.T) *jsBridge {
 	mux.HandleFunc("POST /push", b.push)
 	mux.HandleFunc("POST /restart", b.restart)
 	mux.HandleFunc("POST /takeover", b.takeover)
+	mux.HandleFunc("POST /kick", b.kick)
 	mux.HandleFunc("GET /metrics", b.metrics)
 	srv := httptest.NewServer(mux)
 	b.url = srv.URL
@@ -229,6 +230,19 @@ func (b *jsBridge) takeover(w http.ResponseWriter, r *http.Request) {
 	b.held = append(b.held, c)
 	b.mu.Unlock()
 	writeJSON(w, map[string]string{"node": c.Node()})
+}
+
+// kick revokes ?session= with a kick request on NATS and answers with
+// the node's answer.
+func (b *jsBridge) kick(w http.ResponseWriter, r *http.Request) {
+	subject := protocol.PushSubject(protocol.DefaultPrefix, r.URL.Query().Get("session"), protocol.Kick)
+	reply, err := b.nc.Request(subject, nil, testTimeout)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("kick: %v", err), http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(reply.Data)
 }
 
 // metrics passes the node's /metrics on.

@@ -37,7 +37,7 @@ type edgeFlags struct {
 type listenFlags struct {
 	WSListen         string        `config:"WSListen" name:"ws-listen" default:"${WSListen}" help:"WebSocket listen address; empty: none."`
 	TCPListen        string        `config:"TCPListen" name:"tcp-listen" default:"${TCPListen}" help:"framed-TCP listen address; empty: none."`
-	AdminListen      string        `config:"AdminListen" name:"admin-listen" default:"${AdminListen}" help:"admin listen address (/metrics, /healthz, /readyz); empty: none."`
+	AdminListen      string        `config:"AdminListen" name:"admin-listen" default:"${AdminListen}" help:"admin listen address (/metrics, /healthz, /readyz, /sessions); empty: none."`
 	Pprof            bool          `config:"Pprof" name:"pprof" help:"Also serve Go profiles (/debug/pprof/) on the admin listener; off loopback only with --allow-open-pprof."`
 	AllowOpenPprof   bool          `config:"AllowOpenPprof" name:"allow-open-pprof" help:"Let --pprof serve profiles and the command line on an admin listener off loopback, to anyone who reaches it (logged as a warning)."`
 	JWTSecretFile    string        `config:"JWTSecretFile" name:"jwt-secret-file" placeholder:"FILE" help:"File holding the HS256 secret clients' tokens are signed with (at least 32 bytes)."`

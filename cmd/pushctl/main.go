@@ -1,11 +1,14 @@
 // Command pushctl is pushfabric's operator and developer tool: push to a
 // session, listen as a client, send a request as a client, mint client
-// tokens, and inspect, replay and purge dead letters.
+// tokens, ask where a session is and revoke it, list a node's sessions,
+// and inspect, replay and purge dead letters.
 //
 //	pushctl token --secret-file data/jwt-secret alice
 //	pushctl listen --secret-file data/jwt-secret alice
 //	pushctl push alice 'hello'
 //	pushctl request echo 'hi'
+//	pushctl presence alice
+//	pushctl kick alice
 //	pushctl dlq ls --reason offline
 //	pushctl dlq replay --session alice
 //
@@ -49,6 +52,9 @@ type commands struct {
 	Request    requestCmd       `cmd:"" help:"Send a request as a client and print the streamed response."`
 	Token      tokenCmd         `cmd:"" help:"Mint a client token for a session."`
 	DLQ        dlqCmd           `cmd:"" name:"dlq" help:"Dead letters: ls, show, stats, replay, purge."`
+	Presence   presenceCmd      `cmd:"" help:"Ask whether a session is online, and where."`
+	Kick       kickCmd          `cmd:"" help:"Revoke a session: close its connection with reason revoked."`
+	Sessions   sessionsCmd      `cmd:"" help:"List the sessions edge nodes hold, from their admin listeners."`
 	Top        topCmd           `cmd:"" help:"A live view of edge nodes from their /metrics."`
 	Completion completionCmd    `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
 }

@@ -218,14 +218,18 @@ func accounts(t *testing.T, l *ledger, clients []*fleetClient, store *dlq.Store)
 	for _, c := range clients {
 		bySession[c.ID()] = c
 	}
-	var letters map[string]string             // push id → reason
-	waitFor(t, "PUSH_DLQ read", func() bool { // tried again while its replicas elect a leader
+	var letters map[string]string // push id → reason
+	var readErr error
+	// Tried again while its replicas elect a leader, after a server loss:
+	// on a loaded machine that can take longer than other waits.
+	waitWithin(t, "PUSH_DLQ read", edgeStartLimit, func() bool {
 		letters = map[string]string{}
-		return store.Each(t.Context(), dlq.Filter{}, func(e dlq.Entry) error {
+		readErr = store.Each(t.Context(), dlq.Filter{}, func(e dlq.Entry) error {
 			letters[e.ID()] = string(e.Reason())
 			return nil
-		}) == nil
-	})
+		})
+		return readErr == nil
+	}, func() string { return fmt.Sprint(readErr) })
 	for _, c := range clients {
 		c.mu.Lock()
 		if len(c.repeats) > 0 {

@@ -475,10 +475,17 @@ func freePorts(t *testing.T, n int) []int {
 // waitFor waits until cond holds, at most waitLimit.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
+	waitWithin(t, what, waitLimit, cond, func() string { return "" })
+}
+
+// waitWithin is waitFor with its own limit, and why (what the last try
+// found) in its failure.
+func waitWithin(t *testing.T, what string, limit time.Duration, cond func() bool, why func() string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, waitLimit)
+			t.Fatalf("%s: not within %v %s", what, limit, why())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

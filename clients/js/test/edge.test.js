@@ -104,6 +104,18 @@ test("replaced: the client stops, says so, and does not reconnect", { skip }, as
   assert.equal(c.state, "stopped");
 });
 
+test("revoked: a kick stops the client, which says so and does not reconnect; a second kick finds it offline", { skip }, async (t) => {
+  const { c, states } = open(t, "js-revoked");
+  await c.whenConnected();
+  const kicked = await call("POST", "/kick?session=js-revoked");
+  assert.equal(kicked.closed, true, JSON.stringify(kicked));
+  const end = await c.closed;
+  assert.equal(end.reason, "revoked");
+  assert.equal(c.state, "stopped");
+  assert.equal(states.filter((st) => st.state === "connecting").length, 1);
+  await assert.rejects(call("POST", "/kick?session=js-revoked"), /no responders/, "a second kick finds it offline");
+});
+
 test("auth: a bad token stops the client with the edge's reason", { skip }, async (t) => {
   const { c } = open(t, "js-auth", { token: "not a token" });
   const end = await c.closed;

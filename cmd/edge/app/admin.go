@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus"
+	"github.com/pushfabric/pushfabric/protocol"
 )
 
 // health tracks whether the node should get clients: NATS connected,
@@ -53,15 +55,17 @@ func (h *health) check(ctx context.Context) []string {
 	return why
 }
 
-// admin is the admin listener: /metrics, /healthz, /readyz.
+// admin is the admin listener: /metrics, /healthz, /readyz, /sessions.
 type admin struct {
 	srv    *http.Server
 	ln     net.Listener
 	served chan struct{} // closed when Serve has returned
 }
 
-// newAdmin listens on addr, with TLS if tlsCfg is not nil, and serves.
-func newAdmin(addr string, tlsCfg *tls.Config, pprofOn bool, cmdline []string, reg *prometheus.Registry, h *health, log *zap.Logger) (*admin, error) {
+// newAdmin listens on addr, with TLS if tlsCfg is not nil, and serves;
+// sessions lists the connections the node holds, for /sessions.
+func newAdmin(addr string, tlsCfg *tls.Config, pprofOn bool, cmdline []string, reg *prometheus.Registry, h *health,
+	sessions func() []protocol.SessionInfo, log *zap.Logger) (*admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
@@ -88,6 +92,7 @@ func newAdmin(addr string, tlsCfg *tls.Config, pprofOn bool, cmdline []string, r
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("GET /sessions", serveSessions(sessions))
 	a := &admin{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, served: make(chan struct{})}
 	go func() {
 		defer close(a.served)
@@ -103,6 +108,16 @@ func (a *admin) stop(ctx context.Context) error {
 	err := a.srv.Shutdown(ctx)
 	<-a.served
 	return err
+}
+
+// serveSessions answers GET /sessions with the JSON list of the
+// connections the node holds (read-only: nothing on the admin listener
+// changes a session).
+func serveSessions(sessions func() []protocol.SessionInfo) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(sessions())
+	}
 }
 
 // serveCmdline is pprof.Cmdline serving args, the command line with its

@@ -56,6 +56,7 @@ import (
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/internal/check"
 	"github.com/pushfabric/pushfabric/internal/version"
+	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/registry"
 	"github.com/pushfabric/pushfabric/token"
@@ -65,7 +66,7 @@ import (
 type Config struct {
 	WSListen    string // WebSocket listener; "" for none
 	TCPListen   string // framed-TCP listener; "" for none
-	AdminListen string // /metrics, /healthz, /readyz; "" for none
+	AdminListen string // /metrics, /healthz, /readyz, /sessions; "" for none
 	Pprof       bool   // also /debug/pprof/ on the admin listener
 	// AllowOpenNATS and AllowOpenPprof let the embedded NATS server with
 	// no user, and the Go profiles, serve off loopback; without them the
@@ -213,8 +214,9 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		dlqModule,
 		// The admin listener before the rest, so that it stops after them:
 		// /readyz answers "draining" while the node drains.
-		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn) error {
-			return node.serveAdmin(lc, cfg, certs.admin, metrics, h, c, log)
+		fx.Invoke(func(lc fx.Lifecycle, c *bus.Conn, reg *registry.Registry[edge.Conn]) error {
+			sessions := func() []protocol.SessionInfo { return bus.Sessions(c.Identity().Node, reg) }
+			return node.serveAdmin(lc, cfg, certs.admin, metrics, h, c, sessions, log)
 		}),
 		edgeModule(cfg, certs.client, node, h, log),
 		// After the admin listener: registering builds the server, the
@@ -251,8 +253,10 @@ func newRegistry(id push.Identity) *prometheus.Registry {
 }
 
 // serveAdmin registers the readiness gauge, and on start has the health
-// checks ask JetStream and starts the admin listener, if configured.
-func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, tlsCfg *tls.Config, reg *prometheus.Registry, h *health, c *bus.Conn, log *zap.Logger) error {
+// checks ask JetStream and starts the admin listener, if configured;
+// sessions lists what the node holds, for its /sessions.
+func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, tlsCfg *tls.Config, reg *prometheus.Registry, h *health, c *bus.Conn,
+	sessions func() []protocol.SessionInfo, log *zap.Logger) error {
 	h.conn = c
 	if err := reg.Register(readyGauge(h)); err != nil {
 		return err
@@ -267,7 +271,7 @@ func (n *Node) serveAdmin(lc fx.Lifecycle, cfg Config, tlsCfg *tls.Config, reg *
 		if cfg.AdminListen == "" {
 			return nil
 		}
-		if a, err = newAdmin(cfg.AdminListen, tlsCfg, cfg.Pprof, cfg.Cmdline, reg, h, log.Named("admin")); err != nil {
+		if a, err = newAdmin(cfg.AdminListen, tlsCfg, cfg.Pprof, cfg.Cmdline, reg, h, sessions, log.Named("admin")); err != nil {
 			return err
 		}
 		n.setAddr("admin", a.ln.Addr())

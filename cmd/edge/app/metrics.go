@@ -104,7 +104,9 @@ func connCollector(c *bus.Conn) prometheus.Collector {
 	}}
 }
 
-// dispatcherCollector exports the dispatcher's hand-overs and group pushes.
+// dispatcherCollector exports the dispatcher's hand-overs, group pushes,
+// its answers to presence requests and kicks, and the session events it
+// published.
 func dispatcherCollector(d *bus.Dispatcher) prometheus.Collector {
 	return statsCollector[bus.DispatcherStats]{read: d.Stats, families: []family[bus.DispatcherStats]{
 		counterBy("pushfabric_handovers_total", "Pushes this node handed to the node that took their session, by how it ended.",
@@ -115,6 +117,14 @@ func dispatcherCollector(d *bus.Dispatcher) prometheus.Collector {
 			func(s bus.DispatcherStats) uint64 { return s.MemberCopies }),
 		gauge("pushfabric_group_subscriptions", "Group subscriptions this node holds: one per group with local members, and the broadcast one while it holds a connection.",
 			func(s bus.DispatcherStats) float64 { return float64(s.GroupSubscriptions) }),
+		counter("pushfabric_presence_requests_total", "Presence requests this node answered (for sessions it holds).",
+			func(s bus.DispatcherStats) uint64 { return s.Presences }),
+		counter("pushfabric_kicks_total", "Connections this node closed with reason revoked because of a kick.",
+			func(s bus.DispatcherStats) uint64 { return s.Kicks }),
+		counterBy("pushfabric_session_events_total", "Session events this node published, by event: connected, disconnected.",
+			"event", func(s bus.DispatcherStats) map[string]uint64 { return s.Events }),
+		counter("pushfabric_session_event_failures_total", "Session events this node could not publish (the NATS connection was closed or its buffer full); each is logged.",
+			func(s bus.DispatcherStats) uint64 { return s.EventsFailed }),
 	}}
 }
 

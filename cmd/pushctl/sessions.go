@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushfabric/pushfabric/protocol"
+)
+
+// presenceCmd is pushctl presence.
+type presenceCmd struct {
+	natsFlags `embed:""`
+	Session   string        `arg:"" help:"The session to ask about."`
+	Timeout   time.Duration `default:"5s" help:"How long to wait for the answer."`
+	JSON      bool          `name:"json" help:"Print the answer as JSON: the node's fields and \"online\"."`
+}
+
+// Help is shown under the command's usage.
+func (presenceCmd) Help() string {
+	return "Asks <prefix>.<session>.presence: the edge node holding the session answers with where and how\n" +
+		"it is connected (node, since, transport, the client's address, pushes queued, groups). Exit status:\n" +
+		"0 online; 1 offline (no node holds the session: NATS answered \"no responders\") or on error, such\n" +
+		"as no answer within --timeout."
+}
+
+// Validate checks the session's name.
+func (c *presenceCmd) Validate(kctx *kong.Context) error {
+	return checkArg(kctx, "session", "session", c.Session)
+}
+
+func (c *presenceCmd) run() int {
+	m, err := c.ask(c.Session, protocol.Presence, c.Timeout)
+	if errors.Is(err, nats.ErrNoResponders) {
+		printOffline(c.Session, c.JSON)
+		return 1
+	}
+	if err != nil {
+		return fail("presence", err)
+	}
+	var info protocol.SessionInfo
+	if err := json.Unmarshal(m.Data, &info); err != nil {
+		return fail("presence", fmt.Errorf("the answer %q: %w", m.Data, err))
+	}
+	if c.JSON {
+		printJSON(struct {
+			Online bool `json:"online"`
+			protocol.SessionInfo
+		}{true, info})
+		return 0
+	}
+	fmt.Printf("%s: online on node %s since %s (%s), over %s from %s; queued %d high, %d low%s\n",
+		info.Session, info.Node, info.Since.Format(time.RFC3339), time.Since(info.Since).Round(time.Second),
+		info.Transport, info.Remote, info.Queued.High, info.Queued.Low, groupsSuffix(info.Groups))
+	return 0
+}
+
+// ask sends a request to <prefix>.<session>.<token> and waits for the
+// answer, for up to timeout.
+func (n *natsFlags) ask(session, token string, timeout time.Duration) (*nats.Msg, error) {
+	nc, err := n.connect()
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	return nc.Request(protocol.PushSubject(n.Prefix, session, token), nil, timeout)
+}
+
+// printOffline says that no node holds session.
+func printOffline(session string, asJSON bool) {
+	if asJSON {
+		printJSON(map[string]any{"session": session, "online": false})
+		return
+	}
+	fmt.Printf("%s: offline (no node holds the session)\n", session)
+}
+
+func printJSON(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Println(string(b))
+}
+
+func groupsSuffix(groups []string) string {
+	if len(groups) == 0 {
+		return ""
+	}
+	return "; groups " + strings.Join(groups, ", ")
+}
+
+// kickCmd is pushctl kick.
+type kickCmd struct {
+	natsFlags `embed:""`
+	Session   string        `arg:"" help:"The session to revoke."`
+	Timeout   time.Duration `default:"5s" help:"How long to wait for the answer."`
+	JSON      bool          `name:"json" help:"Print the answer as JSON: node, closed, and \"online\"."`
+}
+
+// Help is shown under the command's usage.
+func (kickCmd) Help() string {
+	return "Asks <prefix>.<session>.kick: the edge node holding the session closes its connection with close\n" +
+		"reason revoked, after which the client libraries do not reconnect; the pushes queued for it are\n" +
+		"dead-lettered closed (those asking for a receipt follow the session, and are dead-lettered\n" +
+		"unconfirmed when no node holds it). A kick does not stop the client connecting again with a valid\n" +
+		"token: refuse it one. Exit status: 0 kicked; 1 offline (no node holds the session) or on error."
+}
+
+// Validate checks the session's name.
+func (c *kickCmd) Validate(kctx *kong.Context) error {
+	return checkArg(kctx, "session", "session", c.Session)
+}
+
+func (c *kickCmd) run() int {
+	m, err := c.ask(c.Session, protocol.Kick, c.Timeout)
+	if errors.Is(err, nats.ErrNoResponders) {
+		printOffline(c.Session, c.JSON)
+		return 1
+	}
+	if err != nil {
+		return fail("kick", err)
+	}
+	var res protocol.KickResult
+	if err := json.Unmarshal(m.Data, &res); err != nil {
+		return fail("kick", fmt.Errorf("the answer %q: %w", m.Data, err))
+	}
+	switch {
+	case c.JSON:
+		printJSON(struct {
+			Online bool `json:"online"`
+			protocol.KickResult
+		}{true, res})
+	case res.Closed:
+		fmt.Printf("%s: kicked: node %s closed its connection (revoked)\n", c.Session, res.Node)
+	default:
+		fmt.Printf("%s: node %s was closing its connection already\n", c.Session, res.Node)
+	}
+	return 0
+}
+
+// sessionsCmd is pushctl sessions.
+type sessionsCmd struct {
+	Admin   string        `default:"http://127.0.0.1:9090" placeholder:"URLS" help:"Admin listener URLs of the edge nodes, comma-separated."`
+	Timeout time.Duration `default:"5s" help:"How long to wait for each node's answer."`
+	JSON    bool          `name:"json" help:"Print the sessions as one JSON list (each entry names its node)."`
+}
+
+// Help is shown under the command's usage.
+func (sessionsCmd) Help() string {
+	return "Lists the sessions edge nodes hold, from each admin listener's GET /sessions (read-only): session,\n" +
+		"node, since, transport, the client's address, pushes queued, groups. Exit status 1 when a node does\n" +
+		"not answer (the others are still listed)."
+}
+
+func (c *sessionsCmd) run() int {
+	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+	defer cancel()
+	var all []protocol.SessionInfo
+	status := 0
+	for _, admin := range strings.Split(c.Admin, ",") {
+		list, err := getSessions(ctx, strings.TrimSuffix(admin, "/")+"/sessions")
+		if err != nil {
+			status = fail("sessions", err)
+			continue
+		}
+		all = append(all, list...)
+	}
+	if c.JSON {
+		if all == nil {
+			all = []protocol.SessionInfo{}
+		}
+		printJSON(all)
+		return status
+	}
+	printSessions(os.Stdout, all)
+	return status
+}
+
+// getSessions reads one node's GET /sessions at url.
+func getSessions(ctx context.Context, url string) ([]protocol.SessionInfo, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var list []protocol.SessionInfo
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&list); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return list, nil
+}
+
+func printSessions(w io.Writer, list []protocol.SessionInfo) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tNODE\tSINCE\tTRANSPORT\tREMOTE\tHIGH\tLOW\tGROUPS")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", s.Session, s.Node, s.Since.Format(time.RFC3339), s.Transport, s.Remote,
+			s.Queued.High, s.Queued.Low, strings.Join(s.Groups, ","))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d sessions\n", len(list))
+}
