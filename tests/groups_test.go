@@ -275,14 +275,14 @@ func TestGroupJoinLeave(t *testing.T) {
 	if err != nil || !ack.Offline {
 		t.Fatalf("push to news without members: %+v, %v; want offline", ack, err)
 	}
+	js := natstest.JetStream(t, servers[0])
 	waitFor(t, "the offline group dead letter", func() bool {
-		for _, l := range deadLetters(t, servers[0]) {
-			if l.Subject == "dlq.push.offline.group.news.high" && l.Header.Get(protocol.HeaderGroup) == "news" &&
-				l.Header.Get(protocol.HeaderID) == "n3" {
-				return true
-			}
+		st, err := js.Stream(timeout(t), protocol.DeadLetterStream)
+		if err != nil {
+			return false // the three-replica stream may still be settling
 		}
-		return false
+		l, err := st.GetLastMsgForSubject(timeout(t), "dlq.push.offline.group.news.high")
+		return err == nil && l.Header.Get(protocol.HeaderGroup) == "news" && l.Header.Get(protocol.HeaderID) == "n3"
 	})
 	// No one holds the session: no responders, nothing changes.
 	_, err = nc.RequestMsgWithContext(timeout(t), &nats.Msg{Subject: protocol.MemberSubject(protocol.DefaultPrefix, "nobody"),
