@@ -30,12 +30,18 @@ func TestGroupMembershipProperty(t *testing.T) {
 	s := natstest.Server(t)
 	nodes := []*edgeNode{startEdge(t, edgeConfig(t, s, "A")), startEdge(t, edgeConfig(t, s, "B"))}
 	nc := natstest.Connect(t, s)
-	groups := []string{"red", "green", "blue"}
-	ctx := timeout(t)
 	cases := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		cases++
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout) // each case's waits, bounded
+		defer cancel()
 		end := "end-" + strconv.Itoa(cases)
+		// The case's own groups: a connection of an earlier case is still
+		// a member of its groups until it has ended.
+		groups := []string{}
+		for _, g := range []string{"red", "green", "blue"} {
+			groups = append(groups, g+"-"+strconv.Itoa(cases))
+		}
 		n := rapid.IntRange(1, 4).Draw(rt, "sessions")
 		var conns []*client.Conn
 		member := make([]map[string]bool, n)
@@ -87,7 +93,7 @@ func TestGroupMembershipProperty(t *testing.T) {
 		for i, c := range conns {
 			var got [2][]string
 			for seen := 0; seen < 2; {
-				f, err := c.Recv(timeout(t))
+				f, err := c.Recv(ctx)
 				if err != nil {
 					rt.Fatalf("session %d: %v", i, err)
 				}
