@@ -173,6 +173,7 @@ func TestQuickstart(t *testing.T) {
 	}
 	listeners := map[string]*process{} // pushctl listen, by session
 	var browser *client.Conn
+	var events *process // nats sub evt.push.>
 	run := func(line string) (string, int) {
 		t.Helper()
 		cmd := exec.Command("sh", "-c", addrs.Replace(line))
@@ -246,6 +247,17 @@ func TestQuickstart(t *testing.T) {
 			expect(line, 0, "pushfabric_pushes_received_total")
 		case line == "curl -s 127.0.0.1:9090/readyz":
 			expect(line, 0, "ready")
+		case line == "./bin/nats sub 'evt.push.>'":
+			events = startLine(t, dir, env, line)
+			events.waitFor(t, "Subscribing on evt.push.>")
+		case line == "./bin/pushctl presence alice":
+			expect(line, 0, "alice: online on node", "over websocket")
+		case line == "./bin/pushctl sessions":
+			expect(line, 0, "alice", "browser", "websocket")
+		case line == "./bin/pushctl kick alice":
+			expect(line, 0, "alice: kicked")
+			listeners["alice"].waitFor(t, "revoked")
+			events.waitFor(t, "evt.push.alice.disconnected")
 		default:
 			t.Fatalf("no check for the README's %q", line)
 		}
@@ -254,9 +266,10 @@ func TestQuickstart(t *testing.T) {
 	if out := alice.output(); strings.Contains(out, "replaced") {
 		t.Fatalf("alice's listener was replaced:\n%s", out)
 	}
-	// Ctrl-C in the make run terminal: clients are told shutdown, and the edge exits 0.
+	// Ctrl-C in the make run terminal: clients are told shutdown (bob's
+	// listener still runs; alice's was kicked), and the edge exits 0.
 	if err := edge.interrupt(t, syscall.SIGINT); err != nil {
 		t.Errorf("the edge after Ctrl-C: %v", err)
 	}
-	alice.waitFor(t, "shutdown")
+	listeners["bob"].waitFor(t, "shutdown")
 }
