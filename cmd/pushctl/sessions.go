@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +14,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/protocol"
 )
 
@@ -40,17 +40,9 @@ func (c *presenceCmd) Validate(kctx *kong.Context) error {
 }
 
 func (c *presenceCmd) run() int {
-	m, err := c.ask(c.Session, protocol.Presence, c.Timeout)
-	if errors.Is(err, nats.ErrNoResponders) {
-		printOffline(c.Session, c.JSON)
-		return 1
-	}
-	if err != nil {
-		return fail("presence", err)
-	}
 	var info protocol.SessionInfo
-	if err := json.Unmarshal(m.Data, &info); err != nil {
-		return fail("presence", fmt.Errorf("the answer %q: %w", m.Data, err))
+	if status, ok := c.askSession("presence", c.Session, protocol.Presence, c.Timeout, c.JSON, &info); !ok {
+		return status
 	}
 	if c.JSON {
 		printJSON(struct {
@@ -65,15 +57,28 @@ func (c *presenceCmd) run() int {
 	return 0
 }
 
-// ask sends a request to <prefix>.<session>.<token> and waits for the
-// answer, for up to timeout.
-func (n *natsFlags) ask(session, token string, timeout time.Duration) (*nats.Msg, error) {
+// askSession sends a request to <prefix>.<session>.<token>, waits for
+// the answer for up to timeout, and decodes it (JSON) into v. When it
+// reports false the command is over, with the exit status it returns: the
+// session offline (no responders), or an error; each is said.
+func (n *natsFlags) askSession(command, session, token string, timeout time.Duration, asJSON bool, v any) (int, bool) {
 	nc, err := n.connect()
 	if err != nil {
-		return nil, err
+		return fail(command, err), false
 	}
 	defer nc.Close()
-	return nc.Request(protocol.PushSubject(n.Prefix, session, token), nil, timeout)
+	m, err := nc.Request(protocol.PushSubject(n.Prefix, session, token), nil, timeout)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		printOffline(session, asJSON)
+		return 1, false
+	case err != nil:
+		return fail(command, err), false
+	}
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return fail(command, fmt.Errorf("the answer %q: %w", m.Data, err)), false
+	}
+	return 0, true
 }
 
 // printOffline says that no node holds session.
@@ -120,17 +125,9 @@ func (c *kickCmd) Validate(kctx *kong.Context) error {
 }
 
 func (c *kickCmd) run() int {
-	m, err := c.ask(c.Session, protocol.Kick, c.Timeout)
-	if errors.Is(err, nats.ErrNoResponders) {
-		printOffline(c.Session, c.JSON)
-		return 1
-	}
-	if err != nil {
-		return fail("kick", err)
-	}
 	var res protocol.KickResult
-	if err := json.Unmarshal(m.Data, &res); err != nil {
-		return fail("kick", fmt.Errorf("the answer %q: %w", m.Data, err))
+	if status, ok := c.askSession("kick", c.Session, protocol.Kick, c.Timeout, c.JSON, &res); !ok {
+		return status
 	}
 	switch {
 	case c.JSON:
@@ -186,23 +183,14 @@ func (c *sessionsCmd) run() int {
 
 // getSessions reads one node's GET /sessions at url.
 func getSessions(ctx context.Context, url string) ([]protocol.SessionInfo, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	var list []protocol.SessionInfo
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&list); err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
-	}
-	return list, nil
+	err := cli.Get(ctx, url, func(body io.Reader) error {
+		if err := json.NewDecoder(io.LimitReader(body, 64<<20)).Decode(&list); err != nil {
+			return fmt.Errorf("%s: %w", url, err)
+		}
+		return nil
+	})
+	return list, err
 }
 
 func printSessions(w io.Writer, list []protocol.SessionInfo) {

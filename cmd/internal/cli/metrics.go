@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -16,20 +17,31 @@ import (
 func ScrapeMetrics(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	var mfs map[string]*dto.MetricFamily
+	err := Get(ctx, url, func(body io.Reader) (err error) {
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		mfs, err = p.TextToMetricFamilies(body)
+		return err
+	})
+	return mfs, err
+}
+
+// Get reads url (an admin listener's page) with read, which is given the
+// body of a 200 answer; any other status is an error naming it.
+func Get(ctx context.Context, url string, read func(io.Reader) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(resp.Body)
+	return read(resp.Body)
 }
 
 // Sum adds the values of a family's counters and gauges whose labels
