@@ -51,15 +51,23 @@ func reasonList() string {
 	return strings.Join(names, ", ")
 }
 
-// Subject is the stream subject filter for f under prefix.
-func (f Filter) Subject(prefix string) string {
+// Subjects are the stream subject filters for f under prefix: without a
+// session, one for the sessions' letters and one for the groups'
+// (dlq.<prefix>.<reason>.group.<group>.<priority>, a token longer).
+func (f Filter) Subjects(prefix string) []string {
 	or := func(s string) string {
 		if s == "" {
 			return "*"
 		}
 		return s
 	}
-	return protocol.DeadLetterPrefix(prefix) + "." + or(f.Reason) + "." + or(f.Session) + "." + or(f.Priority)
+	subject := func(session string) string {
+		return protocol.DeadLetterPrefix(prefix) + "." + or(f.Reason) + "." + session + "." + or(f.Priority)
+	}
+	if f.Session != "" {
+		return []string{subject(f.Session)}
+	}
+	return []string{subject("*"), subject(protocol.GroupLetterSession("*"))}
 }
 
 // Entry is one stored dead letter.
@@ -107,7 +115,7 @@ func (s *Store) Each(ctx context.Context, f Filter, fn func(Entry) error) error 
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.Subject(s.prefix)}, MaxResetAttempts: maxResets}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: f.Subjects(s.prefix), MaxResetAttempts: maxResets}
 	if !f.Since.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &f.Since
 	}
@@ -253,8 +261,10 @@ func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(f.Subject(s.prefix))); err != nil {
-			return 0, fmt.Errorf("purge %s: %w", f.Subject(s.prefix), err)
+		for _, subject := range f.Subjects(s.prefix) {
+			if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+				return 0, fmt.Errorf("purge %s: %w", subject, err)
+			}
 		}
 		return before, nil
 	}
@@ -269,15 +279,17 @@ func (s *Store) Purge(ctx context.Context, f Filter) (int, error) {
 	return n, err
 }
 
-// count is how many dead letters match f's subject.
+// count is how many dead letters match f's subjects.
 func (s *Store) count(ctx context.Context, f Filter) (int, error) {
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(f.Subject(s.prefix)))
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", protocol.DeadLetterStream, err)
-	}
 	n := 0
-	for _, c := range info.State.Subjects {
-		n += int(c)
+	for _, subject := range f.Subjects(s.prefix) {
+		info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			return 0, fmt.Errorf("stream %s: %w", protocol.DeadLetterStream, err)
+		}
+		for _, c := range info.State.Subjects {
+			n += int(c)
+		}
 	}
 	return n, nil
 }
