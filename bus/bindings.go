@@ -23,6 +23,11 @@ type binding struct {
 	// replaced: a newer connection on another node holds the session. Until
 	// the local connection has gone, what arrives is forwarded to it.
 	replaced atomic.Bool
+	// gone is closed when the lane forgets the binding: its subscription
+	// has closed, so the server no longer sends this node the session's
+	// messages.
+	gone     chan struct{}
+	goneOnce sync.Once
 
 	// While the session's parked pushes are redelivered, what arrives waits
 	// here so that it goes out after them.
@@ -44,7 +49,7 @@ func (d *Dispatcher) attach(c *edge.Conn) error {
 	b := l.bindings[c.Session()]
 	fresh := b == nil || b.closing
 	if fresh {
-		b = &binding{holding: d.parking != nil}
+		b = &binding{holding: d.parking != nil, gone: make(chan struct{})}
 		sub, err := d.nc.ChanSubscribe(protocol.SessionWildcard(d.prefix, c.Session()), l.ch)
 		if err != nil {
 			l.mu.Unlock()
@@ -133,6 +138,7 @@ func (l *lane) remove(session string, b *binding) {
 		delete(l.bindings, session)
 	}
 	l.mu.Unlock()
+	b.goneOnce.Do(func() { close(b.gone) })
 }
 
 func (l *lane) binding(session string) *binding {

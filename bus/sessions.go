@@ -63,21 +63,45 @@ func (d *Dispatcher) presence(m *nats.Msg, session string) {
 
 // kick closes the connection of a session this node holds with reason
 // revoked, and answers the request if it has a reply subject. Nothing
-// else of the request is read.
+// else of the request is read. The answer waits (up to kickSettle) until
+// the node has let go of the session's subscription, so that whoever
+// asks again after it finds the session offline ("no responders") or on
+// the node it reconnected to, not a node still draining that no longer
+// answers.
 func (d *Dispatcher) kick(m *nats.Msg, session string) {
 	c := d.holder(session)
 	if c == nil {
 		return
 	}
+	b := d.laneOf(session).binding(session)
 	closed := c.Revoke()
 	if closed {
 		d.kicks.Add(1)
 		d.log.Info("session revoked", zap.String("session", session))
 	}
-	if m.Reply != "" {
-		d.reply(m.Reply, protocol.KickResult{Node: d.node, Closed: closed})
+	if m.Reply == "" {
+		return
 	}
+	answer := protocol.KickResult{Node: d.node, Closed: closed}
+	if !closed || b == nil {
+		d.reply(m.Reply, answer)
+		return
+	}
+	d.wg.Go(func() {
+		t := time.NewTimer(kickSettle)
+		defer t.Stop()
+		select {
+		case <-b.gone:
+		case <-t.C: // a new connection of the session on this node keeps the subscription
+		case <-d.stop:
+		}
+		d.reply(m.Reply, answer)
+	})
 }
+
+// kickSettle bounds how long a kick's answer waits for the node to let go
+// of the session's subscription.
+const kickSettle = 5 * time.Second
 
 // reply publishes v as JSON on subject.
 func (d *Dispatcher) reply(subject string, v any) {

@@ -353,3 +353,31 @@ func TestSessionsUnderTheNodesPrefix(t *testing.T) {
 		t.Fatalf("an event under push: %+v", <-stray)
 	}
 }
+
+// Once a kick is answered the node has let go of the session: a kick or a
+// presence request sent right after the answer finds it offline (no
+// responders), rather than reaching a subscription still draining on the
+// node, which no longer answers for it.
+func TestKickAnsweredOnceTheNodeLetGo(t *testing.T) {
+	s := natstest.Server(t)
+	node := startEdge(t, edgeConfig(t, s, "edge1"))
+	nc := natstest.Connect(t, s)
+	for i := range 5 {
+		session := fmt.Sprintf("gone%d", i)
+		sess, err := client.Connect(timeout(t), node.tcp(), client.Options{Token: mint(t, session)}, client.ReconnectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sess.Close() })
+		if res, ok := kick(t, nc, session); !ok || !res.Closed {
+			t.Fatalf("kick %s: %+v (answered %v); want closed", session, res, ok)
+		}
+		if _, ok := kick(t, nc, session); ok {
+			t.Fatalf("a second kick of %s was answered; want offline", session)
+		}
+		if _, ok := presence(t, nc, session); ok {
+			t.Fatalf("%s online after the kick; want offline", session)
+		}
+		<-sess.Done()
+	}
+}
