@@ -247,6 +247,13 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		d.reject(m, letter, p.String(), push.ReasonExpired)
 		return
 	}
+	if d.groups.members(group) == 0 {
+		// The subscription outlived the group's last local member (or the
+		// node is stopping): no one here to take it, as for a session's
+		// push after its connection ended.
+		d.reject(m, letter, p.String(), push.ReasonClosed)
+		return
+	}
 	n := d.fanOut(l, m, &e, group, p)
 	if mode == protocol.AckEnqueued {
 		d.sink.m.ack(protocol.StatusEnqueued)

@@ -125,3 +125,66 @@ func TestGroupPushDeadOnEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// A group push the node took in while the session was a member, and
+// queues after the session left the group (its last local member), is
+// dead-lettered closed for the group, not lost: the node's fan-out is
+// busy with a large group's pushes (one lane) while the leave is answered.
+func TestGroupPushAfterTheLastMemberLeftIsDeadLettered(t *testing.T) {
+	const members = 400
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Bus.DispatchLanes = 1 // the large group's pushes and the small one's share one fan-out
+	cfg.Edge.QueueLen = 4096
+	n := startEdge(t, cfg)
+	for i := range members {
+		dialGroups(t, n.tcp(), fmt.Sprintf("big%d", i), "big")
+	}
+	dialGroups(t, n.tcp(), "last", "small")
+	waitFor(t, "every member connected", func() bool { return n.Dispatcher.Stats().Sessions == members+1 })
+	nc := natstest.Connect(t, s)
+	busy := 0
+	for round := 0; ; round++ {
+		if round == 20 {
+			t.Fatal("the fan-out was never still busy when the leave was answered")
+		}
+		for range 100 << (round % 4) {
+			busy++
+			publishGroup(t, nc, "big", fmt.Sprintf("b%d", busy))
+		}
+		id := fmt.Sprintf("s%d", round)
+		publishGroup(t, nc, "small", id)
+		waitFor(t, "the small group's push taken in", func() bool { return n.Dispatcher.Stats().GroupPushes == uint64(busy+round+1) })
+		if r, _ := memberRequest(t, nc, "last", "", "small"); r.Error != "" {
+			t.Fatalf("leave: %+v", r)
+		}
+		if n.Dispatcher.Stats().FanoutBacklog == 0 { // queued before the leave: try again, with more ahead of it
+			if r, _ := memberRequest(t, nc, "last", "small", ""); r.Error != "" {
+				t.Fatalf("join: %+v", r)
+			}
+			continue
+		}
+		waitFor(t, "the small group's push dead-lettered", func() bool {
+			for _, l := range deadLetters(t, s) {
+				if l.Header.Get(protocol.HeaderID) == id {
+					if l.Subject != "dlq.push.closed.group.small.low" {
+						t.Fatalf("dead letter %s; want dlq.push.closed.group.small.low", l.Subject)
+					}
+					return true
+				}
+			}
+			return false
+		})
+		return
+	}
+}
+
+// publishGroup publishes a low group push with id, waiting for nothing.
+func publishGroup(t testing.TB, nc *nats.Conn, group, id string) {
+	t.Helper()
+	m := &nats.Msg{Subject: protocol.GroupSubject(protocol.DefaultPrefix, group, "low"),
+		Header: nats.Header{protocol.HeaderID: []string{id}}, Data: []byte(id)}
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+}
