@@ -461,6 +461,9 @@ func (res *phaseResult) addEdgeCounts(connected, last sample) {
 		res.EdgeDropped += m.dropped - connected.edge[i].dropped
 		res.Lost += m.lost - connected.edge[i].lost
 		res.DeadLettersWritten += uint64(m.written - connected.edge[i].written)
+		o := uint64(m.overflows - connected.edge[i].overflows)
+		res.GroupOverflows += o
+		res.GroupOverflowCopies += o * uint64(connected.edge[i].sessions)
 	}
 }
 
@@ -475,6 +478,7 @@ func (res *phaseResult) count(began time.Time, lastRecv int64) {
 	for _, v := range res.Dead {
 		dead += v
 	}
+	dead += res.GroupOverflowCopies - res.GroupOverflows // a group letter is dead for every member on its node
 	res.Missing = int64(res.Sent) - int64(res.Delivered) - int64(dead)
 	if lastRecv > 0 {
 		res.Seconds = time.Unix(0, lastRecv).Sub(began).Seconds()

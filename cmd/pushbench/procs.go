@@ -274,6 +274,9 @@ type edgeMetrics struct {
 	dead     map[string]float64
 	slow     float64
 	dropped  float64 // messages NATS dropped before the edge saw them
+	// overflows: group pushes dead-lettered queue_full for the group, each
+	// a copy due at every member on the node (in dead["queue_full"] once)
+	overflows float64
 }
 
 func scrapeEdge(admin string) (edgeMetrics, error) {
@@ -288,6 +291,7 @@ func scrapeEdge(admin string) (edgeMetrics, error) {
 	m.routines, m.lost = one("go_goroutines"), one("pushfabric_pushes_lost_total")
 	m.written = one("pushfabric_dead_letters_written_total")
 	m.dropped = one("pushfabric_nats_dropped_messages_total")
+	m.overflows = one("pushfabric_group_overflows_total")
 	for _, r := range cli.LabelValues(mfs, "pushfabric_dead_letters_total", "reason") {
 		m.dead[r] = cli.Sum(mfs, "pushfabric_dead_letters_total", map[string]string{"reason": r})
 	}

@@ -28,29 +28,34 @@ func latencyOf(h *hdrhistogram.Histogram) latency {
 
 // phaseResult is one measured run: the raw NATS baseline or the fabric.
 type phaseResult struct {
-	Name               string            `json:"name"`
-	Sent               uint64            `json:"sent"`
-	Published          uint64            `json:"published,omitempty"` // fan-out: the pushes published (Sent is the copies due)
-	Delivered          uint64            `json:"delivered"`
-	Dead               map[string]uint64 `json:"dead_letters"`
-	Missing            int64             `json:"missing"` // sent − delivered − dead: lost, or still on the way when the bench gave up
-	DroppedByNATS      uint64            `json:"dropped_by_nats"`
-	SlowConsumerEvents float64           `json:"edge_slow_consumer_events"`
-	EdgeDropped        float64           `json:"edge_dropped_by_nats"`      // messages NATS dropped before the edge saw them
-	Lost               float64           `json:"lost"`                      // counted lost by the edge: its dead letters could not be written
-	DeadLettersWritten uint64            `json:"dead_letters_written"`      // by the edge, acknowledged by the stream
-	DeadLetterSeconds  float64           `json:"dead_letter_write_seconds"` // first send to the last dead letter written
-	Seconds            float64           `json:"seconds"`                   // first send to last delivery
-	PushesPerSecond    float64           `json:"delivered_per_second"`
-	Latency            latency           `json:"latency"`
-	AckLatency         *latency          `json:"ack_latency,omitempty"` // producer client Push: from the call to its ack
-	ConnectSeconds     float64           `json:"connect_seconds"`
-	EdgeCPUSeconds     float64           `json:"edge_cpu_seconds"`
-	NATSCPUSeconds     float64           `json:"nats_cpu_seconds"`
-	ClientsCPUSeconds  float64           `json:"clients_cpu_seconds"`
-	ProducerCPUSeconds float64           `json:"producers_cpu_seconds"` // pushbench's own process
-	EdgeRSSBytes       float64           `json:"edge_rss_bytes"`
-	BytesPerSession    float64           `json:"edge_rss_bytes_per_session"`
+	Name      string            `json:"name"`
+	Sent      uint64            `json:"sent"`
+	Published uint64            `json:"published,omitempty"` // fan-out: the pushes published (Sent is the copies due)
+	Delivered uint64            `json:"delivered"`
+	Dead      map[string]uint64 `json:"dead_letters"`
+	Missing   int64             `json:"missing"` // sent − delivered − dead: lost, or still on the way when the bench gave up
+	// Fan-out: group pushes a node dead-lettered for the group (its fan-out
+	// backlog full), and the member copies they stand for (one letter for
+	// every member on that node, counted dead in Missing).
+	GroupOverflows      uint64   `json:"group_overflows,omitempty"`
+	GroupOverflowCopies uint64   `json:"group_overflow_copies,omitempty"`
+	DroppedByNATS       uint64   `json:"dropped_by_nats"`
+	SlowConsumerEvents  float64  `json:"edge_slow_consumer_events"`
+	EdgeDropped         float64  `json:"edge_dropped_by_nats"`      // messages NATS dropped before the edge saw them
+	Lost                float64  `json:"lost"`                      // counted lost by the edge: its dead letters could not be written
+	DeadLettersWritten  uint64   `json:"dead_letters_written"`      // by the edge, acknowledged by the stream
+	DeadLetterSeconds   float64  `json:"dead_letter_write_seconds"` // first send to the last dead letter written
+	Seconds             float64  `json:"seconds"`                   // first send to last delivery
+	PushesPerSecond     float64  `json:"delivered_per_second"`
+	Latency             latency  `json:"latency"`
+	AckLatency          *latency `json:"ack_latency,omitempty"` // producer client Push: from the call to its ack
+	ConnectSeconds      float64  `json:"connect_seconds"`
+	EdgeCPUSeconds      float64  `json:"edge_cpu_seconds"`
+	NATSCPUSeconds      float64  `json:"nats_cpu_seconds"`
+	ClientsCPUSeconds   float64  `json:"clients_cpu_seconds"`
+	ProducerCPUSeconds  float64  `json:"producers_cpu_seconds"` // pushbench's own process
+	EdgeRSSBytes        float64  `json:"edge_rss_bytes"`
+	BytesPerSession     float64  `json:"edge_rss_bytes_per_session"`
 }
 
 func (r *phaseResult) deadTotal() uint64 {
@@ -181,6 +186,11 @@ func (o *loadOutput) countRows(t *loadTable) {
 	t.row("sent", func(r *phaseResult) string { return group(float64(r.Sent)) }, "")
 	t.row("delivered", func(r *phaseResult) string { return group(float64(r.Delivered)) }, "")
 	t.row("dead-lettered", func(r *phaseResult) string { return group(float64(r.deadTotal())) }, "")
+	if o.Fabric != nil && o.Fabric.GroupOverflows > 0 {
+		t.row("group letters (fan-out full)", func(r *phaseResult) string {
+			return group(float64(r.GroupOverflows)) + " = " + group(float64(r.GroupOverflowCopies)) + " copies"
+		}, "")
+	}
 	t.row("missing", func(r *phaseResult) string { return group(float64(r.Missing)) }, "")
 	t.row("dead letters written/s", func(r *phaseResult) string {
 		return dash(r.DeadLetterSeconds > 0, group(float64(r.DeadLettersWritten)/r.DeadLetterSeconds))
