@@ -191,7 +191,7 @@ func (c *pushCmd) pushGroup(ctx context.Context, p *producer.Producer, prio push
 	} else if a.Offline {
 		fmt.Printf("dead: offline: no member of %s on any node (push %s, dead-lettered)\n", group, a.ID)
 	} else {
-		fmt.Printf("enqueued for %d members of %s on %d nodes (push %s)\n", a.Members, group, len(a.Nodes), a.ID)
+		fmt.Printf("enqueued for %s of %s on %s (push %s)\n", counted(a.Members, "member"), group, counted(len(a.Nodes), "node"), a.ID)
 	}
 	if a.Offline {
 		return 1
