@@ -60,6 +60,9 @@ type GroupMembers struct {
 // (with ctx's error when it ended first).
 func GroupPresence(ctx context.Context, nc *nats.Conn, group string, opts PresenceOptions) (GroupMembers, error) {
 	g := GroupMembers{Group: group, Members: []protocol.SessionInfo{}, Nodes: []string{}}
+	if nc == nil {
+		return g, errors.New("backend: group presence needs a NATS connection")
+	}
 	opts, err := opts.withDefaults(group)
 	if err != nil {
 		return g, err

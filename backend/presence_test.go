@@ -129,6 +129,9 @@ func TestGroupPresenceRefusesBadNames(t *testing.T) {
 			t.Errorf("group %q, prefix %q: %v; want refused", c.group, c.prefix, err)
 		}
 	}
+	if _, err := backend.GroupPresence(t.Context(), nil, "ok", backend.PresenceOptions{}); err == nil {
+		t.Error("no connection accepted")
+	}
 	if _, err := backend.GroupPresence(t.Context(), nc, "a.b", backend.PresenceOptions{}); !errors.Is(err, push.ErrInvalidName) {
 		t.Errorf("group a.b: %v; want push.ErrInvalidName", err)
 	}
