@@ -73,8 +73,9 @@ func TestPushctlPresenceKickSessions(t *testing.T) {
 // pushctl presence --group against real nodes of a cluster: the members
 // on two nodes are all listed, each with its node, then counted; --all
 // lists every connection; a group without members exits 1 and says so; a
-// bad group name, or --group with a session, is refused (exit 2); and a
-// group push of one member is counted in the singular.
+// bad group name, or --group with a session, is refused (exit 2); a
+// group push of one member is counted in the singular, and one every node
+// answered dead exits 1 with each node's reason.
 func TestPushctlGroupPresence(t *testing.T) {
 	servers := natstest.Cluster(t, 3)
 	nodes := clusterEdges(t, servers, nil)
@@ -147,5 +148,11 @@ func TestPushctlGroupPresence(t *testing.T) {
 
 	if r = runTool(t, env, "pushctl", "push", "--group", "room-1", "hi"); r.code != 0 || !strings.HasPrefix(r.stdout, "enqueued for 1 member of room-1 on 1 node (push ") {
 		t.Fatalf("pushctl push --group room-1: exit %d, %q %q; want enqueued for 1 member on 1 node", r.code, r.stdout, r.stderr)
+	}
+	// Every node answered dead: said with the reason, exit 1.
+	r = runTool(t, env, "pushctl", "push", "--group", "user-alice", "--expires-in", "1ns", "--id", "late", "hi")
+	if r.code != 1 || !strings.Contains(r.stdout, "dead: expired on node edge1, for its members of user-alice (push late, dead-lettered)") ||
+		!strings.Contains(r.stdout, "dead: expired on node edge2") || strings.Contains(r.stdout, "enqueued") {
+		t.Fatalf("pushctl push --group with the push expired: exit %d, %q %q; want 1, dead expired on edge1 and edge2", r.code, r.stdout, r.stderr)
 	}
 }
