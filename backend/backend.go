@@ -28,6 +28,10 @@
 // other error with code internal (details go to Options.OnError, not to the
 // client).
 //
+// Beside serving requests, the package hears the edge nodes' session
+// events ([SessionEvents]) and asks which members of a group are online,
+// on which nodes ([GroupPresence]).
+//
 // The package imports nats.go, the NATS contract (protocol) and the
 // vocabulary (push); never edge, bus, fx or Prometheus, so a backend
 // service links nothing of the edge node (tests/imports_test.go).

@@ -45,6 +45,14 @@ func binary(t testing.TB, name string) string {
 	return filepath.Join(binDir, name)
 }
 
+// removeBinaries deletes the folder binary built into, if it did: some
+// 120 MB a run.
+func removeBinaries() {
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+}
+
 // edgeProcess is the edge binary running as a child process.
 type edgeProcess struct {
 	cmd     *exec.Cmd

@@ -377,7 +377,7 @@ func TestPushctlGroupPush(t *testing.T) {
 	other := dialGroups(t, node.ws(), "erin", "team")
 	nats := "--nats=" + s.ClientURL()
 	r = runTool(t, nil, "pushctl", "push", nats, "--group", "team", "--id", "t1", "hello team")
-	if r.code != 0 || !strings.Contains(r.stdout, "enqueued for 2 members of team on 1 nodes (push t1)") {
+	if r.code != 0 || !strings.Contains(r.stdout, "enqueued for 2 members of team on 1 node (push t1)") {
 		t.Fatalf("push --group: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runTool(t, nil, "pushctl", "push", nats, "--all", "--id", "a1", "--json", "hello all")

@@ -8,22 +8,26 @@
 //	pushctl push alice 'hello'
 //	pushctl request echo 'hi'
 //	pushctl presence alice
+//	pushctl presence --group user-alice
 //	pushctl kick alice
 //	pushctl dlq ls --reason offline
 //	pushctl dlq replay --session alice
 //
 // Every flag can also be set by an environment variable PUSHCTL_<FLAG>
 // (the dead-letter filters by PUSHCTL_DLQ_<FLAG>, so that a filter left in
-// the shell never meets pushctl push; --nats also by NATS_URL, --context by
-// NATS_CONTEXT); pushctl <command>
+// the shell never meets pushctl push, and presence's --group and --all by
+// PUSHCTL_PRESENCE_<FLAG>, so that a group left in the shell for pushctl
+// push never turns pushctl presence <session> into a group's; --nats also
+// by NATS_URL, --context by NATS_CONTEXT); pushctl <command>
 // --help lists them. Flags may come before or after the arguments. A
 // mistake on the command line (an unknown flag, a missing argument, a value
 // the command refuses) is one line on standard error and exit status 2;
 // exit status 1 is a command that ran and failed.
 //
 // pushctl is a client of the fabric: it imports the producer client, the
-// Go client (edge/client), token, dlq and the NATS contract, and links
-// neither the edge server nor the bus (tests/imports_test.go).
+// backend helper, the Go client (edge/client), token, dlq and the NATS
+// contract, and links neither the edge server nor the bus
+// (tests/imports_test.go).
 package main
 
 import (
@@ -65,8 +69,9 @@ type runner interface{ run() int }
 const description = `pushfabric's operator and developer tool.
 
 Every flag can also be set by the environment variable shown with it
-(PUSHCTL_<FLAG>; the dead-letter filters PUSHCTL_DLQ_<FLAG>; --nats also by
-NATS_URL, --context by NATS_CONTEXT); a flag on the command line wins.
+(PUSHCTL_<FLAG>; the dead-letter filters PUSHCTL_DLQ_<FLAG>; presence's
+--group and --all PUSHCTL_PRESENCE_<FLAG>; --nats also by NATS_URL,
+--context by NATS_CONTEXT); a flag on the command line wins.
 Flags may come before or after the arguments; after -- everything is an
 argument (pushctl push alice -- -1).
 
@@ -142,4 +147,13 @@ func reasonNames() string {
 		names[i] = string(r)
 	}
 	return strings.Join(names, ", ")
+}
+
+// counted is n and the word, in the plural unless n is 1: "1 member",
+// "3 members".
+func counted(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

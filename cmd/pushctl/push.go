@@ -49,7 +49,9 @@ type pushCmd struct {
 
 // Help is shown under the command's usage.
 func (c *pushCmd) Help() string {
-	return "Publishes a push and prints the edge node's acknowledgement. Exit status: 0 when the push is\nenqueued, written or received, 1 when it is dead (dead-lettered with the reason shown, offline when\nno node holds the session) or on error, such as no acknowledgement within --timeout (the push is\nthen unacknowledged: it may have been delivered; send it again with the same --id)."
+	return "Publishes a push and prints the edge node's acknowledgement. Exit status: 0 when the push is\nenqueued, written or received, 1 when it is dead (dead-lettered with the reason shown, offline when\nno node holds the session) or on error, such as no acknowledgement within --timeout (the push is\nthen unacknowledged: it may have been delivered; send it again with the same --id). A group push or\n" +
+		"broadcast: 0 when it was queued for a member at least; 1 when for none (no member on any node, or\n" +
+		"every node that answered dead, each shown with its reason) or on error."
 }
 
 // Validate checks the session's or group's name and that the headers are
@@ -172,7 +174,8 @@ func printAck(a protocol.Ack, asJSON bool) {
 }
 
 // pushGroup sends a group push or broadcast and prints how many members
-// took it; exit status 1 when none did (dead-lettered offline).
+// took it, and the nodes that answered dead; exit status 1 when no member
+// did (dead-lettered offline, or dead on every node that answered).
 func (c *pushCmd) pushGroup(ctx context.Context, p *producer.Producer, prio push.Priority, payload []byte) int {
 	group := c.Group
 	if c.All {
@@ -188,13 +191,26 @@ func (c *pushCmd) pushGroup(ctx context.Context, p *producer.Producer, prio push
 	if c.JSON {
 		b, _ := json.Marshal(a)
 		fmt.Println(string(b))
-	} else if a.Offline {
-		fmt.Printf("dead: offline: no member of %s on any node (push %s, dead-lettered)\n", group, a.ID)
 	} else {
-		fmt.Printf("enqueued for %d members of %s on %d nodes (push %s)\n", a.Members, group, len(a.Nodes), a.ID)
+		printGroupAck(a, group)
 	}
-	if a.Offline {
+	if a.Members == 0 {
 		return 1
 	}
 	return 0
+}
+
+// printGroupAck writes what the nodes answered to a group push: offline,
+// or the members it was queued for, and each node that answered dead.
+func printGroupAck(a producer.GroupAck, group string) {
+	if a.Offline {
+		fmt.Printf("dead: offline: no member of %s on any node (push %s, dead-lettered)\n", group, a.ID)
+		return
+	}
+	if len(a.Nodes) > 0 {
+		fmt.Printf("enqueued for %s of %s on %s (push %s)\n", counted(a.Members, "member"), group, counted(len(a.Nodes), "node"), a.ID)
+	}
+	for _, d := range a.Dead {
+		fmt.Printf("dead: %s on node %s, for its members of %s (push %s, dead-lettered)\n", d.Reason, d.Node, group, a.ID)
+	}
 }

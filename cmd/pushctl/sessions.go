@@ -14,16 +14,22 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/backend"
 	"github.com/pushfabric/pushfabric/cmd/internal/cli"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 )
 
-// presenceCmd is pushctl presence.
+// presenceCmd is pushctl presence: one session, or with --group or --all
+// the members of a group, gathered from every node.
 type presenceCmd struct {
 	natsFlags `embed:""`
-	Session   string        `arg:"" help:"The session to ask about."`
-	Timeout   time.Duration `default:"5s" help:"How long to wait for the answer."`
-	JSON      bool          `name:"json" help:"Print the answer as JSON: the node's fields and \"online\"."`
+	Session   string        `arg:"" optional:"" help:"The session to ask about; with --group or --all, leave it out."`
+	Group     string        `env:"PUSHCTL_PRESENCE_GROUP" placeholder:"GROUP" help:"List the members of this group that are online, from every node holding some, instead of one session."`
+	All       bool          `name:"all" env:"PUSHCTL_PRESENCE_ALL" help:"List every connection on every node instead of one session."`
+	Window    time.Duration `default:"500ms" help:"With --group or --all: how long to gather the nodes' answers."`
+	Timeout   time.Duration `default:"5s" help:"How long to wait for one session's answer."`
+	JSON      bool          `name:"json" help:"Print the answer as JSON: the node's fields and \"online\" (with --group or --all: group, members, nodes, answers, offline, online)."`
 }
 
 // Help is shown under the command's usage.
@@ -31,15 +37,37 @@ func (presenceCmd) Help() string {
 	return "Asks <prefix>.<session>.presence: the edge node holding the session answers with where and how\n" +
 		"it is connected (node, since, transport, the client's address, pushes queued, groups). Exit status:\n" +
 		"0 online; 1 offline (no node holds the session: NATS answered \"no responders\") or on error, such\n" +
-		"as no answer within --timeout."
+		"as no answer within --timeout.\n\n" +
+		"With --group G (or --all, every connection) it asks <prefix>.group.G.presence (<prefix>.all.presence)\n" +
+		"instead: every node holding members answers with its local ones, gathered for --window, and each is\n" +
+		"printed as one session is, then how many on how many nodes. Exit status: 0 with members; 1 with none\n" +
+		"(no node holds one, or those that answered had none left), or on error, such as no answer within\n" +
+		"--window from nodes NATS knows to hold members. A node answering after --window is missed."
 }
 
-// Validate checks the session's name.
+// Validate checks the session's or group's name: one session, or, with
+// --group or --all, none.
 func (c *presenceCmd) Validate(kctx *kong.Context) error {
+	grouped := c.Group != "" || c.All
+	switch {
+	case c.Group != "" && c.All:
+		return errors.New("--group and --all: choose one")
+	case grouped && onCommandLine(kctx, "session"):
+		return errors.New("with --group or --all, give no session")
+	case grouped && c.Window <= 0:
+		return fmt.Errorf("--window %v: want a positive duration", c.Window)
+	case c.Group != "":
+		return push.CheckGroup(c.Group)
+	case !grouped && !onCommandLine(kctx, "session"):
+		return errors.New("expected <session>, or --group <group>, or --all")
+	}
 	return checkArg(kctx, "session", "session", c.Session)
 }
 
 func (c *presenceCmd) run() int {
+	if c.Group != "" || c.All {
+		return c.runGroup()
+	}
 	var info protocol.SessionInfo
 	if status, ok := c.askSession("presence", c.Session, protocol.Presence, c.Timeout, c.JSON, &info); !ok {
 		return status
@@ -51,10 +79,79 @@ func (c *presenceCmd) run() int {
 		}{true, info})
 		return 0
 	}
-	fmt.Printf("%s: online on node %s since %s (%s), over %s from %s; queued %d high, %d low%s\n",
+	printPresence(os.Stdout, info)
+	return 0
+}
+
+// printPresence writes one line for a session online.
+func printPresence(w io.Writer, info protocol.SessionInfo) {
+	fmt.Fprintf(w, "%s: online on node %s since %s (%s), over %s from %s; queued %d high, %d low%s\n",
 		info.Session, info.Node, info.Since.Format(time.RFC3339), time.Since(info.Since).Round(time.Second),
 		info.Transport, info.Remote, info.Queued.High, info.Queued.Low, groupsSuffix(info.Groups))
+}
+
+// runGroup is presence --group or --all: the members every node holding
+// some answered with within the window. Answers that do not decode are
+// told on standard error; the others are printed.
+func (c *presenceCmd) runGroup() int {
+	group := c.Group
+	if c.All {
+		group = push.AllGroup
+	}
+	nc, err := c.connect()
+	if err != nil {
+		return fail("presence", err)
+	}
+	defer nc.Close()
+	g, err := backend.GroupPresence(context.Background(), nc, group, backend.PresenceOptions{Prefix: c.Prefix, Window: c.Window})
+	if err != nil {
+		return fail("presence", err)
+	}
+	for _, bad := range g.Invalid {
+		fail("presence", bad)
+	}
+	if c.JSON {
+		printJSON(struct {
+			Online bool `json:"online"`
+			backend.GroupMembers
+		}{len(g.Members) > 0, g})
+	} else {
+		printGroup(os.Stdout, g)
+	}
+	if len(g.Members) == 0 {
+		return 1
+	}
 	return 0
+}
+
+// printGroup writes a line per member and how many there are on how
+// many nodes, or, with none, why.
+func printGroup(w io.Writer, g backend.GroupMembers) {
+	for _, m := range g.Members {
+		printPresence(w, m)
+	}
+	all := g.Group == push.AllGroup
+	switch {
+	case len(g.Members) > 0 && all:
+		fmt.Fprintf(w, "%s online on %s\n", counted(len(g.Members), "session"), counted(len(g.Nodes), "node"))
+	case len(g.Members) > 0:
+		fmt.Fprintf(w, "%s of %s on %s\n", counted(len(g.Members), "member"), g.Group, counted(len(g.Nodes), "node"))
+	case all:
+		fmt.Fprintf(w, "no session online (%s)\n", whyNone(g, "connection"))
+	default:
+		fmt.Fprintf(w, "%s: no member online (%s)\n", g.Group, whyNone(g, "member"))
+	}
+}
+
+// whyNone says why a group presence lists no one.
+func whyNone(g backend.GroupMembers, what string) string {
+	switch {
+	case g.Answers == 0:
+		return "no node holds a " + what
+	case len(g.Invalid) == g.Answers:
+		return counted(g.Answers, "answer") + " that did not decode"
+	}
+	return counted(g.Answers, "node") + " answered, with none left"
 }
 
 // askSession sends a request to <prefix>.<session>.<token>, waits for
