@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -366,7 +367,9 @@ func (b *groupCopies) next(m *nats.Msg, d *Dispatcher, group string) *groupCopy 
 
 // groupPresence answers a presence request for a group this node has
 // members of (<prefix>.group.<group>.presence): its local members, as
-// presence describes each. One without a reply subject is not answered.
+// presence describes each, in JSON lists that each fit in one NATS
+// message (a node with thousands of members answers with several; the
+// asker gathers them all). One without a reply subject is not answered.
 func (d *Dispatcher) groupPresence(m *nats.Msg, group string) {
 	if m.Reply == "" {
 		return
@@ -378,10 +381,19 @@ func (d *Dispatcher) groupPresence(m *nats.Msg, group string) {
 		members = slices.Clone(g.members)
 	}
 	t.mu.RUnlock()
-	all := make([]protocol.SessionInfo, 0, len(members))
+	limit := int(d.nc.MaxPayload())
+	list := []byte{'['}
 	for _, c := range members {
-		all = append(all, SessionInfo(d.node, c))
+		b, _ := json.Marshal(SessionInfo(d.node, c))
+		if len(list) > 1 && len(list)+1+len(b)+1 > limit { // this one and "]" would not fit
+			d.replyBytes(m.Reply, append(list, ']'))
+			list = []byte{'['}
+		}
+		if len(list) > 1 {
+			list = append(list, ',')
+		}
+		list = append(list, b...)
 	}
 	d.presences.Add(1)
-	d.reply(m.Reply, all)
+	d.replyBytes(m.Reply, append(list, ']'))
 }

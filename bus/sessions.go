@@ -106,6 +106,11 @@ const kickSettle = 5 * time.Second
 // reply publishes v as JSON on subject.
 func (d *Dispatcher) reply(subject string, v any) {
 	body, _ := json.Marshal(v)
+	d.replyBytes(subject, body)
+}
+
+// replyBytes publishes an answer's body on subject.
+func (d *Dispatcher) replyBytes(subject string, body []byte) {
 	if err := d.nc.Publish(subject, body); err != nil {
 		d.log.Warn("session request reply failed", zap.String("subject", subject), zap.Error(err))
 	}
