@@ -458,7 +458,7 @@ var refusedSubscriptions = []struct{ role, subject string }{
 // see it (an edge node's, on the same server).
 func sessionRightsRefused(t *testing.T, c *natsCluster) {
 	spy := c.connect(t, "edge", 0)
-	seen, err := spy.SubscribeSync("push.x.*")
+	seen, err := spy.SubscribeSync("push.>")
 	if err != nil {
 		t.Fatal(err)
 	}
