@@ -67,6 +67,17 @@ type Config struct {
 	// dropped in every run, 1,048,576 in none).
 	DispatchBuffer int
 
+	// FanoutBacklog bounds the member copies of group pushes taken from
+	// NATS and not yet queued to their members, per dispatch lane. Each
+	// lane queues a group push to its members on a goroutine of its own, so
+	// that a large group does not hold up the lane (and NATS, behind it);
+	// a group push that would take the backlog past this is dead-lettered
+	// queue_full for the group (dlq.<prefix>.queue_full.group.<group>.<prio>)
+	// instead, and none of the node's members get it. A lane with nothing
+	// waiting takes any group push, however many members it has. The
+	// default is about 0.2 s of copying on a core.
+	FanoutBacklog int
+
 	// DispatchLanes is how many goroutines hand pushes from NATS to the
 	// sessions' queues (a session always uses the same one).
 	DispatchLanes int
@@ -111,6 +122,7 @@ func DefaultConfig() Config {
 		PingInterval:   10 * time.Second,
 		Embedded:       EmbeddedConfig{Listen: "127.0.0.1:4222", DataDir: "data/nats"},
 		DispatchBuffer: 1 << 20,
+		FanoutBacklog:  1 << 20,
 		DispatchLanes:  runtime.GOMAXPROCS(0),
 		// A round trip on a LAN is well under a millisecond and a full
 		// dispatch lane (DispatchBuffer pushes at a few µs each) a fraction
@@ -129,6 +141,7 @@ func (c Config) Validate() error {
 	var errs []error
 	errs = check.Positive(errs, "DispatchLanes", c.DispatchLanes)
 	errs = check.Positive(errs, "DispatchBuffer", c.DispatchBuffer)
+	errs = check.Positive(errs, "FanoutBacklog", c.FanoutBacklog)
 	errs = check.Positive(errs, "HandoverTimeout", c.HandoverTimeout)
 	errs = check.Positive(errs, "RequestTimeout", c.RequestTimeout)
 	errs = check.Positive(errs, "RequestBuffer", c.RequestBuffer)

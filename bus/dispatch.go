@@ -18,7 +18,11 @@ import (
 // dispatch handles one message from a session subscription.
 func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 	if group, token, ok := protocol.ParseGroupSubject(d.prefix, m.Subject); ok {
-		d.groupPush(l, m, group, token)
+		if token == protocol.Presence {
+			d.groupPresence(m, group)
+			return
+		}
+		d.admitGroupPush(l, m, group, token)
 		return
 	}
 	session, token, ok := protocol.ParseSubject(d.prefix, m.Subject)

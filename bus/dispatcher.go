@@ -46,8 +46,8 @@ type Dispatcher struct {
 
 	wg sync.WaitGroup // goroutines waiting for a draining subscription to close, membership requests
 
-	groups                    *groupTable
-	groupPushes, memberCopies atomic.Uint64
+	groups                                    *groupTable
+	groupPushes, memberCopies, groupOverflows atomic.Uint64
 
 	dispatched, forwarded, invalid atomic.Uint64
 	presences, kicks, eventsFailed atomic.Uint64
@@ -62,7 +62,7 @@ type lane struct {
 	removals chan removal   // bindings whose drained subscription has closed
 	ids      idSource       // ids for pushes that came without one
 	receipts plainReceipts  // receipts of plain pushes
-	copies   groupCopies    // receipts of group pushes' member copies
+	fan      fanout         // the group pushes the lane admitted, on their way to the members
 
 	// The bindings of the lane's sessions: read on every push by the lane,
 	// changed as sessions come and go.
@@ -89,8 +89,13 @@ type DispatcherStats struct {
 	// a connection).
 	GroupPushes, MemberCopies uint64
 	GroupSubscriptions        int
-	Presences                 uint64 // presence requests answered
-	Kicks                     uint64 // connections closed revoked by a kick
+	// GroupOverflows counts the group pushes dead-lettered queue_full for
+	// the group because the fan-out stage was over its budget, and
+	// FanoutBacklog is the member copies admitted and not yet queued now.
+	GroupOverflows uint64
+	FanoutBacklog  int64
+	Presences      uint64 // presence requests answered
+	Kicks          uint64 // connections closed revoked by a kick
 	// Session events published, by event (connected, disconnected), and
 	// those whose publish failed.
 	Events       map[string]uint64
@@ -116,7 +121,7 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	}
 	for range c.cfg.DispatchLanes {
 		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan *binding, 64), removals: make(chan removal, 64), ids: newIDSource(),
-			bindings: make(map[string]*binding)})
+			fan: newFanout(c.cfg.FanoutBacklog), bindings: make(map[string]*binding)})
 	}
 	if c.cfg.RedeliverOffline {
 		d.parking = newParking(id.Prefix, log)
@@ -144,7 +149,11 @@ func (d *Dispatcher) Start(context.Context) error {
 		d.parking.start(nc)
 	}
 	for _, l := range d.lanes {
-		d.done.Go(func() { d.loop(l) })
+		d.done.Go(func() {
+			d.loop(l)
+			close(l.fan.ch) // the lane admits no more: fanLoop ends once it has queued the rest
+		})
+		d.done.Go(func() { d.fanLoop(l) })
 	}
 	d.done.Go(d.resyncLoop)
 	d.unlisten = d.conn.events.listen(d.reconnected)
@@ -192,8 +201,18 @@ func (d *Dispatcher) Stats() DispatcherStats {
 	return DispatcherStats{Dispatched: d.dispatched.Load(), Forwarded: d.forwarded.Load(), Handovers: d.handovers.stats(),
 		Waiting: d.handovers.pending(), Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load(),
 		GroupPushes: d.groupPushes.Load(), MemberCopies: d.memberCopies.Load(), GroupSubscriptions: d.groups.subscriptions(),
+		GroupOverflows: d.groupOverflows.Load(), FanoutBacklog: d.fanoutBacklog(),
 		Presences: d.presences.Load(), Kicks: d.kicks.Load(), EventsFailed: d.eventsFailed.Load(),
 		Events: map[string]uint64{protocol.EventConnected: d.events[0].Load(), protocol.EventDisconnected: d.events[1].Load()}}
+}
+
+// fanoutBacklog is the member copies waiting in the lanes' fan-out stages.
+func (d *Dispatcher) fanoutBacklog() int64 {
+	var n int64
+	for _, l := range d.lanes {
+		n += l.fan.backlog.Load()
+	}
+	return n
 }
 
 // Stop ends dispatching: what is still in the channel is handled (nobody

@@ -166,6 +166,16 @@ func (d *Dispatcher) stopGroups() {
 	}
 }
 
+// members is the number of local members of name now.
+func (t *groupTable) members(name string) int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if g := t.groups[name]; g != nil {
+		return len(g.members)
+	}
+	return 0
+}
+
 // subscriptions is the number of group subscriptions held (the broadcast
 // one included).
 func (t *groupTable) subscriptions() int {
@@ -215,13 +225,9 @@ func (d *Dispatcher) answerMember(m *nats.Msg, session string, groups []string, 
 // own: same id and payload bytes, a receipt of its own, so that each
 // member's priority, fairness, rate and queue rules apply and what one
 // member cannot take is dead-lettered for that member alone. A producer
-// waiting hears the number of local members it was queued for.
+// waiting hears the number of local members it was queued for. It runs on
+// the lane's fan-out goroutine (fanLoop).
 func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
-	if token == protocol.Presence {
-		d.groupPresence(m, group)
-		return
-	}
-	d.groupPushes.Add(1)
 	letter := protocol.GroupLetterSession(group)
 	p, err := push.ParsePriority(token)
 	if err != nil {
@@ -232,13 +238,20 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		delete(m.Header, protocol.HeaderReply)
 		delete(m.Header, protocol.HeaderSession)
 	}
-	e, mode, err := groupEnvelope(m, &l.ids)
+	e, mode, err := groupEnvelope(m, &l.fan.ids)
 	if err != nil {
 		d.rejectInvalid(m, letter, p.String(), err)
 		return
 	}
 	if !e.Expires.IsZero() && !e.Expires.After(time.Now()) {
 		d.reject(m, letter, p.String(), push.ReasonExpired)
+		return
+	}
+	if d.groups.members(group) == 0 {
+		// The subscription outlived the group's last local member (or the
+		// node is stopping): no one here to take it, as for a session's
+		// push after its connection ended.
+		d.reject(m, letter, p.String(), push.ReasonClosed)
 		return
 	}
 	n := d.fanOut(l, m, &e, group, p)
@@ -275,7 +288,7 @@ func (d *Dispatcher) fanOut(l *lane, m *nats.Msg, e *edge.Envelope, group string
 	}
 	n := 0
 	for _, c := range g.members {
-		e.Receipt = l.copies.next(m, d, group)
+		e.Receipt = l.fan.copies.next(m, d, group)
 		if err := c.TryPush(p, *e); err == nil {
 			n++
 		} else {
@@ -336,7 +349,7 @@ func (r *groupCopy) memberMsg(session string, p push.Priority) *nats.Msg {
 }
 
 // groupCopies hands out the receipts of member copies for one lane's
-// goroutine, a block at a time, as plainReceipts does.
+// fan-out goroutine, a block at a time, as plainReceipts does.
 type groupCopies struct {
 	block []groupCopy
 }

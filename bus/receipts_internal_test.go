@@ -88,7 +88,7 @@ func TestGroupCopyIsFreeAndLetsGo(t *testing.T) {
 	d, l := &Dispatcher{}, &lane{}
 	m := &nats.Msg{Subject: "push.group.g.high"}
 	var r *groupCopy
-	if n := testing.AllocsPerRun(1000, func() { r = l.copies.next(m, d, "g") }); n > 0.05 {
+	if n := testing.AllocsPerRun(1000, func() { r = l.fan.copies.next(m, d, "g") }); n > 0.05 {
 		t.Errorf("a member copy's receipt costs %v allocations; want none of its own", n)
 	}
 	r.Written(&edge.Envelope{Frame: edge.Frame{ID: "id"}})

@@ -20,6 +20,11 @@ type GroupAck struct {
 	ID      string         `json:"id"`
 	Members int            `json:"members"` // the local members it was queued for, summed over the nodes
 	Nodes   []protocol.Ack `json:"nodes"`   // each node's enqueued answer, with its Members
+	// Dead is the answers of nodes that took the push in and queued it to
+	// none of their members: invalid or expired (every node says so), or
+	// queue_full (that node's fan-out backlog was full; the push is
+	// dead-lettered for the group on dlq.<prefix>.queue_full.group.<group>.<priority>).
+	Dead []protocol.Ack `json:"dead,omitempty"`
 	// Offline: no node held a member (no responders, or every node that
 	// answered had none left); the push is dead-lettered offline on
 	// dlq.<prefix>.offline.group.<group>.<priority>, kept for inspection,
@@ -56,7 +61,7 @@ func (p *Producer) PushGroup(ctx context.Context, group string, prio push.Priori
 	heard := p.gather(ctx, sub, &a)
 	span.SetAttributes(attribute.Int("pushfabric.members", a.Members))
 	switch {
-	case a.Members == 0 && (heard || a.Offline):
+	case a.Members == 0 && len(a.Dead) == 0 && (heard || a.Offline):
 		a.Offline = true
 		p.deadLetterGroup(m, group, prio)
 	case !heard && ctx.Err() != nil:
@@ -69,7 +74,7 @@ func (p *Producer) PushGroup(ctx context.Context, group string, prio push.Priori
 
 // gather reads the nodes' answers until the window passes or ctx ends;
 // "no responders" ends it at once (a.Offline). It reports whether any
-// node answered.
+// node answered, enqueued or dead.
 func (p *Producer) gather(ctx context.Context, sub *nats.Subscription, a *GroupAck) bool {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.GroupWindow)
 	defer cancel()
@@ -80,14 +85,19 @@ func (p *Producer) gather(ctx context.Context, sub *nats.Subscription, a *GroupA
 			a.Offline = true
 			return false
 		case err != nil:
-			return len(a.Nodes) > 0
+			return len(a.Nodes)+len(a.Dead) > 0
 		case push.NoResponders(r.Header, r.Data):
-			a.Offline = len(a.Nodes) == 0
-			return len(a.Nodes) > 0
+			a.Offline = len(a.Nodes)+len(a.Dead) == 0
+			return !a.Offline
 		}
-		if ack, err := protocol.ParseAck(r); err == nil && ack.Status == protocol.StatusEnqueued {
+		ack, err := protocol.ParseAck(r)
+		switch {
+		case err != nil:
+		case ack.Status == protocol.StatusEnqueued:
 			a.Nodes = append(a.Nodes, ack)
 			a.Members += ack.Members
+		case ack.Status == protocol.StatusDead:
+			a.Dead = append(a.Dead, ack)
 		}
 	}
 }
