@@ -15,7 +15,7 @@ out="$here/keys.conf.new"
 {
 	echo "# The public NKeys of push.conf's users, made by mkkeys.sh from the"
 	echo "# seeds in $dir (secret; never here). A public key is no secret."
-	for role in edge producer broadcast backend operator; do
+	for role in edge producer broadcast backend operator membership presence kick events; do
 		seed="$dir/$role.nk"
 		if [ ! -s "$seed" ]; then
 			"$nk" -gen user >"$seed"

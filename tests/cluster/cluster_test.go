@@ -30,7 +30,7 @@ const (
 )
 
 // roles are the users of deployments/nats/push.conf.
-var roles = []string{"edge", "producer", "broadcast", "backend", "operator"}
+var roles = []string{"edge", "producer", "broadcast", "backend", "operator", "membership", "presence", "kick", "events"}
 
 // The binaries the tests run, built once.
 var (
@@ -157,6 +157,34 @@ func (c *natsCluster) interest(t *testing.T, i int, subject string) {
 			}
 		}
 		return false
+	})
+}
+
+// routedInterest waits until server i has heard of a subscription
+// matching subject from n other servers (each over its routes): the
+// subscriptions of edge nodes connected elsewhere.
+func (c *natsCluster) routedInterest(t *testing.T, i int, subject string, n int) {
+	t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d/routez?subs=1", c.monitor[i])
+	waitFor(t, fmt.Sprintf("n%d's interest in %s from %d servers", i+1, subject, n), func() bool {
+		var routez struct {
+			Routes []struct {
+				Remote string   `json:"remote_name"`
+				Subs   []string `json:"subscriptions_list"`
+			} `json:"routes"`
+		}
+		if get(url, &routez) != nil {
+			return false
+		}
+		from := map[string]bool{} // the servers heard from
+		for _, r := range routez.Routes {
+			for _, sub := range r.Subs {
+				if matches(sub, subject) {
+					from[r.Remote] = true
+				}
+			}
+		}
+		return len(from) >= n
 	})
 }
 
