@@ -38,7 +38,7 @@ type GroupMembers struct {
 	Group   string                 `json:"group"`
 	Members []protocol.SessionInfo `json:"members"` // sorted by session, then node
 	Nodes   []string               `json:"nodes"`   // the nodes with members, sorted
-	Answers int                    `json:"answers"` // the answers heard: one per node that held members when asked
+	Answers int                    `json:"answers"` // the answers heard: one per node that held members when asked, or several from a node whose members do not fit in one message
 	// Offline: no member anywhere. NATS answered "no responders" (no
 	// node holds one; at once), or every node that answered had none
 	// left.

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/backend"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/protocol"
@@ -186,5 +188,27 @@ func publishGroup(t testing.TB, nc *nats.Conn, group, id string) {
 		Header: nats.Header{protocol.HeaderID: []string{id}}, Data: []byte(id)}
 	if err := nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A node whose members' presence does not fit in one NATS message answers
+// a group presence request in several, each within the server's
+// max_payload, and the asker gathers every member.
+func TestGroupPresenceLargerThanOneMessage(t *testing.T) {
+	const members = 40
+	opts := natstest.Options(t, "small-payload")
+	opts.MaxPayload = 4 << 10 // a member's presence is ~250 bytes: ~16 a message
+	s := natstest.StartWith(t, opts)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	for i := range members {
+		dialGroups(t, n.tcp(), fmt.Sprintf("member-%02d", i), "crowd")
+	}
+	waitForSubs(t, []*server.Server{s}, "push.group.crowd.low", 1)
+	g, err := backend.GroupPresence(timeout(t), natstest.Connect(t, s), "crowd", backend.PresenceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Members) != members || g.Answers < 2 || len(g.Invalid) != 0 {
+		t.Fatalf("%d members in %d answers (%d invalid); want all %d, in several answers", len(g.Members), g.Answers, len(g.Invalid), members)
 	}
 }

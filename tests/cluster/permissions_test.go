@@ -438,7 +438,7 @@ var refusedPublishes = []struct{ role, subject string }{
 	{"membership", "push.x.kick"}, {"membership", "push.x.presence"}, {"membership", "push.group.g.high"},
 	{"membership", "push.all.member"}, {"membership", "dlq.push.offline.x.high"},
 	{"presence", "push.x.kick"}, {"presence", "push.x.member"}, {"presence", "push.x.high"},
-	{"presence", "push.all.presence"},
+	{"presence", "push.all.high"},
 	{"kick", "push.x.presence"}, {"kick", "push.x.member"}, {"kick", "push.x.low"}, {"kick", "push.all.kick"},
 	{"events", "evt.push.x.connected"}, {"events", "push.x.kick"}, {"events", "push.x.high"},
 }
@@ -520,6 +520,9 @@ func presenceAnswered(t *testing.T, c *natsCluster) {
 	var members []protocol.SessionInfo
 	if err := json.Unmarshal(m.Data, &members); err != nil || len(members) != 1 || members[0].Session != "alice" || members[0].Node != "e2" {
 		t.Fatalf("team's presence %s (%v); want alice on e2", m.Data, err)
+	}
+	if out, code := c.pushctl(t, "presence", 0, "presence", "--all"); code != 0 || !strings.Contains(out, "alice") {
+		t.Fatalf("pushctl presence --all: exit %d\n%s; want alice listed", code, out)
 	}
 }
 
