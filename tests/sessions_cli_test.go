@@ -39,10 +39,13 @@ func TestPushctlPresenceKickSessions(t *testing.T) {
 	}
 
 	r = runTool(t, nil, "pushctl", "sessions", "--admin", admin)
-	if r.code != 0 || !strings.Contains(r.stdout, "SESSION") || !strings.Contains(r.stdout, "grace") || !strings.Contains(r.stdout, "1 sessions") {
+	if r.code != 0 || !strings.Contains(r.stdout, "SESSION") || !strings.Contains(r.stdout, "grace") || !strings.Contains(r.stdout, "1 session\n") {
 		t.Fatalf("pushctl sessions: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
-	r = runTool(t, nil, "pushctl", "sessions", "--json", "--admin", admin)
+	if r = runTool(t, nil, "pushctl", "sessions", "--admin", admin, "--node", "edge9"); r.code != 0 || strings.Contains(r.stdout, "grace") || !strings.Contains(r.stdout, "0 sessions") {
+		t.Fatalf("pushctl sessions --node edge9: exit %d, %q %q; want none listed", r.code, r.stdout, r.stderr)
+	}
+	r = runTool(t, nil, "pushctl", "sessions", "--json", "--admin", admin, "--node", "edge1")
 	var list []protocol.SessionInfo
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || list[0].Session != "grace" || list[0].Node != "edge1" {
 		t.Fatalf("pushctl sessions --json: exit %d, %q (%v)", r.code, r.stdout, err)

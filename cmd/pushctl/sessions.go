@@ -243,6 +243,7 @@ func (c *kickCmd) run() int {
 // sessionsCmd is pushctl sessions.
 type sessionsCmd struct {
 	Admin   string        `default:"http://127.0.0.1:9090" placeholder:"URLS" help:"Admin listener URLs of the edge nodes, comma-separated."`
+	Node    string        `placeholder:"NAME" help:"Only the sessions of this node (its --node name), of those the admin listeners answer."`
 	Timeout time.Duration `default:"5s" help:"How long to wait for each node's answer."`
 	JSON    bool          `name:"json" help:"Print the sessions as one JSON list (each entry names its node)."`
 }
@@ -265,7 +266,11 @@ func (c *sessionsCmd) run() int {
 			status = fail("sessions", err)
 			continue
 		}
-		all = append(all, list...)
+		for _, info := range list {
+			if c.Node == "" || info.Node == c.Node {
+				all = append(all, info)
+			}
+		}
 	}
 	if c.JSON {
 		if all == nil {
@@ -298,5 +303,5 @@ func printSessions(w io.Writer, list []protocol.SessionInfo) {
 			s.Queued.High, s.Queued.Low, strings.Join(s.Groups, ","))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d sessions\n", len(list))
+	fmt.Fprintln(w, counted(len(list), "session"))
 }
