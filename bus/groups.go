@@ -188,20 +188,24 @@ func (t *groupTable) subscriptions() int {
 // member answers a membership request for session (Push-Join, Push-Leave)
 // if this node holds it, with the groups after the change, once the
 // subscriptions it made are confirmed; it stays silent if it does not
-// hold it (the holder answers, or no one: no responders). It runs on a
-// goroutine of its own: the confirmation takes a round trip.
+// hold it (the holder answers, or no one: no responders). The change is
+// made on the session's lane, so that requests published one after
+// another apply in that order; the confirmation, a round trip, and the
+// answer run on a goroutine of their own.
 func (d *Dispatcher) member(m *nats.Msg, session string) {
 	c := d.holder(session) // none here, or a newer connection elsewhere answers
 	if c == nil {
 		return
 	}
+	groups, err := d.changeGroups(c, protocol.SplitGroups(m.Header.Get(protocol.HeaderJoin)),
+		protocol.SplitGroups(m.Header.Get(protocol.HeaderLeave)))
+	if err != nil {
+		d.answerMember(m, session, groups, err)
+		return
+	}
 	d.wg.Go(func() {
-		groups, err := d.changeGroups(c, protocol.SplitGroups(m.Header.Get(protocol.HeaderJoin)),
-			protocol.SplitGroups(m.Header.Get(protocol.HeaderLeave)))
-		if err == nil {
-			if err = d.nc.Flush(); err != nil {
-				err = fmt.Errorf("confirm the subscriptions: %w", err)
-			}
+		if err = d.nc.Flush(); err != nil {
+			err = fmt.Errorf("confirm the subscriptions: %w", err)
 		}
 		d.answerMember(m, session, groups, err)
 	})
