@@ -57,9 +57,10 @@ func (d *Dispatcher) addMember(t *groupTable, c *edge.Conn, name string) error {
 	return nil
 }
 
-// removeMember ends c's membership of name, unsubscribing with the
-// group's last local member: what NATS already sent still arrives, and
-// finds fewer members or none. The caller holds t.mu.
+// removeMember ends c's membership of name, draining the subscription
+// with the group's last local member: what NATS already sent still
+// arrives (an Unsubscribe would have nats.go discard it without a
+// trace), and finds fewer members or none. The caller holds t.mu.
 func (t *groupTable) removeMember(c *edge.Conn, name string) {
 	g := t.groups[name]
 	if g == nil {
@@ -76,7 +77,7 @@ func (t *groupTable) removeMember(c *edge.Conn, name string) {
 	g.members = g.members[:last]
 	delete(g.index, c)
 	if len(g.members) == 0 {
-		_ = g.sub.Unsubscribe()
+		_ = g.sub.Drain()
 		delete(t.groups, name)
 	}
 }
@@ -156,13 +157,14 @@ func (d *Dispatcher) changeGroups(c *edge.Conn, join, leave []string) ([]string,
 	return c.Groups(), nil
 }
 
-// stopGroups unsubscribes every group; the connections have ended.
+// stopGroups drains every group's subscription; the connections have
+// ended.
 func (d *Dispatcher) stopGroups() {
 	t := d.groups
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for n, g := range t.groups {
-		_ = g.sub.Unsubscribe()
+		_ = g.sub.Drain()
 		delete(t.groups, n)
 	}
 }
@@ -252,14 +254,14 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		d.reject(m, letter, p.String(), push.ReasonExpired)
 		return
 	}
-	if d.groups.members(group) == 0 {
+	n, held := d.fanOut(l, m, &e, group, p)
+	if !held {
 		// The subscription outlived the group's last local member (or the
 		// node is stopping): no one here to take it, as for a session's
 		// push after its connection ended.
 		d.reject(m, letter, p.String(), push.ReasonClosed)
 		return
 	}
-	n := d.fanOut(l, m, &e, group, p)
 	if mode == protocol.AckEnqueued {
 		d.sink.m.ack(protocol.StatusEnqueued)
 		a := protocol.Ack{Status: protocol.StatusEnqueued, Node: d.node, ID: e.Frame.ID, Members: n}
@@ -281,17 +283,19 @@ func groupEnvelope(m *nats.Msg, ids *idSource) (edge.Envelope, string, error) {
 }
 
 // fanOut queues e to every local member of group and returns how many took
-// it. The envelope, its payload bytes included, is shared: each copy costs
-// a receipt from the lane's block, no allocation of its own.
-func (d *Dispatcher) fanOut(l *lane, m *nats.Msg, e *edge.Envelope, group string, p push.Priority) int {
+// it; held is false when the group has no local member (then nothing was
+// done with e). Members are counted and served under one lock: a group
+// whose last member leaves meanwhile is either served or not held. The
+// envelope, its payload bytes included, is shared: each copy costs a
+// receipt from the lane's block, no allocation of its own.
+func (d *Dispatcher) fanOut(l *lane, m *nats.Msg, e *edge.Envelope, group string, p push.Priority) (n int, held bool) {
 	t := d.groups
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	g := t.groups[group]
 	if g == nil {
-		return 0
+		return 0, false
 	}
-	n := 0
 	for _, c := range g.members {
 		e.Receipt = l.fan.copies.next(m, d, group)
 		if err := c.TryPush(p, *e); err == nil {
@@ -301,7 +305,7 @@ func (d *Dispatcher) fanOut(l *lane, m *nats.Msg, e *edge.Envelope, group string
 		}
 	}
 	d.memberCopies.Add(uint64(n))
-	return n
+	return n, true
 }
 
 // copyRefused dead-letters a member's copy TryPush refused without

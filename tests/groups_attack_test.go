@@ -46,3 +46,93 @@ func TestMembershipRequestsApplyInOrder(t *testing.T) {
 		}
 	}
 }
+
+// A group push racing its group's last local member leaving is either
+// queued to the member (acknowledged enqueued for one member, and
+// received) or dead-lettered closed for the group (acknowledged dead):
+// never acknowledged enqueued for no member with nothing kept. The
+// member leaves and joins again while the pushes flow.
+func TestGroupPushRacingTheLastLeaveIsAccounted(t *testing.T) {
+	const pushes = 20000
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Edge.QueueLen = 2 * pushes // no queue_full: the race is the only way to lose one
+	n := startEdge(t, cfg)
+	ann := dialGroups(t, n.tcp(), "ann", "g")
+	waitFor(t, "ann connected", func() bool { return n.Dispatcher.Stats().Sessions == 1 })
+	nc := natstest.Connect(t, s)
+	acks := make(chan *nats.Msg, pushes)
+	inbox := nats.NewInbox()
+	sub, err := nc.ChanSubscribe(inbox+".*", acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	mc := natstest.Connect(t, s)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < pushes; i += 20 {
+			for j := i; j < i+20; j++ {
+				id := fmt.Sprintf("p%d", j)
+				m := &nats.Msg{Subject: protocol.GroupSubject(protocol.DefaultPrefix, "g", "low"), Reply: inbox + "." + id,
+					Header: nats.Header{protocol.HeaderID: []string{id}}, Data: []byte(id)}
+				if err := nc.PublishMsg(m); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			_ = nc.Flush()
+		}
+	}()
+	toggles := 0
+	for running := true; running; toggles++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if _, err := mc.RequestMsg(&nats.Msg{Subject: protocol.MemberSubject(protocol.DefaultPrefix, "ann"),
+			Header: nats.Header{protocol.HeaderLeave: []string{"g"}}}, testTimeout); err != nil {
+			t.Fatal(err)
+		}
+		memberRequest(t, mc, "ann", "g", "")
+	}
+	enqueued, dead, noResponders := 0, 0, 0
+	for range pushes {
+		var m *nats.Msg
+		select {
+		case m = <-acks:
+		case <-timeout(t).Done():
+			t.Fatalf("%d acks of %d pushes (%d enqueued, %d dead, %d no responders)", enqueued+dead+noResponders, pushes, enqueued, dead, noResponders)
+		}
+		if m.Header.Get("Status") == "503" {
+			noResponders++
+			continue
+		}
+		a, err := protocol.ParseAck(m)
+		switch {
+		case err != nil:
+			t.Fatalf("ack %s: %v", m.Data, err)
+		case a.Status == protocol.StatusEnqueued && a.Members == 1:
+			enqueued++
+		case a.Status == protocol.StatusDead && a.Reason == "closed":
+			dead++
+		default:
+			t.Fatalf("ack %s for %s: want enqueued for 1 member, or dead closed", m.Data, m.Subject)
+		}
+	}
+	t.Logf("%d toggles: %d enqueued, %d dead closed, %d no responders", toggles, enqueued, dead, noResponders)
+	for range enqueued {
+		recv(t, ann)
+	}
+	waitFor(t, "a closed group letter for each push acknowledged dead", func() bool {
+		n := 0
+		for _, l := range deadLetters(t, s) {
+			if l.Subject == "dlq.push.closed.group.g.low" {
+				n++
+			}
+		}
+		return n == dead
+	})
+}
