@@ -19,7 +19,7 @@ import (
 func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
 	if group, token, ok := protocol.ParseGroupSubject(d.prefix, m.Subject); ok {
 		if token == protocol.Presence {
-			d.groupPresence(m, group)
+			d.askGroupPresence(m, group)
 			return
 		}
 		d.admitGroupPush(l, m, group, token)

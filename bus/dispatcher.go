@@ -49,8 +49,14 @@ type Dispatcher struct {
 	groups                                    *groupTable
 	groupPushes, memberCopies, groupOverflows atomic.Uint64
 
+	// Group presence requests, waiting for presenceLoop: answering one
+	// costs a marshal per member, which the lanes must not wait for.
+	// Never closed.
+	groupAsks chan groupAsk
+
 	dispatched, forwarded, invalid atomic.Uint64
-	presences, kicks, eventsFailed atomic.Uint64
+	presences, presencesDropped    atomic.Uint64
+	kicks, eventsFailed            atomic.Uint64
 	events                         [2]atomic.Uint64 // published: connected, disconnected
 }
 
@@ -95,7 +101,10 @@ type DispatcherStats struct {
 	GroupOverflows uint64
 	FanoutBacklog  int64
 	Presences      uint64 // presence requests answered
-	Kicks          uint64 // connections closed revoked by a kick
+	// PresencesDropped counts the group presence requests not answered
+	// because groupAskBacklog of them were already waiting.
+	PresencesDropped uint64
+	Kicks            uint64 // connections closed revoked by a kick
 	// Session events published, by event (connected, disconnected), and
 	// those whose publish failed.
 	Events       map[string]uint64
@@ -118,6 +127,7 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 		conn: c, prefix: id.Prefix, node: id.Node, reg: reg, sink: sink, log: log,
 		stop: make(chan struct{}), handovers: newHandovers(id.Prefix, c.cfg.HandoverTimeout, sink, log),
 		edgeInbox: protocol.EdgeInboxPrefix(id.Prefix), resyncs: make(chan struct{}, 1), groups: newGroupTable(),
+		groupAsks: make(chan groupAsk, groupAskBacklog),
 	}
 	for range c.cfg.DispatchLanes {
 		d.lanes = append(d.lanes, &lane{ch: make(chan *nats.Msg, c.cfg.DispatchBuffer), release: make(chan *binding, 64), removals: make(chan removal, 64), ids: newIDSource(),
@@ -156,6 +166,7 @@ func (d *Dispatcher) Start(context.Context) error {
 		d.done.Go(func() { d.fanLoop(l) })
 	}
 	d.done.Go(d.resyncLoop)
+	d.done.Go(d.presenceLoop)
 	d.unlisten = d.conn.events.listen(d.reconnected)
 	d.started = true
 	return nil
@@ -202,7 +213,7 @@ func (d *Dispatcher) Stats() DispatcherStats {
 		Waiting: d.handovers.pending(), Invalid: d.invalid.Load(), Sessions: n, DeadLetters: d.sink.deadLetters.Load(),
 		GroupPushes: d.groupPushes.Load(), MemberCopies: d.memberCopies.Load(), GroupSubscriptions: d.groups.subscriptions(),
 		GroupOverflows: d.groupOverflows.Load(), FanoutBacklog: d.fanoutBacklog(),
-		Presences: d.presences.Load(), Kicks: d.kicks.Load(), EventsFailed: d.eventsFailed.Load(),
+		Presences: d.presences.Load(), PresencesDropped: d.presencesDropped.Load(), Kicks: d.kicks.Load(), EventsFailed: d.eventsFailed.Load(),
 		Events: map[string]uint64{protocol.EventConnected: d.events[0].Load(), protocol.EventDisconnected: d.events[1].Load()}}
 }
 

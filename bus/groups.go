@@ -373,15 +373,53 @@ func (b *groupCopies) next(m *nats.Msg, d *Dispatcher, group string) *groupCopy 
 	return r
 }
 
+// groupAsk is a group presence request waiting to be answered.
+type groupAsk struct {
+	m     *nats.Msg
+	group string
+}
+
+// groupAskBacklog bounds the group presence requests waiting for
+// presenceLoop (each answered within the asker's window of a second or
+// so, at a few ms per thousand members).
+const groupAskBacklog = 1024
+
+// askGroupPresence hands a group presence request to presenceLoop without
+// waiting: it runs on the lane, whose pushes must not wait behind a
+// marshal of every member (every connection of the node, for a
+// broadcast). One without a reply subject is not answered; one that finds
+// groupAskBacklog waiting is not answered either, and counted.
+func (d *Dispatcher) askGroupPresence(m *nats.Msg, group string) {
+	if m.Reply == "" {
+		return
+	}
+	select {
+	case d.groupAsks <- groupAsk{m: m, group: group}:
+	default:
+		d.presencesDropped.Add(1)
+	}
+}
+
+// presenceLoop answers the group presence requests the lanes handed it,
+// one at a time, until the dispatcher stops (those still waiting then are
+// not answered: the node is leaving).
+func (d *Dispatcher) presenceLoop() {
+	for {
+		select {
+		case a := <-d.groupAsks:
+			d.groupPresence(a.m, a.group)
+		case <-d.stop:
+			return
+		}
+	}
+}
+
 // groupPresence answers a presence request for a group this node has
 // members of (<prefix>.group.<group>.presence): its local members, as
 // presence describes each, in JSON lists that each fit in one NATS
 // message (a node with thousands of members answers with several; the
-// asker gathers them all). One without a reply subject is not answered.
+// asker gathers them all). It runs on presenceLoop.
 func (d *Dispatcher) groupPresence(m *nats.Msg, group string) {
-	if m.Reply == "" {
-		return
-	}
 	t := d.groups
 	t.mu.RLock()
 	var members []*edge.Conn

@@ -8,7 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
@@ -135,4 +137,48 @@ func TestGroupPushRacingTheLastLeaveIsAccounted(t *testing.T) {
 		}
 		return n == dead
 	})
+}
+
+// A flood of broadcast presence requests (each answered with every
+// connection of the node) does not hold up pushes: a push published after
+// fifty of them reaches its session before the node has answered half.
+func TestPresenceFloodDoesNotHoldUpPushes(t *testing.T) {
+	const sessions, requests = 1000, 50
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Bus.DispatchLanes = 1 // the sessions' pushes and the broadcast group share the one lane
+	n := startEdge(t, cfg)
+	var first *client.Conn
+	for i := range sessions {
+		c := dialGroups(t, n.tcp(), fmt.Sprintf("s%04d", i))
+		if i == 0 {
+			first = c
+		}
+	}
+	waitFor(t, "every session connected", func() bool { return n.Dispatcher.Stats().Sessions == sessions })
+	nc := natstest.Connect(t, s)
+	inbox := nats.NewInbox()
+	sub, err := nc.Subscribe(inbox, func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		t.Fatal(err)
+	}
+	for range requests {
+		if err := nc.PublishRequest(protocol.GroupSubject(protocol.DefaultPrefix, push.AllGroup, protocol.Presence), inbox, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.PublishMsg(pushMsg("s0000", "high", "after", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if f := recv(t, first); f.ID != "after" {
+		t.Fatalf("got %s; want after", f.ID)
+	}
+	if got := n.Dispatcher.Stats().Presences; got >= requests/2 {
+		t.Fatalf("the push arrived after %d of %d presence answers; want it ahead of them", got, requests)
+	}
+	waitFor(t, "every presence request answered", func() bool { return n.Dispatcher.Stats().Presences == requests })
 }

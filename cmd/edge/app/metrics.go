@@ -123,6 +123,8 @@ func dispatcherCollector(d *bus.Dispatcher) prometheus.Collector {
 			func(s bus.DispatcherStats) float64 { return float64(s.GroupSubscriptions) }),
 		counter("pushfabric_presence_requests_total", "Presence requests this node answered (for sessions it holds).",
 			func(s bus.DispatcherStats) uint64 { return s.Presences }),
+		counter("pushfabric_presence_requests_dropped_total", "Group presence requests this node did not answer because too many were already waiting (a flood): the asker misses this node's members.",
+			func(s bus.DispatcherStats) uint64 { return s.PresencesDropped }),
 		counter("pushfabric_kicks_total", "Connections this node closed with reason revoked because of a kick.",
 			func(s bus.DispatcherStats) uint64 { return s.Kicks }),
 		counterBy("pushfabric_session_events_total", "Session events this node published, by event: connected, disconnected.",
