@@ -15,8 +15,13 @@ import (
 	"github.com/pushfabric/pushfabric/push"
 )
 
-// dispatch handles one message from a session subscription.
+// dispatch handles one message from a session subscription. A reply
+// subject the node may not answer on (protocol.Answerable) is forgotten:
+// the message is handled as one without.
 func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
+	if m.Reply != "" && !protocol.Answerable(d.prefix, m.Reply) {
+		d.unanswerable(m)
+	}
 	if group, token, ok := protocol.ParseGroupSubject(d.prefix, m.Subject); ok {
 		if token == protocol.Presence {
 			d.askGroupPresence(m, group)
@@ -69,12 +74,22 @@ func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p push.Priority)
 func (d *Dispatcher) intake(m *nats.Msg) (handing string) {
 	if strings.HasPrefix(m.Reply, d.edgeInbox) {
 		handing, m.Reply = m.Reply, m.Header.Get(protocol.HeaderReply)
+		if m.Reply != "" && !protocol.Answerable(d.prefix, m.Reply) {
+			d.unanswerable(m)
+		}
 	}
 	if len(m.Header) > 0 {
 		delete(m.Header, protocol.HeaderReply)
 		delete(m.Header, protocol.HeaderSession)
 	}
 	return handing
+}
+
+// unanswerable forgets m's reply subject, one the node may not answer on,
+// and says so at debug level.
+func (d *Dispatcher) unanswerable(m *nats.Msg) {
+	d.log.Debug("reply subject not answered", zap.String("subject", m.Subject), zap.String("reply", m.Reply))
+	m.Reply = ""
 }
 
 // deliver queues one push, or hands it over, or dead-letters it, and says

@@ -96,6 +96,29 @@ func IsNATSHeader(key string) bool {
 // Only edge nodes may publish or subscribe under it.
 func EdgeInboxPrefix(prefix string) string { return "_PUSH_EDGE." + prefix + "." }
 
+// Answerable reports whether an edge node may answer on reply, a subject
+// the asker chose (a request's reply subject, a hand-over's Push-Reply):
+// not one of the fabric's own subjects under prefix — pushes, group pushes
+// and broadcasts, control, dead letters, clients' requests, session
+// events, the backends' reply inbox — nor a JetStream or system API
+// subject ($…). The node publishes an answer with its own rights, which
+// include those subjects; NATS does not check the reply subject a
+// publisher names, so without this a producer denied the broadcast could
+// have a node broadcast its acknowledgement, or a presence asker have it
+// forge a session event. The edges' inbox stays answerable: hand-overs
+// are answered there.
+func Answerable(prefix, reply string) bool {
+	if reply == "" || reply[0] == '$' {
+		return false
+	}
+	for _, own := range [...]string{prefix + ".", DeadLetterPrefix(prefix) + ".", "req." + prefix + ".", "evt." + prefix + ".", RequestInboxPrefix(prefix)} {
+		if strings.HasPrefix(reply, own) {
+			return false
+		}
+	}
+	return true
+}
+
 // RequestInboxPrefix is where edge nodes receive backends' replies to
 // the clients' requests they forward: _PUSH_REQ.<prefix>. (each node
 // subscribes under its own token below it, one subject per request).

@@ -69,3 +69,16 @@ func TestIsNATSHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestAnswerable(t *testing.T) {
+	for reply, want := range map[string]bool{
+		"_INBOX.abc.1": true, "_INBOX_producer.x": true, "_PUSH_EDGE.push.n.1": true, "pushy.inbox": true,
+		"": false, "push.all.high": false, "push.x.ctl": false, "push.group.g.low": false,
+		"dlq.push.offline.x.high": false, "req.push.echo": false, "evt.push.x.connected": false,
+		"_PUSH_REQ.push.n.1": false, "$JS.API.CONSUMER.DELETE.PUSH_DLQ.c": false, "$SYS.REQ.SERVER.PING": false,
+	} {
+		if got := Answerable("push", reply); got != want {
+			t.Errorf("Answerable(push, %q) = %v; want %v", reply, got, want)
+		}
+	}
+}
