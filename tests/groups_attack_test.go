@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/edge/client"
@@ -181,4 +183,42 @@ func TestPresenceFloodDoesNotHoldUpPushes(t *testing.T) {
 		t.Fatalf("the push arrived after %d of %d presence answers; want it ahead of them", got, requests)
 	}
 	waitFor(t, "every presence request answered", func() bool { return n.Dispatcher.Stats().Presences == requests })
+}
+
+// A token naming the most groups, each of the longest name, is taken on
+// both transports; the connection gets a push to each group, presence
+// lists them all, and they go when it does.
+func TestLargestGroupsClaim(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	var groups []string
+	for i := range push.MaxGroups {
+		groups = append(groups, fmt.Sprintf("%02d%s", i, strings.Repeat("g", push.MaxNameLen-2)))
+	}
+	for _, addr := range []string{n.tcp(), n.ws()} {
+		c := dialGroups(t, addr, "big", groups...)
+		nc := natstest.Connect(t, s)
+		waitForSubs(t, []*server.Server{s}, protocol.GroupSubject(protocol.DefaultPrefix, groups[push.MaxGroups-1], "high"), 1)
+		for _, g := range groups {
+			publishGroup(t, nc, g, g[:2])
+		}
+		got := map[string]bool{} // groups are not ordered among themselves
+		for range groups {
+			got[recv(t, c).ID] = true
+		}
+		if len(got) != push.MaxGroups {
+			t.Fatalf("%s: got %v; want a push from each of %d groups", addr, got, push.MaxGroups)
+		}
+		reply, err := nc.Request("push.big.presence", nil, testTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info protocol.SessionInfo
+		if err := json.Unmarshal(reply.Data, &info); err != nil || len(info.Groups) != push.MaxGroups {
+			t.Fatalf("%s: presence %s, %v; want %d groups", addr, reply.Data, err, push.MaxGroups)
+		}
+		_ = c.Close()
+		waitFor(t, "the groups' subscriptions gone", func() bool { return n.Dispatcher.Stats().GroupSubscriptions == 0 })
+		waitForSubs(t, []*server.Server{s}, protocol.GroupSubject(protocol.DefaultPrefix, groups[0], "high"), 0)
+	}
 }
