@@ -222,3 +222,48 @@ func TestLargestGroupsClaim(t *testing.T) {
 		waitForSubs(t, []*server.Server{s}, protocol.GroupSubject(protocol.DefaultPrefix, groups[0], "high"), 0)
 	}
 }
+
+// Two thousand sessions, each the one member of a group of its own and of
+// a second joined while connected, hold one subscription per group; when
+// they leave, every one of them is gone, on the node and on the server.
+func TestManyGroupsLeaveNoSubscriptions(t *testing.T) {
+	const sessions = 2000
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	nc := natstest.Connect(t, s)
+	var conns []*client.Conn
+	for i := range sessions {
+		conns = append(conns, dialGroups(t, n.tcp(), fmt.Sprintf("u%04d", i), fmt.Sprintf("own%04d", i)))
+	}
+	waitFor(t, "every session connected", func() bool { return n.Dispatcher.Stats().Sessions == sessions })
+	for i := range sessions {
+		m := &nats.Msg{Subject: protocol.MemberSubject(protocol.DefaultPrefix, fmt.Sprintf("u%04d", i)),
+			Header: nats.Header{protocol.HeaderJoin: []string{fmt.Sprintf("joined%04d", i)}}}
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every group subscribed", func() bool { return n.Dispatcher.Stats().GroupSubscriptions == 2*sessions+1 })
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	waitFor(t, "every session gone", func() bool { return n.Dispatcher.Stats().Sessions == 0 })
+	waitFor(t, "no group subscription left on the node", func() bool { return n.Dispatcher.Stats().GroupSubscriptions == 0 })
+	waitFor(t, "no push subscription left on the server", func() bool { return len(pushSubs(t, s)) == 0 })
+}
+
+// pushSubs lists the subjects of the server's subscriptions under push.
+func pushSubs(t testing.TB, s *server.Server) []string {
+	t.Helper()
+	sz, err := s.Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, d := range sz.Subs {
+		if strings.HasPrefix(d.Subject, "push.") {
+			out = append(out, d.Subject)
+		}
+	}
+	return out
+}
