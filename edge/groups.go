@@ -30,11 +30,14 @@ func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err 
 			return nil, nil, err
 		}
 	}
+	leaving := setOf(leave) // a request may name thousands: sets keep it linear
 	c.groupsMu.Lock()
 	defer c.groupsMu.Unlock()
 	next := slices.Clone(c.groups)
+	have := setOf(next)
 	for _, n := range join {
-		if !slices.Contains(next, n) && !slices.Contains(leave, n) {
+		if !have[n] && !leaving[n] {
+			have[n] = true
 			next, added = append(next, n), append(added, n)
 		}
 	}
@@ -42,7 +45,7 @@ func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err 
 		return nil, nil, fmt.Errorf("%d groups: at most %d", len(next), push.MaxGroups)
 	}
 	next = slices.DeleteFunc(next, func(n string) bool {
-		if slices.Contains(leave, n) {
+		if leaving[n] {
 			removed = append(removed, n)
 			return true
 		}
@@ -51,4 +54,13 @@ func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err 
 	slices.Sort(next)
 	c.groups = next
 	return added, removed, nil
+}
+
+// setOf is names as a set.
+func setOf(names []string) map[string]bool {
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return set
 }
