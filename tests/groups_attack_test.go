@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 	"github.com/pushfabric/pushfabric/tests/natstest"
@@ -266,4 +267,59 @@ func pushSubs(t testing.TB, s *server.Server) []string {
 		}
 	}
 	return out
+}
+
+// A kick in the middle of a group flood closes the member revoked, and
+// every copy it had been given is accounted for: written to it before
+// the close, or dead-lettered closed for its own session with Push-Group;
+// the other member, rate-limited as well, is not disturbed.
+func TestKickDuringAGroupFlood(t *testing.T) {
+	const pushes = 300
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Edge.Rate, cfg.Edge.Burst, cfg.Edge.QueueLen = 200, 1, 2*pushes // copies wait in the queue
+	n := startEdge(t, cfg)
+	kicked := dialGroups(t, n.tcp(), "kicked", "g")
+	other := dialGroups(t, n.ws(), "other", "g")
+	waitForSubs(t, []*server.Server{s}, "push.group.g.low", 1)
+	nc := natstest.Connect(t, s)
+	for i := range pushes {
+		publishGroup(t, nc, "g", fmt.Sprintf("p%03d", i))
+	}
+	waitFor(t, "every copy queued", func() bool { return n.Dispatcher.Stats().MemberCopies == 2*pushes })
+	reply, err := nc.Request("push.kicked.kick", nil, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kr protocol.KickResult
+	if err := json.Unmarshal(reply.Data, &kr); err != nil || !kr.Closed {
+		t.Fatalf("kick: %s, %v; want closed", reply.Data, err)
+	}
+	got := map[string]bool{}
+	for {
+		f, err := kicked.Recv(timeout(t))
+		if err != nil {
+			if !isClose(err, wire.CloseRevoked) {
+				t.Fatalf("kicked: %v; want closed revoked", err)
+			}
+			break
+		}
+		got[f.ID] = true
+	}
+	waitFor(t, "a closed letter for each copy not written", func() bool {
+		letters := 0
+		for _, l := range deadLetters(t, s) {
+			id := l.Header.Get(protocol.HeaderID)
+			if l.Subject != "dlq.push.closed.kicked.low" || l.Header.Get(protocol.HeaderGroup) != "g" || got[id] {
+				t.Fatalf("dead letter %s of %s (group %q); want closed for kicked, group g, not written", l.Subject, id, l.Header.Get(protocol.HeaderGroup))
+			}
+			letters++
+		}
+		return len(got)+letters == pushes
+	})
+	for i := range pushes {
+		if f := recv(t, other); f.ID != fmt.Sprintf("p%03d", i) {
+			t.Fatalf("other got %s; want p%03d", f.ID, i)
+		}
+	}
 }
