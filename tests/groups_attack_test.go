@@ -1,11 +1,13 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -322,4 +324,77 @@ func TestKickDuringAGroupFlood(t *testing.T) {
 			t.Fatalf("other got %s; want p%03d", f.ID, i)
 		}
 	}
+}
+
+// A takeover of a member in the middle of a group flood, the new
+// connection (on another node) a member too: every push reaches the old
+// connection, the new one (handed over or directly), or a dead letter;
+// none is lost, and a push the new connection gets twice (handed over and
+// directly) has one id, which clients drop as a repeat.
+func TestTakeoverDuringAGroupFlood(t *testing.T) {
+	const pushes = 3000
+	s := natstest.Server(t)
+	cfgA := edgeConfig(t, s, "A")
+	cfgA.Edge.Rate, cfgA.Edge.Burst, cfgA.Edge.QueueLen = 2000, 1, pushes // copies wait in A's queue
+	cfgB := edgeConfig(t, s, "B")
+	cfgB.Edge.QueueLen = 2 * pushes // hand-overs and direct copies together: no queue_full
+	a, b := startEdge(t, cfgA), startEdge(t, cfgB)
+	old := dialGroups(t, a.tcp(), "frank", "crew")
+	waitForSubs(t, []*server.Server{s}, "push.group.crew.low", 1)
+	nc := natstest.Connect(t, s)
+	published := make(chan struct{})
+	half := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := range pushes {
+			if i == pushes/2 {
+				close(half)
+			}
+			publishGroup(t, nc, "crew", fmt.Sprintf("p%04d", i))
+		}
+		_ = nc.Flush()
+	}()
+	<-half
+	fresh := dialGroups(t, b.ws(), "frank", "crew")
+	<-published
+	got := map[string]int{}
+	for f, err := old.Recv(timeout(t)); err == nil; f, err = old.Recv(timeout(t)) {
+		got[f.ID]++
+	}
+	if !isClose(old.Err(), wire.CloseReplaced) {
+		t.Fatalf("old connection: %v; want replaced", old.Err())
+	}
+	letters := map[string]string{}
+	repeats := 0
+	waitFor(t, "every push accounted for", func() bool {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			f, err := fresh.Recv(ctx)
+			cancel()
+			if err != nil {
+				break
+			}
+			if got[f.ID]++; got[f.ID] > 1 {
+				repeats++
+			}
+		}
+		for _, l := range deadLetters(t, s) {
+			letters[l.Header.Get(protocol.HeaderID)] = l.Subject
+		}
+		for i := range pushes {
+			id := fmt.Sprintf("p%04d", i)
+			if got[id] == 0 && letters[id] == "" {
+				return false
+			}
+		}
+		return true
+	})
+	reasons, alsoReceived := map[string]int{}, 0
+	for id, subject := range letters {
+		reasons[subject]++
+		if got[id] > 0 {
+			alsoReceived++
+		}
+	}
+	t.Logf("%d ids received, %d repeats, dead letters %v (%d of them received all the same)", len(got), repeats, reasons, alsoReceived)
 }
