@@ -398,3 +398,84 @@ func TestTakeoverDuringAGroupFlood(t *testing.T) {
 	}
 	t.Logf("%d ids received, %d repeats, dead letters %v (%d of them received all the same)", len(got), repeats, reasons, alsoReceived)
 }
+
+// A node shut down in the middle of a group flood answers every group
+// push it took in: enqueued for its member (then written, or
+// dead-lettered for the member) or dead (a letter for the group); the
+// rest are "no responders". None is left unanswered.
+func TestShutdownDuringAGroupFlood(t *testing.T) {
+	const pushes = 5000
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Edge.Rate, cfg.Edge.Burst, cfg.Edge.QueueLen = 5000, 1, pushes
+	n := startEdge(t, cfg)
+	member := dialGroups(t, n.tcp(), "m", "g")
+	waitForSubs(t, []*server.Server{s}, "push.group.g.low", 1)
+	nc := natstest.Connect(t, s)
+	acks := make(chan *nats.Msg, pushes)
+	inbox := nats.NewInbox()
+	sub, err := nc.ChanSubscribe(inbox+".*", acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	half := make(chan struct{})
+	go func() {
+		for i := range pushes {
+			if i == pushes/4 {
+				close(half)
+			}
+			id := fmt.Sprintf("p%04d", i)
+			m := &nats.Msg{Subject: "push.group.g.low", Reply: inbox + "." + id, Header: nats.Header{protocol.HeaderID: []string{id}}, Data: []byte(id)}
+			if err := nc.PublishMsg(m); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	<-half
+	written := make(chan int)
+	go func() {
+		w := 0
+		for _, err := member.Recv(timeout(t)); err == nil; _, err = member.Recv(timeout(t)) {
+			w++
+		}
+		written <- w
+	}()
+	n.shutdown(t)
+	status := map[string]int{}
+	for range pushes {
+		select {
+		case m := <-acks:
+			if m.Header.Get("Status") == "503" {
+				status["no responders"]++
+				continue
+			}
+			a, err := protocol.ParseAck(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status[a.Status+" "+a.Reason]++
+		case <-timeout(t).Done():
+			t.Fatalf("%v: %d answers of %d pushes", status, len(acks), pushes)
+		}
+	}
+	w := <-written
+	letters := map[string]int{}
+	for _, l := range deadLetters(t, s) {
+		letters[l.Subject]++
+	}
+	t.Logf("answers %v; %d written; dead letters %v", status, w, letters)
+	memberLetters := 0
+	for subject, k := range letters {
+		if strings.HasPrefix(subject, "dlq.push.") && strings.HasSuffix(subject, ".m.low") {
+			memberLetters += k
+		}
+	}
+	if enq := status["enqueued "]; w+memberLetters != enq {
+		t.Errorf("%d enqueued for the member; %d written and %d dead-lettered for it", enq, w, memberLetters)
+	}
+	if dead := status["dead closed"]; letters["dlq.push.closed.group.g.low"] != dead {
+		t.Errorf("%d answered dead closed; %d group letters", dead, letters["dlq.push.closed.group.g.low"])
+	}
+}
