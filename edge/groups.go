@@ -41,9 +41,6 @@ func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err 
 			next, added = append(next, n), append(added, n)
 		}
 	}
-	if len(next) > push.MaxGroups {
-		return nil, nil, fmt.Errorf("%d groups: at most %d", len(next), push.MaxGroups)
-	}
 	next = slices.DeleteFunc(next, func(n string) bool {
 		if leaving[n] {
 			removed = append(removed, n)
@@ -51,6 +48,9 @@ func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err 
 		}
 		return false
 	})
+	if len(next) > push.MaxGroups { // counted after the leaves: a full connection may swap one
+		return nil, nil, fmt.Errorf("%d groups: at most %d", len(next), push.MaxGroups)
+	}
 	slices.Sort(next)
 	c.groups = next
 	return added, removed, nil

@@ -479,3 +479,35 @@ func TestShutdownDuringAGroupFlood(t *testing.T) {
 		t.Errorf("%d answered dead closed; %d group letters", dead, letters["dlq.push.closed.group.g.low"])
 	}
 }
+
+// A token's groups claim naming a group twice, out of order, makes the
+// connection a member of each once: presence lists them sorted, once
+// each. A connection of the most groups may leave one and join another
+// in one request: it is then a member of as many as before.
+func TestGroupsClaimWithRepeats(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	var claim []string
+	for i := range push.MaxGroups {
+		claim = append(claim, fmt.Sprintf("g%02d", push.MaxGroups-1-i))
+	}
+	claim = append(claim, "g00", "g05")
+	dialGroups(t, n.tcp(), "rep", claim...)
+	nc := natstest.Connect(t, s)
+	reply, err := nc.Request("push.rep.presence", nil, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info protocol.SessionInfo
+	if err := json.Unmarshal(reply.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Sorted(slices.Values(slices.Compact(slices.Sorted(slices.Values(claim)))))
+	if strings.Join(info.Groups, ",") != strings.Join(want, ",") {
+		t.Fatalf("presence groups %v; want %v", info.Groups, want)
+	}
+	r, _ := memberRequest(t, nc, "rep", "extra", "g00")
+	if r.Error != "" || len(r.Groups) != push.MaxGroups || !slices.Contains(r.Groups, "extra") || slices.Contains(r.Groups, "g00") {
+		t.Fatalf("leave g00, join extra: %+v; want %d groups with extra, without g00", r, push.MaxGroups)
+	}
+}
