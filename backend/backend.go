@@ -29,8 +29,9 @@
 // client).
 //
 // Beside serving requests, the package hears the edge nodes' session
-// events ([SessionEvents]) and asks which members of a group are online,
-// on which nodes ([GroupPresence]).
+// events ([SessionEvents]), asks which members of a group are online, on
+// which nodes ([GroupPresence]), and joins a connected session to groups
+// and takes it out of them ([ChangeGroups]).
 //
 // The package imports nats.go, the NATS contract (protocol) and the
 // vocabulary (push); never edge, bus, fx or Prometheus, so a backend

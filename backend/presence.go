@@ -21,8 +21,9 @@ const DefaultPresenceWindow = 500 * time.Millisecond
 
 // ErrNoAnswer is the error of a group presence request that NATS had
 // responders for (some node holds a member) but that no one answered
-// within the window: a node too slow, or one not allowed to publish to
-// the asker's inbox.
+// within the window, or of a membership change (ChangeGroups) not
+// answered before its context ended: a node too slow, or one not allowed
+// to publish to the asker's inbox.
 var ErrNoAnswer = errors.New("backend: no node answered")
 
 // PresenceOptions configure GroupPresence. The zero value asks under

@@ -1,7 +1,7 @@
 // Command pushctl is pushfabric's operator and developer tool: push to a
 // session, listen as a client, send a request as a client, mint client
-// tokens, ask where a session is and revoke it, list a node's sessions,
-// and inspect, replay and purge dead letters.
+// tokens, ask where a session is and revoke it, change its groups, list
+// a node's sessions, and inspect, replay and purge dead letters.
 //
 //	pushctl token --secret-file data/jwt-secret alice
 //	pushctl listen --secret-file data/jwt-secret alice
@@ -10,6 +10,7 @@
 //	pushctl presence alice
 //	pushctl presence --group user-alice
 //	pushctl kick alice
+//	pushctl member alice --join room-1
 //	pushctl dlq ls --reason offline
 //	pushctl dlq replay --session alice
 //
@@ -58,6 +59,7 @@ type commands struct {
 	DLQ        dlqCmd           `cmd:"" name:"dlq" help:"Dead letters: ls, show, stats, replay, purge."`
 	Presence   presenceCmd      `cmd:"" help:"Ask whether a session is online, and where."`
 	Kick       kickCmd          `cmd:"" help:"Revoke a session: close its connection with reason revoked."`
+	Member     memberCmd        `cmd:"" help:"Join a connected session to groups, or take it out of them."`
 	Sessions   sessionsCmd      `cmd:"" help:"List the sessions edge nodes hold, from their admin listeners."`
 	Top        topCmd           `cmd:"" help:"A live view of edge nodes from their /metrics."`
 	Completion completionCmd    `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
