@@ -48,7 +48,8 @@ type MemberOptions struct {
 // node holds the session); ErrRefused, with the reply (its Error and the
 // groups, unchanged) still returned; ErrNoAnswer with ctx's error when
 // ctx ended first (the change may have been made: ask again, a repeated
-// join or leave changes nothing); or NATS refusing the request.
+// join or leave changes nothing); an answer that is not a membership
+// reply; or NATS refusing the request.
 func ChangeGroups(ctx context.Context, nc *nats.Conn, session string, join, leave []string, opts MemberOptions) (protocol.MemberReply, error) {
 	m, err := memberRequest(nc, session, join, leave, opts)
 	if err != nil {
@@ -69,6 +70,8 @@ func ChangeGroups(ctx context.Context, nc *nats.Conn, session string, join, leav
 		return r, fmt.Errorf("membership of %s: %w by node %s: %s", session, ErrRefused, r.Node, r.Error)
 	case err != nil:
 		return r, fmt.Errorf("membership of %s: %w", session, err)
+	case r.Session != session: // a push's ack, say, from a node that predates membership requests
+		return r, fmt.Errorf("membership of %s: the answer %.200q is not a membership reply", session, reply.Data)
 	}
 	return r, nil
 }

@@ -18,8 +18,9 @@ import (
 // ChangeGroups sends the joins and leaves as the node reads them, from
 // the caller's own inbox prefix, and returns the node's answer; a node's
 // refusal is ErrRefused with the reply; no node is ErrOffline; a node
-// that never answers is ErrNoAnswer once ctx ends; a bad name or prefix is
-// refused before anything is sent.
+// that never answers is ErrNoAnswer once ctx ends, one answering what is
+// not a membership reply an error; a bad name or prefix is refused before
+// anything is sent.
 func TestChangeGroupsRequest(t *testing.T) {
 	s := natstest.Server(t)
 	nodes := natstest.Connect(t, s)
@@ -27,9 +28,12 @@ func TestChangeGroupsRequest(t *testing.T) {
 	asked := make(chan *nats.Msg, 8)
 	sub, err := nodes.Subscribe("pf.*.member", func(m *nats.Msg) {
 		asked <- m
-		r := protocol.MemberReply{Session: "alice", Node: "edge1", Groups: []string{"room-1", "user-alice"}}
+		r := protocol.MemberReply{Session: strings.Split(m.Subject, ".")[1], Node: "edge1", Groups: []string{"room-1", "user-alice"}}
 		switch {
 		case strings.HasPrefix(m.Subject, "pf.mute."):
+			return
+		case strings.HasPrefix(m.Subject, "pf.old."): // a node that takes it for a push
+			_ = m.Respond([]byte(`{"status":"enqueued","node":"edge0"}`))
 			return
 		case m.Header.Get(protocol.HeaderJoin) == "full":
 			r.Error = "33 groups: at most 32"
@@ -75,6 +79,10 @@ func TestChangeGroupsRequest(t *testing.T) {
 	defer stop()
 	if _, err = backend.ChangeGroups(short, nc, "mute", []string{"g"}, nil, opts); !errors.Is(err, backend.ErrNoAnswer) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("no answer: %v; want ErrNoAnswer and the deadline", err)
+	}
+	<-asked
+	if _, err = backend.ChangeGroups(ctx, nc, "old", []string{"g"}, nil, opts); err == nil || !strings.Contains(err.Error(), "not a membership reply") {
+		t.Fatalf("a push's ack for an answer: %v; want not a membership reply", err)
 	}
 	<-asked
 
