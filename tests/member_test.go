@@ -119,6 +119,11 @@ func TestPushctlMember(t *testing.T) {
 	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "pushctl member: membership of alice: backend: refused by node edge1: 33 groups: at most 32") {
 		t.Fatalf("pushctl member alice --join 33 groups: exit %d, %q %q; want 1 with the node's reason", r.code, r.stdout, r.stderr)
 	}
+	r = runTool(t, env, "pushctl", "member", "alice", "--join", strings.Join(manyGroups(push.MaxGroups+1), ","), "--json")
+	var refused protocol.MemberReply
+	if err := json.Unmarshal([]byte(r.stdout), &refused); err != nil || r.code != 1 || !strings.Contains(refused.Error, "at most 32") || len(refused.Groups) != 0 {
+		t.Fatalf("pushctl member alice --join 33 groups --json: exit %d, %q (%v); want 1, the node's answer with its reason", r.code, r.stdout, err)
+	}
 	for _, args := range [][]string{{"alice"}, {"alice", "--join", "a.b"}, {"alice", "--leave", "all"}, {"all", "--join", "g"},
 		{"a.b", "--join", "g"}, {"--join", "g"}, {"alice", "--join", "g", "--timeout", "0s"}} {
 		if r = runTool(t, env, "pushctl", append([]string{"member"}, args...)...); r.code != 2 || !strings.Contains(r.stderr, "pushctl member: ") {
