@@ -84,11 +84,9 @@ func memberRequest(nc *nats.Conn, session string, join, leave []string, o Member
 	if err := checkMember(session, join, leave); err != nil {
 		return nil, fmt.Errorf("backend: %w", err)
 	}
-	if o.Prefix == "" {
-		o.Prefix = protocol.DefaultPrefix
-	}
-	if !push.ValidToken(o.Prefix) {
-		return nil, fmt.Errorf("backend: prefix %q must be one subject token", o.Prefix)
+	var err error
+	if o.Prefix, err = prefixOrDefault(o.Prefix); err != nil {
+		return nil, err
 	}
 	m := nats.NewMsg(protocol.MemberSubject(o.Prefix, session))
 	if len(join) > 0 {
@@ -103,11 +101,8 @@ func memberRequest(nc *nats.Conn, session string, join, leave []string, o Member
 // checkMember checks a membership change's names: the session's (not a
 // reserved one) and every group's.
 func checkMember(session string, join, leave []string) error {
-	if err := push.CheckName("session", session); err != nil {
+	if err := push.CheckSession(session); err != nil {
 		return err
-	}
-	if push.Reserved(session) {
-		return fmt.Errorf("session %q: a reserved name", session)
 	}
 	for _, groups := range [][]string{join, leave} {
 		for _, g := range groups {

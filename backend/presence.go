@@ -99,11 +99,9 @@ func (o PresenceOptions) withDefaults(group string) (PresenceOptions, error) {
 			return o, fmt.Errorf("backend: %w", err)
 		}
 	}
-	if o.Prefix == "" {
-		o.Prefix = protocol.DefaultPrefix
-	}
-	if !push.ValidToken(o.Prefix) {
-		return o, fmt.Errorf("backend: prefix %q must be one subject token", o.Prefix)
+	var err error
+	if o.Prefix, err = prefixOrDefault(o.Prefix); err != nil {
+		return o, err
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultPresenceWindow

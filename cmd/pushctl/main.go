@@ -120,13 +120,17 @@ func fail(command string, err error) int {
 	return 1
 }
 
-// checkArg is push.CheckName(what, value) for the positional argument
+// checkArg is push.CheckName(what, value) (push.CheckSession for a
+// session: not a reserved name) for the positional argument
 // arg, and nil when arg is not on the command line: kong validates a
 // command before it checks that its arguments are there, and then says
 // "missing argument" itself.
 func checkArg(kctx *kong.Context, arg, what, value string) error {
-	if !onCommandLine(kctx, arg) {
+	switch {
+	case !onCommandLine(kctx, arg):
 		return nil
+	case what == "session":
+		return push.CheckSession(value)
 	}
 	return push.CheckName(what, value)
 }

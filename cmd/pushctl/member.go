@@ -47,8 +47,6 @@ func (c *memberCmd) Validate(kctx *kong.Context) error {
 		return errors.New("give --join or --leave, or both")
 	case c.Timeout <= 0:
 		return fmt.Errorf("--timeout %v: want a positive duration", c.Timeout)
-	case onCommandLine(kctx, "session") && push.Reserved(c.Session):
-		return fmt.Errorf("session %q: a reserved name", c.Session)
 	}
 	for _, g := range append(c.Join, c.Leave...) {
 		if err := push.CheckGroup(g); err != nil {
