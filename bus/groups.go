@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge"
@@ -244,8 +245,10 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		d.rejectInvalid(m, letter, p.String(), err)
 		return
 	}
+	span := d.traceFanout(m, group, p, e.Frame.ID)
 	if !e.Expires.IsZero() && !e.Expires.After(time.Now()) {
 		d.reject(m, letter, p.String(), push.ReasonExpired)
+		endSpan(span, string(push.ReasonExpired))
 		return
 	}
 	if d.groups.members(group) == 0 {
@@ -253,9 +256,14 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		// node is stopping): no one here to take it, as for a session's
 		// push after its connection ended.
 		d.reject(m, letter, p.String(), push.ReasonClosed)
+		endSpan(span, string(push.ReasonClosed))
 		return
 	}
 	n := d.fanOut(l, m, &e, group, p)
+	if span != nil {
+		span.SetAttributes(attribute.Int("pushfabric.members", n))
+		span.End()
+	}
 	if mode == protocol.AckEnqueued {
 		d.sink.m.ack(protocol.StatusEnqueued)
 		a := protocol.Ack{Status: protocol.StatusEnqueued, Node: d.node, ID: e.Frame.ID, Members: n}
