@@ -520,7 +520,7 @@ func TestTraceOfAGroupPush(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, kv := range fan[0].Attributes {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	if attrs["pushfabric.group"] != "team" || attrs["pushfabric.members"] != "2" || attrs["pushfabric.push_id"] != "g1" {
 		t.Fatalf("fan-out span attributes %v; want group team, 2 members, push g1", attrs)
