@@ -17,7 +17,8 @@ FUZZTIME    ?= 200000x
 # package:target pairs: every decoder of outside input.
 FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS edge/wire:FuzzReceiptIDs \
 	edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin edge:FuzzReadProxyHeader \
-	bus:FuzzFrameOf bus:FuzzDecodeReply protocol:FuzzParseSubject protocol:FuzzParseSessionEvent
+	bus:FuzzFrameOf bus:FuzzDecodeReply protocol:FuzzParseSubject protocol:FuzzParseSessionEvent \
+	protocol:FuzzParseGroupSubject protocol:FuzzSplitGroups
 # What the binaries built here say they are (internal/version): git describe,
 # or nothing without git (or outside a repository), and then they read their
 # version from Go's build information.

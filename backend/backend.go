@@ -29,8 +29,9 @@
 // client).
 //
 // Beside serving requests, the package hears the edge nodes' session
-// events ([SessionEvents]) and asks which members of a group are online,
-// on which nodes ([GroupPresence]).
+// events ([SessionEvents]), asks which members of a group are online, on
+// which nodes ([GroupPresence]), and joins a connected session to groups
+// and takes it out of them ([ChangeGroups]).
 //
 // The package imports nats.go, the NATS contract (protocol) and the
 // vocabulary (push); never edge, bus, fx or Prometheus, so a backend
@@ -127,11 +128,9 @@ func New(nc *nats.Conn, method string, h Handler, o Options) (*Service, error) {
 	if err := push.CheckName("method", method); err != nil {
 		return nil, fmt.Errorf("backend: %w", err)
 	}
-	if o.Prefix == "" {
-		o.Prefix = protocol.DefaultPrefix
-	}
-	if !push.ValidToken(o.Prefix) {
-		return nil, fmt.Errorf("backend: prefix %q must be one subject token", o.Prefix)
+	var err error
+	if o.Prefix, err = prefixOrDefault(o.Prefix); err != nil {
+		return nil, err
 	}
 	if o.Queue == "" {
 		o.Queue = "pushfabric"
@@ -254,4 +253,16 @@ func (s *Service) publishMore(subject string, r Reply) error {
 		h[protocol.HeaderContentType] = []string{r.ContentType}
 	}
 	return s.nc.PublishMsg(&nats.Msg{Subject: subject, Header: h, Data: r.Payload})
+}
+
+// prefixOrDefault is the edge nodes' subject prefix an option names:
+// protocol.DefaultPrefix when empty, refused unless one subject token.
+func prefixOrDefault(prefix string) (string, error) {
+	if prefix == "" {
+		return protocol.DefaultPrefix, nil
+	}
+	if !push.ValidToken(prefix) {
+		return prefix, fmt.Errorf("backend: prefix %q must be one subject token", prefix)
+	}
+	return prefix, nil
 }

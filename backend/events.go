@@ -7,7 +7,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/protocol"
-	"github.com/pushfabric/pushfabric/push"
 )
 
 // Event is a session's lifecycle event as edge nodes publish it on
@@ -41,11 +40,9 @@ func SessionEvents(nc *nats.Conn, fn func(Event), o EventOptions) (*nats.Subscri
 	if nc == nil || fn == nil {
 		return nil, errors.New("backend: session events need a NATS connection and a function")
 	}
-	if o.Prefix == "" {
-		o.Prefix = protocol.DefaultPrefix
-	}
-	if !push.ValidToken(o.Prefix) {
-		return nil, fmt.Errorf("backend: prefix %q must be one subject token", o.Prefix)
+	var err error
+	if o.Prefix, err = prefixOrDefault(o.Prefix); err != nil {
+		return nil, err
 	}
 	onError := o.OnError
 	if onError == nil {

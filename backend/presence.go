@@ -21,8 +21,9 @@ const DefaultPresenceWindow = 500 * time.Millisecond
 
 // ErrNoAnswer is the error of a group presence request that NATS had
 // responders for (some node holds a member) but that no one answered
-// within the window: a node too slow, or one not allowed to publish to
-// the asker's inbox.
+// within the window, or of a membership change (ChangeGroups) not
+// answered before its context ended: a node too slow, or one not allowed
+// to publish to the asker's inbox.
 var ErrNoAnswer = errors.New("backend: no node answered")
 
 // PresenceOptions configure GroupPresence. The zero value asks under
@@ -98,11 +99,9 @@ func (o PresenceOptions) withDefaults(group string) (PresenceOptions, error) {
 			return o, fmt.Errorf("backend: %w", err)
 		}
 	}
-	if o.Prefix == "" {
-		o.Prefix = protocol.DefaultPrefix
-	}
-	if !push.ValidToken(o.Prefix) {
-		return o, fmt.Errorf("backend: prefix %q must be one subject token", o.Prefix)
+	var err error
+	if o.Prefix, err = prefixOrDefault(o.Prefix); err != nil {
+		return o, err
 	}
 	if o.Window <= 0 {
 		o.Window = DefaultPresenceWindow

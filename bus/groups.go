@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/edge"
@@ -250,8 +251,10 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		d.rejectInvalid(m, letter, p.String(), err)
 		return
 	}
+	span := d.traceFanout(m, group, p, e.Frame.ID)
 	if !e.Expires.IsZero() && !e.Expires.After(time.Now()) {
 		d.reject(m, letter, p.String(), push.ReasonExpired)
+		endSpan(span, string(push.ReasonExpired))
 		return
 	}
 	n, held := d.fanOut(l, m, &e, group, p)
@@ -260,7 +263,12 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		// node is stopping): no one here to take it, as for a session's
 		// push after its connection ended.
 		d.reject(m, letter, p.String(), push.ReasonClosed)
+		endSpan(span, string(push.ReasonClosed))
 		return
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("pushfabric.members", n))
+		span.End()
 	}
 	if mode == protocol.AckEnqueued {
 		d.sink.m.ack(protocol.StatusEnqueued)

@@ -101,7 +101,7 @@ func (d *Dispatcher) kick(m *nats.Msg, session string) {
 
 // kickSettle bounds how long a kick's answer waits for the node to let go
 // of the session's subscription.
-const kickSettle = 5 * time.Second
+const kickSettle = 2 * time.Second
 
 // reply publishes v as JSON on subject.
 func (d *Dispatcher) reply(subject string, v any) {

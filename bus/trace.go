@@ -67,6 +67,27 @@ func (d *Dispatcher) traceDelivery(r edge.Receipt, m *nats.Msg, session string, 
 	return &tracedPush{inner: r, span: span}
 }
 
+// traceFanout starts the span of a group push's fan-out on this node,
+// child of the producer's, when tracing is on and the push carries a
+// traceparent: one span for the node, however many members (nil
+// otherwise). The caller ends it with the members it was queued for.
+func (d *Dispatcher) traceFanout(m *nats.Msg, group string, p push.Priority, id string) trace.Span {
+	if d.tracer == nil || m.Header.Get(protocol.HeaderTraceparent) == "" {
+		return nil
+	}
+	ctx := propagator.Extract(context.Background(), protocol.Carrier(m.Header))
+	_, span := d.tracer.Start(ctx, "pushfabric.fanout", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("pushfabric.group", group),
+			attribute.String("pushfabric.priority", p.String()),
+			attribute.String("pushfabric.push_id", id),
+			attribute.String("pushfabric.node", d.node),
+		))
+	return span
+}
+
 // endSpan finishes a delivery span: written, or dead with a reason.
 func endSpan(span trace.Span, deadReason string) {
 	if span == nil {

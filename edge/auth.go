@@ -97,8 +97,8 @@ func authenticate(ctx context.Context, a Authenticator, cr Credentials) (string,
 	switch {
 	case err != nil:
 		return "", nil, err
-	case !push.ValidName(session):
-		return "", nil, fmt.Errorf("authenticator returned invalid session id %q", session)
+	case push.CheckSession(session) != nil:
+		return "", nil, fmt.Errorf("authenticator returned session id %q: %w", session, push.CheckSession(session))
 	}
 	if err := push.CheckGroups(groups); err != nil {
 		return "", nil, fmt.Errorf("groups: %w", err)
@@ -117,7 +117,7 @@ func (DevAuth) Authenticate(_ context.Context, cr Credentials) (string, error) {
 	if !isLoopback(cr.Local) || !isLoopback(cr.Remote) {
 		return "", errors.New("development authentication accepts loopback clients only")
 	}
-	if err := push.CheckName("session", cr.Session); err != nil {
+	if err := push.CheckSession(cr.Session); err != nil {
 		return "", err
 	}
 	return cr.Session, nil

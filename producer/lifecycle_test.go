@@ -40,6 +40,11 @@ func TestProducerRunsBetweenStartAndStop(t *testing.T) {
 	if err := p.Publish("alice", push.High, []byte("x")); err != nil { // offline: dead-lettered
 		t.Fatalf("Publish: %v", err)
 	}
+	for _, session := range []string{"all", "group", "a.b"} { // all would be a broadcast
+		if err := p.Publish(session, push.High, []byte("x")); !errors.Is(err, push.ErrInvalidName) {
+			t.Fatalf("Publish to session %q: %v; want refused, not a session's name", session, err)
+		}
+	}
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

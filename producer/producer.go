@@ -242,7 +242,7 @@ var producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProd
 // msg builds the NATS message of a push, and starts its producer span (the
 // caller ends it), whose context goes into the headers.
 func (p *Producer) msg(ctx context.Context, session string, prio push.Priority, payload []byte, opts []Option) (*nats.Msg, trace.Span, error) {
-	if err := push.CheckName("session", session); err != nil {
+	if err := push.CheckSession(session); err != nil { // all or group would address the group subjects
 		return nil, nil, err
 	}
 	return p.build(ctx, protocol.PushSubject(p.opts.Prefix, session, prio.String()), attribute.String("pushfabric.session", session),

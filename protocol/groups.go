@@ -42,8 +42,9 @@ func GroupSubject(prefix, group, priority string) string {
 func GroupWildcard(prefix, group string) string { return GroupSubject(prefix, group, "*") }
 
 // ParseGroupSubject splits <prefix>.group.<group>.<token>, and the
-// broadcast subject <prefix>.all.<token> (group push.AllGroup). It does not
-// check the names.
+// broadcast subject <prefix>.all.<token> (group push.AllGroup; never
+// <prefix>.group.all.<token>, which names no group). It does not check
+// the names otherwise.
 func ParseGroupSubject(prefix, subject string) (group, token string, ok bool) {
 	rest, found := strings.CutPrefix(subject, prefix+".")
 	if !found {
@@ -56,7 +57,7 @@ func ParseGroupSubject(prefix, subject string) (group, token string, ok bool) {
 		return "", "", false
 	}
 	group, token, found = strings.Cut(rest, ".")
-	return group, token, found && group != "" && token != "" && !strings.Contains(token, ".")
+	return group, token, found && group != "" && group != push.AllGroup && token != "" && !strings.Contains(token, ".")
 }
 
 // GroupLetterSession is the session token of a group push's dead letter

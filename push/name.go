@@ -57,6 +57,29 @@ func (e *NameError) Unwrap() error { return ErrInvalidName }
 // "all" name the subjects of group pushes and broadcasts.
 func Reserved(name string) bool { return name == "group" || name == "all" }
 
+// CheckSession returns nil for a name a session may have: one that
+// passes [CheckName] and is not [Reserved]. Its errors wrap
+// [ErrInvalidName].
+func CheckSession(name string) error {
+	if err := CheckName("session", name); err != nil {
+		return err
+	}
+	if Reserved(name) {
+		return reservedError(name)
+	}
+	return nil
+}
+
+// reservedError is a session named as the group subjects are.
+type reservedError string
+
+func (e reservedError) Error() string {
+	return fmt.Sprintf("session %q: a reserved name (group and all name the subjects of group pushes and broadcasts)", string(e))
+}
+
+// Unwrap returns [ErrInvalidName].
+func (reservedError) Unwrap() error { return ErrInvalidName }
+
 // MaxGroups is the most groups one connection may be a member of: a
 // token's groups claim and the joins after it together.
 const MaxGroups = 32

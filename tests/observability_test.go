@@ -476,3 +476,53 @@ func TestPushctlTop(t *testing.T) {
 		t.Fatalf("pushctl top printed:\n%s\nwant the node ready with 1 session; 3 received (the stale one never queued), 3 written, 1 expired, 1 connect", out)
 	}
 }
+
+// A traced group push gets one fan-out span on each node holding members,
+// child of the producer's, naming the group and the members it was queued
+// for: not one span per member.
+func TestTraceOfAGroupPush(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(timeout(t)) })
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Bus.TracerProvider = tp
+	n := startEdge(t, cfg)
+	p, err := producer.New(natstest.Connect(t, s), producer.Options{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(timeout(t)) })
+	a, b := dialGroups(t, n.tcp(), "tab1", "team"), dialGroups(t, n.tcp(), "tab2", "team")
+	if ack, err := p.PushGroup(timeout(t), "team", push.High, []byte("x"), producer.WithID("g1")); err != nil || ack.Members != 2 {
+		t.Fatalf("group push: %+v %v", ack, err)
+	}
+	recv(t, a)
+	recv(t, b)
+	var prod, fan []tracetest.SpanStub
+	waitFor(t, "the fan-out span ended", func() bool {
+		prod, fan = nil, nil
+		for _, sp := range exp.GetSpans() {
+			switch sp.Name {
+			case "pushfabric.push":
+				prod = append(prod, sp)
+			case "pushfabric.fanout":
+				fan = append(fan, sp)
+			}
+		}
+		return len(fan) > 0 && len(prod) > 0
+	})
+	if len(fan) != 1 || fan[0].Parent.SpanID() != prod[0].SpanContext.SpanID() || fan[0].SpanContext.TraceID() != prod[0].SpanContext.TraceID() {
+		t.Fatalf("%d fan-out spans; want one, child of the producer's", len(fan))
+	}
+	attrs := map[string]string{}
+	for _, kv := range fan[0].Attributes {
+		attrs[string(kv.Key)] = kv.Value.String()
+	}
+	if attrs["pushfabric.group"] != "team" || attrs["pushfabric.members"] != "2" || attrs["pushfabric.push_id"] != "g1" {
+		t.Fatalf("fan-out span attributes %v; want group team, 2 members, push g1", attrs)
+	}
+}

@@ -100,8 +100,8 @@ func (a *Verifier) VerifyGroups(tok string) (session string, groups []string, er
 	if err != nil {
 		return "", nil, verifyError(err)
 	}
-	if err := push.CheckName("token subject", claims.Subject); err != nil {
-		return "", nil, fmt.Errorf("%w: not a session id", err)
+	if err := push.CheckSession(claims.Subject); err != nil {
+		return "", nil, fmt.Errorf("token subject: %w: not a session id", err)
 	}
 	if err := push.CheckGroups(claims.Groups); err != nil {
 		return "", nil, fmt.Errorf("token groups claim: %w", err)
@@ -134,7 +134,7 @@ func Mint(key []byte, session string, ttl time.Duration) (string, error) {
 // groups (at most push.MaxGroups, each by the rule of push.CheckGroup)
 // from the start.
 func MintGroups(key []byte, session string, groups []string, ttl time.Duration) (string, error) {
-	if err := push.CheckName("session", session); err != nil {
+	if err := push.CheckSession(session); err != nil {
 		return "", err
 	}
 	if err := push.CheckGroups(groups); err != nil {

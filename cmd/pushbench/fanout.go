@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/backend"
 )
 
 // fanGroup is the group of the fan-out load; rawFanSubject the shared
@@ -54,13 +54,7 @@ func joinAll(natsURL, prefix string, sessions int) error {
 func join(nc *nats.Conn, session string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m := &nats.Msg{Subject: protocol.MemberSubject(protocol.DefaultPrefix, session),
-		Header: nats.Header{protocol.HeaderJoin: []string{fanGroup}}}
-	reply, err := nc.RequestMsgWithContext(ctx, m)
-	if err != nil {
-		return fmt.Errorf("join %s to %s: %w", session, fanGroup, err)
-	}
-	_, err = protocol.ParseMemberReply(reply)
+	_, err := backend.ChangeGroups(ctx, nc, session, []string{fanGroup}, nil, backend.MemberOptions{})
 	return err
 }
 

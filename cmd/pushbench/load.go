@@ -707,9 +707,11 @@ func (l *load) publishFrom(prods []producerConn, mode string) {
 }
 
 // drain closes the producer clients, counting the pushes they parked as
-// offline, and flushes every connection.
+// offline, and flushes every connection: for up to drainLimit, as a NATS
+// server fanning out to thousands of its own subscribers (the fan-out
+// baseline) answers the flush only once it has caught up.
 func (l *load) drain(prods []producerConn) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), drainLimit)
 	defer cancel()
 	for _, pr := range prods {
 		if pr.p != nil {
@@ -723,6 +725,10 @@ func (l *load) drain(prods []producerConn) {
 		}
 	}
 }
+
+// drainLimit bounds the wait for the producers' last pushes to reach
+// NATS.
+const drainLimit = 5 * time.Minute
 
 func (l *load) publishUntil(end time.Time, mode string, nc *nats.Conn, p *producer.Producer) {
 	acks := newHistogram()

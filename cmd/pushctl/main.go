@@ -1,7 +1,7 @@
 // Command pushctl is pushfabric's operator and developer tool: push to a
 // session, listen as a client, send a request as a client, mint client
-// tokens, ask where a session is and revoke it, list a node's sessions,
-// and inspect, replay and purge dead letters.
+// tokens, ask where a session is and revoke it, change its groups, list
+// a node's sessions, and inspect, replay and purge dead letters.
 //
 //	pushctl token --secret-file data/jwt-secret alice
 //	pushctl listen --secret-file data/jwt-secret alice
@@ -10,6 +10,7 @@
 //	pushctl presence alice
 //	pushctl presence --group user-alice
 //	pushctl kick alice
+//	pushctl member alice --join room-1
 //	pushctl dlq ls --reason offline
 //	pushctl dlq replay --session alice
 //
@@ -58,6 +59,7 @@ type commands struct {
 	DLQ        dlqCmd           `cmd:"" name:"dlq" help:"Dead letters: ls, show, stats, replay, purge."`
 	Presence   presenceCmd      `cmd:"" help:"Ask whether a session is online, and where."`
 	Kick       kickCmd          `cmd:"" help:"Revoke a session: close its connection with reason revoked."`
+	Member     memberCmd        `cmd:"" help:"Join a connected session to groups, or take it out of them."`
 	Sessions   sessionsCmd      `cmd:"" help:"List the sessions edge nodes hold, from their admin listeners."`
 	Top        topCmd           `cmd:"" help:"A live view of edge nodes from their /metrics."`
 	Completion completionCmd    `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
@@ -118,13 +120,17 @@ func fail(command string, err error) int {
 	return 1
 }
 
-// checkArg is push.CheckName(what, value) for the positional argument
+// checkArg is push.CheckName(what, value) (push.CheckSession for a
+// session: not a reserved name) for the positional argument
 // arg, and nil when arg is not on the command line: kong validates a
 // command before it checks that its arguments are there, and then says
 // "missing argument" itself.
 func checkArg(kctx *kong.Context, arg, what, value string) error {
-	if !onCommandLine(kctx, arg) {
+	switch {
+	case !onCommandLine(kctx, arg):
 		return nil
+	case what == "session":
+		return push.CheckSession(value)
 	}
 	return push.CheckName(what, value)
 }

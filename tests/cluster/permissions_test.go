@@ -527,8 +527,9 @@ func presenceAnswered(t *testing.T, c *natsCluster) {
 }
 
 // membershipAnswered: the membership user joins alice to room, e2
-// answers, and a group push to room then reaches her; a leave is answered
-// with her groups after it.
+// answers, and a group push to room then reaches her; a leave (pushctl
+// member with the membership user's seed) is answered with her groups
+// after it.
 func membershipAnswered(t *testing.T, c *natsCluster, alice *client.Conn) {
 	rc := c.connect(t, "membership", 0)
 	if groups := member(t, rc, "alice", protocol.HeaderJoin, "room"); !slices.Equal(groups, []string{"room", "team"}) {
@@ -543,8 +544,9 @@ func membershipAnswered(t *testing.T, c *natsCluster, alice *client.Conn) {
 	if f := recv(t, alice); string(f.Payload) != "to the room" {
 		t.Fatalf("alice got %q; want the room's push", f.Payload)
 	}
-	if groups := member(t, rc, "alice", protocol.HeaderLeave, "room"); !slices.Equal(groups, []string{"team"}) {
-		t.Fatalf("after the leave alice is in %q; want team", groups)
+	out, code := c.pushctl(t, "membership", 0, "member", "alice", "--leave", "room")
+	if code != 0 || out != "alice: groups team (node e2)\n" {
+		t.Fatalf("pushctl member alice --leave room: exit %d\n%s; want alice in team alone, from e2", code, out)
 	}
 }
 
