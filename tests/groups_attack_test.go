@@ -511,3 +511,50 @@ func TestGroupsClaimWithRepeats(t *testing.T) {
 		t.Fatalf("leave g00, join extra: %+v; want %d groups with extra, without g00", r, push.MaxGroups)
 	}
 }
+
+// Group and broadcast subjects with a token that is no priority (a
+// control word, presence's look-alikes, nonsense) are dead-lettered
+// invalid for the group, answered dead when asked, and disturb nothing:
+// the member then gets a plain group push.
+func TestGroupSubjectsWithOtherTokens(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	c := dialGroups(t, n.tcp(), "m", "g")
+	waitForSubs(t, []*server.Server{s}, "push.group.g.low", 1)
+	nc := natstest.Connect(t, s)
+	subjects := []string{"push.group.g.ctl", "push.group.g.kick", "push.group.g.member", "push.all.member",
+		"push.all.kick", "push.all.ctl", "push.all.bogus", "push.group.g.HIGH"}
+	for _, subject := range subjects {
+		reply, err := nc.RequestMsg(&nats.Msg{Subject: subject, Header: nats.Header{protocol.HeaderJoin: []string{"x"}}, Data: []byte("?")}, testTimeout)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		if a, err := protocol.ParseAck(reply); err != nil || a.Status != protocol.StatusDead || a.Reason != "invalid" {
+			t.Fatalf("%s: answer %s, %v; want dead invalid", subject, reply.Data, err)
+		}
+	}
+	reply, err := nc.Request("push.group.g.presence", []byte("a payload"), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []protocol.SessionInfo
+	if err := json.Unmarshal(reply.Data, &members); err != nil || len(members) != 1 || members[0].Session != "m" {
+		t.Fatalf("presence of g: %s, %v; want m", reply.Data, err)
+	}
+	publishGroup(t, nc, "g", "ok")
+	if f := recv(t, c); f.ID != "ok" {
+		t.Fatalf("got %s; want ok", f.ID)
+	}
+	waitFor(t, "an invalid letter for each", func() bool {
+		invalid := 0
+		for _, l := range deadLetters(t, s) {
+			if strings.HasPrefix(l.Subject, "dlq.push.invalid.group.") {
+				invalid++
+			}
+		}
+		return invalid == len(subjects)
+	})
+	if r, _ := memberRequest(t, nc, "m", "", ""); strings.Join(r.Groups, ",") != "g" {
+		t.Fatalf("groups %v after the look-alike member requests; want g", r.Groups)
+	}
+}
