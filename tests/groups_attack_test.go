@@ -558,3 +558,29 @@ func TestGroupSubjectsWithOtherTokens(t *testing.T) {
 		t.Fatalf("groups %v after the look-alike member requests; want g", r.Groups)
 	}
 }
+
+// A flood of group presence requests beyond what waits to be answered is
+// counted, not queued without bound: each request is answered or counted
+// dropped.
+func TestPresenceFloodIsBounded(t *testing.T) {
+	const sessions, requests = 200, 4000
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	for i := range sessions {
+		dialGroups(t, n.tcp(), fmt.Sprintf("s%03d", i))
+	}
+	waitFor(t, "every session connected", func() bool { return n.Dispatcher.Stats().Sessions == sessions })
+	nc := natstest.Connect(t, s)
+	for range requests { // answered to no one: the server drops the answers
+		if err := nc.PublishRequest("push.all.presence", "nobody.listens", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every request answered or dropped", func() bool {
+		st := n.Dispatcher.Stats()
+		return st.Presences+st.PresencesDropped == requests
+	})
+	if st := n.Dispatcher.Stats(); st.PresencesDropped == 0 {
+		t.Fatalf("%d answered, none dropped; want the backlog to overflow", st.Presences)
+	}
+}
