@@ -68,16 +68,34 @@ func (d *Dispatcher) admitGroupPush(l *lane, m *nats.Msg, group, token string) {
 // waiting.
 func (d *Dispatcher) groupOverflow(m *nats.Msg, group, token string) {
 	d.groupOverflows.Add(1)
+	p, err := push.ParsePriority(token)
+	if err != nil { // the stage would have refused it as invalid: say that
+		d.rejectGroupInvalid(m, group, token, err)
+		return
+	}
+	d.rejectGroup(m, group, p.String(), push.ReasonQueueFull)
+}
+
+// rejectGroup is reject for a group push none of this node's members got:
+// its letter is the group's (dlq.<prefix>.<reason>.group.<group>.<prio>)
+// and its Push-Group names the group, whatever the producer wrote there.
+func (d *Dispatcher) rejectGroup(m *nats.Msg, group, priority string, reason push.Reason) {
+	markGroup(m, group)
+	d.reject(m, protocol.GroupLetterSession(group), priority, reason)
+}
+
+// rejectGroupInvalid is rejectInvalid for a group push, as rejectGroup.
+func (d *Dispatcher) rejectGroupInvalid(m *nats.Msg, group, priority string, why error) {
+	markGroup(m, group)
+	d.rejectInvalid(m, protocol.GroupLetterSession(group), priority, why)
+}
+
+// markGroup sets m's Push-Group to group.
+func markGroup(m *nats.Msg, group string) {
 	if m.Header == nil {
 		m.Header = nats.Header{}
 	}
 	m.Header.Set(protocol.HeaderGroup, group)
-	p, err := push.ParsePriority(token)
-	if err != nil { // the stage would have refused it as invalid: say that
-		d.rejectInvalid(m, protocol.GroupLetterSession(group), token, err)
-		return
-	}
-	d.reject(m, protocol.GroupLetterSession(group), p.String(), push.ReasonQueueFull)
 }
 
 // fanLoop queues the lane's admitted group pushes to their members, in

@@ -236,10 +236,9 @@ func (d *Dispatcher) answerMember(m *nats.Msg, session string, groups []string, 
 // waiting hears the number of local members it was queued for. It runs on
 // the lane's fan-out goroutine (fanLoop).
 func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
-	letter := protocol.GroupLetterSession(group)
 	p, err := push.ParsePriority(token)
 	if err != nil {
-		d.rejectInvalid(m, letter, token, fmt.Errorf("subject token %q: %w", token, err))
+		d.rejectGroupInvalid(m, group, token, fmt.Errorf("subject token %q: %w", token, err))
 		return
 	}
 	if len(m.Header) > 0 { // no hand-overs of group pushes: nothing honours these
@@ -248,12 +247,12 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 	}
 	e, mode, err := groupEnvelope(m, &l.fan.ids)
 	if err != nil {
-		d.rejectInvalid(m, letter, p.String(), err)
+		d.rejectGroupInvalid(m, group, p.String(), err)
 		return
 	}
 	span := d.traceFanout(m, group, p, e.Frame.ID)
 	if !e.Expires.IsZero() && !e.Expires.After(time.Now()) {
-		d.reject(m, letter, p.String(), push.ReasonExpired)
+		d.rejectGroup(m, group, p.String(), push.ReasonExpired)
 		endSpan(span, string(push.ReasonExpired))
 		return
 	}
@@ -262,7 +261,7 @@ func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
 		// The subscription outlived the group's last local member (or the
 		// node is stopping): no one here to take it, as for a session's
 		// push after its connection ended.
-		d.reject(m, letter, p.String(), push.ReasonClosed)
+		d.rejectGroup(m, group, p.String(), push.ReasonClosed)
 		endSpan(span, string(push.ReasonClosed))
 		return
 	}

@@ -584,3 +584,30 @@ func TestPresenceFloodIsBounded(t *testing.T) {
 		t.Fatalf("%d answered, none dropped; want the backlog to overflow", st.Presences)
 	}
 }
+
+// A group letter's Push-Group names the group its subject names, not
+// what the producer wrote there: an expired push and an invalid one, each
+// with a forged Push-Group.
+func TestGroupLetterNamesItsOwnGroup(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	dialGroups(t, n.tcp(), "m", "g")
+	waitForSubs(t, []*server.Server{s}, "push.group.g.low", 1)
+	nc := natstest.Connect(t, s)
+	forged := func(id string, h nats.Header) {
+		t.Helper()
+		h.Set(protocol.HeaderID, id)
+		h.Set(protocol.HeaderGroup, "other")
+		if err := nc.PublishMsg(&nats.Msg{Subject: "push.group.g.low", Header: h, Data: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged("expired", nats.Header{protocol.HeaderExpires: []string{"2001-01-01T00:00:00Z"}})
+	forged("invalid", nats.Header{protocol.HeaderAck: []string{"written"}})
+	waitFor(t, "both group letters", func() bool { return len(deadLetters(t, s)) == 2 })
+	for _, l := range deadLetters(t, s) {
+		if !strings.HasSuffix(l.Subject, ".group.g.low") || l.Header.Get(protocol.HeaderGroup) != "g" {
+			t.Fatalf("letter %s of %s: Push-Group %q; want a letter of group g saying g", l.Subject, l.Header.Get(protocol.HeaderID), l.Header.Get(protocol.HeaderGroup))
+		}
+	}
+}
