@@ -51,19 +51,10 @@ var propagator = propagation.TraceContext{}
 // traceDelivery continues the producer's trace, if the push carries one and
 // tracing is on, with a receipt around r; nil otherwise.
 func (d *Dispatcher) traceDelivery(r edge.Receipt, m *nats.Msg, session string, p push.Priority, id string) *tracedPush {
-	if d.tracer == nil || m.Header.Get(protocol.HeaderTraceparent) == "" {
+	span := d.consumerSpan(m, "pushfabric.deliver", p, id, attribute.String("pushfabric.session", session))
+	if span == nil {
 		return nil
 	}
-	ctx := propagator.Extract(context.Background(), protocol.Carrier(m.Header))
-	_, span := d.tracer.Start(ctx, "pushfabric.deliver", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.destination.name", m.Subject),
-			attribute.String("pushfabric.session", session),
-			attribute.String("pushfabric.priority", p.String()),
-			attribute.String("pushfabric.push_id", id),
-			attribute.String("pushfabric.node", d.node),
-		))
 	return &tracedPush{inner: r, span: span}
 }
 
@@ -72,15 +63,22 @@ func (d *Dispatcher) traceDelivery(r edge.Receipt, m *nats.Msg, session string, 
 // traceparent: one span for the node, however many members (nil
 // otherwise). The caller ends it with the members it was queued for.
 func (d *Dispatcher) traceFanout(m *nats.Msg, group string, p push.Priority, id string) trace.Span {
+	return d.consumerSpan(m, "pushfabric.fanout", p, id, attribute.String("pushfabric.group", group))
+}
+
+// consumerSpan starts a span named name on this node, child of the
+// producer's span m carries, with the push's attributes and who (its
+// session or group); nil when tracing is off or m carries no traceparent.
+func (d *Dispatcher) consumerSpan(m *nats.Msg, name string, p push.Priority, id string, who attribute.KeyValue) trace.Span {
 	if d.tracer == nil || m.Header.Get(protocol.HeaderTraceparent) == "" {
 		return nil
 	}
 	ctx := propagator.Extract(context.Background(), protocol.Carrier(m.Header))
-	_, span := d.tracer.Start(ctx, "pushfabric.fanout", trace.WithSpanKind(trace.SpanKindConsumer),
+	_, span := d.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.destination.name", m.Subject),
-			attribute.String("pushfabric.group", group),
+			who,
 			attribute.String("pushfabric.priority", p.String()),
 			attribute.String("pushfabric.push_id", id),
 			attribute.String("pushfabric.node", d.node),

@@ -2,13 +2,11 @@ package tests
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -223,21 +221,7 @@ func TestReservedSessionNamesRefused(t *testing.T) {
 	s := natstest.Server(t)
 	node := startEdge(t, edgeConfig(t, s, "edge1"))
 	for _, session := range []string{"all", "group"} {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, token.Claims{RegisteredClaims: jwt.RegisteredClaims{
-			Subject: session, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, addr := range []string{node.tcp(), node.ws()} {
-			c, err := client.Dial(timeout(t), addr, client.Options{Token: tok})
-			if err == nil {
-				<-c.Done()
-				err = c.Err()
-			}
-			if !isClose(err, "auth") || !strings.Contains(err.Error(), "reserved") {
-				t.Fatalf("session %s on %s: %v; want closed auth, saying the name is reserved", session, addr, err)
-			}
-		}
+		refusedAuth(t, node, rawToken(t, session, nil), "session "+session, "reserved")
 	}
 	if st := node.Dispatcher.Stats(); st.Sessions != 0 {
 		t.Fatalf("after refusals: %+v; want no session", st)

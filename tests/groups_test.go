@@ -334,21 +334,7 @@ func TestGroupsClaimRefused(t *testing.T) {
 		many = append(many, "g"+strconv.Itoa(i))
 	}
 	for name, groups := range map[string][]string{"too many": many, "bad name": {"ok", "no.dots"}, "reserved": {"all"}} {
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, token.Claims{RegisteredClaims: jwt.RegisteredClaims{
-			Subject: "carol", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}, Groups: groups}).SignedString(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, addr := range []string{node.tcp(), node.ws()} {
-			c, err := client.Dial(timeout(t), addr, client.Options{Token: tok})
-			if err == nil {
-				<-c.Done()
-				err = c.Err()
-			}
-			if !isClose(err, "auth") || !strings.Contains(err.Error(), "groups claim") {
-				t.Fatalf("%s on %s: %v; want closed auth, naming the groups claim", name, addr, err)
-			}
-		}
+		refusedAuth(t, node, rawToken(t, "carol", groups), name, "groups claim")
 	}
 	if st := node.Dispatcher.Stats(); st.Sessions != 0 || st.GroupSubscriptions != 0 {
 		t.Fatalf("after refusals: %+v; want no session, no group subscription", st)
@@ -435,5 +421,34 @@ func TestGroupCopiesFollowATakeover(t *testing.T) {
 	}
 	if dl := deadLetters(t, s); len(dl) != 0 {
 		t.Fatalf("%d dead letters; want none", len(dl))
+	}
+}
+
+// rawToken is a token for session with groups signed as they are, unlike
+// token.MintGroups, which checks them.
+func rawToken(t testing.TB, session string, groups []string) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, token.Claims{RegisteredClaims: jwt.RegisteredClaims{
+		Subject: session, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}, Groups: groups}).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// refusedAuth connects with tok over TCP and WebSocket and wants each
+// connection closed auth with a message containing why (what names the
+// case).
+func refusedAuth(t testing.TB, node *edgeNode, tok, what, why string) {
+	t.Helper()
+	for _, addr := range []string{node.tcp(), node.ws()} {
+		c, err := client.Dial(timeout(t), addr, client.Options{Token: tok})
+		if err == nil {
+			<-c.Done()
+			err = c.Err()
+		}
+		if !isClose(err, "auth") || !strings.Contains(err.Error(), why) {
+			t.Fatalf("%s on %s: %v; want closed auth, saying %q", what, addr, err, why)
+		}
 	}
 }

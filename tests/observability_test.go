@@ -277,15 +277,8 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 	}
 	var pushes, deliveries []tracetest.SpanStub
 	waitFor(t, "two delivery spans ended", func() bool {
-		pushes, deliveries = nil, nil
-		for _, sp := range exp.GetSpans() {
-			switch sp.Name {
-			case "pushfabric.push":
-				pushes = append(pushes, sp)
-			case "pushfabric.deliver":
-				deliveries = append(deliveries, sp)
-			}
-		}
+		spans := spansByName(exp)
+		pushes, deliveries = spans["pushfabric.push"], spans["pushfabric.deliver"]
 		return len(deliveries) == 2
 	})
 	byID := func(list []tracetest.SpanStub, id string) tracetest.SpanStub {
@@ -316,6 +309,15 @@ func TestTraceFromProducerToEdge(t *testing.T) {
 	if len(dls) != 1 || dls[0].Header.Get("traceparent") != wantParent {
 		t.Fatalf("dead letters %v; want one with traceparent %s", dls, wantParent)
 	}
+}
+
+// spansByName is the spans exp holds, ended so far, by name.
+func spansByName(exp *tracetest.InMemoryExporter) map[string][]tracetest.SpanStub {
+	by := map[string][]tracetest.SpanStub{}
+	for _, sp := range exp.GetSpans() {
+		by[sp.Name] = append(by[sp.Name], sp)
+	}
+	return by
 }
 
 var metricName = regexp.MustCompile(`pushfabric_[a-z_]+`)
@@ -504,15 +506,8 @@ func TestTraceOfAGroupPush(t *testing.T) {
 	recv(t, b)
 	var prod, fan []tracetest.SpanStub
 	waitFor(t, "the fan-out span ended", func() bool {
-		prod, fan = nil, nil
-		for _, sp := range exp.GetSpans() {
-			switch sp.Name {
-			case "pushfabric.push":
-				prod = append(prod, sp)
-			case "pushfabric.fanout":
-				fan = append(fan, sp)
-			}
-		}
+		spans := spansByName(exp)
+		prod, fan = spans["pushfabric.push"], spans["pushfabric.fanout"]
 		return len(fan) > 0 && len(prod) > 0
 	})
 	if len(fan) != 1 || fan[0].Parent.SpanID() != prod[0].SpanContext.SpanID() || fan[0].SpanContext.TraceID() != prod[0].SpanContext.TraceID() {

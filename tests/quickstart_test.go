@@ -250,6 +250,12 @@ func TestQuickstart(t *testing.T) {
 		case line == "./bin/nats sub 'evt.push.>'":
 			events = startLine(t, dir, env, line)
 			events.waitFor(t, "Subscribing on evt.push.>")
+		case strings.HasPrefix(line, "./bin/pushctl push --group user-dana "):
+			expect(line, 0, "enqueued for 2 members of user-dana on 1 node")
+			listeners["dana-laptop"].waitFor(t, "one push, every device")
+			listeners["dana-phone"].waitFor(t, "one push, every device")
+		case line == "./bin/pushctl presence --group user-dana":
+			expect(line, 0, "dana-laptop: online", "dana-phone: online", "2 members of user-dana on 1 node")
 		case line == "./bin/pushctl presence alice":
 			expect(line, 0, "alice: online on node", "over websocket")
 		case line == "./bin/pushctl sessions":
