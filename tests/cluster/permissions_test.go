@@ -432,7 +432,7 @@ var refusedPublishes = []struct{ role, subject string }{
 	{"producer", "push.x.kick"}, {"producer", "push.x.member"}, {"producer", "push.x.presence"},
 	{"producer", "push.group.g.presence"}, {"producer", "dlq.push.offline.x.kick"},
 	{"producer", "dlq.push.offline.x.member"}, {"producer", "dlq.push.offline.x.presence"},
-	{"edge", "push.x.kick"}, {"edge", "push.x.member"}, {"edge", "dlq.push.closed.x.kick"},
+	{"edge", "push.x.kick"}, {"edge", "push.x.member"}, {"edge", "dlq.push.closed.x.kick"}, {"edge", "push.all.high"},
 	{"operator", "push.x.kick"}, {"operator", "push.x.presence"}, {"backend", "push.x.member"},
 	{"broadcast", "push.x.kick"}, {"broadcast", "push.group.g.presence"},
 	{"membership", "push.x.kick"}, {"membership", "push.x.presence"}, {"membership", "push.group.g.high"},
