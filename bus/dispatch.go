@@ -19,7 +19,7 @@ import (
 // subject the node may not answer on (protocol.Answerable) is forgotten:
 // the message is handled as one without.
 func (d *Dispatcher) dispatch(l *lane, m *nats.Msg) {
-	if m.Reply != "" && !protocol.Answerable(d.prefix, m.Reply) {
+	if m.Reply != "" && !d.replies.Answerable(m.Reply) {
 		d.unanswerable(m)
 	}
 	if group, token, ok := protocol.ParseGroupSubject(d.prefix, m.Subject); ok {
@@ -74,7 +74,7 @@ func (d *Dispatcher) push(l *lane, m *nats.Msg, session string, p push.Priority)
 func (d *Dispatcher) intake(m *nats.Msg) (handing string) {
 	if strings.HasPrefix(m.Reply, d.edgeInbox) {
 		handing, m.Reply = m.Reply, m.Header.Get(protocol.HeaderReply)
-		if m.Reply != "" && !protocol.Answerable(d.prefix, m.Reply) {
+		if m.Reply != "" && !d.replies.Answerable(m.Reply) {
 			d.unanswerable(m)
 		}
 	}

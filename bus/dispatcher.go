@@ -39,10 +39,11 @@ type Dispatcher struct {
 	parking   *parking     // nil unless parked pushes are redelivered on connect
 	tracer    trace.Tracer // nil: tracing off
 	handovers *handovers
-	edgeInbox string        // a push whose reply subject starts with it is a hand-over
-	resyncs   chan struct{} // NATS reconnected: announce again (never closed; one waiting is enough)
-	unlisten  func()        // set by Start: stops the reconnect notifications
-	started   bool          // set by Start, read by Stop (never concurrent with it)
+	edgeInbox string             // a push whose reply subject starts with it is a hand-over
+	replies   protocol.ReplyRule // which reply subjects the node may answer on
+	resyncs   chan struct{}      // NATS reconnected: announce again (never closed; one waiting is enough)
+	unlisten  func()             // set by Start: stops the reconnect notifications
+	started   bool               // set by Start, read by Stop (never concurrent with it)
 
 	wg sync.WaitGroup // goroutines waiting for a draining subscription to close, membership requests
 
@@ -126,7 +127,7 @@ func NewDispatcher(c *Conn, reg *registry.Registry[edge.Conn], sink *Sink, log *
 	d := &Dispatcher{
 		conn: c, prefix: id.Prefix, node: id.Node, reg: reg, sink: sink, log: log,
 		stop: make(chan struct{}), handovers: newHandovers(id.Prefix, c.cfg.HandoverTimeout, sink, log),
-		edgeInbox: protocol.EdgeInboxPrefix(id.Prefix), resyncs: make(chan struct{}, 1), groups: newGroupTable(),
+		edgeInbox: protocol.EdgeInboxPrefix(id.Prefix), replies: protocol.NewReplyRule(id.Prefix), resyncs: make(chan struct{}, 1), groups: newGroupTable(),
 		groupAsks: make(chan groupAsk, groupAskBacklog),
 	}
 	for range c.cfg.DispatchLanes {

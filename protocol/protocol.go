@@ -107,11 +107,27 @@ func EdgeInboxPrefix(prefix string) string { return "_PUSH_EDGE." + prefix + "."
 // have a node broadcast its acknowledgement, or a presence asker have it
 // forge a session event. The edges' inbox stays answerable: hand-overs
 // are answered there.
-func Answerable(prefix, reply string) bool {
+func Answerable(prefix, reply string) bool { return NewReplyRule(prefix).Answerable(reply) }
+
+// ReplyRule is Answerable for one prefix, its subjects worked out once:
+// an edge node asks it of every message with a reply subject.
+type ReplyRule struct {
+	own [5]string // the fabric's own subject prefixes under the prefix
+}
+
+// NewReplyRule is the rule of Answerable for prefix.
+func NewReplyRule(prefix string) ReplyRule {
+	return ReplyRule{own: [...]string{prefix + ".", DeadLetterPrefix(prefix) + ".", "req." + prefix + ".", "evt." + prefix + ".",
+		RequestInboxPrefix(prefix)}}
+}
+
+// Answerable reports whether an edge node may answer on reply (see the
+// function Answerable).
+func (r ReplyRule) Answerable(reply string) bool {
 	if reply == "" || reply[0] == '$' {
 		return false
 	}
-	for _, own := range [...]string{prefix + ".", DeadLetterPrefix(prefix) + ".", "req." + prefix + ".", "evt." + prefix + ".", RequestInboxPrefix(prefix)} {
+	for _, own := range r.own {
 		if strings.HasPrefix(reply, own) {
 			return false
 		}
