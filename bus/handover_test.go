@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/protocol"
 )
@@ -36,7 +37,7 @@ func TestHandoverMsg(t *testing.T) {
 // On intake, Push-Reply counts only on a hand-over (reply subject under
 // the edges' inbox); Push-Reply and Push-Session never stay in the headers.
 func TestIntake(t *testing.T) {
-	d := &Dispatcher{edgeInbox: protocol.EdgeInboxPrefix("push")}
+	d := &Dispatcher{prefix: "push", edgeInbox: protocol.EdgeInboxPrefix("push"), replies: protocol.NewReplyRule("push"), log: zap.NewNop()}
 	handing := protocol.EdgeInboxPrefix("push") + "node.7"
 	for _, c := range []struct {
 		name              string
