@@ -120,6 +120,7 @@ func (w *dropWatch) close() {
 func (w *dropWatch) sweep(checkAll bool) {
 	w.checkClosed()
 	var drops []drop
+	total := 0
 	for sub, ws := range w.snapshot(checkAll) {
 		n, err := sub.Dropped()
 		if err != nil { // closed
@@ -132,10 +133,11 @@ func (w *dropWatch) sweep(checkAll bool) {
 		}
 		w.busy(ws)
 		drops = append(drops, drop{w.name(sub), n - ws.counted})
-		w.dropped.Add(uint64(n - ws.counted))
+		total += n - ws.counted
 		ws.counted = n
 	}
 	w.logDrops(drops)
+	w.dropped.Add(uint64(total)) // after the log: what is counted has been said
 }
 
 // drop is what one subscription dropped in one sweep.
