@@ -113,17 +113,7 @@ func (o PresenceOptions) withDefaults(group string) (PresenceOptions, error) {
 // and then tells whether no member is anywhere: no responders, or
 // answers that are all empty lists.
 func (g *GroupMembers) gather(ctx context.Context, sub *nats.Subscription) {
-	noResponders := false
-	for !noResponders {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			noResponders = errors.Is(err, nats.ErrNoResponders)
-			break
-		}
-		if noResponders = push.NoResponders(m.Header, m.Data); !noResponders {
-			g.take(m)
-		}
-	}
+	noResponders := protocol.Gather(ctx, sub, g.take)
 	g.Offline = len(g.Members) == 0 && len(g.Invalid) == 0 && (noResponders || g.Answers > 0)
 }
 

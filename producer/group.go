@@ -2,7 +2,6 @@ package producer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -78,18 +77,7 @@ func (p *Producer) PushGroup(ctx context.Context, group string, prio push.Priori
 func (p *Producer) gather(ctx context.Context, sub *nats.Subscription, a *GroupAck) bool {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.GroupWindow)
 	defer cancel()
-	for {
-		r, err := sub.NextMsgWithContext(ctx)
-		switch {
-		case errors.Is(err, nats.ErrNoResponders):
-			a.Offline = true
-			return false
-		case err != nil:
-			return len(a.Nodes)+len(a.Dead) > 0
-		case push.NoResponders(r.Header, r.Data):
-			a.Offline = len(a.Nodes)+len(a.Dead) == 0
-			return !a.Offline
-		}
+	noResponders := protocol.Gather(ctx, sub, func(r *nats.Msg) {
 		ack, err := protocol.ParseAck(r)
 		switch {
 		case err != nil:
@@ -99,7 +87,10 @@ func (p *Producer) gather(ctx context.Context, sub *nats.Subscription, a *GroupA
 		case ack.Status == protocol.StatusDead:
 			a.Dead = append(a.Dead, ack)
 		}
-	}
+	})
+	heard := len(a.Nodes)+len(a.Dead) > 0
+	a.Offline = noResponders && !heard
+	return heard
 }
 
 // PublishGroup sends a push for every member of group (push.AllGroup:
