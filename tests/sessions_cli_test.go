@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/protocol"
@@ -157,5 +159,46 @@ func TestPushctlGroupPresence(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stdout, "dead: expired on node edge1, for its members of user-alice (push late, dead-lettered)") ||
 		!strings.Contains(r.stdout, "dead: expired on node edge2") || strings.Contains(r.stdout, "enqueued") {
 		t.Fatalf("pushctl push --group with the push expired: exit %d, %q %q; want 1, dead expired on edge1 and edge2", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A presence request that reaches only a node that has just let go of
+// the session goes unanswered (docs/sessions.md); pushctl presence asks
+// again while its --timeout lasts, and reaches the node that holds it
+// now. Here the node letting go is a subscription that takes the first
+// request and answers nothing, and the session connects meanwhile (its
+// node subscribes before that one goes, so no try finds no responders).
+func TestPushctlPresenceAsksAgain(t *testing.T) {
+	s := natstest.Server(t)
+	node := startEdge(t, edgeConfig(t, s, "edge1"))
+	nc := natstest.Connect(t, s)
+	first := make(chan struct{})
+	letGo, err := nc.Subscribe("push.ivy.presence", func(*nats.Msg) {
+		select {
+		case <-first:
+		default:
+			close(first)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PUSHCTL_NATS=" + s.ClientURL()}
+	done := make(chan cliRun, 1)
+	go func() { done <- runTool(t, env, "pushctl", "presence", "--timeout", "30s", "ivy") }()
+	select {
+	case <-first:
+	case <-timeout(t).Done():
+		t.Fatal("pushctl presence asked nothing")
+	}
+	dial(t, node.tcp(), "ivy", client.Options{})
+	if err := letGo.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.code != 0 || !strings.Contains(r.stdout, "ivy: online on node edge1") {
+		t.Fatalf("pushctl presence ivy: exit %d, %q %q; want online on edge1, asked again", r.code, r.stdout, r.stderr)
 	}
 }

@@ -37,7 +37,8 @@ func (presenceCmd) Help() string {
 	return "Asks <prefix>.<session>.presence: the edge node holding the session answers with where and how\n" +
 		"it is connected (node, since, transport, the client's address, pushes queued, groups). Exit status:\n" +
 		"0 online; 1 offline (no node holds the session: NATS answered \"no responders\") or on error, such\n" +
-		"as no answer within --timeout.\n\n" +
+		"as no answer within --timeout (a try unanswered for a second, as one reaching only a node that has just\n" +
+		"let go of the session is, is sent again meanwhile).\n\n" +
 		"With --group G (or --all, every connection) it asks <prefix>.group.G.presence (<prefix>.all.presence)\n" +
 		"instead: every node holding members answers with its local ones, gathered for --window, and each is\n" +
 		"printed as one session is, then how many on how many nodes. Exit status: 0 with members; 1 with none\n" +
@@ -69,7 +70,7 @@ func (c *presenceCmd) run() int {
 		return c.runGroup()
 	}
 	var info protocol.SessionInfo
-	if status, ok := c.askSession("presence", c.Session, protocol.Presence, c.Timeout, c.JSON, &info); !ok {
+	if status, ok := c.askSession("presence", c.Session, protocol.Presence, c.Timeout, true, c.JSON, &info); !ok {
 		return status
 	}
 	if c.JSON {
@@ -157,18 +158,32 @@ func whyNone(g backend.GroupMembers, what string) string {
 // askSession sends a request to <prefix>.<session>.<token>, waits for
 // the answer for up to timeout, and decodes it (JSON) into v. When it
 // reports false the command is over, with the exit status it returns: the
-// session offline (no responders), or an error; each is said.
-func (n *natsFlags) askSession(command, session, token string, timeout time.Duration, asJSON bool, v any) (int, bool) {
+// session offline (no responders), or an error; each is said. With again
+// (a request that changes nothing, such as presence) a try unanswered
+// for a second is sent again while timeout lasts: one that reached only
+// a node that had just let go of the session goes unanswered.
+func (n *natsFlags) askSession(command, session, token string, timeout time.Duration, again, asJSON bool, v any) (int, bool) {
 	nc, err := n.connect()
 	if err != nil {
 		return fail(command, err), false
 	}
 	defer nc.Close()
-	m, err := nc.Request(protocol.PushSubject(n.Prefix, session, token), nil, timeout)
+	subject := protocol.PushSubject(n.Prefix, session, token)
+	deadline := time.Now().Add(timeout)
+	try := timeout
+	if again {
+		try = min(timeout, askAgain)
+	}
+	m, err := nc.Request(subject, nil, try)
+	for again && errors.Is(err, nats.ErrTimeout) && time.Until(deadline) > 0 {
+		m, err = nc.Request(subject, nil, min(time.Until(deadline), askAgain))
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		printOffline(session, asJSON)
 		return 1, false
+	case errors.Is(err, nats.ErrTimeout):
+		return fail(command, fmt.Errorf("no answer within --timeout %v, though NATS knows of a subscriber for %s", timeout, subject)), false
 	case err != nil:
 		return fail(command, err), false
 	}
@@ -177,6 +192,10 @@ func (n *natsFlags) askSession(command, session, token string, timeout time.Dura
 	}
 	return 0, true
 }
+
+// askAgain is how long askSession waits for one try of a request it may
+// send again.
+const askAgain = time.Second
 
 // printOffline says that no node holds session.
 func printOffline(session string, asJSON bool) {
@@ -223,7 +242,7 @@ func (c *kickCmd) Validate(kctx *kong.Context) error {
 
 func (c *kickCmd) run() int {
 	var res protocol.KickResult
-	if status, ok := c.askSession("kick", c.Session, protocol.Kick, c.Timeout, c.JSON, &res); !ok {
+	if status, ok := c.askSession("kick", c.Session, protocol.Kick, c.Timeout, false, c.JSON, &res); !ok {
 		return status
 	}
 	switch {
