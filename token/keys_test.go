@@ -138,6 +138,19 @@ func TestJWKS(t *testing.T) {
 	wantVerify(t, v, mint(t, edPriv, token.MintOptions{KeyID: "e1"}), "")
 	wantVerify(t, v, mint(t, secret, token.MintOptions{KeyID: "h1"}), "")
 	wantVerify(t, v, mint(t, secret2, token.MintOptions{KeyID: "enc"}), "not a known")
+
+	b, _ = json.Marshal(map[string]any{"keys": []map[string]string{{"kty": "oct", "kid": "h2", "k": b64(secret2)}}})
+	write(t, path, b)
+	if changed, err := v.Reload(); !changed || err != nil {
+		t.Fatalf("Reload of a rewritten JWKS file: %v, %v", changed, err)
+	}
+	wantVerify(t, v, mint(t, secret2, token.MintOptions{KeyID: "h2"}), "")
+	wantVerify(t, v, mint(t, secret, token.MintOptions{KeyID: "h1"}), "not a known")
+	write(t, path, []byte(`{"keys": [`))
+	if _, err := v.Reload(); err == nil || !strings.Contains(err.Error(), "jwks") {
+		t.Fatalf("Reload of a truncated JWKS file: %v", err)
+	}
+	wantVerify(t, v, mint(t, secret2, token.MintOptions{KeyID: "h2"}), "")
 }
 
 // Keys change without a restart: Reload picks up a new key and drops a
