@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,9 +115,20 @@ func closedWith(t *testing.T, c *client.Conn, reason wire.CloseReason) string {
 // at debug level, no token and no key in its log.
 func TestTokensExpireRefreshAndRotate(t *testing.T) {
 	e := startTokenEdge(t)
+	t.Run("refused at connect", e.refusedAtConnect)
+	t.Run("expiry", e.expires)
+	t.Run("refresh for another session", e.refusesRefresh)
+	t.Run("session refreshes", e.sessionRefreshes)
+	t.Run("rotation", e.rotates)
+	if _, err := e.stop(t); err != nil {
+		t.Fatalf("edge exited with %v", err)
+	}
+	e.mustNotLogSecrets(t)
+}
 
-	// Refused at connect: the wrong audience, an unknown kid, a bad
-	// signature, not valid yet.
+// refusedAtConnect: the wrong audience, an unknown kid, a bad signature,
+// not valid yet.
+func (e *tokenEdge) refusedAtConnect(t *testing.T) {
 	k1 := []byte("the first HS256 key, of 32 bytes or more")
 	for _, c := range []struct{ what, tok, want string }{
 		{"no audience", e.remember(mustMint(t, k1, token.MintOptions{KeyID: "k1"})), "audience"},
@@ -130,9 +142,11 @@ func TestTokensExpireRefreshAndRotate(t *testing.T) {
 			t.Errorf("%s: %v; want auth saying %q", c.what, err, c.want)
 		}
 	}
+}
 
-	// Expiry: a token of 1 s, not refreshed, ends its connection at exp
-	// plus the leeway.
+// expires: a token of 1 s, not refreshed, ends its connection at exp plus
+// the leeway.
+func (e *tokenEdge) expires(t *testing.T) {
 	short := e.mint(t, "k1", "lapsing", "1s")
 	c, err := dialToken(t, e.tcp, short)
 	if err != nil {
@@ -143,9 +157,11 @@ func TestTokensExpireRefreshAndRotate(t *testing.T) {
 	if late := time.Until(until.Add(token.Leeway)); late > 0 {
 		t.Fatalf("closed %v before exp plus the leeway", late)
 	}
+}
 
-	// A refresh for another session closes auth.
-	c, err = dialToken(t, e.ws, e.mint(t, "k1", "alice", "1h"))
+// refusesRefresh: a refresh for another session closes auth.
+func (e *tokenEdge) refusesRefresh(t *testing.T) {
+	c, err := dialToken(t, e.ws, e.mint(t, "k1", "alice", "1h"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +171,18 @@ func TestTokensExpireRefreshAndRotate(t *testing.T) {
 	if msg := closedWith(t, c, wire.CloseAuth); !strings.Contains(msg, "another session") {
 		t.Fatalf("close message %q", msg)
 	}
+}
 
-	// A Session refreshes through its callback: it outlives its first
-	// token (1 s, plus the leeway) on one connection.
-	r := client.ReconnectOptions{Token: func(ctx context.Context) (string, error) { return e.tryMint(ctx, "k1", "bob", "2s") }}
-	var disconnects int
+// sessionRefreshes: a Session refreshes through its callback, and
+// outlives its first token (2 s, plus the leeway) on one connection.
+func (e *tokenEdge) sessionRefreshes(t *testing.T) {
+	var first atomic.Value // the first token the callback gave
+	r := client.ReconnectOptions{Token: func(ctx context.Context) (string, error) {
+		tok, err := e.tryMint(ctx, "k1", "bob", "2s")
+		first.CompareAndSwap(nil, tok)
+		return tok, err
+	}}
+	var disconnects int // written on the session's goroutine, read once it has ended
 	r.OnState = func(st client.State) {
 		if st.Kind == client.StateDisconnected {
 			disconnects++
@@ -169,17 +192,18 @@ func TestTokensExpireRefreshAndRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := e.presented()
-	first, _ := client.TokenExpiry(tokens[len(tokens)-1])
+	exp, _ := client.TokenExpiry(first.Load().(string))
 	waitFor(t, "past the first token's end, refreshed", func() bool {
-		return time.Now().After(first.Add(token.Leeway+time.Second)) && refreshes(t, e.addr("admin"), "ok") >= 2
+		return time.Now().After(exp.Add(token.Leeway+time.Second)) && refreshes(t, e.addr("admin"), "ok") >= 2
 	})
 	if err := sess.Close(); err != nil || disconnects != 0 {
 		t.Fatalf("close %v, %d disconnects; want the first connection throughout", err, disconnects)
 	}
+}
 
-	// Rotation: a key added to the directory is taken within its poll,
-	// and a broken one leaves the keys in use.
+// rotates: a key added to the directory is taken within its poll, and a
+// broken one leaves the keys in use.
+func (e *tokenEdge) rotates(t *testing.T) {
 	e.addKey(t, "k2", []byte("the second HS256 key, of 32 bytes or more"))
 	k2 := e.mint(t, "k2", "carol", "1h")
 	waitFor(t, "k2 accepted", func() bool {
@@ -193,15 +217,11 @@ func TestTokensExpireRefreshAndRotate(t *testing.T) {
 	waitFor(t, "the broken set logged", func() bool {
 		return e.logged("JWT key files changed but do not load; checking tokens with the keys in use")
 	})
-	if c, err = dialToken(t, e.tcp, e.mint(t, "k1", "dave", "1h")); err != nil {
+	c, err := dialToken(t, e.tcp, e.mint(t, "k1", "dave", "1h"))
+	if err != nil {
 		t.Fatalf("k1 after a broken reload: %v", err)
 	}
 	_ = c.Close()
-
-	if _, err := e.stop(t); err != nil {
-		t.Fatalf("edge exited with %v", err)
-	}
-	e.mustNotLogSecrets(t)
 }
 
 func mustMint(t *testing.T, key []byte, o token.MintOptions) string {
