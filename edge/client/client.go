@@ -46,7 +46,10 @@ type Frame = wire.Frame
 // Options configure a connection. The zero value works for development
 // mode with Session set.
 type Options struct {
-	// Token is the bearer token (production authentication).
+	// Token is the bearer token (production authentication). The edge
+	// closes the connection token_expired when it expires, unless
+	// Conn.Refresh sent a newer one first (a Session with a token
+	// callback does so on its own).
 	Token string
 	// Session names the session in the edge's development mode.
 	Session string
