@@ -81,8 +81,9 @@ type Options struct {
 }
 
 // CloseError is how a connection ended when the server closed it: the
-// close reason it sent (replaced, shutdown, auth, too_slow, protocol, idle,
-// normal) and its message.
+// close reason it sent (one of wire.CloseReasons: replaced, shutdown, auth,
+// too_slow, protocol, idle, revoked, token_expired, overloaded, normal)
+// and its message.
 type CloseError struct {
 	Reason  wire.CloseReason
 	Message string
