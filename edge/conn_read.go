@@ -257,8 +257,8 @@ func (c *Conn) keepaliveDeadline(now time.Time) time.Time {
 			d = idle
 		}
 	}
-	if !c.expires.IsZero() && (d.IsZero() || c.expires.Before(d)) {
-		d = c.expires
+	if e := c.expiryDeadline(now); !e.IsZero() && (d.IsZero() || e.Before(d)) {
+		d = e
 	}
 	return d
 }
@@ -268,7 +268,7 @@ func (c *Conn) keepaliveDeadline(now time.Time) time.Time {
 // silent for the idle timeout is closed; one silent for the ping interval
 // gets a ping. Bytes that arrived but are not read yet (the reader woke
 // late) count as activity, and are read before the token's expiry is
-// checked: they may be a refresh.
+// checked, for a moment past it (expiryGrace): they may be a refresh.
 func (c *Conn) onReadTimeout() {
 	now := time.Now()
 	c.mu.Lock()
@@ -280,9 +280,9 @@ func (c *Conn) onReadTimeout() {
 	case state == stateDraining && !now.Before(deadline):
 		c.terminate(push.ReasonClosed, wire.CloseNormal, nil)
 	case state != stateOpen:
-	case c.inputWaiting():
+	case c.inputWaiting() && !c.graceOver(now):
 		c.lastRead = now
-	case !c.expires.IsZero() && !now.Before(c.expires):
+	case c.tokenEnded(now):
 		c.expire()
 	case cfg.IdleTimeout > 0 && silent >= cfg.IdleTimeout:
 		c.abort(wire.CloseIdle, push.ReasonClosed)

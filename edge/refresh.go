@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -62,4 +63,32 @@ func (c *Conn) reauthenticate(tok string) (Identity, error) {
 // connection (dead-lettered closed, receipt-pushes handed over).
 func (c *Conn) expire() {
 	c.abort(wire.CloseTokenExpired, push.ReasonClosed)
+}
+
+// expiryGrace is how long past its token's expiry a connection is still
+// read, when bytes were waiting at the expiry (they may be a refresh the
+// client sent in time). A client that keeps sending is closed
+// token_expired at its end all the same: without it, a read deadline
+// left at the expiry fired at once while bytes were waiting, and the
+// reader spun on it without reading (TestTokenExpiryUnderFlood).
+const expiryGrace = time.Second
+
+// tokenEnded reports whether the connection's token has expired at now.
+func (c *Conn) tokenEnded(now time.Time) bool {
+	return !c.expires.IsZero() && !now.Before(c.expires)
+}
+
+// graceOver reports whether the token expired more than expiryGrace
+// before now: the connection is closed whatever is waiting to be read.
+func (c *Conn) graceOver(now time.Time) bool {
+	return !c.expires.IsZero() && !now.Before(c.expires.Add(expiryGrace))
+}
+
+// expiryDeadline is the reader's next deadline for the token: its expiry,
+// or once that has passed, the end of the grace; zero without an expiry.
+func (c *Conn) expiryDeadline(now time.Time) time.Time {
+	if !c.tokenEnded(now) {
+		return c.expires
+	}
+	return c.expires.Add(expiryGrace)
 }
