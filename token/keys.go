@@ -121,10 +121,12 @@ type keyFiles struct {
 // In dir, each file is one key whose id is the file's name without a
 // ".pem" ending (files whose names begin with a dot are skipped): a PEM
 // public key (RSA: RS256, Ed25519: EdDSA), or else an HS256 secret (at
-// least 32 bytes, surrounding white space ignored, as ReadSecretFile). The
-// JWKS file (RFC 7517) holds keys of kty RSA, OKP (crv Ed25519) and oct
-// (HS256), each with a kid; keys of other types, or whose use is not sig,
-// are skipped. Reload reads them again.
+// least 32 bytes, surrounding white space ignored, as ReadSecretFile; a
+// file with a PEM header that does not decode is an error, not a secret).
+// The JWKS file (RFC 7517) holds keys of kty RSA, OKP (crv Ed25519) and
+// oct (HS256), each with a kid; keys of other types, or whose use is not
+// sig, are skipped. One id names one key: an id given twice, in either or
+// across both, is an error. Reload reads them again.
 func NewKeyFiles(dir, jwks string, opts ...Option) (*Verifier, error) {
 	if dir == "" && jwks == "" {
 		return nil, errors.New("jwt keys: give a key directory or a JWKS file")
@@ -215,10 +217,12 @@ func (r *rawKeys) parse() (*keySet, error) {
 	ks := &keySet{byID: map[string]key{}}
 	for i, id := range r.ids {
 		k, err := fileKey(r.files[i])
+		if err == nil {
+			err = addKey(ks.byID, id, k)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("jwt key %q: %w", id, err)
 		}
-		ks.byID[id] = k
 	}
 	if r.jwks != nil {
 		if err := parseJWKS(r.jwks, ks.byID); err != nil {
@@ -231,10 +235,25 @@ func (r *rawKeys) parse() (*keySet, error) {
 	return ks, nil
 }
 
-// fileKey is the key of one file of a key directory.
+// addKey adds k to keys as id: one id names one key, whichever file
+// holds it, so a second is an error.
+func addKey(keys map[string]key, id string, k key) error {
+	if _, dup := keys[id]; dup {
+		return errors.New("key id given twice (in the directory as id and id.pem, or in the directory and the JWKS file, or twice in the JWKS file)")
+	}
+	keys[id] = k
+	return nil
+}
+
+// fileKey is the key of one file of a key directory. A file with a PEM
+// header that does not decode is an error, not a secret: its text is a
+// public key's, known to anyone.
 func fileKey(b []byte) (key, error) {
 	if block, _ := pem.Decode(b); block != nil {
 		return pemKey(b)
+	}
+	if bytes.Contains(b, []byte("-----BEGIN")) {
+		return key{}, errors.New("a PEM block that does not decode (truncated, or its END line missing)")
 	}
 	return hmacKey(bytes.TrimSpace(b))
 }
@@ -269,7 +288,9 @@ func parseJWKS(b []byte, into map[string]key) error {
 		case j.Kid == "":
 			return fmt.Errorf("jwt jwks key %d: no kid", i)
 		}
-		into[j.Kid] = k
+		if err := addKey(into, j.Kid, k); err != nil {
+			return fmt.Errorf("jwt jwks key %d (kid %q): %w", i, j.Kid, err)
+		}
 	}
 	return nil
 }
