@@ -102,6 +102,10 @@ type Conn struct {
 	expires  time.Time      // when the token ends (closed token_expired then); zero: never. Set before the reader starts
 	in       input          // what frames are read through
 	reqWG    sync.WaitGroup // request goroutines
+
+	// Owned by the reader goroutine: when the refresh rate has room again
+	// without its burst (refreshAllowed).
+	refreshAt time.Time
 }
 
 // Session returns the session id the connection holds.

@@ -70,7 +70,7 @@ func NewMetrics() *Metrics {
 		panics:      stats.Counters(PanicHandshake, PanicReader, PanicRequest, PanicWriter, PanicFlusher),
 		lost:        stats.Counters(LostSinkPanic),
 		unconfirmed: stats.Counters(UnconfirmedHandedOver, UnconfirmedTimedOut, UnconfirmedDeadLettered),
-		refreshes:   stats.Counters(RefreshOK, RefreshRefused, RefreshIgnored),
+		refreshes:   stats.Counters(RefreshOK, RefreshRefused, RefreshIgnored, RefreshLimited),
 	}
 }
 

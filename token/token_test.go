@@ -20,7 +20,7 @@ import (
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
-func pemBlock(t *testing.T, typ string, der []byte, err error) []byte {
+func pemBlock(t testing.TB, typ string, der []byte, err error) []byte {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func pemBlock(t *testing.T, typ string, der []byte, err error) []byte {
 
 // keyPairs returns, per algorithm, the key a minter signs with and the
 // authenticator that checks it.
-func keyPairs(t *testing.T) map[string]struct {
+func keyPairs(t testing.TB) map[string]struct {
 	sign []byte
 	auth *token.Verifier
 } {
