@@ -47,8 +47,10 @@ type ReconnectOptions struct {
 	// reconnect, for the token to present; it replaces Options.Token. An
 	// error counts as a failed attempt. It is also called ahead of the exp
 	// of the connection's token (RefreshTime), whose successor goes to the
-	// edge in a refresh frame (Conn.Refresh); a failed call is tried again
-	// every 2 s until the token expires.
+	// edge in a refresh frame (Conn.Refresh); a failed call, or one that
+	// returns a token expiring no later than the connection's (it is not
+	// sent), is tried again every 2 s until the token expires, and the
+	// token_expired disconnect's error names it.
 	Token func(ctx context.Context) (string, error)
 	// Addr, when set, picks the address of connect attempt n (from 0, over
 	// the session's life), for a client given several edges instead of

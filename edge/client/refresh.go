@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -58,32 +60,42 @@ func RefreshTime(got, exp time.Time) time.Time {
 // is tried again.
 const refreshRetry = 2 * time.Second
 
+// errStaleToken: the token callback, asked for a refresh, returned a token
+// that expires no later than the one it would replace (a stale cache, or
+// an expired token): sending it would gain nothing, and refreshing again
+// at once would spin.
+var errStaleToken = errors.New("client: the token callback returned a token that expires no later than the connection's")
+
 // refresh keeps c's token fresh, with tok the token c connected with: ahead
 // of each token's exp (RefreshTime) it asks the token callback for a new one
-// and sends it in a refresh frame. A failed callback is tried again until
-// the token expires; the edge then closes the connection token_expired and
-// the session reconnects with a token from the callback. A token without a
-// readable exp is not refreshed. It returns when c ends.
-func (s *Session) refresh(c *Conn, tok string) {
+// and sends it in a refresh frame. A failed callback, or one that returns a
+// token expiring no later than the current one, is tried again every
+// refreshRetry until the token expires; the edge then closes the connection
+// token_expired and the session reconnects with a token from the callback.
+// A token without a readable exp is not refreshed. It returns when c ends,
+// with the last failure of a refresh since the last success.
+func (s *Session) refresh(c *Conn, tok string) error {
 	got := time.Now()
 	exp, ok := TokenExpiry(tok)
+	var failed error
 	for ok {
 		if !s.waitUntil(c, RefreshTime(got, exp)) {
-			return
+			return failed
 		}
-		next, err := s.freshToken()
+		next, nextExp, err := s.freshToken(exp)
 		if err != nil {
+			failed = fmt.Errorf("refresh: %w", err)
 			if time.Now().After(exp) || !s.waitUntil(c, time.Now().Add(refreshRetry)) {
-				return
+				return failed
 			}
 			continue
 		}
 		if c.Refresh(next) != nil {
-			return
+			return failed
 		}
-		got = time.Now()
-		exp, ok = TokenExpiry(next)
+		got, exp, ok, failed = time.Now(), nextExp, !nextExp.IsZero(), nil
 	}
+	return failed
 }
 
 // waitUntil waits until t; false if c or the session ended first.
@@ -99,10 +111,20 @@ func (s *Session) waitUntil(c *Conn, t time.Time) bool {
 	return false
 }
 
-// freshToken asks the token callback for a token, bounded by the dial
-// timeout.
-func (s *Session) freshToken() (string, error) {
+// freshToken asks the token callback for a token to replace one that
+// expires at exp, bounded by the dial timeout, and returns it with its own
+// exp (zero if it has none readable). One that expires no later than exp
+// is errStaleToken.
+func (s *Session) freshToken(exp time.Time) (string, time.Time, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.r.DialTimeout)
 	defer cancel()
-	return s.r.Token(ctx)
+	tok, err := s.r.Token(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	next, ok := TokenExpiry(tok)
+	if ok && !next.After(exp) {
+		return "", time.Time{}, errStaleToken
+	}
+	return tok, next, nil
 }

@@ -206,6 +206,16 @@ func (s *Session) ending(err error) error {
 	return nil
 }
 
+// withRefreshErr is err, the end of a connection, naming the refresh that
+// failed before it when the connection ended token_expired.
+func withRefreshErr(err, refreshErr error) error {
+	var ce *CloseError
+	if refreshErr == nil || !errors.As(err, &ce) || ce.Reason != wire.CloseTokenExpired {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, refreshErr)
+}
+
 // attach makes c the current connection.
 func (s *Session) attach(c *Conn) {
 	s.mu.Lock()
@@ -219,10 +229,10 @@ func (s *Session) hold(c *Conn, after error) error {
 	s.notify(State{Kind: StateConnected, Node: c.Node(), Err: after})
 	up := time.Now()
 	var refresher sync.WaitGroup
+	var refreshErr error // the refresher's; read after Wait
 	if s.r.Token != nil {
-		refresher.Go(func() { s.refresh(c, c.token) })
+		refresher.Go(func() { refreshErr = s.refresh(c, c.token) })
 	}
-	defer refresher.Wait()
 	for {
 		f, err := c.Recv(s.ctx)
 		if err != nil || !s.deliver(f) {
@@ -237,7 +247,8 @@ func (s *Session) hold(c *Conn, after error) error {
 	if time.Since(up) >= s.backoff.Max {
 		s.retries = 0
 	}
-	return c.Err()
+	refresher.Wait()
+	return withRefreshErr(c.Err(), refreshErr)
 }
 
 // deliver hands f to the application unless it is a repeat; false when

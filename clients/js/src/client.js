@@ -302,6 +302,10 @@ export class Client {
     let next;
     try {
       next = await within(Promise.resolve(this.#o.token()), this.#o.dialTimeout, "the token callback");
+      const nextExp = tokenExpiry(next);
+      // A stale cache or an expired token: sending it gains nothing, and
+      // refreshing again at once would spin.
+      if (nextExp !== null && nextExp <= exp) throw new Error("the token callback returned a token that expires no later than the connection's");
     } catch (err) {
       this.#report(err);
       if (this.#conn === conn && Date.now() + REFRESH_RETRY < exp) {

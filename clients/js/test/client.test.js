@@ -376,6 +376,34 @@ test("with a token callback the client sends a refresh frame with a fresh token 
   await c.close();
 });
 
+for (const [name, stale] of [["the same token", (first) => first], ["an expired token", () => fakeJWT("t", Date.now() - 1000)]]) {
+  test(`a token callback that returns ${name} on a refresh is not sent and does not spin: reported, retried, reconnected after token_expired`, async () => {
+    let first = null;
+    let calls = 0;
+    let expired = false;
+    const errors = [];
+    const c = client({
+      onError: (e) => errors.push(e),
+      token: () => {
+        calls++;
+        if (first === null) return (first = fakeJWT("t", Date.now() + 300));
+        return expired ? fakeJWT("t", Date.now() + 3600000) : stale(first);
+      },
+    });
+    const s0 = await S.nth(0);
+    s0.welcome();
+    await until(() => errors.length === 1, "the stale refresh reported");
+    assert.match(errors[0].message, /no later/);
+    assert.equal(s0.sent.filter((f) => f.type === Type.refresh).length, 0, "no refresh frame with the stale token");
+    assert.ok(calls <= 3, `${calls} calls of the token callback`);
+    expired = true;
+    s0.end("token_expired");
+    const s1 = await S.nth(1);
+    assert.equal(tokenExpiry(new URL(s1.url).searchParams.get("token")) > Date.now() + 60000, true, "the reconnect's token is a fresh one");
+    await c.close();
+  });
+}
+
 test("a refresh whose callback fails is retried until the token expires; after token_expired the client reconnects with a fresh one", async () => {
   let minted = 0;
   const errors = [];

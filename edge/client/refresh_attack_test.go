@@ -1,0 +1,102 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
+)
+
+// refreshesSeen is every refresh frame the node counted, whatever came
+// of it.
+func refreshesSeen(n *testNode) uint64 {
+	var sum uint64
+	for _, v := range n.srv.Stats().Refreshes {
+		sum += v
+	}
+	return sum
+}
+
+// A token callback that, asked for a refresh, hands back the token the
+// connection already has (a stale cache) or one already expired does not
+// make the Session spin: no such token is sent (each was a refresh frame
+// in a loop that tightened as exp neared, and past it a refusal closed
+// the connection auth, ending the session). The refresh counts as failed,
+// is tried again every 2 s, and once the edge closes the connection
+// token_expired the session reconnects, the failure named in the
+// disconnect's error.
+func TestSessionRefreshWithStaleTokenDoesNotSpin(t *testing.T) {
+	n := startEdge(t, "a", "127.0.0.1:0", "127.0.0.1:0", jwtPayloadAuth{}, nil)
+	for name, stale := range map[string]func(first string) string{
+		"the same token": func(first string) string { return first },
+		"expired":        func(string) string { return fakeJWT("stale", time.Now().Add(-time.Second)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			before := refreshesSeen(n)
+			var first atomic.Value
+			var expired atomic.Bool
+			states := make(chan client.State, 64)
+			r := fast
+			r.Token = func(context.Context) (string, error) {
+				switch f, _ := first.Load().(string); {
+				case f == "":
+					f = fakeJWT("stale", time.Now().Add(1500*time.Millisecond))
+					first.Store(f)
+					return f, nil
+				case !expired.Load():
+					return stale(f), nil
+				}
+				return fakeJWT("stale", time.Now().Add(time.Hour)), nil
+			}
+			r.OnState = func(st client.State) {
+				if st.Kind == client.StateDisconnected {
+					expired.Store(true)
+				}
+				states <- st
+			}
+			s, err := client.Connect(t.Context(), n.tcp, client.Options{}, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			st := nextDisconnect(t, states)
+			var ce *client.CloseError
+			if !errors.As(st.Err, &ce) || ce.Reason != wire.CloseTokenExpired || !strings.Contains(st.Err.Error(), "expires no later") {
+				t.Fatalf("disconnected: %v; want token_expired naming the stale refresh", st.Err)
+			}
+			if got := refreshesSeen(n) - before; got != 0 {
+				t.Fatalf("%d refresh frames sent with stale tokens; want none", got)
+			}
+			waitFor(t, "the reconnect", func() bool { return s.Node() != "" })
+		})
+	}
+	if got := n.srv.Stats().Refreshes[edge.RefreshRefused]; got != 0 {
+		t.Fatalf("%d refreshes refused", got)
+	}
+}
+
+// nextDisconnect waits for the session's next disconnect; a stop fails
+// the test.
+func nextDisconnect(t *testing.T, states <-chan client.State) client.State {
+	t.Helper()
+	timeout := time.After(testTimeout)
+	for {
+		select {
+		case st := <-states:
+			switch st.Kind {
+			case client.StateDisconnected:
+				return st
+			case client.StateStopped:
+				t.Fatalf("session stopped: %v", st.Err)
+			}
+		case <-timeout:
+			t.Fatal("no disconnect")
+		}
+	}
+}
