@@ -1,13 +1,17 @@
 package edge_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pushfabric/pushfabric/edge"
+	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -107,5 +111,83 @@ func TestRefreshFloodIsChecksBounded(t *testing.T) {
 	got := n.srv.Stats().Refreshes
 	if got[edge.RefreshOK]+got[edge.RefreshLimited] != 500 || got[edge.RefreshLimited] < 490 || got[edge.RefreshRefused] != 0 {
 		t.Fatalf("refreshes %v; want 500 ok or limited, most limited", got)
+	}
+}
+
+// A refresh frame in the place of the TCP hello is no way in: the
+// connection is closed before the authenticator runs, and no session is
+// held.
+func TestRefreshAsFirstFrame(t *testing.T) {
+	var checks atomic.Int64
+	n := startNode(t, edge.DefaultConfig(), edge.Options{Auth: countingAuth{checks: &checks}})
+	nc, err := net.Dial("tcp", n.tcpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := &rawConn{nc: nc, br: bufio.NewReader(nc)}
+	r.send(t, wire.Frame{Type: wire.TypeRefresh, ID: "intruder", Payload: []byte(expiringToken("intruder", time.Now().Add(time.Hour)))})
+	_ = nc.SetReadDeadline(time.Now().Add(testTimeout))
+	for {
+		body, err := wire.ReadTCP(r.br, nil, wire.DefaultMaxFrameSize)
+		if err != nil {
+			break // closed
+		}
+		if f, _ := wire.Decode(body); f.Type == wire.TypeWelcome {
+			t.Fatal("welcomed after a refresh frame")
+		}
+	}
+	if c, held := checks.Load(), n.srv.Stats().Sessions; c != 0 || held != 0 {
+		t.Fatalf("%d checks, %d sessions held; want none", c, held)
+	}
+}
+
+// A refresh frame larger than the frame limit closes the connection
+// protocol, unchecked.
+func TestOversizeRefresh(t *testing.T) {
+	var checks atomic.Int64
+	cfg := edge.DefaultConfig()
+	n := startNode(t, cfg, edge.Options{Auth: countingAuth{checks: &checks}})
+	r := tokenTCP(t, n, expiringToken("big", time.Now().Add(time.Hour)))
+	tok := expiringToken("big", time.Now().Add(2*time.Hour))
+	huge := append([]byte(tok), bytes.Repeat([]byte{' '}, cfg.MaxFrameSize)...)
+	b, err := wire.AppendTCP(nil, &wire.Frame{Type: wire.TypeRefresh, Payload: huge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = r.nc.Write(b) }() // the node stops reading it
+	wantClose(t, r, wire.CloseProtocol)
+	if c := checks.Load(); c != 1 {
+		t.Fatalf("%d checks; want the handshake's only", c)
+	}
+}
+
+// A refresh is the token the connection lives by from then on: one that
+// expires sooner than the first shortens the connection's life, on either
+// transport.
+func TestRefreshWithEarlierExpShortens(t *testing.T) {
+	n := startNode(t, edge.DefaultConfig(), edge.Options{Auth: expiringAuth{}})
+	for _, addr := range []string{n.tcp, n.ws} {
+		t.Run(addr[:2], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			c, err := client.Dial(ctx, addr, client.Options{Token: expiringToken("shorter", time.Now().Add(time.Hour))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Refresh(expiringToken("shorter", time.Now().Add(200*time.Millisecond))); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-c.Done():
+			case <-ctx.Done():
+				t.Fatal("not closed at the refreshed, earlier expiry")
+			}
+			var ce *client.CloseError
+			if !errors.As(c.Err(), &ce) || ce.Reason != wire.CloseTokenExpired {
+				t.Fatalf("ended with %v; want token_expired", c.Err())
+			}
+		})
 	}
 }

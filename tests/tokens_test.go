@@ -159,17 +159,26 @@ func (e *tokenEdge) expires(t *testing.T) {
 	}
 }
 
-// refusesRefresh: a refresh for another session closes auth.
+// refusesRefresh: a refresh for another session, signed with a key the
+// node does not hold, or not a token, closes auth (each refused refresh
+// logged at debug level, without the token: mustNotLogSecrets).
 func (e *tokenEdge) refusesRefresh(t *testing.T) {
-	c, err := dialToken(t, e.ws, e.mint(t, "k1", "alice", "1h"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Refresh(e.mint(t, "k1", "mallory", "1h")); err != nil {
-		t.Fatal(err)
-	}
-	if msg := closedWith(t, c, wire.CloseAuth); !strings.Contains(msg, "another session") {
-		t.Fatalf("close message %q", msg)
+	forged := e.remember(mustMint(t, []byte("a key the node does not hold, 32+ bytes"), token.MintOptions{KeyID: "k1", Audience: "push"}))
+	for _, c := range []struct{ what, tok, want string }{
+		{"for another session", e.mint(t, "k1", "mallory", "1h"), "another session"},
+		{"with a forged signature", forged, "signature"},
+		{"not a token", e.remember("not.a-token.at-all"), "not valid"},
+	} {
+		conn, err := dialToken(t, e.ws, e.mint(t, "k1", "eve", "1h"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Refresh(c.tok); err != nil {
+			t.Fatal(err)
+		}
+		if msg := closedWith(t, conn, wire.CloseAuth); !strings.Contains(msg, c.want) {
+			t.Fatalf("refresh %s: close message %q; want %q", c.what, msg, c.want)
+		}
 	}
 }
 
