@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -197,4 +198,28 @@ func TestDuplicateKeyIDsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A token without a kid is checked with each key of its method, but with
+// no more than token.MaxKeysWithoutKid: anyone may present one, and each
+// key tried is a signature verification (BenchmarkVerifyWithoutKid: with
+// 100 RS256 keys, 2.7 ms a token before).
+func TestTokenWithoutKidTriesFewKeys(t *testing.T) {
+	dir := t.TempDir()
+	var last []byte
+	for i := range token.MaxKeysWithoutKid {
+		last = []byte(fmt.Sprintf("secret number %d of at least 32 bytes", i))
+		write(t, filepath.Join(dir, fmt.Sprintf("k%d", i)), last)
+	}
+	v, err := token.NewKeyFiles(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVerify(t, v, mint(t, last, token.MintOptions{}), "")
+	write(t, filepath.Join(dir, "k9"), []byte("one key too many, of 32 bytes or more"))
+	if _, err := v.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	wantVerify(t, v, mint(t, last, token.MintOptions{}), "no key id (kid)")
+	wantVerify(t, v, mint(t, last, token.MintOptions{KeyID: fmt.Sprintf("k%d", token.MaxKeysWithoutKid-1)}), "")
 }

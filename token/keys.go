@@ -63,11 +63,20 @@ func (a *Verifier) keyFor(t *jwt.Token) (any, error) {
 			set.Keys = append(set.Keys, k.k)
 		}
 	}
-	if len(set.Keys) == 0 {
+	switch {
+	case len(set.Keys) == 0:
 		return nil, &keyError{"token is not valid: signed with " + alg + ", which no key checks"}
+	case len(set.Keys) > MaxKeysWithoutKid:
+		return nil, &keyError{fmt.Sprintf("token has no key id (kid), and %d %s keys could check it: at most %d are tried without one", len(set.Keys), alg, MaxKeysWithoutKid)}
 	}
 	return set, nil
 }
+
+// MaxKeysWithoutKid is how many keys of its signing method a token without
+// a kid may be checked with. Each is a signature verification (some 120 µs
+// for RS256), and anyone may present such a token: with more keys than
+// this, a token must name its key.
+const MaxKeysWithoutKid = 4
 
 // all is every key, those by id in the order of their ids.
 func (ks *keySet) all() []key {
@@ -116,7 +125,8 @@ type keyFiles struct {
 
 // NewKeyFiles verifies tokens with the keys in dir and in the JWKS file
 // jwks (either may be empty, not both), each chosen by the token's kid; a
-// token without a kid is checked with every key of its signing method.
+// token without a kid is checked with every key of its signing method, if
+// they are no more than MaxKeysWithoutKid.
 //
 // In dir, each file is one key whose id is the file's name without a
 // ".pem" ending (files whose names begin with a dot are skipped): a PEM
