@@ -50,7 +50,8 @@ type ReconnectOptions struct {
 	// edge in a refresh frame (Conn.Refresh); a failed call, or one that
 	// returns a token expiring no later than the connection's (it is not
 	// sent), is tried again every 2 s until the token expires, and the
-	// token_expired disconnect's error names it.
+	// token_expired disconnect's error names it. Each call is given up at
+	// DialTimeout, whether or not the callback heeds its context.
 	Token func(ctx context.Context) (string, error)
 	// Addr, when set, picks the address of connect attempt n (from 0, over
 	// the session's life), for a client given several edges instead of

@@ -118,7 +118,7 @@ func (s *Session) waitUntil(c *Conn, t time.Time) bool {
 func (s *Session) freshToken(exp time.Time) (string, time.Time, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.r.DialTimeout)
 	defer cancel()
-	tok, err := s.r.Token(ctx)
+	tok, err := s.callToken(ctx)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -127,4 +127,26 @@ func (s *Session) freshToken(exp time.Time) (string, time.Time, error) {
 		return "", time.Time{}, errStaleToken
 	}
 	return tok, next, nil
+}
+
+// callToken calls the token callback and returns its answer, or ctx's
+// error once ctx ends first: a callback deaf to its context holds up
+// neither a connection's end nor a reconnect (its goroutine ends when it
+// returns; its answer is dropped).
+func (s *Session) callToken(ctx context.Context) (string, error) {
+	type answer struct {
+		tok string
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		tok, err := s.r.Token(ctx)
+		got <- answer{tok, err}
+	}()
+	select {
+	case a := <-got:
+		return a.tok, a.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("token callback: %w", ctx.Err())
+	}
 }

@@ -100,3 +100,38 @@ func nextDisconnect(t *testing.T, states <-chan client.State) client.State {
 		}
 	}
 }
+
+// A token callback that hangs on a refresh, deaf to its context, holds up
+// neither the connection's end nor the reconnect: the call is given up at
+// the dial timeout as its context says, the connection ends token_expired,
+// and the session reconnects with the callback's next token.
+func TestSessionRefreshCallbackHangs(t *testing.T) {
+	n := startEdge(t, "a", "127.0.0.1:0", "127.0.0.1:0", jwtPayloadAuth{}, nil)
+	hang := make(chan struct{})
+	defer close(hang)
+	var calls atomic.Int32
+	states := make(chan client.State, 64)
+	r := fast
+	r.DialTimeout = 500 * time.Millisecond
+	r.Token = func(context.Context) (string, error) {
+		switch calls.Add(1) {
+		case 1:
+			return fakeJWT("hung", time.Now().Add(time.Second)), nil
+		case 2:
+			<-hang
+		}
+		return fakeJWT("hung", time.Now().Add(time.Hour)), nil
+	}
+	r.OnState = func(st client.State) { states <- st }
+	s, err := client.Connect(t.Context(), n.tcp, client.Options{}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := nextDisconnect(t, states)
+	var ce *client.CloseError
+	if !errors.As(st.Err, &ce) || ce.Reason != wire.CloseTokenExpired || !strings.Contains(st.Err.Error(), "deadline") {
+		t.Fatalf("disconnected: %v; want token_expired naming the refresh's deadline", st.Err)
+	}
+	waitFor(t, "the reconnect", func() bool { return s.Node() != "" })
+}

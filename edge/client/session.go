@@ -159,7 +159,7 @@ func (s *Session) dial(ctx context.Context) (*Conn, error) {
 	o.OnPush, o.Buffer = nil, 1 // the session's goroutine takes each push
 	o.ManualReceipts = true     // and the session confirms them
 	if s.r.Token != nil {
-		tok, err := s.r.Token(ctx)
+		tok, err := s.callToken(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
