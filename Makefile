@@ -24,6 +24,11 @@ FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS 
 # version from Go's build information.
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 LDFLAGS     := -X github.com/pushfabric/pushfabric/internal/version.stamp=$(VERSION)
+# The Go toolchain everything here builds and tests with: go.mod's
+# toolchain line (deployments/check keeps the two in step). Go fetches it
+# once through the module proxy; go.mod's go line (1.26.8) stays the
+# oldest Go the code builds with.
+export GOTOOLCHAIN := go1.27.3
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
