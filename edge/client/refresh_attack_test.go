@@ -135,3 +135,35 @@ func TestSessionRefreshCallbackHangs(t *testing.T) {
 	}
 	waitFor(t, "the reconnect", func() bool { return s.Node() != "" })
 }
+
+// A token callback that, asked for a refresh, returns a token for another
+// session does not move the connection to it: the edge closes auth and the
+// session stops, the reason surfaced in its error.
+func TestSessionRefreshForAnotherSessionStops(t *testing.T) {
+	n := startEdge(t, "a", "127.0.0.1:0", "127.0.0.1:0", jwtPayloadAuth{}, nil)
+	var calls atomic.Int32
+	r := fast
+	r.Token = func(context.Context) (string, error) {
+		if calls.Add(1) == 1 {
+			return fakeJWT("alice", time.Now().Add(time.Second)), nil
+		}
+		return fakeJWT("mallory", time.Now().Add(time.Hour)), nil
+	}
+	s, err := client.Connect(t.Context(), n.tcp, client.Options{}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	select {
+	case <-s.Done():
+	case <-time.After(testTimeout):
+		t.Fatal("session still running")
+	}
+	var ce *client.CloseError
+	if !errors.As(s.Err(), &ce) || ce.Reason != wire.CloseAuth || !strings.Contains(ce.Message, "another session") {
+		t.Fatalf("session ended with %v; want auth, another session", s.Err())
+	}
+	if c := calls.Load(); c != 2 {
+		t.Fatalf("%d token calls; want the connect's and one refresh", c)
+	}
+}
