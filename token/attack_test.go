@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -222,4 +223,28 @@ func TestTokenWithoutKidTriesFewKeys(t *testing.T) {
 	}
 	wantVerify(t, v, mint(t, last, token.MintOptions{}), "no key id (kid)")
 	wantVerify(t, v, mint(t, last, token.MintOptions{KeyID: fmt.Sprintf("k%d", token.MaxKeysWithoutKid-1)}), "")
+}
+
+// A key file or JWKS file larger than token.MaxKeyFile is refused, not
+// read whole at every reload; a JWKS of thousands of keys within it loads.
+func TestKeyFileSizeBounded(t *testing.T) {
+	root := t.TempDir()
+	big := filepath.Join(root, "big.json")
+	write(t, big, append([]byte(`{"keys": [], "pad": "`), append(bytes.Repeat([]byte{'x'}, token.MaxKeyFile), '"', '}')...))
+	if _, err := token.NewKeyFiles("", big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a JWKS file over the limit: %v", err)
+	}
+	keys := make([]map[string]string, 3000)
+	for i := range keys {
+		keys[i] = map[string]string{"kty": "oct", "kid": fmt.Sprintf("k%d", i), "k": b64(secret)}
+	}
+	many, _ := json.Marshal(map[string]any{"keys": keys})
+	path := filepath.Join(root, "many.json")
+	write(t, path, many)
+	v, err := token.NewKeyFiles("", path)
+	if err != nil {
+		t.Fatalf("3000 keys in %d bytes: %v", len(many), err)
+	}
+	wantVerify(t, v, mint(t, secret, token.MintOptions{KeyID: "k2999"}), "")
+	wantVerify(t, v, mint(t, secret, token.MintOptions{}), "no key id (kid)")
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math/big"
 	"os"
@@ -197,7 +198,7 @@ func (r *rawKeys) all() [][]byte {
 func (f *keyFiles) read() (*rawKeys, error) {
 	var r rawKeys
 	if f.jwks != "" {
-		b, err := os.ReadFile(f.jwks)
+		b, err := readKeyFile(f.jwks)
 		if err != nil {
 			return nil, fmt.Errorf("jwt jwks: %w", err)
 		}
@@ -214,13 +215,31 @@ func (f *keyFiles) read() (*rawKeys, error) {
 		if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(f.dir, e.Name()))
+		b, err := readKeyFile(filepath.Join(f.dir, e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("jwt keys: %w", err)
 		}
 		r.ids, r.files = append(r.ids, strings.TrimSuffix(e.Name(), ".pem")), append(r.files, b)
 	}
 	return &r, nil
+}
+
+// MaxKeyFile is the largest key file or JWKS file read, in bytes: some
+// thousands of keys. A larger one (a wrong path, a runaway writer) is an
+// error, not read whole every 2 s.
+const MaxKeyFile = 1 << 20
+
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxKeyFile+1))
+	if err == nil && len(b) > MaxKeyFile {
+		err = fmt.Errorf("%s: larger than %d bytes", path, MaxKeyFile)
+	}
+	return b, err
 }
 
 func (r *rawKeys) parse() (*keySet, error) {
