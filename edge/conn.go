@@ -100,6 +100,7 @@ type Conn struct {
 	// Owned by the reader goroutine.
 	lastRead time.Time      // when the client's last bytes arrived
 	in       input          // what frames are read through
+	limits   clientLimits   // what the client may send
 	reqWG    sync.WaitGroup // request goroutines
 }
 

@@ -70,13 +70,17 @@ func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
 // abortProtocol aborts the connection for a client that broke the
 // protocol (err), with reason protocol and err's text as the close
 // frame's message.
-func (c *Conn) abortProtocol(err error) {
+func (c *Conn) abortProtocol(err error) { c.abortWith(wire.CloseProtocol, err) }
+
+// abortWith aborts the connection with reason, err's text as the close
+// frame's message.
+func (c *Conn) abortWith(reason wire.CloseReason, err error) {
 	c.mu.Lock()
 	if c.state == stateOpen {
 		c.closeMessage = err.Error()
 	}
 	c.mu.Unlock()
-	c.abort(wire.CloseProtocol, push.ReasonClosed)
+	c.abort(reason, push.ReasonClosed)
 }
 
 // deadLetter hands the connection's pushes, in order, to their receipts,

@@ -33,7 +33,9 @@ type handshakePolicy struct {
 // handshake runs on a short-lived goroutine per accepted socket: the
 // transport handshake and authentication, which need deep stacks and
 // buffers, happen here so the connection's long-lived reader starts small.
+// It gives back the handshake slot admitSocket took.
 func (s *Server) handshake(nc net.Conn, fr framing) {
+	defer s.handshakeDone()
 	defer s.recoverHandshake(nc)
 	if !s.shaking.add(nc, nil) {
 		_ = nc.Close()
@@ -56,25 +58,15 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		return
 	}
 	cr.Local, cr.Remote = nc.LocalAddr(), remote
-	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
-	session, groups, err := authenticate(ctx, s.auth, cr)
-	cancel()
-	if err != nil {
-		s.metrics.rejections[RejectAuth].Inc()
-		s.log.Debug("client rejected", zap.Stringer("remote", remote), zap.Error(err))
-		s.reject(nc, fr, wire.CloseAuth, err.Error())
-		return
-	}
-	if err := s.admissible(session); err != nil {
-		s.metrics.rejections[RejectRefused].Inc()
-		s.log.Debug("client refused before it took its session", zap.String("session", session), zap.Error(err))
-		s.reject(nc, fr, wire.CloseShutdown, err.Error())
+	session, groups, ok := s.authorize(nc, fr, cr, deadline)
+	if !ok {
 		return
 	}
 	// The socket becomes a connection's: Shutdown ends it as one (a close
 	// frame, a drain), no longer by closing it as a handshake. Once
 	// Shutdown has begun, it has closed the socket already.
 	if !s.shaking.release(raw) {
+		s.releaseSession()
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -82,9 +74,43 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	c.groups = groups
 	c.in.pending = early
 	if !s.admit(c) {
+		s.releaseSession()
 		s.metrics.rejections[RejectShutdown].Inc()
 		s.reject(nc, fr, wire.CloseShutdown, "the node is shutting down")
 	}
+}
+
+// authorize authenticates the client, checks its groups against
+// Config.MaxGroups, runs the Admit hook and takes a session slot
+// (reserveSession), and returns its session and groups. A client refused
+// on the way is counted, told why and closed, and ok is false.
+func (s *Server) authorize(nc net.Conn, fr framing, cr Credentials, deadline time.Time) (session string, groups []string, ok bool) {
+	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
+	session, groups, err := authenticate(ctx, s.auth, cr)
+	cancel()
+	if err == nil {
+		err = s.tooManyGroups(groups)
+	}
+	if err != nil {
+		s.metrics.rejections[RejectAuth].Inc()
+		s.log.Debug("client rejected", zap.Stringer("remote", cr.Remote), zap.Error(err))
+		s.reject(nc, fr, wire.CloseAuth, err.Error())
+		return "", nil, false
+	}
+	if err := s.admissible(session); err != nil {
+		s.metrics.rejections[RejectRefused].Inc()
+		s.log.Debug("client refused before it took its session", zap.String("session", session), zap.Error(err))
+		s.reject(nc, fr, wire.CloseShutdown, err.Error())
+		return "", nil, false
+	}
+	if !s.reserveSession(session) {
+		s.limitRefused(LimitSessions)
+		s.metrics.rejections[RejectOverloaded].Inc()
+		s.log.Debug("client refused at the session limit", zap.String("session", session), zap.Int("max_sessions", s.cfg.MaxSessions))
+		s.reject(nc, fr, wire.CloseOverloaded, "the node holds as many sessions as it may; try again later")
+		return "", nil, false
+	}
+	return session, groups, true
 }
 
 // transport reads the PROXY header of a trusted source, then runs the
@@ -99,6 +125,9 @@ func (s *Server) transport(nc net.Conn) (net.Conn, net.Addr, error) {
 			return nc, remote, err
 		}
 		remote = client
+		if !s.limits.perIP.allow(remote, time.Now()) {
+			return nc, remote, errConnectRatePerIP
+		}
 	}
 	if s.tls == nil {
 		return nc, remote, nil
@@ -109,6 +138,10 @@ func (s *Server) transport(nc net.Conn) (net.Conn, net.Addr, error) {
 	}
 	return tc, remote, nil
 }
+
+// errConnectRatePerIP: the client a PROXY header named is over
+// Config.ConnectRatePerIP.
+var errConnectRatePerIP = errors.New("over the connect rate per address")
 
 // admissible runs the Admit hook, if any.
 func (s *Server) admissible(session string) error {
@@ -123,8 +156,12 @@ func (s *Server) admissible(session string) error {
 // refused upgrades were answered by the upgrader); a TCP client whose
 // hello was malformed or too large is told so.
 func (s *Server) handshakeFailed(nc net.Conn, remote net.Addr, fr framing, err error) {
-	if errors.Is(err, errPageServed) { // answered: no client was refused
+	switch {
+	case errors.Is(err, errPageServed): // answered: no client was refused
 		_ = nc.Close()
+		return
+	case errors.Is(err, errConnectRatePerIP):
+		s.refuseSocket(nc, fr, LimitConnectRatePerIP)
 		return
 	}
 	reason := RejectHandshake
