@@ -2,6 +2,7 @@ package edge
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -248,7 +249,8 @@ func (c Config) validateLimits(errs []error) []error {
 		errs = check.Field(errs, "MaxGroups", "must be at most %d, got %d", push.MaxGroups, c.MaxGroups)
 	}
 	if c.MaxPendingFrameBytes > 0 && c.MaxPendingFrameBytes < c.MaxFrameSize {
-		errs = check.Field(errs, "MaxPendingFrameBytes", "must be 0 or at least MaxFrameSize (%d), got %d", c.MaxFrameSize, c.MaxPendingFrameBytes)
+		errs = append(errs, &check.FieldError{Field: "MaxPendingFrameBytes", With: "MaxFrameSize",
+			Problem: fmt.Sprintf("do not fit: the first must be 0 or at least the second, got %d and %d", c.MaxPendingFrameBytes, c.MaxFrameSize)})
 	}
 	return errs
 }
