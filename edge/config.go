@@ -111,10 +111,12 @@ type Config struct {
 	// in Stats.LimitRefusals. Zero turns a limit off.
 	//
 	// MaxSessions bounds the connections the node holds. A client that
-	// would be one more is closed with reason overloaded once
-	// authenticated (a takeover of a session the node holds adds none and
-	// is never refused); [Server.Full] reports the node full from then
-	// until it holds no more than nine tenths of MaxSessions.
+	// would be one more is refused once authenticated: closed with reason
+	// overloaded, or, a WebSocket client while the node is full, answered
+	// 503 with Retry-After instead of upgraded (it is then authenticated
+	// before the upgrade too). A takeover of a session the node holds adds
+	// none and is never refused. [Server.Full] reports the node full from
+	// the limit until it holds no more than nine tenths of MaxSessions.
 	MaxSessions int
 	// ConnectRate bounds the sockets accepted per second on all the
 	// server's listeners, ConnectRatePerIP those from one client address

@@ -28,6 +28,10 @@ type handshakePolicy struct {
 	// mode, where a DNS-rebinding page would otherwise be its own origin).
 	loopbackHosts bool
 	pages         PageMux // Options.Pages; nil: none
+	// fullFor, set while the node is at its session limit, reports
+	// whether a WebSocket client with these credentials would be refused
+	// at it: it is then answered 503 instead of upgraded. Nil: none is.
+	fullFor func(cr Credentials) bool
 }
 
 // handshake runs on a short-lived goroutine per accepted socket: the
@@ -52,7 +56,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		s.handshakeFailed(nc, remote, fr, err)
 		return
 	}
-	cr, early, err := fr.handshake(nc, &s.hs)
+	cr, early, err := fr.handshake(nc, s.policy(nc, remote, deadline))
 	if err != nil {
 		s.handshakeFailed(nc, remote, fr, err)
 		return
@@ -80,6 +84,28 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	}
 }
 
+// policy is what the handshake of nc, from remote, checks: s.hs, and
+// while the node is full, whether a WebSocket client may upgrade at all: one
+// that authenticates as a session the node does not hold would only be
+// refused at the session limit after it, so it is answered 503 with
+// Retry-After before, which load balancers understand. It is therefore
+// authenticated twice when it may upgrade (a takeover, a client the
+// authenticator refuses, which is then told why as usual).
+func (s *Server) policy(nc net.Conn, remote net.Addr, deadline time.Time) *handshakePolicy {
+	if !s.Full() {
+		return &s.hs
+	}
+	hp := s.hs
+	hp.fullFor = func(cr Credentials) bool {
+		cr.Local, cr.Remote = nc.LocalAddr(), remote
+		ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
+		defer cancel()
+		session, _, err := authenticate(ctx, s.auth, cr)
+		return err == nil && s.reg.Get(session) == nil && s.Full()
+	}
+	return &hp
+}
+
 // authorize authenticates the client, checks its groups against
 // Config.MaxGroups, runs the Admit hook and takes a session slot
 // (reserveSession), and returns its session and groups. A client refused
@@ -104,10 +130,8 @@ func (s *Server) authorize(nc net.Conn, fr framing, cr Credentials, deadline tim
 		return "", nil, false
 	}
 	if !s.reserveSession(session) {
-		s.limitRefused(LimitSessions)
-		s.metrics.rejections[RejectOverloaded].Inc()
-		s.log.Debug("client refused at the session limit", zap.String("session", session), zap.Int("max_sessions", s.cfg.MaxSessions))
-		s.reject(nc, fr, wire.CloseOverloaded, "the node holds as many sessions as it may; try again later")
+		s.refusedFull(cr.Remote)
+		s.reject(nc, fr, wire.CloseOverloaded, fullMessage)
 		return "", nil, false
 	}
 	return session, groups, true
@@ -139,6 +163,19 @@ func (s *Server) transport(nc net.Conn) (net.Conn, net.Addr, error) {
 	return tc, remote, nil
 }
 
+// fullMessage tells a client refused at the session limit why.
+const fullMessage = "the node holds as many sessions as it may; try again later"
+
+// errFull: a WebSocket upgrade was answered 503 at the session limit.
+var errFull = errors.New("at the session limit")
+
+// refusedFull counts and logs a client refused at the session limit.
+func (s *Server) refusedFull(remote net.Addr) {
+	s.limitRefused(LimitSessions)
+	s.metrics.rejections[RejectOverloaded].Inc()
+	s.log.Debug("client refused at the session limit", zap.Stringer("remote", remote), zap.Int("max_sessions", s.cfg.MaxSessions))
+}
+
 // errConnectRatePerIP: the client a PROXY header named is over
 // Config.ConnectRatePerIP.
 var errConnectRatePerIP = errors.New("over the connect rate per address")
@@ -158,6 +195,10 @@ func (s *Server) admissible(session string) error {
 func (s *Server) handshakeFailed(nc net.Conn, remote net.Addr, fr framing, err error) {
 	switch {
 	case errors.Is(err, errPageServed): // answered: no client was refused
+		_ = nc.Close()
+		return
+	case errors.Is(err, errFull): // answered 503
+		s.refusedFull(remote)
 		_ = nc.Close()
 		return
 	case errors.Is(err, errConnectRatePerIP):
@@ -237,7 +278,10 @@ func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byt
 		io.Reader
 		io.Writer
 	}{bytes.NewReader(req), nc}); err != nil {
-		if up.refused != "" {
+		switch {
+		case up.full:
+			err = errFull
+		case up.refused != "":
 			err = fmt.Errorf("%w: %s", errOriginRefused, up.refused)
 		}
 		return up.cr, nil, fmt.Errorf("websocket upgrade: %w", err)
@@ -255,6 +299,7 @@ type upgrade struct {
 	origin  string
 	origins int    // Origin headers seen; one means the request comes from a browser page
 	refused string // why checkOrigin refused the request; "" if it did not
+	full    bool   // checkOrigin refused it at the session limit
 }
 
 func (u *upgrade) onRequest(uri []byte) error {
@@ -292,7 +337,8 @@ func (u *upgrade) onHeader(key, value []byte) error {
 
 // checkOrigin refuses, with 403 and the reason, a request whose Host is
 // not loopback in development mode, one with more than one Origin header,
-// and a browser page from an origin that may not connect.
+// and a browser page from an origin that may not connect; and, with 503,
+// one that would be refused at the session limit (handshakePolicy.fullFor).
 func (u *upgrade) checkOrigin() (ws.HandshakeHeader, error) {
 	switch {
 	case u.hp.loopbackHosts && !loopbackHost(u.host):
@@ -301,6 +347,10 @@ func (u *upgrade) checkOrigin() (ws.HandshakeHeader, error) {
 		u.refused = "more than one Origin header"
 	case u.origins == 1 && !u.hp.origins.allows(u.origin, u.host):
 		u.refused = "origin " + strconv.Quote(u.origin) + " may not connect here"
+	case u.hp.fullFor != nil && u.hp.fullFor(u.cr):
+		u.full = true
+		return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
+			ws.RejectionHeader(ws.HandshakeHeaderHTTP{"Retry-After": {"1"}}), ws.RejectionReason(fullMessage+"\n"))
 	default:
 		return nil, nil
 	}

@@ -70,15 +70,20 @@ func refusedTCP(t *testing.T, addr string, prefix []byte) wire.Frame {
 	return closeFrame(t, nc, bufio.NewReader(nc))
 }
 
-// refusedWS connects to addr, sending nothing, and returns the HTTP status
-// line and the Retry-After header the node answers with.
-func refusedWS(t *testing.T, addr string) (status, retryAfter string) {
+// refusedWS connects to addr, sending the upgrade request for session if
+// one is given (nothing if not), and returns the HTTP status line and the
+// Retry-After header the node answers with.
+func refusedWS(t *testing.T, addr string, session ...string) (status, retryAfter string) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	for _, s := range session {
+		_, _ = fmt.Fprintf(nc, "GET /?session=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", s, addr)
+	}
 	_ = nc.SetReadDeadline(time.Now().Add(testTimeout))
 	br := bufio.NewReader(nc)
 	status, err = br.ReadString('\n')
@@ -103,8 +108,9 @@ func wantRefusal(t *testing.T, f wire.Frame, reason wire.CloseReason, text strin
 	}
 }
 
-// Past MaxSessions a new client is closed overloaded, and the node says it
-// is full until it holds nine tenths of the limit again; a takeover of a
+// Past MaxSessions a new client is refused: a WebSocket upgrade with 503
+// and Retry-After, a TCP client closed overloaded; the node says it is
+// full until it holds nine tenths of the limit again. A takeover of a
 // session it holds is never refused, and the sessions it holds keep
 // getting their pushes.
 func TestSessionLimit(t *testing.T) {
@@ -121,10 +127,8 @@ func TestSessionLimit(t *testing.T) {
 	if !n.srv.Full() {
 		t.Fatal("not full at 20 sessions of 20")
 	}
-	_, err := client.Dial(context.Background(), n.ws, client.Options{Session: "one-more"})
-	var ce *client.CloseError
-	if !errors.As(err, &ce) || ce.Reason != wire.CloseOverloaded {
-		t.Fatalf("the 21st session: %v; want closed overloaded", err)
+	if status, retry := refusedWS(t, n.wsAddr, "one-more"); status != "HTTP/1.1 503 Service Unavailable" || retry != "1" {
+		t.Fatalf("the 21st session's upgrade answered %q, Retry-After %q; want 503, 1", status, retry)
 	}
 	nc, err := net.Dial("tcp", n.tcpAddr)
 	if err != nil {
@@ -134,6 +138,9 @@ func TestSessionLimit(t *testing.T) {
 	b, _ := wire.AppendTCP(nil, &wire.Frame{Type: wire.TypeHello, ID: "one-more"})
 	_, _ = nc.Write(b)
 	wantRefusal(t, closeFrame(t, nc, bufio.NewReader(nc)), wire.CloseOverloaded, "as many sessions")
+	if status, _ := refusedWS(t, n.wsAddr, ""); status != "HTTP/1.1 101 Switching Protocols" {
+		t.Fatalf("an upgrade that fails authentication answered %q; want upgraded, to be told auth", status)
+	}
 	again := dial(t, n.ws, "s00", client.Options{}) // a takeover: no session more
 	stillReceives(t, n, again, "s00")
 	stillReceives(t, n, clients[1], "s01")

@@ -109,8 +109,28 @@ func steadyPushes(t *testing.T, s *server.Server, c *client.Conn, session string
 	}
 }
 
-// At --max-sessions the node refuses one more session with overloaded and
-// answers /readyz 503, so the load balancer sends it no more; the sessions
+// upgradeStatus sends n's WebSocket listener an upgrade request with tok
+// and returns the status line of the answer.
+func upgradeStatus(t *testing.T, n *edgeNode, tok string) string {
+	t.Helper()
+	addr := n.Addr("websocket").String()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(testTimeout))
+	_, _ = fmt.Fprintf(nc, "GET /?token=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", tok, addr)
+	status, err := bufio.NewReader(nc).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(status)
+}
+
+// At --max-sessions the node refuses one more session (a WebSocket upgrade
+// with 503, a TCP client closed overloaded) and answers /readyz 503, so the load balancer sends it no more; the sessions
 // it holds keep their pushes, a takeover is let in, and /readyz is 200
 // again once the node is back to 90 % of the limit.
 func TestEdgeLimitSessionsTurnNotReady(t *testing.T) {
@@ -126,19 +146,22 @@ func TestEdgeLimitSessionsTurnNotReady(t *testing.T) {
 	if code, body := getStatus(t, readyz); code != http.StatusServiceUnavailable || !strings.Contains(body, "session limit") {
 		t.Fatalf("/readyz at the limit: %d %q; want 503 naming the session limit", code, body)
 	}
-	_, err := client.Dial(timeout(t), n.ws(), client.Options{Token: mint(t, "one-more")})
+	_, err := client.Dial(timeout(t), n.tcp(), client.Options{Token: mint(t, "one-more")})
 	if !isClose(err, wire.CloseOverloaded) {
-		t.Fatalf("a fifth session: %v; want closed overloaded", err)
+		t.Fatalf("a fifth session over TCP: %v; want closed overloaded", err)
+	}
+	if status := upgradeStatus(t, n, mint(t, "one-more")); status != "HTTP/1.1 503 Service Unavailable" {
+		t.Fatalf("a fifth session's WebSocket upgrade answered %q; want 503", status)
 	}
 	held[0] = dial(t, n.ws(), "s0", client.Options{}) // a takeover adds no session
 	wait := steadyPushes(t, s, held[1], "s1", 50)
 	wait()
 	_, mfs := scrape(t, n)
-	if v := value(t, mfs, "pushfabric_limit_refusals_total", "limit=sessions"); v != 1 {
-		t.Fatalf("limit_refusals_total{limit=sessions} %v; want 1", v)
+	if v := value(t, mfs, "pushfabric_limit_refusals_total", "limit=sessions"); v != 2 {
+		t.Fatalf("limit_refusals_total{limit=sessions} %v; want 2", v)
 	}
-	if v := value(t, mfs, "pushfabric_rejections_total", "reason=overloaded"); v != 1 {
-		t.Fatalf("rejections_total{reason=overloaded} %v; want 1", v)
+	if v := value(t, mfs, "pushfabric_rejections_total", "reason=overloaded"); v != 2 {
+		t.Fatalf("rejections_total{reason=overloaded} %v; want 2", v)
 	}
 	_ = held[3].Close()
 	waitFor(t, "/readyz 200 at 3 sessions of 4", func() bool { code, _ := getStatus(t, readyz); return code == http.StatusOK })
