@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"io"
 	"net"
@@ -90,7 +91,7 @@ func (c *Conn) readFrames() error {
 		c.in.frameStart()
 		body, err := c.fr.readFrame(c, br)
 		if err != nil {
-			return err
+			return cmp.Or(c.in.failed, err) // a framing may report a refused read as a cut frame
 		}
 		if err := c.handle(body); err != nil {
 			return err
@@ -117,8 +118,10 @@ type input struct {
 	start   int64         // bytes consumed when the frame being read began
 	control int64         // bytes of WebSocket control frames consumed since start
 	// reserved is what the frame being read holds of the node's budget
-	// for partly received frames (reserveFrame).
+	// for partly received frames (reserveFrame); failed is why Read
+	// refused to read on, if it did.
 	reserved int64
+	failed   error
 }
 
 // frameStart marks the start of a frame, giving back the budget the last
@@ -149,6 +152,7 @@ func (in *input) Read(p []byte) (int, error) {
 			return 0, errPaused // only control frames so far: wait without the buffer
 		}
 		if err := in.reserveFrame(); err != nil {
+			in.failed = err
 			return 0, err
 		}
 		n, err := in.c.nc.Read(p)

@@ -394,14 +394,22 @@ func TestPendingFrameBudget(t *testing.T) {
 	second := rawTCP(t, n, "second")
 	second.sendBytes(t, big[:10<<10])
 	wantRefusal(t, closeFrame(t, second.nc, second.br), wire.CloseOverloaded, "partly received frames")
+	nc, br := rawWS(t, n, "third")
+	third, _ := wire.AppendWSMasked(nil, &wire.Frame{Type: wire.TypePing, Payload: make([]byte, 60<<10)}, [4]byte{1, 2, 3, 4})
+	if _, err := nc.Write(third[:10<<10]); err != nil {
+		t.Fatal(err)
+	}
+	if frame, code := readUntilWSClose(t, br); frame != string(wire.CloseOverloaded) || code != wire.CloseOverloaded.WSCode() {
+		t.Fatalf("WebSocket client closed %q, code %d; want overloaded", frame, code)
+	}
 	stillReceives(t, n, other, "other")
 	holder.sendBytes(t, big[40<<10:])
 	if f := holder.next(t); f.Type != wire.TypePong || len(f.Payload) != 60<<10 {
 		t.Fatalf("holder got %v of %d bytes; want its pong", f.Type, len(f.Payload))
 	}
 	st := waitStats(t, n.srv, "the budget given back", func(s edge.Stats) bool { return s.PendingFrameBytes == 0 })
-	if st.LimitRefusals[edge.LimitPendingFrameBytes] != 1 {
-		t.Fatalf("refusals %v; want 1 at the pending frame budget", st.LimitRefusals)
+	if st.LimitRefusals[edge.LimitPendingFrameBytes] != 2 {
+		t.Fatalf("refusals %v; want 2 at the pending frame budget", st.LimitRefusals)
 	}
 }
 
