@@ -92,12 +92,22 @@ func (s *Server) socketLimit(remote net.Addr) string {
 		return LimitConnectRate
 	case !s.proxies.trusts(remote) && !l.perIP.allow(remote, time.Now()):
 		return LimitConnectRatePerIP
-	case l.handshakes.Add(1) > int64(s.cfg.MaxHandshakes) && s.cfg.MaxHandshakes > 0:
-		l.handshakes.Add(-1)
+	case !s.startHandshake():
 		return LimitHandshakes
 	}
-	s.metrics.handshakes.Inc()
 	return ""
+}
+
+// startHandshake takes a handshake slot, if one is free under
+// Config.MaxHandshakes.
+func (s *Server) startHandshake() bool {
+	max := int64(s.cfg.MaxHandshakes)
+	if n := s.limits.handshakes.Add(1); max > 0 && n > max {
+		s.limits.handshakes.Add(-1)
+		return false
+	}
+	s.metrics.handshakes.Inc()
+	return true
 }
 
 // handshakeDone gives back the handshake slot admitSocket took.
