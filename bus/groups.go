@@ -235,12 +235,7 @@ func (d *Dispatcher) answerMember(m *nats.Msg, session string, groups []string, 
 // member cannot take is dead-lettered for that member alone. A producer
 // waiting hears the number of local members it was queued for. It runs on
 // the lane's fan-out goroutine (fanLoop).
-func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
-	p, err := push.ParsePriority(token)
-	if err != nil {
-		d.rejectGroupInvalid(m, group, token, fmt.Errorf("subject token %q: %w", token, err))
-		return
-	}
+func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group string, p push.Priority) {
 	if len(m.Header) > 0 { // no hand-overs of group pushes: nothing honours these
 		delete(m.Header, protocol.HeaderReply)
 		delete(m.Header, protocol.HeaderSession)
