@@ -72,8 +72,8 @@ func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
 // frame's message.
 func (c *Conn) abortProtocol(err error) { c.abortWith(wire.CloseProtocol, err) }
 
-// abortWith aborts the connection with reason, err's text as the close
-// frame's message.
+// abortWith aborts the connection with reason and err's text as the close
+// frame's message; queued pushes are dead-lettered closed.
 func (c *Conn) abortWith(reason wire.CloseReason, err error) {
 	c.mu.Lock()
 	if c.state == stateOpen {

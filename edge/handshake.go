@@ -62,7 +62,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		return
 	}
 	cr.Local, cr.Remote = nc.LocalAddr(), remote
-	session, groups, ok := s.authorize(nc, fr, cr, deadline)
+	id, ok := s.authorize(nc, fr, cr, deadline)
 	if !ok {
 		return
 	}
@@ -74,8 +74,8 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := s.newConn(nc, remote, fr, session)
-	c.groups = groups
+	c := s.newConn(nc, remote, fr, id.Session)
+	c.groups, c.expires = id.Groups, id.Expires
 	c.in.pending = early
 	if !s.admit(c) {
 		s.releaseSession()
@@ -100,41 +100,41 @@ func (s *Server) policy(nc net.Conn, remote net.Addr, deadline time.Time) *hands
 		cr.Local, cr.Remote = nc.LocalAddr(), remote
 		ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
 		defer cancel()
-		session, _, err := authenticate(ctx, s.auth, cr)
-		return err == nil && s.reg.Get(session) == nil && s.Full()
+		id, err := authenticate(ctx, s.auth, cr)
+		return err == nil && s.reg.Get(id.Session) == nil && s.Full()
 	}
 	return &hp
 }
 
 // authorize authenticates the client, checks its groups against
 // Config.MaxGroups, runs the Admit hook and takes a session slot
-// (reserveSession), and returns its session and groups. A client refused
-// on the way is counted, told why and closed, and ok is false.
-func (s *Server) authorize(nc net.Conn, fr framing, cr Credentials, deadline time.Time) (session string, groups []string, ok bool) {
+// (reserveSession), and returns who it is. A client refused on the way
+// is counted, told why and closed, and ok is false.
+func (s *Server) authorize(nc net.Conn, fr framing, cr Credentials, deadline time.Time) (id Identity, ok bool) {
 	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
-	session, groups, err := authenticate(ctx, s.auth, cr)
+	id, err := authenticate(ctx, s.auth, cr)
 	cancel()
 	if err == nil {
-		err = s.tooManyGroups(groups)
+		err = s.tooManyGroups(id.Groups)
 	}
 	if err != nil {
 		s.metrics.rejections[RejectAuth].Inc()
 		s.log.Debug("client rejected", zap.Stringer("remote", cr.Remote), zap.Error(err))
 		s.reject(nc, fr, wire.CloseAuth, err.Error())
-		return "", nil, false
+		return Identity{}, false
 	}
-	if err := s.admissible(session); err != nil {
+	if err := s.admissible(id.Session); err != nil {
 		s.metrics.rejections[RejectRefused].Inc()
-		s.log.Debug("client refused before it took its session", zap.String("session", session), zap.Error(err))
+		s.log.Debug("client refused before it took its session", zap.String("session", id.Session), zap.Error(err))
 		s.reject(nc, fr, wire.CloseShutdown, err.Error())
-		return "", nil, false
+		return Identity{}, false
 	}
-	if !s.reserveSession(session) {
+	if !s.reserveSession(id.Session) {
 		s.refusedFull(cr.Remote)
 		s.reject(nc, fr, wire.CloseOverloaded, fullMessage)
-		return "", nil, false
+		return Identity{}, false
 	}
-	return session, groups, true
+	return id, true
 }
 
 // transport reads the PROXY header of a trusted source, then runs the

@@ -30,6 +30,7 @@ type Metrics struct {
 	limits            map[string]*stats.Counter // by Limit*
 	handshakes        stats.Gauge               // sockets in their handshake now
 	pendingFrameBytes stats.Gauge               // reserved under Config.MaxPendingFrameBytes now
+	refreshes         map[string]*stats.Counter // by Refresh* outcome
 }
 
 // Rejection reasons: why a client never got a session.
@@ -89,6 +90,7 @@ func NewMetrics() *Metrics {
 		unconfirmed: stats.Counters(UnconfirmedHandedOver, UnconfirmedTimedOut, UnconfirmedDeadLettered),
 		limits: stats.Counters(LimitSessions, LimitConnectRate, LimitConnectRatePerIP, LimitHandshakes,
 			LimitClientFrameRate, LimitClientByteRate, LimitRequestRate, LimitPendingFrameBytes, LimitGroups),
+		refreshes: stats.Counters(RefreshOK, RefreshRefused, RefreshIgnored),
 	}
 }
 
@@ -133,6 +135,9 @@ type Stats struct {
 	LimitRefusals     map[string]uint64
 	Handshakes        int64
 	PendingFrameBytes int64
+	// Refreshes counts the refresh frames clients sent, by Refresh*
+	// outcome.
+	Refreshes map[string]uint64
 }
 
 // Stats reads the counts. It never blocks; counts made meanwhile may be in
@@ -148,6 +153,7 @@ func (m *Metrics) Stats() Stats {
 		ReceiptFrames: m.receiptFrames.Load(), Confirmed: m.confirmed.Load(),
 		Unconfirmed: stats.Loads(m.unconfirmed), UnconfirmedNow: m.unconfirmedNow.Load(),
 		LimitRefusals: stats.Loads(m.limits), Handshakes: m.handshakes.Load(), PendingFrameBytes: m.pendingFrameBytes.Load(),
+		Refreshes: stats.Loads(m.refreshes),
 	}
 }
 
