@@ -266,12 +266,7 @@ const minFrameSize = 1 << 10
 const minHandshakeSize = 512
 
 // burst is the token bucket size: Burst, or one second's worth of tokens.
-func (c Config) burst() int {
-	if c.Burst > 0 {
-		return c.Burst
-	}
-	return max(1, int(c.Rate))
-}
+func (c Config) burst() int { return int(burstOf(c.Rate, c.Burst)) }
 
 // maxGroups is the most groups a connection may be a member of.
 func (c Config) maxGroups() int {
