@@ -34,3 +34,18 @@ func TestFullConnectBucketsGoFirst(t *testing.T) {
 		t.Fatalf("%d buckets; want only the new address's", l.len())
 	}
 }
+
+// What the client limits cost each frame the reader handles.
+func BenchmarkCountFrame(b *testing.B) {
+	s := &Server{cfg: DefaultConfig(), epoch: time.Now(), metrics: NewMetrics()}
+	c := &Conn{srv: s, lastRead: s.epoch}
+	c.limits.fill(&s.cfg, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.lastRead = c.lastRead.Add(10 * time.Millisecond) // 100 frames a second, within the limits
+		c.in.read += 64
+		if err := c.countFrame(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
