@@ -101,6 +101,7 @@ type Conn struct {
 	lastRead time.Time      // when the client's last bytes arrived
 	expires  time.Time      // when the token ends (closed token_expired then); zero: never. Set before the reader starts
 	in       input          // what frames are read through
+	limits   clientLimits   // what the client may send
 	reqWG    sync.WaitGroup // request goroutines
 
 	// Owned by the reader goroutine: when the refresh rate has room again

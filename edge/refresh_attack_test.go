@@ -47,6 +47,9 @@ func pingFlood(r *rawConn) <-chan struct{} {
 func TestTokenExpiryUnderFlood(t *testing.T) {
 	cfg := edge.DefaultConfig()
 	cfg.Rate, cfg.Burst = 0.001, 1
+	// Without the client limits, which would close the flood overloaded
+	// first: a client within them (1 MiB a second) keeps bytes waiting too.
+	cfg.ClientFrameRate, cfg.ClientByteRate = 0, 0
 	n := startNode(t, cfg, edge.Options{Auth: expiringAuth{}})
 	exp := time.Now().Add(300 * time.Millisecond)
 	r := tokenTCP(t, n, expiringToken("flooder", exp))
