@@ -2,11 +2,13 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -479,5 +481,113 @@ func TestEdgeBinaryConnectFloodFromManyAddresses(t *testing.T) {
 	}
 	if v := p.metric(t, "pushfabric_limit_refusals_total", "limit="+edge.LimitConnectRatePerIP); v != 0 {
 		t.Fatalf("limit_refusals_total{limit=connect_rate_per_ip} %v; want 0", v)
+	}
+}
+
+// --max-sessions on the binary, watched through its /readyz: at the limit
+// the node is not ready and refuses one more session over either
+// transport, while a takeover of a session it holds is let in over either;
+// one session gone (19 of 20, over 90 %) leaves it not ready, a second
+// (18) makes it ready, and filling it again turns it not ready again.
+func TestEdgeBinarySessionLimitHysteresis(t *testing.T) {
+	s := natstest.Server(t)
+	p := startLimitEdge(t, s, "--max-sessions", "20")
+	ws, tcp := "ws://"+p.addr("websocket")+"/", "tcp://"+p.addr("tcp")
+	held := map[string]*client.Conn{}
+	for i := range 20 {
+		held[fmt.Sprint("s", i)] = dial(t, tcp, fmt.Sprint("s", i), client.Options{})
+	}
+	if code := p.readyz(t); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d at 20 of 20; want 503", code)
+	}
+	if _, err := client.Dial(timeout(t), tcp, client.Options{Token: mint(t, "s20")}); !isClose(err, wire.CloseOverloaded) {
+		t.Fatalf("a 21st session over TCP: %v; want closed overloaded", err)
+	}
+	if _, err := client.Dial(timeout(t), ws, client.Options{Token: mint(t, "s20")}); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("a 21st session over WebSocket: %v; want refused 503", err)
+	}
+	held["s0"] = dial(t, ws, "s0", client.Options{}) // takeovers: never refused
+	held["s1"] = dial(t, tcp, "s1", client.Options{})
+	sessions := func(n float64) func() bool {
+		return func() bool { return p.metric(t, "pushfabric_sessions") == n }
+	}
+	waitFor(t, "20 sessions after the takeovers", sessions(20))
+	_ = held["s19"].Close()
+	waitFor(t, "19 sessions", sessions(19))
+	if code := p.readyz(t); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d at 19 of 20; want 503 until 18", code)
+	}
+	_ = held["s18"].Close()
+	waitFor(t, "/readyz 200 at 18 of 20", func() bool { return p.readyz(t) == http.StatusOK })
+	dial(t, tcp, "s18", client.Options{})
+	dial(t, ws, "s19", client.Options{})
+	if code := p.readyz(t); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d full again; want 503", code)
+	}
+	if v := p.metric(t, "pushfabric_limit_refusals_total", "limit="+edge.LimitSessions); v != 2 {
+		t.Fatalf("limit_refusals_total{limit=sessions} %v; want 2", v)
+	}
+}
+
+// stormPort is the fixed TCP port of the restart test: its clients must
+// find the restarted node where the first one was.
+const stormPort = "127.0.0.1:27319"
+
+// A node restart under --max-sessions: 20 reconnecting sessions held by
+// the first process and 10 more trying all along storm the second as it
+// comes up; it admits exactly 20, refuses the others overloaded until
+// they give up, and is not ready.
+func TestEdgeBinarySessionLimitRestartStorm(t *testing.T) {
+	s := natstest.Server(t)
+	args := []string{"--nats-url", s.ClientURL(), "--ws-listen", "", "--tcp-listen", stormPort,
+		"--jwt-secret-file", writeSecret(t), "--max-sessions", "20"}
+	first := startEdgeProcess(t, t.TempDir(), args...)
+	back := client.ReconnectOptions{BaseDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}
+	var all []*client.Session
+	defer func() {
+		for _, cs := range all { // after the latecomers' goroutines: deferred first
+			_ = cs.Close()
+		}
+	}()
+	for i := range 20 {
+		cs, err := client.Connect(timeout(t), "tcp://"+stormPort, client.Options{Token: mint(t, fmt.Sprint("s", i))}, back)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, cs)
+	}
+	late, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	defer wg.Wait()
+	defer cancel()
+	for i := range 10 {
+		wg.Go(func() {
+			cs, err := client.Connect(late, "tcp://"+stormPort, client.Options{Token: mint(t, fmt.Sprint("late", i))}, back)
+			if err == nil {
+				mu.Lock()
+				defer mu.Unlock()
+				all = append(all, cs) // holds its session: closed with the others
+			}
+		})
+	}
+	waitFor(t, "the latecomers refused", func() bool {
+		return first.metric(t, "pushfabric_limit_refusals_total", "limit="+edge.LimitSessions) >= 10
+	})
+	if _, err := first.stop(t); err != nil {
+		t.Fatalf("first node: %v", err)
+	}
+	second := startEdgeProcess(t, t.TempDir(), args...)
+	waitFor(t, "20 sessions on the restarted node and latecomers refused", func() bool {
+		return second.metric(t, "pushfabric_sessions") == 20 &&
+			second.metric(t, "pushfabric_limit_refusals_total", "limit="+edge.LimitSessions) >= 10
+	})
+	if code := second.readyz(t); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d on the full restarted node; want 503", code)
+	}
+	cancel()
+	wg.Wait()
+	if v := second.metric(t, "pushfabric_sessions"); v != 20 {
+		t.Fatalf("%v sessions after the storm; want 20", v)
 	}
 }
