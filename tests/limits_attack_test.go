@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"context"
+	byteorder "encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -590,4 +591,33 @@ func TestEdgeBinarySessionLimitRestartStorm(t *testing.T) {
 	if v := second.metric(t, "pushfabric_sessions"); v != 20 {
 		t.Fatalf("%v sessions after the storm; want 20", v)
 	}
+}
+
+// TCP hellos that announce the largest --max-handshake-size and send
+// nothing more cost the node the bytes that arrived, not the lengths
+// announced: 200 of them announcing 1 MiB each leave its heap within a
+// few MiB of where it was, and each is closed at --handshake-timeout.
+func TestEdgeBinaryAnnouncedHellosHoldNoMemory(t *testing.T) {
+	s := natstest.Server(t)
+	p := startLimitEdge(t, s, "--max-handshake-size", fmt.Sprint(1<<20), "--handshake-timeout", "20s")
+	heap := func() float64 { return p.metric(t, "go_memstats_heap_inuse_bytes") }
+	before := heap()
+	var hdr [wire.LengthSize]byte
+	byteorder.BigEndian.PutUint32(hdr[:], 1<<20)
+	var socks []net.Conn
+	for range 200 {
+		nc := dialSocket(t, "", p.addr("tcp"))
+		if _, err := nc.Write(hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		socks = append(socks, nc)
+	}
+	waitFor(t, "200 hellos in their handshake", func() bool { return p.metric(t, "pushfabric_handshakes") == 200 })
+	if grown := heap() - before; grown > 32<<20 {
+		t.Fatalf("heap grew %.0f MiB for 200 hellos of which only the length arrived; want the bytes that arrived held", grown/(1<<20))
+	}
+	for _, nc := range socks {
+		_ = nc.Close()
+	}
+	waitFor(t, "no handshake in flight", func() bool { return p.metric(t, "pushfabric_handshakes") == 0 })
 }
