@@ -233,7 +233,9 @@ func (s *Server) reject(nc net.Conn, fr framing, reason wire.CloseReason, msg st
 func (tcpFraming) name() string { return "tcp" }
 
 // handshake reads the hello frame exactly, without read-ahead, so nothing
-// the client sends after it is lost.
+// the client sends after it is lost. Its memory grows with the bytes that
+// arrive, not with the length announced: a slow client announcing
+// Config.MaxHandshakeSize and sending no more holds a few hundred bytes.
 func (tcpFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byte, error) {
 	var hdr [wire.LengthSize]byte
 	if _, err := io.ReadFull(nc, hdr[:]); err != nil {
@@ -243,8 +245,11 @@ func (tcpFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []by
 	if uint64(n) > uint64(hp.maxSize) {
 		return Credentials{}, nil, fmt.Errorf("hello of %d bytes, limit %d: %w", n, hp.maxSize, wire.ErrTooLarge)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(nc, body); err != nil {
+	body, err := io.ReadAll(io.LimitReader(nc, int64(n)))
+	if err == nil && len(body) < int(n) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return Credentials{}, nil, fmt.Errorf("read hello: %w", err)
 	}
 	f, err := wire.Decode(body)

@@ -79,8 +79,10 @@ func (ps proxySources) trusts(addr net.Addr) bool {
 
 // readProxyHeader reads one version 2 header from r, exactly, and returns
 // the client's address it names; for a LOCAL header (the balancer's own
-// health check) or an address family it does not carry (UNSPEC), it
-// returns peer. max bounds the header's size.
+// health check), or one naming no TCP client (UNSPEC, a datagram or Unix
+// socket address, which no client connection here comes from), it
+// returns peer: the address the connect rate per address then counts is
+// always an IP address. max bounds the header's size.
 func readProxyHeader(r io.Reader, peer net.Addr, max int) (net.Addr, error) {
 	fixed := make([]byte, proxyHeaderLen, 64)
 	if _, err := io.ReadFull(r, fixed); err != nil {
@@ -101,8 +103,9 @@ func readProxyHeader(r io.Reader, peer net.Addr, max int) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy protocol: %w", err)
 	}
-	if h.Command.IsLocal() || h.SourceAddr == nil {
+	src, ok := h.SourceAddr.(*net.TCPAddr)
+	if h.Command.IsLocal() || !ok {
 		return peer, nil
 	}
-	return h.SourceAddr, nil
+	return src, nil
 }
