@@ -41,7 +41,7 @@ LDFLAGS     := -X github.com/pushfabric/pushfabric/internal/version.stamp=$(VERS
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
-.PHONY: test unit fuzz lint deployments bench bench-idle bench-load bench-scale wscompare run build tools nats nats-keys clean
+.PHONY: test unit fuzz lint vuln deployments bench bench-idle bench-load bench-scale soak wscompare run build tools nats nats-keys clean
 
 test: lint unit fuzz deployments
 
@@ -64,6 +64,41 @@ lint: $(STATICCHECK)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	cd tests/wscompare && $(GO) vet .   # its own module: keep it building
+
+# Known vulnerabilities that the code reaches: govulncheck at a pinned
+# version, against VULNDB when given (https://… or file:///path of a local
+# copy); else vuln.go.dev when it answers; else a copy built here from the
+# module proxy's snapshot of golang.org/x/vulndb at VULNDB_SNAPSHOT (its
+# date is in the version: make it newer to see newer reports). Not part of
+# make test: the database changes every day, and CI may reach none of them.
+GOVULNCHECK := $(BIN)/govulncheck
+GOVULNCHECK_VERSION := v1.9.0
+VULNDB_SNAPSHOT := v0.0.0-20261105234957-e22db6528018
+VULNDB      ?=
+vuln: $(GOVULNCHECK)
+	@db="$(VULNDB)"; \
+	if [ -z "$$db" ] && curl -fsS --max-time 5 -o /dev/null https://vuln.go.dev/index/db.json 2>/dev/null; then db=https://vuln.go.dev; fi; \
+	if [ -z "$$db" ]; then \
+		out=$(BIN)/vulndb-$(VULNDB_SNAPSHOT); \
+		if [ ! -s $$out/index/db.json ]; then \
+			echo "vuln.go.dev is out of reach: building the database from golang.org/x/vulndb@$(VULNDB_SNAPSHOT) (the module proxy's copy)"; \
+			tmp=$$(mktemp -d); \
+			src=$$(cd $$tmp && GOFLAGS= $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_SNAPSHOT) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+			rm -rf $$tmp; \
+			if [ -z "$$src" ] || ! GOBIN=$(BIN) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_SNAPSHOT) || \
+				! $(BIN)/indexdb -vulns $$src/data/osv -out $$out; then \
+				rm -rf $$out; \
+				echo "make vuln: no vulnerability database within reach (vuln.go.dev, the module proxy's golang.org/x/vulndb); give a copy with VULNDB=file:///path/to/db" >&2; \
+				exit 2; \
+			fi; \
+		fi; \
+		db=file://$$out; \
+	fi; \
+	echo "govulncheck $(GOVULNCHECK_VERSION) -db $$db ./... ($$($(GO) env GOVERSION))"; \
+	$(GOVULNCHECK) -db "$$db" ./...
+
+$(GOVULNCHECK):
+	GOBIN=$(BIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 # What deployments/ ships and nothing here can run (the Dockerfile, the
 # compose cluster, the Kubernetes base, the NATS chart's values), parsed or
@@ -108,6 +143,15 @@ bench-load: build
 
 bench-scale: build
 	$(BIN)/pushbench scale $(SCALE_FLAGS)
+
+# An hour of churn on two edges sharing a NATS server, under steady acked
+# pushes: memory, goroutines and open files over time, every push accounted
+# for, and the edges back to their baseline after (pushbench soak --help).
+# Its own target, never in make test. SOAK_FLAGS for another run, e.g.
+# SOAK_FLAGS="--duration 10m --sessions 1000".
+SOAK_FLAGS  ?= --duration 1h --sessions 2000
+soak: build
+	$(BIN)/pushbench soak $(SOAK_FLAGS)
 
 # Micro benchmarks, benchstat-friendly: make bench > new.txt; benchstat old.txt new.txt
 bench:

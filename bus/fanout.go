@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -45,34 +46,36 @@ func newFanout(budget int) fanout {
 // the stage is over its budget of waiting member copies (a stage with
 // nothing waiting takes any push, however large its group), dead-letters
 // it queue_full for the group (dlq.<prefix>.queue_full.group.<group>.<prio>):
-// none of this node's members got it. It runs on the lane.
+// none of this node's members got it. A push whose last subject token is
+// no priority is refused as invalid here, before it counts against the
+// budget. It runs on the lane.
 func (d *Dispatcher) admitGroupPush(l *lane, m *nats.Msg, group, token string) {
 	d.groupPushes.Add(1)
+	p, err := push.ParsePriority(token)
+	if err != nil {
+		d.rejectGroupInvalid(m, group, token, fmt.Errorf("subject token %q: %w", token, err))
+		return
+	}
 	n := int64(d.groups.members(group))
 	f := &l.fan
 	if waiting := f.backlog.Add(n); waiting-n > 0 && waiting > f.budget {
 		f.backlog.Add(-n)
-		d.groupOverflow(m, group, token)
+		d.groupOverflow(m, group, p)
 		return
 	}
 	select {
 	case f.ch <- fanJob{m: m, copies: n}:
 	default:
 		f.backlog.Add(-n)
-		d.groupOverflow(m, group, token)
+		d.groupOverflow(m, group, p)
 	}
 }
 
 // groupOverflow dead-letters a group push the fan-out stage had no room
 // for, queue_full for the group with Push-Group, and tells a producer
 // waiting.
-func (d *Dispatcher) groupOverflow(m *nats.Msg, group, token string) {
+func (d *Dispatcher) groupOverflow(m *nats.Msg, group string, p push.Priority) {
 	d.groupOverflows.Add(1)
-	p, err := push.ParsePriority(token)
-	if err != nil { // the stage would have refused it as invalid: say that
-		d.rejectGroupInvalid(m, group, token, err)
-		return
-	}
 	d.rejectGroup(m, group, p.String(), push.ReasonQueueFull)
 }
 
@@ -104,7 +107,8 @@ func markGroup(m *nats.Msg, group string) {
 func (d *Dispatcher) fanLoop(l *lane) {
 	for j := range l.fan.ch {
 		group, token, _ := protocol.ParseGroupSubject(d.prefix, j.m.Subject)
-		d.groupPush(l, j.m, group, token)
+		p, _ := push.ParsePriority(token) // admitGroupPush took only valid ones
+		d.groupPush(l, j.m, group, p)
 		l.fan.backlog.Add(-j.copies)
 	}
 }

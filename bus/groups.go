@@ -194,7 +194,8 @@ func (t *groupTable) subscriptions() int {
 // hold it (the holder answers, or no one: no responders). The change is
 // made on the session's lane, so that requests published one after
 // another apply in that order; the confirmation, a round trip, and the
-// answer run on a goroutine of their own.
+// answer run on a goroutine of their own, which a request without a reply
+// subject (no one to answer) does not get.
 func (d *Dispatcher) member(m *nats.Msg, session string) {
 	c := d.holder(session) // none here, or a newer connection elsewhere answers
 	if c == nil {
@@ -202,6 +203,12 @@ func (d *Dispatcher) member(m *nats.Msg, session string) {
 	}
 	groups, err := d.changeGroups(c, protocol.SplitGroups(m.Header.Get(protocol.HeaderJoin)),
 		protocol.SplitGroups(m.Header.Get(protocol.HeaderLeave)))
+	if m.Reply == "" {
+		if err != nil {
+			d.log.Debug("membership request refused", zap.String("session", session), zap.Error(err))
+		}
+		return
+	}
 	if err != nil {
 		d.answerMember(m, session, groups, err)
 		return
@@ -235,12 +242,7 @@ func (d *Dispatcher) answerMember(m *nats.Msg, session string, groups []string, 
 // member cannot take is dead-lettered for that member alone. A producer
 // waiting hears the number of local members it was queued for. It runs on
 // the lane's fan-out goroutine (fanLoop).
-func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group, token string) {
-	p, err := push.ParsePriority(token)
-	if err != nil {
-		d.rejectGroupInvalid(m, group, token, fmt.Errorf("subject token %q: %w", token, err))
-		return
-	}
+func (d *Dispatcher) groupPush(l *lane, m *nats.Msg, group string, p push.Priority) {
 	if len(m.Header) > 0 { // no hand-overs of group pushes: nothing honours these
 		delete(m.Header, protocol.HeaderReply)
 		delete(m.Header, protocol.HeaderSession)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -62,10 +63,39 @@ type GroupVerifier interface {
 	VerifyGroups(token string) (session string, groups []string, err error)
 }
 
+// ExpiryVerifier is a GroupVerifier that also says until when a token is
+// accepted (a *token.Verifier is one: its exp plus token.Leeway).
+type ExpiryVerifier interface {
+	GroupVerifier
+	VerifyClaims(token string) (session string, groups []string, until time.Time, err error)
+}
+
+// Identity is what an IdentityAuthenticator knows of a client.
+type Identity struct {
+	Session string
+	Groups  []string // as GroupAuthenticator's
+	// Expires, if not zero, is when the client's credentials end: the
+	// edge closes the connection with reason token_expired then, unless a
+	// refresh frame moved it first.
+	Expires time.Time
+}
+
+// IdentityAuthenticator is an Authenticator that also says when the
+// client's credentials expire. The server calls AuthenticateIdentity in
+// the place of AuthenticateGroups and Authenticate when its authenticator
+// has it, at the handshake and for each refresh frame (whose Credentials
+// carry the new token and no Session).
+type IdentityAuthenticator interface {
+	Authenticator
+	AuthenticateIdentity(ctx context.Context, cr Credentials) (Identity, error)
+}
+
 // BearerAuth authenticates clients by their bearer token alone: the
 // WebSocket ?token= or Authorization: Bearer, or the TCP hello's payload.
 // When v is a GroupVerifier, the token's groups claim makes the
-// connection a member of those groups.
+// connection a member of those groups; when it is an ExpiryVerifier, the
+// connection is closed token_expired when its token stops being accepted,
+// unless a refresh frame brought a newer one.
 func BearerAuth(v TokenVerifier) Authenticator { return bearerAuth{v} }
 
 type bearerAuth struct{ v TokenVerifier }
@@ -82,28 +112,47 @@ func (b bearerAuth) AuthenticateGroups(_ context.Context, cr Credentials) (strin
 	return session, nil, err
 }
 
-// authenticate runs the server's authenticator: its AuthenticateGroups if
-// it has one. The session and groups it returns must follow the naming
-// rules.
-func authenticate(ctx context.Context, a Authenticator, cr Credentials) (string, []string, error) {
-	var session string
-	var groups []string
+func (b bearerAuth) AuthenticateIdentity(ctx context.Context, cr Credentials) (Identity, error) {
+	var id Identity
 	var err error
-	if ga, ok := a.(GroupAuthenticator); ok {
-		session, groups, err = ga.AuthenticateGroups(ctx, cr)
+	if ev, ok := b.v.(ExpiryVerifier); ok {
+		id.Session, id.Groups, id.Expires, err = ev.VerifyClaims(cr.Token)
 	} else {
-		session, err = a.Authenticate(ctx, cr)
+		id.Session, id.Groups, err = b.AuthenticateGroups(ctx, cr)
 	}
+	return id, err
+}
+
+// authenticate runs the server's authenticator: its AuthenticateIdentity
+// or AuthenticateGroups if it has one. The session and groups it returns
+// must follow the naming rules.
+func authenticate(ctx context.Context, a Authenticator, cr Credentials) (Identity, error) {
+	id, err := identify(ctx, a, cr)
 	switch {
 	case err != nil:
-		return "", nil, err
-	case push.CheckSession(session) != nil:
-		return "", nil, fmt.Errorf("authenticator returned session id %q: %w", session, push.CheckSession(session))
+		return Identity{}, err
+	case push.CheckSession(id.Session) != nil:
+		return Identity{}, fmt.Errorf("authenticator returned session id %q: %w", id.Session, push.CheckSession(id.Session))
 	}
-	if err := push.CheckGroups(groups); err != nil {
-		return "", nil, fmt.Errorf("groups: %w", err)
+	if err := push.CheckGroups(id.Groups); err != nil {
+		return Identity{}, fmt.Errorf("groups: %w", err)
 	}
-	return session, slices.Compact(slices.Sorted(slices.Values(groups))), nil
+	id.Groups = slices.Compact(slices.Sorted(slices.Values(id.Groups)))
+	return id, nil
+}
+
+func identify(ctx context.Context, a Authenticator, cr Credentials) (Identity, error) {
+	var id Identity
+	var err error
+	switch a := a.(type) {
+	case IdentityAuthenticator:
+		id, err = a.AuthenticateIdentity(ctx, cr)
+	case GroupAuthenticator:
+		id.Session, id.Groups, err = a.AuthenticateGroups(ctx, cr)
+	default:
+		id.Session, err = a.Authenticate(ctx, cr)
+	}
+	return id, err
 }
 
 // DevAuth is development mode: a client gets the session it names, with no

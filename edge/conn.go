@@ -91,7 +91,7 @@ type Conn struct {
 	writerGone    broadcast   // the write side's owner let go: wakes the reader waiting at the end
 	reqs          map[string]*request
 	closeReason   wire.CloseReason
-	closeMessage  string      // the close frame's message: why, for a protocol close; else empty
+	closeMessage  string      // the close frame's message: why, for a protocol or refused refresh close; else empty
 	closeCode     uint16      // the WebSocket close code when not closeReason's own: 1007 for text not UTF-8
 	closeErr      error       // what ended the connection, for the close hook; nil for a requested close
 	leftover      push.Reason // the reason pushes still queued at the end are dead-lettered with
@@ -100,6 +100,7 @@ type Conn struct {
 
 	// Owned by the reader goroutine.
 	lastRead time.Time      // when the client's last bytes arrived
+	expires  time.Time      // when the token ends (closed token_expired then); zero: never. Set before the reader starts
 	in       input          // what frames are read through
 	reqWG    sync.WaitGroup // request goroutines
 }

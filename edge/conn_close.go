@@ -72,7 +72,12 @@ func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
 // protocol (err), with reason protocol and err's text as the close
 // frame's message; WebSocket code 1007 for text that is not UTF-8 (RFC
 // 6455 §8.1), 1002 for anything else.
-func (c *Conn) abortProtocol(err error) {
+func (c *Conn) abortProtocol(err error) { c.abortWith(wire.CloseProtocol, err) }
+
+// abortWith aborts the connection with reason and err's text as the close
+// frame's message (on WebSocket with code 1007 for text that is not
+// UTF-8); queued pushes are dead-lettered closed.
+func (c *Conn) abortWith(reason wire.CloseReason, err error) {
 	c.mu.Lock()
 	if c.state == stateOpen {
 		c.closeMessage = err.Error()
@@ -81,7 +86,7 @@ func (c *Conn) abortProtocol(err error) {
 		}
 	}
 	c.mu.Unlock()
-	c.abort(wire.CloseProtocol, push.ReasonClosed)
+	c.abort(reason, push.ReasonClosed)
 }
 
 // wsInvalidData is the WebSocket close code for text that is not UTF-8

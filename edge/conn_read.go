@@ -183,6 +183,8 @@ func (c *Conn) handle(body []byte) error {
 		c.cancelRequest(f.ID)
 	case wire.TypeReceipt:
 		return c.onReceipt(f.Payload)
+	case wire.TypeRefresh:
+		c.onRefresh(f.Payload)
 	case wire.TypePing:
 		c.queuePong(f.Payload)
 	case wire.TypePong:
@@ -248,7 +250,7 @@ func (c *Conn) armReadDeadline() bool {
 
 // keepaliveDeadline is when the client will have been silent for the ping
 // interval (again every interval while it stays silent) or for the idle
-// timeout, whichever comes first; zero with neither.
+// timeout, or its token expires, whichever comes first; zero with none.
 func (c *Conn) keepaliveDeadline(now time.Time) time.Time {
 	cfg := &c.srv.cfg
 	var d time.Time
@@ -262,13 +264,18 @@ func (c *Conn) keepaliveDeadline(now time.Time) time.Time {
 			d = idle
 		}
 	}
+	if !c.expires.IsZero() && (d.IsZero() || c.expires.Before(d)) {
+		d = c.expires
+	}
 	return d
 }
 
 // onReadTimeout is the keepalive step: a closing connection whose drain
-// deadline passed ends now; a client silent for the idle timeout is
-// closed; one silent for the ping interval gets a ping. Bytes that arrived
-// but are not read yet (the reader woke late) count as activity.
+// deadline passed ends now; one whose token expired is closed; a client
+// silent for the idle timeout is closed; one silent for the ping interval
+// gets a ping. Bytes that arrived but are not read yet (the reader woke
+// late) count as activity, and are read before the token's expiry is
+// checked: they may be a refresh.
 func (c *Conn) onReadTimeout() {
 	now := time.Now()
 	c.mu.Lock()
@@ -282,6 +289,8 @@ func (c *Conn) onReadTimeout() {
 	case state != stateOpen:
 	case c.inputWaiting():
 		c.lastRead = now
+	case !c.expires.IsZero() && !now.Before(c.expires):
+		c.expire()
 	case cfg.IdleTimeout > 0 && silent >= cfg.IdleTimeout:
 		c.abort(wire.CloseIdle, push.ReasonClosed)
 	case cfg.PingInterval > 0 && silent >= cfg.PingInterval:

@@ -57,7 +57,7 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	}
 	cr.Local, cr.Remote = nc.LocalAddr(), remote
 	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
-	session, groups, err := authenticate(ctx, s.auth, cr)
+	id, err := authenticate(ctx, s.auth, cr)
 	cancel()
 	if err != nil {
 		s.metrics.rejections[RejectAuth].Inc()
@@ -65,9 +65,9 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		s.reject(nc, fr, wire.CloseAuth, err.Error())
 		return
 	}
-	if err := s.admissible(session); err != nil {
+	if err := s.admissible(id.Session); err != nil {
 		s.metrics.rejections[RejectRefused].Inc()
-		s.log.Debug("client refused before it took its session", zap.String("session", session), zap.Error(err))
+		s.log.Debug("client refused before it took its session", zap.String("session", id.Session), zap.Error(err))
 		s.reject(nc, fr, wire.CloseShutdown, err.Error())
 		return
 	}
@@ -78,8 +78,8 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := s.newConn(nc, remote, fr, session)
-	c.groups = groups
+	c := s.newConn(nc, remote, fr, id.Session)
+	c.groups, c.expires = id.Groups, id.Expires
 	c.in.pending = early
 	if !s.admit(c) {
 		s.metrics.rejections[RejectShutdown].Inc()

@@ -27,6 +27,7 @@ type Metrics struct {
 	confirmed         stats.Counter
 	unconfirmed       map[string]*stats.Counter // by Unconfirmed* outcome
 	unconfirmedNow    stats.Gauge
+	refreshes         map[string]*stats.Counter // by Refresh* outcome
 }
 
 // Rejection reasons: why a client never got a session.
@@ -69,6 +70,7 @@ func NewMetrics() *Metrics {
 		panics:      stats.Counters(PanicHandshake, PanicReader, PanicRequest, PanicWriter, PanicFlusher),
 		lost:        stats.Counters(LostSinkPanic),
 		unconfirmed: stats.Counters(UnconfirmedHandedOver, UnconfirmedTimedOut, UnconfirmedDeadLettered),
+		refreshes:   stats.Counters(RefreshOK, RefreshRefused, RefreshIgnored),
 	}
 }
 
@@ -106,6 +108,9 @@ type Stats struct {
 	Confirmed      uint64
 	Unconfirmed    map[string]uint64
 	UnconfirmedNow int64
+	// Refreshes counts the refresh frames clients sent, by Refresh*
+	// outcome.
+	Refreshes map[string]uint64
 }
 
 // Stats reads the counts. It never blocks; counts made meanwhile may be in
@@ -120,6 +125,7 @@ func (m *Metrics) Stats() Stats {
 		Panics: stats.Loads(m.panics), Lost: stats.Loads(m.lost),
 		ReceiptFrames: m.receiptFrames.Load(), Confirmed: m.confirmed.Load(),
 		Unconfirmed: stats.Loads(m.unconfirmed), UnconfirmedNow: m.unconfirmedNow.Load(),
+		Refreshes: stats.Loads(m.refreshes),
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -609,5 +611,54 @@ func TestGroupLetterNamesItsOwnGroup(t *testing.T) {
 		if !strings.HasSuffix(l.Subject, ".group.g.low") || l.Header.Get(protocol.HeaderGroup) != "g" {
 			t.Fatalf("letter %s of %s: Push-Group %q; want a letter of group g saying g", l.Subject, l.Header.Get(protocol.HeaderID), l.Header.Get(protocol.HeaderGroup))
 		}
+	}
+}
+
+// A flood of membership requests without a reply subject is taken like
+// any other, and costs the node no goroutine each: nothing waits to
+// confirm an answer no one will read. The requests change no subscription
+// (a join of a group the session is in, a leave of one it is not in), so
+// the goroutines of this process (the node runs in it) stay within a few
+// hundred of where they were while 20,000 arrive.
+func TestUnansweredMembershipFloodSpawnsNothing(t *testing.T) {
+	const requests = 20000
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	dialGroups(t, n.tcp(), "flo", "f1")
+	waitFor(t, "flo connected", func() bool { return n.Dispatcher.Stats().Sessions == 1 })
+	nc := natstest.Connect(t, s)
+	before := runtime.NumGoroutine()
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			peak.Store(max(peak.Load(), int64(runtime.NumGoroutine())))
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+	}()
+	for i := range requests {
+		h := nats.Header{protocol.HeaderJoin: {"f1"}} // a member already: no subscription comes or goes
+		if i%2 == 1 {
+			h = nats.Header{protocol.HeaderLeave: {"f2"}} // not a member
+		}
+		if err := nc.PublishMsg(&nats.Msg{Subject: protocol.MemberSubject(protocol.DefaultPrefix, "flo"), Header: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := memberRequest(t, nc, "flo", "last", "")
+	close(stop)
+	<-sampled
+	if r.Error != "" || strings.Join(r.Groups, ",") != "f1,last" {
+		t.Fatalf("the answer after the flood: %+v; want groups f1, last", r)
+	}
+	if grew := peak.Load() - int64(before); grew > 300 {
+		t.Fatalf("goroutines grew by %d during %d unanswered membership requests; want no goroutine per request", grew, requests)
 	}
 }

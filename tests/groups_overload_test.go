@@ -227,3 +227,53 @@ func TestReservedSessionNamesRefused(t *testing.T) {
 		t.Fatalf("after refusals: %+v; want no session", st)
 	}
 }
+
+// A flood of messages on a group's subject whose last token is no
+// priority (push.group.room.bogus) is refused as invalid as the lane
+// reads each, before the fan-out stage: none of them counts against the
+// fan-out backlog, so none is taken for an overflow, and a real group
+// push behind them is delivered.
+func TestInvalidGroupPushesTakeNoBacklog(t *testing.T) {
+	const members, bogus = 50, 2000
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Bus.FanoutBacklog = members // one group push at a time
+	n := startEdge(t, cfg)
+	var conns []*client.Conn
+	for i := range members {
+		tok, err := token.MintGroups(secret, fmt.Sprintf("b%d", i), []string{"room"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.Dial(timeout(t), n.tcp(), client.Options{Token: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		conns = append(conns, c)
+	}
+	waitFor(t, "every member in the group", func() bool { return n.Dispatcher.Stats().Sessions == members })
+
+	nc := natstest.Connect(t, s)
+	for range bogus {
+		if err := nc.Publish(protocol.GroupSubject(protocol.DefaultPrefix, "room", "bogus"), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every bogus group push refused", func() bool { return n.Dispatcher.Stats().Invalid == bogus })
+	if st := n.Dispatcher.Stats(); st.GroupOverflows != 0 {
+		t.Fatalf("%d invalid group pushes counted as overflows of the fan-out backlog; want none", st.GroupOverflows)
+	}
+	m := &nats.Msg{Subject: protocol.GroupSubject(protocol.DefaultPrefix, "room", "high"), Header: nats.Header{protocol.HeaderID: {"real"}}}
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		if f := recv(t, c); f.ID != "real" {
+			t.Fatalf("a member got %q; want the real group push", f.ID)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -157,9 +158,14 @@ func (b *jsBridge) current() *jsNode {
 	return b.edge
 }
 
-// token mints a token for ?session=.
+// token mints a token for ?session=, valid for ?ttl= (default an hour).
 func (b *jsBridge) token(w http.ResponseWriter, r *http.Request) {
-	tok, err := token.Mint(secret, r.URL.Query().Get("session"), time.Hour)
+	ttl, err := time.ParseDuration(cmp.Or(r.URL.Query().Get("ttl"), "1h"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	tok, err := token.Mint(secret, r.URL.Query().Get("session"), ttl)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return

@@ -133,3 +133,39 @@ func pushbench(t *testing.T, args ...string) []byte {
 	}
 	return out
 }
+
+// pushbench soak, briefly: sessions churn over two edges by every move
+// (closed, killed, taken over, a slow reader's burst, away) under pushes
+// acknowledged written; every push is accounted for, none lost on the
+// edges, and both edges come back to their idle baseline.
+func TestPushbenchSoak(t *testing.T) {
+	out := pushbench(t, "soak", "--duration", "8s", "--sessions", "40", "--rate", "100", "--lifetime", "3s",
+		"--sample", "4s", "--burst", "100", "--json")
+	var res struct {
+		Published uint64            `json:"published"`
+		Written   uint64            `json:"written"`
+		Dead      map[string]uint64 `json:"dead"`
+		Unacked   uint64            `json:"unacknowledged"`
+		Moves     map[string]uint64 `json:"moves"`
+		Samples   []struct {
+			Edge     string  `json:"edge"`
+			Sessions float64 `json:"sessions"`
+			RSS      float64 `json:"rss_bytes"`
+		} `json:"samples"`
+		Accounted bool `json:"accounted"`
+		Baselined bool `json:"back_to_baseline"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var dead uint64
+	for _, n := range res.Dead {
+		dead += n
+	}
+	if !res.Accounted || !res.Baselined || res.Published == 0 || res.Published != res.Written+dead+res.Unacked {
+		t.Fatalf("pushbench soak: %s", out)
+	}
+	if len(res.Samples) < 2 || res.Samples[0].RSS <= 0 || res.Moves["taken_over"] == 0 || res.Moves["killed"] == 0 {
+		t.Fatalf("pushbench soak: samples or moves missing: %s", out)
+	}
+}

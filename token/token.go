@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -24,38 +26,47 @@ import (
 
 // Verifier checks tokens: the sub claim is the session, exp is required,
 // and the signature is HS256 with a shared secret, or RS256 or EdDSA
-// checked with a public key. It is safe for concurrent use.
+// checked with a public key. Its keys may be several, chosen by the
+// token's kid (NewKeyFiles), and replaced while it is in use (Reload).
+// It is safe for concurrent use.
 type Verifier struct {
-	key    any // []byte, *rsa.PublicKey or ed25519.PublicKey
+	keys   atomic.Pointer[keySet] // replaced whole by Reload
+	files  keyFiles               // where Reload reads keys from; zero for a fixed key
 	parser *jwt.Parser
 }
 
-// NewHS256 verifies tokens signed with secret (at least 32 bytes).
-func NewHS256(secret []byte) (*Verifier, error) {
-	if len(secret) < 32 {
-		return nil, fmt.Errorf("jwt secret of %d bytes: use at least 32", len(secret))
+// Option is an optional check of a Verifier.
+type Option func(*[]jwt.ParserOption)
+
+// WithAudience refuses tokens whose aud claim does not name aud.
+func WithAudience(aud string) Option {
+	return func(o *[]jwt.ParserOption) { *o = append(*o, jwt.WithAudience(aud)) }
+}
+
+// WithIssuer refuses tokens whose iss claim is not iss.
+func WithIssuer(iss string) Option {
+	return func(o *[]jwt.ParserOption) { *o = append(*o, jwt.WithIssuer(iss)) }
+}
+
+// NewHS256 verifies tokens signed with secret (at least 32 bytes), whatever
+// their kid.
+func NewHS256(secret []byte, opts ...Option) (*Verifier, error) {
+	k, err := hmacKey(secret)
+	if err != nil {
+		return nil, err
 	}
-	return newVerifier(secret, jwt.SigningMethodHS256.Alg()), nil
+	return newVerifier(&keySet{any: []key{k}}, opts), nil
 }
 
 // NewPublicKey verifies tokens signed by the private half of the PEM
-// public key: RS256 for an RSA key, EdDSA for an Ed25519 key.
-func NewPublicKey(pemBytes []byte) (*Verifier, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return nil, errors.New("jwt public key: no PEM block found")
-	}
-	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+// public key, whatever their kid: RS256 for an RSA key, EdDSA for an
+// Ed25519 key.
+func NewPublicKey(pemBytes []byte, opts ...Option) (*Verifier, error) {
+	k, err := pemKey(pemBytes)
 	if err != nil {
-		return nil, fmt.Errorf("jwt public key: %w", err)
+		return nil, err
 	}
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		return newVerifier(k, jwt.SigningMethodRS256.Alg()), nil
-	case ed25519.PublicKey:
-		return newVerifier(k, jwt.SigningMethodEdDSA.Alg()), nil
-	}
-	return nil, fmt.Errorf("jwt public key of type %T: want RSA or Ed25519", pub)
+	return newVerifier(&keySet{any: []key{k}}, opts), nil
 }
 
 // Leeway is how long after its exp a token is still accepted (and how
@@ -63,12 +74,18 @@ func NewPublicKey(pemBytes []byte) (*Verifier, error) {
 // the edge disagree a little.
 const Leeway = 5 * time.Second
 
-func newVerifier(key any, alg string) *Verifier {
-	return &Verifier{key: key, parser: jwt.NewParser(
-		jwt.WithValidMethods([]string{alg}),
+func newVerifier(ks *keySet, opts []Option) *Verifier {
+	po := []jwt.ParserOption{
+		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(Leeway),
-	)}
+	}
+	for _, o := range opts {
+		o(&po)
+	}
+	v := &Verifier{parser: jwt.NewParser(po...)}
+	v.keys.Store(ks)
+	return v
 }
 
 // Claims are the claims of a client's token: the registered ones, and
@@ -92,29 +109,46 @@ func (a *Verifier) Verify(tok string) (string, error) {
 // token whose groups break the rule (push.CheckGroups) is refused, with an
 // error naming the name at fault.
 func (a *Verifier) VerifyGroups(tok string) (session string, groups []string, err error) {
+	session, groups, _, err = a.VerifyClaims(tok)
+	return session, groups, err
+}
+
+// VerifyClaims is VerifyGroups that also returns until when the token is
+// accepted: its exp plus Leeway. A connection made with the token lives no
+// longer (edge.ExpiryVerifier).
+func (a *Verifier) VerifyClaims(tok string) (session string, groups []string, until time.Time, err error) {
 	if tok == "" {
-		return "", nil, errors.New("missing token")
+		return "", nil, time.Time{}, errors.New("missing token")
 	}
 	var claims Claims
-	_, err = a.parser.ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return a.key, nil })
+	_, err = a.parser.ParseWithClaims(tok, &claims, a.keyFor)
 	if err != nil {
-		return "", nil, verifyError(err)
+		return "", nil, time.Time{}, verifyError(err)
 	}
 	if err := push.CheckSession(claims.Subject); err != nil {
-		return "", nil, fmt.Errorf("token subject: %w: not a session id", err)
+		return "", nil, time.Time{}, fmt.Errorf("token subject: %w: not a session id", err)
 	}
 	if err := push.CheckGroups(claims.Groups); err != nil {
-		return "", nil, fmt.Errorf("token groups claim: %w", err)
+		return "", nil, time.Time{}, fmt.Errorf("token groups claim: %w", err)
 	}
-	return claims.Subject, claims.Groups, nil
+	return claims.Subject, claims.Groups, claims.ExpiresAt.Add(Leeway), nil
 }
 
 // verifyError says what is wrong with a token the parser refused, without
 // revealing a secret.
 func verifyError(err error) error {
+	var kerr *keyError
 	switch {
+	case errors.As(err, &kerr):
+		return kerr
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return errors.New("token expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return errors.New("token is not valid yet (nbf)")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), strings.Contains(err.Error(), "aud claim is required"):
+		return errors.New("token audience (aud) is not this service")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer), strings.Contains(err.Error(), "iss claim is required"):
+		return errors.New("token issuer (iss) is not the one trusted")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return errors.New("token has no expiry (exp)")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
@@ -134,10 +168,24 @@ func Mint(key []byte, session string, ttl time.Duration) (string, error) {
 // groups (at most push.MaxGroups, each by the rule of push.CheckGroup)
 // from the start.
 func MintGroups(key []byte, session string, groups []string, ttl time.Duration) (string, error) {
+	return MintWith(key, session, ttl, MintOptions{Groups: groups})
+}
+
+// MintOptions are the optional parts of a minted token.
+type MintOptions struct {
+	Groups    []string  // the groups claim: at most push.MaxGroups, each by the rule of push.CheckGroup
+	KeyID     string    // the header's kid: which of the verifier's keys checks it
+	Audience  string    // the aud claim
+	Issuer    string    // the iss claim
+	NotBefore time.Time // the nbf claim; zero: none
+}
+
+// MintWith is Mint with the optional parts of o.
+func MintWith(key []byte, session string, ttl time.Duration, o MintOptions) (string, error) {
 	if err := push.CheckSession(session); err != nil {
 		return "", err
 	}
-	if err := push.CheckGroups(groups); err != nil {
+	if err := push.CheckGroups(o.Groups); err != nil {
 		return "", err
 	}
 	if ttl <= 0 {
@@ -147,13 +195,28 @@ func MintGroups(key []byte, session string, groups []string, ttl time.Duration) 
 	if err != nil {
 		return "", err
 	}
+	t := jwt.NewWithClaims(method, mintClaims(session, ttl, o))
+	if o.KeyID != "" {
+		t.Header["kid"] = o.KeyID
+	}
+	return t.SignedString(signer)
+}
+
+func mintClaims(session string, ttl time.Duration, o MintOptions) Claims {
 	now := time.Now()
-	claims := Claims{RegisteredClaims: jwt.RegisteredClaims{
+	c := Claims{RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   session,
+		Issuer:    o.Issuer,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
-	}, Groups: groups}
-	return jwt.NewWithClaims(method, claims).SignedString(signer)
+	}, Groups: o.Groups}
+	if o.Audience != "" {
+		c.Audience = jwt.ClaimStrings{o.Audience}
+	}
+	if !o.NotBefore.IsZero() {
+		c.NotBefore = jwt.NewNumericDate(o.NotBefore)
+	}
+	return c
 }
 
 func signingKey(key []byte) (jwt.SigningMethod, any, error) {

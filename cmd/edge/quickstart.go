@@ -99,13 +99,15 @@ func browserQuery(o *options, pushctl string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("browser token: %w", err)
 		}
-		tok, err := token.Mint(key, "browser", browserTokenTTL)
+		tok, err := token.MintWith(key, "browser", browserTokenTTL, token.MintOptions{Audience: o.cfg.JWTAudience, Issuer: o.cfg.JWTIssuer})
 		if err != nil {
 			return "", fmt.Errorf("browser token: %w", err)
 		}
 		return "token=" + tok, nil
 	case o.cfg.JWTPublicKeyFile != "":
 		return "token=$(" + pushctl + " token --key-file <private key> browser)", nil
+	case o.cfg.JWTKeysDir != "" || o.cfg.JWTJWKSFile != "":
+		return "token=$(" + pushctl + " token --kid <key id> --key-file <private key> browser)", nil
 	}
 	return "session=browser", nil
 }

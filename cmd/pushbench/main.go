@@ -7,6 +7,7 @@
 //	make build
 //	./bin/pushbench load --sessions 1000 --duration 10s
 //	./bin/pushbench scale --sessions 19000
+//	./bin/pushbench soak --duration 1h
 //
 // Every flag can also be set by an environment variable PUSHBENCH_<FLAG>;
 // pushbench <command> --help lists them. A mistake on the command line is
@@ -32,6 +33,7 @@ type commands struct {
 	Version kong.VersionFlag `env:"-" help:"Print the version and exit."`
 	Load    loadCmd          `cmd:"" help:"Pushes to S sessions from P producers; throughput, latency, CPU, beside raw NATS."`
 	Scale   scaleCmd         `cmd:"" help:"Holds N idle sessions; connect rate, memory per session, drain time on SIGTERM."`
+	Soak    soakCmd          `cmd:"" help:"Churns sessions over two edges for an hour under steady pushes; memory, goroutines and files over time, and every push accounted for."`
 }
 
 // A runner is a command: run does it and returns the exit status.

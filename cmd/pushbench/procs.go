@@ -269,6 +269,8 @@ type edgeMetrics struct {
 	rss      float64
 	sessions float64
 	routines float64 // goroutines
+	fds      float64 // open files
+	heap     float64 // heap allocated (live, or garbage not yet collected), bytes
 	lost     float64 // pushes neither delivered nor dead-lettered
 	written  float64 // dead letters the stream acknowledged
 	dead     map[string]float64
@@ -289,6 +291,7 @@ func scrapeEdge(admin string) (edgeMetrics, error) {
 	m.cpu, m.rss = one("process_cpu_seconds_total"), one("process_resident_memory_bytes")
 	m.sessions, m.slow = one("pushfabric_sessions"), one("pushfabric_nats_slow_consumer_events_total")
 	m.routines, m.lost = one("go_goroutines"), one("pushfabric_pushes_lost_total")
+	m.fds, m.heap = one("process_open_fds"), one("go_memstats_heap_alloc_bytes")
 	m.written = one("pushfabric_dead_letters_written_total")
 	m.dropped = one("pushfabric_nats_dropped_messages_total")
 	m.overflows = one("pushfabric_group_overflows_total")

@@ -46,7 +46,10 @@ type Frame = wire.Frame
 // Options configure a connection. The zero value works for development
 // mode with Session set.
 type Options struct {
-	// Token is the bearer token (production authentication).
+	// Token is the bearer token (production authentication). The edge
+	// closes the connection token_expired when it expires, unless
+	// Conn.Refresh sent a newer one first (a Session with a token
+	// callback does so on its own).
 	Token string
 	// Session names the session in the edge's development mode.
 	Session string
@@ -78,8 +81,9 @@ type Options struct {
 }
 
 // CloseError is how a connection ended when the server closed it: the
-// close reason it sent (replaced, shutdown, auth, too_slow, protocol, idle,
-// normal) and its message.
+// close reason it sent (one of wire.CloseReasons: replaced, shutdown, auth,
+// too_slow, protocol, idle, revoked, token_expired, overloaded, normal)
+// and its message.
 type CloseError struct {
 	Reason  wire.CloseReason
 	Message string
@@ -112,6 +116,7 @@ type Conn struct {
 	br       *bufio.Reader
 	session  string
 	node     string
+	token    string // Options.Token: what the connection was made with
 	onPush   func(Frame)
 	manual   bool          // Options.ManualReceipts
 	receipts *confirmer    // confirmations of pushes taken, not sent yet
@@ -139,7 +144,7 @@ func Dial(ctx context.Context, addr string, o Options) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	c := &Conn{max: o.MaxFrameSize, onPush: o.OnPush, manual: o.ManualReceipts, done: make(chan struct{}), quit: make(chan struct{}), calls: map[string]*call{}}
+	c := &Conn{max: o.MaxFrameSize, token: o.Token, onPush: o.OnPush, manual: o.ManualReceipts, done: make(chan struct{}), quit: make(chan struct{}), calls: map[string]*call{}}
 	c.receipts = &confirmer{send: c.confirmIDs}
 	if c.max == 0 {
 		c.max = wire.DefaultMaxFrameSize

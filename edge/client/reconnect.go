@@ -45,7 +45,10 @@ var ErrGaveUp = errors.New("client: gave up reconnecting")
 type ReconnectOptions struct {
 	// Token, when set, is called before each connect, the first and every
 	// reconnect, for the token to present; it replaces Options.Token. An
-	// error counts as a failed attempt.
+	// error counts as a failed attempt. It is also called ahead of the exp
+	// of the connection's token (RefreshTime), whose successor goes to the
+	// edge in a refresh frame (Conn.Refresh); a failed call is tried again
+	// every 2 s until the token expires.
 	Token func(ctx context.Context) (string, error)
 	// Addr, when set, picks the address of connect attempt n (from 0, over
 	// the session's life), for a client given several edges instead of

@@ -15,7 +15,9 @@ import (
 
 // Session holds a session across connections: when its connection ends it
 // connects again, with exponential backoff and full jitter, as DESIGN §8
-// says clients do. It reconnects after shutdown, idle, too_slow,
+// says clients do. With a token callback (ReconnectOptions.Token) it also
+// refreshes each connection's token ahead of its exp (RefreshTime), so
+// that the edge does not close it token_expired. It reconnects after shutdown, idle, too_slow,
 // overloaded, token_expired (with a fresh token from
 // ReconnectOptions.Token) and network loss; it stops after replaced, auth,
 // revoked, protocol and normal, and Err then returns the server's
@@ -211,10 +213,16 @@ func (s *Session) attach(c *Conn) {
 	s.mu.Unlock()
 }
 
-// hold delivers c's pushes until it ends and returns why it ended.
+// hold delivers c's pushes until it ends and returns why it ended. With a
+// token callback, it keeps c's token fresh meanwhile (refresh).
 func (s *Session) hold(c *Conn, after error) error {
 	s.notify(State{Kind: StateConnected, Node: c.Node(), Err: after})
 	up := time.Now()
+	var refresher sync.WaitGroup
+	if s.r.Token != nil {
+		refresher.Go(func() { s.refresh(c, c.token) })
+	}
+	defer refresher.Wait()
 	for {
 		f, err := c.Recv(s.ctx)
 		if err != nil || !s.deliver(f) {

@@ -28,14 +28,15 @@ const (
 	TypeWelcome  Type = 10 // server → client, first frame: the session is live; ID = session, Name = node
 	TypeCancel   Type = 11 // client → server: stop request ID
 	TypeReceipt  Type = 12 // client → server: the application has the pushes whose ids Payload lists (see ReceiptIDs)
-	maxType           = TypeReceipt
+	TypeRefresh  Type = 13 // client → server: Payload = a new token for the same session, moving the connection's expiry
+	maxType           = TypeRefresh
 )
 
 var typeNames = [...]string{
 	TypePush: "push", TypeRequest: "request", TypeResponse: "response",
 	TypeEnd: "end", TypeError: "error", TypeClose: "close", TypePing: "ping",
 	TypePong: "pong", TypeHello: "hello", TypeWelcome: "welcome", TypeCancel: "cancel",
-	TypeReceipt: "receipt",
+	TypeReceipt: "receipt", TypeRefresh: "refresh",
 }
 
 func (t Type) String() string {

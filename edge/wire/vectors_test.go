@@ -70,6 +70,7 @@ func vectorFrames() []Frame {
 		{Type: TypeWelcome, ID: "alice", Name: "edge-a"},
 		{Type: TypeCancel, ID: "1"},
 		{Type: TypeReceipt, Payload: mustReceipt("r-1", "r-2")},
+		{Type: TypeRefresh, Payload: []byte("a.b.c")},
 	}
 }
 
@@ -79,7 +80,7 @@ var vectorInvalidFrames = []invalidVector{
 	{"5 bytes", "0101000000"},
 	{"version 2", "020100000000"},
 	{"type 0", "010000000000"},
-	{"type 13", "010d00000000"},
+	{"type 14", "010e00000000"},
 	{"priority 2", "010102000000"},
 	{"a reserved flag bit", "010108000000"},
 	{"the receipt bit on a response", "010304000000"},

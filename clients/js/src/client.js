@@ -6,6 +6,7 @@ import { CloseError, DisconnectedError, reasonOf, RequestError, STOP_REASONS } f
 import { decode, encode, encodeReceipt, MAX_FIELD_LEN, Type } from "./frames.js";
 import { Message } from "./message.js";
 import { Call } from "./request.js";
+import { refreshTime, tokenExpiry } from "./token.js";
 
 const text = new TextDecoder();
 const OPEN = 1; // WebSocket.OPEN
@@ -14,6 +15,10 @@ const OPEN = 1; // WebSocket.OPEN
 // --max-frame-size may set it lower: a larger frame closes the connection
 // protocol, which stops the client).
 const MAX_RECEIPT_BYTES = 8 * 1024;
+// The wait, in ms, before a refresh whose token callback failed is tried
+// again (until the token expires: the edge then closes token_expired and
+// the client reconnects).
+const REFRESH_RETRY = 2000;
 
 /**
  * connect starts a client holding a session on the edge at url (ws:// or
@@ -76,7 +81,8 @@ function stops(err, refresh) {
  * Client holds a session across connections. It reconnects, with
  * exponential backoff and full jitter, after shutdown, idle, too_slow,
  * overloaded, a reason it does not know, network loss, and token_expired
- * when the token is a callback; it stops after replaced, auth, revoked,
+ * when the token is a callback (which it also calls ahead of each token's
+ * exp, for a refresh frame); it stops after replaced, auth, revoked,
  * protocol and normal, and closed resolves with the reason. Pushes are
  * handed to onPush one at a time, in order, each push id once within the
  * dedupe window.
@@ -187,7 +193,7 @@ export class Client {
     if (this.#stopped) throw new CloseError("normal", "closed by the application");
     const ws = new this.#o.WS(this.#address(url, token));
     ws.binaryType = "arraybuffer";
-    return new Promise((welcomed, refused) => this.#watch({ ws, welcomed, refused }));
+    return new Promise((welcomed, refused) => this.#watch({ ws, token, welcomed, refused }));
   }
 
   /** address is url with the token (or development session) in its query; other parameters are kept. */
@@ -236,6 +242,7 @@ export class Client {
   }
 
   #ended(conn, err) {
+    clearTimeout(conn.refreshTimer);
     if (this.#dialing === conn) this.#dialing = null;
     if (this.#conn !== conn) return conn.refused(err);
     this.#conn = null;
@@ -275,7 +282,36 @@ export class Client {
     this.#setState({ state: "connected", session: f.id, node: f.name });
     for (const w of this.#waiters.splice(0)) w.resolve({ session: f.id, node: f.name });
     if (this.#receipts.length > 0) this.#scheduleReceipts();
+    if (typeof this.#o.token === "function") this.#scheduleRefresh(conn, conn.token, Date.now());
     conn.welcomed(conn);
+  }
+
+  /**
+   * scheduleRefresh sends conn a refresh frame with a fresh token from the
+   * token callback ahead of token's exp (refreshTime of when it was got),
+   * and so on for each new token. A token without a readable exp is not
+   * refreshed.
+   */
+  #scheduleRefresh(conn, token, got) {
+    const exp = tokenExpiry(token);
+    if (exp === null) return;
+    conn.refreshTimer = setTimeout(() => this.#refresh(conn, token, exp), Math.max(0, refreshTime(got, exp) - Date.now()));
+  }
+
+  async #refresh(conn, token, exp) {
+    let next;
+    try {
+      next = await within(Promise.resolve(this.#o.token()), this.#o.dialTimeout, "the token callback");
+    } catch (err) {
+      this.#report(err);
+      if (this.#conn === conn && Date.now() + REFRESH_RETRY < exp) {
+        conn.refreshTimer = setTimeout(() => this.#refresh(conn, token, exp), REFRESH_RETRY);
+      }
+      return;
+    }
+    if (this.#conn !== conn || this.#stopped) return;
+    this.#sendOn(conn, { type: Type.refresh, payload: next });
+    this.#scheduleRefresh(conn, next, Date.now());
   }
 
   #errorFrame(f) {

@@ -20,10 +20,10 @@ export const FLAG_RECEIPT = 0x04;
 /** Frame types, by name. */
 export const Type = Object.freeze({
   push: 1, request: 2, response: 3, end: 4, error: 5, close: 6,
-  ping: 7, pong: 8, hello: 9, welcome: 10, cancel: 11, receipt: 12,
+  ping: 7, pong: 8, hello: 9, welcome: 10, cancel: 11, receipt: 12, refresh: 13,
 });
 
-const MAX_TYPE = Type.receipt;
+const MAX_TYPE = Type.refresh;
 const typeNames = Object.fromEntries(Object.entries(Type).map(([k, v]) => [v, k]));
 
 /** The name of frame type t ("push"), or "type(t)" for one this version does not know. */

@@ -36,7 +36,10 @@ export type State =
   | { state: "stopped"; reason: CloseReason; message: string };
 
 export interface ClientOptions {
-  /** The bearer token, or a callback called before every connect (the first and each reconnect) for a fresh one. */
+  /**
+   * The bearer token, or a callback called before every connect (the first and each reconnect) for a fresh one,
+   * and ahead of each token's exp (refreshTime) for a refresh frame that keeps the connection open.
+   */
   token?: string | (() => string | Promise<string>);
   /** The session to hold, in the edge's development mode (?session=). */
   session?: string;
@@ -122,6 +125,13 @@ export const DEFAULT_MAX_DELAY: number;
 export function ceiling(n: number, base?: number, max?: number): number;
 export function delay(n: number, r: number, base?: number, max?: number): number;
 
+/** The latest a token is refreshed before its exp, in ms (30000). */
+export const REFRESH_LEAD: number;
+/** A JWT's exp in ms since the epoch, read without checking the token; null if it has none. */
+export function tokenExpiry(token: string): number | null;
+/** When a token got at got (ms) and expiring at exp (ms) is refreshed: 80% of its life or REFRESH_LEAD before exp, whichever is sooner, not before half its life. */
+export function refreshTime(got: number, exp: number): number;
+
 export const DEFAULT_DEDUPE_WINDOW: number;
 export class DedupeWindow {
   constructor(n?: number);
@@ -140,7 +150,7 @@ export const MAX_FIELD_LEN: 255;
 export const FLAG_RECEIPT: 0x04;
 export const Type: Readonly<{
   push: 1; request: 2; response: 3; end: 4; error: 5; close: 6;
-  ping: 7; pong: 8; hello: 9; welcome: 10; cancel: 11; receipt: 12;
+  ping: 7; pong: 8; hello: 9; welcome: 10; cancel: 11; receipt: 12; refresh: 13;
 }>;
 
 export interface Frame {

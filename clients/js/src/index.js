@@ -4,6 +4,7 @@ export { CloseCode, CloseError, DisconnectedError, RequestError, STOP_REASONS } 
 export { Message } from "./message.js";
 export { ceiling, delay, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY } from "./backoff.js";
 export { DedupeWindow, DEFAULT_DEDUPE_WINDOW } from "./dedupe.js";
+export { REFRESH_LEAD, refreshTime, tokenExpiry } from "./token.js";
 export {
   decode, decodeReceipt, encode, encodeReceipt, FLAG_RECEIPT, FrameError, HEADER_LEN, MAX_FIELD_LEN,
   receiptFrame, Type, typeName, VERSION,

@@ -2,7 +2,7 @@
 // close reasons' decisions, backoff, the token callback, requests.
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { ceiling, CloseError, connect, DisconnectedError, RequestError, Type } from "../src/index.js";
+import { ceiling, CloseError, connect, DisconnectedError, refreshTime, RequestError, tokenExpiry, Type } from "../src/index.js";
 import { ScriptedSocket as S } from "./scripted.js";
 
 const until = S.until;
@@ -345,5 +345,53 @@ test("receipt frames stay within 8 KiB of ids, as the Go client's, for edges who
   await until(() => s.receipts().length === 1000, "every receipt sent");
   const sizes = s.sent.filter((f) => f.type === Type.receipt).map((f) => f.payload.length);
   assert.ok(Math.max(...sizes) <= 8192, `receipt payloads of ${Math.max(...sizes)} bytes; want at most 8192`);
+  await c.close();
+});
+
+/** fakeJWT is an unsigned token shaped as a JWT whose exp is at ms since the epoch. */
+function fakeJWT(sub, expMs) {
+  const b64 = (o) => btoa(JSON.stringify(o)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return `${b64({ alg: "none" })}.${b64({ sub, exp: expMs / 1000 })}.sig`;
+}
+
+test("tokenExpiry reads a JWT's exp; refreshTime is 80% of the life or 30 s before exp, not before half of it", () => {
+  assert.equal(tokenExpiry(fakeJWT("s", 1700000000500)), 1700000000500);
+  for (const bad of ["", "a.b", "a.!!.c", "e30.e30.c", undefined]) assert.equal(tokenExpiry(bad), null, String(bad));
+  const h = 3600000;
+  assert.equal(refreshTime(0, h), 0.8 * h);
+  assert.equal(refreshTime(0, 100000), 70000);
+  assert.equal(refreshTime(0, 40000), 20000);
+  assert.equal(refreshTime(1000, 2000), 1500);
+});
+
+test("with a token callback the client sends a refresh frame with a fresh token ahead of each exp", async () => {
+  let minted = 0;
+  const c = client({ token: () => fakeJWT(`t${++minted}`, Date.now() + 200) });
+  const s = await S.nth(0);
+  s.welcome();
+  const refreshes = () => s.sent.filter((f) => f.type === Type.refresh).map((f) => JSON.parse(atob(new TextDecoder().decode(f.payload).split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub);
+  await until(() => refreshes().length >= 2, "two refreshes");
+  assert.deepEqual(refreshes().slice(0, 2), ["t2", "t3"], "each refresh carries the callback's next token");
+  assert.equal(S.all.length, 1, "on the one connection");
+  await c.close();
+});
+
+test("a refresh whose callback fails is retried until the token expires; after token_expired the client reconnects with a fresh one", async () => {
+  let minted = 0;
+  const errors = [];
+  const c = client({
+    onError: (e) => errors.push(e),
+    token: () => {
+      if (++minted === 2) throw new Error("token service down");
+      return fakeJWT(`t${minted}`, Date.now() + (minted === 1 ? 100 : 3600000));
+    },
+  });
+  const s0 = await S.nth(0);
+  s0.welcome();
+  await until(() => errors.length === 1, "the failed refresh reported");
+  assert.equal(s0.sent.filter((f) => f.type === Type.refresh).length, 0);
+  s0.end("token_expired");
+  const s1 = await S.nth(1);
+  assert.equal(tokenExpiry(new URL(s1.url).searchParams.get("token")) > Date.now() + 60000, true, "the reconnect's token is a fresh one");
   await c.close();
 });

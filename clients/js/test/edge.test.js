@@ -181,3 +181,33 @@ async function canceled() {
   const m = text.match(/^pushfabric_response_streams_total\{[^}]*outcome="canceled"[^}]*\} (\S+)$/m);
   return m ? Number(m[1]) : 0;
 }
+
+/** refreshes is the node's count of refresh frames with result. */
+async function refreshes(result) {
+  const text = await call("GET", "/metrics");
+  const m = text.match(new RegExp(`^pushfabric_token_refreshes_total\\{[^}]*result="${result}"[^}]*\\} (\\S+)$`, "m"));
+  return m ? Number(m[1]) : 0;
+}
+
+test("a token callback keeps the connection open past its first token's expiry, with refresh frames", { skip }, async (t) => {
+  const before = await refreshes("ok");
+  const minted = [];
+  const short = async () => {
+    const tok = await call("GET", "/token?session=js-refresh&ttl=2s");
+    minted.push(tok);
+    return tok;
+  };
+  const { c, got, states } = open(t, "js-refresh", { token: short });
+  await c.whenConnected();
+  // The edge would close the first connection at its token's exp plus the
+  // 5 s leeway: wait past it, refreshing meanwhile.
+  const firstUntil = JSON.parse(atob(minted[0].split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).exp * 1000 + 5000;
+  const end = Date.now() + 30000;
+  while (Date.now() < firstUntil + 500 || (await refreshes("ok")) < before + 2) {
+    if (Date.now() > end) throw new Error("no refreshes counted");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(states.filter((s) => s.state === "disconnected").length, 0, "the first connection stayed up");
+  await publish("js-refresh", "after-expiry");
+  await until(() => got.some((p) => p.id === "after-expiry"), "the push after the first token's expiry");
+});

@@ -55,7 +55,7 @@ test("receipt payloads encode and decode as the vectors say", () => {
 });
 
 test("frames the format cannot carry are not encoded", () => {
-  assert.throws(() => encode({ type: 13 }), FrameError);
+  assert.throws(() => encode({ type: 14 }), FrameError);
   assert.throws(() => encode({ type: Type.push, priority: "urgent" }), FrameError);
   assert.throws(() => encode({ type: Type.request, wantsReceipt: true }), FrameError);
   assert.throws(() => encode({ type: Type.request, id: "x".repeat(256) }), FrameError);

@@ -76,11 +76,18 @@ type Config struct {
 	// Cmdline is the command line /debug/pprof/cmdline shows, its secrets
 	// redacted (cli.RedactArgs); nil shows none.
 	Cmdline []string
-	// Client authentication: a JWT HS256 secret file or a PEM public key
-	// file. With neither, and every listener on loopback, development mode:
-	// clients name their session.
+	// Client authentication: a JWT HS256 secret file, a PEM public key
+	// file, or several keys chosen by kid from a directory (JWTKeysDir)
+	// and a JWKS file (JWTJWKSFile), read again when they change. With
+	// none, and every listener on loopback, development mode: clients name
+	// their session. JWTAudience and JWTIssuer, if set, are the aud and
+	// iss tokens must carry.
 	JWTSecretFile    string
 	JWTPublicKeyFile string
+	JWTKeysDir       string
+	JWTJWKSFile      string
+	JWTAudience      string
+	JWTIssuer        string
 	// TLSCert and TLSKey, PEM files, have both client listeners speak TLS
 	// (wss://, framed TCP over TLS), 1.2 at least; the pair is read again
 	// when either file changes, the last good one kept if the new one does
@@ -145,7 +152,7 @@ func (cfg Config) Validate() error {
 			errs = check.Field(errs, l.field, "is not an address: %v", err)
 		}
 	}
-	_, _, err := authenticator(cfg)
+	_, err := authenticator(cfg)
 	_, open := exposure(cfg)
 	return errors.Join(append(errs, err, open)...)
 }
@@ -156,7 +163,7 @@ type Node struct {
 	Bus        *bus.Conn
 	Dispatcher *bus.Dispatcher
 	Writer     *dlq.Writer
-	Auth       string // the authentication mode: jwt-hs256, jwt-public-key or development
+	Auth       string // the authentication mode: jwt-hs256, jwt-public-key, jwt-keys or development
 	Tracing    bool   // pushes carrying a trace context are traced
 
 	serving sync.WaitGroup // the listeners' accept loops
@@ -203,10 +210,13 @@ func Options(cfg Config, log *zap.Logger, node *Node) fx.Option {
 		fx.Supply(cfg.Identity, cfg.Bus, cfg.Edge, cfg.Stream, cfg.Writer, log, metrics),
 		fx.Supply(fx.Annotate(metrics, fx.As(new(prometheus.Registerer)))),
 		fx.Provide(
-			func() (edge.Authenticator, error) {
-				a, mode, err := authenticator(cfg)
-				node.Auth = mode
-				return a, err
+			func(lc fx.Lifecycle) (edge.Authenticator, error) {
+				a, err := authenticator(cfg)
+				if err == nil && a.keys != nil {
+					err = watchKeys(lc, a.keys, log, metrics)
+				}
+				node.Auth = a.mode
+				return a.auth, err
 			},
 			registry.New[edge.Conn],
 		),
@@ -345,32 +355,61 @@ func openListeners(cfg Config, srv *edge.Server) ([]listener, error) {
 	return lns, nil
 }
 
+// clientAuth is the node's client authentication.
+type clientAuth struct {
+	auth edge.Authenticator
+	mode string          // jwt-hs256, jwt-public-key, jwt-keys or development
+	keys *token.Verifier // the verifier of key files to read again; nil for a fixed key
+}
+
 // authenticator picks client authentication from cfg.
-func authenticator(cfg Config) (edge.Authenticator, string, error) {
+func authenticator(cfg Config) (clientAuth, error) {
+	opts := verifyOptions(cfg)
+	keyFiles := cfg.JWTKeysDir != "" || cfg.JWTJWKSFile != ""
 	switch {
 	case cfg.JWTSecretFile != "" && cfg.JWTPublicKeyFile != "":
-		return nil, "", &check.FieldError{Field: "JWTSecretFile", With: "JWTPublicKeyFile", Problem: "exclude each other: give one"}
+		return clientAuth{}, &check.FieldError{Field: "JWTSecretFile", With: "JWTPublicKeyFile", Problem: "exclude each other: give one"}
+	case keyFiles && cfg.JWTSecretFile+cfg.JWTPublicKeyFile != "":
+		return clientAuth{}, &check.FieldError{Field: "JWTKeysDir", With: "JWTSecretFile", Problem: "exclude each other: a key directory or JWKS file holds every key, secrets included"}
+	case keyFiles:
+		v, err := token.NewKeyFiles(cfg.JWTKeysDir, cfg.JWTJWKSFile, opts...)
+		a, err := bearer(v, keyFileError("JWTKeysDir", err), "jwt-keys")
+		a.keys = v
+		return a, err
 	case cfg.JWTSecretFile != "":
 		b, err := token.ReadSecretFile(cfg.JWTSecretFile)
 		if err != nil {
-			return nil, "", keyFileError("JWTSecretFile", cmp.Or(errors.Unwrap(err), err))
+			return clientAuth{}, keyFileError("JWTSecretFile", cmp.Or(errors.Unwrap(err), err))
 		}
-		v, err := token.NewHS256(b)
+		v, err := token.NewHS256(b, opts...)
 		return bearer(v, keyFileError("JWTSecretFile", err), "jwt-hs256")
 	case cfg.JWTPublicKeyFile != "":
 		b, err := os.ReadFile(cfg.JWTPublicKeyFile)
 		if err != nil {
-			return nil, "", keyFileError("JWTPublicKeyFile", err)
+			return clientAuth{}, keyFileError("JWTPublicKeyFile", err)
 		}
-		v, err := token.NewPublicKey(b)
+		v, err := token.NewPublicKey(b, opts...)
 		return bearer(v, keyFileError("JWTPublicKeyFile", err), "jwt-public-key")
 	}
 	for _, addr := range []string{cfg.WSListen, cfg.TCPListen} {
 		if offLoopback(addr) {
-			return nil, "", fmt.Errorf("listener %s is not on loopback: configure a JWT secret or public key file (development mode serves loopback only)", addr)
+			return clientAuth{}, fmt.Errorf("listener %s is not on loopback: configure a JWT secret, public key or key directory (development mode serves loopback only)", addr)
 		}
 	}
-	return edge.DevAuth{}, "development", nil
+	return clientAuth{auth: edge.DevAuth{}, mode: "development"}, nil
+}
+
+// verifyOptions are the token checks cfg asks for beyond the signature
+// and exp.
+func verifyOptions(cfg Config) []token.Option {
+	var opts []token.Option
+	if cfg.JWTAudience != "" {
+		opts = append(opts, token.WithAudience(cfg.JWTAudience))
+	}
+	if cfg.JWTIssuer != "" {
+		opts = append(opts, token.WithIssuer(cfg.JWTIssuer))
+	}
+	return opts
 }
 
 // keyFileError is err, if any, about the key file of field.
@@ -382,11 +421,11 @@ func keyFileError(field string, err error) error {
 }
 
 // bearer is the authenticator of a token verifier, if it could be made.
-func bearer(v *token.Verifier, err error, mode string) (edge.Authenticator, string, error) {
+func bearer(v *token.Verifier, err error, mode string) (clientAuth, error) {
 	if err != nil {
-		return nil, "", err
+		return clientAuth{}, err
 	}
-	return edge.BearerAuth(v), mode, nil
+	return clientAuth{auth: edge.BearerAuth(v), mode: mode}, nil
 }
 
 // offLoopback says whether addr is an address, and not on loopback: one

@@ -64,6 +64,8 @@ func edgeCollector(srv *edge.Server) prometheus.Collector {
 			"outcome", func(s edge.Stats) map[string]uint64 { return s.Unconfirmed }),
 		gauge("pushfabric_pushes_awaiting_receipt", "Push-Ack: received pushes written and not yet confirmed, in the windows of all connections on this node (at most --receipt-window each).",
 			func(s edge.Stats) float64 { return float64(s.UnconfirmedNow) }),
+		counterBy("pushfabric_token_refreshes_total", "Refresh frames clients sent, by result: ok (a valid token for the connection's session moved its expiry), refused (the connection was closed auth), ignored (a connection without an expiry, as in development mode).",
+			"result", func(s edge.Stats) map[string]uint64 { return s.Refreshes }),
 	}}
 }
 
