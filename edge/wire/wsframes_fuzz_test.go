@@ -219,7 +219,7 @@ func wsProgramSeeds() []wsProgram {
 		cat(fr(WSBinary, "a"), fr(0x80|WSBinary, "b")),
 		{WSBinary, 2, 1, 1, 0x80 | WSContinuation, 0xC0 | 6, 0}, // issue 11: a continuation of 2^64-1 bytes
 		{WSBinary, 2, 1, 1, 0x80 | WSContinuation, 0xC0 | 4, 0}, // and of 2^63
-		{0x80 | WSPing, 0xC0 | 0},                               // a ping announcing past the control limit
+		{0x80 | WSPing, 0xC0 | 1},                               // a ping announcing 64 KiB, past the control limit
 		cat(fr(WSBinary, string(make([]byte, 40))), fr(0x80|WSContinuation, string(make([]byte, 40)))), // fragments past the limit
 		{0x80 | WSBinary, 0x40 | 3, 1, 2, 3}, // a 16-bit length
 		{0x80 | WSBinary, 0x80 | 9, 1, 2},    // a 64-bit length, cut short
