@@ -10,10 +10,11 @@ NATS_CLI_VERSION := v0.5.0
 # Property tests run this many cases each.
 RAPID_CHECKS ?= 10000
 # Each fuzz target runs this many inputs in `make test` (the whole fuzz
-# step about 3 minutes on 2 cores); a target written pkg:Target@N runs N
+# step under 4 minutes on 2 cores); a target written pkg:Target@N runs N
 # instead, for the targets whose every input is a round trip (a node over
-# NATS) or a whole command line (about 1,000 inputs a second). A campaign
-# sets FUZZTIME, a duration or a count, for every target alike:
+# NATS, 10,000) or a whole command line (2,000; about 500 inputs a
+# second). A campaign sets FUZZTIME, a duration or a count, for every
+# target alike:
 # `make fuzz FUZZTIME=10m` runs each for ten minutes, one after another,
 # and names at the end those that failed. A count, not a duration, in CI:
 # with Go 1.26 a duration can end a run with a spurious "context deadline
@@ -32,7 +33,7 @@ FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS 
 	protocol:FuzzParseSubject protocol:FuzzParseSessionEvent protocol:FuzzParseGroupSubject protocol:FuzzSplitGroups \
 	protocol:FuzzParseAck protocol:FuzzParseMemberReply protocol:FuzzParseDeadLetterSubject \
 	backend:FuzzGroupMembers dlq:FuzzReplayMsg dlq:FuzzEntryTokens \
-	cmd/edge:FuzzConfigFile@5000x cmd/pushctl:FuzzPushArgs@5000x
+	cmd/edge:FuzzConfigFile@2000x cmd/pushctl:FuzzPushArgs@2000x
 # What the binaries built here say they are (internal/version): git describe,
 # or nothing without git (or outside a repository), and then they read their
 # version from Go's build information.

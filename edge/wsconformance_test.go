@@ -57,9 +57,9 @@ func (f wsFrame) bytes() []byte {
 	return b
 }
 
-// data is a final frame holding a pong frame of the protocol: a complete
-// message the edge accepts and does not answer.
-func data(op byte) wsFrame {
+// pongMessage is a final frame holding a pong frame of the protocol: a
+// complete message the edge accepts and does not answer.
+func pongMessage(op byte) wsFrame {
 	body, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypePong, Payload: []byte("data")})
 	return wsFrame{fin: true, op: op, payload: body}
 }
@@ -71,7 +71,8 @@ func closeBody(code uint16, reason string) []byte {
 
 // wsCase is one row of TestWebSocketConformance: the frames a client
 // sends, the close code the edge must answer with (0: none, the
-// connection stays open) and the pongs it must send, in order.
+// connection stays open, and answers the close the test then sends with
+// 1000) and the pongs it must send, in order.
 type wsCase struct {
 	name   string
 	frames []wsFrame
@@ -115,7 +116,7 @@ func TestWebSocketConformance(t *testing.T) {
 
 // conformanceCases are the rows of TestWebSocketConformance.
 func conformanceCases() []wsCase {
-	msg := data(wire.WSBinary).payload
+	msg := pongMessage(wire.WSBinary).payload
 	one := func(f wsFrame) []wsFrame { return []wsFrame{f} }
 	cases := []wsCase{
 		{"unmasked client frame", one(wsFrame{fin: true, op: wire.WSBinary, payload: msg, unmasked: true}), 1002, nil},
@@ -128,8 +129,8 @@ func conformanceCases() []wsCase {
 		{"RSV2", one(wsFrame{fin: true, rsv: 2, op: wire.WSBinary, payload: msg}), 1002, nil},
 		{"RSV3 on a ping", one(wsFrame{fin: true, rsv: 1, op: wire.WSPing}), 1002, nil},
 		{"continuation without a start", one(wsFrame{fin: true, op: wire.WSContinuation, payload: []byte{1}}), 1002, nil},
-		{"data frame inside a fragmented message", []wsFrame{{op: wire.WSBinary, payload: []byte{1}}, data(wire.WSBinary)}, 1002, nil},
-		{"text frame inside a fragmented message", []wsFrame{{op: wire.WSText, payload: []byte{1}}, data(wire.WSText)}, 1002, nil},
+		{"data frame inside a fragmented message", []wsFrame{{op: wire.WSBinary, payload: []byte{1}}, pongMessage(wire.WSBinary)}, 1002, nil},
+		{"text frame inside a fragmented message", []wsFrame{{op: wire.WSText, payload: []byte{1}}, pongMessage(wire.WSText)}, 1002, nil},
 		{"text message not UTF-8", one(wsFrame{fin: true, op: wire.WSText, payload: []byte{0xCE, 0xBA, 0xE1, 0xBD}}), 1007, nil},
 		{"fragmented text message not UTF-8", []wsFrame{{op: wire.WSText, payload: []byte{0xCE}}, {fin: true, op: wire.WSContinuation, payload: []byte{0xFF}}}, 1007, nil},
 		{"close reason not UTF-8", one(wsFrame{fin: true, op: wire.WSClose, payload: closeBody(1000, "\xff\xfe")}), 1007, nil},
@@ -138,7 +139,7 @@ func conformanceCases() []wsCase {
 		{"ping of 125 bytes", one(wsFrame{fin: true, op: wire.WSPing, payload: []byte(strings.Repeat("p", 125))}), 0, []string{strings.Repeat("p", 125)}},
 		{"ping between fragments", []wsFrame{{op: wire.WSBinary, payload: msg[:2]}, {fin: true, op: wire.WSPing, payload: []byte("mid")},
 			{fin: true, op: wire.WSContinuation, payload: msg[2:]}}, 0, []string{"mid"}},
-		{"text message of the protocol", one(data(wire.WSText)), 0, nil},
+		{"text message of the protocol", one(pongMessage(wire.WSText)), 0, nil},
 		{"empty close", one(wsFrame{fin: true, op: wire.WSClose}), 1000, nil},
 	}
 	for _, op := range []byte{3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF} {
