@@ -11,8 +11,9 @@
 # empty they fall back to Go's build information. deployments/README.md
 # says how compose and Kubernetes run it.
 
-# The toolchain go.mod names (go 1.26.8), so the image builds what CI tests.
-FROM golang:1.26.8-bookworm AS build
+# The toolchain go.mod names (toolchain go1.27.3), so the image builds what
+# CI tests.
+FROM golang:1.27.3-bookworm AS build
 WORKDIR /src
 # Modules first: this layer is kept until go.mod or go.sum change.
 COPY go.mod go.sum ./

@@ -2,7 +2,15 @@
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
-STATICCHECK := $(BIN)/staticcheck
+# The Go toolchain everything here builds and tests with: go.mod's
+# toolchain line (deployments/check keeps the two in step). Go fetches it
+# once through the module proxy; go.mod's go line (1.26.8) stays the
+# oldest Go the code builds with.
+export GOTOOLCHAIN := go1.27.3
+# Go tools analyse code with the standard library of the Go that built
+# them: they are kept apart by toolchain.
+TOOLS       := $(BIN)/tools-$(GOTOOLCHAIN)
+STATICCHECK := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # The stock NATS CLI, which the end-to-end tests drive as operators would.
 NATS_CLI    := $(BIN)/nats
@@ -16,9 +24,10 @@ RAPID_CHECKS ?= 10000
 # second). A campaign sets FUZZTIME, a duration or a count, for every
 # target alike:
 # `make fuzz FUZZTIME=10m` runs each for ten minutes, one after another,
-# and names at the end those that failed. A count, not a duration, in CI:
-# with Go 1.26 a duration can end a run with a spurious "context deadline
-# exceeded" on a loaded machine (golang/go#75804, fixed in Go 1.27).
+# and names at the end those that failed. A count in `make test`, the same
+# work on any machine; a duration works too with the Go this builds with
+# (Go 1.26 could end one with a spurious "context deadline exceeded" on a
+# loaded machine, golang/go#75804, fixed in Go 1.27).
 # What a target finds is written to its package's
 # testdata/fuzz/<Target>/ and fails `make unit` from then on: commit it
 # with the fix.
@@ -72,7 +81,7 @@ lint: $(STATICCHECK)
 # module proxy's snapshot of golang.org/x/vulndb at VULNDB_SNAPSHOT (its
 # date is in the version: make it newer to see newer reports). Not part of
 # make test: the database changes every day, and CI may reach none of them.
-GOVULNCHECK := $(BIN)/govulncheck
+GOVULNCHECK := $(TOOLS)/govulncheck
 GOVULNCHECK_VERSION := v1.9.0
 VULNDB_SNAPSHOT := v0.0.0-20261105234957-e22db6528018
 VULNDB      ?=
@@ -86,8 +95,8 @@ vuln: $(GOVULNCHECK)
 			tmp=$$(mktemp -d); \
 			src=$$(cd $$tmp && GOFLAGS= $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_SNAPSHOT) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 			rm -rf $$tmp; \
-			if [ -z "$$src" ] || ! GOBIN=$(BIN) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_SNAPSHOT) || \
-				! $(BIN)/indexdb -vulns $$src/data/osv -out $$out; then \
+			if [ -z "$$src" ] || ! GOBIN=$(TOOLS) $(GO) install golang.org/x/vulndb/cmd/indexdb@$(VULNDB_SNAPSHOT) || \
+				! $(TOOLS)/indexdb -vulns $$src/data/osv -out $$out; then \
 				rm -rf $$out; \
 				echo "make vuln: no vulnerability database within reach (vuln.go.dev, the module proxy's golang.org/x/vulndb); give a copy with VULNDB=file:///path/to/db" >&2; \
 				exit 2; \
@@ -99,7 +108,7 @@ vuln: $(GOVULNCHECK)
 	$(GOVULNCHECK) -db "$$db" ./...
 
 $(GOVULNCHECK):
-	GOBIN=$(BIN) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+	GOBIN=$(TOOLS) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 # What deployments/ ships and nothing here can run (the Dockerfile, the
 # compose cluster, the Kubernetes base, the NATS chart's values), parsed or
@@ -109,7 +118,7 @@ deployments:
 	cd deployments/check && $(GO) vet . && $(GO) test -race -count=1 .
 
 $(STATICCHECK):
-	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(NATS_CLI):
 	GOBIN=$(BIN) $(GO) install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)

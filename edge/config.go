@@ -2,12 +2,14 @@ package edge
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/internal/check"
+	"github.com/pushfabric/pushfabric/push"
 )
 
 // TryPushPolicy says what TryPush does with a frame it cannot queue.
@@ -103,6 +105,57 @@ type Config struct {
 	// not confirmed for this long as unconfirmed; zero: never.
 	ReceiptWindow  int
 	ReceiptTimeout time.Duration
+
+	// Limits: what one node and one client may take, each refused as
+	// docs/operations.md ("Limits") says and counted by its Limit* label
+	// in Stats.LimitRefusals. Zero turns a limit off.
+	//
+	// MaxSessions bounds the connections the node holds. A client that
+	// would be one more is refused once authenticated: closed with reason
+	// overloaded, or, a WebSocket client while the node is full, answered
+	// 503 with Retry-After instead of upgraded (it is then authenticated
+	// before the upgrade too). A takeover of a session the node holds adds
+	// none and is never refused. [Server.Full] reports the node full from
+	// the limit until it holds no more than nine tenths of MaxSessions.
+	MaxSessions int
+	// ConnectRate bounds the sockets accepted per second on all the
+	// server's listeners, ConnectRatePerIP those from one client address
+	// (an IPv6 address's /64; a PROXY header's source behind a trusted
+	// load balancer); bursts of one second's worth. Past either the socket
+	// is closed before its handshake (a WebSocket client is first answered
+	// 429, best effort).
+	ConnectRate      rate.Limit
+	ConnectRatePerIP rate.Limit
+	// MaxHandshakes bounds the sockets accepted and not yet through their
+	// PROXY header, TLS, upgrade or hello and authentication; past it a new
+	// socket is closed at once (a WebSocket client is first answered 503,
+	// best effort).
+	MaxHandshakes int
+	// ClientFrameRate and ClientByteRate bound the frames (WebSocket
+	// control frames included) and bytes a client sends per second, with
+	// bursts of ClientFrameBurst and ClientByteBurst (zero: one second's
+	// worth); a frame larger than the byte burst passes on a full bucket.
+	// Past either the connection is closed with reason overloaded.
+	ClientFrameRate  rate.Limit
+	ClientFrameBurst int
+	ClientByteRate   rate.Limit
+	ClientByteBurst  int
+	// RequestRate bounds the requests a connection starts per second, with
+	// bursts of RequestBurst (zero: one second's worth); past it a request
+	// is answered with an error frame, code rate_limited, and the
+	// connection stays open.
+	RequestRate  rate.Limit
+	RequestBurst int
+	// MaxPendingFrameBytes bounds the memory, on all connections together,
+	// held by client frames partly received (past the first 4 KiB of each,
+	// twice the bytes that have arrived, as the buffer grows); a reader
+	// that cannot have more closes its connection with reason overloaded.
+	// At least MaxFrameSize when set.
+	MaxPendingFrameBytes int
+	// MaxGroups bounds the groups a client's token may name, up to
+	// push.MaxGroups (zero: push.MaxGroups); a token with more is refused
+	// with reason auth. It bounds ChangeGroups too.
+	MaxGroups int
 }
 
 // DefaultConfig returns the defaults.
@@ -125,6 +178,18 @@ func DefaultConfig() Config {
 		DrainTimeout:     5 * time.Second,
 		ReceiptWindow:    256,
 		ReceiptTimeout:   30 * time.Second,
+
+		MaxSessions:          100_000,
+		ConnectRate:          2000,
+		MaxHandshakes:        4096,
+		ClientFrameRate:      500,
+		ClientFrameBurst:     1000,
+		ClientByteRate:       1 << 20,
+		ClientByteBurst:      4 << 20,
+		RequestRate:          100,
+		RequestBurst:         200,
+		MaxPendingFrameBytes: 256 << 20,
+		MaxGroups:            push.MaxGroups,
 	}
 }
 
@@ -148,9 +213,8 @@ func (c Config) Validate() error {
 	errs = check.NotNegative(errs, "PingInterval", c.PingInterval)
 	errs = check.NotNegative(errs, "IdleTimeout", c.IdleTimeout)
 	errs = check.NotNegative(errs, "DrainTimeout", c.DrainTimeout)
-	if c.Rate < 0 {
-		errs = check.Field(errs, "Rate", "must not be negative, got %v", c.Rate)
-	}
+	errs = check.NotNegative(errs, "Rate", c.Rate)
+	errs = c.validateLimits(errs)
 	if c.TryPush != TryPushReturns && c.TryPush != TryPushDeadLetters {
 		errs = check.Field(errs, "TryPush", "is an unknown policy: %d", c.TryPush)
 	}
@@ -163,20 +227,51 @@ func (c Config) Validate() error {
 	if _, err := newProxySources(c.ProxyProtocol); err != nil {
 		errs = check.Field(errs, "ProxyProtocol", "is not valid: %v", err)
 	}
-	if c.MaxFrameSize < wire.HeaderLen {
-		errs = check.Field(errs, "MaxFrameSize", "must be at least %d, got %d", wire.HeaderLen, c.MaxFrameSize)
+	if c.MaxFrameSize < minFrameSize {
+		errs = check.Field(errs, "MaxFrameSize", "must be at least %d (1 KiB), got %d", minFrameSize, c.MaxFrameSize)
 	}
 	return errors.Join(errs...)
 }
+
+// validateLimits checks the node and client limits.
+func (c Config) validateLimits(errs []error) []error {
+	errs = check.NotNegative(errs, "MaxSessions", c.MaxSessions)
+	errs = check.NotNegative(errs, "ConnectRate", c.ConnectRate)
+	errs = check.NotNegative(errs, "ConnectRatePerIP", c.ConnectRatePerIP)
+	errs = check.NotNegative(errs, "MaxHandshakes", c.MaxHandshakes)
+	errs = check.NotNegative(errs, "ClientFrameRate", c.ClientFrameRate)
+	errs = check.NotNegative(errs, "ClientFrameBurst", c.ClientFrameBurst)
+	errs = check.NotNegative(errs, "ClientByteRate", c.ClientByteRate)
+	errs = check.NotNegative(errs, "ClientByteBurst", c.ClientByteBurst)
+	errs = check.NotNegative(errs, "RequestRate", c.RequestRate)
+	errs = check.NotNegative(errs, "RequestBurst", c.RequestBurst)
+	errs = check.NotNegative(errs, "MaxPendingFrameBytes", c.MaxPendingFrameBytes)
+	errs = check.NotNegative(errs, "MaxGroups", c.MaxGroups)
+	if c.MaxGroups > push.MaxGroups {
+		errs = check.Field(errs, "MaxGroups", "must be at most %d, got %d", push.MaxGroups, c.MaxGroups)
+	}
+	if c.MaxPendingFrameBytes > 0 && c.MaxPendingFrameBytes < c.MaxFrameSize {
+		errs = append(errs, &check.FieldError{Field: "MaxPendingFrameBytes", With: "MaxFrameSize",
+			Problem: fmt.Sprintf("do not fit: the first must be 0 or at least the second, got %d and %d", c.MaxPendingFrameBytes, c.MaxFrameSize)})
+	}
+	return errs
+}
+
+// minFrameSize is the smallest MaxFrameSize: room for a hello with a
+// token, a receipt of a few ids, a small request.
+const minFrameSize = 1 << 10
 
 // minHandshakeSize is the smallest MaxHandshakeSize: room for a plain
 // WebSocket upgrade request.
 const minHandshakeSize = 512
 
 // burst is the token bucket size: Burst, or one second's worth of tokens.
-func (c Config) burst() int {
-	if c.Burst > 0 {
-		return c.Burst
+func (c Config) burst() int { return int(burstOf(c.Rate, c.Burst)) }
+
+// maxGroups is the most groups a connection may be a member of.
+func (c Config) maxGroups() int {
+	if c.MaxGroups > 0 {
+		return c.MaxGroups
 	}
-	return max(1, int(c.Rate))
+	return push.MaxGroups
 }

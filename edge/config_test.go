@@ -25,6 +25,12 @@ func TestConfigValidateNamesEveryBadField(t *testing.T) {
 		{func(c *Config) { c.BatchFrames = 0 }, "BatchFrames"},
 		{func(c *Config) { c.Flushers = -1 }, "Flushers"},
 		{func(c *Config) { c.MaxFrameSize = 3 }, "MaxFrameSize"},
+		{func(c *Config) { c.MaxFrameSize = 1023 }, "MaxFrameSize must be at least 1024 (1 KiB), got 1023"},
+		{func(c *Config) { c.MaxSessions = -1 }, "MaxSessions"},
+		{func(c *Config) { c.ConnectRate = -1 }, "ConnectRate"},
+		{func(c *Config) { c.ClientByteRate = -0.5 }, "ClientByteRate"},
+		{func(c *Config) { c.MaxGroups = 33 }, "MaxGroups must be at most 32"},
+		{func(c *Config) { c.MaxPendingFrameBytes = c.MaxFrameSize - 1 }, "MaxPendingFrameBytes and MaxFrameSize do not fit: the first must be 0 or at least the second"},
 		{func(c *Config) { c.TryPush = 7 }, "TryPush"},
 		{func(c *Config) { c.DrainTimeout = -1 }, "DrainTimeout"},
 	} {

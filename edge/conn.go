@@ -102,6 +102,7 @@ type Conn struct {
 	lastRead time.Time      // when the client's last bytes arrived
 	expires  time.Time      // when the token ends (closed token_expired then); zero: never. Set before the reader starts
 	in       input          // what frames are read through
+	limits   clientLimits   // what the client may send
 	reqWG    sync.WaitGroup // request goroutines
 }
 

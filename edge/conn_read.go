@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"io"
 	"net"
@@ -46,6 +47,9 @@ func (c *Conn) readLoop() {
 		case errors.Is(err, errWSClose):
 			c.abort(wire.CloseNormal, push.ReasonClosed) // the close frame answered (RFC 6455 §5.5.1)
 			c.discardInput()
+		case errors.Is(err, errOverLimit):
+			c.abortWith(wire.CloseOverloaded, err)
+			c.discardInput()
 		default:
 			c.terminate(push.ReasonClosed, wire.CloseNormal, readErr(err))
 		}
@@ -85,6 +89,7 @@ func (c *Conn) readFrames() error {
 	br.Reset(&c.in)
 	c.in.br = br
 	defer func() {
+		c.in.releaseFrame()
 		c.in.br = nil
 		br.Reset(nil)
 		readers.Put(br)
@@ -93,7 +98,7 @@ func (c *Conn) readFrames() error {
 		c.in.frameStart()
 		body, err := c.fr.readFrame(c, br)
 		if err != nil {
-			return err
+			return cmp.Or(c.in.failed, err) // a framing may report a refused read as a cut frame
 		}
 		if err := c.handle(body); err != nil {
 			return err
@@ -119,11 +124,18 @@ type input struct {
 	read    int64         // bytes read so far
 	start   int64         // bytes consumed when the frame being read began
 	control int64         // bytes of WebSocket control frames consumed since start
+	// reserved is what the frame being read holds of the node's budget
+	// for partly received frames (reserveFrame); failed is why Read
+	// refused to read on, if it did.
+	reserved int64
+	failed   error
 }
 
-// frameStart marks the start of a frame.
+// frameStart marks the start of a frame, giving back the budget the last
+// one reserved: its body is handled.
 func (in *input) frameStart() {
 	in.start, in.control = in.read-int64(in.br.Buffered()), 0
+	in.releaseFrame()
 }
 
 // betweenFrames reports whether everything read since the frame began has
@@ -145,6 +157,10 @@ func (in *input) Read(p []byte) (int, error) {
 	for {
 		if in.control > 0 && in.betweenFrames() {
 			return 0, errPaused // only control frames so far: wait without the buffer
+		}
+		if err := in.reserveFrame(); err != nil {
+			in.failed = err
+			return 0, err
 		}
 		n, err := in.c.nc.Read(p)
 		if n > 0 || !isTimeout(err) {
@@ -171,6 +187,9 @@ func (in *input) got(n int) {
 // handle acts on one client frame. Only transport-level problems return an
 // error; a bad frame is answered with an error frame.
 func (c *Conn) handle(body []byte) error {
+	if err := c.countFrame(); err != nil {
+		return err
+	}
 	f, err := wire.Decode(body)
 	if err != nil {
 		c.protocolError("", &ProtocolError{Code: wire.CodeMalformed, Message: err.Error()})
@@ -210,6 +229,9 @@ const wsControlHeader = 6
 // onWSControl handles WebSocket control frames from the client.
 func (c *Conn) onWSControl(op byte, payload []byte) error {
 	c.in.control += int64(wsControlHeader + len(payload))
+	if err := c.countFrame(); err != nil {
+		return err
+	}
 	switch op {
 	case wire.WSPing:
 		c.queuePong(payload)

@@ -100,6 +100,8 @@ func (c *Conn) startRequest(f *Frame) {
 
 func (c *Conn) admitLocked(f *Frame) *ProtocolError {
 	switch {
+	case !c.takeRequest():
+		return &ProtocolError{Code: wire.CodeRateLimited, Message: fmt.Sprintf("more than %v requests a second", c.srv.cfg.RequestRate)}
 	case c.srv.handler(f.Name) == nil:
 		return &ProtocolError{Code: wire.CodeUnknownMethod, Message: fmt.Sprintf("no handler for method %q", f.Name)}
 	case c.reqs[f.ID] != nil:

@@ -20,6 +20,12 @@
 // Clients can send requests; a [Handler] answers with one frame, nothing or a
 // stream (an iter.Seq2), whose frames go out behind pushes.
 //
+// Every limit on what a node takes (sessions, connects per second in all
+// and per address, handshakes in flight, memory of partly received frames)
+// and on what one client sends (frames, bytes and requests per second,
+// groups) is a [Config] field with a stated refusal, counted in
+// [Stats].LimitRefusals.
+//
 // The package knows nothing of NATS: the bus feeds it through PushHandles
 // found in the registry, and hears back through each push's receipt. It
 // imports registry, edge/wire and the vocabulary (push); never nats.go,

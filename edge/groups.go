@@ -21,7 +21,7 @@ func (c *Conn) Groups() []string {
 // leave (a name in both is left), and returns the groups it was not a
 // member of before (added) and those it no longer is (removed). A name
 // that breaks push.CheckGroup, or a change that would leave it a member of
-// more than push.MaxGroups, is an error, and nothing changes. It changes
+// more than Config.MaxGroups, is an error, and nothing changes. It changes
 // what the connection says it is a member of, nothing else: the bus, which
 // calls it, delivers the groups' pushes.
 func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err error) {
@@ -48,8 +48,8 @@ func (c *Conn) ChangeGroups(join, leave []string) (added, removed []string, err 
 		}
 		return false
 	})
-	if len(next) > push.MaxGroups { // counted after the leaves: a full connection may swap one
-		return nil, nil, fmt.Errorf("%d groups: at most %d", len(next), push.MaxGroups)
+	if max := c.srv.cfg.maxGroups(); len(next) > max { // counted after the leaves: a full connection may swap one
+		return nil, nil, fmt.Errorf("%d groups: at most %d", len(next), max)
 	}
 	slices.Sort(next)
 	c.groups = next

@@ -28,12 +28,18 @@ type handshakePolicy struct {
 	// mode, where a DNS-rebinding page would otherwise be its own origin).
 	loopbackHosts bool
 	pages         PageMux // Options.Pages; nil: none
+	// fullFor, set while the node is at its session limit, reports
+	// whether a WebSocket client with these credentials would be refused
+	// at it: it is then answered 503 instead of upgraded. Nil: none is.
+	fullFor func(cr Credentials) bool
 }
 
 // handshake runs on a short-lived goroutine per accepted socket: the
 // transport handshake and authentication, which need deep stacks and
 // buffers, happen here so the connection's long-lived reader starts small.
+// It gives back the handshake slot admitSocket took.
 func (s *Server) handshake(nc net.Conn, fr framing) {
+	defer s.handshakeDone()
 	defer s.recoverHandshake(nc)
 	if !s.shaking.add(nc, nil) {
 		_ = nc.Close()
@@ -50,31 +56,21 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 		s.handshakeFailed(nc, remote, fr, err)
 		return
 	}
-	cr, early, err := fr.handshake(nc, &s.hs)
+	cr, early, err := fr.handshake(nc, s.policy(nc, remote, deadline))
 	if err != nil {
 		s.handshakeFailed(nc, remote, fr, err)
 		return
 	}
 	cr.Local, cr.Remote = nc.LocalAddr(), remote
-	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
-	id, err := authenticate(ctx, s.auth, cr)
-	cancel()
-	if err != nil {
-		s.metrics.rejections[RejectAuth].Inc()
-		s.log.Debug("client rejected", zap.Stringer("remote", remote), zap.Error(err))
-		s.reject(nc, fr, wire.CloseAuth, err.Error())
-		return
-	}
-	if err := s.admissible(id.Session); err != nil {
-		s.metrics.rejections[RejectRefused].Inc()
-		s.log.Debug("client refused before it took its session", zap.String("session", id.Session), zap.Error(err))
-		s.reject(nc, fr, wire.CloseShutdown, err.Error())
+	id, ok := s.authorize(nc, fr, cr, deadline)
+	if !ok {
 		return
 	}
 	// The socket becomes a connection's: Shutdown ends it as one (a close
 	// frame, a drain), no longer by closing it as a handshake. Once
 	// Shutdown has begun, it has closed the socket already.
 	if !s.shaking.release(raw) {
+		s.releaseSession()
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -82,9 +78,63 @@ func (s *Server) handshake(nc net.Conn, fr framing) {
 	c.groups, c.expires = id.Groups, id.Expires
 	c.in.pending = early
 	if !s.admit(c) {
+		s.releaseSession()
 		s.metrics.rejections[RejectShutdown].Inc()
 		s.reject(nc, fr, wire.CloseShutdown, "the node is shutting down")
 	}
+}
+
+// policy is what the handshake of nc, from remote, checks: s.hs, and
+// while the node is full, whether a WebSocket client may upgrade at all: one
+// that authenticates as a session the node does not hold would only be
+// refused at the session limit after it, so it is answered 503 with
+// Retry-After before, which load balancers understand. It is therefore
+// authenticated twice when it may upgrade (a takeover, a client the
+// authenticator refuses, which is then told why as usual).
+func (s *Server) policy(nc net.Conn, remote net.Addr, deadline time.Time) *handshakePolicy {
+	if !s.Full() {
+		return &s.hs
+	}
+	hp := s.hs
+	hp.fullFor = func(cr Credentials) bool {
+		cr.Local, cr.Remote = nc.LocalAddr(), remote
+		ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
+		defer cancel()
+		id, err := authenticate(ctx, s.auth, cr)
+		return err == nil && s.reg.Get(id.Session) == nil && s.Full()
+	}
+	return &hp
+}
+
+// authorize authenticates the client, checks its groups against
+// Config.MaxGroups, runs the Admit hook and takes a session slot
+// (reserveSession), and returns who it is. A client refused on the way
+// is counted, told why and closed, and ok is false.
+func (s *Server) authorize(nc net.Conn, fr framing, cr Credentials, deadline time.Time) (id Identity, ok bool) {
+	ctx, cancel := context.WithDeadline(s.baseCtx, deadline)
+	id, err := authenticate(ctx, s.auth, cr)
+	cancel()
+	if err == nil {
+		err = s.tooManyGroups(id.Groups)
+	}
+	if err != nil {
+		s.metrics.rejections[RejectAuth].Inc()
+		s.log.Debug("client rejected", zap.Stringer("remote", cr.Remote), zap.Error(err))
+		s.reject(nc, fr, wire.CloseAuth, err.Error())
+		return Identity{}, false
+	}
+	if err := s.admissible(id.Session); err != nil {
+		s.metrics.rejections[RejectRefused].Inc()
+		s.log.Debug("client refused before it took its session", zap.String("session", id.Session), zap.Error(err))
+		s.reject(nc, fr, wire.CloseShutdown, err.Error())
+		return Identity{}, false
+	}
+	if !s.reserveSession(id.Session) {
+		s.refusedFull(cr.Remote)
+		s.reject(nc, fr, wire.CloseOverloaded, fullMessage)
+		return Identity{}, false
+	}
+	return id, true
 }
 
 // transport reads the PROXY header of a trusted source, then runs the
@@ -99,6 +149,9 @@ func (s *Server) transport(nc net.Conn) (net.Conn, net.Addr, error) {
 			return nc, remote, err
 		}
 		remote = client
+		if !s.limits.perIP.allow(remote, time.Now()) {
+			return nc, remote, errConnectRatePerIP
+		}
 	}
 	if s.tls == nil {
 		return nc, remote, nil
@@ -109,6 +162,23 @@ func (s *Server) transport(nc net.Conn) (net.Conn, net.Addr, error) {
 	}
 	return tc, remote, nil
 }
+
+// fullMessage tells a client refused at the session limit why.
+const fullMessage = "the node holds as many sessions as it may; try again later"
+
+// errFull: a WebSocket upgrade was answered 503 at the session limit.
+var errFull = errors.New("at the session limit")
+
+// refusedFull counts and logs a client refused at the session limit.
+func (s *Server) refusedFull(remote net.Addr) {
+	s.limitRefused(LimitSessions)
+	s.metrics.rejections[RejectOverloaded].Inc()
+	s.log.Debug("client refused at the session limit", zap.Stringer("remote", remote), zap.Int("max_sessions", s.cfg.MaxSessions))
+}
+
+// errConnectRatePerIP: the client a PROXY header named is over
+// Config.ConnectRatePerIP.
+var errConnectRatePerIP = errors.New("over the connect rate per address")
 
 // admissible runs the Admit hook, if any.
 func (s *Server) admissible(session string) error {
@@ -123,8 +193,16 @@ func (s *Server) admissible(session string) error {
 // refused upgrades were answered by the upgrader); a TCP client whose
 // hello was malformed or too large is told so.
 func (s *Server) handshakeFailed(nc net.Conn, remote net.Addr, fr framing, err error) {
-	if errors.Is(err, errPageServed) { // answered: no client was refused
+	switch {
+	case errors.Is(err, errPageServed): // answered: no client was refused
 		_ = nc.Close()
+		return
+	case errors.Is(err, errFull): // answered 503
+		s.refusedFull(remote)
+		_ = nc.Close()
+		return
+	case errors.Is(err, errConnectRatePerIP):
+		s.refuseSocket(nc, fr, LimitConnectRatePerIP)
 		return
 	}
 	reason := RejectHandshake
@@ -200,7 +278,10 @@ func (wsFraming) handshake(nc net.Conn, hp *handshakePolicy) (Credentials, []byt
 		io.Reader
 		io.Writer
 	}{bytes.NewReader(req), nc}); err != nil {
-		if up.refused != "" {
+		switch {
+		case up.full:
+			err = errFull
+		case up.refused != "":
 			err = fmt.Errorf("%w: %s", errOriginRefused, up.refused)
 		}
 		return up.cr, nil, fmt.Errorf("websocket upgrade: %w", err)
@@ -218,6 +299,7 @@ type upgrade struct {
 	origin  string
 	origins int    // Origin headers seen; one means the request comes from a browser page
 	refused string // why checkOrigin refused the request; "" if it did not
+	full    bool   // checkOrigin refused it at the session limit
 }
 
 func (u *upgrade) onRequest(uri []byte) error {
@@ -255,7 +337,8 @@ func (u *upgrade) onHeader(key, value []byte) error {
 
 // checkOrigin refuses, with 403 and the reason, a request whose Host is
 // not loopback in development mode, one with more than one Origin header,
-// and a browser page from an origin that may not connect.
+// and a browser page from an origin that may not connect; and, with 503,
+// one that would be refused at the session limit (handshakePolicy.fullFor).
 func (u *upgrade) checkOrigin() (ws.HandshakeHeader, error) {
 	switch {
 	case u.hp.loopbackHosts && !loopbackHost(u.host):
@@ -264,6 +347,10 @@ func (u *upgrade) checkOrigin() (ws.HandshakeHeader, error) {
 		u.refused = "more than one Origin header"
 	case u.origins == 1 && !u.hp.origins.allows(u.origin, u.host):
 		u.refused = "origin " + strconv.Quote(u.origin) + " may not connect here"
+	case u.hp.fullFor != nil && u.hp.fullFor(u.cr):
+		u.full = true
+		return nil, ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
+			ws.RejectionHeader(ws.HandshakeHeaderHTTP{"Retry-After": {"1"}}), ws.RejectionReason(fullMessage+"\n"))
 	default:
 		return nil, nil
 	}

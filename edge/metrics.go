@@ -27,16 +27,34 @@ type Metrics struct {
 	confirmed         stats.Counter
 	unconfirmed       map[string]*stats.Counter // by Unconfirmed* outcome
 	unconfirmedNow    stats.Gauge
+	limits            map[string]*stats.Counter // by Limit*
+	handshakes        stats.Gauge               // sockets in their handshake now
+	pendingFrameBytes stats.Gauge               // reserved under Config.MaxPendingFrameBytes now
 	refreshes         map[string]*stats.Counter // by Refresh* outcome
 }
 
 // Rejection reasons: why a client never got a session.
 const (
-	RejectAuth      = "auth"      // authentication failed
-	RejectHandshake = "handshake" // the WebSocket upgrade or TCP hello failed or timed out
-	RejectShutdown  = "shutdown"  // the node was stopping
-	RejectRefused   = "refused"   // the Admit or connect hook refused it
-	RejectOrigin    = "origin"    // a browser page from an origin not allowed (WebSocket)
+	RejectAuth       = "auth"       // authentication failed
+	RejectHandshake  = "handshake"  // the WebSocket upgrade or TCP hello failed or timed out
+	RejectShutdown   = "shutdown"   // the node was stopping
+	RejectRefused    = "refused"    // the Admit or connect hook refused it
+	RejectOrigin     = "origin"     // a browser page from an origin not allowed (WebSocket)
+	RejectOverloaded = "overloaded" // the node was at a limit (Limit*: sessions, connect rates, handshakes)
+)
+
+// Limits, the labels of Stats.LimitRefusals: what was refused at which of
+// the Config's limits.
+const (
+	LimitSessions          = "sessions"            // a client over MaxSessions: closed overloaded
+	LimitConnectRate       = "connect_rate"        // a socket over ConnectRate: closed before its handshake
+	LimitConnectRatePerIP  = "connect_rate_per_ip" // a socket over ConnectRatePerIP: closed before its handshake
+	LimitHandshakes        = "handshakes"          // a socket over MaxHandshakes: closed at once
+	LimitClientFrameRate   = "client_frame_rate"   // a connection over ClientFrameRate: closed overloaded
+	LimitClientByteRate    = "client_byte_rate"    // a connection over ClientByteRate: closed overloaded
+	LimitRequestRate       = "request_rate"        // a request over RequestRate: answered rate_limited
+	LimitPendingFrameBytes = "pending_frame_bytes" // a connection whose frame found MaxPendingFrameBytes taken: closed overloaded
+	LimitGroups            = "groups"              // a token naming more than MaxGroups groups: refused auth
 )
 
 // Why a connection's pushes were lost: neither written nor dead-lettered.
@@ -64,13 +82,15 @@ func NewMetrics() *Metrics {
 	return &Metrics{
 		batchSize:   stats.NewHistogram(1, 2, 4, 8, 16, 32, 64, 128),
 		queueWait:   stats.NewHistogram(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
-		rejections:  stats.Counters(RejectAuth, RejectHandshake, RejectShutdown, RejectRefused, RejectOrigin),
+		rejections:  stats.Counters(RejectAuth, RejectHandshake, RejectShutdown, RejectRefused, RejectOrigin, RejectOverloaded),
 		disconnects: stats.Counters(wire.CloseReasons...),
 		streams:     stats.Counters(StreamCompleted, StreamFailed, StreamCanceled, StreamAbandoned),
 		panics:      stats.Counters(PanicHandshake, PanicReader, PanicRequest, PanicWriter, PanicFlusher),
 		lost:        stats.Counters(LostSinkPanic),
 		unconfirmed: stats.Counters(UnconfirmedHandedOver, UnconfirmedTimedOut, UnconfirmedDeadLettered),
-		refreshes:   stats.Counters(RefreshOK, RefreshRefused, RefreshIgnored),
+		limits: stats.Counters(LimitSessions, LimitConnectRate, LimitConnectRatePerIP, LimitHandshakes,
+			LimitClientFrameRate, LimitClientByteRate, LimitRequestRate, LimitPendingFrameBytes, LimitGroups),
+		refreshes: stats.Counters(RefreshOK, RefreshRefused, RefreshIgnored),
 	}
 }
 
@@ -108,6 +128,13 @@ type Stats struct {
 	Confirmed      uint64
 	Unconfirmed    map[string]uint64
 	UnconfirmedNow int64
+	// LimitRefusals counts what was refused at a limit, by Limit* label;
+	// Handshakes are the sockets in their handshake now and
+	// PendingFrameBytes the memory reserved by partly received frames now
+	// (Config.MaxHandshakes, Config.MaxPendingFrameBytes).
+	LimitRefusals     map[string]uint64
+	Handshakes        int64
+	PendingFrameBytes int64
 	// Refreshes counts the refresh frames clients sent, by Refresh*
 	// outcome.
 	Refreshes map[string]uint64
@@ -125,6 +152,7 @@ func (m *Metrics) Stats() Stats {
 		Panics: stats.Loads(m.panics), Lost: stats.Loads(m.lost),
 		ReceiptFrames: m.receiptFrames.Load(), Confirmed: m.confirmed.Load(),
 		Unconfirmed: stats.Loads(m.unconfirmed), UnconfirmedNow: m.unconfirmedNow.Load(),
+		LimitRefusals: stats.Loads(m.limits), Handshakes: m.handshakes.Load(), PendingFrameBytes: m.pendingFrameBytes.Load(),
 		Refreshes: stats.Loads(m.refreshes),
 	}
 }

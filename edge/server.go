@@ -112,6 +112,7 @@ type Server struct {
 	metrics  *Metrics
 	hs       handshakePolicy
 	proxies  proxySources    // connections from these start with a PROXY header
+	limits   *nodeLimits     // the node-wide limits' state
 	tls      *tls.Config     // Options.TLS; read-only
 	epoch    time.Time       // the server's clock: queue times are durations since it
 	baseCtx  context.Context // parent of request contexts; ends at shutdown
@@ -157,6 +158,7 @@ func NewServer(o Options) (*Server, error) {
 	s.hs.maxSize = s.cfg.MaxHandshakeSize
 	s.hs.origins, _ = newOriginPolicy(s.cfg.WSAllowedOrigins) // checked by Validate
 	s.proxies, _ = newProxySources(s.cfg.ProxyProtocol)
+	s.limits = newNodeLimits(&s.cfg)
 	s.hs.loopbackHosts = devMode(s.auth)
 	s.hs.pages = o.Pages
 	s.baseCtx, s.stopCtx = context.WithCancel(context.Background())
@@ -222,7 +224,9 @@ func (s *Server) serve(ln net.Listener, fr framing) error {
 			continue
 		}
 		backoff = 0
-		s.wg.Go(func() { s.handshake(nc, fr) })
+		if s.admitSocket(nc, fr) {
+			s.wg.Go(func() { s.handshake(nc, fr) })
+		}
 	}
 }
 
@@ -301,6 +305,7 @@ func (s *Server) newConn(nc net.Conn, remote net.Addr, fr framing, session strin
 		raw: rawConnOf(nc), fr: fr, done: make(chan struct{}),
 	}
 	c.in.c = c
+	c.limits.fill(&s.cfg, s.now())
 	if s.cfg.Rate > 0 {
 		c.limiter = rate.NewLimiter(s.cfg.Rate, s.cfg.burst())
 	}
@@ -360,10 +365,12 @@ func (s *Server) setUp(c *Conn) {
 // now is the time on the server's clock (monotonic).
 func (s *Server) now() time.Duration { return time.Since(s.epoch) }
 
-// forget removes an ended connection from the server and the registry.
+// forget removes an ended connection from the server and the registry,
+// and gives back its session slot.
 func (s *Server) forget(c *Conn) {
 	s.reg.Remove(c.session, c)
 	s.conns.remove(c)
+	s.releaseSession()
 }
 
 // handler finds the handler for a method.

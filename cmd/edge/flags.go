@@ -28,6 +28,7 @@ type edgeFlags struct {
 	natsFlags
 	dlqFlags
 	connFlags
+	limitFlags
 	LogLevel   string `name:"log-level" default:"info" enum:"debug,info,warn,error" help:"debug, info, warn or error."`
 	LogFormat  string `name:"log-format" default:"auto" enum:"json,console,auto" help:"json, console, or auto (console on a terminal)."`
 	Quickstart bool   `name:"quickstart" help:"Print how to connect a client and send a push once started."`
@@ -111,6 +112,23 @@ type connFlags struct {
 	RequestTimeout     time.Duration `config:"Bus.RequestTimeout" name:"request-timeout" default:"${RequestTimeout}" help:"A request forwarded to req.<prefix>.<method> ends with timeout after this long without a reply."`
 	RequestBuffer      int           `config:"Bus.RequestBuffer" name:"request-buffer" default:"${RequestBuffer}" help:"Replies held per request beyond --stream-buffer while the client is behind; over: too_slow."`
 	RequestBufferBytes int           `config:"Bus.RequestBufferBytes" name:"request-buffer-bytes" default:"${RequestBufferBytes}" help:"Reply bytes held per request while the client is behind; over: too_slow."`
+}
+
+// limitFlags are the node's and each client's limits (docs/operations.md,
+// "Limits"); 0 turns one off.
+type limitFlags struct {
+	MaxSessions          int     `config:"Edge.MaxSessions" name:"max-sessions" default:"${MaxSessions}" help:"Sessions this node holds at most; one more is refused once authenticated, WebSocket with HTTP 503 before the upgrade, TCP with close overloaded (a takeover of a session held here is not), and the node is not ready (/readyz 503) from then until it holds 90 % of this; 0: no limit."`
+	ConnectRate          float64 `config:"Edge.ConnectRate" name:"connect-rate" default:"${ConnectRate}" help:"Client sockets accepted per second on all listeners (bursts of one second's worth); over: closed before the handshake (WebSocket: HTTP 429 first); 0: no limit."`
+	ConnectRatePerIP     float64 `config:"Edge.ConnectRatePerIP" name:"connect-rate-per-ip" default:"${ConnectRatePerIP}" help:"Client sockets accepted per second from one address (an IPv6 /64; behind --proxy-protocol, the PROXY header's client), bursts of one second's worth; over: closed before the handshake (WebSocket: HTTP 429 first); 0: no limit."`
+	MaxHandshakes        int     `config:"Edge.MaxHandshakes" name:"max-handshakes" default:"${MaxHandshakes}" help:"Sockets accepted and not yet through TLS, upgrade or hello and authentication, at most; over: a new one is closed at once (WebSocket: HTTP 503 first); 0: no limit."`
+	ClientFrameRate      float64 `config:"Edge.ClientFrameRate" name:"client-frame-rate" default:"${ClientFrameRate}" help:"Frames a client sends per second (WebSocket pings included); over: closed overloaded; 0: no limit."`
+	ClientFrameBurst     int     `config:"Edge.ClientFrameBurst" name:"client-frame-burst" default:"${ClientFrameBurst}" help:"Burst of --client-frame-rate; 0: one second's worth."`
+	ClientByteRate       float64 `config:"Edge.ClientByteRate" name:"client-byte-rate" default:"${ClientByteRate}" help:"Bytes a client sends per second; over: closed overloaded; 0: no limit."`
+	ClientByteBurst      int     `config:"Edge.ClientByteBurst" name:"client-byte-burst" default:"${ClientByteBurst}" help:"Burst of --client-byte-rate (a larger frame passes on a full bucket); 0: one second's worth."`
+	RequestRate          float64 `config:"Edge.RequestRate" name:"request-rate" default:"${RequestRate}" help:"Requests a connection starts per second; over: the request gets error rate_limited, the connection stays; 0: no limit."`
+	RequestBurst         int     `config:"Edge.RequestBurst" name:"request-burst" default:"${RequestBurst}" help:"Burst of --request-rate; 0: one second's worth."`
+	MaxPendingFrameBytes int     `config:"Edge.MaxPendingFrameBytes" name:"max-pending-frame-bytes" default:"${MaxPendingFrameBytes}" help:"Memory for client frames partly received, on all connections together (twice what has arrived of each, past its first 4 KiB); a connection whose frame finds it taken is closed overloaded; 0 or at least --max-frame-size; 0: no limit."`
+	MaxGroups            int     `config:"Edge.MaxGroups" name:"max-groups" default:"${MaxGroups}" help:"Groups a token may name (and a connection be a member of), at most 32; more: refused auth; 0: 32."`
 }
 
 // Validate checks every origin of --ws-allowed-origins; an empty one (a

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -104,9 +105,9 @@ func TestDockerfile(t *testing.T) {
 }
 
 func checkBuildStage(t *testing.T, build stage) {
-	goVersion := goModVersion(t, "go")
+	goVersion := strings.TrimPrefix(goModVersion(t, "toolchain"), "go")
 	if !strings.HasPrefix(build.from, "golang:"+goVersion+"-") && build.from != "golang:"+goVersion {
-		t.Errorf("build stage FROM %s; want golang:%s (go.mod's go line)", build.from, goVersion)
+		t.Errorf("build stage FROM %s; want golang:%s (go.mod's toolchain line)", build.from, goVersion)
 	}
 	run := build.all("RUN")
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/edge", "./cmd/pushctl",
@@ -176,4 +177,19 @@ func imageUser(t *testing.T) string {
 	stages := parseDockerfile(t, filepath.Join(root, "Dockerfile"))
 	uid, _, _ := strings.Cut(stages[len(stages)-1].last("USER"), ":")
 	return uid
+}
+
+// The Makefile builds and tests with the toolchain go.mod names.
+func TestMakefileToolchain(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := "nothing"
+	if m := regexp.MustCompile(`(?m)^export GOTOOLCHAIN := (\S+)$`).FindSubmatch(b); m != nil {
+		got = string(m[1])
+	}
+	if want := goModVersion(t, "toolchain"); got != want {
+		t.Errorf("the Makefile exports GOTOOLCHAIN %s; want %s (go.mod's toolchain line)", got, want)
+	}
 }

@@ -96,6 +96,7 @@ const (
 	CodeUnknownMethod   ErrorCode = "unknown_method"    // no handler for the method
 	CodeDuplicateID     ErrorCode = "duplicate_id"      // a request id already in flight
 	CodeTooManyRequests ErrorCode = "too_many_requests" // over the per-connection request limit
+	CodeRateLimited     ErrorCode = "rate_limited"      // over the per-connection request rate; try again later
 	CodeCanceled        ErrorCode = "canceled"          // the client canceled the request
 	CodeInternal        ErrorCode = "internal"          // the handler failed; details are in the server log
 	CodeTooLarge        ErrorCode = "too_large"         // a response frame over the frame size or a field limit

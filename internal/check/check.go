@@ -25,8 +25,9 @@ func (e *FieldError) Error() string {
 	return e.Field + " " + e.Problem
 }
 
-// Number is what the range checks take: counts, sizes and time.Duration.
-type Number interface{ ~int | ~int64 }
+// Number is what the range checks take: counts, sizes, time.Duration and
+// rates (rate.Limit).
+type Number interface{ ~int | ~int64 | ~float64 }
 
 // Field returns errs with a FieldError for field appended, its problem
 // formatted from format and args.

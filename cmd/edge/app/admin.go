@@ -19,16 +19,19 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/bus"
+	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/protocol"
 )
 
 // health tracks whether the node should get clients: NATS connected,
-// JetStream answering, listeners up, not draining.
+// JetStream answering, listeners up, not draining, not at its session
+// limit.
 type health struct {
 	conn     *bus.Conn
 	js       jetstream.JetStream
-	serving  atomic.Bool // listeners are up
-	draining atomic.Bool // the node is stopping
+	srv      *edge.Server // set as the graph is built, before any check runs
+	serving  atomic.Bool  // listeners are up
+	draining atomic.Bool  // the node is stopping
 }
 
 // jsProbeTimeout bounds one JetStream check.
@@ -43,6 +46,9 @@ func (h *health) check(ctx context.Context) []string {
 	}
 	if !h.serving.Load() {
 		why = append(why, "not accepting clients")
+	}
+	if h.srv != nil && h.srv.Full() {
+		why = append(why, "at the session limit (--max-sessions): ready again at 90 % of it")
 	}
 	if !h.conn.NC.IsConnected() {
 		why = append(why, "NATS is not connected ("+h.conn.NC.Status().String()+")")
@@ -134,7 +140,7 @@ func serveCmdline(args []string) http.HandlerFunc {
 // each scrape.
 func readyGauge(h *health) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pushfabric_ready",
-		Help: "1 when the node should get clients (NATS connected, JetStream answering, listening, not draining), 0 otherwise."},
+		Help: "1 when the node should get clients (NATS connected, JetStream answering, listening, not draining, not at its session limit), 0 otherwise."},
 		func() float64 {
 			if len(h.check(context.Background())) > 0 {
 				return 0

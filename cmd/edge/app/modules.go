@@ -236,6 +236,7 @@ func edgeModule(cfg Config, tlsCfg *tls.Config, node *Node, h *health, log *zap.
 		if err != nil {
 			return nil, err
 		}
+		h.srv = srv
 		start := func(ctx context.Context) error {
 			if err := srv.Start(ctx); err != nil {
 				return err
