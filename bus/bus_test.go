@@ -36,7 +36,7 @@ func startServer(t *testing.T, opts *server.Options) *server.Server {
 	return s
 }
 
-func connect(t *testing.T, cfg bus.Config) (*bus.Conn, error) {
+func connect(t testing.TB, cfg bus.Config) (*bus.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := bus.Connect(ctx, push.DefaultIdentity(), cfg, zap.NewNop())
@@ -48,7 +48,7 @@ func connect(t *testing.T, cfg bus.Config) (*bus.Conn, error) {
 
 // start starts a component, to be stopped when the test ends (cleanups
 // run last first: the reverse of the order things started).
-func start(t *testing.T, start, stop func(context.Context) error) {
+func start(t testing.TB, start, stop func(context.Context) error) {
 	t.Helper()
 	if err := start(t.Context()); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -42,8 +43,22 @@ func TestFrameOf(t *testing.T) {
 	}
 }
 
+// A push that expires at the zero time, year 1, has expired: it is not
+// read as one that never does (FuzzFrameOf found it).
+func TestExpiresAtTheZeroTime(t *testing.T) {
+	ids := newIDSource()
+	h := nats.Header{protocol.HeaderExpires: {"0001-01-01T00:00:00Z"}}
+	e, _, err := envelopeOf(&nats.Msg{Subject: "push.s.high", Header: h}, &ids)
+	if err != nil || e.Expires.IsZero() || e.Expires.After(time.Now()) {
+		t.Fatalf("Push-Expires %s read as expiry %v (zero: none), %v", h.Get(protocol.HeaderExpires), e.Expires, err)
+	}
+}
+
 // FuzzFrameOf: whatever headers a producer sends, reading the push either
-// fails or gives a push with an id and a known ack mode; it never panics.
+// fails or gives a push with a UTF-8 id, its content type, expiry and
+// payload as sent, and a known ack mode (none without a reply subject);
+// the client is asked for a receipt exactly when the push wants received.
+// It never panics.
 func FuzzFrameOf(f *testing.F) {
 	ids := newIDSource()
 	f.Add("id", "2030-01-02T03:04:05Z", "written", "text/plain", "reply")
@@ -60,13 +75,17 @@ func FuzzFrameOf(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if e.Frame.ID == "" {
-			t.Fatal("push without an id")
+		if e.Frame.ID == "" || !utf8.ValidString(e.Frame.ID) || id != "" && e.Frame.ID != id || e.Frame.ContentType != ct {
+			t.Fatalf("push id %q, content type %q from %q, %q", e.Frame.ID, e.Frame.ContentType, id, ct)
 		}
-		switch mode {
-		case protocol.AckEnqueued, protocol.AckWritten, protocol.AckNone:
-		default:
-			t.Fatalf("ack mode %q", mode)
+		switch {
+		case mode != protocol.AckEnqueued && mode != protocol.AckWritten && mode != protocol.AckReceived && mode != protocol.AckNone,
+			reply == "" && mode != protocol.AckNone:
+			t.Fatalf("ack mode %q (Push-Ack %q, reply %q)", mode, ack, reply)
+		case e.Frame.WantsReceipt != (ack == protocol.AckReceived):
+			t.Fatalf("receipt wanted %v for Push-Ack %q", e.Frame.WantsReceipt, ack)
+		case expires != "" && e.Expires.IsZero():
+			t.Fatalf("Push-Expires %q read as no expiry", expires)
 		}
 	})
 }

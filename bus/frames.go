@@ -2,6 +2,7 @@ package bus
 
 import (
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
@@ -39,6 +40,9 @@ func envelopeOf(m *nats.Msg, ids *idSource) (edge.Envelope, string, error) {
 	if exp := m.Header.Get(protocol.HeaderExpires); exp != "" {
 		if e.Expires, err = push.ParseTime(exp); err != nil {
 			return e, "", fmt.Errorf("%s: %w", protocol.HeaderExpires, err)
+		}
+		if e.Expires.IsZero() { // 0001-01-01T00:00:00Z has long passed; a zero Expires is none
+			e.Expires = time.Unix(0, 0)
 		}
 	}
 	if sent := m.Header.Get(protocol.HeaderSentAt); sent != "" {

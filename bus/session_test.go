@@ -18,7 +18,7 @@ type session struct {
 
 // connectSession serves srv on a loopback listener and connects a
 // development-mode client holding name.
-func connectSession(t *testing.T, srv *edge.Server, name string) *session {
+func connectSession(t testing.TB, srv *edge.Server, name string) *session {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 
 // A node on a JetStream-enabled server: its dispatcher, dead-letter sink
 // and edge server, all stopped at cleanup.
-func startNode(t *testing.T, url string) (*edge.Server, *bus.Dispatcher) {
+func startNode(t testing.TB, url string) (*edge.Server, *bus.Dispatcher) {
 	t.Helper()
 	cfg := bus.DefaultConfig()
 	cfg.URLs = []string{url}

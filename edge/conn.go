@@ -92,6 +92,7 @@ type Conn struct {
 	reqs          map[string]*request
 	closeReason   wire.CloseReason
 	closeMessage  string      // the close frame's message: why, for a protocol or refused refresh close; else empty
+	closeCode     uint16      // the WebSocket close code when not closeReason's own: 1007 for text not UTF-8
 	closeErr      error       // what ended the connection, for the close hook; nil for a requested close
 	leftover      push.Reason // the reason pushes still queued at the end are dead-lettered with
 	drainDeadline time.Time   // when a draining connection gives up

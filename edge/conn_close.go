@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"time"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
@@ -69,19 +70,28 @@ func (c *Conn) abort(reason wire.CloseReason, leftover push.Reason) {
 
 // abortProtocol aborts the connection for a client that broke the
 // protocol (err), with reason protocol and err's text as the close
-// frame's message.
+// frame's message; WebSocket code 1007 for text that is not UTF-8 (RFC
+// 6455 §8.1), 1002 for anything else.
 func (c *Conn) abortProtocol(err error) { c.abortWith(wire.CloseProtocol, err) }
 
 // abortWith aborts the connection with reason and err's text as the close
-// frame's message; queued pushes are dead-lettered closed.
+// frame's message (on WebSocket with code 1007 for text that is not
+// UTF-8); queued pushes are dead-lettered closed.
 func (c *Conn) abortWith(reason wire.CloseReason, err error) {
 	c.mu.Lock()
 	if c.state == stateOpen {
 		c.closeMessage = err.Error()
+		if errors.Is(err, wire.ErrInvalidUTF8) {
+			c.closeCode = wsInvalidData
+		}
 	}
 	c.mu.Unlock()
 	c.abort(reason, push.ReasonClosed)
 }
+
+// wsInvalidData is the WebSocket close code for text that is not UTF-8
+// (RFC 6455 §7.4.1).
+const wsInvalidData = 1007
 
 // deadLetter hands the connection's pushes, in order, to their receipts,
 // or to the sink for those without, with reason. Once the sink or a

@@ -44,6 +44,9 @@ func (c *Conn) readLoop() {
 		case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrTooLarge):
 			c.abortProtocol(err)
 			c.discardInput()
+		case errors.Is(err, errWSClose):
+			c.abort(wire.CloseNormal, push.ReasonClosed) // the close frame answered (RFC 6455 §5.5.1)
+			c.discardInput()
 		case errors.Is(err, errOverLimit):
 			c.abortWith(wire.CloseOverloaded, err)
 			c.discardInput()
@@ -63,6 +66,10 @@ func readErr(err error) error {
 
 // errClientClose: the client sent a close frame.
 var errClientClose = errors.New("client closed")
+
+// errWSClose: the client sent a WebSocket close frame, which the
+// connection answers with its own before it ends.
+var errWSClose = errors.New("client closed the websocket")
 
 // errPaused: the reader stops between frames, giving back its buffer, to
 // wait for the client's next bytes.
@@ -229,7 +236,7 @@ func (c *Conn) onWSControl(op byte, payload []byte) error {
 	case wire.WSPing:
 		c.queuePong(payload)
 	case wire.WSClose:
-		return errClientClose
+		return errWSClose
 	}
 	return nil
 }

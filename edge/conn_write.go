@@ -234,9 +234,9 @@ func (c *Conn) rateWake() {
 // the drain deadline, and terminates.
 func (c *Conn) sayGoodbye(w *writer) {
 	c.mu.Lock()
-	reason := c.closeReason
+	reason, code := c.closeReason, c.closeCode
 	c.mu.Unlock()
-	w.buf = c.fr.appendGoodbye(w.buf[:0], reason)
+	w.buf = c.fr.appendGoodbye(w.buf[:0], reason, code)
 	if len(w.buf) > 0 {
 		if c.srv.cfg.WriteTimeout > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))

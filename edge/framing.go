@@ -17,8 +17,9 @@ type framing interface {
 	appendFrame(dst []byte, f *Frame) ([]byte, error)
 	appendPing(dst []byte) []byte
 	appendPong(dst []byte, payload []byte) []byte
-	// appendGoodbye appends the transport's last bytes after the close frame.
-	appendGoodbye(dst []byte, r wire.CloseReason) []byte
+	// appendGoodbye appends the transport's last bytes after the close
+	// frame; a WebSocket close frame has code, or r's own code if 0.
+	appendGoodbye(dst []byte, r wire.CloseReason, code uint16) []byte
 	// readFrame reads one frame body sent by the client. Transport control
 	// (WebSocket ping and close) is handled on c.
 	readFrame(c *Conn, r *bufio.Reader) ([]byte, error)
@@ -40,7 +41,7 @@ func (t tcpFraming) appendPong(dst []byte, payload []byte) []byte {
 	return b
 }
 
-func (tcpFraming) appendGoodbye(dst []byte, _ wire.CloseReason) []byte { return dst }
+func (tcpFraming) appendGoodbye(dst []byte, _ wire.CloseReason, _ uint16) []byte { return dst }
 
 func (tcpFraming) readFrame(c *Conn, r *bufio.Reader) ([]byte, error) {
 	return wire.ReadTCP(r, nil, c.srv.cfg.MaxFrameSize)
@@ -60,8 +61,11 @@ func (wsFraming) appendPong(dst []byte, payload []byte) []byte {
 	return wire.AppendWSControl(dst, wire.WSPong, payload, nil)
 }
 
-func (wsFraming) appendGoodbye(dst []byte, r wire.CloseReason) []byte {
-	return wire.AppendWSClose(dst, r.WSCode(), string(r), nil)
+func (wsFraming) appendGoodbye(dst []byte, r wire.CloseReason, code uint16) []byte {
+	if code == 0 {
+		code = r.WSCode()
+	}
+	return wire.AppendWSClose(dst, code, string(r), nil)
 }
 
 func (wsFraming) readFrame(c *Conn, r *bufio.Reader) ([]byte, error) {

@@ -224,7 +224,7 @@ func (s *Server) handshakeFailed(nc net.Conn, remote net.Addr, fr framing, err e
 // reject tells a client that never got a session why, and closes.
 func (s *Server) reject(nc net.Conn, fr framing, reason wire.CloseReason, msg string) {
 	b, _ := fr.appendFrame(nil, &Frame{Type: wire.TypeClose, Name: string(reason), Payload: []byte(msg)})
-	b = fr.appendGoodbye(b, reason)
+	b = fr.appendGoodbye(b, reason, 0)
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = nc.Write(b)
 	_ = nc.Close()

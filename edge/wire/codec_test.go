@@ -231,15 +231,22 @@ func TestWebSocketRejects(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		"unmasked from client": {AppendWSHeader(nil, WSBinary, 0, nil), ErrMalformed},
-		"reserved bits":        {[]byte{0xC2, 0x80, 0, 0, 0, 0}, ErrMalformed},
-		"reserved opcode":      {[]byte{0x83, 0x80, 0, 0, 0, 0}, ErrMalformed},
-		"orphan continuation":  {AppendWSHeader(nil, WSContinuation, 0, &mask), ErrMalformed},
-		"fragmented control":   {[]byte{0x09, 0x80, 0, 0, 0, 0}, ErrMalformed},
-		"long control":         {AppendWSHeader(nil, WSPing, 126, &mask), ErrMalformed},
-		"over max":             {big, ErrTooLarge},
-		"cut header":           {[]byte{0x82}, io.ErrUnexpectedEOF},
-		"cut payload":          {append(AppendWSHeader(nil, WSBinary, 10, &mask), 1, 2), io.ErrUnexpectedEOF},
+		"unmasked from client":   {AppendWSHeader(nil, WSBinary, 0, nil), ErrMalformed},
+		"reserved bits":          {[]byte{0xC2, 0x80, 0, 0, 0, 0}, ErrMalformed},
+		"reserved opcode":        {[]byte{0x83, 0x80, 0, 0, 0, 0}, ErrMalformed},
+		"orphan continuation":    {AppendWSHeader(nil, WSContinuation, 0, &mask), ErrMalformed},
+		"fragmented control":     {[]byte{0x09, 0x80, 0, 0, 0, 0}, ErrMalformed},
+		"long control":           {AppendWSHeader(nil, WSPing, 126, &mask), ErrMalformed},
+		"over max":               {big, ErrTooLarge},
+		"cut header":             {[]byte{0x82}, io.ErrUnexpectedEOF},
+		"cut payload":            {append(AppendWSHeader(nil, WSBinary, 10, &mask), 1, 2), io.ErrUnexpectedEOF},
+		"close of one byte":      {appendFragment(nil, WSClose, true, []byte{3}, mask), ErrMalformed},
+		"close code 1005":        {AppendWSClose(nil, 1005, "", &mask), ErrMalformed},
+		"close code 2999":        {AppendWSClose(nil, 2999, "", &mask), ErrMalformed},
+		"close reason not UTF-8": {AppendWSClose(nil, 1000, "\xff", &mask), ErrInvalidUTF8},
+		"text not UTF-8":         {appendFragment(nil, WSText, true, []byte{0xCE}, mask), ErrInvalidUTF8},
+		"fragmented text not UTF-8": {append(appendFragment(nil, WSText, false, []byte{'a'}, mask),
+			appendFragment(nil, WSContinuation, true, []byte{0xFF}, mask)...), ErrInvalidUTF8},
 	} {
 		_, err := ReadWS(bufio.NewReader(bytes.NewReader(tc.in)), nil, 1024, true, func(byte, []byte) error { return nil })
 		if !errors.Is(err, tc.want) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -24,6 +25,11 @@ const MaxWSHeader = 14
 
 // maxControl is the largest control frame payload (RFC 6455 §5.5).
 const maxControl = 125
+
+// ErrInvalidUTF8: a text message or a close frame's reason that is not
+// UTF-8 (RFC 6455 §8.1). It wraps [ErrMalformed]; a WebSocket server
+// closes with 1007 for it, not 1002.
+var ErrInvalidUTF8 = fmt.Errorf("%w: websocket text not UTF-8", ErrMalformed)
 
 // AppendWS appends f as one unmasked binary WebSocket message, the way a
 // server sends it.
@@ -104,15 +110,18 @@ type WSControlFunc func(op byte, payload []byte) error
 // ReadWS reads one WebSocket data message from r into buf (growing it when
 // too small) and returns its payload, reassembling fragments and unmasking.
 // Control frames met on the way, including between fragments, go to
-// onControl. fromClient says which side sent the bytes: a client must mask
-// every frame and a server must not (RFC 6455 §5.1). A message longer than
-// max wraps [ErrTooLarge], before its payload is read; a protocol
-// violation wraps [ErrMalformed]. Both leave the stream unusable. Memory
+// onControl; a close frame only with a valid code (RFC 6455 §7.4) and a
+// UTF-8 reason, or empty. fromClient says which side sent the bytes: a
+// client must mask every frame and a server must not (RFC 6455 §5.1). A
+// message longer than max wraps [ErrTooLarge], before its payload is read;
+// a protocol violation wraps [ErrMalformed], text that is not UTF-8 (in a
+// text message or a close reason) is [ErrInvalidUTF8]. All leave the
+// stream unusable. Text messages are returned as binary ones are. Memory
 // grows with the payload bytes that arrive, not with the lengths that
 // headers announce.
 func ReadWS(r *bufio.Reader, buf []byte, max int, fromClient bool, onControl WSControlFunc) ([]byte, error) {
 	msg := buf[:0]
-	inMessage := false
+	inMessage, text := false, false
 	for {
 		h, err := readWSHeader(r, fromClient)
 		if err != nil {
@@ -127,12 +136,17 @@ func ReadWS(r *bufio.Reader, buf []byte, max int, fromClient bool, onControl WSC
 		if (h.op == WSContinuation) != inMessage {
 			return nil, fmt.Errorf("%w: websocket opcode %#x out of sequence", ErrMalformed, h.op)
 		}
-		inMessage = true
+		if !inMessage {
+			inMessage, text = true, h.op == WSText
+		}
 		if room := max - len(msg); room < 0 || h.length > uint64(room) {
 			return nil, fmt.Errorf("%w: websocket message over %d bytes", ErrTooLarge, max)
 		}
 		if msg, err = readWSPayload(r, msg, int(h.length), max, h); err != nil {
 			return nil, err
+		}
+		if h.fin && text && !utf8.Valid(msg) {
+			return nil, ErrInvalidUTF8
 		}
 		if h.fin {
 			return msg, nil
@@ -212,9 +226,44 @@ func readWSControl(r *bufio.Reader, h wsHeader, onControl WSControlFunc) error {
 	if h.masked {
 		ws.Cipher(p, h.mask, 0)
 	}
+	if h.op == WSClose {
+		if err := checkClose(p); err != nil {
+			return err
+		}
+	}
 	err = onControl(h.op, p)
 	_, _ = r.Discard(len(p))
 	return err
+}
+
+// checkClose refuses a close frame's payload that RFC 6455 §5.5.1 and
+// §7.4 do not allow: one byte, a code no endpoint may send (below 1000,
+// 1004-1006, 1015 up to 2999, 5000 and over), a reason that is not UTF-8.
+func checkClose(p []byte) error {
+	switch {
+	case len(p) == 0:
+		return nil
+	case len(p) == 1:
+		return fmt.Errorf("%w: websocket close frame of 1 byte", ErrMalformed)
+	}
+	if code := binary.BigEndian.Uint16(p); !validCloseCode(code) {
+		return fmt.Errorf("%w: websocket close code %d", ErrMalformed, code)
+	}
+	if !utf8.Valid(p[2:]) {
+		return ErrInvalidUTF8
+	}
+	return nil
+}
+
+// validCloseCode: the codes RFC 6455 and IANA's registry define
+// (1000-1003, 1007-1014) and those for libraries and applications
+// (3000-4999).
+func validCloseCode(code uint16) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
 }
 
 // readWSPayload appends a fragment's n payload bytes to msg, unmasked. The
