@@ -14,8 +14,8 @@ import (
 var fuzzFunc = regexp.MustCompile(`(?m)^func (Fuzz\w+)\(f \*testing\.F\)`)
 
 // Every fuzz target of the module is in the Makefile's FUZZ_TARGETS, so
-// that `make test` runs it and `make fuzz` campaigns reach it, and every
-// entry there names one.
+// that `make test` runs it and `make fuzz` campaigns reach it, every
+// entry there names one, and every target has a committed corpus.
 func TestMakefileListsEveryFuzzTarget(t *testing.T) {
 	var found []string
 	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
@@ -46,6 +46,15 @@ func TestMakefileListsEveryFuzzTarget(t *testing.T) {
 	for _, pt := range listed {
 		if !slices.Contains(found, pt) {
 			t.Errorf("FUZZ_TARGETS lists %s, which is no fuzz target", pt)
+		}
+	}
+	// Each has a committed corpus: the inputs that once broke something
+	// are run by every go test from then on, not only by a campaign.
+	for _, pt := range found {
+		pkg, target, _ := strings.Cut(pt, ":")
+		seeds, _ := filepath.Glob(filepath.Join("..", pkg, "testdata", "fuzz", target, "seed-*"))
+		if len(seeds) == 0 {
+			t.Errorf("fuzz target %s has no committed corpus: no %s/testdata/fuzz/%s/seed-* file", pt, pkg, target)
 		}
 	}
 }
