@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math/big"
 	"os"
@@ -216,6 +217,12 @@ func (f *keyFiles) read() (*rawKeys, error) {
 			continue
 		}
 		b, err := readKeyFile(filepath.Join(f.dir, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			// Removed since the listing, or a link whose file is gone (a
+			// ConfigMap mount between its swap and the removal of the
+			// old links): the key is no longer there.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("jwt keys: %w", err)
 		}

@@ -247,3 +247,68 @@ func TestVerifyClaimsUntil(t *testing.T) {
 		t.Errorf("until %v; want exp+Leeway %v", until, want)
 	}
 }
+
+// A key directory mounted from a Kubernetes ConfigMap or Secret is a set
+// of links into a hidden timestamped directory (k -> ..data/k, ..data ->
+// ..2026_12_01…) that the kubelet swaps in one rename: Reload reads the
+// keys through the links, skips the hidden entries, and takes the new set
+// once the swap is done.
+func TestReloadThroughAConfigMapMount(t *testing.T) {
+	dir := t.TempDir()
+	mount := func(gen string, keys map[string][]byte) {
+		t.Helper()
+		data := filepath.Join(dir, "..2026_12_01_"+gen)
+		if err := os.Mkdir(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for id, b := range keys {
+			write(t, filepath.Join(data, id), b)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(data), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		for id := range keys {
+			link := filepath.Join(dir, id)
+			if _, err := os.Lstat(link); err == nil {
+				continue
+			}
+			if err := os.Symlink(filepath.Join("..data", id), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mount("a", map[string][]byte{"k1": secret})
+	v, err := token.NewKeyFiles(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVerify(t, v, mint(t, secret, token.MintOptions{KeyID: "k1"}), "")
+
+	// The kubelet's update: a new generation with k1 and k2, swapped in.
+	mount("b", map[string][]byte{"k1": secret, "k2": secret2})
+	if changed, err := v.Reload(); !changed || err != nil {
+		t.Fatalf("Reload after the ConfigMap gained k2: %v, %v", changed, err)
+	}
+	wantVerify(t, v, mint(t, secret2, token.MintOptions{KeyID: "k2"}), "")
+	wantVerify(t, v, mint(t, secret, token.MintOptions{KeyID: "k1"}), "")
+
+	// k1 removed from the ConfigMap: its link dangles until the kubelet
+	// removes it; the key is gone from then on, with no error.
+	mount("c", map[string][]byte{"k2": secret2})
+	if changed, err := v.Reload(); !changed || err != nil {
+		t.Fatalf("Reload with k1's link dangling: %v, %v; want k1 gone", changed, err)
+	}
+	wantVerify(t, v, mint(t, secret, token.MintOptions{KeyID: "k1"}), "not a known")
+	if err := os.Remove(filepath.Join(dir, "k1")); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := v.Reload(); changed || err != nil {
+		t.Fatalf("Reload after k1's link is gone: %v, %v; want no change", changed, err)
+	}
+	wantVerify(t, v, mint(t, secret, token.MintOptions{KeyID: "k1"}), "not a known")
+	wantVerify(t, v, mint(t, secret2, token.MintOptions{KeyID: "k2"}), "")
+}
