@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -40,16 +39,7 @@ func TestTokenExpiryAccountsForEveryPush(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		<-c.Done()
-		got := l.all()
-		slices.Sort(got)
-		if want := []string{"moved r1", "moved r2", "written r1"}; !slices.Equal(got, want) {
-			t.Fatalf("receipts told %q; want %q", got, want)
-		}
-		dls := sink.list()
-		slices.Sort(dls)
-		if want := []string{"local unconfirmed", "plain closed"}; !slices.Equal(dls, want) {
-			t.Fatalf("the sink got %q; want %q", dls, want)
-		}
+		wantEndAccounting(t, &l, &sink, "closed")
 		s := srv.Stats()
 		if s.Disconnects[wire.CloseTokenExpired] != 1 || s.Unconfirmed[UnconfirmedHandedOver] != 2 || s.Unconfirmed[UnconfirmedDeadLettered] != 1 || s.UnconfirmedNow != 0 {
 			t.Fatalf("disconnects %v, unconfirmed %v, now %d; want token_expired, 2 handed over, 1 dead-lettered, 0 now", s.Disconnects, s.Unconfirmed, s.UnconfirmedNow)

@@ -201,16 +201,7 @@ func TestUnconfirmedFollowTheSession(t *testing.T) {
 				synctest.Wait()
 				tc.end(t, c, pc)
 				<-c.Done()
-				got := l.all()
-				slices.Sort(got)
-				if want := []string{"moved r1", "moved r2", "written r1"}; !slices.Equal(got, want) {
-					t.Fatalf("receipts told %q; want %q", got, want)
-				}
-				dls := sink.list()
-				slices.Sort(dls)
-				if want := []string{"local unconfirmed", "plain " + string(tc.plain)}; !slices.Equal(dls, want) {
-					t.Fatalf("the sink got %q; want %q", dls, want)
-				}
+				wantEndAccounting(t, &l, &sink, string(tc.plain))
 				if s := srv.Stats(); s.Unconfirmed[UnconfirmedHandedOver] != 2 || s.Unconfirmed[UnconfirmedDeadLettered] != 1 || s.UnconfirmedNow != 0 {
 					t.Fatalf("unconfirmed %v, now %d; want 2 handed over, 1 dead-lettered, 0 now", s.Unconfirmed, s.UnconfirmedNow)
 				}
@@ -304,4 +295,23 @@ func TestFullWindowLetsResponsesThrough(t *testing.T) {
 			t.Fatalf("after the receipt: %q; want r1 r2", s)
 		}
 	})
+}
+
+// wantEndAccounting checks what a connection's end did with the pushes
+// r1 (written), r2 (queued), both asking for receipts, local (asking, but
+// made in the process) and plain: r1 and r2 moved to follow the session,
+// local dead-lettered unconfirmed, plain dead-lettered for the reason
+// given.
+func wantEndAccounting(t *testing.T, l *confirmLog, sink *deadLetters, plain string) {
+	t.Helper()
+	got := l.all()
+	slices.Sort(got)
+	if want := []string{"moved r1", "moved r2", "written r1"}; !slices.Equal(got, want) {
+		t.Fatalf("receipts told %q; want %q", got, want)
+	}
+	dls := sink.list()
+	slices.Sort(dls)
+	if want := []string{"local unconfirmed", "plain " + plain}; !slices.Equal(dls, want) {
+		t.Fatalf("the sink got %q; want %q", dls, want)
+	}
 }

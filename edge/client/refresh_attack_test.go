@@ -60,16 +60,8 @@ func TestSessionRefreshWithStaleTokenDoesNotSpin(t *testing.T) {
 				}
 				states <- st
 			}
-			s, err := client.Connect(t.Context(), n.tcp, client.Options{}, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			st := nextDisconnect(t, states)
-			var ce *client.CloseError
-			if !errors.As(st.Err, &ce) || ce.Reason != wire.CloseTokenExpired || !strings.Contains(st.Err.Error(), "expires no later") {
-				t.Fatalf("disconnected: %v; want token_expired naming the stale refresh", st.Err)
-			}
+			s := dialSession(t, n.tcp, r)
+			wantTokenExpired(t, states, "expires no later")
 			if got := refreshesSeen(n) - before; got != 0 {
 				t.Fatalf("%d refresh frames sent with stale tokens; want none", got)
 			}
@@ -78,6 +70,28 @@ func TestSessionRefreshWithStaleTokenDoesNotSpin(t *testing.T) {
 	}
 	if got := n.srv.Stats().Refreshes[edge.RefreshRefused]; got != 0 {
 		t.Fatalf("%d refreshes refused", got)
+	}
+}
+
+// dialSession connects a Session to addr, closed when the test ends.
+func dialSession(t *testing.T, addr string, r client.ReconnectOptions) *client.Session {
+	t.Helper()
+	s, err := client.Connect(t.Context(), addr, client.Options{}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// wantTokenExpired waits for the session's next disconnect, which must be
+// token_expired with an error saying why the refresh failed.
+func wantTokenExpired(t *testing.T, states <-chan client.State, why string) {
+	t.Helper()
+	st := nextDisconnect(t, states)
+	var ce *client.CloseError
+	if !errors.As(st.Err, &ce) || ce.Reason != wire.CloseTokenExpired || !strings.Contains(st.Err.Error(), why) {
+		t.Fatalf("disconnected: %v; want token_expired saying %q", st.Err, why)
 	}
 }
 
@@ -123,16 +137,8 @@ func TestSessionRefreshCallbackHangs(t *testing.T) {
 		return fakeJWT("hung", time.Now().Add(time.Hour)), nil
 	}
 	r.OnState = func(st client.State) { states <- st }
-	s, err := client.Connect(t.Context(), n.tcp, client.Options{}, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	st := nextDisconnect(t, states)
-	var ce *client.CloseError
-	if !errors.As(st.Err, &ce) || ce.Reason != wire.CloseTokenExpired || !strings.Contains(st.Err.Error(), "deadline") {
-		t.Fatalf("disconnected: %v; want token_expired naming the refresh's deadline", st.Err)
-	}
+	s := dialSession(t, n.tcp, r)
+	wantTokenExpired(t, states, "deadline")
 	waitFor(t, "the reconnect", func() bool { return s.Node() != "" })
 }
 
@@ -149,11 +155,7 @@ func TestSessionRefreshForAnotherSessionStops(t *testing.T) {
 		}
 		return fakeJWT("mallory", time.Now().Add(time.Hour)), nil
 	}
-	s, err := client.Connect(t.Context(), n.tcp, client.Options{}, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := dialSession(t, n.tcp, r)
 	select {
 	case <-s.Done():
 	case <-time.After(testTimeout):

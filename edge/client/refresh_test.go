@@ -91,11 +91,7 @@ func TestSessionRefreshesAheadOfExpiry(t *testing.T) {
 	for _, addr := range []string{n.tcp, n.ws} {
 		t.Run(addr[:2], func(t *testing.T) {
 			before := n.srv.Stats().Refreshes[edge.RefreshOK]
-			s, err := client.Connect(t.Context(), addr, client.Options{}, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			dialSession(t, addr, r)
 			waitFor(t, "three refreshes", func() bool { return n.srv.Stats().Refreshes[edge.RefreshOK] >= before+3 })
 			if d := disconnects.Load(); d != 0 {
 				t.Fatalf("%d disconnects; want the first connection to stay up", d)
@@ -132,11 +128,7 @@ func TestSessionReconnectsAfterTokenExpired(t *testing.T) {
 		}
 		states <- st
 	}
-	s, err := client.Connect(t.Context(), n.tcp, client.Options{}, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	dialSession(t, n.tcp, r)
 	for {
 		select {
 		case st := <-states:
