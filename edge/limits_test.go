@@ -130,6 +130,12 @@ func TestSessionLimit(t *testing.T) {
 	if status, retry := refusedWS(t, n.wsAddr, "one-more"); status != "HTTP/1.1 503 Service Unavailable" || retry != "1" {
 		t.Fatalf("the 21st session's upgrade answered %q, Retry-After %q; want 503, 1", status, retry)
 	}
+	// The Go client says what the edge said.
+	_, err := client.Dial(t.Context(), n.ws, client.Options{Session: "one-more"})
+	var ue *client.UpgradeError
+	if !errors.As(err, &ue) || ue.Status != 503 || ue.RetryAfter != time.Second || !strings.Contains(ue.Message, "as many sessions") {
+		t.Fatalf("the Go client's dial: %v; want an UpgradeError 503, the edge's message, retry after 1s", err)
+	}
 	nc, err := net.Dial("tcp", n.tcpAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -145,8 +151,8 @@ func TestSessionLimit(t *testing.T) {
 	stillReceives(t, n, again, "s00")
 	stillReceives(t, n, clients[1], "s01")
 	st := n.srv.Stats()
-	if st.LimitRefusals[edge.LimitSessions] != 2 || st.Rejections[edge.RejectOverloaded] != 2 {
-		t.Fatalf("refusals %v, rejections %v; want 2 at the session limit", st.LimitRefusals, st.Rejections)
+	if st.LimitRefusals[edge.LimitSessions] != 3 || st.Rejections[edge.RejectOverloaded] != 3 {
+		t.Fatalf("refusals %v, rejections %v; want 3 at the session limit", st.LimitRefusals, st.Rejections)
 	}
 	_ = clients[19].Close()
 	waitStats(t, n.srv, "19 sessions", func(s edge.Stats) bool { return s.Sessions == 20-1 })

@@ -29,8 +29,10 @@ import (
 	"iter"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +96,47 @@ func (e *CloseError) Error() string {
 		return "closed by server: " + string(e.Reason)
 	}
 	return "closed by server: " + string(e.Reason) + ": " + e.Message
+}
+
+// UpgradeError is a WebSocket upgrade the server answered with an HTTP
+// status instead: 503 at its session limit or with too many handshakes in
+// flight, 429 past its connect rate (both with RetryAfter: try again
+// later, which Session does with its backoff), 403 for a page from an
+// origin it does not allow, 400 for a request it could not read.
+type UpgradeError struct {
+	Status     int
+	Message    string        // the response's text, up to 512 bytes
+	RetryAfter time.Duration // its Retry-After, when it gave one in seconds
+}
+
+func (e *UpgradeError) Error() string {
+	s := fmt.Sprintf("the edge refused the WebSocket upgrade: %d %s", e.Status, http.StatusText(e.Status))
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %v)", e.RetryAfter)
+	}
+	return s
+}
+
+// upgradeRefused reads the response to a refused upgrade into an
+// UpgradeError: the body only as far as its Content-Length says, so that
+// a server that keeps the socket open cannot hold the dial.
+func upgradeRefused(status int, resp io.Reader) *UpgradeError {
+	e := &UpgradeError{Status: status}
+	r, err := http.ReadResponse(bufio.NewReader(io.LimitReader(resp, 16<<10)), nil)
+	if err != nil {
+		return e
+	}
+	if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
+	}
+	if r.ContentLength > 0 {
+		b, _ := io.ReadAll(io.LimitReader(r.Body, min(r.ContentLength, 512)))
+		e.Message = strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+	}
+	return e
 }
 
 // RequestError is an error frame the server sent for a request.
@@ -211,7 +254,13 @@ func (c *Conn) dialWS(ctx context.Context, u *url.URL, o Options, bufSize int) e
 	}
 	u.RawQuery = q.Encode()
 	d := net.Dialer{LocalAddr: o.LocalAddr}
-	nc, br, _, err := ws.Dialer{ReadBufferSize: bufSize, NetDial: d.DialContext, TLSConfig: o.TLSConfig}.Dial(ctx, u.String())
+	var refused *UpgradeError
+	nc, br, _, err := ws.Dialer{ReadBufferSize: bufSize, NetDial: d.DialContext, TLSConfig: o.TLSConfig,
+		OnStatusError: func(status int, _ []byte, resp io.Reader) { refused = upgradeRefused(status, resp) },
+	}.Dial(ctx, u.String())
+	if refused != nil {
+		return refused
+	}
 	if err != nil {
 		return err
 	}
