@@ -36,7 +36,7 @@ FUZZTIME    ?= 50000x
 # committed corpus (testdata/fuzz/<Target>/) holds its seeds and every
 # input that ever broke something.
 FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS edge/wire:FuzzReadWSFrames \
-	edge/wire:FuzzReceiptIDs edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin edge:FuzzReadProxyHeader \
+	edge/wire:FuzzReceiptIDs edge/client:FuzzUpgradeRefused edge:FuzzReadUpgradeRequest edge:FuzzCanonicalOrigin edge:FuzzReadProxyHeader \
 	token:FuzzVerifyGroups token:FuzzVerifyClaims \
 	bus:FuzzFrameOf bus:FuzzIntake bus:FuzzDecodeReply bus:FuzzSessionMessages@10000x \
 	protocol:FuzzParseSubject protocol:FuzzParseSessionEvent protocol:FuzzParseGroupSubject protocol:FuzzSplitGroups \

@@ -120,6 +120,10 @@ func (e *UpgradeError) Error() string {
 	return s
 }
 
+// maxRetryAfter bounds a Retry-After read, in seconds (a day): more would
+// overflow a time.Duration.
+const maxRetryAfter = 86400
+
 // upgradeRefused reads the response to a refused upgrade into an
 // UpgradeError: the body only as far as its Content-Length says, so that
 // a server that keeps the socket open cannot hold the dial.
@@ -130,7 +134,7 @@ func upgradeRefused(status int, resp io.Reader) *UpgradeError {
 		return e
 	}
 	if secs, err := strconv.Atoi(r.Header.Get("Retry-After")); err == nil && secs > 0 {
-		e.RetryAfter = time.Duration(secs) * time.Second
+		e.RetryAfter = time.Duration(min(secs, maxRetryAfter)) * time.Second
 	}
 	if r.ContentLength > 0 {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, min(r.ContentLength, 512)))
