@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/edge/wire"
@@ -181,8 +179,8 @@ func TestHandshakeLimitAndGoClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	_, err := client.Dial(ctx, n.ws, client.Options{Session: "s", Token: strings.Repeat("t", 2048)})
-	var se ws.StatusError
-	if !errors.As(err, &se) || int(se) != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("dial with a 2 KiB token: %v; want status 431", err)
+	var ue *client.UpgradeError
+	if !errors.As(err, &ue) || ue.Status != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(ue.Message, "over 1024 bytes") {
+		t.Fatalf("dial with a 2 KiB token: %v; want status 431, saying the limit", err)
 	}
 }

@@ -21,7 +21,9 @@ func TestConnectDisconnectCyclesLeaveNothing(t *testing.T) {
 	const cycles, workers = 10_000, 8
 	var closes atomic.Int64
 	allClosed := make(chan struct{})
-	n := startNode(t, edge.DefaultConfig(), edge.Options{Hooks: edge.Hooks{
+	cfg := edge.DefaultConfig()
+	cfg.ConnectRate = 0 // eight workers cycle faster than its 2,000 a second on a fast machine; TestConnectRate holds it
+	n := startNode(t, cfg, edge.Options{Hooks: edge.Hooks{
 		OnConnect: func(c *edge.Conn) error { return c.TryPush(push.High, pushOf("hi", "hello")) },
 		OnClose: func(*edge.Conn, wire.CloseReason, error) {
 			if closes.Add(1) == cycles {

@@ -130,10 +130,12 @@ func findEdge(given string) (string, error) {
 const maxEdgeLines = 5
 
 // startEdge starts the edge on natsURL with every listener on a free
-// loopback port and waits for its "edge started" log line.
+// loopback port and waits for its "edge started" log line. Its connect
+// rate is off: the clients connect all at once from one address, which is
+// the start of a run, not what it measures (extra may set it again).
 func startEdge(bin, natsURL string, extra, env []string) (*edgeChild, error) {
 	args := append([]string{"--nats-url", natsURL, "--ws-listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0",
-		"--admin-listen", "127.0.0.1:0", "--node", "bench", "--log-format", "json"}, extra...)
+		"--admin-listen", "127.0.0.1:0", "--node", "bench", "--log-format", "json", "--connect-rate", "0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	errPipe, err := cmd.StderrPipe()
