@@ -26,14 +26,14 @@ import (
 // audience, logging at debug level.
 type tokenEdge struct {
 	*edgeProcess
-	dir      string // --jwt-keys
-	tcp, ws  string
-	secrets  [][]byte          // every key, for the log check
-	keyFiles map[string]string // by kid
-	pushctl  string            // the binary tryMint runs
+	dir     string // --jwt-keys
+	tcp, ws string
+	secrets [][]byte // every key, for the log check
+	pushctl string   // the binary tryMint runs
 
-	mu     sync.Mutex
-	tokens []string // guarded by mu: every token the test presented, for the log check
+	mu       sync.Mutex
+	tokens   []string          // guarded by mu: every token the test presented, for the log check
+	keyFiles map[string]string // guarded by mu: by kid; read by token callbacks, which may outlive their session
 }
 
 func startTokenEdge(t *testing.T) *tokenEdge {
@@ -50,8 +50,10 @@ func startTokenEdge(t *testing.T) *tokenEdge {
 func (e *tokenEdge) addKey(t *testing.T, kid string, key []byte) {
 	t.Helper()
 	e.secrets = append(e.secrets, key)
+	e.mu.Lock()
 	e.keyFiles[kid] = filepath.Join(e.dir, kid)
-	putFile(t, e.keyFiles[kid], key)
+	e.mu.Unlock()
+	putFile(t, filepath.Join(e.dir, kid), key)
 }
 
 // mint mints with pushctl token, as an operator would.
@@ -66,7 +68,10 @@ func (e *tokenEdge) mint(t *testing.T, kid, session, ttl string) string {
 
 // tryMint is mint for a token callback, off the test's goroutine.
 func (e *tokenEdge) tryMint(ctx context.Context, kid, session, ttl string) (string, error) {
-	args := []string{"token", "--secret-file", e.keyFiles[kid], "--kid", kid, "--aud", "push", "--ttl", ttl, session}
+	e.mu.Lock()
+	file := e.keyFiles[kid]
+	e.mu.Unlock()
+	args := []string{"token", "--secret-file", file, "--kid", kid, "--aud", "push", "--ttl", ttl, session}
 	out, err := exec.CommandContext(ctx, e.pushctl, args...).Output()
 	if err != nil {
 		return "", fmt.Errorf("pushctl %q: %w", args, err)
@@ -262,7 +267,7 @@ func (e *tokenEdge) mustNotLogSecrets(t *testing.T) {
 	for _, k := range e.secrets {
 		mustNotShow(t, "the edge's log", log, string(k))
 	}
-	if raw, err := os.ReadFile(e.keyFiles["k1"]); err != nil || strings.Contains(log, string(raw)) {
+	if raw, err := os.ReadFile(filepath.Join(e.dir, "k1")); err != nil || strings.Contains(log, string(raw)) {
 		t.Fatalf("k1's file: %v, or in the log", err)
 	}
 }

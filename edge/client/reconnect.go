@@ -51,7 +51,10 @@ type ReconnectOptions struct {
 	// returns a token expiring no later than the connection's (it is not
 	// sent), is tried again every 2 s until the token expires, and the
 	// token_expired disconnect's error names it. Each call is given up at
-	// DialTimeout, whether or not the callback heeds its context.
+	// DialTimeout, whether or not the callback heeds its context; its
+	// context ends with the Session, but a call that is under way may
+	// still be running when Close has returned, so what it reads must be
+	// safe to read from another goroutine.
 	Token func(ctx context.Context) (string, error)
 	// Addr, when set, picks the address of connect attempt n (from 0, over
 	// the session's life), for a client given several edges instead of
