@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushfabric/pushfabric/edge"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/edge/wire"
 	"github.com/pushfabric/pushfabric/tests/natstest"
+	"github.com/pushfabric/pushfabric/token"
 )
 
 // lineLog keeps a process's output lines and tells when one containing a
@@ -117,5 +120,40 @@ func TestPushctlListenReconnects(t *testing.T) {
 	t.Logf("pushctl stderr: %q", stderr.lines)
 	if n, _ := stderr.count("reconnected"); n != 1 {
 		t.Fatalf("%d reconnect lines; want 1", n)
+	}
+}
+
+// pushctl listen without --reconnect, minting its own token, refreshes it
+// ahead of its exp: a listener left running outlives its token (here 2 s
+// and the edge's leeway) on its one connection, and still prints pushes.
+func TestPushctlListenRefreshesItsToken(t *testing.T) {
+	s := natstest.Server(t)
+	nc := natstest.Connect(t, s)
+	cfg := edgeConfig(t, s, "A")
+	a := startEdge(t, cfg)
+	cmd := exec.Command(binary(t, "pushctl"), "listen", "--ttl", "2s", "--addr", a.tcp(),
+		"--secret-file", cfg.JWTSecretFile, "sleeper")
+	cmd.Env = toolEnv(t)
+	stdout, stderr := &lineLog{changed: make(chan struct{})}, &lineLog{changed: make(chan struct{})}
+	var read sync.WaitGroup
+	outPipe, _ := cmd.StdoutPipe()
+	errPipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); read.Wait(); _ = cmd.Wait() })
+	read.Add(2)
+	go readLines(outPipe, stdout, &read)
+	go readLines(errPipe, stderr, &read)
+	stderr.wait(t, `on node "A"`)
+	began := time.Now()
+
+	waitFor(t, "past the first token's end, refreshed", func() bool {
+		return time.Since(began) > 2*time.Second+token.Leeway+time.Second && a.Server.Stats().Refreshes[edge.RefreshOK] >= 2
+	})
+	request(t, nc, pushMsg("sleeper", "high", "late", "still here"))
+	stdout.wait(t, "late: still here")
+	if st := a.Server.Stats(); st.Disconnects[wire.CloseTokenExpired] != 0 || st.Sessions != 1 {
+		t.Fatalf("token_expired closes %d, sessions %d; want the first connection throughout", st.Disconnects[wire.CloseTokenExpired], st.Sessions)
 	}
 }

@@ -103,12 +103,49 @@ func (c *listenCmd) run() int {
 	if c.Reconnect {
 		return c.reconnecting(ctx)
 	}
-	conn, err := dialAs(ctx, c.clientFlags, c.Session)
+	conn, minted, err := dialAs(ctx, c.clientFlags, c.Session)
 	if err != nil {
 		return fail("listen", err)
 	}
 	defer conn.Close()
+	if minted != "" {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go refreshAhead(ctx, conn, minted, func() (string, error) { return c.keyFlags.mint(c.Session) })
+	}
 	return listen(ctx, conn, c.Addr, c.JSON)
+}
+
+// refreshAhead keeps conn, made with the token tok that pushctl minted,
+// from outliving it: ahead of each token's exp (client.RefreshTime) it
+// mints another and sends it in a refresh frame, trying again every 2 s
+// while minting fails, until ctx ends or the connection does.
+func refreshAhead(ctx context.Context, conn *client.Conn, tok string, mint func() (string, error)) {
+	got := time.Now()
+	for {
+		exp, ok := client.TokenExpiry(tok)
+		if !ok {
+			return
+		}
+		wait := time.Until(client.RefreshTime(got, exp))
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			next, err := mint()
+			if err == nil {
+				tok, got = next, time.Now()
+				break
+			}
+			fmt.Fprintf(os.Stderr, "token refresh: %v; trying again in 2s\n", err)
+			wait = 2 * time.Second
+		}
+		if conn.Refresh(tok) != nil {
+			return
+		}
+	}
 }
 
 // reconnecting is listen --reconnect: a session that comes back, each
@@ -171,31 +208,32 @@ func endText(err error) string {
 }
 
 // dialAs connects to the edge at f.Addr as a client holding session: with
-// f.Token, with a token minted from f's key, or (neither) in the edge's
-// development mode; over TLS with the --ca roots.
-func dialAs(ctx context.Context, f clientFlags, session string) (*client.Conn, error) {
+// f.Token, with a token minted from f's key (returned as minted), or
+// (neither) in the edge's development mode; over TLS with the --ca roots.
+func dialAs(ctx context.Context, f clientFlags, session string) (c *client.Conn, minted string, err error) {
 	tc, err := f.tlsConfig()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	o := client.Options{Token: f.Token, TLSConfig: tc}
 	switch {
 	case f.Token != "":
 	case f.keyFlags.given():
-		if o.Token, err = f.keyFlags.mint(session); err != nil {
-			return nil, err
+		if minted, err = f.keyFlags.mint(session); err != nil {
+			return nil, "", err
 		}
+		o.Token = minted
 	default:
 		o.Session = session
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, f.Addr, o)
+	c, err = client.Dial(ctx, f.Addr, o)
 	var closed *client.CloseError
 	if errors.As(err, &closed) && closed.Reason == wire.CloseAuth && o.Token == "" {
 		err = cli.NoToken(err)
 	}
-	return c, err
+	return c, minted, err
 }
 
 // receiver is a connection, or a session that comes back, as listen reads it.

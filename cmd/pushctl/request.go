@@ -53,7 +53,7 @@ func (c *requestCmd) run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conn, err := dialAs(ctx, c.clientFlags, c.Session)
+	conn, _, err := dialAs(ctx, c.clientFlags, c.Session)
 	if err != nil {
 		return fail("request", err)
 	}

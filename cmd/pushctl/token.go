@@ -15,7 +15,7 @@ import (
 type keyFlags struct {
 	SecretFile string        `placeholder:"FILE" help:"File holding the HS256 secret the edge checks tokens with."`
 	KeyFile    string        `placeholder:"FILE" help:"PEM private key (RSA: RS256, Ed25519: EdDSA) whose public half the edge checks tokens with."`
-	TTL        time.Duration `name:"ttl" default:"1h" help:"How long the token is valid: the edge closes a connection made with it then (token_expired), unless it is refreshed; listen --reconnect mints a fresh one to refresh it ahead of that, and to reconnect with."`
+	TTL        time.Duration `name:"ttl" default:"1h" help:"How long the token is valid: the edge closes a connection made with it then (token_expired), unless it is refreshed; listen mints a fresh one to refresh it ahead of that (and, with --reconnect, to reconnect with)."`
 	Group      []string      `placeholder:"NAME" help:"A group the token's connection is a member of (its groups claim; repeatable, or comma-separated; at most 32)."`
 	Kid        string        `name:"kid" placeholder:"ID" help:"The key id in the token's header: which of the edge's --jwt-keys or --jwt-jwks keys checks it."`
 	Aud        string        `name:"aud" placeholder:"AUD" help:"The token's aud claim, for an edge with --jwt-audience."`
