@@ -111,41 +111,15 @@ func (c *listenCmd) run() int {
 	if minted != "" {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go refreshAhead(ctx, conn, minted, func() (string, error) { return c.keyFlags.mint(c.Session) })
+		go conn.KeepTokenFresh(ctx, minted, func(context.Context) (string, error) {
+			tok, err := c.keyFlags.mint(c.Session)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "token refresh: %v; trying again in 2s\n", err)
+			}
+			return tok, err
+		}, dialTimeout)
 	}
 	return listen(ctx, conn, c.Addr, c.JSON)
-}
-
-// refreshAhead keeps conn, made with the token tok that pushctl minted,
-// from outliving it: ahead of each token's exp (client.RefreshTime) it
-// mints another and sends it in a refresh frame, trying again every 2 s
-// while minting fails, until ctx ends or the connection does.
-func refreshAhead(ctx context.Context, conn *client.Conn, tok string, mint func() (string, error)) {
-	got := time.Now()
-	for {
-		exp, ok := client.TokenExpiry(tok)
-		if !ok {
-			return
-		}
-		wait := time.Until(client.RefreshTime(got, exp))
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			next, err := mint()
-			if err == nil {
-				tok, got = next, time.Now()
-				break
-			}
-			fmt.Fprintf(os.Stderr, "token refresh: %v; trying again in 2s\n", err)
-			wait = 2 * time.Second
-		}
-		if conn.Refresh(tok) != nil {
-			return
-		}
-	}
 }
 
 // reconnecting is listen --reconnect: a session that comes back, each
@@ -207,6 +181,9 @@ func endText(err error) string {
 	return "a lost connection (" + err.Error() + ")"
 }
 
+// dialTimeout bounds a connect, and a token minted for a refresh.
+const dialTimeout = 10 * time.Second
+
 // dialAs connects to the edge at f.Addr as a client holding session: with
 // f.Token, with a token minted from f's key (returned as minted), or
 // (neither) in the edge's development mode; over TLS with the --ca roots.
@@ -226,7 +203,7 @@ func dialAs(ctx context.Context, f clientFlags, session string) (c *client.Conn,
 	default:
 		o.Session = session
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	c, err = client.Dial(ctx, f.Addr, o)
 	var closed *client.CloseError

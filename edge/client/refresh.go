@@ -66,26 +66,28 @@ const refreshRetry = 2 * time.Second
 // at once would spin.
 var errStaleToken = errors.New("client: the token callback returned a token that expires no later than the connection's")
 
-// refresh keeps c's token fresh, with tok the token c connected with: ahead
-// of each token's exp (RefreshTime) it asks the token callback for a new one
-// and sends it in a refresh frame. A failed callback, or one that returns a
-// token expiring no later than the current one, is tried again every
-// refreshRetry until the token expires; the edge then closes the connection
-// token_expired and the session reconnects with a token from the callback.
-// A token without a readable exp is not refreshed. It returns when c ends,
-// with the last failure of a refresh since the last success.
-func (s *Session) refresh(c *Conn, tok string) error {
+// KeepTokenFresh keeps the connection from outliving its token, tok
+// being the one it connected with: ahead of each token's exp
+// (RefreshTime) it asks token for a new one and sends it in a refresh
+// frame. Each call of token is given up after callTimeout, whether or not
+// it heeds its context. A failed call, or one that returns a token
+// expiring no later than the current one (not sent), is tried again every
+// 2 s until the token expires; the edge then closes the connection
+// token_expired. A token without a readable exp is not refreshed. It
+// returns when the connection or ctx ends, with the last failure since
+// the last refresh sent. Session does this by itself.
+func (c *Conn) KeepTokenFresh(ctx context.Context, tok string, token func(context.Context) (string, error), callTimeout time.Duration) error {
 	got := time.Now()
 	exp, ok := TokenExpiry(tok)
 	var failed error
 	for ok {
-		if !s.waitUntil(c, RefreshTime(got, exp)) {
+		if !c.waitUntil(ctx, RefreshTime(got, exp)) {
 			return failed
 		}
-		next, nextExp, err := s.freshToken(exp)
+		next, nextExp, err := freshToken(ctx, token, callTimeout, exp)
 		if err != nil {
 			failed = fmt.Errorf("refresh: %w", err)
-			if time.Now().After(exp) || !s.waitUntil(c, time.Now().Add(refreshRetry)) {
+			if time.Now().After(exp) || !c.waitUntil(ctx, time.Now().Add(refreshRetry)) {
 				return failed
 			}
 			continue
@@ -98,27 +100,26 @@ func (s *Session) refresh(c *Conn, tok string) error {
 	return failed
 }
 
-// waitUntil waits until t; false if c or the session ended first.
-func (s *Session) waitUntil(c *Conn, t time.Time) bool {
+// waitUntil waits until t; false if c or ctx ended first.
+func (c *Conn) waitUntil(ctx context.Context, t time.Time) bool {
 	timer := time.NewTimer(time.Until(t))
 	defer timer.Stop()
 	select {
 	case <-timer.C:
 		return true
 	case <-c.Done():
-	case <-s.ctx.Done():
+	case <-ctx.Done():
 	}
 	return false
 }
 
-// freshToken asks the token callback for a token to replace one that
-// expires at exp, bounded by the dial timeout, and returns it with its own
-// exp (zero if it has none readable). One that expires no later than exp
-// is errStaleToken.
-func (s *Session) freshToken(exp time.Time) (string, time.Time, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.r.DialTimeout)
+// freshToken asks token for a token to replace one that expires at exp,
+// bounded by timeout, and returns it with its own exp (zero if it has none
+// readable). One that expires no later than exp is errStaleToken.
+func freshToken(ctx context.Context, token func(context.Context) (string, error), timeout time.Duration, exp time.Time) (string, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tok, err := s.callToken(ctx)
+	tok, err := callToken(ctx, token)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -129,18 +130,18 @@ func (s *Session) freshToken(exp time.Time) (string, time.Time, error) {
 	return tok, next, nil
 }
 
-// callToken calls the token callback and returns its answer, or ctx's
-// error once ctx ends first: a callback deaf to its context holds up
+// callToken calls token and returns its answer, or ctx's error once ctx
+// ends first: a callback deaf to its context holds up
 // neither a connection's end nor a reconnect (its goroutine ends when it
 // returns; its answer is dropped).
-func (s *Session) callToken(ctx context.Context) (string, error) {
+func callToken(ctx context.Context, token func(context.Context) (string, error)) (string, error) {
 	type answer struct {
 		tok string
 		err error
 	}
 	got := make(chan answer, 1)
 	go func() {
-		tok, err := s.r.Token(ctx)
+		tok, err := token(ctx)
 		got <- answer{tok, err}
 	}()
 	select {

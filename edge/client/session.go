@@ -159,7 +159,7 @@ func (s *Session) dial(ctx context.Context) (*Conn, error) {
 	o.OnPush, o.Buffer = nil, 1 // the session's goroutine takes each push
 	o.ManualReceipts = true     // and the session confirms them
 	if s.r.Token != nil {
-		tok, err := s.callToken(ctx)
+		tok, err := callToken(ctx, s.r.Token)
 		if err != nil {
 			return nil, fmt.Errorf("token: %w", err)
 		}
@@ -231,7 +231,7 @@ func (s *Session) hold(c *Conn, after error) error {
 	var refresher sync.WaitGroup
 	var refreshErr error // the refresher's; read after Wait
 	if s.r.Token != nil {
-		refresher.Go(func() { refreshErr = s.refresh(c, c.token) })
+		refresher.Go(func() { refreshErr = c.KeepTokenFresh(s.ctx, c.token, s.r.Token, s.r.DialTimeout) })
 	}
 	for {
 		f, err := c.Recv(s.ctx)
