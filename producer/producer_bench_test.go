@@ -9,26 +9,30 @@ import (
 
 	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/push"
-	"github.com/pushfabric/pushfabric/tests/natstest"
 )
 
 // The producer client's fast path against a real nats-server, a plain
 // subscriber taking (or dropping) the pushes so that there are responders.
 // Beside it, the same messages as plain publishes: what the fast path adds.
+// The server and the subscriber are a process of their own (benchNATS), so
+// that allocs/op and the profiles are the publisher's alone.
 func BenchmarkPublish(b *testing.B) {
-	s := natstest.Server(b)
-	sub, err := natstest.Connect(b, s).Subscribe("push.>", func(*nats.Msg) {})
-	if err != nil {
-		b.Fatal(err)
+	url := benchNATS(b)
+	connect := func(b *testing.B) *nats.Conn {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		return nc
 	}
-	_ = sub.SetPendingLimits(-1, -1)
 	payload := make([]byte, 128)
 	sessions := make([]string, 1000)
 	for i := range sessions {
 		sessions[i] = fmt.Sprintf("b%d", i)
 	}
 	b.Run("producer", func(b *testing.B) {
-		nc := natstest.Connect(b, s)
+		nc := connect(b)
 		p, err := producer.New(nc, producer.Options{MaxTracked: 1 << 30})
 		if err != nil {
 			b.Fatal(err)
@@ -47,7 +51,7 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	})
 	b.Run("plain", func(b *testing.B) {
-		nc := natstest.Connect(b, s)
+		nc := connect(b)
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
