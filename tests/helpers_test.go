@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,32 +140,57 @@ type deadLetter struct {
 // consumer.
 func deadLetters(t testing.TB, s *server.Server) []deadLetter {
 	t.Helper()
-	st := dlqStream(t, s)
-	info, err := st.Info(timeout(t))
-	if err != nil {
-		t.Fatal(err)
+	js := natstest.JetStream(t, s)
+	deadline := time.Now().Add(testTimeout)
+	for {
+		out, err := readDeadLetters(timeout(t), js)
+		// A replicated stream electing a leader (a cluster just formed, a
+		// server gone) answers no one for a moment: ask again.
+		if err == nil || !isNoResponders(err) || time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("reading %s: %v", protocol.DeadLetterStream, err)
+			}
+			return out
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	cons, err := st.OrderedConsumer(timeout(t), jetstream.OrderedConsumerConfig{})
+}
+
+// isNoResponders: nobody answered a JetStream API request, as nats.go
+// says it, whether the jetstream package wrapped the error or not.
+func isNoResponders(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		strings.Contains(err.Error(), nats.ErrNoResponders.Error())
+}
+
+// readDeadLetters reads the whole dead-letter stream once.
+func readDeadLetters(ctx context.Context, js jetstream.JetStream) ([]deadLetter, error) {
+	st, err := js.Stream(ctx, protocol.DeadLetterStream)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.State.Msgs == 0 {
+		return nil, err
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]deadLetter, 0, info.State.Msgs)
 	for uint64(len(out)) < info.State.Msgs {
 		batch, err := cons.Fetch(int(min(1000, info.State.Msgs-uint64(len(out)))), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		for m := range batch.Messages() {
 			out = append(out, deadLetter{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return out
+	return out, nil
 }
 
 // waitFor polls cond until it holds or the test times out.
