@@ -68,6 +68,31 @@ func (l *lineLog) wait(t *testing.T, s string) {
 	}
 }
 
+// startPushctl runs pushctl with args, its output read line by line;
+// wait reads it to the end and waits for the command's exit (once: the
+// test's end kills and waits for it too).
+func startPushctl(t *testing.T, args ...string) (stdout, stderr *lineLog, wait func() error) {
+	t.Helper()
+	cmd := exec.Command(binary(t, "pushctl"), args...)
+	cmd.Env = toolEnv(t)
+	stdout, stderr = &lineLog{changed: make(chan struct{})}, &lineLog{changed: make(chan struct{})}
+	outPipe, _ := cmd.StdoutPipe()
+	errPipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var read sync.WaitGroup
+	read.Add(2)
+	go readLines(outPipe, stdout, &read)
+	go readLines(errPipe, stderr, &read)
+	wait = sync.OnceValue(func() error {
+		read.Wait()
+		return cmd.Wait()
+	})
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = wait() })
+	return stdout, stderr, wait
+}
+
 // pushctl listen --reconnect holds its session across a node's shutdown:
 // it says on stderr where it reconnected and after what, prints a push
 // published again with the same Push-Id once, and stops, with listen's
@@ -77,20 +102,7 @@ func TestPushctlListenReconnects(t *testing.T) {
 	nc := natstest.Connect(t, s)
 	cfgA := edgeConfig(t, s, "A")
 	a := startEdge(t, cfgA)
-	cmd := exec.Command(binary(t, "pushctl"), "listen", "--reconnect", "--addr", a.tcp(),
-		"--secret-file", cfgA.JWTSecretFile, "roamer")
-	cmd.Env = toolEnv(t)
-	stdout, stderr := &lineLog{changed: make(chan struct{})}, &lineLog{changed: make(chan struct{})}
-	var read sync.WaitGroup
-	outPipe, _ := cmd.StdoutPipe()
-	errPipe, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	read.Add(2)
-	go readLines(outPipe, stdout, &read)
-	go readLines(errPipe, stderr, &read)
+	stdout, stderr, wait := startPushctl(t, "listen", "--reconnect", "--addr", a.tcp(), "--secret-file", cfgA.JWTSecretFile, "roamer")
 
 	stderr.wait(t, `on node "A"`)
 	request(t, nc, pushMsg("roamer", "high", "x", "one"))
@@ -110,8 +122,7 @@ func TestPushctlListenReconnects(t *testing.T) {
 	}
 
 	dial(t, b.tcp(), "roamer", client.Options{})
-	read.Wait()
-	err := cmd.Wait()
+	err := wait()
 	stderr.wait(t, "replaced")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -131,20 +142,7 @@ func TestPushctlListenRefreshesItsToken(t *testing.T) {
 	nc := natstest.Connect(t, s)
 	cfg := edgeConfig(t, s, "A")
 	a := startEdge(t, cfg)
-	cmd := exec.Command(binary(t, "pushctl"), "listen", "--ttl", "2s", "--addr", a.tcp(),
-		"--secret-file", cfg.JWTSecretFile, "sleeper")
-	cmd.Env = toolEnv(t)
-	stdout, stderr := &lineLog{changed: make(chan struct{})}, &lineLog{changed: make(chan struct{})}
-	var read sync.WaitGroup
-	outPipe, _ := cmd.StdoutPipe()
-	errPipe, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); read.Wait(); _ = cmd.Wait() })
-	read.Add(2)
-	go readLines(outPipe, stdout, &read)
-	go readLines(errPipe, stderr, &read)
+	stdout, stderr, _ := startPushctl(t, "listen", "--ttl", "2s", "--addr", a.tcp(), "--secret-file", cfg.JWTSecretFile, "sleeper")
 	stderr.wait(t, `on node "A"`)
 	began := time.Now()
 

@@ -8,9 +8,7 @@ import (
 	"math/big"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -186,24 +184,8 @@ func TestPushctlListenTLS(t *testing.T) {
 	s := natstest.Server(t)
 	nc := natstest.Connect(t, s)
 	n, _ := startTLSEdge(t, s.ClientURL())
-	cmd := exec.Command(binary(t, "pushctl"), "listen", "--addr", "wss://"+n.addr("websocket")+"/", "--ca", n.pem,
+	stdout, stderr, _ := startPushctl(t, "listen", "--addr", "wss://"+n.addr("websocket")+"/", "--ca", n.pem,
 		"--secret-file", writeSecret(t), "secure")
-	cmd.Env = toolEnv(t)
-	stdout, stderr := &lineLog{changed: make(chan struct{})}, &lineLog{changed: make(chan struct{})}
-	var read sync.WaitGroup
-	outPipe, _ := cmd.StdoutPipe()
-	errPipe, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		read.Wait()
-		_ = cmd.Wait()
-	})
-	read.Add(2)
-	go readLines(outPipe, stdout, &read)
-	go readLines(errPipe, stderr, &read)
 	stderr.wait(t, `listening as session "secure"`)
 	request(t, nc, pushMsg("secure", "high", "s1", "over wss"))
 	stdout.wait(t, "s1: over wss")
