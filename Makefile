@@ -41,7 +41,7 @@ FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS 
 	bus:FuzzFrameOf bus:FuzzIntake bus:FuzzDecodeReply bus:FuzzSessionMessages@10000x \
 	protocol:FuzzParseSubject protocol:FuzzParseSessionEvent protocol:FuzzParseGroupSubject protocol:FuzzSplitGroups \
 	protocol:FuzzParseAck protocol:FuzzParseMemberReply protocol:FuzzParseDeadLetterSubject \
-	backend:FuzzGroupMembers dlq:FuzzReplayMsg dlq:FuzzEntryTokens \
+	backend:FuzzGroupMembers dlq:FuzzReplayMsg dlq:FuzzEntryTokens producer:FuzzParseJSONPush cmd/pushctl:FuzzReadLines \
 	cmd/edge:FuzzConfigFile@2000x cmd/pushctl:FuzzPushArgs@2000x
 # What the binaries built here say they are (internal/version): git describe,
 # or nothing without git (or outside a repository), and then they read their

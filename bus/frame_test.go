@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -88,25 +87,6 @@ func FuzzFrameOf(f *testing.F) {
 			t.Fatalf("Push-Expires %q read as no expiry", expires)
 		}
 	})
-}
-
-// Push ids are unique, 22 characters of [0-9A-Za-z], across blocks and
-// sources.
-func TestIDSource(t *testing.T) {
-	seen := map[string]bool{}
-	for range 2 {
-		ids := newIDSource()
-		for range 3*idsPerBlock + 7 {
-			id := ids.next()
-			if len(id) != idLen || strings.Trim(id, idDigits) != "" || seen[id] {
-				t.Fatalf("id %q: want 22 characters of [0-9A-Za-z], never repeated", id)
-			}
-			seen[id] = true
-		}
-	}
-	if ids := newIDSource(); testing.AllocsPerRun(1000, func() { ids.next() }) > 0.05 {
-		t.Errorf("an id allocates")
-	}
 }
 
 // The dispatch lane's per-push work before the queue: subject, frame, id.

@@ -102,13 +102,12 @@ func (p *Producer) PublishGroup(group string, prio push.Priority, payload []byte
 	if !p.running.Load() {
 		return ErrNotRunning
 	}
-	m, span, err := p.groupMsg(context.Background(), group, prio, payload, opts)
-	if err != nil {
-		return err
+	if group != push.AllGroup {
+		if err := push.CheckGroup(group); err != nil {
+			return err
+		}
 	}
-	defer span.End()
-	m.Header[protocol.HeaderAck] = ackNone
-	return p.send(m, protocol.GroupLetterSession(group), prio, "group "+group)
+	return p.publish(group, true, prio, payload, opts)
 }
 
 // groupMsg builds a group push: to <prefix>.group.<group>.<prio>, or
@@ -125,12 +124,20 @@ func (p *Producer) groupMsg(ctx context.Context, group string, prio push.Priorit
 	if err != nil {
 		return nil, nil, err
 	}
-	if v := m.Header.Get(protocol.HeaderAck); v == protocol.AckWritten || v == protocol.AckReceived {
+	if err := groupAckAllowed(m.Header); err != nil {
 		span.End()
-		return nil, nil, fmt.Errorf("%s %s: per session only, not for a group push", protocol.HeaderAck, v)
+		return nil, nil, err
 	}
 	m.Header.Set(protocol.HeaderGroup, group)
 	return m, span, nil
+}
+
+// groupAckAllowed refuses the acks a group push cannot have.
+func groupAckAllowed(h nats.Header) error {
+	if v := h.Get(protocol.HeaderAck); v == protocol.AckWritten || v == protocol.AckReceived {
+		return fmt.Errorf("%s %s: per session only, not for a group push", protocol.HeaderAck, v)
+	}
+	return nil
 }
 
 // deadLetterGroup parks a group push no node had a member for.

@@ -38,14 +38,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/dlq"
+	"github.com/pushfabric/pushfabric/internal/strblock"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -69,7 +68,8 @@ type Options struct {
 	// TracerProvider traces each push (a producer span whose context travels
 	// in the traceparent header to the edge and into dead letters). Nil:
 	// OpenTelemetry's global provider, which does nothing unless the program
-	// set one.
+	// set one (otel.SetTracerProvider, before or after New); until then
+	// pushes cost nothing to trace.
 	TracerProvider trace.TracerProvider
 }
 
@@ -98,9 +98,6 @@ func (o *Options) defaults() {
 	if o.MaxTracked <= 0 {
 		o.MaxTracked = 100_000
 	}
-	if o.TracerProvider == nil {
-		o.TracerProvider = otel.GetTracerProvider()
-	}
 }
 
 // Stats count what a Producer did.
@@ -114,7 +111,7 @@ type Stats struct {
 type Producer struct {
 	nc     *nats.Conn
 	opts   Options
-	tracer trace.Tracer
+	tracer tracers
 	dl     *dlq.Writer
 	inbox  string
 	sub    *nats.Subscription
@@ -123,8 +120,15 @@ type Producer struct {
 	published, offline, untracked atomic.Uint64
 
 	mu      sync.Mutex
-	tracked ring          // guarded by mu: pushes sent by Publish in their status window
-	empty   chan struct{} // guarded by mu: closed when nothing is tracked, for Stop
+	tracked ring             // guarded by mu: pushes sent by Publish, until marked or their status window ends
+	scratch scratch          // guarded by mu: the message a tracked push is built in
+	epoch   time.Time        // the ring's clock: time.Since(epoch)
+	strs    strblock.Block   // guarded by mu: the strings of tracked pushes' messages
+	ids     strblock.IDs     // guarded by mu: their push ids
+	stamps  strblock.Stamper // guarded by mu: their send times
+	empty   chan struct{}    // guarded by mu: closed when nothing is tracked, for Stop
+
+	markSubject string // in the status inbox: the producer's marks (see mark)
 
 	stop      chan struct{} // closed by Stop
 	done      chan struct{} // closed when the expiry goroutine ends
@@ -148,11 +152,15 @@ func New(nc *nats.Conn, opts Options) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{
-		nc: nc, opts: opts, dl: w, inbox: nc.NewInbox(),
-		tracer: opts.TracerProvider.Tracer("github.com/pushfabric/pushfabric/producer"),
-		stop:   make(chan struct{}), done: make(chan struct{}),
-	}, nil
+	inbox := nc.NewInbox()
+	p := &Producer{
+		nc: nc, opts: opts, dl: w, inbox: inbox, markSubject: inbox + "." + markToken,
+		tracer: tracers{provider: opts.TracerProvider},
+		ids:    strblock.NewIDs(), strs: strblock.Block{Size: 16 << 10}, epoch: time.Now(),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	p.scratch.reset()
+	return p, nil
 }
 
 // Start subscribes to the producer's status inbox and starts its
@@ -167,7 +175,15 @@ func (p *Producer) Start(ctx context.Context) error {
 		return err
 	}
 	sub, err := p.nc.Subscribe(p.inbox+".*", p.onStatus)
+	if err == nil {
+		// One answer at most for each push tracked, and the marks: never a
+		// slow consumer that would lose an offline push's answer.
+		err = sub.SetPendingLimits(2*p.opts.MaxTracked+1024, -1)
+	}
 	if err != nil {
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
 		_ = p.dl.Stop(ctx)
 		return fmt.Errorf("status inbox: %w", err)
 	}
@@ -237,8 +253,6 @@ func WithAck(mode string) Option {
 	}
 }
 
-var producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
-
 // msg builds the NATS message of a push, and starts its producer span (the
 // caller ends it), whose context goes into the headers.
 func (p *Producer) msg(ctx context.Context, session string, prio push.Priority, payload []byte, opts []Option) (*nats.Msg, trace.Span, error) {
@@ -265,12 +279,7 @@ func (p *Producer) build(ctx context.Context, subject string, target attribute.K
 	if m.Header.Get(protocol.HeaderID) == "" {
 		m.Header.Set(protocol.HeaderID, nuid.Next())
 	}
-	_, span := p.tracer.Start(ctx, "pushfabric.push", producerSpan...)
-	if span.IsRecording() { // nothing to build when tracing is off
-		span.SetAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject),
-			target, attribute.String("pushfabric.push_id", m.Header.Get(protocol.HeaderID)))
-		propagation.TraceContext{}.Inject(trace.ContextWithSpan(ctx, span), protocol.Carrier(m.Header))
-	}
+	span := p.startSpan(ctx, m, target)
 	m.Header.Set(protocol.HeaderSentAt, push.FormatTime(time.Now()))
 	return m, span, nil
 }
@@ -312,51 +321,6 @@ func (p *Producer) Push(ctx context.Context, session string, prio push.Priority,
 	return ack, err
 }
 
-// Publish sends a push without waiting. If no node holds the session, the
-// push is dead-lettered as offline shortly after (see Options.StatusWindow).
-// An error means the push was not sent.
-func (p *Producer) Publish(session string, prio push.Priority, payload []byte, opts ...Option) error {
-	if !p.running.Load() {
-		return ErrNotRunning
-	}
-	m, span, err := p.msg(context.Background(), session, prio, payload, opts)
-	if err != nil {
-		return err
-	}
-	defer span.End()
-	m.Header[protocol.HeaderAck] = ackNone
-	return p.send(m, session, prio, session)
-}
-
-// send publishes m, tracked for its status window under the dead-letter
-// session token session; what names the target in an error.
-func (p *Producer) send(m *nats.Msg, session string, prio push.Priority, what string) error {
-	seq, ok := p.track(m, session, prio)
-	if ok {
-		m.Reply = p.inbox + "." + strconv.FormatUint(seq, 36)
-	}
-	if err := p.nc.PublishMsg(m); err != nil {
-		if ok {
-			p.untrack(seq)
-		}
-		return fmt.Errorf("publish to %s: %w", what, err)
-	}
-	p.published.Add(1)
-	return nil
-}
-
-// track remembers a push sent by Publish for its status window, unless
-// MaxTracked are remembered already (it is then counted untracked).
-func (p *Producer) track(m *nats.Msg, session string, prio push.Priority) (uint64, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	seq, ok := p.tracked.add(m, session, prio, time.Now().Add(p.opts.StatusWindow), p.opts.MaxTracked)
-	if !ok {
-		p.untracked.Add(1)
-	}
-	return seq, ok
-}
-
 // untrack forgets a push, returning what its dead letter needs if it was
 // still tracked.
 func (p *Producer) untrack(seq uint64) (dlq.Letter, bool) {
@@ -374,8 +338,18 @@ func (p *Producer) signalEmptyLocked() {
 	}
 }
 
-// onStatus receives NATS's "no responders" for a tracked push.
+// onStatus receives NATS's "no responders" for a tracked push, and the
+// producer's marks (see mark).
 func (p *Producer) onStatus(m *nats.Msg) {
+	if m.Subject == p.markSubject {
+		if seq, err := strconv.ParseUint(string(m.Data), 36, 64); err == nil {
+			p.mu.Lock()
+			p.tracked.release(seq)
+			p.signalEmptyLocked()
+			p.mu.Unlock()
+		}
+		return
+	}
 	if !push.NoResponders(m.Header, m.Data) {
 		return
 	}
@@ -389,26 +363,56 @@ func (p *Producer) onStatus(m *nats.Msg) {
 	}
 }
 
-// expire forgets tracked pushes whose status window has passed: somebody
-// held their session.
+// expire marks the pushes sent (see mark) every markInterval, and forgets
+// tracked pushes whose status window has passed: somebody held their
+// session, or the marks do not come back.
 func (p *Producer) expire() {
 	defer close(p.done)
-	tick := time.NewTicker(p.opts.StatusWindow / 4)
+	tick := time.NewTicker(min(markInterval, p.opts.StatusWindow/4))
 	defer tick.Stop()
+	var marked uint64
 	for {
 		select {
 		case <-p.stop:
 			return
 		case now := <-tick.C:
+			marked = p.mark(marked)
 			p.expireUntil(now)
 		}
 	}
 }
 
+// markInterval is how often the producer marks the pushes it sent.
+const markInterval = 10 * time.Millisecond
+
+// mark publishes to the producer's own status inbox the sequence number of
+// the last push sent, if it sent any since the last mark. The server of
+// the producer's connection answers a push nobody subscribes to with "no
+// responders" as it takes the push in, on the producer's connection, and
+// takes in the mark after it: when the mark comes back, every push up to
+// it that NATS found no responder for has had its answer, and the others
+// are forgotten. A connection without echo never gets its marks, and its
+// pushes are forgotten when their status window ends.
+func (p *Producer) mark(marked uint64) uint64 {
+	if p.nc.Opts.NoEcho {
+		return marked
+	}
+	p.mu.Lock()
+	head := p.tracked.head
+	p.mu.Unlock()
+	if head == marked {
+		return marked
+	}
+	if err := p.nc.Publish(p.markSubject, strconv.AppendUint(nil, head, 36)); err != nil {
+		return marked
+	}
+	return head
+}
+
 func (p *Producer) expireUntil(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.tracked.expire(now)
+	p.tracked.expire(now.Sub(p.epoch))
 	p.signalEmptyLocked()
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/internal/strblock"
 	"github.com/pushfabric/pushfabric/push"
 )
 
@@ -35,6 +36,15 @@ func GroupSubject(prefix, group, priority string) string {
 		return prefix + "." + push.AllGroup + "." + priority
 	}
 	return prefix + "." + GroupToken + "." + group + "." + priority
+}
+
+// GroupSubjectIn is GroupSubject made in b, with no allocation of its own.
+func GroupSubjectIn(b *strblock.Block, prefix, group, priority string) string {
+	if group == push.AllGroup {
+		return PushSubjectIn(b, prefix, push.AllGroup, priority)
+	}
+	return b.Start(len(prefix) + len(GroupToken) + len(group) + len(priority) + 3).
+		Add(prefix).AddByte('.').Add(GroupToken).AddByte('.').Add(group).AddByte('.').Add(priority).String()
 }
 
 // GroupWildcard is the one subscription a node holds per group it has

@@ -3,6 +3,8 @@ package protocol
 import (
 	"strings"
 	"testing"
+
+	"github.com/pushfabric/pushfabric/internal/strblock"
 )
 
 // FuzzParseGroupSubject: any subject either names a group (or all) and a
@@ -43,4 +45,17 @@ func FuzzSplitGroups(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The subjects made in a block are the subjects.
+func TestSubjectsInABlock(t *testing.T) {
+	var b strblock.Block
+	for _, c := range []struct{ prefix, name, prio string }{{"push", "alice", "high"}, {"p", "all", "low"}, {"push", "room-1", "low"}} {
+		if got, want := PushSubjectIn(&b, c.prefix, c.name, c.prio), PushSubject(c.prefix, c.name, c.prio); got != want {
+			t.Errorf("PushSubjectIn: %q; want %q", got, want)
+		}
+		if got, want := GroupSubjectIn(&b, c.prefix, c.name, c.prio), GroupSubject(c.prefix, c.name, c.prio); got != want {
+			t.Errorf("GroupSubjectIn: %q; want %q", got, want)
+		}
+	}
 }

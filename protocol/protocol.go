@@ -3,9 +3,9 @@
 // the headers they carry, the acknowledgements edge nodes send back, and
 // the dead-letter stream's name and subject scheme. It is shared by the
 // edge's bus, the producer client, the backend helper and the dead-letter
-// tools, so it imports nats.go and the vocabulary (push) only: no other
-// package of the module, no fx, no Prometheus (tests/imports_test.go keeps
-// these rules).
+// tools, so it imports nats.go, the vocabulary (push) and internal/strblock
+// only: no other package of the module, no fx, no Prometheus
+// (tests/imports_test.go keeps these rules).
 package protocol
 
 import (
@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pushfabric/pushfabric/internal/strblock"
 	"github.com/pushfabric/pushfabric/push"
 )
 
@@ -29,6 +30,11 @@ const Control = "ctl"
 // published: <prefix>.<session>.<priority>.
 func PushSubject(prefix, session, priority string) string {
 	return prefix + "." + session + "." + priority
+}
+
+// PushSubjectIn is PushSubject made in b, with no allocation of its own.
+func PushSubjectIn(b *strblock.Block, prefix, session, priority string) string {
+	return b.Start(len(prefix) + len(session) + len(priority) + 2).Add(prefix).AddByte('.').Add(session).AddByte('.').Add(priority).String()
 }
 
 // SessionWildcard is the one subscription a node holds per session:

@@ -38,11 +38,17 @@ type cliRun struct {
 // variables but those in env.
 func runTool(t *testing.T, env []string, name string, args ...string) cliRun {
 	t.Helper()
+	return runToolInput(t, env, "", name, args...)
+}
+
+// runToolInput is runTool with stdin as the tool's standard input.
+func runToolInput(t *testing.T, env []string, stdin string, name string, args ...string) cliRun {
+	t.Helper()
 	cmd := exec.CommandContext(timeout(t), binary(t, name), args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(toolEnv(t), env...)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, strings.NewReader("")
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = &stdout, &stderr, strings.NewReader(stdin)
 	err := cmd.Run()
 	r := cliRun{stdout: stdout.String(), stderr: stderr.String()}
 	var ee *exec.ExitError

@@ -19,8 +19,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pushfabric/pushfabric/edge/client"
@@ -519,5 +521,55 @@ func TestTraceOfAGroupPush(t *testing.T) {
 	}
 	if attrs["pushfabric.group"] != "team" || attrs["pushfabric.members"] != "2" || attrs["pushfabric.push_id"] != "g1" {
 		t.Fatalf("fan-out span attributes %v; want group team, 2 members, push g1", attrs)
+	}
+}
+
+// A producer with no TracerProvider traces with OpenTelemetry's global
+// one once the program sets it, even after New: Publish's fast path too,
+// its span naming the push, the edge's delivery span its child.
+func TestPublishTracesWithTheGlobalProvider(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(timeout(t)) })
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Bus.TracerProvider = tp
+	n := startEdge(t, cfg)
+	p := newProducer(t, natstest.Connect(t, s), "")
+	c := dial(t, n.tcp(), "traced", client.Options{})
+	if err := p.Publish("traced", push.High, []byte("untraced"), producer.WithID("before")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, c)
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
+	for i := range 3 {
+		if err := p.Publish("traced", push.High, []byte("x"), producer.WithID(fmt.Sprintf("g%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, c)
+	}
+	var pushes, deliveries []tracetest.SpanStub
+	waitFor(t, "three delivery spans", func() bool {
+		spans := spansByName(exp)
+		pushes, deliveries = spans["pushfabric.push"], spans["pushfabric.deliver"]
+		return len(deliveries) >= 3 && len(pushes) == 3
+	})
+	for i, prod := range pushes {
+		attrs := map[string]string{}
+		for _, a := range prod.Attributes {
+			attrs[string(a.Key)] = a.Value.AsString()
+		}
+		if want := fmt.Sprintf("g%d", i); attrs["pushfabric.push_id"] != want || attrs["pushfabric.session"] != "traced" ||
+			attrs["messaging.destination.name"] != "push.traced.high" {
+			t.Errorf("span %d: %v; want push %s to traced on push.traced.high", i, attrs, want)
+		}
+		found := false
+		for _, del := range deliveries {
+			found = found || del.Parent.SpanID() == prod.SpanContext.SpanID()
+		}
+		if !found {
+			t.Errorf("no delivery span under the producer's span of push g%d", i)
+		}
 	}
 }

@@ -33,7 +33,7 @@ func (n *natsFlags) connect() (*nats.Conn, error) {
 // pushCmd is pushctl push.
 type pushCmd struct {
 	natsFlags   `embed:""`
-	Session     string        `arg:"" help:"The session to push to; with --group or --all, leave it out (the one argument is the payload)."`
+	Session     string        `arg:"" optional:"" help:"The session to push to; with --group or --all, leave it out (the one argument is the payload); with --lines, give none."`
 	Payload     string        `arg:"" optional:"" help:"The payload; - reads it from standard input."`
 	Group       string        `help:"Push to every member of this group, on every node, instead of one session (the acknowledgement counts the members)."`
 	All         bool          `name:"all" help:"Push to every connection on every node (a broadcast) instead of one session."`
@@ -45,13 +45,16 @@ type pushCmd struct {
 	Header      []string      `sep:"none" placeholder:"KEY=VALUE" help:"Extra header key=value (repeatable)."`
 	Timeout     time.Duration `default:"10s" help:"How long to wait for the acknowledgement."`
 	JSON        bool          `name:"json" help:"Print the acknowledgement as JSON."`
+	Lines       bool          `help:"Read pushes from standard input, one JSON object a line ({\"session\":…,\"priority\":…,\"payload\":…,\"headers\":{…}}, docs/pushing.md), send them in batches and print what became of each that did not go through, then a summary. --priority, --ack, --content-type, --header and --expires-in apply to every line, unless the line says otherwise; --timeout to each batch."`
+	Batch       int           `default:"1000" help:"With --lines: pushes sent at once, their acknowledgements awaited together."`
 }
 
 // Help is shown under the command's usage.
 func (c *pushCmd) Help() string {
 	return "Publishes a push and prints the edge node's acknowledgement. Exit status: 0 when the push is\nenqueued, written or received, 1 when it is dead (dead-lettered with the reason shown, offline when\nno node holds the session) or on error, such as no acknowledgement within --timeout (the push is\nthen unacknowledged: it may have been delivered; send it again with the same --id). A group push or\n" +
 		"broadcast: 0 when it was queued for a member at least; 1 when for none (no member on any node, or\n" +
-		"every node that answered dead, each shown with its reason) or on error."
+		"every node that answered dead, each shown with its reason) or on error. With --lines: 0 when every\n" +
+		"push was enqueued, written or received; 1 when any was refused, dead, unacknowledged or not sent."
 }
 
 // Validate checks the session's or group's name and that the headers are
@@ -91,6 +94,16 @@ func (c *pushCmd) options() []producer.Option {
 func (c *pushCmd) target(kctx *kong.Context) error {
 	grouped := c.Group != "" || c.All
 	switch {
+	case c.Lines && (grouped || onCommandLine(kctx, "session")):
+		return errors.New("--lines: each line names its session; give no session, payload, --group or --all")
+	case c.Lines && c.ID != "":
+		return errors.New("--lines: push ids are per push (each line's Push-Id header); no --id")
+	case c.Lines && c.Batch < 1:
+		return fmt.Errorf("--batch must be positive, got %d", c.Batch)
+	case c.Lines:
+		return nil
+	case !onCommandLine(kctx, "session"):
+		return errors.New("expected <session> <payload>")
 	case c.Group != "" && c.All:
 		return errors.New("--group and --all: choose one")
 	case grouped && onCommandLine(kctx, "payload"):
@@ -111,7 +124,7 @@ func (c *pushCmd) target(kctx *kong.Context) error {
 
 func (c *pushCmd) run() int {
 	payload := []byte(c.Payload)
-	if c.Payload == "-" {
+	if c.Payload == "-" && !c.Lines {
 		var err error
 		if payload, err = io.ReadAll(os.Stdin); err != nil {
 			return fail("push", err)
@@ -142,6 +155,9 @@ func (c *pushCmd) run() int {
 	}
 	if c.Group != "" || c.All {
 		return c.pushGroup(ctx, p, prio, payload)
+	}
+	if c.Lines {
+		return c.pushLines(p, prio, os.Stdin, os.Stdout, os.Stderr)
 	}
 	a, err := p.Push(ctx, c.Session, prio, payload, c.options()...)
 	if cerr := p.Stop(ctx); err == nil && cerr != nil {
