@@ -51,13 +51,22 @@ LDFLAGS     := -X github.com/pushfabric/pushfabric/internal/version.stamp=$(VERS
 # The race runtime sleeps a second at exit by default.
 export GORACE := atexit_sleep_ms=0
 
-.PHONY: test unit fuzz lint vuln deployments bench bench-idle bench-load bench-scale soak wscompare run build tools nats nats-keys clean
+.PHONY: test unit node-deps fuzz lint vuln deployments bench bench-idle bench-load bench-scale soak wscompare run build tools nats nats-keys clean
 
 test: lint unit fuzz deployments
 
-unit: $(NATS_CLI)
+unit: $(NATS_CLI) node-deps
 	PUSHFABRIC_REQUIRE_NATS_CLI=1 PUSHFABRIC_NATS_CLI=$(NATS_CLI) PUSHFABRIC_REQUIRE_NODE=1 RAPID_CHECKS=$(RAPID_CHECKS) \
 		$(GO) test -race -count=1 -timeout 12m ./...
+
+# The Node producer example's dependencies (examples/node-producer, the
+# versions its package-lock.json pins), which TestNodeProducer runs it
+# with: npm ci, again only when package.json or the lock file changes.
+NODE_PRODUCER := examples/node-producer
+node-deps: $(NODE_PRODUCER)/node_modules/.package-lock.json
+
+$(NODE_PRODUCER)/node_modules/.package-lock.json: $(NODE_PRODUCER)/package.json $(NODE_PRODUCER)/package-lock.json
+	cd $(NODE_PRODUCER) && npm ci --no-audit --no-fund
 
 fuzz:
 	@failed=; for pt in $(FUZZ_TARGETS); do \
