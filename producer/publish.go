@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -73,8 +74,9 @@ func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group 
 		p.scratch.reset()
 		return true, err
 	}
-	m, b := &p.scratch.msg, &p.strs
+	m, h, b := &p.scratch.msg, p.scratch.msg.Header, &p.strs
 	m.Data = payload
+	h[protocol.HeaderID] = p.scratch.id[:] // empty: an id is minted below unless an option sets one
 	if group {
 		m.Subject = protocol.GroupSubjectIn(b, p.opts.Prefix, name, prio.String())
 	} else {
@@ -85,7 +87,7 @@ func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group 
 			return fail(err)
 		}
 	}
-	h, own := m.Header, 3 // Push-Id, Push-Sent-At, Push-Ack
+	own := 3 // Push-Id, Push-Sent-At, Push-Ack
 	if group {
 		if err := groupAckAllowed(h); err != nil {
 			return fail(err)
@@ -93,9 +95,9 @@ func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group 
 		p.scratch.group[0] = name
 		h[protocol.HeaderGroup], own = p.scratch.group[:], own+1
 	}
-	if len(h[protocol.HeaderID]) == 0 {
+	id := h[protocol.HeaderID]
+	if &id[0] == &p.scratch.id[0] { // no WithID
 		p.scratch.id[0] = p.ids.Next(b)
-		h[protocol.HeaderID] = p.scratch.id[:]
 	}
 	if tracer != nil {
 		span := startSpan(tracer, context.Background(), m, target(name, group))
@@ -103,12 +105,14 @@ func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group 
 	}
 	p.scratch.sentAt[0] = p.stamps.Stamp(b, now)
 	h[protocol.HeaderSentAt], h[protocol.HeaderAck] = p.scratch.sentAt[:], ackNone
-	m.Reply = b.Start(len(p.inbox)+14).Add(p.inbox).AddByte('.').AddUint(s.seq, 36).String()
+	reply := append(append(p.scratch.buf[:0], p.inbox...), '.')
+	p.scratch.buf = strconv.AppendUint(reply, s.seq, 36)
+	m.Reply = b.Make(p.scratch.buf)
 	if err := p.nc.PublishMsg(m); err != nil {
 		return fail(fmt.Errorf("publish to %s: %w", what(name, group), err))
 	}
 	s.name, s.group, s.prio = name, group, prio
-	s.keep(m, own)
+	s.keep(m, own, id[0], p.scratch.sentAt[0])
 	p.scratch.reset()
 	return true, nil
 }
@@ -118,15 +122,19 @@ func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group 
 type scratch struct {
 	msg               nats.Msg
 	id, sentAt, group [1]string
+	buf               []byte // where the reply subject is put together
 }
 
-// reset empties the message, keeping its header map, and lets go of what
-// it held of the caller's.
+// reset empties the message for the next push and lets go of what it held
+// of the caller's. The header map is kept, and so are its entries when
+// they are the producer's own three, which the next push sets again.
 func (s *scratch) reset() {
 	if s.msg.Header == nil {
 		s.msg.Header = nats.Header{}
 	}
-	clear(s.msg.Header)
+	if len(s.msg.Header) > 3 || len(s.msg.Header[protocol.HeaderAck]) == 0 {
+		clear(s.msg.Header)
+	}
 	s.msg.Subject, s.msg.Reply, s.msg.Data = "", "", nil
 	s.id[0], s.sentAt[0], s.group[0] = "", "", ""
 }

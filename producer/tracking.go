@@ -85,10 +85,11 @@ func (r *ring) grow(n int) {
 	r.slots = slots
 }
 
-// keep records in s the push m as sent, with the producer's own headers
-// named in own (those it set itself, whose values the slot keeps).
-func (s *slot) keep(m *nats.Msg, own int) {
-	s.subject, s.id, s.sentAt = m.Subject, m.Header.Get(protocol.HeaderID), m.Header.Get(protocol.HeaderSentAt)
+// keep records in s the push m as sent, with id and sentAt its Push-Id and
+// Push-Sent-At; own counts the headers the producer set itself, whose
+// values the slot keeps: the others are copied.
+func (s *slot) keep(m *nats.Msg, own int, id, sentAt string) {
+	s.subject, s.id, s.sentAt = m.Subject, id, sentAt
 	s.header = nil
 	if len(m.Header) > own {
 		s.header = make(nats.Header, len(m.Header))

@@ -59,7 +59,7 @@ func TestRingTracksLikeAMap(t *testing.T) {
 						if typed {
 							m.Header.Set("Content-Type", "text/plain")
 						}
-						s.keep(m, 3)
+						s.keep(m, 3, payload, "t")
 					}
 					if !ok {
 						if len(r.slots) < limit {

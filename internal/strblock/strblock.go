@@ -58,6 +58,9 @@ func (b *Block) AddByte(c byte) *Block {
 	return b
 }
 
+// Make is a string of p's bytes, made in b: Start, AddBytes and String.
+func (b *Block) Make(p []byte) string { return b.Start(len(p)).AddBytes(p).String() }
+
 // AddBytes appends p.
 func (b *Block) AddBytes(p []byte) *Block {
 	b.sb.Write(p)
@@ -83,7 +86,7 @@ func (b *Block) AddTime(t time.Time, layout string) *Block {
 // a prefix of its own. Not safe for concurrent use.
 type IDs struct {
 	prefix string
-	seq    uint64
+	seq    [idSeqLen]byte // the next id's sequence, in base 62
 }
 
 // IDLen is the length of an id.
@@ -94,17 +97,34 @@ const (
 	idDigits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 
+// idNext maps each digit of idDigits to the one after it.
+var idNext = func() (next [256]byte) {
+	for i := 0; i+1 < len(idDigits); i++ {
+		next[idDigits[i]] = idDigits[i+1]
+	}
+	return next
+}()
+
 // NewIDs returns a source with a fresh random prefix.
-func NewIDs() IDs { return IDs{prefix: nuid.New().Next()[:IDLen-idSeqLen]} }
+func NewIDs() IDs {
+	g := IDs{prefix: nuid.New().Next()[:IDLen-idSeqLen]}
+	for i := range g.seq {
+		g.seq[i] = idDigits[0]
+	}
+	return g
+}
 
 // Next makes the next id in b.
 func (g *IDs) Next(b *Block) string {
-	var seq [idSeqLen]byte
-	for i, v := idSeqLen-1, g.seq; i >= 0; i, v = i-1, v/62 {
-		seq[i] = idDigits[v%62]
+	id := b.Start(IDLen).Add(g.prefix).AddBytes(g.seq[:]).String()
+	for i := idSeqLen - 1; i >= 0; i-- { // add one, carrying
+		if g.seq[i] != idDigits[len(idDigits)-1] {
+			g.seq[i] = idNext[g.seq[i]]
+			break
+		}
+		g.seq[i] = idDigits[0]
 	}
-	g.seq++
-	return b.Start(IDLen).Add(g.prefix).AddBytes(seq[:]).String()
+	return id
 }
 
 // Stamper writes times in UTC as RFC 3339 with nanoseconds
@@ -113,28 +133,26 @@ func (g *IDs) Next(b *Block) string {
 // second. For times one after another (the send times of pushes). Not safe
 // for concurrent use.
 type Stamper struct {
-	sec    int64  // the second whole is for
-	whole  string // "2006-01-02T15:04:05" of it
-	digits [9]byte
+	sec   int64  // the second whole is for
+	whole string // "2006-01-02T15:04:05" of it, in UTC
 }
 
 // Stamp writes t in b and returns it.
 func (s *Stamper) Stamp(b *Block, t time.Time) string {
-	t = t.UTC()
 	if sec := t.Unix(); sec != s.sec || s.whole == "" {
-		s.sec, s.whole = sec, t.Format("2006-01-02T15:04:05")
+		s.sec, s.whole = sec, t.UTC().Format("2006-01-02T15:04:05")
 	}
-	b.Start(len(s.whole) + 1 + len(s.digits) + 1).Add(s.whole)
+	var buf [40]byte
+	n := copy(buf[:], s.whole)
 	if ns := t.Nanosecond(); ns != 0 { // RFC3339Nano: the fraction without its trailing zeros, none if 0
-		n := len(s.digits)
-		for i := n - 1; i >= 0; i-- {
-			s.digits[i] = byte('0' + ns%10)
+		buf[n] = '.'
+		for i := 9; i >= 1; i-- {
+			buf[n+i] = byte('0' + ns%10)
 			ns /= 10
 		}
-		for s.digits[n-1] == '0' {
-			n--
+		for n += 10; buf[n-1] == '0'; n-- {
 		}
-		b.AddByte('.').AddBytes(s.digits[:n])
 	}
-	return b.AddByte('Z').String()
+	buf[n] = 'Z'
+	return b.Make(buf[:n+1])
 }

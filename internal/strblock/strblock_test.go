@@ -21,6 +21,13 @@ func TestIDs(t *testing.T) {
 			seen[id] = true
 		}
 	}
+	// The sequence carries as a number in base 62 does.
+	carry := NewIDs()
+	copy(carry.seq[:], "00000zzzzz")
+	var cb Block
+	if a, b := carry.Next(&cb), carry.Next(&cb); a[12:] != "00000zzzzz" || b[12:] != "0000100000" || a[:12] != b[:12] {
+		t.Errorf("ids %s then %s; want …00000zzzzz then …0000100000", a, b)
+	}
 	ids, b := NewIDs(), Block{Size: 128 * IDLen}
 	if n := testing.AllocsPerRun(1000, func() { ids.Next(&b) }); n > 1.0/100 {
 		t.Errorf("an id allocates %.3f times", n)
