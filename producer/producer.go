@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,6 +130,7 @@ type Producer struct {
 	empty   chan struct{}    // guarded by mu: closed when nothing is tracked, for Stop
 
 	markSubject string // in the status inbox: the producer's marks (see mark)
+	markKey     string // random, the start of every mark: a mark without it is not the producer's
 
 	stop      chan struct{} // closed by Stop
 	done      chan struct{} // closed when the expiry goroutine ends
@@ -154,7 +156,7 @@ func New(nc *nats.Conn, opts Options) (*Producer, error) {
 	}
 	inbox := nc.NewInbox()
 	p := &Producer{
-		nc: nc, opts: opts, dl: w, inbox: inbox, markSubject: inbox + "." + markToken,
+		nc: nc, opts: opts, dl: w, inbox: inbox, markSubject: inbox + "." + markToken, markKey: nuid.Next() + " ",
 		tracer: tracers{provider: opts.TracerProvider},
 		ids:    strblock.NewIDs(), strs: strblock.Block{Size: 16 << 10}, epoch: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -342,7 +344,13 @@ func (p *Producer) signalEmptyLocked() {
 // producer's marks (see mark).
 func (p *Producer) onStatus(m *nats.Msg) {
 	if m.Subject == p.markSubject {
-		if seq, err := strconv.ParseUint(string(m.Data), 36, 64); err == nil {
+		// A mark forged by another client of the inbox would have pushes
+		// forgotten before NATS said nobody held their session.
+		seq, ok := strings.CutPrefix(string(m.Data), p.markKey)
+		if !ok {
+			return
+		}
+		if seq, err := strconv.ParseUint(seq, 36, 64); err == nil {
 			p.mu.Lock()
 			p.tracked.release(seq)
 			p.signalEmptyLocked()
@@ -403,7 +411,7 @@ func (p *Producer) mark(marked uint64) uint64 {
 	if head == marked {
 		return marked
 	}
-	if err := p.nc.Publish(p.markSubject, strconv.AppendUint(nil, head, 36)); err != nil {
+	if err := p.nc.Publish(p.markSubject, strconv.AppendUint([]byte(p.markKey), head, 36)); err != nil {
 		return marked
 	}
 	return head
