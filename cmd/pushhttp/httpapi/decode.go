@@ -1,0 +1,336 @@
+package httpapi
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pushfabric/pushfabric/producer"
+	"github.com/pushfabric/pushfabric/protocol"
+	"github.com/pushfabric/pushfabric/push"
+)
+
+// The HTTP headers a push request may carry, each mapped to the push's
+// own (DESIGN §3); keys as net/http canonicalises them.
+const (
+	HeaderID        = "Push-Id"         // Push-Id (producer.WithID)
+	HeaderExpires   = "Push-Expires"    // Push-Expires, RFC 3339 (producer.WithExpiry)
+	HeaderExpiresIn = "Push-Expires-In" // Push-Expires, as a Go duration from now
+	HeaderType      = "Content-Type"    // Content-Type (producer.WithContentType)
+	HeaderTrace     = "Traceparent"     // traceparent (producer.WithHeader)
+	HeaderState     = "Tracestate"      // tracestate
+)
+
+// pushHeaders are the headers above, in the order they are read.
+var pushHeaders = []string{HeaderID, HeaderExpires, HeaderExpiresIn, HeaderType, HeaderTrace, HeaderState}
+
+// maxTraceLen bounds traceparent and tracestate (W3C: tracestate holds
+// at most 32 members of 256 bytes; 512 is what its spec asks to keep).
+const maxTraceLen = 512
+
+// maxExpiresIn bounds Push-Expires-In.
+const maxExpiresIn = 366 * 24 * time.Hour
+
+// headerOptions maps the push headers of h (canonical keys) to producer
+// options. With strict (a batch item's headers) any other key is refused;
+// otherwise only other Push-* keys are (a typo would be lost), and the
+// rest of an HTTP request's headers are not the push's. Each value is
+// checked here, as the producer would check it, so a push the options
+// build is never refused later.
+func headerOptions(h http.Header, strict bool) ([]producer.Option, error) {
+	for k := range h {
+		if slices.Contains(pushHeaders, k) {
+			continue
+		}
+		if strict || strings.HasPrefix(k, "Push-") {
+			return nil, fmt.Errorf("header %s: not one pushhttp maps (%s)", k, strings.Join(pushHeaders, ", "))
+		}
+	}
+	if h.Get(HeaderExpires) != "" && h.Get(HeaderExpiresIn) != "" {
+		return nil, fmt.Errorf("headers %s and %s: give one", HeaderExpires, HeaderExpiresIn)
+	}
+	var opts []producer.Option
+	for _, k := range pushHeaders {
+		vs := h[k]
+		switch {
+		case len(vs) == 0:
+			continue
+		case len(vs) > 1:
+			return nil, fmt.Errorf("header %s: given %d times", k, len(vs))
+		}
+		o, err := headerOption(k, vs[0])
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", k, err)
+		}
+		opts = append(opts, o)
+	}
+	if err := tryOptions(opts); err != nil {
+		return nil, err
+	}
+	return opts, nil
+}
+
+func headerOption(k, v string) (producer.Option, error) {
+	if err := checkValue(v); err != nil {
+		return nil, err
+	}
+	switch k {
+	case HeaderID:
+		return producer.WithID(v), nil
+	case HeaderExpires:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return nil, fmt.Errorf("%q: want an RFC 3339 time (2026-01-02T15:04:05Z)", v)
+		}
+		return producer.WithExpiry(t), nil
+	case HeaderExpiresIn:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > maxExpiresIn {
+			return nil, fmt.Errorf("%q: want a positive Go duration (30s, 5m, 2h) of at most %v", v, maxExpiresIn)
+		}
+		return producer.WithExpiry(time.Now().Add(d)), nil
+	case HeaderType:
+		return producer.WithContentType(v), nil
+	case HeaderTrace:
+		return traceOption(protocol.HeaderTraceparent, v)
+	}
+	return traceOption(protocol.HeaderTracestate, v)
+}
+
+func traceOption(key, v string) (producer.Option, error) {
+	if len(v) > maxTraceLen {
+		return nil, fmt.Errorf("%d bytes: at most %d", len(v), maxTraceLen)
+	}
+	return producer.WithHeader(key, v), nil
+}
+
+// checkValue refuses a value no push header may carry: empty, not UTF-8,
+// or holding a control character (a line break would start a header of
+// its own on NATS).
+func checkValue(v string) error {
+	if v == "" {
+		return errors.New("empty")
+	}
+	if !utf8.ValidString(v) {
+		return errors.New("not UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("holds the control character %U", r)
+		}
+	}
+	return nil
+}
+
+// tryOptions applies opts to a scratch message, so that what the
+// producer would refuse (an id over 255 bytes, say) is refused now.
+func tryOptions(opts []producer.Option) error {
+	return tryOptionsOn(&nats.Msg{Header: nats.Header{}}, opts)
+}
+
+// tryOptionsOn applies opts to m, up to the first that refuses.
+func tryOptionsOn(m *nats.Msg, opts []producer.Option) error {
+	for _, o := range opts {
+		if err := o(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The query parameters of a push request.
+const (
+	queryAck     = "ack"
+	queryTimeout = "timeout"
+)
+
+// params are what a push request's query says: the ack to wait for and
+// how long.
+type params struct {
+	ack     string
+	timeout time.Duration
+}
+
+// parseParams reads the query: ack (enqueued, written or received;
+// group pushes and broadcasts enqueued only) and timeout (a Go duration,
+// at most max; none: def). Any other parameter is refused.
+func parseParams(q url.Values, group bool, def, max time.Duration) (params, error) {
+	p := params{ack: protocol.AckEnqueued, timeout: def}
+	for k, vs := range q {
+		if k != queryAck && k != queryTimeout {
+			return p, fmt.Errorf("query parameter %q: only %s and %s are taken", k, queryAck, queryTimeout)
+		}
+		if len(vs) != 1 {
+			return p, fmt.Errorf("query parameter %s: given %d times", k, len(vs))
+		}
+	}
+	if v, ok := q[queryAck]; ok {
+		switch p.ack = v[0]; p.ack {
+		case protocol.AckEnqueued:
+		case protocol.AckWritten, protocol.AckReceived:
+			if group {
+				return p, fmt.Errorf("ack=%s: per session only; a group push or broadcast is acknowledged enqueued", p.ack)
+			}
+		default:
+			return p, fmt.Errorf("ack=%q: want %s, %s or %s", p.ack, protocol.AckEnqueued, protocol.AckWritten, protocol.AckReceived)
+		}
+	}
+	if v, ok := q[queryTimeout]; ok {
+		d, err := time.ParseDuration(v[0])
+		if err != nil || d <= 0 || d > max {
+			return p, fmt.Errorf("timeout=%q: want a positive Go duration (500ms, 10s) of at most %v", v[0], max)
+		}
+		p.timeout = d
+	}
+	return p, nil
+}
+
+// BatchItem is one push of a batch body, as JSON:
+//
+//	{"session": "alice", "priority": "high", "payload": "hello", "headers": {"Push-Id": "p-1"}}
+//
+// priority defaults to high; payload is the payload as a string, or
+// payload_base64 the payload in standard base64 (for bytes that are not
+// UTF-8), one or neither (an empty payload); headers are the push headers
+// a single push sends as HTTP headers (HeaderID, …), keys in any case.
+type BatchItem struct {
+	Session       string            `json:"session"`
+	Priority      string            `json:"priority,omitempty"`
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 *string           `json:"payload_base64,omitempty"`
+	Headers       map[string]string `json:"headers,omitempty"`
+}
+
+// BatchLimits bound a batch body.
+type BatchLimits struct {
+	MaxItems   int // pushes in one batch
+	MaxPayload int // bytes of one push's payload, decoded
+}
+
+// batchError is a batch refused for one of its items: which, and why.
+type batchError struct {
+	index int
+	err   error
+	large bool // over a size limit: 413
+}
+
+func (e *batchError) Error() string { return fmt.Sprintf("push %d: %v", e.index, e.err) }
+func (e *batchError) Unwrap() error { return e.err }
+
+// errTooMany refuses a batch of more than MaxItems.
+var errTooMany = errors.New("too many pushes")
+
+// DecodeBatch reads a batch body: a JSON array of BatchItem, 1 to
+// lim.MaxItems of them, nothing after it. Unknown fields are refused (a
+// typo would be lost), and so is the whole batch when one item is not
+// valid (an error naming its index): nothing of it is sent then.
+func DecodeBatch(r io.Reader, lim BatchLimits) ([]producer.Message, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, errors.New("batch body: want a JSON array of pushes")
+	}
+	var msgs []producer.Message
+	for dec.More() {
+		if len(msgs) == lim.MaxItems {
+			return nil, fmt.Errorf("batch body: %w: at most %d", errTooMany, lim.MaxItems)
+		}
+		var it BatchItem
+		if err := dec.Decode(&it); err != nil {
+			return nil, &batchError{index: len(msgs), err: fmt.Errorf("not a push: %w", err)}
+		}
+		m, err := it.message(lim.MaxPayload)
+		if err != nil {
+			return nil, err.withIndex(len(msgs))
+		}
+		msgs = append(msgs, m)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("batch body: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("batch body: something after the array")
+	}
+	if len(msgs) == 0 {
+		return nil, errors.New("batch body: no pushes")
+	}
+	return msgs, nil
+}
+
+// message checks the item and builds its push (without an ack option:
+// the request's query gives that).
+func (it BatchItem) message(maxPayload int) (producer.Message, *batchError) {
+	var m producer.Message
+	fail := func(err error) *batchError { return &batchError{err: err} }
+	if err := push.CheckSession(it.Session); err != nil {
+		return m, fail(err)
+	}
+	prio, err := push.ParsePriority(cmp.Or(it.Priority, push.High.String()))
+	if err != nil {
+		return m, fail(err)
+	}
+	payload, err := it.payload()
+	if err != nil {
+		return m, fail(err)
+	}
+	if len(payload) > maxPayload {
+		return m, &batchError{err: fmt.Errorf("payload of %d bytes: at most %d", len(payload), maxPayload), large: true}
+	}
+	h := http.Header{}
+	for k, v := range it.Headers {
+		k = textproto.CanonicalMIMEHeaderKey(k)
+		h[k] = append(h[k], v)
+	}
+	opts, err := headerOptions(h, true)
+	if err != nil {
+		return m, fail(err)
+	}
+	return producer.Message{Session: it.Session, Priority: prio, Payload: payload, Options: opts}, nil
+}
+
+func (e *batchError) withIndex(i int) *batchError { e.index = i; return e }
+
+func (it BatchItem) payload() ([]byte, error) {
+	switch {
+	case it.Payload != nil && it.PayloadBase64 != nil:
+		return nil, errors.New("payload and payload_base64: give one")
+	case it.PayloadBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*it.PayloadBase64)
+		if err != nil {
+			return nil, fmt.Errorf("payload_base64: %w", err)
+		}
+		return b, nil
+	case it.Payload != nil:
+		return []byte(*it.Payload), nil
+	}
+	return []byte{}, nil
+}
+
+// readBody reads a request body of at most max bytes; a longer one is
+// refused (413) without reading past the limit.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *apiError) {
+	if r.ContentLength > max {
+		return nil, tooLarge("body of %d bytes: at most %d", r.ContentLength, max)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge("body over %d bytes", max)
+	case err != nil:
+		return nil, badRequest("reading the body: %v", err)
+	}
+	return b, nil
+}
