@@ -46,7 +46,9 @@ const maxExpiresIn = 366 * 24 * time.Hour
 // headerOptions maps the push headers of h (canonical keys) to producer
 // options. With strict (a batch item's headers) any other key is refused;
 // otherwise only other Push-* keys are (a typo would be lost), and the
-// rest of an HTTP request's headers are not the push's. Each value is
+// rest of an HTTP request's headers are not the push's; a Content-Type
+// of application/x-www-form-urlencoded (curl's -d default) is taken as
+// none, since a push's body is never a form. Each value is
 // checked here, as the producer would check it, so a push the options
 // build is never refused later.
 func headerOptions(h http.Header, strict bool) ([]producer.Option, error) {
@@ -54,7 +56,7 @@ func headerOptions(h http.Header, strict bool) ([]producer.Option, error) {
 		if slices.Contains(pushHeaders, k) {
 			continue
 		}
-		if strict || strings.HasPrefix(k, "Push-") {
+		if strict || len(k) >= 5 && strings.EqualFold(k[:5], "Push-") { // a key net/http did not canonicalise too
 			return nil, fmt.Errorf("header %s: not one pushhttp maps (%s)", k, strings.Join(pushHeaders, ", "))
 		}
 	}
@@ -65,6 +67,8 @@ func headerOptions(h http.Header, strict bool) ([]producer.Option, error) {
 	for _, k := range pushHeaders {
 		vs := h[k]
 		switch {
+		case k == HeaderType && !strict && len(vs) == 1 && isFormType(vs[0]):
+			continue
 		case len(vs) == 0:
 			continue
 		case len(vs) > 1:
@@ -80,6 +84,15 @@ func headerOptions(h http.Header, strict bool) ([]producer.Option, error) {
 		return nil, err
 	}
 	return opts, nil
+}
+
+// formType is what curl -d and --data-binary send as Content-Type unless
+// told otherwise. A push's body is never a form: taken as no content type.
+const formType = "application/x-www-form-urlencoded"
+
+func isFormType(v string) bool {
+	mt, _, _ := strings.Cut(v, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), formType)
 }
 
 func headerOption(k, v string) (producer.Option, error) {

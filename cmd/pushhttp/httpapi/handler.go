@@ -299,9 +299,12 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, id Identity, e 
 	h.refuse(w, r, e)
 }
 
+// writeJSON answers with v as one line of JSON (< and > as they are: no
+// HTML reads it).
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	b, _ := json.Marshal(v)
-	_, _ = w.Write(append(b, '\n'))
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }
