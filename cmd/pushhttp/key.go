@@ -11,12 +11,12 @@ import (
 // keyCmd is pushhttp key.
 type keyCmd struct {
 	New keyNewCmd `cmd:"" help:"Make an API key: print it once on standard output and append its name and SHA-256 to --keys-file."`
-	Rm  keyRmCmd  `cmd:"" help:"Remove an API key from --keys-file; a running pushhttp stops taking it within a second."`
+	Rm  keyRmCmd  `cmd:"" help:"Remove an API key from --keys-file; a running pushhttp refuses it from its next request on."`
 }
 
 // keyNewCmd is pushhttp key new.
 type keyNewCmd struct {
-	KeysFile string   `name:"keys-file" required:"" placeholder:"FILE" help:"The keys file to add the key to (made, mode 0600, if it is not there); a running pushhttp serve reads it again within a second."`
+	KeysFile string   `name:"keys-file" required:"" placeholder:"FILE" help:"The keys file to add the key to (made, mode 0600, if it is not there); a running pushhttp serve takes the key from its next request on."`
 	Name     string   `required:"" env:"-" help:"The key's name: who holds it, in pushhttp's log and refusals (1-128 of A-Z a-z 0-9 _ -, unique in the file)."`
 	Target   []string `env:"-" placeholder:"TARGET" help:"What the key may push to, repeatable: session:PATTERN, group:PATTERN (path.Match: * ? [a-z]) or all (broadcast); default: every session and every group, no broadcast."`
 }

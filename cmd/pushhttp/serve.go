@@ -37,7 +37,7 @@ type serveCmd struct {
 	Listen          string        `default:"${listen}" placeholder:"ADDR" help:"HTTP listen address, host:port (port 0: any free one, logged as listen)."`
 	TLSCert         string        `name:"tls-cert" placeholder:"FILE" help:"PEM certificate (chain) to serve HTTPS with, with --tls-key; both files are read again when either changes (looked at once a second)."`
 	TLSKey          string        `name:"tls-key" placeholder:"FILE" help:"PEM private key of --tls-cert."`
-	KeysFile        string        `name:"keys-file" placeholder:"FILE" help:"API keys: one a line, name sha256-hex [target ...] (pushhttp key new writes them); read again when it changes (looked at once a second) and on SIGHUP."`
+	KeysFile        string        `name:"keys-file" placeholder:"FILE" help:"API keys: one a line, name sha256-hex [target ...] (pushhttp key new writes them); read again when it has changed (a stat each request: a key added or removed counts at once) and on SIGHUP."`
 	JWTSecretFile   string        `name:"jwt-secret-file" placeholder:"FILE" help:"HS256 secret (at least 32 bytes) of producer tokens: JWTs with the push scope and --jwt-audience (pushhttp token mints them); never the edge's client secret."`
 	JWTAudience     string        `name:"jwt-audience" default:"${audience}" help:"The aud claim a producer token must name."`
 	ProducerName    string        `name:"producer-name" default:"pushhttp" help:"Names pushhttp in the offline dead letters it writes (Push-Node) and in their acks."`

@@ -115,7 +115,7 @@ func parseKeyLine(line string) (KeyEntry, error) {
 
 // AppendKey adds e to the keys file at path, creating it (mode 0600)
 // if it is not there; a name already in the file is refused. A running
-// pushhttp reads the file again within a second (KeyFile).
+// pushhttp takes the key from its next request on (KeyFile).
 func AppendKey(path string, e KeyEntry) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -180,13 +180,11 @@ func RemoveKey(path, name string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// KeyFileInterval is how often, at most, a KeyFile looks at its file.
-const KeyFileInterval = time.Second
-
 // KeyFile holds the keys of a keys file and reads it again when it
-// changes (its modification time or size), looked at by a lookup at most
-// once a KeyFileInterval, and on Reload (SIGHUP). A changed file that does
-// not parse leaves the keys in use; OnError is told. Safe for concurrent
+// changes (its modification time or size, looked at with a stat on every
+// lookup, so a key added or removed counts from the next request on),
+// and on Reload (SIGHUP). A changed file that does not parse leaves the
+// keys in use, and OnError is told once per change. Safe for concurrent
 // use.
 type KeyFile struct {
 	path    string
@@ -194,8 +192,7 @@ type KeyFile struct {
 
 	mu      sync.Mutex
 	entries []KeyEntry // guarded by mu: the keys in use
-	stamp   fileStamp  // guarded by mu: the file as last read
-	checked time.Time  // guarded by mu: when it was last looked at
+	stamp   fileStamp  // guarded by mu: the file as last read, whether it parsed or not
 }
 
 type fileStamp struct {
@@ -215,43 +212,49 @@ func OpenKeyFile(path string, onError func(error)) (*KeyFile, error) {
 }
 
 // Reload reads the file again now, whether or not it changed, and
-// reports how many keys it holds; on an error the keys in use stay.
+// reports how many keys are in use; on an error the keys in use stay.
 func (f *KeyFile) Reload() (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.loadLocked(time.Now())
-}
-
-func (f *KeyFile) loadLocked(now time.Time) (int, error) {
-	f.checked = now
 	st, err := os.Stat(f.path)
 	if err != nil {
 		return len(f.entries), fmt.Errorf("keys file: %w", err)
 	}
+	err = f.loadLocked(st)
+	return len(f.entries), err
+}
+
+// loadLocked reads the file, which st describes.
+func (f *KeyFile) loadLocked(st fs.FileInfo) error {
+	f.stamp = fileStamp{st.ModTime(), st.Size()}
 	b, err := os.ReadFile(f.path)
 	if err != nil {
-		return len(f.entries), fmt.Errorf("keys file: %w", err)
+		return fmt.Errorf("keys file: %w", err)
 	}
 	entries, err := ParseKeys(b)
 	if err != nil {
-		return len(f.entries), fmt.Errorf("keys file %s: %w", f.path, err)
+		return fmt.Errorf("keys file %s: %w", f.path, err)
 	}
-	f.entries, f.stamp = entries, fileStamp{st.ModTime(), st.Size()}
-	return len(entries), nil
+	f.entries = entries
+	return nil
 }
 
 // refreshLocked reads the file again if it changed since it was last
-// looked at, at most once a KeyFileInterval.
-func (f *KeyFile) refreshLocked(now time.Time) {
-	if now.Sub(f.checked) < KeyFileInterval {
-		return
-	}
-	f.checked = now
+// read. A file gone keeps the keys in use (told to OnError once).
+func (f *KeyFile) refreshLocked() {
 	st, err := os.Stat(f.path)
-	if err == nil && (fileStamp{st.ModTime(), st.Size()}) == f.stamp {
+	switch {
+	case err != nil && f.stamp != (fileStamp{}):
+		f.stamp = fileStamp{}
+		err = fmt.Errorf("keys file: %w", err)
+	case err != nil:
 		return
+	case (fileStamp{st.ModTime(), st.Size()}) == f.stamp:
+		return
+	default:
+		err = f.loadLocked(st)
 	}
-	if _, err := f.loadLocked(now); err != nil && f.onError != nil {
+	if err != nil && f.onError != nil {
 		f.onError(err)
 	}
 }
@@ -261,7 +264,7 @@ func (f *KeyFile) refreshLocked(now time.Time) {
 // which hash came close.
 func (f *KeyFile) lookup(key string) (KeyEntry, bool) {
 	f.mu.Lock()
-	f.refreshLocked(time.Now())
+	f.refreshLocked()
 	entries := f.entries
 	f.mu.Unlock()
 	h := HashKey(key)
