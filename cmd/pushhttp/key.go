@@ -21,9 +21,10 @@ type keyNewCmd struct {
 	Target   []string `env:"-" placeholder:"TARGET" help:"What the key may push to, repeatable: session:PATTERN, group:PATTERN (path.Match: * ? [a-z]) or all (broadcast); default: every session and every group, no broadcast."`
 }
 
-// Validate checks the name and the targets.
+// Validate checks the name (when given: kong says it is missing) and the
+// targets.
 func (c *keyNewCmd) Validate() error {
-	if err := push.CheckName("--name", c.Name); err != nil {
+	if err := push.CheckName("--name", c.Name); c.Name != "" && err != nil {
 		return err
 	}
 	_, err := httpapi.ParseTargets(c.Target)

@@ -20,7 +20,7 @@ type tokenCmd struct {
 
 // Validate checks the name, the lifetime and the targets.
 func (c *tokenCmd) Validate() error {
-	if err := push.CheckName("--name", c.Name); err != nil {
+	if err := push.CheckName("--name", c.Name); c.Name != "" && err != nil { // kong says when it is missing
 		return err
 	}
 	if c.TTL <= 0 {

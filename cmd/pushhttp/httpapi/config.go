@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pushfabric/pushfabric/edge/wire"
@@ -50,7 +51,8 @@ func (c Config) Validate() error {
 	errs = check.Positive(errs, "Timeout", c.Timeout)
 	errs = check.Positive(errs, "MaxTimeout", c.MaxTimeout)
 	if c.Timeout > c.MaxTimeout {
-		errs = check.Field(errs, "Timeout", "must be at most MaxTimeout (%v), got %v", c.MaxTimeout, c.Timeout)
+		errs = append(errs, &check.FieldError{Field: "Timeout", With: "MaxTimeout",
+			Problem: fmt.Sprintf("do not fit: the first must be at most the second, got %v and %v", c.Timeout, c.MaxTimeout)})
 	}
 	return errors.Join(errs...)
 }
