@@ -336,6 +336,18 @@ func TestHTTPRefusals(t *testing.T) {
 	} {
 		expectCode(t, c.what, f.post(t, c.path, "billing", c.body, c.kv...), c.code, c.want)
 	}
+	// A body of no stated length (chunked) is cut at the limit too.
+	req, _ := http.NewRequestWithContext(timeout(t), http.MethodPost, f.url+"/v1/push/alice/high", io.NopCloser(strings.NewReader(strings.Repeat("x", 4096))))
+	req.Header.Set("Authorization", "Bearer "+f.keys["billing"])
+	resp, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength != 0 || !strings.Contains(string(b), "body over 1024 bytes") {
+		t.Fatalf("a chunked body over the limit: %d %s", resp.StatusCode, b)
+	}
 	expectCode(t, "batch: a push the key may not make", f.post(t, "/v1/push", "narrow", `[{"session":"billing-1"},{"session":"alice"}]`),
 		http.StatusForbidden, `"index":1`, "may not push to session alice")
 	a := f.do(t, http.MethodGet, "/v1/push/alice/high", "billing", nil)

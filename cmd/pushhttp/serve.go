@@ -205,7 +205,11 @@ func natsEvents(log *zap.Logger) []nats.Option {
 			log.Info("NATS reconnected", zap.String("nats", natsurl.Redact(nc.ConnectedUrl())))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Error("NATS error (a permission violation: this user lacks a right, docs/deploying.md#permissions)", zap.Error(err))
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				log.Error("NATS refused: this user lacks a right (docs/deploying.md#permissions); the push it stopped is answered 504", zap.Error(err))
+				return
+			}
+			log.Error("NATS error", zap.Error(err))
 		}),
 	}
 }
