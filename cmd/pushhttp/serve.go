@@ -199,7 +199,9 @@ func natsEvents(log *zap.Logger) []nats.Option {
 	return []nats.Option{
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("NATS disconnected: pushes are refused (503) until it is back", zap.Error(err))
+			if err != nil { // nil: closed at shutdown
+				log.Warn("NATS disconnected: pushes are refused (503) until it is back", zap.Error(err))
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("NATS reconnected", zap.String("nats", natsurl.Redact(nc.ConnectedUrl())))
