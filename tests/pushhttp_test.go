@@ -380,7 +380,9 @@ func signHS256(t *testing.T, key []byte, c jwt.MapClaims) string {
 // A push that dies on the edge is answered with its reason's status, its
 // dead letter named: 410 expired, 429 queue_full (a client held to one push
 // per 1,000 s, with a queue of one), 422 invalid (over the edge's frame
-// size, which the endpoint's own limit let through).
+// size, which the endpoint's own limit let through); and 413 for a
+// payload within that limit whose headers take it over the NATS server's
+// max_payload.
 func TestHTTPDeadReasons(t *testing.T) {
 	s := natstest.Server(t)
 	cfg := edgeConfig(t, s, "n1")
@@ -392,6 +394,8 @@ func TestHTTPDeadReasons(t *testing.T) {
 		http.StatusGone, `"reason":"expired"`, `"dead_letter":"dlq.push.expired.alice.high"`)
 	expectCode(t, "too large for the edge", f.post(t, "/v1/push/alice/high", "billing", strings.Repeat("x", 8192)),
 		http.StatusUnprocessableEntity, `"reason":"invalid"`, `"dead_letter":"dlq.push.invalid.alice.high"`)
+	expectCode(t, "over the NATS server's max_payload", f.post(t, "/v1/push/alice/high", "billing", strings.Repeat("x", 1<<20)),
+		http.StatusRequestEntityTooLarge, `"error":"too_large"`, "maximum payload exceeded")
 	expectCode(t, "first", f.post(t, "/v1/push/alice/high?ack=written", "billing", "1"), http.StatusOK)
 	recv(t, alice)
 	expectCode(t, "second, waits for the rate", f.post(t, "/v1/push/alice/high", "billing", "2"), http.StatusAccepted)

@@ -26,9 +26,10 @@ import (
 //	POST /v1/push                             a batch (JSON)
 //	GET  /healthz                             200 while NATS is connected, else 503
 //
-// Every route but /healthz wants credentials (Auth). A handler waits for
-// the push's acknowledgement (at most the request's timeout), so a
-// server's write timeout must allow for Config.MaxTimeout.
+// Every /v1/push route wants credentials (Auth), checked before anything
+// else of the request is read. A handler waits for the push's
+// acknowledgement (at most the request's timeout), so a server's write
+// timeout must allow for Config.MaxTimeout.
 type Handler struct {
 	cfg  Config
 	nc   *nats.Conn
