@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,9 +15,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/pushfabric/pushfabric/cmd/pushhttp/httpapi"
 	"github.com/pushfabric/pushfabric/edge/client"
+	"github.com/pushfabric/pushfabric/producer"
 	"github.com/pushfabric/pushfabric/tests/natstest"
 	"github.com/pushfabric/pushfabric/token"
 )
@@ -44,6 +48,12 @@ var frontKeys = map[string][]string{"billing": nil, "ops": {"session:*", "group:
 // cfg, if not nil, changes the handler's limits first.
 func startHTTP(t *testing.T, s *server.Server, jwtSecret []byte, cfg func(*httpapi.Config)) *httpFront {
 	t.Helper()
+	return startHTTPWith(t, s, jwtSecret, cfg, producer.Options{Name: "pushhttp"})
+}
+
+// startHTTPWith is startHTTP with a producer of po.
+func startHTTPWith(t *testing.T, s *server.Server, jwtSecret []byte, cfg func(*httpapi.Config), po producer.Options) *httpFront {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "keys")
 	f := &httpFront{keys: map[string]string{}, nc: natstest.Connect(t, s)}
 	for name, targets := range frontKeys {
@@ -68,7 +78,15 @@ func startHTTP(t *testing.T, s *server.Server, jwtSecret []byte, cfg func(*httpa
 	if cfg != nil {
 		cfg(&c)
 	}
-	h, err := httpapi.New(c, f.nc, newProducer(t, f.nc, "pushhttp"), httpapi.Auth{Keys: keys, JWT: v}, nil)
+	p, err := producer.New(f.nc, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	h, err := httpapi.New(c, f.nc, p, httpapi.Auth{Keys: keys, JWT: v}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,5 +457,28 @@ func TestHTTPUnavailableAndTimeout(t *testing.T) {
 		if a.header.Get("Retry-After") == "" {
 			t.Fatalf("%s without NATS: no Retry-After", c.path)
 		}
+	}
+}
+
+// A request's traceparent is the parent of the producer's span when
+// tracing is on: the push, and its dead letter, carry the caller's trace
+// with the producer's span.
+func TestHTTPTraceContext(t *testing.T) {
+	s := natstest.Server(t)
+	startEdge(t, edgeConfig(t, s, "n1"))
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	f := startHTTPWith(t, s, httpSecret, nil, producer.Options{Name: "pushhttp", TracerProvider: tp})
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	a := f.post(t, "/v1/push/bob/high", "billing", "traced", "traceparent", "00-"+traceID+"-"+parentID+"-01")
+	expectCode(t, "traced push", a, http.StatusNotFound)
+	var letters []deadLetter
+	waitFor(t, "the dead letter", func() bool { letters = deadLetters(t, s); return len(letters) == 1 })
+	got := strings.Split(letters[0].Header.Get("traceparent"), "-")
+	spans := rec.Ended()
+	if len(got) != 4 || got[1] != traceID || got[2] == parentID || len(spans) != 1 ||
+		spans[0].Parent().SpanID().String() != parentID || spans[0].SpanContext().SpanID().String() != got[2] {
+		t.Fatalf("traceparent %q of the dead letter; spans %d; want trace %s, the producer's span under %s", got, len(spans), traceID, parentID)
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/propagation"
 	"go.uber.org/zap"
 
 	"github.com/pushfabric/pushfabric/internal/check"
@@ -168,7 +170,7 @@ func (h *Handler) pushSession(w http.ResponseWriter, r *http.Request, id Identit
 		h.refuse(w, r, e)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), req.params.timeout)
+	ctx, cancel := pushContext(r, req.params.timeout)
 	defer cancel()
 	ack, err := h.p.Push(ctx, session, req.prio, req.payload, append(req.opts, producer.WithAck(req.params.ack))...)
 	if err != nil {
@@ -201,7 +203,7 @@ func (h *Handler) toGroup(w http.ResponseWriter, r *http.Request, id Identity, k
 		h.refuse(w, r, e)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), req.params.timeout)
+	ctx, cancel := pushContext(r, req.params.timeout)
 	defer cancel()
 	a, err := h.p.PushGroup(ctx, group, req.prio, req.payload, req.opts...)
 	if err != nil {
@@ -230,7 +232,7 @@ func (h *Handler) pushBatch(w http.ResponseWriter, r *http.Request, id Identity)
 		h.refuse(w, r, e)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), prm.timeout)
+	ctx, cancel := pushContext(r, prm.timeout)
 	defer cancel()
 	results := h.p.PublishBatch(ctx, msgs)
 	res := batchResponse{Results: make([]batchResult, len(results))}
@@ -280,6 +282,15 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request, id Identit
 		msgs[i].Options = append(slices.Clip(opts), producer.WithAck(ack))
 	}
 	return msgs, nil
+}
+
+// pushContext is the context a request's push is sent in: ended by the
+// request's timeout (or the caller going away), and carrying the trace
+// context of its traceparent header, so that the producer's span, when
+// tracing is on, is a child of the caller's.
+func pushContext(r *http.Request, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	return context.WithTimeout(ctx, timeout)
 }
 
 // refuse answers a request refused before anything was sent.
