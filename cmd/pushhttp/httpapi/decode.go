@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"cmp"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -43,47 +40,44 @@ const maxTraceLen = 512
 // maxExpiresIn bounds Push-Expires-In.
 const maxExpiresIn = 366 * 24 * time.Hour
 
-// headerOptions maps the push headers of h (canonical keys) to producer
-// options. With strict (a batch item's headers) any other key is refused;
-// otherwise only other Push-* keys are (a typo would be lost), and the
-// rest of an HTTP request's headers are not the push's; a Content-Type
-// of application/x-www-form-urlencoded (curl's -d default) is taken as
-// none, since a push's body is never a form. Each value is
-// checked here, as the producer would check it, so a push the options
-// build is never refused later.
-func headerOptions(h http.Header, strict bool) ([]producer.Option, error) {
+// natsNames are the NATS headers the HTTP ones set (Push-Expires-In sets
+// Push-Expires).
+var natsNames = map[string]string{HeaderID: protocol.HeaderID, HeaderExpires: protocol.HeaderExpires, HeaderExpiresIn: protocol.HeaderExpires,
+	HeaderType: protocol.HeaderContentType, HeaderTrace: protocol.HeaderTraceparent, HeaderState: protocol.HeaderTracestate}
+
+// headerOptions maps the push headers of an HTTP request (canonical
+// keys) to producer options: other Push-* keys are refused (a typo would
+// be lost), the rest of its headers are not the push's, and a
+// Content-Type of application/x-www-form-urlencoded (curl's -d default)
+// is taken as none, since a push's body is never a form. The values are
+// checked here for what HTTP lets through and NATS or a client would not
+// take, then by producer.HeaderOptions as any JSON push's are, so a push
+// the options build is never refused later.
+func headerOptions(h http.Header) ([]producer.Option, error) {
 	for k := range h {
-		if slices.Contains(pushHeaders, k) {
-			continue
-		}
-		if strict || len(k) >= 5 && strings.EqualFold(k[:5], "Push-") { // a key net/http did not canonicalise too
+		if !slices.Contains(pushHeaders, k) && len(k) >= 5 && strings.EqualFold(k[:5], "Push-") { // a key net/http did not canonicalise too
 			return nil, fmt.Errorf("header %s: not one pushhttp maps (%s)", k, strings.Join(pushHeaders, ", "))
 		}
 	}
 	if h.Get(HeaderExpires) != "" && h.Get(HeaderExpiresIn) != "" {
 		return nil, fmt.Errorf("headers %s and %s: give one", HeaderExpires, HeaderExpiresIn)
 	}
-	var opts []producer.Option
+	named := map[string]string{}
 	for _, k := range pushHeaders {
 		vs := h[k]
 		switch {
-		case k == HeaderType && !strict && len(vs) == 1 && isFormType(vs[0]):
-			continue
-		case len(vs) == 0:
+		case len(vs) == 0, k == HeaderType && len(vs) == 1 && isFormType(vs[0]):
 			continue
 		case len(vs) > 1:
 			return nil, fmt.Errorf("header %s: given %d times", k, len(vs))
 		}
-		o, err := headerOption(k, vs[0])
+		v, err := httpValue(k, vs[0])
 		if err != nil {
 			return nil, fmt.Errorf("header %s: %w", k, err)
 		}
-		opts = append(opts, o)
+		named[natsNames[k]] = v
 	}
-	if err := tryOptions(opts); err != nil {
-		return nil, err
-	}
-	return opts, nil
+	return producer.HeaderOptions(named)
 }
 
 // formType is what curl -d and --data-binary send as Content-Type unless
@@ -95,38 +89,29 @@ func isFormType(v string) bool {
 	return strings.EqualFold(strings.TrimSpace(mt), formType)
 }
 
-func headerOption(k, v string) (producer.Option, error) {
+// httpValue checks the value of HTTP header k and gives the push
+// header's: Push-Expires-In becomes the RFC 3339 time it says.
+func httpValue(k, v string) (string, error) {
 	if err := checkValue(v); err != nil {
-		return nil, err
+		return "", err
 	}
 	switch k {
-	case HeaderID:
-		return producer.WithID(v), nil
 	case HeaderExpires:
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			return nil, fmt.Errorf("%q: want an RFC 3339 time (2026-01-02T15:04:05Z)", v)
+		if _, err := push.ParseTime(v); err != nil {
+			return "", fmt.Errorf("%q: want an RFC 3339 time (2026-01-02T15:04:05Z)", v)
 		}
-		return producer.WithExpiry(t), nil
 	case HeaderExpiresIn:
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 || d > maxExpiresIn {
-			return nil, fmt.Errorf("%q: want a positive Go duration (30s, 5m, 2h) of at most %v", v, maxExpiresIn)
+			return "", fmt.Errorf("%q: want a positive Go duration (30s, 5m, 2h) of at most %v", v, maxExpiresIn)
 		}
-		return producer.WithExpiry(time.Now().Add(d)), nil
-	case HeaderType:
-		return producer.WithContentType(v), nil
-	case HeaderTrace:
-		return traceOption(protocol.HeaderTraceparent, v)
+		return push.FormatTime(time.Now().Add(d)), nil
+	case HeaderTrace, HeaderState:
+		if len(v) > maxTraceLen {
+			return "", fmt.Errorf("%d bytes: at most %d", len(v), maxTraceLen)
+		}
 	}
-	return traceOption(protocol.HeaderTracestate, v)
-}
-
-func traceOption(key, v string) (producer.Option, error) {
-	if len(v) > maxTraceLen {
-		return nil, fmt.Errorf("%d bytes: at most %d", len(v), maxTraceLen)
-	}
-	return producer.WithHeader(key, v), nil
+	return v, nil
 }
 
 // checkValue refuses a value no push header may carry: empty, not UTF-8,
@@ -145,12 +130,6 @@ func checkValue(v string) error {
 		}
 	}
 	return nil
-}
-
-// tryOptions applies opts to a scratch message, so that what the
-// producer would refuse (an id over 255 bytes, say) is refused now.
-func tryOptions(opts []producer.Option) error {
-	return tryOptionsOn(&nats.Msg{Header: nats.Header{}}, opts)
 }
 
 // tryOptionsOn applies opts to m, up to the first that refuses.
@@ -210,29 +189,13 @@ func parseParams(q url.Values, group bool, def, max time.Duration) (params, erro
 	return p, nil
 }
 
-// BatchItem is one push of a batch body, as JSON:
-//
-//	{"session": "alice", "priority": "high", "payload": "hello", "headers": {"Push-Id": "p-1"}}
-//
-// priority defaults to high; payload is the payload as a string, or
-// payload_base64 the payload in standard base64 (for bytes that are not
-// UTF-8), one or neither (an empty payload); headers are the push headers
-// a single push sends as HTTP headers (HeaderID, …), keys in any case.
-type BatchItem struct {
-	Session       string            `json:"session"`
-	Priority      string            `json:"priority,omitempty"`
-	Payload       *string           `json:"payload,omitempty"`
-	PayloadBase64 *string           `json:"payload_base64,omitempty"`
-	Headers       map[string]string `json:"headers,omitempty"`
-}
-
 // BatchLimits bound a batch body.
 type BatchLimits struct {
 	MaxItems   int // pushes in one batch
 	MaxPayload int // bytes of one push's payload, decoded
 }
 
-// batchError is a batch refused for one of its items: which, and why.
+// batchError is a batch refused for one of its pushes: which, and why.
 type batchError struct {
 	index int
 	err   error
@@ -245,13 +208,15 @@ func (e *batchError) Unwrap() error { return e.err }
 // errTooMany refuses a batch of more than MaxItems.
 var errTooMany = errors.New("too many pushes")
 
-// DecodeBatch reads a batch body: a JSON array of BatchItem, 1 to
-// lim.MaxItems of them, nothing after it. Unknown fields are refused (a
-// typo would be lost), and so is the whole batch when one item is not
-// valid (an error naming its index): nothing of it is sent then.
+// DecodeBatch reads a batch body: a JSON array of 1 to lim.MaxItems
+// pushes, each a JSON push as producer.ParseJSONPush reads one (pushctl
+// push --lines' format: session, priority — high when left out —,
+// payload or payload_base64, headers by their NATS names), its payload
+// at most lim.MaxPayload bytes, and nothing after the array. The whole
+// batch is refused when one push is not valid (an error naming its
+// index): nothing of it is sent then.
 func DecodeBatch(r io.Reader, lim BatchLimits) ([]producer.Message, error) {
 	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		return nil, errors.New("batch body: want a JSON array of pushes")
 	}
@@ -260,13 +225,16 @@ func DecodeBatch(r io.Reader, lim BatchLimits) ([]producer.Message, error) {
 		if len(msgs) == lim.MaxItems {
 			return nil, fmt.Errorf("batch body: %w: at most %d", errTooMany, lim.MaxItems)
 		}
-		var it BatchItem
-		if err := dec.Decode(&it); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			return nil, &batchError{index: len(msgs), err: fmt.Errorf("not a push: %w", err)}
 		}
-		m, err := it.message(lim.MaxPayload)
-		if err != nil {
-			return nil, err.withIndex(len(msgs))
+		m, err := producer.ParseJSONPush(raw, push.High)
+		switch {
+		case err != nil:
+			return nil, &batchError{index: len(msgs), err: err}
+		case len(m.Payload) > lim.MaxPayload:
+			return nil, &batchError{index: len(msgs), err: fmt.Errorf("payload of %d bytes: at most %d", len(m.Payload), lim.MaxPayload), large: true}
 		}
 		msgs = append(msgs, m)
 	}
@@ -280,55 +248,6 @@ func DecodeBatch(r io.Reader, lim BatchLimits) ([]producer.Message, error) {
 		return nil, errors.New("batch body: no pushes")
 	}
 	return msgs, nil
-}
-
-// message checks the item and builds its push (without an ack option:
-// the request's query gives that).
-func (it BatchItem) message(maxPayload int) (producer.Message, *batchError) {
-	var m producer.Message
-	fail := func(err error) *batchError { return &batchError{err: err} }
-	if err := push.CheckSession(it.Session); err != nil {
-		return m, fail(err)
-	}
-	prio, err := push.ParsePriority(cmp.Or(it.Priority, push.High.String()))
-	if err != nil {
-		return m, fail(err)
-	}
-	payload, err := it.payload()
-	if err != nil {
-		return m, fail(err)
-	}
-	if len(payload) > maxPayload {
-		return m, &batchError{err: fmt.Errorf("payload of %d bytes: at most %d", len(payload), maxPayload), large: true}
-	}
-	h := http.Header{}
-	for k, v := range it.Headers {
-		k = textproto.CanonicalMIMEHeaderKey(k)
-		h[k] = append(h[k], v)
-	}
-	opts, err := headerOptions(h, true)
-	if err != nil {
-		return m, fail(err)
-	}
-	return producer.Message{Session: it.Session, Priority: prio, Payload: payload, Options: opts}, nil
-}
-
-func (e *batchError) withIndex(i int) *batchError { e.index = i; return e }
-
-func (it BatchItem) payload() ([]byte, error) {
-	switch {
-	case it.Payload != nil && it.PayloadBase64 != nil:
-		return nil, errors.New("payload and payload_base64: give one")
-	case it.PayloadBase64 != nil:
-		b, err := base64.StdEncoding.DecodeString(*it.PayloadBase64)
-		if err != nil {
-			return nil, fmt.Errorf("payload_base64: %w", err)
-		}
-		return b, nil
-	case it.Payload != nil:
-		return []byte(*it.Payload), nil
-	}
-	return []byte{}, nil
 }
 
 // readBody reads a request body of at most max bytes; a longer one is

@@ -29,33 +29,30 @@ func built(t *testing.T, opts []producer.Option) nats.Header {
 func TestHeaderOptions(t *testing.T) {
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	for _, c := range []struct {
-		name   string
-		in     http.Header
-		strict bool
-		want   map[string]string // the NATS headers, exactly
-		err    string
+		name string
+		in   http.Header
+		want map[string]string // the NATS headers, exactly
+		err  string
 	}{
-		{"none", http.Header{"User-Agent": {"curl/8"}, "Accept": {"*/*"}}, false, map[string]string{}, ""},
+		{"none", http.Header{"User-Agent": {"curl/8"}, "Accept": {"*/*"}}, map[string]string{}, ""},
 		{"each", http.Header{HeaderID: {"p-1"}, HeaderExpires: {"2030-01-02T03:04:05Z"}, HeaderType: {"text/plain"},
-			HeaderTrace: {tp}, HeaderState: {"a=b"}}, false,
+			HeaderTrace: {tp}, HeaderState: {"a=b"}},
 			map[string]string{"Push-Id": "p-1", "Push-Expires": "2030-01-02T03:04:05Z", "Content-Type": "text/plain", "traceparent": tp, "tracestate": "a=b"}, ""},
-		{"curl's form type is none", http.Header{HeaderType: {"application/x-www-form-urlencoded"}}, false, map[string]string{}, ""},
-		{"a form type in a batch is kept", http.Header{HeaderType: {"application/x-www-form-urlencoded"}}, true,
-			map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, ""},
-		{"unknown Push- header", http.Header{"Push-Reply": {"victim"}}, false, nil, "header Push-Reply: not one pushhttp maps"},
-		{"a typo", http.Header{"Push-Expire": {"2030-01-02T03:04:05Z"}}, false, nil, "header Push-Expire"},
-		{"strict: any other header", http.Header{"User-Agent": {"x"}}, true, nil, "header User-Agent"},
-		{"twice", http.Header{HeaderID: {"a", "b"}}, false, nil, "given 2 times"},
-		{"bad time", http.Header{HeaderExpires: {"tomorrow"}}, false, nil, "want an RFC 3339 time"},
-		{"bad duration", http.Header{HeaderExpiresIn: {"-5s"}}, false, nil, "want a positive Go duration"},
-		{"both expiries", http.Header{HeaderExpires: {"2030-01-02T03:04:05Z"}, HeaderExpiresIn: {"5s"}}, false, nil, "give one"},
-		{"long id", http.Header{HeaderID: {strings.Repeat("i", 256)}}, false, nil, "push id of 256 bytes"},
-		{"control character", http.Header{HeaderID: {"a\r\nPush-Reply: victim"}}, true, nil, "control character"},
-		{"not UTF-8", http.Header{HeaderID: {"\xff"}}, true, nil, "not UTF-8"},
-		{"empty", http.Header{HeaderType: {""}}, true, nil, "empty"},
-		{"long tracestate", http.Header{HeaderState: {strings.Repeat("a", 513)}}, false, nil, "at most 512"},
+		{"curl's form type is none", http.Header{HeaderType: {"application/x-www-form-urlencoded; charset=utf-8"}}, map[string]string{}, ""},
+		{"unknown Push- header", http.Header{"Push-Reply": {"victim"}}, nil, "header Push-Reply: not one pushhttp maps"},
+		{"a typo", http.Header{"Push-Expire": {"2030-01-02T03:04:05Z"}}, nil, "header Push-Expire"},
+		{"a Push- key not canonical", http.Header{"push- ": {"x"}}, nil, "header push- "},
+		{"twice", http.Header{HeaderID: {"a", "b"}}, nil, "given 2 times"},
+		{"bad time", http.Header{HeaderExpires: {"tomorrow"}}, nil, "want an RFC 3339 time"},
+		{"bad duration", http.Header{HeaderExpiresIn: {"-5s"}}, nil, "want a positive Go duration"},
+		{"both expiries", http.Header{HeaderExpires: {"2030-01-02T03:04:05Z"}, HeaderExpiresIn: {"5s"}}, nil, "give one"},
+		{"long id", http.Header{HeaderID: {strings.Repeat("i", 256)}}, nil, "Push-Id of 256 bytes"},
+		{"control character", http.Header{HeaderID: {"a\r\nPush-Reply: victim"}}, nil, "control character"},
+		{"not UTF-8", http.Header{HeaderID: {"\xff"}}, nil, "not UTF-8"},
+		{"empty", http.Header{HeaderType: {""}}, nil, "empty"},
+		{"long tracestate", http.Header{HeaderState: {strings.Repeat("a", 513)}}, nil, "at most 512"},
 	} {
-		opts, err := headerOptions(c.in, c.strict)
+		opts, err := headerOptions(c.in)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s: %v; want %q", c.name, err, c.err)
@@ -76,7 +73,7 @@ func TestHeaderOptions(t *testing.T) {
 			}
 		}
 	}
-	opts, err := headerOptions(http.Header{HeaderExpiresIn: {"90s"}}, false)
+	opts, err := headerOptions(http.Header{HeaderExpiresIn: {"90s"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +124,8 @@ func TestDecodeBatch(t *testing.T) {
 		large bool
 	}{
 		{`[{"session":"alice","payload":"hi"}]`, 1, "", 0, false},
-		{` [ {"session":"alice","priority":"low","payload_base64":"AAEC","headers":{"push-id":"p-1","Content-Type":"x/y"}}, {"session":"bob"} ] `, 2, "", 0, false},
+		{` [ {"session":"alice","priority":"low","payload_base64":"AAEC","headers":{"Push-Id":"p-1","Content-Type":"x/y"}}, {"session":"bob"} ] `, 2, "", 0, false},
+		{`[{"session":"alice","payload":{"n":4}}]`, 1, "", 0, false},
 		{`{"session":"alice"}`, 0, "want a JSON array", -1, false},
 		{`[]`, 0, "no pushes", -1, false},
 		{`[{"session":"a"},{"session":"b"},{"session":"c"},{"session":"d"}]`, 0, "too many pushes: at most 3", -1, false},
@@ -135,10 +133,11 @@ func TestDecodeBatch(t *testing.T) {
 		{`[{"session":"group"}]`, 0, "push 0: session", 0, false},
 		{`[{"session":"alice","priority":"urgent"}]`, 0, `push 0: priority "urgent"`, 0, false},
 		{`[{"session":"alice","payload":"x","payload_base64":"eA=="}]`, 0, "give one", 0, false},
-		{`[{"session":"alice","payload_base64":"!!"}]`, 0, "payload_base64", 0, false},
+		{`[{"session":"alice","payload_base64":"!!"}]`, 0, "base64", 0, false},
 		{`[{"session":"alice","payload":"123456789"}]`, 0, "payload of 9 bytes: at most 8", 0, true},
-		{`[{"session":"alice","headers":{"Push-Reply":"victim"}}]`, 0, "header Push-Reply", 0, false},
-		{`[{"session":"alice","headers":{"Push-Id":"a","push-id":"b"}}]`, 0, "given 2 times", 0, false},
+		{`[{"session":"alice","headers":{"Push-Reply":"victim"}}]`, 0, "header Push-Reply: set by the edge", 0, false},
+		{`[{"session":"alice","headers":{"Nats-Msg-Id":"x"}}]`, 0, "header Nats-Msg-Id", 0, false},
+		{`[{"session":"alice","headers":{"Push-Id":"a\r\nPush-Reply: victim"}}]`, 0, "a value of one line", 0, false},
 		{`[{"session":"alice","sesion":"bob"}]`, 0, `unknown field "sesion"`, 0, false},
 		{`[{"session":"alice"}] []`, 0, "something after the array", -1, false},
 		{`[{"session":"alice"}`, 0, "batch body", -1, false},
@@ -160,7 +159,7 @@ func TestDecodeBatch(t *testing.T) {
 			t.Errorf("%s: %#v; want push %d at fault (large %v)", c.body, err, c.index, c.large)
 		}
 	}
-	msgs, err := DecodeBatch(strings.NewReader(`[{"session":"alice","priority":"low","payload_base64":"AAEC","headers":{"push-id":"p-1"}}]`), lim)
+	msgs, err := DecodeBatch(strings.NewReader(`[{"session":"alice","priority":"low","payload_base64":"AAEC","headers":{"Push-Id":"p-1"}}]`), lim)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -132,7 +131,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, id Identity, ki
 	if err != nil {
 		return req, badRequest("%v", err)
 	}
-	opts, pid, err := withID(headerOptions(r.Header, false))
+	opts, pid, err := withID(headerOptions(r.Header))
 	if err != nil {
 		return req, badRequest("%v", err)
 	}
@@ -251,7 +250,8 @@ func (h *Handler) pushBatch(w http.ResponseWriter, r *http.Request, id Identity)
 }
 
 // decodeBatch reads a batch body and checks each push against what id
-// may push to; each gets an id of its own and the ack mode of the query.
+// may push to; each gets an id of its own unless it names one, and the
+// ack mode of the query unless its headers name one.
 func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request, id Identity, ack string) ([]producer.Message, *apiError) {
 	body, e := readBody(w, r, h.cfg.MaxBatchBytes)
 	if e != nil {
@@ -279,7 +279,7 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request, id Identit
 			return nil, e
 		}
 		opts, _, _ := withID(msgs[i].Options, nil)
-		msgs[i].Options = append(slices.Clip(opts), producer.WithAck(ack))
+		msgs[i].Options = append([]producer.Option{producer.WithAck(ack)}, opts...) // a push's own Push-Ack comes after: it wins
 	}
 	return msgs, nil
 }
