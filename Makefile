@@ -42,7 +42,8 @@ FUZZ_TARGETS := edge/wire:FuzzDecode edge/wire:FuzzReadTCP edge/wire:FuzzReadWS 
 	protocol:FuzzParseSubject protocol:FuzzParseSessionEvent protocol:FuzzParseGroupSubject protocol:FuzzSplitGroups \
 	protocol:FuzzParseAck protocol:FuzzParseMemberReply protocol:FuzzParseDeadLetterSubject \
 	backend:FuzzGroupMembers dlq:FuzzReplayMsg dlq:FuzzEntryTokens producer:FuzzParseJSONPush cmd/pushctl:FuzzReadLines \
-	cmd/edge:FuzzConfigFile@2000x cmd/pushctl:FuzzPushArgs@2000x
+	cmd/edge:FuzzConfigFile@2000x cmd/pushctl:FuzzPushArgs@2000x \
+	cmd/pushhttp/httpapi:FuzzDecodeBatch cmd/pushhttp/httpapi:FuzzHeaderOptions cmd/pushhttp/httpapi:FuzzParseParams
 # What the binaries built here say they are (internal/version): git describe,
 # or nothing without git (or outside a repository), and then they read their
 # version from Go's build information.
@@ -150,7 +151,7 @@ nats-keys: $(NK)
 
 # The binaries, into ./bin.
 build:
-	GOBIN=$(BIN) $(GO) install -ldflags '$(LDFLAGS)' ./cmd/edge ./cmd/pushctl ./cmd/pushbench
+	GOBIN=$(BIN) $(GO) install -ldflags '$(LDFLAGS)' ./cmd/edge ./cmd/pushctl ./cmd/pushbench ./cmd/pushhttp
 
 # End to end: NATS server, edge and clients in their own processes, beside a
 # raw NATS baseline from the same run. LOAD_FLAGS / SCALE_FLAGS for more

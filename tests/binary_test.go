@@ -30,7 +30,7 @@ func binary(t testing.TB, name string) string {
 			return
 		}
 		for cmd, pkg := range map[string]string{"edge": "../cmd/edge", "pushctl": "../cmd/pushctl",
-			"pushbench": "../cmd/pushbench", "rpc-service": "../examples/rpc-service",
+			"pushbench": "../cmd/pushbench", "pushhttp": "../cmd/pushhttp", "rpc-service": "../examples/rpc-service",
 			"browser-serve": "../examples/browser/serve"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), pkg).CombinedOutput()
 			if err != nil {

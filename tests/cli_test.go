@@ -34,7 +34,7 @@ type cliRun struct {
 }
 
 // runTool runs the binary name with args in a temporary folder, with a
-// temporary HOME and no NATS_*, PUSHCTL_*, PUSHBENCH_* or PUSHFABRIC_*
+// temporary HOME and no NATS_*, PUSHCTL_*, PUSHBENCH_*, PUSHFABRIC_* or PUSHHTTP_*
 // variables but those in env.
 func runTool(t *testing.T, env []string, name string, args ...string) cliRun {
 	t.Helper()
@@ -70,7 +70,7 @@ func toolEnv(t *testing.T) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
 		case k == "HOME", k == "XDG_CONFIG_HOME", strings.HasPrefix(k, "NATS_"), strings.HasPrefix(k, "PUSHCTL_"),
-			strings.HasPrefix(k, "PUSHBENCH_"), strings.HasPrefix(k, "PUSHFABRIC_"):
+			strings.HasPrefix(k, "PUSHBENCH_"), strings.HasPrefix(k, "PUSHFABRIC_"), strings.HasPrefix(k, "PUSHHTTP_"):
 			continue
 		}
 		env = append(env, kv)

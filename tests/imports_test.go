@@ -70,8 +70,8 @@ func houseRules() []houseRule {
 		binds:     under("edge/client", "edge/wire"),
 		forbidden: inModule(anyOf(is("edge"), under("registry"))),
 	}, {
-		name:      "pushctl and pushbench link neither the edge server nor the bus",
-		binds:     under("cmd/pushctl", "cmd/pushbench"),
+		name:      "pushctl, pushbench and pushhttp link neither the edge server nor the bus",
+		binds:     under("cmd/pushctl", "cmd/pushbench", "cmd/pushhttp"),
 		forbidden: inModule(anyOf(is("edge"), under("bus", "cmd/edge"))),
 	}, {
 		name:      "only cmd/... and tests/... import cmd/...",

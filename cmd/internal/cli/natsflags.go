@@ -62,9 +62,10 @@ type natsContext struct {
 }
 
 // Connect connects as name, within timeout, to the URLs and with the
-// credentials of the flags, filled in from the nats context. Errors name
-// what is wrong.
-func (f NATSFlags) Connect(name string, timeout time.Duration) (*nats.Conn, error) {
+// credentials of the flags, filled in from the nats context; extra
+// options come last (a long-running tool's unlimited reconnects, say).
+// Errors name what is wrong.
+func (f NATSFlags) Connect(name string, timeout time.Duration, extra ...nats.Option) (*nats.Conn, error) {
 	ctx, err := loadNATSContext(f.Context)
 	if err != nil {
 		return nil, err
@@ -81,7 +82,7 @@ func (f NATSFlags) Connect(name string, timeout time.Duration) (*nats.Conn, erro
 	if inbox := first(f.InboxPrefix, ctx.Inbox); inbox != "" {
 		opts = append(opts, nats.CustomInboxPrefix(inbox))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", natsurl.Redact(url), err)
 	}
