@@ -215,37 +215,30 @@ var errTooMany = errors.New("too many pushes")
 // at most lim.MaxPayload bytes, and nothing after the array. The whole
 // batch is refused when one push is not valid (an error naming its
 // index): nothing of it is sent then.
-func DecodeBatch(r io.Reader, lim BatchLimits) ([]producer.Message, error) {
-	dec := json.NewDecoder(r)
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-		return nil, errors.New("batch body: want a JSON array of pushes")
+func DecodeBatch(body []byte, lim BatchLimits) ([]producer.Message, error) {
+	// The whole body first: what is not one JSON array is refused alike
+	// whichever Go decodes it (a streaming decoder says an array cut short
+	// differently from one Go to the next).
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, fmt.Errorf("batch body: want a JSON array of pushes: %w", err)
 	}
-	var msgs []producer.Message
-	for dec.More() {
-		if len(msgs) == lim.MaxItems {
-			return nil, fmt.Errorf("batch body: %w: at most %d", errTooMany, lim.MaxItems)
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, &batchError{index: len(msgs), err: fmt.Errorf("not a push: %w", err)}
-		}
+	switch {
+	case len(raws) == 0:
+		return nil, errors.New("batch body: no pushes")
+	case len(raws) > lim.MaxItems:
+		return nil, fmt.Errorf("batch body: %w: at most %d", errTooMany, lim.MaxItems)
+	}
+	msgs := make([]producer.Message, 0, len(raws))
+	for i, raw := range raws {
 		m, err := producer.ParseJSONPush(raw, push.High)
 		switch {
 		case err != nil:
-			return nil, &batchError{index: len(msgs), err: err}
+			return nil, &batchError{index: i, err: err}
 		case len(m.Payload) > lim.MaxPayload:
-			return nil, &batchError{index: len(msgs), err: fmt.Errorf("payload of %d bytes: at most %d", len(m.Payload), lim.MaxPayload), large: true}
+			return nil, &batchError{index: i, err: fmt.Errorf("payload of %d bytes: at most %d", len(m.Payload), lim.MaxPayload), large: true}
 		}
 		msgs = append(msgs, m)
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("batch body: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("batch body: something after the array")
-	}
-	if len(msgs) == 0 {
-		return nil, errors.New("batch body: no pushes")
 	}
 	return msgs, nil
 }

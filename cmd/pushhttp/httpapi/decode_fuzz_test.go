@@ -56,7 +56,7 @@ func FuzzDecodeBatch(f *testing.F) {
 	}
 	lim := BatchLimits{MaxItems: 8, MaxPayload: 64}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		msgs, err := DecodeBatch(bytes.NewReader(body), lim)
+		msgs, err := DecodeBatch(body, lim)
 		if err != nil {
 			return
 		}
@@ -82,7 +82,7 @@ func FuzzDecodeBatch(f *testing.F) {
 			again = append(again, j)
 		}
 		b, _ := json.Marshal(again)
-		msgs2, err := DecodeBatch(bytes.NewReader(b), lim)
+		msgs2, err := DecodeBatch(b, lim)
 		if err != nil || len(msgs2) != len(msgs) {
 			t.Fatalf("encoded again, %s: %v", b, err)
 		}

@@ -139,11 +139,12 @@ func TestDecodeBatch(t *testing.T) {
 		{`[{"session":"alice","headers":{"Nats-Msg-Id":"x"}}]`, 0, "header Nats-Msg-Id", 0, false},
 		{`[{"session":"alice","headers":{"Push-Id":"a\r\nPush-Reply: victim"}}]`, 0, "a value of one line", 0, false},
 		{`[{"session":"alice","sesion":"bob"}]`, 0, `unknown field "sesion"`, 0, false},
-		{`[{"session":"alice"}] []`, 0, "something after the array", -1, false},
+		{`[{"session":"alice"}] []`, 0, "batch body: want a JSON array", -1, false},
 		{`[{"session":"alice"}`, 0, "batch body", -1, false},
-		{`[{"session":"alice"},`, 0, "push 1: not a push", 1, false},
+		{`[{"session":"alice"},`, 0, "batch body: want a JSON array", -1, false},
+		{`[{"session":"alice"},{"session":"bob"},{"session":"a b"}]`, 0, `push 2: session "a b"`, 2, false},
 	} {
-		msgs, err := DecodeBatch(strings.NewReader(c.body), lim)
+		msgs, err := DecodeBatch([]byte(c.body), lim)
 		if c.err == "" {
 			if err != nil || len(msgs) != c.n {
 				t.Errorf("%s: %d pushes, %v; want %d", c.body, len(msgs), err, c.n)
@@ -159,7 +160,7 @@ func TestDecodeBatch(t *testing.T) {
 			t.Errorf("%s: %#v; want push %d at fault (large %v)", c.body, err, c.index, c.large)
 		}
 	}
-	msgs, err := DecodeBatch(strings.NewReader(`[{"session":"alice","priority":"low","payload_base64":"AAEC","headers":{"Push-Id":"p-1"}}]`), lim)
+	msgs, err := DecodeBatch([]byte(`[{"session":"alice","priority":"low","payload_base64":"AAEC","headers":{"Push-Id":"p-1"}}]`), lim)
 	if err != nil {
 		t.Fatal(err)
 	}

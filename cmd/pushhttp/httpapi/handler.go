@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -257,7 +256,7 @@ func (h *Handler) decodeBatch(w http.ResponseWriter, r *http.Request, id Identit
 	if e != nil {
 		return nil, e
 	}
-	msgs, err := DecodeBatch(bytes.NewReader(body), BatchLimits{MaxItems: h.cfg.MaxBatch, MaxPayload: h.cfg.MaxPayload})
+	msgs, err := DecodeBatch(body, BatchLimits{MaxItems: h.cfg.MaxBatch, MaxPayload: h.cfg.MaxPayload})
 	var be *batchError
 	switch {
 	case errors.As(err, &be) && be.large:
