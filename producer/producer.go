@@ -54,8 +54,11 @@ import (
 type Options struct {
 	Prefix string // subject prefix; default "push"
 	Name   string // names the producer in offline dead letters (Push-Node); default "producer"
-	// StatusWindow is how long Publish remembers a push to learn that no
-	// one holds its session (the answer comes within a round trip).
+	// StatusWindow is how long Publish remembers a push at most to learn
+	// that no one holds its session, when the producer's marks do not come
+	// back sooner (see mark): a connection without echo. It counts only
+	// while NATS is connected, and from a window after each reconnect.
+	// Default 2s.
 	StatusWindow time.Duration
 	// GroupWindow is how long PushGroup gathers the acknowledgements of
 	// the nodes holding a group's members; default 250ms.
@@ -130,7 +133,11 @@ type Producer struct {
 	empty   chan struct{}    // guarded by mu: closed when nothing is tracked, for Stop
 
 	markSubject string // in the status inbox: the producer's marks (see mark)
-	markKey     string // random, the start of every mark: a mark without it is not the producer's
+	// The expire goroutine's: the connection's reconnects so far, and when
+	// it last came back (see expireUntil).
+	reconnects uint64
+	resumed    time.Time
+	markKey    string // random, the start of every mark: a mark without it is not the producer's
 
 	stop      chan struct{} // closed by Stop
 	done      chan struct{} // closed when the expiry goroutine ends
@@ -190,6 +197,7 @@ func (p *Producer) Start(ctx context.Context) error {
 		return fmt.Errorf("status inbox: %w", err)
 	}
 	p.sub, p.started = sub, true
+	p.reconnects = p.nc.Stats().Reconnects
 	go p.expire()
 	p.running.Store(true)
 	return nil
@@ -417,7 +425,20 @@ func (p *Producer) mark(marked uint64) uint64 {
 	return head
 }
 
+// expireUntil forgets the pushes whose status window ended by now, unless
+// NATS is away or came back less than a window ago: a push waiting in
+// nats.go's reconnect buffer, or just out of it, may yet be answered "no
+// responders", however long ago it was published.
 func (p *Producer) expireUntil(now time.Time) {
+	if !p.nc.IsConnected() {
+		return
+	}
+	if n := p.nc.Stats().Reconnects; n != p.reconnects {
+		p.reconnects, p.resumed = n, now
+	}
+	if now.Sub(p.resumed) < p.opts.StatusWindow {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.tracked.expire(now.Sub(p.epoch))
