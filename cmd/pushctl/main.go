@@ -87,12 +87,7 @@ func main() {
 
 func newParser(m *commands, stdout, stderr io.Writer) (*kong.Kong, error) {
 	vars := kong.Vars{"version": version.Current().String(), "prefix": protocol.DefaultPrefix, "reasons": reasonNames()}
-	for k, v := range cli.NATSVars(envPrefix) {
-		vars[k] = v
-	}
-	return kong.New(m, kong.Name("pushctl"), kong.Description(description),
-		kong.DefaultEnvars(strings.TrimSuffix(envPrefix, "_")), vars,
-		kong.Writers(stdout, stderr), kong.ConfigureHelp(kong.HelpOptions{Compact: true}))
+	return cli.NewParser(m, "pushctl", description, envPrefix, vars, stdout, stderr)
 }
 
 // dispatch parses args and runs the command they name.

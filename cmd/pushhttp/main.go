@@ -26,7 +26,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/alecthomas/kong"
 
@@ -72,12 +71,7 @@ func newParser(m *commands, stdout, stderr io.Writer) (*kong.Kong, error) {
 		"maxbatchbytes": strconv.FormatInt(d.MaxBatchBytes, 10), "timeout": d.Timeout.String(), "maxtimeout": d.MaxTimeout.String(),
 		"listen": defaultListen,
 	}
-	for k, v := range cli.NATSVars(envPrefix) {
-		vars[k] = v
-	}
-	return kong.New(m, kong.Name("pushhttp"), kong.Description(description),
-		kong.DefaultEnvars(strings.TrimSuffix(envPrefix, "_")), vars,
-		kong.Writers(stdout, stderr), kong.ConfigureHelp(kong.HelpOptions{Compact: true}))
+	return cli.NewParser(m, "pushhttp", description, envPrefix, vars, stdout, stderr)
 }
 
 // dispatch parses args and runs the command they name.

@@ -87,3 +87,20 @@ func takesValue(ctx *kong.Context, arg string) bool {
 	}
 	return false
 }
+
+// NewParser is a client tool's kong command line for the command struct
+// m: named name, described by description, with its ${…} variables and the
+// NATS flags' (NATSVars), every flag also read from an environment
+// variable under envPrefix (PUSHCTL_), help on stdout and compact.
+func NewParser(m any, name, description, envPrefix string, vars kong.Vars, stdout, stderr io.Writer) (*kong.Kong, error) {
+	all := kong.Vars{}
+	for k, v := range NATSVars(envPrefix) {
+		all[k] = v
+	}
+	for k, v := range vars {
+		all[k] = v
+	}
+	return kong.New(m, kong.Name(name), kong.Description(description),
+		kong.DefaultEnvars(strings.TrimSuffix(envPrefix, "_")), all,
+		kong.Writers(stdout, stderr), kong.ConfigureHelp(kong.HelpOptions{Compact: true}))
+}
