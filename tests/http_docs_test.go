@@ -2,9 +2,7 @@ package tests
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -52,15 +50,7 @@ func TestHTTPRecipes(t *testing.T) {
 	listeners := map[string]*process{}
 	run := func(line string) (string, int) {
 		t.Helper()
-		cmd := exec.Command("sh", "-c", addr.Replace(line))
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		t.Logf("$ %s\n%s", line, out)
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("%s: %v", line, err)
-		}
-		return string(out), cmd.ProcessState.ExitCode()
+		return shell(t, dir, env, addr.Replace(line))
 	}
 	lines := docLines(t, "../docs/http.md")
 	if len(lines) < 25 {

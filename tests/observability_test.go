@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -251,13 +252,7 @@ func TestReadiness(t *testing.T) {
 // id, the delivery span a child of the producer's; a dead letter keeps the
 // producer's traceparent.
 func TestTraceFromProducerToEdge(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(timeout(t)) })
-	s := natstest.Server(t)
-	cfg := edgeConfig(t, s, "n1")
-	cfg.Bus.TracerProvider = tp
-	n := startEdge(t, cfg)
+	exp, tp, s, n := tracedEdge(t)
 	nc := natstest.Connect(t, s)
 	p, err := producer.New(nc, producer.Options{TracerProvider: tp})
 	if err != nil {
@@ -485,13 +480,7 @@ func TestPushctlTop(t *testing.T) {
 // child of the producer's, naming the group and the members it was queued
 // for: not one span per member.
 func TestTraceOfAGroupPush(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(timeout(t)) })
-	s := natstest.Server(t)
-	cfg := edgeConfig(t, s, "n1")
-	cfg.Bus.TracerProvider = tp
-	n := startEdge(t, cfg)
+	exp, tp, s, n := tracedEdge(t)
 	p, err := producer.New(natstest.Connect(t, s), producer.Options{TracerProvider: tp})
 	if err != nil {
 		t.Fatal(err)
@@ -528,13 +517,7 @@ func TestTraceOfAGroupPush(t *testing.T) {
 // one once the program sets it, even after New: Publish's fast path too,
 // its span naming the push, the edge's delivery span its child.
 func TestPublishTracesWithTheGlobalProvider(t *testing.T) {
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { _ = tp.Shutdown(timeout(t)) })
-	s := natstest.Server(t)
-	cfg := edgeConfig(t, s, "n1")
-	cfg.Bus.TracerProvider = tp
-	n := startEdge(t, cfg)
+	exp, tp, s, n := tracedEdge(t)
 	p := newProducer(t, natstest.Connect(t, s), "")
 	c := dial(t, n.tcp(), "traced", client.Options{})
 	if err := p.Publish("traced", push.High, []byte("untraced"), producer.WithID("before")); err != nil {
@@ -572,4 +555,17 @@ func TestPublishTracesWithTheGlobalProvider(t *testing.T) {
 			t.Errorf("no delivery span under the producer's span of push g%d", i)
 		}
 	}
+}
+
+// tracedEdge is an edge node n1 on a new NATS server s, tracing with tp,
+// whose spans exp keeps.
+func tracedEdge(t *testing.T) (*tracetest.InMemoryExporter, *sdktrace.TracerProvider, *server.Server, *edgeNode) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(timeout(t)) })
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "n1")
+	cfg.Bus.TracerProvider = tp
+	return exp, tp, s, startEdge(t, cfg)
 }

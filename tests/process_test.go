@@ -171,3 +171,19 @@ func docLines(t *testing.T, path string) []docLine {
 	}
 	return out
 }
+
+// shell runs line with sh -c in dir with env, logs it with its output, and
+// returns the output and the exit status; a line sh cannot start fails the
+// test.
+func shell(t *testing.T, dir string, env []string, line string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", line)
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	t.Logf("$ %s\n%s", line, out)
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("%s: %v", line, err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}

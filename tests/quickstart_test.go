@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -176,15 +175,7 @@ func TestQuickstart(t *testing.T) {
 	var events *process // nats sub evt.push.>
 	run := func(line string) (string, int) {
 		t.Helper()
-		cmd := exec.Command("sh", "-c", addrs.Replace(line))
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		t.Logf("$ %s\n%s", line, out)
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("%s: %v", line, err)
-		}
-		return string(out), cmd.ProcessState.ExitCode()
+		return shell(t, dir, env, addrs.Replace(line))
 	}
 	expect := func(line string, code int, want ...string) {
 		t.Helper()

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -73,14 +72,11 @@ func TestRunningRecipes(t *testing.T) {
 	write("secret", secret)
 	run := func(line string, extraEnv ...string) string {
 		t.Helper()
-		cmd := exec.Command("sh", "-c", addrs.Replace(line))
-		cmd.Dir, cmd.Env = dir, append(env, extraEnv...)
-		out, err := cmd.CombinedOutput()
-		t.Logf("$ %s\n%s", line, out)
-		if err != nil {
-			t.Fatalf("%s: %v", line, err)
+		out, code := shell(t, dir, append(env, extraEnv...), addrs.Replace(line))
+		if code != 0 {
+			t.Fatalf("%s: exit status %d", line, code)
 		}
-		return string(out)
+		return out
 	}
 
 	doc, err := os.ReadFile("../docs/running.md")
