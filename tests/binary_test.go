@@ -86,7 +86,9 @@ func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
 	}
 	p := &edgeProcess{cmd: cmd, exited: make(chan error, 1), logs: &logLines{}}
 	started := make(chan map[string]any, 1)
+	waited := make(chan struct{})
 	go func() {
+		defer close(waited)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var line map[string]any
@@ -104,9 +106,10 @@ func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
 		p.exited <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
+		// Killing one that has exited already does nothing; reading
+		// cmd.ProcessState here would race with the goroutine's Wait.
+		_ = cmd.Process.Kill()
+		<-waited
 	})
 	select {
 	case p.started = <-started:

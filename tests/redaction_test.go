@@ -78,13 +78,11 @@ func runEdgeUntil(t *testing.T, ready string, args ...string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+	exited, waited := make(chan error, 1), make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(waited) }()
+	t.Cleanup(func() { // a kill of one that has exited does nothing; ProcessState would race with Wait
+		_ = cmd.Process.Kill()
+		<-waited
 	})
 	deadline := time.Now().Add(testTimeout)
 	for !strings.Contains(out.String(), ready) {
