@@ -122,13 +122,19 @@ func (b *batch) onReply(m *nats.Msg) {
 	if err != nil {
 		return
 	}
+	version := b.p.nc.ConnectedServerVersion()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if i < 0 || i >= len(b.sent) || b.sent[i] == nil || b.results[i].Ack.Status != "" || b.results[i].Err != nil {
 		return
 	}
 	r := &b.results[i]
-	if push.NoResponders(m.Header, m.Data) {
+	noResponders := push.NoResponders(m.Header, m.Data)
+	if noResponders && !answersPush(m.Header, b.sent[i].Subject, version) {
+		b.p.forged.Add(1) // not NATS's: the push was not found offline
+		return
+	}
+	if noResponders {
 		// As Push does: nobody holds the session, the producer parks it.
 		b.p.deadLetter(b.sent[i], b.msgs[i].Session, b.msgs[i].Priority)
 		r.Ack = protocol.Ack{Status: protocol.StatusDead, Reason: string(push.ReasonOffline), Node: b.p.opts.Name,

@@ -6,10 +6,15 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/pushfabric/pushfabric/edge/client"
 	"github.com/pushfabric/pushfabric/producer"
@@ -228,4 +233,161 @@ func checkLetter(t *testing.T, dl deadLetter, id string, sp sentPush) {
 	if !maps.Equal(others, sp.headers) {
 		t.Errorf("dead letter of %s: headers %v; want %v", id, others, sp.headers)
 	}
+}
+
+// inboxSpy is an outsider on an open NATS server: subscribed to _INBOX.>,
+// it sees every producer's marks and learns their subject and content.
+type inboxSpy struct {
+	nc    *nats.Conn
+	marks chan *nats.Msg // every mark seen; capacity 1024, the rest dropped
+}
+
+func spyOnInboxes(t *testing.T, s *server.Server) *inboxSpy {
+	t.Helper()
+	sp := &inboxSpy{nc: natstest.Connect(t, s), marks: make(chan *nats.Msg, 1024)}
+	if _, err := sp.nc.Subscribe("_INBOX.>", func(m *nats.Msg) {
+		if strings.HasSuffix(m.Subject, "._mark") {
+			select {
+			case sp.marks <- m:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// forgeries are marks made of a real one, claiming every push sent: the
+// largest sequence number in place of the first or the last word.
+func forgeries(real []byte) [][]byte {
+	const top = "3w5e11264sgsf" // math.MaxUint64 in base 36
+	w := strings.Fields(string(real))
+	var out [][]byte
+	for _, i := range []int{0, len(w) - 1} {
+		f := slices.Clone(w)
+		f[i] = top
+		out = append(out, []byte(strings.Join(f, " ")))
+	}
+	return out
+}
+
+// An outsider who reads the producer's marks on an open NATS server and
+// sends marks of its own claiming every push answered, over and over, has
+// no offline push forgotten before NATS's "no responders" for it came: each
+// is dead-lettered all the same.
+func TestForgedMarksLoseNoPush(t *testing.T) {
+	s := natstest.Server(t)
+	startEdge(t, edgeConfig(t, s, "A")) // makes PUSH_DLQ
+	spy := spyOnInboxes(t, s)
+	p := newProducer(t, natstest.Connect(t, s), "marked")
+	if err := p.Publish("first", push.High, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	var real *nats.Msg
+	select {
+	case real = <-spy.marks:
+	case <-timeout(t).Done():
+		t.Fatal("no mark seen")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			for _, f := range forgeries(real.Data) {
+				_ = spy.nc.Publish(real.Subject, f)
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = spy.nc.Flush() // paced by the round trip: no slow consumer
+		}
+	})
+	const n = 3000
+	for i := range n {
+		if err := p.Publish(fmt.Sprintf("off%d", i%10), push.High, []byte("x"), producer.WithID(fmt.Sprintf("f%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Stop(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if st := p.Stats(); st.Offline != n+1 || st.Forged == 0 {
+		t.Errorf("stats %+v; want all %d pushes offline, dead-lettered, and the forged marks counted", st, n+1)
+	}
+	if got := len(deadLetters(t, s)); got != n+1 {
+		t.Errorf("%d dead letters; want %d", got, n+1)
+	}
+}
+
+// The same outsider sends "no responders" answers of its own for the
+// sequence numbers the marks show coming, for pushes to sessions that are
+// online, while they are published: none becomes a dead letter, and every
+// one is delivered.
+func TestForgedNoRespondersMakeNoDeadLetters(t *testing.T) {
+	s := natstest.Server(t)
+	cfg := edgeConfig(t, s, "A")
+	cfg.Edge.QueueLen = 8192 // room for every push: none is queue_full
+	n := startEdge(t, cfg)
+	got := &frames{got: map[string][]client.Frame{}, to: map[string]string{}}
+	const sessions = 8
+	for i := range sessions {
+		session := fmt.Sprintf("bob%d", i)
+		dial(t, n.tcp(), session, client.Options{OnPush: got.on(session)})
+	}
+	spy := spyOnInboxes(t, s)
+	p := newProducer(t, natstest.Connect(t, s), "answered")
+	stop := make(chan struct{})
+	var bursts atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			var mark *nats.Msg
+			select {
+			case <-stop:
+				return
+			case mark = <-spy.marks:
+			}
+			inbox := strings.TrimSuffix(mark.Subject, "._mark")
+			for _, w := range strings.Fields(string(mark.Data)) {
+				head, err := strconv.ParseUint(w, 36, 64)
+				if err != nil || head > 1<<40 {
+					continue
+				}
+				for seq := head + 1; seq < head+400; seq++ {
+					subject := inbox + "." + strconv.FormatUint(seq, 36)
+					_ = spy.nc.PublishMsg(&nats.Msg{Subject: subject, Header: nats.Header{"Status": {"503"}}})
+					_ = spy.nc.PublishMsg(&nats.Msg{Subject: subject, Header: nats.Header{"Status": {"503"}, "Nats-Subject": {"push.bob0.low"}}})
+				}
+			}
+			_ = spy.nc.Flush()
+			bursts.Add(1)
+		}
+	})
+	// Published until the outsider has answered ahead of a few dozen marks.
+	pushes := 0
+	for ; bursts.Load() < 30 && pushes < 200_000; pushes++ {
+		if err := p.Publish(fmt.Sprintf("bob%d", pushes%sessions), push.High, []byte("x"), producer.WithID(fmt.Sprintf("b%d", pushes))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Stop(timeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if letters := deadLetters(t, s); len(letters) != 0 {
+		t.Errorf("%d dead letters for %d pushes to sessions online, the first %v; want none", len(letters), pushes, letters[0].Header)
+	}
+	if st := p.Stats(); st.Offline != 0 || st.Forged == 0 {
+		t.Errorf("stats %+v; want none offline, the forged answers counted", st)
+	}
+	waitFor(t, "every push delivered", func() bool { return got.count() == pushes })
 }
