@@ -103,11 +103,7 @@ func startEdgeProcess(t testing.TB, dir string, args ...string) *edgeProcess {
 		_, _ = io.Copy(io.Discard, stderr)
 		p.exited <- cmd.Wait()
 	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-		}
-	})
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // once it exited, ErrProcessDone (Wait's goroutine owns ProcessState)
 	select {
 	case p.started = <-started:
 	case err := <-p.exited:
