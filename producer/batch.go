@@ -136,9 +136,9 @@ type batch struct {
 	p        *Producer
 	msgs     []Message
 	mu       sync.Mutex
-	results  []Result    // guarded by mu
-	sent     []*nats.Msg // guarded by mu: the pushes sent and not yet answered, by index; nil once PublishBatch returned
-	waiting  int         // guarded by mu
+	results  []Result      // guarded by mu
+	sent     []*nats.Msg   // guarded by mu: the pushes sent and not yet answered, by index; nil once PublishBatch returned
+	waiting  int           // guarded by mu
 	answered chan struct{} // capacity 1: an answer came
 	closed   chan struct{} // closed when the answers' subscription is (the connection closed, or the batch done)
 }

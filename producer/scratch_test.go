@@ -2,6 +2,7 @@ package producer_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -125,4 +126,33 @@ func TestOddOptionsLeaveTheProducerWorking(t *testing.T) {
 	if st := p.Stats(); st.Offline != 2 {
 		t.Errorf("stats %+v; want 2 offline", st)
 	}
+}
+
+// A burst far beyond MaxTracked: the pushes past the bound are sent
+// untracked and counted, and every tracked push to an offline session is
+// a dead letter: published = offline + untracked, to the push.
+func TestBurstBeyondMaxTracked(t *testing.T) {
+	p, js := startProducer(t, producer.Options{Name: "burst", MaxTracked: 64})
+	const n = 20_000
+	for i := range n {
+		if err := p.Publish(fmt.Sprintf("off%d", i%100), push.Priority(i%2), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Stats()
+	if st.Published != n || st.Untracked == 0 || st.Offline+st.Untracked != n {
+		t.Fatalf("stats %+v; want %d published, some untracked, the rest offline", st, n)
+	}
+	stream, err := js.Stream(t.Context(), protocol.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(t.Context())
+	if err != nil || info.State.Msgs != st.Offline {
+		t.Fatalf("%s holds %d letters (%v); want %d", protocol.DeadLetterStream, info.State.Msgs, err, st.Offline)
+	}
+	t.Logf("%+v", st)
 }
