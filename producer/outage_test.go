@@ -43,7 +43,7 @@ func TestPublishThroughAnOutageLongerThanTheWindow(t *testing.T) {
 	published := time.Now()
 	// The outage lasts ten windows: the producer's own clock runs on.
 	waitUntil(t, "ten status windows to pass", func() bool { return time.Since(published) > 10*window })
-	s = natstest.StartWith(t, opts)
+	natstest.StartWith(t, opts) // the same port and store: the producer reconnects
 	waitUntil(t, "the producer back on NATS", nc.IsConnected)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
