@@ -38,8 +38,9 @@ type Result struct {
 // are published one after another with one flush, and every answer comes
 // back to one subscription: a fan-out of a job to many sessions costs one
 // round trip, not one a push. It returns when every push is answered or
-// ctx ends; results[i] is msgs[i]'s. Pushes refused as invalid are not
-// sent, the others are.
+// ctx ends or the connection closes for good (the pushes unanswered then
+// are unacknowledged: they may have been delivered); results[i] is
+// msgs[i]'s. Pushes refused as invalid are not sent, the others are.
 func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) []Result {
 	results := make([]Result, len(msgs))
 	if !p.running.Load() {
@@ -48,7 +49,7 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) []Result {
 		}
 		return results
 	}
-	b := &batch{p: p, msgs: msgs, results: results, answered: make(chan struct{}, 1)}
+	b := &batch{p: p, msgs: msgs, results: results, answered: make(chan struct{}, 1), closed: make(chan struct{})}
 	inbox := p.nc.NewInbox()
 	sub, err := p.nc.Subscribe(inbox+".*", b.onReply)
 	if err != nil {
@@ -57,6 +58,8 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) []Result {
 		}
 		return results
 	}
+	var closeOnce sync.Once
+	sub.SetClosedHandler(func(string) { closeOnce.Do(func() { close(b.closed) }) })
 	defer func() { _ = sub.Unsubscribe() }()
 	b.sent = make([]*nats.Msg, len(msgs))
 	spans := make([]trace.Span, 0, len(msgs))
@@ -82,28 +85,50 @@ func (p *Producer) PublishBatch(ctx context.Context, msgs []Message) []Result {
 		b.waiting++
 	}
 	b.mu.Unlock()
-	if err := p.nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
-		b.fail(fmt.Errorf("flush: %w", err))
+	b.flush(ctx)
+	b.wait(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent = nil // late answers change nothing
+	return results
+}
+
+// flush sends what is buffered and waits for the server to have it, when
+// ctx has a deadline (nats.go's flush wants one; without, its flusher
+// sends the pushes all the same). A flush that fails does not say the
+// pushes were not sent: while NATS reconnects they wait in nats.go's
+// buffer and are answered once it is back, so the batch waits on; only
+// a connection closed for good ends it, each push unacknowledged.
+func (b *batch) flush(ctx context.Context) {
+	if _, ok := ctx.Deadline(); !ok {
+		return
 	}
+	if err := b.p.nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil && b.p.nc.IsClosed() {
+		b.fail(fmt.Errorf("%w: flush: %w", ErrUnacknowledged, err))
+	}
+}
+
+// wait waits until every push sent is answered, ctx ends or the
+// connection closes (the answers' subscription with it); the pushes left
+// unanswered then are unacknowledged.
+func (b *batch) wait(ctx context.Context) {
 	for {
 		b.mu.Lock()
 		left := b.waiting
 		b.mu.Unlock()
 		if left == 0 {
-			break
+			return
 		}
 		select {
 		case <-b.answered:
 			continue
 		case <-ctx.Done():
 			b.fail(fmt.Errorf("%w: %w", ErrUnacknowledged, ctx.Err()))
+		case <-b.closed:
+			b.fail(fmt.Errorf("%w: %w", ErrUnacknowledged, nats.ErrConnectionClosed))
 		}
-		break
+		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.sent = nil // late answers change nothing
-	return results
 }
 
 // batch gathers the answers of one PublishBatch.
@@ -111,10 +136,11 @@ type batch struct {
 	p        *Producer
 	msgs     []Message
 	mu       sync.Mutex
-	results  []Result    // guarded by mu
-	sent     []*nats.Msg // guarded by mu: the pushes sent and not yet answered, by index; nil once PublishBatch returned
-	waiting  int         // guarded by mu
-	answered chan struct{}
+	results  []Result      // guarded by mu
+	sent     []*nats.Msg   // guarded by mu: the pushes sent and not yet answered, by index; nil once PublishBatch returned
+	waiting  int           // guarded by mu
+	answered chan struct{} // capacity 1: an answer came
+	closed   chan struct{} // closed when the answers' subscription is (the connection closed, or the batch done)
 }
 
 func (b *batch) onReply(m *nats.Msg) {
@@ -122,13 +148,19 @@ func (b *batch) onReply(m *nats.Msg) {
 	if err != nil {
 		return
 	}
+	version := b.p.nc.ConnectedServerVersion()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if i < 0 || i >= len(b.sent) || b.sent[i] == nil || b.results[i].Ack.Status != "" || b.results[i].Err != nil {
 		return
 	}
 	r := &b.results[i]
-	if push.NoResponders(m.Header, m.Data) {
+	noResponders := push.NoResponders(m.Header, m.Data)
+	if noResponders && !answersPush(m.Header, b.sent[i].Subject, version) {
+		b.p.forged.Add(1) // not NATS's: the push was not found offline
+		return
+	}
+	if noResponders {
 		// As Push does: nobody holds the session, the producer parks it.
 		b.p.deadLetter(b.sent[i], b.msgs[i].Session, b.msgs[i].Priority)
 		r.Ack = protocol.Ack{Status: protocol.StatusDead, Reason: string(push.ReasonOffline), Node: b.p.opts.Name,

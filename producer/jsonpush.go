@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
@@ -33,11 +34,16 @@ type JSONPush struct {
 
 // ParseJSONPush reads one push written as JSON into a Message, with prio
 // when it names none. It refuses, saying why, what is not one JSON object
-// of those fields, a session that is not a session's name, a priority that
+// of those fields (or not UTF-8, which JSON text is), a session that is not a session's name, a priority that
 // is neither high nor low, a payload given twice, and headers that are not
 // valid (a bad id, expiry or ack; a name a NATS header cannot have; one
 // that only NATS or the edge sets).
 func ParseJSONPush(line []byte, prio push.Priority) (Message, error) {
+	if !utf8.Valid(line) {
+		// encoding/json would take it, each bad byte turned into U+FFFD:
+		// the push sent would not be the one written.
+		return Message{}, fmt.Errorf("not a push as JSON: not UTF-8 (at byte %d); bytes that are not text go in payload_base64", invalidUTF8At(line))
+	}
 	var j JSONPush
 	d := json.NewDecoder(bytes.NewReader(line))
 	d.DisallowUnknownFields()
@@ -48,6 +54,18 @@ func ParseJSONPush(line []byte, prio push.Priority) (Message, error) {
 		return Message{}, errors.New("not a push as JSON: more after the object")
 	}
 	return j.Message(prio)
+}
+
+// invalidUTF8At is the offset of the first byte of b that is not UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 func jsonError(err error) error {

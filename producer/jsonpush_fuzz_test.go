@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -22,7 +23,7 @@ func FuzzParseJSONPush(f *testing.F) {
 		`{"session":"c","payload_base64":"AAEC"}`, `{"session":"a.b"}`, `{"session":"all","payload":"x"}`,
 		`{"session":"x","headers":{"Push-Reply":"victim"}}`, `{"session":"x","headers":{"nats-msg-id":"x"}}`,
 		`{"session":"x","headers":{"a b":"c"}}`, `{"session":"x","headers":{"k":"v\r\nX: y"}}`, `{"session":"x"} {}`,
-		`{"session":"x","payload":null}`, `[1]`, ``, `{"session":"x","priority":"HIGH"}`,
+		`{"session":"x","payload":null}`, `[1]`, ``, `{"session":"x","priority":"HIGH"}`, "{\"session\":\"x\",\"payload\":\"caf\xe9\"}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -33,6 +34,9 @@ func FuzzParseJSONPush(f *testing.F) {
 				t.Fatal("refused without a reason")
 			}
 			return
+		}
+		if !utf8.Valid(line) {
+			t.Fatalf("accepted a line that is not UTF-8: %q", line)
 		}
 		if push.CheckSession(m.Session) != nil || !m.Priority.Valid() {
 			t.Fatalf("accepted session %q, priority %v", m.Session, m.Priority)

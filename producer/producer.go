@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +108,12 @@ type Stats struct {
 	Published uint64 // pushes sent by Publish
 	Offline   uint64 // pushes dead-lettered because no node held the session
 	Untracked uint64 // Publish pushes sent while MaxTracked were remembered
+	// Forged counts the answers and marks that came to the status inbox
+	// and were not NATS's or the producer's own: a mark without the
+	// producer's MAC, a "no responders" that names another push's subject
+	// or none (from a server that names it). Each is ignored: none makes a
+	// dead letter of a push delivered, or forgets one not yet answered.
+	Forged uint64
 }
 
 // Producer publishes pushes. Its methods are safe for concurrent use.
@@ -120,8 +125,8 @@ type Producer struct {
 	inbox  string
 	sub    *nats.Subscription
 
-	running                       atomic.Bool // between Start and Stop
-	published, offline, untracked atomic.Uint64
+	running                               atomic.Bool // between Start and Stop
+	published, offline, untracked, forged atomic.Uint64
 
 	mu      sync.Mutex
 	tracked ring             // guarded by mu: pushes sent by Publish, until marked or their status window ends
@@ -137,7 +142,7 @@ type Producer struct {
 	// it last came back (see expireUntil).
 	reconnects uint64
 	resumed    time.Time
-	markKey    string // random, the start of every mark: a mark without it is not the producer's
+	markKey    markKey // signs the marks: a mark without its MAC is not the producer's
 
 	stop      chan struct{} // closed by Stop
 	done      chan struct{} // closed when the expiry goroutine ends
@@ -163,7 +168,7 @@ func New(nc *nats.Conn, opts Options) (*Producer, error) {
 	}
 	inbox := nc.NewInbox()
 	p := &Producer{
-		nc: nc, opts: opts, dl: w, inbox: inbox, markSubject: inbox + "." + markToken, markKey: nuid.Next() + " ",
+		nc: nc, opts: opts, dl: w, inbox: inbox, markSubject: inbox + "." + markToken, markKey: newMarkKey(),
 		tracer: tracers{provider: opts.TracerProvider},
 		ids:    strblock.NewIDs(), strs: strblock.Block{Size: 16 << 10}, epoch: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -331,11 +336,22 @@ func (p *Producer) Push(ctx context.Context, session string, prio push.Priority,
 	return ack, err
 }
 
-// untrack forgets a push, returning what its dead letter needs if it was
-// still tracked.
-func (p *Producer) untrack(seq uint64) (dlq.Letter, bool) {
+// untrack forgets push seq on NATS's "no responders" m for it, returning
+// what its dead letter needs if it was still tracked. An answer that
+// cannot be NATS's for that push (answersPush) is counted forged and
+// changes nothing.
+func (p *Producer) untrack(seq uint64, m *nats.Msg) (dlq.Letter, bool) {
+	version := p.nc.ConnectedServerVersion()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	subject, ok := p.tracked.subject(seq)
+	if !ok {
+		return dlq.Letter{}, false
+	}
+	if !answersPush(m.Header, subject, version) {
+		p.forged.Add(1)
+		return dlq.Letter{}, false
+	}
 	l, ok := p.tracked.take(seq)
 	p.signalEmptyLocked()
 	return l, ok
@@ -354,16 +370,15 @@ func (p *Producer) onStatus(m *nats.Msg) {
 	if m.Subject == p.markSubject {
 		// A mark forged by another client of the inbox would have pushes
 		// forgotten before NATS said nobody held their session.
-		seq, ok := strings.CutPrefix(string(m.Data), p.markKey)
+		seq, ok := p.markKey.parse(m.Data)
 		if !ok {
+			p.forged.Add(1)
 			return
 		}
-		if seq, err := strconv.ParseUint(seq, 36, 64); err == nil {
-			p.mu.Lock()
-			p.tracked.release(seq)
-			p.signalEmptyLocked()
-			p.mu.Unlock()
-		}
+		p.mu.Lock()
+		p.tracked.release(seq)
+		p.signalEmptyLocked()
+		p.mu.Unlock()
 		return
 	}
 	if !push.NoResponders(m.Header, m.Data) {
@@ -373,7 +388,7 @@ func (p *Producer) onStatus(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	if l, ok := p.untrack(seq); ok {
+	if l, ok := p.untrack(seq, m); ok {
 		p.offline.Add(1)
 		p.dl.Write(l)
 	}
@@ -419,7 +434,7 @@ func (p *Producer) mark(marked uint64) uint64 {
 	if head == marked {
 		return marked
 	}
-	if err := p.nc.Publish(p.markSubject, strconv.AppendUint([]byte(p.markKey), head, 36)); err != nil {
+	if err := p.nc.Publish(p.markSubject, p.markKey.mark(head)); err != nil {
 		return marked
 	}
 	return head
@@ -454,7 +469,7 @@ func (p *Producer) deadLetter(m *nats.Msg, session string, prio push.Priority) {
 
 // Stats returns the counters so far.
 func (p *Producer) Stats() Stats {
-	return Stats{Published: p.published.Load(), Offline: p.offline.Load(), Untracked: p.untracked.Load()}
+	return Stats{Published: p.published.Load(), Offline: p.offline.Load(), Untracked: p.untracked.Load(), Forged: p.forged.Load()}
 }
 
 // Stop takes no more pushes, waits until every push sent by Publish is

@@ -43,10 +43,7 @@ func (p *Producer) publish(name string, group bool, prio push.Priority, payload 
 	if !prio.Valid() {
 		return fmt.Errorf("%v: want high or low", prio)
 	}
-	tracer := p.tracer.get()
-	p.mu.Lock()
-	tracked, err := p.publishTrackedLocked(tracer, name, group, prio, payload, opts)
-	p.mu.Unlock()
+	tracked, err := p.publishTracked(p.tracer.get(), name, group, prio, payload, opts)
 	if !tracked {
 		p.untracked.Add(1)
 		err = p.publishUntracked(name, group, prio, payload, opts)
@@ -58,9 +55,20 @@ func (p *Producer) publish(name string, group bool, prio push.Priority, payload 
 	return nil
 }
 
+// publishTracked is publishTrackedLocked under p.mu, which it lets go of
+// even when an option of the caller's panics.
+func (p *Producer) publishTracked(tracer trace.Tracer, name string, group bool, prio push.Priority, payload []byte,
+	opts []Option) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.publishTrackedLocked(tracer, name, group, prio, payload, opts)
+}
+
 // publishTrackedLocked builds the push in the producer's one message
 // (scratch), sends it and keeps it in a slot of the ring, or says it was not
-// tracked (the ring holds MaxTracked pushes). p.mu is held.
+// tracked (the ring holds MaxTracked pushes). p.mu is held. Whatever
+// happens, refused, not sent or an option panicking, the message is left
+// empty for the next push, and the slot free unless the push was sent.
 func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group bool, prio push.Priority, payload []byte,
 	opts []Option) (bool, error) {
 	now := time.Now()
@@ -68,12 +76,44 @@ func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group 
 	if !ok {
 		return false, nil
 	}
-	fail := func(err error) (bool, error) {
-		p.tracked.free(s)
-		p.signalEmptyLocked()
+	sent := false
+	defer func() {
+		if !sent {
+			p.tracked.free(s)
+			p.signalEmptyLocked()
+		}
 		p.scratch.reset()
+	}()
+	m, b := &p.scratch.msg, &p.strs
+	own, err := p.fillLocked(name, group, prio, payload, opts)
+	if err != nil {
 		return true, err
 	}
+	if tracer != nil {
+		span := startSpan(tracer, context.Background(), m, target(name, group))
+		defer span.End()
+	}
+	h := m.Header
+	p.scratch.sentAt[0] = p.stamps.Stamp(b, now)
+	h[protocol.HeaderSentAt], h[protocol.HeaderAck] = p.scratch.sentAt[:], ackNone
+	reply := append(append(p.scratch.buf[:0], p.inbox...), '.')
+	p.scratch.buf = strconv.AppendUint(reply, s.seq, 36)
+	m.Reply = b.Make(p.scratch.buf)
+	if err := p.nc.PublishMsg(m); err != nil {
+		return true, fmt.Errorf("publish to %s: %w", what(name, group), err)
+	}
+	s.name, s.group, s.prio = name, group, prio
+	s.keep(m, own, h[protocol.HeaderID][0], p.scratch.sentAt[0])
+	sent = true
+	return true, nil
+}
+
+// fillLocked puts the push in the producer's message: its subject,
+// payload, options' headers, Push-Group for a group push and its id, minted
+// unless an option set one. It returns how many of the headers are the
+// producer's own (see slot.keep), Push-Sent-At and Push-Ack counted,
+// which the caller sets.
+func (p *Producer) fillLocked(name string, group bool, prio push.Priority, payload []byte, opts []Option) (int, error) {
 	m, h, b := &p.scratch.msg, p.scratch.msg.Header, &p.strs
 	m.Data = payload
 	h[protocol.HeaderID] = p.scratch.id[:] // empty: an id is minted below unless an option sets one
@@ -84,37 +124,24 @@ func (p *Producer) publishTrackedLocked(tracer trace.Tracer, name string, group 
 	}
 	for _, o := range opts {
 		if err := o(m); err != nil {
-			return fail(err)
+			return 0, err
 		}
 	}
 	own := 3 // Push-Id, Push-Sent-At, Push-Ack
 	if group {
 		if err := groupAckAllowed(h); err != nil {
-			return fail(err)
+			return 0, err
 		}
 		p.scratch.group[0] = name
 		h[protocol.HeaderGroup], own = p.scratch.group[:], own+1
 	}
-	id := h[protocol.HeaderID]
-	if &id[0] == &p.scratch.id[0] { // no WithID
+	// No WithID, or an option of the caller's that took the id away: as
+	// Push does, the push gets one.
+	if id := h[protocol.HeaderID]; len(id) == 0 || id[0] == "" {
 		p.scratch.id[0] = p.ids.Next(b)
+		h[protocol.HeaderID] = p.scratch.id[:]
 	}
-	if tracer != nil {
-		span := startSpan(tracer, context.Background(), m, target(name, group))
-		defer span.End()
-	}
-	p.scratch.sentAt[0] = p.stamps.Stamp(b, now)
-	h[protocol.HeaderSentAt], h[protocol.HeaderAck] = p.scratch.sentAt[:], ackNone
-	reply := append(append(p.scratch.buf[:0], p.inbox...), '.')
-	p.scratch.buf = strconv.AppendUint(reply, s.seq, 36)
-	m.Reply = b.Make(p.scratch.buf)
-	if err := p.nc.PublishMsg(m); err != nil {
-		return fail(fmt.Errorf("publish to %s: %w", what(name, group), err))
-	}
-	s.name, s.group, s.prio = name, group, prio
-	s.keep(m, own, id[0], p.scratch.sentAt[0])
-	p.scratch.reset()
-	return true, nil
+	return own, nil
 }
 
 // scratch is the message a tracked push is built in, and the values of
@@ -127,16 +154,28 @@ type scratch struct {
 
 // reset empties the message for the next push and lets go of what it held
 // of the caller's. The header map is kept, and so are its entries when
-// they are the producer's own three, which the next push sets again.
+// they are only the producer's own three as a push sent leaves them, which
+// the next push sets again. Anything else is cleared: a push refused after
+// its options ran leaves their headers, and perhaps its Push-Ack, which
+// would otherwise go out with the next push (or refuse it, as a group
+// push with Push-Ack written).
 func (s *scratch) reset() {
 	if s.msg.Header == nil {
 		s.msg.Header = nats.Header{}
 	}
-	if len(s.msg.Header) > 3 || len(s.msg.Header[protocol.HeaderAck]) == 0 {
+	if !s.onlyOwnHeaders() {
 		clear(s.msg.Header)
 	}
 	s.msg.Subject, s.msg.Reply, s.msg.Data = "", "", nil
 	s.id[0], s.sentAt[0], s.group[0] = "", "", ""
+}
+
+// onlyOwnHeaders reports whether the message's headers are Push-Id,
+// Push-Sent-At and Push-Ack none, and no other.
+func (s *scratch) onlyOwnHeaders() bool {
+	h := s.msg.Header
+	ack := h[protocol.HeaderAck]
+	return len(h) == 3 && len(h[protocol.HeaderID]) > 0 && len(h[protocol.HeaderSentAt]) > 0 && len(ack) == 1 && ack[0] == ackNone[0]
 }
 
 // publishUntracked sends a push with no reply subject: if its session is

@@ -100,6 +100,15 @@ func (s *slot) keep(m *nats.Msg, own int, id, sentAt string) {
 	s.data = append(s.data[:0], m.Data...)
 }
 
+// subject is the subject push seq was sent to, if it is tracked.
+func (r *ring) subject(seq uint64) (string, bool) {
+	if len(r.slots) == 0 || seq < r.tail || seq > r.head {
+		return "", false
+	}
+	s := &r.slots[seq%uint64(len(r.slots))]
+	return s.subject, s.seq == seq
+}
+
 // take forgets push seq and returns its dead letter (reason offline), if it
 // was still tracked, with the headers it was sent with.
 func (r *ring) take(seq uint64) (dlq.Letter, bool) {

@@ -122,8 +122,8 @@ func (c *pushCmd) pushLines(p *producer.Producer, prio push.Priority, in io.Read
 			sum.Failed++
 			break
 		}
-		if len(strings.TrimSpace(string(line))) == 0 && err == nil {
-			continue // a blank line is no push
+		if len(bytes.TrimSpace(line)) == 0 && (err == nil || errors.Is(err, io.EOF)) {
+			continue // a blank line is no push, the last one (blanks after the last newline) neither
 		}
 		var m producer.Message
 		if err == nil || errors.Is(err, io.EOF) {

@@ -155,6 +155,17 @@ type params struct {
 	timeout time.Duration
 }
 
+// requestParams is parseParams of r's query, refused whole when a part
+// of it does not parse (url.Values would leave that part out, and the
+// push go with the defaults instead of what the caller asked).
+func requestParams(r *http.Request, group bool, def, max time.Duration) (params, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return params{}, fmt.Errorf("query %q: %w", r.URL.RawQuery, err)
+	}
+	return parseParams(q, group, def, max)
+}
+
 // parseParams reads the query: ack (enqueued, written or received;
 // group pushes and broadcasts enqueued only) and timeout (a Go duration,
 // at most max; none: def). Any other parameter is refused.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -67,8 +68,18 @@ func New(cfg Config, nc *nats.Conn, p *producer.Producer, auth Auth, log *zap.Lo
 	return h, nil
 }
 
-// ServeHTTP serves one request.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP serves one request. A path with an empty, . or .. segment
+// names no route: ServeMux would redirect it to the path cleaned (a 307,
+// which a client may follow with its body, pushing where the caller did
+// not write).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p != "" && path.Clean(p) != p {
+		h.refuse(w, r, &apiError{Status: http.StatusNotFound, Code: codeNotFound,
+			Message: "no such route: a path with an empty, . or .. segment (see docs/http.md)"})
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // authed lets a POST through to next once its credentials are good.
 func (h *Handler) authed(next func(http.ResponseWriter, *http.Request, Identity)) http.HandlerFunc {
@@ -126,7 +137,7 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, id Identity, ki
 	if e := id.mayPush(kind, name); e != nil {
 		return req, e
 	}
-	prm, err := parseParams(r.URL.Query(), kind != TargetSession, h.cfg.Timeout, h.cfg.MaxTimeout)
+	prm, err := requestParams(r, kind != TargetSession, h.cfg.Timeout, h.cfg.MaxTimeout)
 	if err != nil {
 		return req, badRequest("%v", err)
 	}
@@ -217,7 +228,7 @@ func (h *Handler) toGroup(w http.ResponseWriter, r *http.Request, id Identity, k
 }
 
 func (h *Handler) pushBatch(w http.ResponseWriter, r *http.Request, id Identity) {
-	prm, err := parseParams(r.URL.Query(), false, h.cfg.Timeout, h.cfg.MaxTimeout)
+	prm, err := requestParams(r, false, h.cfg.Timeout, h.cfg.MaxTimeout)
 	if err != nil {
 		h.refuse(w, r, badRequest("%v", err))
 		return

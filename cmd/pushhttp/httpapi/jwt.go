@@ -67,6 +67,11 @@ func (v *JWTVerifier) verify(tok string) (Identity, *apiError) {
 	if !slices.Contains(strings.Fields(c.Scope), Scope) {
 		return Identity{}, insufficientScope(c.Subject)
 	}
+	if c.Targets != nil && len(c.Targets) == 0 {
+		// Read as none, it would be every session and group: the opposite
+		// of what a token minted to push nowhere means.
+		return Identity{}, invalidToken("token targets claim: an empty list; name what it may push to, or leave the claim out")
+	}
 	targets, err := ParseTargets(c.Targets)
 	if err != nil {
 		return Identity{}, invalidToken("token targets claim: " + err.Error())

@@ -224,9 +224,14 @@ func (f *KeyFile) Reload() (int, error) {
 	return len(f.entries), err
 }
 
-// loadLocked reads the file, which st describes.
+// loadLocked reads the file, which st describes. One that group or
+// others may write is refused: whoever can write it can add a key.
 func (f *KeyFile) loadLocked(st fs.FileInfo) error {
 	f.stamp = fileStamp{st.ModTime(), st.Size()}
+	if mode := st.Mode().Perm(); mode&0o022 != 0 {
+		return fmt.Errorf("keys file %s is writable by group or others (%v): whoever can write it can add a key (chmod go-w %s)",
+			f.path, mode, f.path)
+	}
 	b, err := os.ReadFile(f.path)
 	if err != nil {
 		return fmt.Errorf("keys file: %w", err)

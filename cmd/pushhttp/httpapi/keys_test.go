@@ -146,3 +146,34 @@ func TestKeyFileReloads(t *testing.T) {
 		t.Fatal("OpenKeyFile of a missing file worked")
 	}
 }
+
+// A keys file group or others may write is refused at open, and when it
+// becomes so and is read again the keys in use stay.
+func TestKeyFileWritableByOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := AppendKey(path, KeyEntry{Name: "billing", Hash: HashKey("k1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o620); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenKeyFile(path, nil); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("OpenKeyFile of a file group may write: %v", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenKeyFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Reload(); err == nil {
+		t.Fatal("Reload of a file anyone may write: no error")
+	}
+	if _, ok := f.lookup("k1"); !ok {
+		t.Fatal("the key in use was dropped")
+	}
+}
