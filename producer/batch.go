@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -112,23 +113,24 @@ func (b *batch) flush(ctx context.Context) {
 // connection closes (the answers' subscription with it); the pushes left
 // unanswered then are unacknowledged.
 func (b *batch) wait(ctx context.Context) {
-	for {
-		b.mu.Lock()
-		left := b.waiting
-		b.mu.Unlock()
-		if left == 0 {
-			return
-		}
+	for b.left() > 0 {
 		select {
 		case <-b.answered:
-			continue
 		case <-ctx.Done():
 			b.fail(fmt.Errorf("%w: %w", ErrUnacknowledged, ctx.Err()))
+			return
 		case <-b.closed:
 			b.fail(fmt.Errorf("%w: %w", ErrUnacknowledged, nats.ErrConnectionClosed))
+			return
 		}
-		return
 	}
+}
+
+// left is how many pushes sent await their answer.
+func (b *batch) left() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting
 }
 
 // batch gathers the answers of one PublishBatch.
@@ -144,7 +146,7 @@ type batch struct {
 }
 
 func (b *batch) onReply(m *nats.Msg) {
-	i, err := strconv.Atoi(lastToken(m.Subject))
+	i, err := strconv.Atoi(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:])
 	if err != nil {
 		return
 	}
@@ -161,10 +163,7 @@ func (b *batch) onReply(m *nats.Msg) {
 		return
 	}
 	if noResponders {
-		// As Push does: nobody holds the session, the producer parks it.
-		b.p.deadLetter(b.sent[i], b.msgs[i].Session, b.msgs[i].Priority)
-		r.Ack = protocol.Ack{Status: protocol.StatusDead, Reason: string(push.ReasonOffline), Node: b.p.opts.Name,
-			ID: b.sent[i].Header.Get(protocol.HeaderID)}
+		r.Ack = b.p.park(b.sent[i], b.msgs[i].Session, b.msgs[i].Priority) // as Push does
 	} else if r.Ack, r.Err = protocol.ParseAck(m); r.Err != nil {
 		r.Err = fmt.Errorf("push %s: %w", b.sent[i].Header.Get(protocol.HeaderID), r.Err)
 	}
@@ -185,13 +184,4 @@ func (b *batch) fail(err error) {
 			b.waiting--
 		}
 	}
-}
-
-func lastToken(subject string) string {
-	for i := len(subject) - 1; i >= 0; i-- {
-		if subject[i] == '.' {
-			return subject[i+1:]
-		}
-	}
-	return subject
 }

@@ -8,7 +8,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pushfabric/pushfabric/dlq"
 	"github.com/pushfabric/pushfabric/protocol"
 	"github.com/pushfabric/pushfabric/push"
 )
@@ -62,7 +61,7 @@ func (p *Producer) PushGroup(ctx context.Context, group string, prio push.Priori
 	switch {
 	case a.Members == 0 && len(a.Dead) == 0 && (heard || a.Offline):
 		a.Offline = true
-		p.deadLetterGroup(m, group, prio)
+		p.park(m, protocol.GroupLetterSession(group), prio)
 	case !heard && ctx.Err() != nil:
 		return a, fmt.Errorf("push %s to group %s: %w: %w", a.ID, group, ErrUnacknowledged, ctx.Err())
 	case !heard:
@@ -138,11 +137,4 @@ func groupAckAllowed(h nats.Header) error {
 		return fmt.Errorf("%s %s: per session only, not for a group push", protocol.HeaderAck, v)
 	}
 	return nil
-}
-
-// deadLetterGroup parks a group push no node had a member for.
-func (p *Producer) deadLetterGroup(m *nats.Msg, group string, prio push.Priority) {
-	p.offline.Add(1)
-	p.dl.Write(dlq.Letter{Subject: m.Subject, Session: protocol.GroupLetterSession(group), Priority: prio.String(),
-		Reason: push.ReasonOffline, Header: m.Header, Data: append([]byte(nil), m.Data...)})
 }

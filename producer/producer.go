@@ -320,9 +320,8 @@ func (p *Producer) Push(ctx context.Context, session string, prio push.Priority,
 	id := m.Header.Get(protocol.HeaderID)
 	reply, err := p.nc.RequestMsgWithContext(ctx, m)
 	if errors.Is(err, nats.ErrNoResponders) {
-		p.deadLetter(m, session, prio)
 		span.SetAttributes(attribute.String("pushfabric.ack", protocol.StatusDead), attribute.String("pushfabric.dead_reason", string(push.ReasonOffline)))
-		return protocol.Ack{Status: protocol.StatusDead, Reason: string(push.ReasonOffline), Node: p.opts.Name, ID: id}, nil
+		return p.park(m, session, prio), nil
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -460,11 +459,15 @@ func (p *Producer) expireUntil(now time.Time) {
 	p.signalEmptyLocked()
 }
 
-func (p *Producer) deadLetter(m *nats.Msg, session string, prio push.Priority) {
+// park writes m, which no node held the session of, as an offline dead
+// letter for session (the dead-letter session token: a group's is
+// protocol.GroupLetterSession) and returns the ack that says so.
+func (p *Producer) park(m *nats.Msg, session string, prio push.Priority) protocol.Ack {
 	p.offline.Add(1)
 	// The payload is copied: the caller may reuse it once Push returns.
 	p.dl.Write(dlq.Letter{Subject: m.Subject, Session: session, Priority: prio.String(), Reason: push.ReasonOffline, Header: m.Header,
 		Data: append([]byte(nil), m.Data...)})
+	return protocol.Ack{Status: protocol.StatusDead, Reason: string(push.ReasonOffline), Node: p.opts.Name, ID: m.Header.Get(protocol.HeaderID)}
 }
 
 // Stats returns the counters so far.

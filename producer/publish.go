@@ -23,10 +23,11 @@ import (
 // round trip (see mark), and Options.StatusWindow bounds the wait. An
 // error means the push was not sent.
 //
-// It is the fast path: the push's message is built in the slot that
-// remembers it (see ring), its id, subjects and send time in blocks of
-// strings, so that a push costs about what a plain publish of the same
-// bytes does (BENCHMARKS.md, "Producer").
+// It is the fast path: the push is built in the producer's one reused
+// message (scratch), its id, subjects and send time in blocks of strings,
+// and the ring keeps of it only what a dead letter needs, so that a push
+// costs about what a plain publish of the same bytes does (BENCHMARKS.md,
+// "Producer").
 func (p *Producer) Publish(session string, prio push.Priority, payload []byte, opts ...Option) error {
 	if !p.running.Load() {
 		return ErrNotRunning
