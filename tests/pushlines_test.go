@@ -2,6 +2,8 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -106,5 +108,39 @@ func TestPushctlPushLines(t *testing.T) {
 		if r := runTool(t, nil, "pushctl", append(args, "--nats", s.ClientURL())...); r.code != 2 || !strings.Contains(r.stderr, "--") {
 			t.Errorf("pushctl %q: exit %d; want 2 with a usage line:\n%s%s", args, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// A script that writes its pushes now and then into pushctl push --lines
+// (a pipe that stays open) has each sent when it is written, not once a
+// batch's worth has piled up or the pipe closes.
+func TestPushctlPushLinesFromASlowWriter(t *testing.T) {
+	s := natstest.Server(t)
+	n := startEdge(t, edgeConfig(t, s, "n1"))
+	alice := dial(t, n.tcp(), "alice", client.Options{})
+	cmd := exec.Command(binary(t, "pushctl"), "push", "--lines", "--nats", s.ClientURL())
+	cmd.Env = toolEnv(t)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for i := range 3 {
+		id := fmt.Sprintf("slow-%d", i)
+		if _, err := fmt.Fprintf(stdin, `{"session":"alice","payload":"p","headers":{"Push-Id":%q}}`+"\n", id); err != nil {
+			t.Fatal(err)
+		}
+		if f := recv(t, alice); f.ID != id { // before the next line is written, the pipe still open
+			t.Fatalf("got %s; want %s", f.ID, id)
+		}
+	}
+	_ = stdin.Close()
+	if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "3 lines: 3 enqueued") {
+		t.Fatalf("pushctl push --lines: %v:\n%s", err, out.String())
 	}
 }

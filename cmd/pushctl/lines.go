@@ -74,7 +74,8 @@ func (s *lineSummary) String() string {
 }
 
 // pushLines reads pushes as JSON lines from in and sends them through
-// PublishBatch, --batch at a time. It prints to out, in the order of the
+// PublishBatch, --batch at a time, or what was read when no more input is
+// waiting. It prints to out, in the order of the
 // lines, each that did not go through (all of them with --json), then the
 // summary; a line that is not a push is refused and the others still go.
 // Exit status 1 unless every push was enqueued, written or received.
@@ -109,7 +110,7 @@ func (c *pushCmd) pushLines(p *producer.Producer, prio push.Priority, in io.Read
 		}
 		batch, waiting = batch[:0], waiting[:0]
 	}
-	r := bufio.NewReaderSize(in, 64<<10)
+	r := bufio.NewReaderSize(in, 256<<10)
 	for n := 1; ; n++ {
 		line, err := readLine(r, maxLine)
 		if errors.Is(err, io.EOF) && len(line) == 0 {
@@ -137,7 +138,9 @@ func (c *pushCmd) pushLines(p *producer.Producer, prio push.Priority, in io.Read
 		} else {
 			waiting, batch = append(waiting, pending{n: n, push: len(batch)}), append(batch, m)
 		}
-		if len(batch) >= c.Batch || len(waiting) >= 4*c.Batch {
+		// A batch goes when it is full, or when no more input is waiting
+		// (the next read may block: a script writing now and then).
+		if len(batch) >= c.Batch || len(waiting) >= 4*c.Batch || r.Buffered() == 0 {
 			flush()
 		}
 	}

@@ -46,7 +46,7 @@ type pushCmd struct {
 	Timeout     time.Duration `default:"10s" help:"How long to wait for the acknowledgement."`
 	JSON        bool          `name:"json" help:"Print the acknowledgement as JSON."`
 	Lines       bool          `help:"Read pushes from standard input, one JSON object a line ({\"session\":…,\"priority\":…,\"payload\":…,\"headers\":{…}}, docs/pushing.md), send them in batches and print what became of each that did not go through, then a summary. --priority, --ack, --content-type, --header and --expires-in apply to every line, unless the line says otherwise; --timeout to each batch."`
-	Batch       int           `default:"1000" help:"With --lines: pushes sent at once, their acknowledgements awaited together."`
+	Batch       int           `default:"1000" help:"With --lines: the most pushes sent at once, their acknowledgements awaited together (fewer when no more input is waiting)."`
 }
 
 // Help is shown under the command's usage.
